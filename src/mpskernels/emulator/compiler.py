@@ -1,0 +1,89 @@
+"""Compile emulator C++ into a shared library, cached on disk by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from .._paths import cache_dir, emulator_include_dir
+from ..msl.errors import Diagnostic, MSLCompileError
+from ..msl.preprocess import compiler, parse_diagnostics
+
+# -fno-strict-aliasing: kernels reinterpret buffers freely (float* as float4*), which MSL allows.
+FLAGS = (
+    "-std=c++17", "-O2", "-fPIC", "-shared", "-pthread", "-fno-exceptions", "-fno-rtti", "-fvisibility=hidden",
+    "-fno-strict-aliasing", "-fno-math-errno", "-w",
+)  # fmt: skip
+
+SHIM_HEADER = "mtl/shim.h"
+
+
+def extra_flags() -> list[str]:
+    """MPSKERNELS_EMULATOR_CXXFLAGS adds compiler flags (e.g. -DMTL_FIBER_UCONTEXT, -fsanitize=...)."""
+    return os.environ.get("MPSKERNELS_EMULATOR_CXXFLAGS", "").split()
+_LOCATION = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)?", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def toolchain_fingerprint() -> str:
+    """Hash of the shim headers, the compiler's version and the flags: any change invalidates the cache."""
+    h = hashlib.sha256()
+    for path in sorted((emulator_include_dir() / "mtl").rglob("*")):
+        if path.is_file():
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    version = subprocess.run([compiler(), "--version"], capture_output=True, text=True).stdout
+    h.update(version.encode())
+    h.update(" ".join(FLAGS).encode())
+    return h.hexdigest()
+
+
+def shim_header_path() -> str:
+    return str(emulator_include_dir() / SHIM_HEADER)
+
+
+def build(cpp_source: str) -> Path:
+    """Path of the shared library for this C++ source, compiling it unless the cache has it."""
+    flags = [*FLAGS, *extra_flags()]
+    key = hashlib.sha256((toolchain_fingerprint() + " ".join(flags) + cpp_source).encode()).hexdigest()[:32]
+    out = cache_dir() / f"{key}.so"
+    if out.exists():
+        return out
+    with tempfile.TemporaryDirectory(prefix="mpskernels-emu-") as tmp:
+        src = Path(tmp) / "kernel.cpp"
+        src.write_text(cpp_source)
+        partial = Path(tmp) / "kernel.so"
+        cmd = [compiler(), *flags, "-I", str(emulator_include_dir()), str(src), "-o", str(partial)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise compile_error(proc.stderr, str(src))
+        # Atomic publish: concurrent builders of the same source each rename a complete file.
+        fd, staging = tempfile.mkstemp(dir=cache_dir(), suffix=".so.tmp")
+        os.close(fd)
+        os.replace(partial, staging)
+        os.replace(staging, out)
+    return out
+
+
+def compile_error(stderr: str, generated: str) -> MSLCompileError:
+    """Errors against .metal lines: an error inside the shim is reported at the kernel line that led to it."""
+    include = str(emulator_include_dir())
+    diags = []
+    last_user_site = None
+    for line in stderr.splitlines():
+        m = _LOCATION.match(line)
+        if m and not m.group("file").startswith(include) and m.group("file") != generated:
+            last_user_site = (m.group("file"), int(m.group("line")))
+        for d in parse_diagnostics(line):
+            if d.file.startswith(include) and last_user_site:
+                d = Diagnostic(last_user_site[0], last_user_site[1], d.message)
+            diags.append(d)
+    details = "\n".join(stderr.replace(include + "/", "<emulator>/").splitlines()[:80])
+    if not diags:
+        diags = [Diagnostic("<emulator>", 0, "C++ compilation failed")]
+    return MSLCompileError(diags, details)
