@@ -183,3 +183,22 @@ def test_literals_become_float_and_half():
     unit = read("kernel void k(device half* y [[buffer(0)]]) { y[0] = 0.5h + half(1e-3) + half(2.); }")
     cpp = unit.cpp(Specialization(), "shim.h")
     assert "half(0.5f) + half(1e-3f) + half(2.f)" in cpp
+
+
+def test_member_functions_overloaded_only_by_address_space_are_merged():
+    unit = read(
+        """
+        struct Acc {
+          float v;
+          float get() const thread { return v; }
+          float get() const device { return v; }
+          float get() const threadgroup { return v; }
+          void add(float x) thread { v += x; }
+        };
+        kernel void k(device float* y [[buffer(0)]]) { Acc a{1}; a.add(2); y[0] = a.get(); }
+        """
+    )
+    assert len(unit.program.duplicate_members) == 2
+    cpp = unit.cpp(Specialization(), "shim.h").split("#line 1")[0]
+    assert cpp.count("float get() const") == 1
+    assert "void add(float x)" in cpp

@@ -125,6 +125,9 @@ class Program:
     threadgroup_variables: list[ThreadgroupVariable] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     instantiations: list[tuple[int, int]] = field(default_factory=list)  # statements to replace
+    # Member functions that differ from an earlier one only by address-space qualifiers (`f() device` beside
+    # `f() thread`): identical once address spaces are erased, so the transform drops them.
+    duplicate_members: list[tuple[int, int]] = field(default_factory=list)
 
 
 def error(tok: Token, message: str) -> MSLCompileError:
@@ -289,6 +292,7 @@ class Parser:
             elif decl.body is None:
                 self.read_program_scope_declaration(decl)
         self.find_threadgroup_variables()
+        self.find_address_space_overloads()
         self.classify_sync()
         for kernel in self.program.kernels.values():
             if not kernel.is_template:
@@ -632,6 +636,37 @@ class Parser:
             elif depth == 0 and x.text in ("*", "&", "&&", "(", "="):
                 return False
         return True
+
+    # -- member functions overloaded by address space --
+
+    _QUALIFIERS = {"const", "volatile", "&", "&&", "noexcept", *ADDRESS_SPACES}
+
+    def find_address_space_overloads(self) -> None:
+        tokens = self.tokens
+        enclosing: list[int] = []
+        seen: set[tuple] = set()
+        for k, t in enumerate(tokens):
+            if t.text == "{":
+                enclosing.append(k)
+            elif t.text == "}" and enclosing:
+                enclosing.pop()
+            if t.text != ")" or not enclosing:
+                continue
+            end = k + 1
+            while end < len(tokens) and tokens[end].text in self._QUALIFIERS:
+                end += 1
+            qualifiers = [x.text for x in tokens[k + 1 : end]]
+            if not set(qualifiers) & set(ADDRESS_SPACES) or end >= len(tokens) or tokens[end].text not in ("{", ";"):
+                continue
+            start = self.opening_paren(k) - 1
+            while start > 0 and tokens[start - 1].text not in (";", "{", "}", ":"):
+                start -= 1
+            last = matching(tokens, end) if tokens[end].text == "{" else end
+            signature = tuple(x.text for x in tokens[start:end] if x.text not in ADDRESS_SPACES)
+            key = (enclosing[-1], signature)
+            if key in seen:
+                self.program.duplicate_members.append((start, last))
+            seen.add(key)
 
     # -- which kernels need the fiber scheduler --
 

@@ -144,6 +144,9 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             init = f"{type_name}()"  # undefined: reads as zero; is_function_constant_defined says false
         edits.replace(*span(*fc.statement), f"static {keyword} {type_name} {fc.name} = {init};")
 
+    for first, last in program.duplicate_members:
+        edits.replace(*span(first, last), "")
+
     for site, var in enumerate(program.threadgroup_variables):
         parts = []
         for name, suffix in var.declarators:
