@@ -28,8 +28,8 @@ struct Context {
 extern "C" void mtl_fiber_switch(void** save_sp, void* load_sp);
 extern "C" void mtl_fiber_trampoline();
 
-// The switch pushes the callee-saved registers and the SSE/x87 control words, stores the stack pointer, loads
-// the other one and pops the same frame from it. A fresh fiber's frame "returns" into the trampoline, which
+// The switch pushes the callee-saved registers, stores the stack pointer, loads the other one and pops the same
+// frame from it. The SSE/x87 control words are not switched: kernels cannot change rounding modes. A fresh fiber's frame "returns" into the trampoline, which
 // calls fn(arg) with r12 = arg and rbx = fn.
 asm(R"(
   .text
@@ -44,14 +44,8 @@ mtl_fiber_switch:
   pushq %r13
   pushq %r14
   pushq %r15
-  subq $8, %rsp
-  stmxcsr (%rsp)
-  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
-  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -73,17 +67,17 @@ mtl_fiber_trampoline:
 )");
 
 inline void init(Context& ctx, void* stack_base, size_t stack_size, EntryFn fn, void* arg) {
-  // Frame layout from low to high: control words, r15, r14, r13, r12, rbx, rbp, return address.
+  // Frame layout from low to high: r15, r14, r13, r12, rbx, rbp, return address. After `ret` pops the last
+  // word, rsp must be 16-byte aligned so the trampoline's call sees the ABI's alignment.
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack_base) + stack_size) & ~uintptr_t(15);
-  uint64_t* frame = reinterpret_cast<uint64_t*>(top - 64);  // 16-aligned, so rsp is 16-aligned after `ret`
-  frame[0] = 0x1F80ull | (uint64_t(0x037F) << 32);              // default MXCSR and x87 control word
-  frame[1] = 0;                                                 // r15
-  frame[2] = 0;                                                 // r14
-  frame[3] = 0;                                                 // r13
-  frame[4] = reinterpret_cast<uint64_t>(arg);                   // r12
-  frame[5] = reinterpret_cast<uint64_t>(fn);                    // rbx
-  frame[6] = 0;                                                 // rbp
-  frame[7] = reinterpret_cast<uint64_t>(&mtl_fiber_trampoline);
+  uint64_t* frame = reinterpret_cast<uint64_t*>(top - 56);
+  frame[0] = 0;                                                 // r15
+  frame[1] = 0;                                                 // r14
+  frame[2] = 0;                                                 // r13
+  frame[3] = reinterpret_cast<uint64_t>(arg);                   // r12
+  frame[4] = reinterpret_cast<uint64_t>(fn);                    // rbx
+  frame[5] = 0;                                                 // rbp
+  frame[6] = reinterpret_cast<uint64_t>(&mtl_fiber_trampoline);
   ctx.sp = frame;
 }
 

@@ -183,6 +183,8 @@ struct Group {
   int32_t site_ids[64];
   uint32_t site_offsets[64];
   int num_sites;
+  std::vector<uint32_t> order;  // lane order of a scheduling pass (shuffled each pass in shuffled mode)
+  uint32_t cursor;              // position of the pass in `order`
 };
 
 namespace detail {
@@ -274,6 +276,28 @@ inline T* tg_alloc(int site_id, const char* file, unsigned line) {
 // ---------------------------------------------------------------------------------------------------------------
 // Blocking points.
 
+// The next ready lane of the current scheduling pass, or null when the pass is over.
+inline Lane* next_ready(Group& g) {
+  while (g.cursor < g.order.size()) {
+    Lane* lane = &g.lanes[g.order[g.cursor++]];
+    if (lane->state == LaneState::Ready) return lane;
+  }
+  return nullptr;
+}
+
+// Leaves a lane that blocked or finished: straight into the next ready lane (one switch instead of two through
+// the scheduler), or back to the scheduler at the end of the pass.
+inline void switch_from(Lane& lane) {
+  Group& g = *lane.group;
+  Lane* next = next_ready(g);
+  if (next) {
+    detail::current_lane = next;
+    fiber::swap(lane.ctx, next->ctx);
+  } else {
+    fiber::swap(lane.ctx, g.scheduler);
+  }
+}
+
 inline void block(Lane& lane, LaneState state, Site site, const char* op) {
   Group& g = *lane.group;
   if (!g.in_fiber_mode) {
@@ -283,7 +307,7 @@ inline void block(Lane& lane, LaneState state, Site site, const char* op) {
   lane.state = state;
   lane.site = site;
   lane.op_name = op;
-  fiber::swap(lane.ctx, g.scheduler);
+  switch_from(lane);
 }
 
 inline void wait_barrier(Site site) { block(current_lane(), LaneState::Barrier, site, "threadgroup_barrier"); }
@@ -403,7 +427,7 @@ inline void fiber_main(void* p) {
   Group& g = *lane.group;
   g.dispatch->entry->lane_fn(lane);
   lane.state = LaneState::Done;
-  fiber::swap(lane.ctx, g.scheduler);
+  switch_from(lane);
 }
 
 inline size_t fiber_stack_size() {
@@ -487,7 +511,8 @@ inline void run_group_with_fibers(Group& g) {
   for (uint32_t i = 0; i < g.num_lanes; ++i) fiber::init(g.lanes[i].ctx, w.stacks[i], w.stack_size, &fiber_main, &g.lanes[i]);
 
   const DispatchArgs& a = *g.dispatch->args;
-  std::vector<uint32_t> order(g.num_lanes);
+  std::vector<uint32_t>& order = g.order;
+  order.resize(g.num_lanes);
   for (uint32_t i = 0; i < g.num_lanes; ++i) order[i] = i;
   bool shuffled = a.order_mode == kOrderShuffled;
   uint64_t rng = (a.seed ^ 0x9E3779B97F4A7C15ull) + 0x632BE59BD9B4E019ull * (1 + g.id[0] + 7919ull * g.id[1] +
@@ -496,11 +521,10 @@ inline void run_group_with_fibers(Group& g) {
 
   for (;;) {
     if (shuffled) shuffle_order(order, rng);
-    for (uint32_t i : order) {
-      Lane& lane = g.lanes[i];
-      if (lane.state != LaneState::Ready) continue;
-      detail::current_lane = &lane;
-      fiber::swap(g.scheduler, lane.ctx);
+    g.cursor = 0;
+    if (Lane* first = next_ready(g)) {
+      detail::current_lane = first;
+      fiber::swap(g.scheduler, first->ctx);  // returns when the pass is over (or a lane failed)
       if (g.failed) return;
     }
     if (resolve_collectives(g)) continue;
@@ -630,6 +654,16 @@ inline int dispatch(const Entry& entry, DispatchArgs* a) {
     std::snprintf(a->error, sizeof(a->error),
                   "kernel '%s': threadgroup size %ux%ux%u = %llu threads; it must be between 1 and %u", entry.host_name,
                   a->group[0], a->group[1], a->group[2], (unsigned long long)group_threads, kMaxThreadsPerGroup);
+    return 1;
+  }
+  // [[threadgroup(n)]] arguments alone may exceed the limit (tg_alloc checks only when a kernel declares arrays);
+  // they must also fit the worker's arena, so check them before any group runs.
+  uint64_t dynamic_bytes = 0;
+  for (int i = 0; i < kMaxThreadgroupArgs; ++i) dynamic_bytes += (a->threadgroup_lengths[i] + 15ull) / 16 * 16;
+  if (dynamic_bytes > kMaxThreadgroupMemory) {
+    std::snprintf(a->error, sizeof(a->error),
+                  "kernel '%s': threadgroup memory exceeds 32 KiB: %llu bytes of [[threadgroup]] arguments",
+                  entry.host_name, (unsigned long long)dynamic_bytes);
     return 1;
   }
   Dispatch d;
