@@ -32,6 +32,7 @@
 #define MAXFLOAT	3.40282347e+38F
 #endif
 
+#ifndef M_PI_F
 #define M_E_F 2.71828182845904523536028747135266250f
 #define M_LOG2E_F 1.44269504088896340735992468100189214f
 #define M_LOG10E_F 0.434294481903251827651128918916605082f
@@ -45,7 +46,9 @@
 #define M_2_SQRTPI_F 1.12837916709551257389615890312154517f
 #define M_SQRT2_F 1.41421356237309504880168872420969808f
 #define M_SQRT1_2_F 0.707106781186547524400844362104849039f
+#endif
 
+#ifndef M_PI_H
 #define M_E_H (::half(M_E_F))
 #define M_LOG2E_H (::half(M_LOG2E_F))
 #define M_LOG10E_H (::half(M_LOG10E_F))
@@ -59,7 +62,9 @@
 #define M_2_SQRTPI_H (::half(M_2_SQRTPI_F))
 #define M_SQRT2_H (::half(M_SQRT2_F))
 #define M_SQRT1_2_H (::half(M_SQRT1_2_F))
+#endif
 
+#ifndef HALF_MAX
 #define HALF_DIG 3
 #define HALF_MANT_DIG 11
 #define HALF_MAX_10_EXP 4
@@ -72,6 +77,7 @@
 #define HALF_EPSILON (::half::from_bits(0x1400))
 #define MAXHALF HALF_MAX
 #define HUGE_VALH (::half::from_bits(0x7c00))
+#endif
 
 namespace metal {
 
@@ -275,12 +281,19 @@ template <class R> using int_like_t = std::conditional_t<vshape<R>::n == 0, int,
   inline R name(X x_) {                                                                       \
     return detail::vmap<R>([](auto e) { const float x = float(e); return decltype(e)(expr); }, R(x_)); \
   }
+// The float/integer overloads are more specialised than libstdc++'s
+// pow(Tp, Up) & co., which <math.h> (not <cmath>) drags into the global
+// namespace; without them pow(x, 2) would be ambiguous there.
 #define MTL_FP_BINARY(name, expr)                                                             \
   template <class X, class Y, class R = detail::fp_t<X, Y>>                                   \
   inline R name(X x_, Y y_) {                                                                 \
     return detail::vmap<R>(                                                                   \
         [](auto a, auto b) { const float x = float(a), y = float(b); return decltype(a)(expr); }, R(x_), R(y_)); \
-  }
+  }                                                                                           \
+  template <class I, detail::if_int<I> = 0>                                                   \
+  inline float name(float x_, I y_) { return metal::name(x_, float(y_)); }                    \
+  template <class I, detail::if_int<I> = 0>                                                   \
+  inline float name(I x_, float y_) { return metal::name(float(x_), y_); }
 #define MTL_FP_TERNARY(name, expr)                                                            \
   template <class X, class Y, class Z, class R = detail::fp_t<X, Y, Z>>                       \
   inline R name(X x_, Y y_, Z z_) {                                                           \

@@ -189,6 +189,7 @@ template <class T> constexpr bool is_int_v = std::is_integral<T>::value;
 template <class T> constexpr bool is_num_v = is_fp_v<T> || is_int_v<T> || std::is_same<T, double>::value;
 
 template <class T> using if_num = std::enable_if_t<is_num_v<T>, int>;
+template <class T> using if_int = std::enable_if_t<is_int_v<T>, int>;
 
 template <class T> struct identity { using type = T; };
 template <class T> using identity_t = typename identity<T>::type;
@@ -355,11 +356,11 @@ struct vec : bases::vec_storage<T, N, (N == 2 ? 2 : 4) * sizeof(T)> {
   constexpr vec(U s) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(s); }
   // Component list: any mix of scalars and vectors adding up to N components.
   template <class A, class B, class... R, std::enable_if_t<detail::ncomp_sum<A, B, R...> == N, int> = 0>
-  constexpr vec(const A& a, const B& b, const R&... r) : storage{} {
+  constexpr vec(const A& c0, const B& c1, const R&... cs) : storage{} {
     int i = 0;
-    put(i, a);
-    put(i, b);
-    (put(i, r), ...);
+    put(i, c0);
+    put(i, c1);
+    (put(i, cs), ...);
   }
   // Element-type conversion must be spelled out, as in MSL.
   template <class U, std::enable_if_t<!std::is_same<U, T>::value, int> = 0>
@@ -372,11 +373,11 @@ struct vec : bases::vec_storage<T, N, (N == 2 ? 2 : 4) * sizeof(T)> {
   constexpr const T& operator[](int i) const { return this->v[i]; }
 
 #define MTL_VEC_BINARY(op, fn)                                                              \
-  friend constexpr vec operator op(vec a, const vec& b) {                                   \
-    for (int i = 0; i < N; ++i) a.v[i] = detail::fn(a.v[i], b.v[i]);                        \
-    return a;                                                                               \
+  friend constexpr vec operator op(vec lhs, const vec& rhs) {                               \
+    for (int i = 0; i < N; ++i) lhs.v[i] = detail::fn(lhs.v[i], rhs.v[i]);                  \
+    return lhs;                                                                             \
   }                                                                                         \
-  constexpr vec& operator op##=(const vec& b) { return *this = *this op b; }
+  constexpr vec& operator op##=(const vec& rhs) { return *this = *this op rhs; }
   MTL_VEC_BINARY(+, add_e)
   MTL_VEC_BINARY(-, sub_e)
   MTL_VEC_BINARY(*, mul_e)
@@ -390,10 +391,10 @@ struct vec : bases::vec_storage<T, N, (N == 2 ? 2 : 4) * sizeof(T)> {
 #undef MTL_VEC_BINARY
 
 #define MTL_VEC_CMP(op)                                                                     \
-  friend constexpr vec<bool, N> operator op(const vec& a, const vec& b) {                   \
-    vec<bool, N> r{};                                                                       \
-    for (int i = 0; i < N; ++i) r.v[i] = bool(a.v[i] op b.v[i]);                            \
-    return r;                                                                               \
+  friend constexpr vec<bool, N> operator op(const vec& lhs, const vec& rhs) {               \
+    vec<bool, N> res{};                                                                     \
+    for (int i = 0; i < N; ++i) res.v[i] = bool(lhs.v[i] op rhs.v[i]);                      \
+    return res;                                                                             \
   }
   MTL_VEC_CMP(==)
   MTL_VEC_CMP(!=)
@@ -405,20 +406,20 @@ struct vec : bases::vec_storage<T, N, (N == 2 ? 2 : 4) * sizeof(T)> {
   MTL_VEC_CMP(||)
 #undef MTL_VEC_CMP
 
-  friend constexpr vec operator-(vec a) { for (int i = 0; i < N; ++i) a.v[i] = detail::neg_e(a.v[i]); return a; }
-  friend constexpr vec operator+(vec a) { return a; }
-  friend constexpr vec operator~(vec a) { for (int i = 0; i < N; ++i) a.v[i] = T(~a.v[i]); return a; }
-  friend constexpr vec<bool, N> operator!(const vec& a) {
-    vec<bool, N> r{};
-    for (int i = 0; i < N; ++i) r.v[i] = !a.v[i];
-    return r;
+  friend constexpr vec operator-(vec arg) { for (int i = 0; i < N; ++i) arg.v[i] = detail::neg_e(arg.v[i]); return arg; }
+  friend constexpr vec operator+(vec arg) { return arg; }
+  friend constexpr vec operator~(vec arg) { for (int i = 0; i < N; ++i) arg.v[i] = T(~arg.v[i]); return arg; }
+  friend constexpr vec<bool, N> operator!(const vec& arg) {
+    vec<bool, N> res{};
+    for (int i = 0; i < N; ++i) res.v[i] = !arg.v[i];
+    return res;
   }
 
  private:
   template <class X>
-  constexpr void put(int& i, const X& x) {
-    if constexpr (detail::vshape<X>::n == 0) this->v[i++] = T(x);
-    else for (int k = 0; k < detail::vshape<X>::n; ++k) this->v[i++] = T(x[k]);
+  constexpr void put(int& i, const X& src) {
+    if constexpr (detail::vshape<X>::n == 0) this->v[i++] = T(src);
+    else for (int k = 0; k < detail::vshape<X>::n; ++k) this->v[i++] = T(src[k]);
   }
 };
 
@@ -436,7 +437,7 @@ struct packed_vec : bases::vec_storage<T, N, alignof(T)> {
   template <class U, detail::if_num<U> = 0>
   constexpr packed_vec(U s) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(s); }
   template <class A, class B, class... R, std::enable_if_t<detail::ncomp_sum<A, B, R...> == N, int> = 0>
-  constexpr packed_vec(const A& a, const B& b, const R&... r) : storage{} { *this = vec<T, N>(a, b, r...); }
+  constexpr packed_vec(const A& c0, const B& c1, const R&... cs) : storage{} { *this = vec<T, N>(c0, c1, cs...); }
   constexpr packed_vec(const vec<T, N>& o) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = o.v[i]; }
   template <class U, std::enable_if_t<!std::is_same<U, T>::value, int> = 0>
   explicit constexpr packed_vec(const vec<U, N>& o) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(o.v[i]); }
@@ -449,16 +450,16 @@ struct packed_vec : bases::vec_storage<T, N, alignof(T)> {
   // The exact-match templates beat vec's hidden friends (which would need a
   // user conversion of the packed operand), so mixed forms are unambiguous.
 #define MTL_PACKED_BINARY(op)                                                               \
-  friend constexpr auto operator op(const packed_vec& a, const packed_vec& b) {             \
-    return vec<T, N>(a) op vec<T, N>(b);                                                    \
+  friend constexpr auto operator op(const packed_vec& lhs, const packed_vec& rhs) {         \
+    return vec<T, N>(lhs) op vec<T, N>(rhs);                                                \
   }                                                                                         \
   template <class B, detail::if_not_packed<B> = 0>                                          \
-  friend constexpr auto operator op(const packed_vec& a, const B& b)->decltype(vec<T, N>(a) op b) { \
-    return vec<T, N>(a) op b;                                                               \
+  friend constexpr auto operator op(const packed_vec& lhs, const B& rhs)->decltype(vec<T, N>(lhs) op rhs) { \
+    return vec<T, N>(lhs) op rhs;                                                           \
   }                                                                                         \
   template <class A, detail::if_not_packed<A> = 0>                                          \
-  friend constexpr auto operator op(const A& a, const packed_vec& b)->decltype(a op vec<T, N>(b)) { \
-    return a op vec<T, N>(b);                                                               \
+  friend constexpr auto operator op(const A& lhs, const packed_vec& rhs)->decltype(lhs op vec<T, N>(rhs)) { \
+    return lhs op vec<T, N>(rhs);                                                           \
   }
   MTL_PACKED_BINARY(+)
   MTL_PACKED_BINARY(-)
@@ -480,8 +481,8 @@ struct packed_vec : bases::vec_storage<T, N, alignof(T)> {
 
 #define MTL_PACKED_ASSIGN(op)                                                               \
   template <class B>                                                                        \
-  constexpr auto operator op##=(const B& b)->decltype(vec<T, N>() op b, *this) {            \
-    return *this = packed_vec(vec<T, N>(*this) op b);                                       \
+  constexpr auto operator op##=(const B& rhs)->decltype(vec<T, N>() op rhs, *this) {        \
+    return *this = packed_vec(vec<T, N>(*this) op rhs);                                     \
   }
   MTL_PACKED_ASSIGN(+)
   MTL_PACKED_ASSIGN(-)
@@ -495,9 +496,9 @@ struct packed_vec : bases::vec_storage<T, N, alignof(T)> {
   MTL_PACKED_ASSIGN(>>)
 #undef MTL_PACKED_ASSIGN
 
-  friend constexpr vec<T, N> operator-(const packed_vec& a) { return -vec<T, N>(a); }
-  friend constexpr vec<T, N> operator~(const packed_vec& a) { return ~vec<T, N>(a); }
-  friend constexpr vec<bool, N> operator!(const packed_vec& a) { return !vec<T, N>(a); }
+  friend constexpr vec<T, N> operator-(const packed_vec& arg) { return -vec<T, N>(arg); }
+  friend constexpr vec<T, N> operator~(const packed_vec& arg) { return ~vec<T, N>(arg); }
+  friend constexpr vec<bool, N> operator!(const packed_vec& arg) { return !vec<T, N>(arg); }
 };
 
 // ---------------------------------------------------------------------------
@@ -860,22 +861,10 @@ MTL_MATRIX_TYPEDEFS(half)
 // ---------------------------------------------------------------------------
 static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "float2 layout");
 static_assert(sizeof(float3) == 16 && alignof(float3) == 16, "float3 layout");
-static_assert(sizeof(float4) == 16 && alignof(float4) == 16, "float4 layout");
-static_assert(sizeof(half2) == 4 && alignof(half2) == 4, "half2 layout");
 static_assert(sizeof(half3) == 8 && alignof(half3) == 8, "half3 layout");
-static_assert(sizeof(half4) == 8 && alignof(half4) == 8, "half4 layout");
 static_assert(sizeof(uchar3) == 4 && alignof(uchar3) == 4, "uchar3 layout");
-static_assert(sizeof(bool3) == 4 && alignof(bool3) == 4, "bool3 layout");
-static_assert(sizeof(ushort3) == 8 && alignof(ushort3) == 8, "ushort3 layout");
-static_assert(sizeof(long3) == 32 && alignof(long3) == 32, "long3 layout");
 static_assert(sizeof(packed_float3) == 12 && alignof(packed_float3) == 4, "packed_float3 layout");
-static_assert(sizeof(packed_half3) == 6 && alignof(packed_half3) == 2, "packed_half3 layout");
-static_assert(sizeof(packed_uchar3) == 3 && alignof(packed_uchar3) == 1, "packed_uchar3 layout");
 static_assert(sizeof(float3x3) == 48 && alignof(float3x3) == 16, "float3x3 layout");
-static_assert(sizeof(float4x4) == 64, "float4x4 layout");
-static_assert(sizeof(half3x3) == 24, "half3x3 layout");
-static_assert(sizeof(float2x3) == 32, "float2x3 layout");
-static_assert(std::is_trivially_copyable<float3>::value && std::is_trivially_default_constructible<float3>::value, "vec must be trivial");
-static_assert(std::is_trivially_copyable<half4>::value && std::is_trivially_default_constructible<half4>::value, "vec must be trivial");
-static_assert(std::is_trivially_copyable<packed_float3>::value && std::is_trivially_default_constructible<packed_float3>::value, "packed_vec must be trivial");
-static_assert(std::is_trivially_copyable<float4x4>::value && std::is_trivially_default_constructible<float4x4>::value, "matrix must be trivial");
+static_assert(std::is_trivially_copyable<float3x3>::value && std::is_trivially_default_constructible<float3x3>::value &&
+              std::is_trivially_copyable<packed_float3>::value && std::is_trivially_default_constructible<packed_float3>::value,
+              "vectors and matrices must be trivial (stored in unions, copied as bytes)");

@@ -15,9 +15,11 @@ from ..msl.errors import Diagnostic, MSLCompileError
 from ..msl.preprocess import compiler, parse_diagnostics
 
 # -fno-strict-aliasing: kernels reinterpret buffers freely (float* as float4*), which MSL allows.
+# -fwrapv: signed overflow wraps on the GPU; in C++ it is undefined and -O2 may miscompile it.
+# -fsigned-char: MSL's char is signed (it is not on aarch64 Linux by default).
 FLAGS = (
     "-std=c++17", "-O2", "-fPIC", "-shared", "-pthread", "-fno-exceptions", "-fno-rtti", "-fvisibility=hidden",
-    "-fno-strict-aliasing", "-fno-math-errno", "-w",
+    "-fno-strict-aliasing", "-fwrapv", "-fsigned-char", "-fno-math-errno", "-w",
 )  # fmt: skip
 
 SHIM_HEADER = "mtl/shim.h"
