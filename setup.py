@@ -2,10 +2,12 @@
 
 - The `.metal` sources and the emulator's C++ headers live at the top of the repository (metal/, csrc/emu/);
   build_py copies them into the package as mpskernels/_data/ so an installed package carries them.
-- The Objective-C++ bridge (csrc/mps/) is built on macOS only; a Linux install compiles nothing.
+- The Objective-C++ bridge (csrc/mps/bridge.mm) is built on macOS only, and is optional: if it fails to build,
+  the install goes on and mpskernels uses torch.mps.compile_shader instead. A Linux install compiles nothing.
 """
 
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -26,4 +28,27 @@ class BuildPyWithData(build_py):
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-setup(cmdclass={"build_py": BuildPyWithData})
+def macos_bridge():
+    """The bridge extension and its build command, or nothing off macOS."""
+    if sys.platform != "darwin":
+        return [], {}
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
+
+    class OptionalBuildExtension(BuildExtension):
+        def run(self):
+            try:
+                super().run()
+            except Exception as e:  # no Xcode command-line tools, or a torch built without MPS
+                print(f"mpskernels: not building the Objective-C++ bridge ({e}); compile_shader will be used")
+
+    bridge = CppExtension(
+        "mpskernels._mps_bridge",
+        ["csrc/mps/bridge.mm"],
+        extra_compile_args=["-std=c++17", "-fobjc-arc"],
+        extra_link_args=["-framework", "Metal", "-framework", "Foundation"],
+    )
+    return [bridge], {"build_ext": OptionalBuildExtension}
+
+
+extensions, commands = macos_bridge()
+setup(cmdclass={"build_py": BuildPyWithData, **commands}, ext_modules=extensions)

@@ -1,3 +1,11 @@
-"""mpskernels: faster PyTorch inference on Apple GPUs with Metal kernels, tested everywhere through an MSL emulator."""
+"""mpskernels: faster PyTorch inference on Apple GPUs with Metal kernels, tested everywhere through an MSL emulator.
+
+Importing the package registers its ops as torch.ops.mpskernels.<name>.
+"""
+
+from . import registry
+from .runtime import use_backend
 
 __version__ = "0.1.0"
+
+__all__ = ["registry", "use_backend"]

@@ -97,7 +97,8 @@ class _Bound:
         where = f"kernel '{kernel}': buffer({param.index}) '{param.name}'"
         if t.device.type != "cpu":
             raise DispatchError(f"{where}: the emulator runs on CPU tensors, got a tensor on {t.device}")
-        if info.value_kind != abi.KIND_OTHER:
+        raw_scalar = not info.is_pointer and t.dtype == torch.uint8  # bytes of a `constant T&`, as Metal sees it
+        if info.value_kind != abi.KIND_OTHER and not raw_scalar:
             kind = _TORCH_KINDS.get(t.dtype)
             if kind != info.value_kind or t.element_size() != info.elem_size:
                 raise DispatchError(f"{where} expects {abi.KIND_NAMES[info.value_kind]} elements of "

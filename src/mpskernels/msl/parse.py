@@ -457,6 +457,8 @@ class Parser:
                 condition = "".join(t.text for t in a.args)
             elif a.name in BUILTINS:
                 role, builtin = "builtin", a.name
+            elif a.name == "maybe_unused":
+                continue  # standard C++ attribute: no role of its own
             else:
                 raise error(name_tok, f"kernel '{kernel}': parameter '{name_tok.text}' has [[{a.name}]], which the "
                                       f"emulator does not support (compute kernels only)")

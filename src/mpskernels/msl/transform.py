@@ -114,6 +114,27 @@ def constant_initializer(fc: FunctionConstant, value: object) -> str:
     )
 
 
+def is_static_constant_variable(tokens: list[Token], i: int) -> bool:
+    """Whether tokens[i] (`constant`) is in a `static [const] constant T name = init;` variable declaration.
+
+    MSL accepts such class members with non-integral types (MLX: `static const constant U max = ...;` in a
+    struct), which C++ allows only as constexpr. Declarations that already say constexpr, and functions, are left
+    alone.
+    """
+    k = i
+    while k > 0 and tokens[k - 1].text not in (";", "{", "}", ":"):
+        k -= 1
+    head = {x.text for x in tokens[k:i]}
+    if "static" not in head or "constexpr" in head:
+        return False
+    for x in tokens[i + 1 :]:
+        if x.text == "=":
+            return True
+        if x.text in ("(", "constexpr", ";", "{", "}"):
+            return False  # a function returning a constant reference or pointer, or no initializer
+    return False
+
+
 def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) -> str:
     tokens = program.tokens
     edits = Edits(text)
@@ -147,12 +168,14 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
     for first, last in program.duplicate_members:
         edits.replace(*span(first, last), "")
 
-    for site, var in enumerate(program.threadgroup_variables):
+    site = 0  # one storage site per declarator: `threadgroup float a[8], b[8];` declares two arrays
+    for var in program.threadgroup_variables:
         parts = []
         for name, suffix in var.declarators:
             full = f"{var.type_text}{suffix}"
             ref = f"(&{name}){suffix}" if suffix else f"&{name}"
             parts.append(f"{var.type_text} {ref} = *::mtl::tg_alloc<{full}>({site}, __FILE__, __LINE__);")
+            site += 1
         edits.replace(*span(*var.statement), " ".join(parts))
 
     # Token-level edits.
@@ -170,7 +193,10 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             elif t.text == "constant":
                 near_const = (i > 0 and tokens[i - 1].text == "const") or (
                     i + 1 < len(tokens) and tokens[i + 1].text == "const")
-                edits.replace(t.start, t.end, "" if near_const else "const")
+                if is_static_constant_variable(tokens, i):
+                    edits.replace(t.start, t.end, "constexpr")
+                else:
+                    edits.replace(t.start, t.end, "" if near_const else "const")
             elif t.text in ADDRESS_SPACES:
                 edits.replace(t.start, t.end, "")
             elif t.text == "is_function_constant_defined" and i + 3 < len(tokens) and tokens[i + 1].text == "(":

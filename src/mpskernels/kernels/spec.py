@@ -1,0 +1,126 @@
+"""The declaration format of a kernel family: the single source of truth for one op.
+
+A `KernelFamily` says which `.metal` file implements the op, the op's schema, its plain-PyTorch reference (the
+fallback and the test oracle), the dtypes and shape constraints it supports, how outputs are allocated, and a pure
+function from shapes and dtype to a `LaunchPlan`. Op registration, backend launches, tests and the docs table are
+derived from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+# Host names end in the dtype's name: rms_norm_float16. The .metal instantiation macros use the same names.
+DTYPE_NAMES: dict[torch.dtype, str] = {
+    torch.float32: "float32",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+}
+FLOAT_DTYPES = tuple(DTYPE_NAMES)
+MSL_SCALAR_TYPES = ("float", "half", "bfloat", "int", "uint", "long", "ulong", "bool", "short", "ushort")
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar argument bound as `constant T&`, with its MSL type spelled out so every backend packs it alike."""
+
+    value: bool | int | float
+    msl_type: str
+
+    def __post_init__(self) -> None:
+        if self.msl_type not in MSL_SCALAR_TYPES:
+            raise ValueError(f"unsupported scalar type {self.msl_type!r}; use one of {MSL_SCALAR_TYPES}")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a backend needs to encode one dispatch, and nothing about how.
+
+    `buffers[i]` binds `[[buffer(i)]]`: the name of an input or output tensor, a Scalar, or None for a slot the
+    kernel does not read in this specialisation (a buffer switched off by a function constant).
+    """
+
+    kernel: str
+    buffers: tuple[str | Scalar | None, ...]
+    threads: tuple[int, int, int]
+    group_size: tuple[int, int, int]
+    constants: Mapping[str, bool | int | float] = field(default_factory=dict)
+    threadgroup_memory: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """What a plan may look at: shapes and dtype, never data (plans must be pure and run under tracing)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> "TensorMeta":
+        return cls(tuple(t.shape), t.dtype)
+
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who wrote a kernel and how it was verified (shown in the docs table and kernel packs)."""
+
+    author: str
+    verified: str
+
+
+@dataclass(frozen=True)
+class KernelFamily:
+    name: str  # op name: torch.ops.mpskernels.<name>
+    source: str  # file in metal/
+    schema: str  # torch.library schema without the name, e.g. "(Tensor x, Tensor? weight, float eps) -> Tensor"
+    reference: Callable[..., Any]  # plain PyTorch, same signature as the op
+    dtypes: tuple[torch.dtype, ...]
+    # Output allocation from the inputs: output name -> function (inputs by name) -> (shape, dtype).
+    outputs: Mapping[str, Callable[[Mapping[str, Any]], tuple[tuple[int, ...], torch.dtype]]]
+    plan: Callable[..., LaunchPlan]  # (inputs by name as TensorMeta / scalars) -> LaunchPlan
+    # Raises ValueError for inputs the op itself rejects (wrong shapes): a usage error, never a fallback.
+    validate: Callable[[Mapping[str, Any]], None] = lambda inputs: None
+    # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
+    constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()
+    description: str = ""
+    fusions: str = ""  # what the kernel fuses, for the docs table
+    provenance: Provenance = Provenance("mpskernels maintainers", "emulator against float64 reference")
+    # Example inputs (small) for opcheck and the docs; name -> factory(dtype) -> args tuple.
+    examples: Callable[[torch.dtype], Sequence[tuple]] = lambda dtype: ()
+
+    @property
+    def qualified_name(self) -> str:
+        return f"mpskernels::{self.name}"
+
+
+# ---- helpers shared by declarations ----
+
+
+def like(name: str):
+    """Output allocation: same shape and dtype as input `name`."""
+
+    def alloc(inputs: Mapping[str, Any]) -> tuple[tuple[int, ...], torch.dtype]:
+        t = inputs[name]
+        return tuple(t.shape), t.dtype
+
+    return alloc
+
+
+def fits_uint32(name: str):
+    """Constraint: the kernel indexes `name` with 32-bit integers."""
+
+    def check(inputs: Mapping[str, Any]) -> str | None:
+        n = inputs[name].numel()
+        return f"{name} has {n} elements, more than 32-bit indexing covers" if n >= 2**32 else None
+
+    check.__doc__ = f"{name} has 2^32 elements or more"
+    return check

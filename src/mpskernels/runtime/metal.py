@@ -1,0 +1,47 @@
+"""The `metal` backend: the compiled Objective-C++ bridge (csrc/mps/bridge.mm), built on macOS only.
+
+The bridge encodes on PyTorch's current MPS stream with its shared encoder, caches libraries by source hash and
+pipeline states by kernel name, and binds tensors with their storage offsets. Everything it needs arrives ready:
+specialised source text, tensors and packed scalar bytes in [[buffer(i)]] order, grid and threadgroup sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
+from .metal_source import pack_scalar, specialised_source
+
+
+def _bridge():
+    from .. import _mps_bridge  # the compiled extension; absent off macOS
+
+    return _mps_bridge
+
+
+class MetalBackend:
+    name = "metal"
+    device_types = ("mps",)
+
+    def unavailable(self) -> str | None:
+        if not torch.backends.mps.is_available():
+            return "MPS is not available on this machine"
+        try:
+            _bridge()
+        except ImportError as e:
+            return f"the Objective-C++ bridge is not built ({e})"
+        return None
+
+    def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
+        text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
+        placeholder = next(iter(tensors.values()))
+        args = []
+        for b in plan.buffers:
+            if isinstance(b, str):
+                args.append(tensors[b])
+            elif isinstance(b, Scalar):
+                args.append(pack_scalar(b))
+            else:
+                args.append(placeholder)
+        _bridge().launch(text, digest, plan.kernel, args, list(plan.threads), list(plan.group_size),
+                         sorted(plan.threadgroup_memory.items()))

@@ -1,0 +1,204 @@
+"""Every declared kernel family as a torch.library op: correctness on the emulator, opcheck, torch.compile,
+backend choice and fallbacks, input handling. Test cases come from the declarations themselves."""
+
+import logging
+
+import pytest
+import torch
+
+import mpskernels
+from mpskernels import registry, runtime
+from mpskernels.kernels import FAMILIES
+from mpskernels.runtime import BackendError, use_backend
+from mpskernels.tolerances import compare
+
+CASES = [
+    pytest.param(family, dtype, i, id=f"{family.name}-{str(dtype)[6:]}-{i}")
+    for family in FAMILIES
+    for dtype in family.dtypes
+    for i in range(len(family.examples(dtype)))
+]
+
+
+@pytest.fixture
+def poisoned_outputs(monkeypatch):
+    monkeypatch.setattr(registry, "poison_outputs", True)
+
+
+def float64_reference(family, args):
+    up = [a.double() if isinstance(a, torch.Tensor) else a for a in args]
+    return family.reference(*up)
+
+
+@pytest.mark.parametrize("family, dtype, i", CASES)
+def test_kernel_matches_float64_reference_on_the_emulator(family, dtype, i, poisoned_outputs):
+    args = family.examples(dtype)[i]
+    with use_backend("emulator"):
+        out = registry.op(family.name)(*args)
+    assert out.dtype == dtype
+    result = compare(out, float64_reference(family, args), dtype)
+    assert result.ok, str(result)
+    # ... and with the reference in the same dtype.
+    assert compare(out, family.reference(*args), dtype).ok
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_opcheck(family):
+    for args in family.examples(torch.float32):
+        torch.library.opcheck(registry.op(family.name).default, args)
+    with use_backend("emulator"):
+        torch.library.opcheck(registry.op(family.name).default, family.examples(torch.float16)[0])
+
+
+def test_compiles_fullgraph_without_recompiles():
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+
+    @torch.compile(backend=counter, fullgraph=True)
+    def block(x, w):
+        return torch.ops.mpskernels.silu(torch.ops.mpskernels.rms_norm(x, w, 1e-6)) * 2
+
+    torch._dynamo.reset()
+    x, w = torch.randn(4, 64), torch.rand(64)
+    for _ in range(3):
+        out = block(x, w)
+    assert counter.frame_count == 1
+    ref = torch.nn.functional.silu(registry.op("rms_norm")(x, w, 1e-6)) * 2
+    torch.testing.assert_close(out, ref)
+
+
+def test_non_contiguous_and_offset_inputs(poisoned_outputs):
+    base = torch.randn(6, 80)
+    x = base[1:5, 3:70:2]  # offset, strided
+    xt = torch.randn(40, 5).t()  # transposed
+    with use_backend("emulator"):
+        for t in (x, xt):
+            assert compare(torch.ops.mpskernels.rms_norm(t, None, 1e-5), float64_reference(
+                registry_family("rms_norm"), (t, None, 1e-5)), torch.float32).ok
+            assert compare(torch.ops.mpskernels.silu(t), torch.nn.functional.silu(t.double()), torch.float32).ok
+
+
+def registry_family(name):
+    return next(f for f in FAMILIES if f.name == name)
+
+
+def test_empty_and_zero_dim_tensors():
+    with use_backend("emulator"):
+        assert torch.ops.mpskernels.silu(torch.empty(0, 3)).shape == (0, 3)
+        assert torch.ops.mpskernels.rms_norm(torch.empty(0, 8), None, 1e-5).shape == (0, 8)
+        scalar = torch.tensor(0.5)
+        torch.testing.assert_close(torch.ops.mpskernels.silu(scalar), torch.nn.functional.silu(scalar))
+        # rms_norm has nothing to normalise over: the declared constraint sends it to the reference.
+        torch.testing.assert_close(torch.ops.mpskernels.rms_norm(scalar, None, 0.0), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: torch.ops.mpskernels.silu(torch.randn(3, dtype=torch.float64)), TypeError,
+         r"mpskernels\.silu: x has dtype torch\.float64; supported dtypes: float32, float16, bfloat16"),
+        (lambda: torch.ops.mpskernels.rms_norm(torch.randn(2, 4), torch.rand(4, dtype=torch.float16), 1e-5),
+         TypeError, r"mpskernels\.rms_norm: all tensors must have one dtype"),
+        (lambda: torch.ops.mpskernels.rms_norm(torch.randn(2, 4), torch.rand(5), 1e-5), ValueError,
+         r"mpskernels\.rms_norm: weight must have shape \(4,\)"),
+        (lambda: registry.run(registry_family("rms_norm"), torch.randn(2, 4), torch.rand(4, device="meta"), 1e-5),
+         ValueError, r"mpskernels\.rms_norm: all tensors must be on one device, got x on cpu, weight on meta"),
+    ],
+    ids=["dtype", "mixed-dtypes", "shape", "mixed-devices"],
+)
+def test_bad_inputs_raise_errors_naming_the_op(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# ---- backend selection ----
+
+
+class Spy:
+    def __init__(self, backend, fail=False):
+        self.backend, self.fail, self.calls = backend, fail, 0
+        self.name, self.device_types = backend.name, ("cpu",)
+
+    def unavailable(self):
+        return None
+
+    def launch(self, family, plan, tensors):
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("simulated launch failure")
+        self.backend.launch(family, plan, tensors)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    def install(fail=False, automatic=False):
+        s = Spy(runtime.BACKENDS["emulator"], fail)
+        monkeypatch.setitem(runtime.BACKENDS, "emulator", s)
+        if automatic:
+            monkeypatch.setitem(runtime.AUTOMATIC, "cpu", ("emulator",))
+        return s
+
+    return install
+
+
+def test_cpu_runs_the_reference_unless_the_emulator_is_asked_for(spy, monkeypatch):
+    s = spy()
+    x = torch.randn(8)
+    torch.ops.mpskernels.silu(x)
+    assert s.calls == 0
+    with use_backend("emulator"):
+        torch.ops.mpskernels.silu(x)
+    assert s.calls == 1
+    monkeypatch.setenv("MPSKERNELS_BACKEND", "emulator")
+    torch.ops.mpskernels.silu(x)
+    assert s.calls == 2
+    monkeypatch.setenv("MPSKERNELS_BACKEND", "reference")
+    torch.ops.mpskernels.silu(x)
+    assert s.calls == 2
+
+
+def test_an_explicit_backend_that_fails_raises(spy):
+    spy(fail=True)
+    with use_backend("emulator"), pytest.raises(BackendError, match=r"mpskernels\.silu: the emulator backend failed"):
+        torch.ops.mpskernels.silu(torch.randn(4))
+    with use_backend("metal-jit"), pytest.raises(BackendError, match="runs on mps tensors, got cpu"):
+        torch.ops.mpskernels.silu(torch.randn(4))
+
+
+def test_an_automatic_backend_that_fails_falls_back_with_one_log_message(spy, caplog):
+    s = spy(fail=True, automatic=True)
+    registry._logged_fallbacks.clear()
+    x = torch.randn(16)
+    with caplog.at_level(logging.INFO, logger="mpskernels"):
+        for _ in range(3):
+            torch.testing.assert_close(torch.ops.mpskernels.silu(x), torch.nn.functional.silu(x))
+    assert s.calls == 3
+    messages = [r.getMessage() for r in caplog.records if "simulated launch failure" in r.getMessage()]
+    assert len(messages) == 1 and "mpskernels.silu" in messages[0]
+
+
+def test_unknown_backend_names_are_rejected(monkeypatch):
+    with pytest.raises(ValueError, match="unknown mpskernels backend 'cuda'"):
+        with use_backend("cuda"):
+            pass
+    monkeypatch.setenv("MPSKERNELS_BACKEND", "gpu")
+    with pytest.raises(BackendError, match="MPSKERNELS_BACKEND='gpu'"):
+        torch.ops.mpskernels.silu(torch.randn(2))
+
+
+def test_docs_kernel_table_is_generated_from_the_declarations():
+    from pathlib import Path
+
+    from mpskernels.docs import kernel_table
+
+    path = Path(__file__).resolve().parent.parent / "docs" / "kernels.md"
+    assert path.read_text() == kernel_table(), "docs/kernels.md is stale: run python -m mpskernels.docs"
+    for family in FAMILIES:
+        assert f"`{family.name}`" in kernel_table()
+
+
+def test_package_import_registers_every_family():
+    assert mpskernels.registry is registry
+    for family in FAMILIES:
+        assert hasattr(torch.ops.mpskernels, family.name)
