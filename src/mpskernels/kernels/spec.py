@@ -23,6 +23,10 @@ FLOAT_DTYPES = tuple(DTYPE_NAMES)
 MSL_SCALAR_TYPES = ("float", "half", "bfloat", "int", "uint", "long", "ulong", "bool", "short", "ushort")
 
 
+def no_validation(inputs: Mapping[str, Any]) -> None:
+    """The default `validate`: the op accepts any shapes its dtypes and constraints allow."""
+
+
 @dataclass(frozen=True)
 class Scalar:
     """A scalar argument bound as `constant T&`, with its MSL type spelled out so every backend packs it alike."""
@@ -88,7 +92,7 @@ class KernelFamily:
     outputs: Mapping[str, Callable[[Mapping[str, Any]], tuple[tuple[int, ...], torch.dtype]]]
     plan: Callable[..., LaunchPlan]  # (inputs by name as TensorMeta / scalars) -> LaunchPlan
     # Raises ValueError for inputs the op itself rejects (wrong shapes): a usage error, never a fallback.
-    validate: Callable[[Mapping[str, Any]], None] = lambda inputs: None
+    validate: Callable[[Mapping[str, Any]], None] = no_validation
     # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
     constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()
     description: str = ""
@@ -105,14 +109,22 @@ class KernelFamily:
 # ---- helpers shared by declarations ----
 
 
-def like(name: str):
-    """Output allocation: same shape and dtype as input `name`."""
+@dataclass(frozen=True)
+class Like:
+    """Output allocation: same shape and dtype as input `name` (which the op has made contiguous)."""
 
-    def alloc(inputs: Mapping[str, Any]) -> tuple[tuple[int, ...], torch.dtype]:
-        t = inputs[name]
+    name: str
+
+    def __call__(self, inputs: Mapping[str, Any]) -> tuple[tuple[int, ...], torch.dtype]:
+        t = inputs[self.name]
         return tuple(t.shape), t.dtype
 
-    return alloc
+    def empty(self, inputs: Mapping[str, Any]) -> torch.Tensor:
+        return torch.empty_like(inputs[self.name])  # the input is contiguous by now, so the output is too
+
+
+def like(name: str) -> Like:
+    return Like(name)
 
 
 def fits_uint32(name: str):

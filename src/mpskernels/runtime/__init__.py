@@ -57,8 +57,20 @@ def use_backend(name: str) -> Iterator[None]:
         _forced.reset(token)
 
 
+# os.environ.get costs ~2 us when the variable is unset (it raises and catches KeyError); its byte-level dict does
+# not, and stays in step with os.environ on POSIX. This runs on every op call.
+_environ_bytes = getattr(os.environ, "_data", None) if os.name == "posix" else None
+
+
+def _env_backend() -> str | None:
+    if _environ_bytes is None:
+        return os.environ.get("MPSKERNELS_BACKEND")
+    value = _environ_bytes.get(b"MPSKERNELS_BACKEND")
+    return value.decode() if value is not None else None
+
+
 def requested_backend() -> str | None:
-    name = _forced.get() or os.environ.get("MPSKERNELS_BACKEND") or None
+    name = _forced.get() or _env_backend() or None
     if name is not None and name not in CHOICES:
         raise BackendError(f"MPSKERNELS_BACKEND={name!r} is not a backend; choose one of {', '.join(CHOICES)}")
     return name
@@ -70,24 +82,29 @@ def unavailable(name: str) -> str | None:
     return BACKENDS[name].unavailable()
 
 
+_automatic_names: dict[tuple[str, tuple[str, ...]], str | None] = {}
+
+
 def choose_backend(device: torch.device) -> tuple[Backend | None, bool]:
     """(backend, explicitly requested); None means: run the PyTorch reference."""
     name = requested_backend()
+    if name is None:
+        candidates = AUTOMATIC.get(device.type, ())
+        key = (device.type, candidates)
+        if key not in _automatic_names:
+            _automatic_names[key] = next((c for c in candidates if unavailable(c) is None), None)
+        chosen = _automatic_names[key]
+        return (BACKENDS[chosen] if chosen else None), False
     if name == "reference":
         return None, True
-    if name is not None:
-        backend = BACKENDS[name]
-        if device.type not in backend.device_types:
-            raise BackendError(f"the {name} backend runs on {'/'.join(backend.device_types)} tensors, got "
-                               f"{device.type} tensors")
-        reason = unavailable(name)
-        if reason:
-            raise BackendError(f"the {name} backend is unavailable: {reason}")
-        return backend, True
-    for candidate in AUTOMATIC.get(device.type, ()):
-        if unavailable(candidate) is None:
-            return BACKENDS[candidate], False
-    return None, False
+    backend = BACKENDS[name]
+    if device.type not in backend.device_types:
+        raise BackendError(f"the {name} backend runs on {'/'.join(backend.device_types)} tensors, got "
+                           f"{device.type} tensors")
+    reason = unavailable(name)
+    if reason:
+        raise BackendError(f"the {name} backend is unavailable: {reason}")
+    return backend, True
 
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "choose_backend", "requested_backend", "use_backend"]
