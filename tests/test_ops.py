@@ -25,21 +25,79 @@ def poisoned_outputs(monkeypatch):
     monkeypatch.setattr(registry, "poison_outputs", True)
 
 
-def float64_reference(family, args):
-    up = [a.double() if isinstance(a, torch.Tensor) else a for a in args]
-    return family.reference(*up)
+def clone_args(args, dtype=None):
+    return tuple(
+        (a.to(dtype) if dtype is not None and a.is_floating_point() else a.clone()) if isinstance(a, torch.Tensor)
+        else a
+        for a in args
+    )
+
+
+def results(family, args, out):
+    """What an op call produced: its outputs, then the inputs it mutated (in schema order)."""
+    outs = () if out is None else out if isinstance(out, tuple) else (out,)
+    names = registry.argument_names(family.schema)
+    return outs + tuple(args[names.index(m)] for m in family.mutates)
+
+
+def run_op(family, args, backend=None):
+    args = clone_args(args)
+    if backend is None:
+        return results(family, args, registry.op(family.name)(*args))
+    with use_backend(backend):
+        return results(family, args, registry.op(family.name)(*args))
+
+
+def run_reference(family, args, dtype=None):
+    args = clone_args(args, dtype)
+    return results(family, args, family.reference(*args))
 
 
 @pytest.mark.parametrize("family, dtype, i", CASES)
 def test_kernel_matches_float64_reference_on_the_emulator(family, dtype, i, poisoned_outputs):
     args = family.examples(dtype)[i]
-    with use_backend("emulator"):
-        out = registry.op(family.name)(*args)
-    assert out.dtype == dtype
-    result = compare(out, float64_reference(family, args), dtype)
-    assert result.ok, str(result)
-    # ... and with the reference in the same dtype.
-    assert compare(out, family.reference(*args), dtype).ok
+    got = run_op(family, args, "emulator")
+    for out, want64, want in zip(got, run_reference(family, args, torch.float64), run_reference(family, args)):
+        assert out.dtype == want.dtype
+        result = compare(out, want64, out.dtype if out.is_floating_point() else torch.float32)
+        assert result.ok, str(result)
+        if out.is_floating_point():  # ... and with the reference in the op's own dtype
+            assert compare(out, want, out.dtype).ok
+
+
+def strided_copy(t: torch.Tensor, offset: int = 3) -> torch.Tensor:
+    """The same values in a non-contiguous view with a storage offset."""
+    if t.dim() == 0:
+        return t.clone()
+    storage = torch.full((offset + t.numel() * 2,), float("nan"), dtype=t.dtype) if t.is_floating_point() else \
+        torch.zeros(offset + t.numel() * 2, dtype=t.dtype)
+    view = storage[offset:].view(*t.shape, 2)[..., 0]
+    view.copy_(t)
+    return view
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_non_contiguous_and_offset_inputs_give_the_same_results(family, poisoned_outputs):
+    for args in family.examples(torch.float32):
+        expected = run_op(family, args, "emulator")
+        strided = tuple(strided_copy(a) if isinstance(a, torch.Tensor) else a for a in args)
+        assert all(not a.is_contiguous() for a in strided if isinstance(a, torch.Tensor) and a.numel() > 1)
+        got = run_op(family, strided, "emulator")
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.fallback_examples(torch.float32)],
+                         ids=lambda f: f.name)
+def test_unsupported_cases_fall_back_to_the_reference(family, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runtime.BACKENDS["emulator"], "launch", lambda *a: launched.append(a))
+    for dtype in family.dtypes:
+        for args in family.fallback_examples(dtype):
+            got = run_op(family, args, "emulator")
+            for g, want in zip(got, run_reference(family, args)):
+                torch.testing.assert_close(g, want, equal_nan=True)
+    assert launched == []
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
@@ -66,17 +124,6 @@ def test_compiles_fullgraph_without_recompiles():
     assert counter.frame_count == 1
     ref = torch.nn.functional.silu(registry.op("rms_norm")(x, w, 1e-6)) * 2
     torch.testing.assert_close(out, ref)
-
-
-def test_non_contiguous_and_offset_inputs(poisoned_outputs):
-    base = torch.randn(6, 80)
-    x = base[1:5, 3:70:2]  # offset, strided
-    xt = torch.randn(40, 5).t()  # transposed
-    with use_backend("emulator"):
-        for t in (x, xt):
-            assert compare(torch.ops.mpskernels.rms_norm(t, None, 1e-5), float64_reference(
-                registry_family("rms_norm"), (t, None, 1e-5)), torch.float32).ok
-            assert compare(torch.ops.mpskernels.silu(t), torch.nn.functional.silu(t.double()), torch.float32).ok
 
 
 def registry_family(name):

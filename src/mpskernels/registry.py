@@ -27,14 +27,30 @@ _LIBRARY = torch.library.Library(NAMESPACE, "DEF")
 _logged_fallbacks: set[tuple[str, str]] = set()
 
 
-def argument_names(schema: str) -> list[str]:
-    """Names of the arguments in a schema like "(Tensor x, Tensor? weight, float eps) -> Tensor"."""
+def schema_arguments(schema: str) -> list[tuple[str, str]]:
+    """(type, name) of each argument in a schema like "(Tensor x, Tensor? weight, float eps) -> Tensor"."""
     inner = schema[schema.index("(") + 1 : schema.index(")")]
-    return [re.split(r"\s+", a.strip())[-1].split("=")[0] for a in inner.split(",") if a.strip()]
+    out = []
+    for arg in inner.split(","):
+        if arg.strip():
+            type_, name = re.split(r"\s+", arg.strip().split("=")[0].strip())[-2:]
+            out.append((type_, name))
+    return out
+
+
+def argument_names(schema: str) -> list[str]:
+    return [name for _, name in schema_arguments(schema)]
 
 
 def _tensors(inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+
+
+def dtype_arguments(family: KernelFamily) -> tuple[str, ...]:
+    """Tensor arguments that carry the op's dtype."""
+    if family.dtype_args is not None:
+        return family.dtype_args
+    return tuple(name for type_, name in schema_arguments(family.schema) if type_.startswith("Tensor"))
 
 
 def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
@@ -45,13 +61,13 @@ def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
     if len(devices) > 1:
         listed = ", ".join(f"{k} on {v.device}" for k, v in tensors.items())
         raise ValueError(f"{op}: all tensors must be on one device, got {listed}")
-    dtypes = {t.dtype for t in tensors.values()}
+    typed = {k: t for k, t in tensors.items() if k in dtype_arguments(family)}
     supported = ", ".join(str(d).replace("torch.", "") for d in family.dtypes)
-    for name, t in tensors.items():
+    for name, t in typed.items():
         if t.dtype not in family.dtypes:
             raise TypeError(f"{op}: {name} has dtype {t.dtype}; supported dtypes: {supported}")
-    if len(dtypes) > 1:
-        listed = ", ".join(f"{k} is {v.dtype}" for k, v in tensors.items())
+    if len({t.dtype for t in typed.values()}) > 1:
+        listed = ", ".join(f"{k} is {v.dtype}" for k, v in typed.items())
         raise TypeError(f"{op}: all tensors must have one dtype, got {listed}")
     validate(family, inputs)
 
@@ -91,6 +107,8 @@ def allocate_outputs(family: KernelFamily, inputs: Mapping[str, Any], device: to
 
 def _result(outputs: dict[str, torch.Tensor]):
     values = tuple(outputs.values())
+    if not values:
+        return None  # a mutating op with no outputs: `-> ()`
     return values[0] if len(values) == 1 else values
 
 
@@ -108,23 +126,35 @@ class OpRunner:
     def __init__(self, family: KernelFamily):
         self.family = family
         self.names = argument_names(family.schema)
+        typed = set(dtype_arguments(family))
+        self.typed_positions = [i for i, n in enumerate(self.names) if n in typed]
         self.dtypes = frozenset(family.dtypes)
-        self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtype and scalars
+        self.mutated = family.mutates
+        self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtypes and scalars
 
     def __call__(self, *args: Any):
         family = self.family
         inputs = dict(zip(self.names, args))
-        device = dtype = None
-        key = []  # plan cache key: shapes, dtype and scalars
+        key = []  # plan cache key: shapes, dtypes and scalars
+        device = None
         for a in args:
             if isinstance(a, torch.Tensor):
-                if device is None:
-                    device, dtype = a.device, a.dtype
-                elif a.device != device or a.dtype != dtype:
-                    check_inputs(family, inputs)  # raises with the details
                 key.append(a.shape)
+                key.append(a.dtype)
+                if device is None:
+                    device = a.device
+                elif a.device != device:
+                    check_inputs(family, inputs)  # raises with the details
             else:
                 key.append(a)
+        dtype = None
+        for i in self.typed_positions:
+            a = args[i]
+            if a is not None:
+                if dtype is None:
+                    dtype = a.dtype
+                elif a.dtype != dtype:
+                    check_inputs(family, inputs)
         if dtype not in self.dtypes:
             check_inputs(family, inputs)
         validate(family, inputs)
@@ -133,7 +163,6 @@ class OpRunner:
         if reason is not None or backend is None:
             _log_fallback_once(family, reason or f"no kernel backend for {device.type} tensors")
             return family.reference(*args)
-        key.append(dtype)
         try:
             return self.launch(backend, inputs, device, tuple(key))
         except Exception as e:
@@ -151,13 +180,17 @@ class OpRunner:
 
     def launch(self, backend, inputs: dict[str, Any], device: torch.device, key: tuple):
         tensors = {}
+        write_back = []  # (original, contiguous copy) of mutated inputs that were not contiguous
         for k, v in inputs.items():
             if isinstance(v, torch.Tensor):
                 if not v.is_contiguous():
-                    inputs[k] = v = v.contiguous()
+                    copy = v.contiguous()
+                    if k in self.mutated:
+                        write_back.append((v, copy))
+                    inputs[k] = v = copy
                 tensors[k] = v
         outputs = allocate_outputs(self.family, inputs, device)
-        if self.is_empty(outputs):
+        if outputs and self.is_empty(outputs):
             return _result(outputs)
         plan = self.plans.get(key)
         if plan is None:
@@ -166,7 +199,10 @@ class OpRunner:
             if len(self.plans) < 4096:
                 self.plans[key] = plan
         tensors.update(outputs)
-        backend.launch(self.family, plan, tensors)
+        if 0 not in plan.threads:  # Metal rejects empty dispatches; there is nothing to do anyway
+            backend.launch(self.family, plan, tensors)
+        for original, copy in write_back:
+            original.copy_(copy)
         return _result(outputs)
 
 

@@ -45,3 +45,4 @@ SILU = KernelFamily(
     fusions="sigmoid and multiply in one pass",
     examples=unary_examples,
 )
+FAMILIES = (SILU,)

@@ -57,6 +57,10 @@ def examples(dtype: torch.dtype):
     return [(x, w, 1e-5), (x[:, :31], None, 1e-6), (torch.randn(2, 1, 70, generator=gen).to(dtype), None, 1e-5)]
 
 
+def fallback_examples(dtype: torch.dtype):
+    return [(torch.tensor(0.75).to(dtype), None, 1e-5)]
+
+
 RMS_NORM = KernelFamily(
     name="rms_norm",
     source="rms_norm.metal",
@@ -70,4 +74,6 @@ RMS_NORM = KernelFamily(
     description="RMSNorm over the last dimension, optional weight",
     fusions="square, mean, rsqrt, scale and weight in one pass per row",
     examples=examples,
+    fallback_examples=fallback_examples,
 )
+FAMILIES = (RMS_NORM,)

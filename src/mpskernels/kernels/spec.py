@@ -98,8 +98,16 @@ class KernelFamily:
     description: str = ""
     fusions: str = ""  # what the kernel fuses, for the docs table
     provenance: Provenance = Provenance("mpskernels maintainers", "emulator against float64 reference")
-    # Example inputs (small) for opcheck and the docs; name -> factory(dtype) -> args tuple.
+    # Inputs the op writes in place (marked `Tensor(a!)` in the schema). A non-contiguous one is computed in a
+    # contiguous copy and copied back.
+    mutates: tuple[str, ...] = ()
+    # Tensor arguments that carry the op's dtype (one of `dtypes`, all alike); None: every tensor argument.
+    # Others (indices, positions) are checked by `validate`.
+    dtype_args: tuple[str, ...] | None = None
+    # Small argument tuples for a dtype: every one runs on the emulator in the tests, and through opcheck.
     examples: Callable[[torch.dtype], Sequence[tuple]] = lambda dtype: ()
+    # Argument tuples that hit a constraint: the tests check they run the reference and launch nothing.
+    fallback_examples: Callable[[torch.dtype], Sequence[tuple]] = lambda dtype: ()
 
     @property
     def qualified_name(self) -> str:
