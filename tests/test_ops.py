@@ -249,3 +249,23 @@ def test_package_import_registers_every_family():
     assert mpskernels.registry is registry
     for family in FAMILIES:
         assert hasattr(torch.ops.mpskernels, family.name)
+
+
+def test_python_entry_points_call_directly_in_eager_and_the_op_under_compile(spy):
+    from mpskernels import ops
+
+    s = spy()
+    x = torch.randn(5, 7)
+    with use_backend("emulator"):
+        torch.testing.assert_close(ops.silu(x), torch.nn.functional.silu(x))
+    assert s.calls == 1
+    assert ops.rms_norm.__doc__.startswith("mpskernels.rms_norm(Tensor x")
+
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    counter = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda t: ops.silu(t) + 1, backend=counter, fullgraph=True)
+    torch.testing.assert_close(compiled(x), torch.nn.functional.silu(x) + 1)
+    graph_ops = {str(n.target) for n in counter.graphs[0].graph.nodes if n.op == "call_function"}
+    assert "mpskernels.silu.default" in graph_ops or "mpskernels.silu" in graph_ops
