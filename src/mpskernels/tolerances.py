@@ -45,9 +45,10 @@ class Comparison:
                 f"{self.mismatches} bad element(s){where}")
 
 
-def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype | None = None) -> Comparison:
-    """Compares with the tolerance of `dtype` (default: actual's dtype); NaN only matches NaN."""
-    tol = tolerance_for(dtype or actual.dtype)
+def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype | None = None,
+            tolerance: Tolerance | None = None) -> Comparison:
+    """Compares with the tolerance of `dtype` (default: actual's dtype), or an explicit one; NaN only matches NaN."""
+    tol = tolerance or tolerance_for(dtype or actual.dtype)
     a = actual.detach().to(torch.float64).cpu()
     e = expected.detach().to(torch.float64).cpu()
     if a.shape != e.shape:

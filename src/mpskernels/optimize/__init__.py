@@ -1,0 +1,235 @@
+"""optimize(model): swap mpskernels' kernels into a model, check every swap, report what happened.
+
+Swaps replace a module's `forward` on the instance (parameters, buffers and state-dict keys are untouched), so
+`restore(model)` undoes them exactly. With example inputs, every swapped module's output is compared with the
+original module's on the inputs it really receives, and a swap that disagrees is rolled back. MPSKERNELS_DISABLE=1
+turns everything off, also for models optimised earlier.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..tolerances import TOLERANCES, Tolerance, compare
+from .config import OptimizeConfig
+from .matchers import Replacement, candidates, find_replacement
+from .report import ROLLED_BACK, SKIPPED, SWAPPED, Report, ReportEntry
+
+__all__ = ["OptimizeConfig", "Report", "optimize", "restore"]
+
+_SWAP_ATTRIBUTE = "_mpskernels_swap"
+_NO_INSTANCE_FORWARD = object()
+
+
+def disabled() -> bool:
+    return os.environ.get("MPSKERNELS_DISABLE", "") not in ("", "0")
+
+
+@dataclass
+class _Swap:
+    kernel: str
+    matched_by: str
+    previous_forward: Any  # the instance's own forward before the swap, or _NO_INSTANCE_FORWARD
+
+
+def _swapped_forward(module: nn.Module, replacement: Replacement) -> Callable[..., Any]:
+    original = module.forward
+    parameters = list(inspect.signature(original).parameters)
+    first = parameters[0] if parameters else None
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        if disabled():
+            return original(*args, **kwargs)
+        if len(args) == 1 and not kwargs:
+            return replacement.forward(args[0])
+        if not args and len(kwargs) == 1 and first in kwargs:
+            return replacement.forward(kwargs[first])
+        return original(*args, **kwargs)  # a call shape the kernel does not take (extra arguments)
+
+    return forward
+
+
+def _install(module: nn.Module, replacement: Replacement) -> None:
+    previous = module.__dict__.get("forward", _NO_INSTANCE_FORWARD)
+    forward = _swapped_forward(module, replacement)
+    object.__setattr__(module, "forward", forward)
+    object.__setattr__(module, _SWAP_ATTRIBUTE, _Swap(replacement.kernel, replacement.matched_by, previous))
+
+
+def _uninstall(module: nn.Module) -> None:
+    swap: _Swap = module.__dict__.pop(_SWAP_ATTRIBUTE)
+    if swap.previous_forward is _NO_INSTANCE_FORWARD:
+        module.__dict__.pop("forward", None)
+    else:
+        object.__setattr__(module, "forward", swap.previous_forward)
+
+
+def restore(model: nn.Module) -> nn.Module:
+    """Undoes every swap optimize() made in `model`."""
+    for module in model.modules():
+        if _SWAP_ATTRIBUTE in module.__dict__:
+            _uninstall(module)
+    model.__dict__.pop("mpskernels_report", None)
+    return model
+
+
+def swapped_modules(model: nn.Module) -> dict[str, str]:
+    """Qualified module name -> kernel, for the modules currently swapped."""
+    return {name: m.__dict__[_SWAP_ATTRIBUTE].kernel for name, m in model.named_modules()
+            if _SWAP_ATTRIBUTE in m.__dict__}
+
+
+# ---- checking ----
+
+PROBE_SEEDS = (0, 1)
+
+
+def _probe_inputs(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+    """Inputs of several distributions, as the verification rules ask: normal, uniform, large, negative, tiny."""
+    out = []
+    for seed in PROBE_SEEDS:
+        g = torch.Generator().manual_seed(seed)
+        base = torch.randn(shape, generator=g)
+        out += [base, torch.rand(shape, generator=g), base * 100, -base.abs() - 0.1, base * 1e-3]
+    return [t.to(device=device, dtype=dtype) for t in out]
+
+
+def _tolerance(dtype: torch.dtype, scale: float) -> Tolerance:
+    # Module against module: both outputs are rounded to the dtype, so allow twice the single-rounding tolerance.
+    tol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    return Tolerance(tol.rtol * 2 * scale, tol.atol * 2 * scale)
+
+
+def _agree(got: Any, want: Any, scale: float) -> tuple[bool, str, float | None]:
+    if not isinstance(got, torch.Tensor) or not isinstance(want, torch.Tensor):
+        return False, "the module does not return a single tensor", None
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False, f"output {tuple(got.shape)} {got.dtype} vs original {tuple(want.shape)} {want.dtype}", None
+    result = compare(got, want, tolerance=_tolerance(want.dtype, scale))
+    return result.ok, str(result), result.max_abs
+
+
+def _module_dtype_device(module: nn.Module, default: torch.device) -> tuple[torch.dtype, torch.device]:
+    for p in module.parameters(recurse=False):
+        return p.dtype, p.device
+    return torch.float32, default
+
+
+@torch.no_grad()
+def _confirm_by_probing(module: nn.Module, replacement: Replacement, device: torch.device,
+                        scale: float) -> tuple[bool, str]:
+    dtype, device = _module_dtype_device(module, device)
+    for shape in replacement.probe_shapes(module):
+        for x in _probe_inputs(shape, dtype, device):
+            try:
+                want = module.forward(x.clone())
+            except Exception as e:  # the module does not take a lone tensor of this shape
+                return False, f"forward failed on a probe input ({type(e).__name__})"
+            ok, detail, _ = _agree(replacement.forward(x.clone()), want, scale)
+            if not ok:
+                return False, detail
+    return True, "agrees on probe inputs"
+
+
+@torch.no_grad()
+def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Sequence[Any]):
+    """Runs the model once; records each module's first call (inputs and output) and the model's output."""
+    seen: dict[str, tuple[tuple, dict, Any]] = {}
+    handles = []
+    for name, m in modules.items():
+        def hook(mod, args, kwargs, output, _name=name):
+            if _name not in seen:
+                clone = lambda v: v.clone() if isinstance(v, torch.Tensor) else v  # noqa: E731
+                seen[_name] = (tuple(clone(a) for a in args), {k: clone(v) for k, v in kwargs.items()}, output)
+        handles.append(m.register_forward_hook(hook, with_kwargs=True))
+    try:
+        output = model(*example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, output
+
+
+def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_inputs: Sequence[Any] | None = None,
+             verify: bool = True) -> nn.Module:
+    """Swaps faster kernels into `model` in place and returns it, with `model.mpskernels_report` attached.
+
+    example_inputs: arguments of one forward call. With them (and verify=True) every swap is checked on the
+    inputs its module really receives and rolled back if its output disagrees; the model's whole output is then
+    compared with the original's. Modules recognised by their computation are always checked on probe inputs.
+    """
+    report = Report()
+    if disabled():
+        report.disabled = True
+        object.__setattr__(model, "mpskernels_report", report)
+        return model
+    config = config or OptimizeConfig()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    chosen: dict[str, tuple[nn.Module, Replacement]] = {}
+
+    for name, module in model.named_modules():
+        if _SWAP_ATTRIBUTE in module.__dict__:
+            continue  # already swapped by an earlier optimize()
+        type_name = type(module).__name__
+        answer = find_replacement(module)
+        if isinstance(answer, str):
+            report.add(ReportEntry(name, type_name, SKIPPED, detail=answer))
+            continue
+        proposals = [answer] if isinstance(answer, Replacement) else candidates(module)
+        rejected = []
+        for proposal in proposals:
+            ruled_out = config.allows(proposal.kernel, name)
+            if ruled_out:
+                rejected.append(ruled_out)
+                continue
+            if proposal.matched_by == "computation":
+                ok, detail = _confirm_by_probing(module, proposal, device, config.tolerance_scale)
+                if not ok:
+                    rejected.append(f"not {proposal.kernel}: {detail}")
+                    continue
+            chosen[name] = (module, proposal)
+            break
+        else:
+            if rejected:
+                report.add(ReportEntry(name, type_name, SKIPPED, detail="; ".join(rejected)))
+
+    captured, original_output = ({}, None)
+    if example_inputs is not None and verify:
+        captured, original_output = _capture(model, {n: m for n, (m, _) in chosen.items()}, example_inputs)
+
+    for name, (module, replacement) in chosen.items():
+        entry = ReportEntry(name, type(module).__name__, SWAPPED, replacement.kernel, replacement.matched_by)
+        if name in captured:
+            args, kwargs, want = captured[name]
+            with torch.no_grad():
+                got = (replacement.forward(args[0]) if len(args) == 1 and not kwargs else module.forward(*args, **kwargs))
+            ok, detail, max_abs = _agree(got, want, config.tolerance_scale)
+            if not ok:
+                report.add(ReportEntry(name, entry.module_type, ROLLED_BACK, replacement.kernel,
+                                       replacement.matched_by, detail, max_abs))
+                continue
+            entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
+                                f"checked on example inputs: {detail}", max_abs)
+        elif replacement.matched_by == "computation":
+            entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, "computation",
+                                "recognised: agrees on probe inputs")
+        _install(module, replacement)
+        report.add(entry)
+
+    if original_output is not None:
+        with torch.no_grad():
+            new_output = model(*example_inputs)
+        if isinstance(new_output, torch.Tensor) and isinstance(original_output, torch.Tensor):
+            scale = config.tolerance_scale * max(1, len(report.swapped))  # errors add up through the layers
+            ok, detail, _ = _agree(new_output, original_output, scale)
+            report.output_check = detail
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    report.entries.sort(key=lambda e: order.get(e.module, len(order)))
+    object.__setattr__(model, "mpskernels_report", report)
+    return model
