@@ -11,6 +11,7 @@ from mpskernels import registry, runtime
 from mpskernels.kernels import FAMILIES
 from mpskernels.runtime import BackendError, use_backend
 from mpskernels.tolerances import compare
+from op_cases import clone_args, run_op, run_reference, strided_copy  # noqa: F401
 
 CASES = [
     pytest.param(family, dtype, i, id=f"{family.name}-{str(dtype)[6:]}-{i}")
@@ -25,34 +26,6 @@ def poisoned_outputs(monkeypatch):
     monkeypatch.setattr(registry, "poison_outputs", True)
 
 
-def clone_args(args, dtype=None):
-    return tuple(
-        (a.to(dtype) if dtype is not None and a.is_floating_point() else a.clone()) if isinstance(a, torch.Tensor)
-        else a
-        for a in args
-    )
-
-
-def results(family, args, out):
-    """What an op call produced: its outputs, then the inputs it mutated (in schema order)."""
-    outs = () if out is None else out if isinstance(out, tuple) else (out,)
-    names = registry.argument_names(family.schema)
-    return outs + tuple(args[names.index(m)] for m in family.mutates)
-
-
-def run_op(family, args, backend=None):
-    args = clone_args(args)
-    if backend is None:
-        return results(family, args, registry.op(family.name)(*args))
-    with use_backend(backend):
-        return results(family, args, registry.op(family.name)(*args))
-
-
-def run_reference(family, args, dtype=None):
-    args = clone_args(args, dtype)
-    return results(family, args, family.reference(*args))
-
-
 @pytest.mark.parametrize("family, dtype, i", CASES)
 def test_kernel_matches_float64_reference_on_the_emulator(family, dtype, i, poisoned_outputs):
     args = family.examples(dtype)[i]
@@ -63,17 +36,6 @@ def test_kernel_matches_float64_reference_on_the_emulator(family, dtype, i, pois
         assert result.ok, str(result)
         if out.is_floating_point():  # ... and with the reference in the op's own dtype
             assert compare(out, want, out.dtype).ok
-
-
-def strided_copy(t: torch.Tensor, offset: int = 3) -> torch.Tensor:
-    """The same values in a non-contiguous view with a storage offset."""
-    if t.dim() == 0:
-        return t.clone()
-    storage = torch.full((offset + t.numel() * 2,), float("nan"), dtype=t.dtype) if t.is_floating_point() else \
-        torch.zeros(offset + t.numel() * 2, dtype=t.dtype)
-    view = storage[offset:].view(*t.shape, 2)[..., 0]
-    view.copy_(t)
-    return view
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)

@@ -4,8 +4,9 @@ Importing the package registers its ops as torch.ops.mpskernels.<name>.
 """
 
 from . import registry
+from .optimize import OptimizeConfig, optimize, restore
 from .runtime import use_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["registry", "use_backend"]
+__all__ = ["OptimizeConfig", "optimize", "registry", "restore", "use_backend"]

@@ -22,10 +22,10 @@ def _entry_point(name: str) -> Callable[..., Any]:
     registered = op(name)
     is_compiling = torch.compiler.is_compiling
 
-    def call(*args: Any):
+    def call(*args: Any, **kwargs: Any):
         if is_compiling():
-            return registered(*args)
-        return runner(*args)
+            return registered(*args, **kwargs)
+        return runner(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"mpskernels.{name}{runner.family.schema}: {runner.family.description}"

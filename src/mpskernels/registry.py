@@ -29,7 +29,8 @@ _logged_fallbacks: set[tuple[str, str]] = set()
 
 def schema_arguments(schema: str) -> list[tuple[str, str]]:
     """(type, name) of each argument in a schema like "(Tensor x, Tensor? weight, float eps) -> Tensor"."""
-    inner = schema[schema.index("(") + 1 : schema.index(")")]
+    # The argument list ends at the last ")" before "->": alias annotations like Tensor(a!) hold parentheses too.
+    inner = schema[schema.index("(") + 1 : schema.rindex(")", 0, schema.index("->"))]
     out = []
     for arg in inner.split(","):
         if arg.strip():
@@ -126,14 +127,34 @@ class OpRunner:
     def __init__(self, family: KernelFamily):
         self.family = family
         self.names = argument_names(family.schema)
+        self.defaults: dict[str, Any] = {}  # filled by register() from the registered schema
         typed = set(dtype_arguments(family))
         self.typed_positions = [i for i, n in enumerate(self.names) if n in typed]
         self.dtypes = frozenset(family.dtypes)
         self.mutated = family.mutates
         self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtypes and scalars
 
-    def __call__(self, *args: Any):
+    def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
+        """Positional arguments with keyword arguments and schema defaults filled in (the dispatcher drops
+        trailing arguments left at their defaults)."""
+        if len(args) == len(self.names) and not kwargs:
+            return args
+        full = list(args)
+        for name in self.names[len(args):]:
+            if name in kwargs:
+                full.append(kwargs.pop(name))
+            elif name in self.defaults:
+                full.append(self.defaults[name])
+            else:
+                raise TypeError(f"mpskernels.{self.family.name}() missing argument '{name}'")
+        if kwargs:
+            raise TypeError(f"mpskernels.{self.family.name}() got unexpected argument(s) {', '.join(kwargs)}")
+        return tuple(full)
+
+    def __call__(self, *args: Any, **kwargs: Any):
         family = self.family
+        if len(args) != len(self.names) or kwargs:
+            args = self.fill_defaults(args, kwargs)
         inputs = dict(zip(self.names, args))
         key = []  # plan cache key: shapes, dtypes and scalars
         device = None
@@ -224,6 +245,8 @@ RUNNERS: dict[str, OpRunner] = {}
 def register(family: KernelFamily) -> None:
     _LIBRARY.define(family.name + family.schema)
     runner = RUNNERS[family.name] = OpRunner(family)
+    runner.defaults = {a.name: a.default_value for a in getattr(torch.ops.mpskernels, family.name).default._schema
+                       .arguments if a.has_default_value()}
     _LIBRARY.impl(family.name, runner, "CPU")
     _LIBRARY.impl(family.name, runner, "MPS")
     torch.library.register_fake(family.qualified_name, lambda *args, _f=family: fake(_f, *args), lib=_LIBRARY)

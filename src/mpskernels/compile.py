@@ -1,0 +1,215 @@
+"""The torch.compile backend: `torch.compile(model, backend="mpskernels")`.
+
+Dynamo's graph is traced to a normalised aten graph (make_fx, fake tensors); rewrites there replace the computations
+mpskernels has kernels for (written out or as aten ops) with `torch.ops.mpskernels.*`; Inductor compiles the rest
+(our ops stay opaque calls). If Inductor fails, the rewritten graph runs eagerly. With `options={"verify": True}`
+the first call is also run by the original graph and compared; on a mismatch the backend falls back to eager.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import torch
+from torch import fx
+
+from . import registry  # noqa: F401  (registers the ops)
+from .tolerances import TOLERANCES, Tolerance, compare
+
+log = logging.getLogger("mpskernels")
+aten = torch.ops.aten
+mpsk = torch.ops.mpskernels
+
+
+def _val(node: Any):
+    return node.meta.get("val") if isinstance(node, fx.Node) else None
+
+
+def _single_user(node: fx.Node) -> fx.Node | None:
+    users = list(node.users)
+    return users[0] if len(users) == 1 else None
+
+
+def _other_operand(mul: fx.Node, known: fx.Node) -> Any:
+    a, b = mul.args[:2]
+    return b if a is known else a if b is known else None
+
+
+def _is_last_dim(dims: Any, ndim: int) -> bool:
+    return isinstance(dims, (list, tuple)) and len(dims) == 1 and dims[0] in (-1, ndim - 1)
+
+
+# ---- rewrites: each finds one computation in an aten graph and replaces it; returns how many it replaced ----
+
+
+# Traced without functionalisation, `v + eps` on a fresh temporary may appear in place.
+ADDS = (aten.add.Tensor, aten.add.Scalar, aten.add_.Tensor, aten.add_.Scalar)
+
+
+def rewrite_rms_norm(graph: fx.Graph) -> int:
+    """x * rsqrt(mean(x^2, -1, keepdim) + eps) [cast back] [* weight], with x optionally upcast to float32."""
+    count = 0
+    for rsqrt in [n for n in graph.nodes if n.target == aten.rsqrt.default]:
+        add = rsqrt.args[0]
+        if not isinstance(add, fx.Node) or add.target not in ADDS:
+            continue
+        mean, eps = add.args[:2]
+        if not isinstance(eps, (float, int)) or not isinstance(mean, fx.Node) or mean.target != aten.mean.dim:
+            continue
+        pow_ = mean.args[0]
+        keepdim = mean.args[2] if len(mean.args) > 2 else mean.kwargs.get("keepdim", False)
+        if not keepdim or not isinstance(pow_, fx.Node) or pow_.target != aten.pow.Tensor_Scalar \
+                or pow_.args[1] != 2:
+            continue
+        x = pow_.args[0]
+        x_val = _val(x)
+        if x_val is None or not _is_last_dim(mean.args[1], x_val.dim()):
+            continue
+        normed = _single_user(rsqrt)
+        if normed is None or normed.target != aten.mul.Tensor or _other_operand(normed, rsqrt) is not x:
+            continue
+        source = x
+        if x.target == aten._to_copy.default and x.kwargs.get("dtype") == torch.float32 and len(x.users) == 2:
+            source = x.args[0]  # the upcast only serves this norm
+        source_val = _val(source)
+        end, weight = normed, None
+        for _ in range(2):  # a cast back to the input dtype and a weight multiply, in either order
+            user = _single_user(end)
+            if user is None:
+                break
+            if user.target == aten._to_copy.default and set(user.kwargs) <= {"dtype", "layout", "device"}:
+                end = user
+            elif user.target == aten.mul.Tensor and weight is None:
+                w = _other_operand(user, end)
+                w_val = _val(w)
+                if w_val is None or tuple(w_val.shape) != (source_val.shape[-1],):
+                    break
+                weight, end = w, user
+            else:
+                break
+        end_val = _val(end)
+        if end_val is None or end_val.dtype != source_val.dtype or tuple(end_val.shape) != tuple(source_val.shape):
+            continue
+        if weight is not None and _val(weight).dtype != source_val.dtype:
+            continue
+        if source_val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            continue
+        with graph.inserting_before(end):
+            fused = graph.call_function(mpsk.rms_norm.default, (source, weight, float(eps)))
+        fused.meta["val"] = end_val
+        end.replace_all_uses_with(fused)
+        count += 1
+    return count
+
+
+def rewrite_direct(graph: fx.Graph) -> int:
+    """aten ops with an mpskernels op of the same meaning: swap the call target."""
+    count = 0
+    for node in list(graph.nodes):
+        if node.target == aten.silu.default and not node.kwargs:
+            val = _val(node.args[0])
+            if val is not None and val.dtype in (torch.float32, torch.float16, torch.bfloat16):
+                node.target = mpsk.silu.default
+                count += 1
+    return count
+
+
+REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_direct]
+
+
+def rewrite(gm: fx.GraphModule) -> dict[str, int]:
+    counts = {r.__name__: r(gm.graph) for r in REWRITES}
+    gm.graph.eliminate_dead_code()
+    gm.graph.lint()
+    gm.recompile()
+    return counts
+
+
+# ---- the backend ----
+
+
+def _compile_rest(gm: fx.GraphModule, example_inputs: list) -> Callable:
+    try:
+        from torch._inductor.compile_fx import compile_fx
+
+        return compile_fx(gm, example_inputs)  # the mpskernels ops stay opaque calls (fake impls while tracing)
+    except Exception as e:  # Inductor could not compile this graph (or this machine lacks its toolchain)
+        log.warning("mpskernels backend: Inductor failed (%s: %s); running the rewritten graph eagerly",
+                    type(e).__name__, e)
+        return gm
+
+
+def _outputs(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _outputs(v)]
+    return []
+
+
+def _verified(compiled: Callable, reference: Callable, scale: float) -> Callable:
+    state = {"checked": False, "use": compiled}
+
+    def run(*args: Any):
+        if state["checked"]:
+            return state["use"](*args)
+        state["checked"] = True
+        got = compiled(*args)
+        want = reference(*args)
+        for g, w in zip(_outputs(got), _outputs(want)):
+            tol = TOLERANCES.get(w.dtype)
+            if tol is None or not w.is_floating_point():
+                ok = torch.equal(g, w)
+            else:
+                ok = compare(g, w, tolerance=Tolerance(tol.rtol * scale, tol.atol * scale)).ok
+            if not ok:
+                log.warning("mpskernels backend: the compiled graph disagrees with eager on its first call; "
+                            "using eager for this graph")
+                state["use"] = reference
+                return want
+        return got
+
+    return run
+
+
+def to_aten(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
+    """The same graph in aten ops (one spelling per computation), traced with fake tensors."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    return make_fx(gm, tracing_mode="fake", _allow_non_fake_inputs=True)(*example_inputs)
+
+
+def backend(gm: fx.GraphModule, example_inputs: list, options: dict[str, Any] | None = None) -> Callable:
+    """Dynamo backend for inference; torch.compile(..., options={...}) passes `options`: verify (bool: check the
+    first call against eager), tolerance_scale (float, default 4: the verification tolerance relative to the
+    dtype's)."""
+    options = options or {}
+    unknown = set(options) - {"verify", "tolerance_scale"}
+    if unknown:
+        raise ValueError(f"mpskernels backend: unknown option(s) {', '.join(sorted(unknown))}")
+    verify = bool(options.get("verify", False))
+    scale = float(options.get("tolerance_scale", 4.0))
+    try:
+        aten_gm = to_aten(gm, example_inputs)
+    except Exception as e:
+        log.warning("mpskernels backend: could not trace the graph to aten ops (%s: %s); running it eagerly",
+                    type(e).__name__, e)
+        return gm.forward
+    counts = rewrite(aten_gm)
+    log.info("mpskernels backend: rewrote %s", counts)
+    compiled = _compile_rest(aten_gm, example_inputs)
+    return _verified(compiled, gm.forward, scale) if verify else compiled
+
+
+def _register() -> None:
+    # An installed mpskernels declares the backend as a `torch_dynamo_backends` entry point, which Dynamo loads
+    # (and registers) itself; registering here too would be a duplicate. Without the entry point (source tree
+    # on sys.path), register by hand.
+    from importlib.metadata import entry_points
+
+    if not any(ep.name == "mpskernels" for ep in entry_points(group="torch_dynamo_backends")):
+        torch._dynamo.register_backend(name="mpskernels")(backend)
+
+
+_register()

@@ -1,0 +1,121 @@
+"""torch.compile(model, backend="mpskernels"): aten-level rewrites to mpskernels ops, Inductor for the rest,
+eager fallback, first-call verification."""
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import fx, nn
+
+import mpskernels
+import mpskernels.compile as backend_module
+
+
+class LlamaStyleRMSNorm(nn.Module):
+    def __init__(self, size, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.rand(size) + 0.5)
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+
+def block(dtype):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 8), LlamaStyleRMSNorm(8), nn.SiLU(), nn.RMSNorm(8), nn.Linear(8, 4)).eval().to(
+        dtype)
+
+
+@pytest.fixture
+def rewritten(monkeypatch):
+    """The call targets of every graph handed to Inductor."""
+    graphs = []
+    real = backend_module._compile_rest
+
+    def spy(gm, example_inputs):
+        graphs.append([str(n.target) for n in gm.graph.nodes if n.op == "call_function"])
+        return real(gm, example_inputs)
+
+    monkeypatch.setattr(backend_module, "_compile_rest", spy)
+    torch._dynamo.reset()
+    yield graphs
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_written_out_and_module_norms_and_silu_become_mpskernels_ops(rewritten, dtype):
+    model = block(dtype)
+    x = torch.randn(3, 8).to(dtype)
+    with torch.no_grad(), mpskernels.use_backend("emulator"):
+        expected = model(x)
+        got = torch.compile(model, backend="mpskernels")(x)
+    (targets,) = rewritten
+    assert targets.count("mpskernels.rms_norm.default") == 2
+    assert targets.count("mpskernels.silu.default") == 1
+    assert "aten.rsqrt.default" not in targets
+    tol = 1e-5 if dtype == torch.float32 else 4e-3
+    torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+
+
+def test_norms_over_other_dimensions_are_left_alone(rewritten):
+    class ColumnNorm(nn.Module):
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + 1e-5)
+
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(ColumnNorm(), backend="mpskernels")(x), ColumnNorm()(x))
+    assert "mpskernels.rms_norm.default" not in rewritten[0]
+
+
+def test_inductor_failure_falls_back_to_the_rewritten_graph_eagerly(monkeypatch, caplog):
+    import torch._inductor.compile_fx as inductor
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated Inductor failure")
+
+    monkeypatch.setattr(inductor, "compile_fx", broken)
+    torch._dynamo.reset()
+    model = block(torch.float32)
+    x = torch.randn(2, 8)
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="mpskernels"):
+        torch.testing.assert_close(torch.compile(model, backend="mpskernels")(x), model(x), rtol=1e-5, atol=1e-6)
+    assert any("simulated Inductor failure" in r.getMessage() for r in caplog.records)
+
+
+def test_first_call_verification_falls_back_to_eager_on_a_mismatch(monkeypatch, caplog):
+    def wrong_rewrite(graph: fx.Graph) -> int:
+        for node in graph.nodes:
+            if node.target == torch.ops.aten.silu.default:
+                node.target = torch.ops.aten.relu.default  # a deliberately wrong "kernel"
+        return 1
+
+    monkeypatch.setattr(backend_module, "REWRITES", [wrong_rewrite])
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Linear(8, 8), nn.SiLU()).eval()
+    x = torch.randn(4, 8)
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="mpskernels"):
+        compiled = torch.compile(model, backend="mpskernels", options={"verify": True})
+        for _ in range(2):
+            torch.testing.assert_close(compiled(x), model(x))
+    assert any("disagrees with eager" in r.getMessage() for r in caplog.records)
+    torch._dynamo.reset()
+
+
+def test_backend_is_found_through_its_entry_point_without_importing_mpskernels():
+    code = (
+        "import torch, sys\n"
+        "f = torch.compile(lambda x: torch.nn.functional.silu(x) * 2, backend='mpskernels')\n"
+        "x = torch.randn(5)\n"
+        "assert torch.allclose(f(x), torch.nn.functional.silu(x) * 2)\n"
+        "print('mpskernels' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
