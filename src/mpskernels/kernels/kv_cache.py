@@ -1,0 +1,97 @@
+"""In-place KV-cache append: write new keys and values into preallocated caches at a sequence offset.
+
+    kv_cache_append(k_cache, v_cache, k, v, offset) -> ()
+
+k_cache [B, H, S_max, Dk] and v_cache [B, H, S_max, Dv] receive k [B, H, S_new, Dk] and v [B, H, S_new, Dv] at
+rows offset .. offset + S_new - 1 (a static cache, as HF's StaticCache.update does with index_copy_). Both caches
+are written in place in one launch; nothing else in them changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta
+
+N_READS = 4  # elements per thread; matches kv_cache_append<T, 4> in metal/kv_cache.metal
+GROUP = 256
+
+
+def reference(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int) -> None:
+    new = k.shape[2]
+    k_cache[:, :, offset : offset + new].copy_(k)
+    v_cache[:, :, offset : offset + new].copy_(v)
+
+
+def validate(inputs) -> None:
+    k_cache, v_cache, k, v, offset = (inputs[n] for n in ("k_cache", "v_cache", "k", "v", "offset"))
+    shapes = {n: tuple(inputs[n].shape) for n in ("k_cache", "v_cache", "k", "v")}
+    if any(len(s) != 4 for s in shapes.values()):
+        raise ValueError(f"caches and new entries must be [batch, heads, seq, head_dim], got {shapes}")
+    if not (k_cache.shape[:2] == v_cache.shape[:2] == k.shape[:2] == v.shape[:2]):
+        raise ValueError(f"batch and heads must agree, got {shapes}")
+    if k_cache.shape[2] != v_cache.shape[2] or k.shape[2] != v.shape[2]:
+        raise ValueError(f"k_cache and v_cache must have one length, k and v one length, got {shapes}")
+    if k.shape[3] != k_cache.shape[3] or v.shape[3] != v_cache.shape[3]:
+        raise ValueError(f"k and v must have their cache's head_dim, got {shapes}")
+    if offset < 0 or offset + k.shape[2] > k_cache.shape[2]:
+        raise ValueError(f"offset {offset} + {k.shape[2]} new entries must fit the cache length "
+                         f"{k_cache.shape[2]}")
+
+
+def per_head_fits_uint32(inputs) -> str | None:
+    """a cache holds 2^32 elements or more per (batch, head)"""
+    for name in ("k_cache", "v_cache"):
+        t = inputs[name]
+        if t.dim() == 4 and t.shape[2] * t.shape[3] >= 2**32:
+            return f"{name} has {t.shape[2] * t.shape[3]} elements per head, more than 32-bit indexing covers"
+    return None
+
+
+def plan(k_cache: TensorMeta, v_cache: TensorMeta, k: TensorMeta, v: TensorMeta, offset: int) -> LaunchPlan:
+    batch, heads, cache_len, k_dim = k_cache.shape
+    new, v_dim = k.shape[2], v.shape[3]
+    k_chunk, v_chunk = new * k_dim, new * v_dim
+    return LaunchPlan(
+        kernel=f"kv_cache_append_{DTYPE_NAMES[k.dtype]}",
+        buffers=("k_cache", "v_cache", "k", "v",
+                 Scalar(k_chunk, "uint"), Scalar(v_chunk, "uint"),
+                 Scalar(cache_len * k_dim, "uint"), Scalar(cache_len * v_dim, "uint"),
+                 Scalar(offset * k_dim, "uint"), Scalar(offset * v_dim, "uint")),
+        threads=(-(-max(k_chunk, v_chunk) // N_READS), batch * heads, 2),
+        group_size=(GROUP, 1, 1),
+    )
+
+
+def examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(dtype)
+
+    return [
+        # Prefill of 33 tokens into a 40-long cache with grouped heads; v has its own head size.
+        (rand(2, 3, 40, 32), rand(2, 3, 40, 31), rand(2, 3, 33, 32), rand(2, 3, 33, 31), 0),
+        # One decode token at the last row.
+        (rand(1, 2, 17, 64), rand(1, 2, 17, 64), rand(1, 2, 1, 64), rand(1, 2, 1, 64), 16),
+        # A chunk in the middle, odd head size (rows not aligned to N_READS), more elements than one group step.
+        (rand(3, 1, 50, 37), rand(3, 1, 50, 37), rand(3, 1, 31, 37), rand(3, 1, 31, 37), 7),
+    ]
+
+
+KV_CACHE_APPEND = KernelFamily(
+    name="kv_cache_append",
+    source="kv_cache.metal",
+    schema="(Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor k, Tensor v, int offset) -> ()",
+    reference=reference,
+    dtypes=FLOAT_DTYPES,
+    outputs={},
+    plan=plan,
+    validate=validate,
+    constraints=(per_head_fits_uint32,),
+    description="in-place append of new keys and values into [B, H, S_max, D] caches at a sequence offset",
+    fusions="k and v written in one launch",
+    mutates=("k_cache", "v_cache"),
+    examples=examples,
+)
+FAMILIES = (KV_CACHE_APPEND,)
