@@ -29,8 +29,8 @@ class LlamaStyleRMSNorm(nn.Module):
 
 def block(dtype):
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(8, 8), LlamaStyleRMSNorm(8), nn.SiLU(), nn.RMSNorm(8), nn.Linear(8, 4)).eval().to(
-        dtype)
+    return nn.Sequential(nn.Linear(8, 8), LlamaStyleRMSNorm(8), nn.SiLU(), nn.RMSNorm(8), nn.GELU("tanh"),
+                         nn.Mish(), nn.Hardswish(), nn.Linear(8, 4)).eval().to(dtype)
 
 
 @pytest.fixture
@@ -59,6 +59,8 @@ def test_written_out_and_module_norms_and_silu_become_mpskernels_ops(rewritten, 
     (targets,) = rewritten
     assert targets.count("mpskernels.rms_norm.default") == 2
     assert targets.count("mpskernels.silu.default") == 1
+    for op in ("gelu", "mish", "hardswish"):
+        assert targets.count(f"mpskernels.{op}.default") == 1
     assert "aten.rsqrt.default" not in targets
     tol = 1e-5 if dtype == torch.float32 else 4e-3
     torch.testing.assert_close(got, expected, rtol=tol, atol=tol)

@@ -46,7 +46,7 @@ def test_non_contiguous_and_offset_inputs_give_the_same_results(family, poisoned
         assert all(not a.is_contiguous() for a in strided if isinstance(a, torch.Tensor) and a.numel() > 1)
         got = run_op(family, strided, "emulator")
         for g, e in zip(got, expected):
-            torch.testing.assert_close(g, e, rtol=0, atol=0)
+            torch.testing.assert_close(g, e, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f.fallback_examples(torch.float32)],

@@ -33,6 +33,13 @@ class HandWrittenGELU(nn.Module):
         return 0.5 * x * (1 + torch.erf(x / 2**0.5))
 
 
+class Softsign(nn.Module):
+    """An activation mpskernels has no kernel for."""
+
+    def forward(self, x):
+        return x / (1 + x.abs())
+
+
 class ScaledNorm(nn.Module):
     """Looks like an RMSNorm (weight + eps) but computes something else."""
 
@@ -50,6 +57,7 @@ def make_model():
     return nn.Sequential(
         nn.Linear(16, 32), LlamaStyleRMSNorm(32), HandWrittenSiLU(),
         nn.Linear(32, 32), nn.RMSNorm(32), nn.SiLU(), HandWrittenGELU(), ScaledNorm(32), nn.SiLU(inplace=True),
+        Softsign(), nn.GELU(approximate="tanh"),
     ).eval()  # fmt: skip
 
 
@@ -65,19 +73,21 @@ def test_swaps_by_type_and_by_computation_and_reports_the_rest(emulator):
     expected = model(x)
     optimize(model, example_inputs=(x,))
     report = model.mpskernels_report
-    assert report.counts() == {"rms_norm": 2, "silu": 2}
-    assert swapped_modules(model) == {"1": "rms_norm", "2": "silu", "4": "rms_norm", "5": "silu"}
+    assert report.counts() == {"rms_norm": 2, "silu": 2, "gelu": 2}
+    assert swapped_modules(model) == {"1": "rms_norm", "2": "silu", "4": "rms_norm", "5": "silu", "6": "gelu",
+                                      "10": "gelu"}
     assert {e.module: e.matched_by for e in report.swapped} == {"1": "computation", "2": "computation",
-                                                                 "4": "type", "5": "type"}
+                                                                 "4": "type", "5": "type", "6": "computation",
+                                                                 "10": "type"}
     skipped = {e.module: e.detail for e in report.skipped}
-    assert skipped["6"].startswith("not silu")
     assert skipped["7"].startswith("not rms_norm")
     assert "in-place" in skipped["8"]
+    assert skipped["9"].startswith("not silu") and "not hardswish" in skipped["9"]
     assert report.output_check.startswith("ok")
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
     text = str(report)
-    assert "LlamaStyleRMSNorm" in text and "4 swapped, 3 skipped, 0 rolled back" in text
-    assert [e["status"] for e in report.as_dict()["entries"]].count("swapped") == 4
+    assert "LlamaStyleRMSNorm" in text and "6 swapped, 3 skipped, 0 rolled back" in text
+    assert [e["status"] for e in report.as_dict()["entries"]].count("swapped") == 6
 
 
 def test_state_dict_is_untouched_and_restore_undoes_everything(emulator):
@@ -124,7 +134,7 @@ def test_kill_switch(emulator, monkeypatch):
 
 
 def test_config_include_exclude_and_skip():
-    model = optimize(make_model(), OptimizeConfig(exclude={"silu"}))
+    model = optimize(make_model(), OptimizeConfig(exclude={"silu", "gelu"}))
     assert set(swapped_modules(model).values()) == {"rms_norm"}
     assert any("excluded by config" in e.detail for e in model.mpskernels_report.skipped)
     model = optimize(make_model(), OptimizeConfig(include={"silu"}, skip={"5"}))

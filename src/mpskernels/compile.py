@@ -43,6 +43,8 @@ def _is_last_dim(dims: Any, ndim: int) -> bool:
 # ---- rewrites: each finds one computation in an aten graph and replaces it; returns how many it replaced ----
 
 
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
 # Traced without functionalisation, `v + eps` on a fresh temporary may appear in place.
 ADDS = (aten.add.Tensor, aten.add.Scalar, aten.add_.Tensor, aten.add_.Scalar)
 
@@ -93,7 +95,7 @@ def rewrite_rms_norm(graph: fx.Graph) -> int:
             continue
         if weight is not None and _val(weight).dtype != source_val.dtype:
             continue
-        if source_val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        if source_val.dtype not in FLOAT_DTYPES:
             continue
         with graph.inserting_before(end):
             fused = graph.call_function(mpsk.rms_norm.default, (source, weight, float(eps)))
@@ -103,15 +105,36 @@ def rewrite_rms_norm(graph: fx.Graph) -> int:
     return count
 
 
+def _direct_table() -> dict[Any, tuple[Any, Callable[[fx.Node], tuple | None]]]:
+    """aten op -> (mpskernels op, node -> its arguments, or None when this call is not covered)."""
+    table: dict[Any, tuple[Any, Callable[[fx.Node], tuple | None]]] = {
+        aten.silu.default: (mpsk.silu.default, lambda n: (n.args[0],)),
+    }
+    if hasattr(mpsk, "gelu"):
+        table[aten.gelu.default] = (mpsk.gelu.default, lambda n: (
+            n.args[0], n.kwargs.get("approximate", n.args[1] if len(n.args) > 1 else "none")))
+    if hasattr(mpsk, "mish"):
+        table[aten.mish.default] = (mpsk.mish.default, lambda n: (n.args[0],))
+    if hasattr(mpsk, "hardswish"):
+        table[aten.hardswish.default] = (mpsk.hardswish.default, lambda n: (n.args[0],))
+    return table
+
+
 def rewrite_direct(graph: fx.Graph) -> int:
     """aten ops with an mpskernels op of the same meaning: swap the call target."""
+    table = _direct_table()
     count = 0
     for node in list(graph.nodes):
-        if node.target == aten.silu.default and not node.kwargs:
-            val = _val(node.args[0])
-            if val is not None and val.dtype in (torch.float32, torch.float16, torch.bfloat16):
-                node.target = mpsk.silu.default
-                count += 1
+        entry = table.get(node.target)
+        if entry is None:
+            continue
+        target, arguments = entry
+        val = _val(node.args[0])
+        args = arguments(node)
+        if val is None or val.dtype not in FLOAT_DTYPES or args is None:
+            continue
+        node.target, node.args, node.kwargs = target, args, {}
+        count += 1
     return count
 
 

@@ -62,7 +62,30 @@ def match_silu(m: nn.Module) -> Match:
     return Replacement("silu", lambda x: ops.silu(x), "type")
 
 
-TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu]
+def match_gelu(m: nn.Module) -> Match:
+    if not isinstance(m, nn.GELU):
+        return None
+    approximate = m.approximate
+    return Replacement("gelu", lambda x: ops.gelu(x, approximate), "type")
+
+
+def match_mish(m: nn.Module) -> Match:
+    if not isinstance(m, nn.Mish):
+        return None
+    if m.inplace:
+        return "in-place Mish (the kernel writes a new tensor)"
+    return Replacement("mish", lambda x: ops.mish(x), "type")
+
+
+def match_hardswish(m: nn.Module) -> Match:
+    if not isinstance(m, nn.Hardswish):
+        return None
+    if m.inplace:
+        return "in-place Hardswish (the kernel writes a new tensor)"
+    return Replacement("hardswish", lambda x: ops.hardswish(x), "type")
+
+
+TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu, match_gelu, match_mish, match_hardswish]
 
 
 # ---- by computation ----
@@ -93,14 +116,30 @@ def recognise_rms_norm(m: nn.Module) -> Match:
                        probe_shapes=lambda mod: [(3, weight.shape[0]), (2, 5, weight.shape[0])])
 
 
-def recognise_silu(m: nn.Module) -> Match:
-    """A parameter-free leaf module may compute SiLU (x * sigmoid(x))."""
+def _activation_probe_shapes(m: nn.Module) -> list[tuple[int, ...]]:
+    return [(4, 33), (2, 3, 7)]
+
+
+# Element-wise activations a parameter-free leaf module may compute, tried in this order.
+ACTIVATIONS: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+    ("silu", lambda x: ops.silu(x)),
+    ("gelu", lambda x: ops.gelu(x, "none")),
+    ("gelu", lambda x: ops.gelu(x, "tanh")),
+    ("mish", lambda x: ops.mish(x)),
+    ("hardswish", lambda x: ops.hardswish(x)),
+]
+
+
+def recognise_activations(m: nn.Module) -> list[Replacement] | None:
+    """A parameter-free leaf module may compute a known activation (e.g. x * sigmoid(x) is SiLU)."""
     if _is_torch_builtin(m) or list(m.children()) or _own_parameters(m) or list(m.buffers(recurse=False)):
         return None
-    return Replacement("silu", lambda x: ops.silu(x), "computation", probe_shapes=lambda mod: [(4, 33), (2, 3, 7)])
+    return [Replacement(kernel, forward, "computation", probe_shapes=_activation_probe_shapes)
+            for kernel, forward in ACTIVATIONS if _has_op(kernel)]
 
 
-COMPUTATION_RECOGNISERS: list[Matcher] = [recognise_rms_norm, recognise_silu]
+COMPUTATION_RECOGNISERS: list[Callable[[nn.Module], Match | list[Replacement]]] = [
+    recognise_rms_norm, recognise_activations]
 
 
 def find_replacement(m: nn.Module) -> Match:
@@ -120,6 +159,7 @@ def candidates(m: nn.Module) -> list[Replacement]:
     out = []
     for recogniser in COMPUTATION_RECOGNISERS:
         answer = recogniser(m)
-        if isinstance(answer, Replacement) and _has_op(answer.kernel):
-            out.append(answer)
+        for proposal in answer if isinstance(answer, list) else [answer]:
+            if isinstance(proposal, Replacement) and _has_op(proposal.kernel):
+                out.append(proposal)
     return out

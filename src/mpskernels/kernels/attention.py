@@ -1,0 +1,229 @@
+"""Scaled dot-product attention with grouped KV heads, causal masking, an additive mask and a KV-cache length.
+
+out = softmax(q k^T * scale + mask) v, computed per (batch, query head) over the first `kv_len` key positions.
+
+- q [B, Hq, Sq, D]; k, v [B, Hk, Sk, D] with Hq a multiple of Hk: query head h reads KV head h // (Hq // Hk).
+- `kv_len` (default Sk): only key positions [0, kv_len) are attended, so k and v may be an in-place KV cache of
+  capacity Sk whose tail holds anything.
+- `causal`: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys at
+  positions <= that. With Sq == kv_len this is PyTorch SDPA's is_causal; with a KV cache it is the usual
+  "new tokens at the end" rule (decode: Sq == 1 sees every cached key). Needs kv_len >= Sq.
+- `mask`: additive, in q's dtype, broadcastable to [B, Hq, Sq, kv_len]; its last dimension is 1, kv_len or Sk
+  (then only the first kv_len columns are read). A row whose scores are all -inf gives NaN, like softmax does.
+- `scale` defaults to 1 / sqrt(D).
+
+Sq <= DECODE_MAX_QUERIES runs attention_decode (the KV length split across SIMD groups, partial softmax results
+merged); longer queries run attention_prefill (flash-attention tiling). Both are in metal/attention.metal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, like
+
+HEAD_DIMS = (64, 80, 96, 128)  # instantiated in metal/attention.metal
+DECODE_MAX_QUERIES = 8  # one 8-row simdgroup matrix holds every query row of a decode threadgroup
+PREFILL_BQ = 32  # query rows per prefill threadgroup: PREFILL_BQ in metal/attention.metal
+PREFILL_THREADS = 128  # PREFILL_SIMD_GROUPS * 32
+DECODE_THREADS = 256  # DECODE_SIMD_GROUPS * 32
+# Decode groups the query heads that share a KV head into one threadgroup (each K/V element read once) only while
+# that still leaves this many threadgroups; below it, fewer heads per threadgroup trade K/V re-reads (served by the
+# cache) for parallelism across GPU cores. Not yet tuned on an Apple GPU.
+DECODE_MIN_THREADGROUPS = 32
+
+
+def _kv_length(k: torch.Tensor | TensorMeta, kv_len: int | None) -> int:
+    return k.shape[2] if kv_len is None else kv_len
+
+
+def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+              scale: float | None = None, kv_len: int | None = None) -> torch.Tensor:
+    compute = torch.promote_types(q.dtype, torch.float32)  # fp32, or fp64 when the test oracle passes fp64
+    n = _kv_length(k, kv_len)
+    q_len, head_dim = q.shape[2], q.shape[3]
+    group = q.shape[1] // k.shape[1]
+    keys = k[:, :, :n].to(compute).repeat_interleave(group, dim=1)
+    values = v[:, :, :n].to(compute).repeat_interleave(group, dim=1)
+    scores = q.to(compute) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(head_dim) if scale is None else scale)
+    if mask is not None:
+        m = mask.to(compute)
+        scores = scores + (m if m.shape[-1] == 1 else m[..., :n])
+    if causal:
+        query_pos = torch.arange(q_len, device=q.device) + (n - q_len)
+        visible = torch.arange(n, device=q.device)[None, :] <= query_pos[:, None]
+        scores = scores.masked_fill(~visible, float("-inf"))
+    return (torch.softmax(scores, dim=-1) @ values).to(q.dtype)
+
+
+def _mask_strides(mask: TensorMeta) -> tuple[int, int, int, int]:
+    """Element strides (b, h, q, key) of the contiguous mask, 0 along broadcast dimensions."""
+    shape = (1,) * (4 - len(mask.shape)) + tuple(mask.shape)
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step if size != 1 else 0)
+        step *= size
+    strides.reverse()
+    return tuple(strides)
+
+
+def decode_heads_per_group(batch: int, q_heads: int, kv_heads: int, q_len: int) -> int:
+    """Query heads (all sharing one KV head) per decode threadgroup; their heads * q_len rows fill at most 8."""
+    group = q_heads // kv_heads
+    fits = [d for d in range(group, 0, -1) if group % d == 0 and d * q_len <= DECODE_MAX_QUERIES]
+    for d in fits:
+        if batch * (q_heads // d) >= DECODE_MIN_THREADGROUPS:
+            return d
+    return 1
+
+
+def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, causal: bool,
+         scale: float | None = None, kv_len: int | None = None) -> LaunchPlan:
+    batch, q_heads, q_len, head_dim = q.shape
+    kv_heads, capacity = k.shape[1], k.shape[2]
+    n = _kv_length(k, kv_len)
+    strides = _mask_strides(mask) if mask is not None else (0, 0, 0, 0)
+    buffers = (
+        "q", "k", "v", "mask" if mask is not None else None, "out",
+        Scalar(1.0 / math.sqrt(head_dim) if scale is None else float(scale), "float"),
+        Scalar(q_heads, "uint"), Scalar(q_heads // kv_heads, "uint"), Scalar(q_len, "uint"),
+        Scalar(capacity, "uint"), Scalar(n, "uint"), Scalar(bool(causal), "bool"),
+        *(Scalar(s, "uint") for s in strides),
+    )
+    dtype = DTYPE_NAMES[q.dtype]
+    if q_len <= DECODE_MAX_QUERIES:
+        per_group = decode_heads_per_group(batch, q_heads, kv_heads, q_len)
+        return LaunchPlan(
+            kernel=f"attention_decode_d{head_dim}_{dtype}",
+            buffers=buffers + (Scalar(per_group, "uint"),),
+            threads=(q_heads // per_group * DECODE_THREADS, batch, 1),
+            group_size=(DECODE_THREADS, 1, 1),
+            constants={"has_mask": mask is not None},
+        )
+    return LaunchPlan(
+        kernel=f"attention_prefill_d{head_dim}_{dtype}",
+        buffers=buffers,
+        threads=(-(-q_len // PREFILL_BQ) * PREFILL_THREADS, q_heads, batch),
+        group_size=(PREFILL_THREADS, 1, 1),
+        constants={"has_mask": mask is not None},
+    )
+
+
+def validate(inputs) -> None:
+    # The dispatcher drops trailing arguments left at their defaults (scale, kv_len).
+    q, k, v, mask, causal, kv_len = (inputs.get(n) for n in ("q", "k", "v", "mask", "causal", "kv_len"))
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k and v must be 4-D [batch, heads, seq, head_dim], got {tuple(q.shape)}, "
+                         f"{tuple(k.shape)} and {tuple(v.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have one shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree in batch and head_dim")
+    if k.shape[1] == 0 or q.shape[1] % k.shape[1]:
+        raise ValueError(f"q's {q.shape[1]} heads must be a multiple of k's {k.shape[1]} heads")
+    n = _kv_length(k, kv_len)
+    if not 0 <= n <= k.shape[2]:
+        raise ValueError(f"kv_len {n} must lie in [0, {k.shape[2]}] (k's sequence length)")
+    if causal and n < q.shape[2]:
+        raise ValueError(f"causal attention needs kv_len >= the {q.shape[2]} queries (the queries are the last "
+                         f"positions of the sequence), got kv_len {n}")
+    if mask is not None:
+        want = (q.shape[0], q.shape[1], q.shape[2])
+        lead = (1,) * (4 - mask.dim()) + tuple(mask.shape[:-1]) if 1 <= mask.dim() <= 4 else None
+        if lead is None or any(m not in (1, w) for m, w in zip(lead, want)) or \
+                mask.shape[-1] not in (1, n, k.shape[2]):
+            raise ValueError(f"mask {tuple(mask.shape)} must broadcast to [{', '.join(map(str, want))}, kv_len] "
+                             f"with a last dimension of 1, kv_len ({n}) or k's length ({k.shape[2]})")
+
+
+def head_dim_supported(inputs) -> str | None:
+    """head_dim is not 64, 80, 96 or 128"""
+    d = inputs["q"].shape[-1]
+    return None if d in HEAD_DIMS else f"head_dim {d} has no kernel (supported: {', '.join(map(str, HEAD_DIMS))})"
+
+
+def has_keys(inputs) -> str | None:
+    """kv_len is 0 (nothing to attend)"""
+    return "kv_len is 0" if _kv_length(inputs["k"], inputs.get("kv_len")) == 0 else None
+
+
+def fits_uint32(inputs) -> str | None:
+    """a tensor has 2^32 elements or more"""
+    for name in ("q", "k", "mask"):
+        t = inputs[name]
+        if t is not None and t.numel() >= 2**32:
+            return f"{name} has {t.numel()} elements, more than 32-bit strides cover"
+    return None
+
+
+def _randn(gen, *shape):
+    return torch.randn(*shape, generator=gen)
+
+
+def examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(0)
+
+    def qkv(batch, q_heads, kv_heads, q_len, kv_cap, head_dim):
+        return (_randn(gen, batch, q_heads, q_len, head_dim).to(dtype),
+                _randn(gen, batch, kv_heads, kv_cap, head_dim).to(dtype),
+                _randn(gen, batch, kv_heads, kv_cap, head_dim).to(dtype))
+
+    cases = []
+    # decode, one token over a KV cache (capacity 70, 65 valid), grouped heads, D=128
+    cases.append((*qkv(2, 2, 1, 1, 70, 128), None, False, None, 65))
+    # decode, 8 new tokens with causal masking and a full per-head mask, D=80
+    q, k, v = qkv(1, 2, 2, 8, 33, 80)
+    cases.append((q, k, v, _randn(gen, 1, 2, 8, 33).to(dtype), True, None, None))
+    # decode, 3 tokens, 64 query heads over 8 KV heads (2 heads share a threadgroup), mask of width kv_len, D=64
+    q, k, v = qkv(1, 64, 8, 3, 9, 64)
+    cases.append((q, k, v, _randn(gen, 3, 5).to(dtype), True, 0.1, 5))
+    # decode, padding mask [B, 1, 1, Sk] with -inf, explicit scale, D=96
+    q, k, v = qkv(2, 1, 1, 1, 37, 96)
+    pad = torch.zeros(2, 1, 1, 37)
+    pad[0, ..., 30:] = float("-inf")
+    pad[1, ..., :3] = float("-inf")
+    cases.append((q, k, v, pad.to(dtype), False, 0.125, None))
+    # prefill, causal self-attention, 33 queries and keys, grouped heads, D=64
+    cases.append((*qkv(1, 2, 1, 33, 33, 64), None, True, None, None))
+    # prefill, chunked: 31 new tokens at the end of 67 cached positions (capacity 70), causal + mask, D=80
+    q, k, v = qkv(2, 1, 1, 31, 70, 80)
+    cases.append((q, k, v, _randn(gen, 2, 1, 31, 70).to(dtype), True, None, 67))
+    # prefill, not causal, 40 queries over 37 keys, mask with -inf over a whole key block, D=96 (fully masked rows
+    # give NaN, which the generic non-contiguous test cannot compare: tests/kernels/test_attention.py covers them)
+    q, k, v = qkv(1, 2, 2, 40, 37, 96)
+    m = _randn(gen, 1, 2, 40, 37)
+    m[0, 0, 5:, :32] = float("-inf")
+    cases.append((q, k, v, m.to(dtype), False, 0.08, None))
+    # prefill, 9 queries over 32 keys (kv_len >= Sq), causal, 4 query heads over 2 KV heads, D=128
+    cases.append((*qkv(1, 4, 2, 9, 32, 128), None, True, None, None))
+    return cases
+
+
+def fallback_examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (_randn(gen, 1, 2, 5, 32).to(dtype) for _ in range(3))
+    q0 = _randn(gen, 1, 1, 2, 64).to(dtype)
+    k0 = _randn(gen, 1, 1, 4, 64).to(dtype)
+    return [(q, k, v, None, True, None, None), (q0, k0, k0.clone(), None, False, None, 0)]
+
+
+ATTENTION = KernelFamily(
+    name="attention",
+    source="attention.metal",
+    schema="(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal, float? scale=None, int? kv_len=None) -> Tensor",
+    reference=reference,
+    dtypes=FLOAT_DTYPES,
+    outputs={"out": like("q")},
+    plan=plan,
+    validate=validate,
+    constraints=(head_dim_supported, has_keys, fits_uint32),
+    description="Scaled dot-product attention (grouped KV heads, causal, additive mask, KV cache length); "
+                "flash-attention prefill, split-KV decode for <= 8 queries",
+    fusions="q k^T, scale, mask, causal mask, online softmax and P v in one kernel; the score matrix is never "
+            "materialised",
+    examples=examples,
+    fallback_examples=fallback_examples,
+)
+FAMILIES = (ATTENTION,)

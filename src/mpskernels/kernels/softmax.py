@@ -1,0 +1,237 @@
+"""Softmax and log-softmax over the last dimension: softmax(x * scale + mask), mask optional.
+
+Mask rule: `mask` has x's dtype and broadcasts to x's shape by PyTorch's rules without growing it (at most x.dim()
+dimensions; each, aligned from the right, equals x's or is 1), so the output always has x's shape. Typical masks:
+the same shape as x, a row-broadcast `[..., 1, L]`, `[L]`, or a causal `[Q, K]` for scores `[B, H, Q, K]`. A mask
+whose last dimension is 1 (or a 0-d mask) runs the reference; so does one whose broadcast pattern needs more than
+two groups of x's leading dimensions (only possible for x with 6 or more dimensions).
+
+Non-finite values follow PyTorch: a row that is -inf everywhere (fully masked) gives NaN, as torch.softmax does; a
+row containing +inf or NaN gives NaN throughout.
+
+The plan picks a variant by row length L (see metal/softmax.metal): `simd` (L <= 128, one SIMD group per row),
+`block` (L <= 4096, one threadgroup per row, elements in registers, one read and one write per element) and
+`looped` (any L, online softmax: two reads and one write per element).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
+
+N_READS = 4  # elements per thread per step; matches SOFTMAX_N_READS in metal/softmax.metal
+SIMD_SIZE = 32
+MAX_GROUP = 1024
+SIMD_ROW_MAX = SIMD_SIZE * N_READS  # longest row one SIMD group holds in registers
+BLOCK_ROW_MAX = MAX_GROUP * N_READS  # longest row one threadgroup holds in registers
+SIMD_ROWS_PER_GROUP = 8  # rows (SIMD groups) per threadgroup in the simd variant
+LOOPED_GROUP = 1024  # threadgroup size of the looped variant
+MASK_GROUPS = 2  # groups of leading dimensions the kernels' mask indexing describes
+UNUSED_GROUP = (1, 1, 0)  # (div, mod, stride) of a group that contributes nothing
+
+
+# ---- references: plain PyTorch, computed in fp32 (float64 stays float64), returned in x's dtype ----
+
+
+def logits(x: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    acc = torch.promote_types(x.dtype, torch.float32)
+    v = x.to(acc) * scale
+    if mask is not None:
+        v = v + mask.to(acc)
+    return v
+
+
+def softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+    return torch.softmax(logits(x, mask, scale), dim=-1).to(x.dtype)
+
+
+def log_softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+    return torch.log_softmax(logits(x, mask, scale), dim=-1).to(x.dtype)
+
+
+# ---- mask broadcasting ----
+
+
+def mask_groups(x_shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
+    """(div, mod, stride) for each run of x's leading dimensions the mask does not broadcast over, outermost first:
+    output row r reads mask row sum((r // div % mod) * stride) (the mask is contiguous)."""
+    lead = x_shape[:-1]
+    mask_lead = (1,) * (len(x_shape) - len(mask_shape)) + tuple(mask_shape[:-1])
+    runs: list[list] = []  # [mask has this run (not broadcast), size]
+    for size, mask_size in zip(lead, mask_lead):
+        if size == 1:
+            continue  # a size-1 dimension indexes nothing
+        full = mask_size == size
+        if runs and runs[-1][0] == full:
+            runs[-1][1] *= size
+        else:
+            runs.append([full, size])
+    groups = []
+    inner = mask_inner = 1
+    for full, size in reversed(runs):
+        if full:
+            groups.append((inner, size, mask_inner))
+            mask_inner *= size
+        inner *= size
+    return tuple(reversed(groups))
+
+
+# ---- launch plan ----
+
+
+def variant_for(cols: int) -> str:
+    if cols <= SIMD_ROW_MAX:
+        return "simd"
+    if cols <= BLOCK_ROW_MAX:
+        return "block"
+    return "looped"
+
+
+def geometry(rows: int, cols: int) -> tuple[str, int, int]:
+    """(variant, total threads, threadgroup size) for `rows` rows of length `cols`."""
+    variant = variant_for(cols)
+    if variant == "simd":
+        group = max(1, min(rows, SIMD_ROWS_PER_GROUP)) * SIMD_SIZE
+        return variant, rows * SIMD_SIZE, group
+    if variant == "block":
+        threads = -(-cols // N_READS)
+        group = -(-threads // SIMD_SIZE) * SIMD_SIZE
+    else:
+        group = LOOPED_GROUP
+    return variant, rows * group, group
+
+
+def make_plan(op: str):
+    def plan(x: TensorMeta, mask: TensorMeta | None, scale: float) -> LaunchPlan:
+        cols = x.shape[-1]
+        rows = 1
+        for d in x.shape[:-1]:
+            rows *= d
+        variant, threads, group = geometry(rows, cols)
+        groups = mask_groups(x.shape, mask.shape) if mask is not None else ()
+        groups = groups + (UNUSED_GROUP,) * (MASK_GROUPS - len(groups))
+        mask_args = tuple(Scalar(v, "uint") for g in groups for v in g)
+        return LaunchPlan(
+            kernel=f"{op}_{variant}_{DTYPE_NAMES[x.dtype]}",
+            buffers=("x", "mask" if mask is not None else None, "out", Scalar(scale, "float"), Scalar(cols, "uint"),
+                     *mask_args),
+            threads=(threads, 1, 1),
+            group_size=(group, 1, 1),
+            constants={"has_mask": mask is not None},
+        )
+
+    return plan
+
+
+# ---- validation and constraints ----
+
+
+def validate(inputs) -> None:
+    x, mask = inputs["x"], inputs["mask"]
+    if mask is None:
+        return
+    fits = mask.dim() <= x.dim() and all(m in (1, d) for m, d in zip(reversed(mask.shape), reversed(x.shape)))
+    if not fits:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to x's shape {tuple(x.shape)} "
+                         f"(each mask dimension, aligned from the right, must equal x's or be 1)")
+
+
+def needs_a_dimension(inputs) -> str | None:
+    """x is 0-dimensional"""
+    return "x has no dimension to normalise over" if inputs["x"].dim() == 0 else None
+
+
+def mask_spans_the_row(inputs) -> str | None:
+    """the mask broadcasts along the last dimension (its last size is 1, or it is 0-d)"""
+    x, mask = inputs["x"], inputs["mask"]
+    if mask is not None and (mask.dim() == 0 or mask.shape[-1] != x.shape[-1]):
+        return f"mask of shape {tuple(mask.shape)} broadcasts along the last dimension"
+    return None
+
+
+def mask_pattern_is_simple(inputs) -> str | None:
+    """the mask's broadcast pattern needs more than two groups of leading dimensions"""
+    x, mask = inputs["x"], inputs["mask"]
+    if mask is not None and len(mask_groups(tuple(x.shape), tuple(mask.shape))) > MASK_GROUPS:
+        return f"mask of shape {tuple(mask.shape)} broadcasts to {tuple(x.shape)} in more than {MASK_GROUPS} groups"
+    return None
+
+
+def grid_fits_uint32(inputs) -> str | None:
+    """the launch grid has 2^32 threads or more"""
+    x = inputs["x"]
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    _, threads, _ = geometry(rows, x.shape[-1])
+    return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
+
+
+CONSTRAINTS = (needs_a_dimension, mask_spans_the_row, mask_pattern_is_simple, fits_uint32("x"), grid_fits_uint32)
+
+
+# ---- examples ----
+
+
+def examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(0)
+
+    def randn(*shape, std=1.0):
+        return (torch.randn(*shape, generator=gen) * std).to(dtype)
+
+    def with_neg_inf(mask: torch.Tensor, fraction: float) -> torch.Tensor:
+        hit = torch.rand(mask.shape, generator=gen) < fraction
+        return mask.masked_fill(hit, float("-inf")).to(dtype)
+
+    causal = torch.full((32, 32), float("-inf")).triu(1)[:3]  # rows 0..2 of a causal mask over 32 keys
+    looped_mask = torch.zeros(5000)
+    looped_mask[:1500] = float("-inf")  # the first threads' first step sees only -inf
+    return [
+        (randn(33, 31), None, 1.0),  # simd: 31 < 32 columns, 33 rows (a partial last threadgroup)
+        (randn(2, 3, 32, std=4.0), causal.to(dtype), 0.5),  # simd: [Q, K] mask over [B, Q, K]
+        (randn(5, 1), None, 1.0),  # a single column
+        (randn(2, 2, 33), with_neg_inf(torch.randn(2, 2, 33, generator=gen), 0.2), 0.3),  # same-shape mask
+        (randn(2, 3, 257), with_neg_inf(torch.randn(2, 1, 257, generator=gen), 0.1), 0.125),  # block, [.., 1, L]
+        (randn(2, 5000, std=8.0), looped_mask.to(dtype), 1.0),  # looped, [L] mask
+        (randn(1, 4500, std=200.0), None, 1.0),  # looped, large magnitudes
+    ]
+
+
+def fallback_examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(1)
+    x6 = torch.randn(2, 2, 2, 2, 2, 3, generator=gen).to(dtype)
+    return [
+        (torch.tensor(0.75).to(dtype), None, 1.0),
+        (torch.randn(2, 5, generator=gen).to(dtype), torch.randn(2, 1, generator=gen).to(dtype), 1.0),
+        (x6, torch.randn(2, 1, 2, 1, 2, 3, generator=gen).to(dtype), 0.5),  # three groups of leading dimensions
+    ]
+
+
+def family(name: str, reference, description: str, fusions: str) -> KernelFamily:
+    return KernelFamily(
+        name=name,
+        source="softmax.metal",
+        schema="(Tensor x, Tensor? mask=None, float scale=1.0) -> Tensor",
+        reference=reference,
+        dtypes=FLOAT_DTYPES,
+        outputs={"out": like("x")},
+        plan=make_plan(name),
+        validate=validate,
+        constraints=CONSTRAINTS,
+        description=description,
+        fusions=fusions,
+        examples=examples,
+        fallback_examples=fallback_examples,
+    )
+
+
+SOFTMAX = family(
+    "softmax", softmax_reference,
+    "softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
+    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 4096 (two reads above)",
+)
+LOG_SOFTMAX = family(
+    "log_softmax", log_softmax_reference,
+    "log_softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
+    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 4096 (two reads above)",
+)
+FAMILIES = (SOFTMAX, LOG_SOFTMAX)

@@ -1,0 +1,297 @@
+"""softmax / log_softmax beyond the generated tests: variant choice, mask broadcasting, non-finite values, large
+magnitudes, lane-order independence. Every kernel run is on the emulator, compared with a float64 reference."""
+
+import math
+
+import pytest
+import torch
+
+from mpskernels import registry, runtime
+from mpskernels.kernels import softmax as sm
+from mpskernels.kernels.spec import TensorMeta
+from mpskernels.runtime import use_backend
+from mpskernels.tolerances import compare
+
+OPS = ("softmax", "log_softmax")
+NEG_INF = float("-inf")
+# Row lengths of each variant, with its edges.
+LENGTHS = {"simd": (1, 31, 33, 128), "block": (129, 4096), "looped": (4097, 5000)}
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    monkeypatch.setattr(registry, "poison_outputs", True)
+
+
+def family(op):
+    return sm.SOFTMAX if op == "softmax" else sm.LOG_SOFTMAX
+
+
+def emulated(op, x, mask=None, scale=1.0):
+    with use_backend("emulator"):
+        return getattr(torch.ops.mpskernels, op)(x, mask, scale)
+
+
+def expected(op, x, mask=None, scale=1.0, dtype=None):
+    """The float64 reference, rounded to `dtype` when given (where the rounded value overflows, so must the op)."""
+    ref = family(op).reference(x.double(), None if mask is None else mask.double(), scale)
+    return ref if dtype is None else ref.to(dtype)
+
+
+def check(op, x, mask=None, scale=1.0):
+    got = emulated(op, x, mask, scale)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    result = compare(got, expected(op, x, mask, scale, x.dtype), x.dtype)
+    assert result.ok, f"{op} {tuple(x.shape)} mask {None if mask is None else tuple(mask.shape)}: {result}"
+    return got
+
+
+def variant(x, mask=None):
+    plan = sm.make_plan("softmax")(TensorMeta.of(x), None if mask is None else TensorMeta.of(mask), 1.0)
+    return plan.kernel.split("_")[1]
+
+
+def randn(*shape, seed=0, dtype=torch.float32):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+# ---- variant choice and geometry ----
+
+
+@pytest.mark.parametrize("name, lengths", LENGTHS.items())
+def test_plan_picks_the_variant_by_row_length(name, lengths):
+    for cols in lengths:
+        assert sm.variant_for(cols) == name
+
+
+def test_geometry():
+    assert sm.geometry(13, 33) == ("simd", 13 * 32, 8 * 32)  # 8 rows per threadgroup, the last has 5
+    assert sm.geometry(3, 1) == ("simd", 96, 96)
+    assert sm.geometry(2, 129) == ("block", 2 * 64, 64)  # 33 threads round up to two SIMD groups
+    assert sm.geometry(2, 4096) == ("block", 2 * 1024, 1024)
+    assert sm.geometry(2, 4097) == ("looped", 2 * 1024, 1024)
+
+
+def test_examples_exercise_every_variant_without_falling_back():
+    for dtype in sm.SOFTMAX.dtypes:
+        seen = set()
+        for args in sm.SOFTMAX.examples(dtype):
+            inputs = dict(zip(("x", "mask", "scale"), args))
+            assert registry.unsupported_reason(sm.SOFTMAX, inputs) is None
+            seen.add(variant(args[0], args[1]))
+        assert seen == {"simd", "block", "looped"}
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [c for lengths in LENGTHS.values() for c in lengths])
+def test_every_variant_at_its_edges(op, cols):
+    rows = 3 if cols <= 128 else 1
+    x = randn(rows, cols, seed=cols) * 3
+    mask = torch.where(randn(cols, seed=cols + 1) > 1.5, NEG_INF, 0.0)
+    mask[0] = 0.0  # at least one unmasked element per row
+    check(op, x, None, 1.0)
+    check(op, x, mask, 0.7)
+
+
+# ---- masks ----
+
+
+@pytest.mark.parametrize(
+    "x_shape, mask_shape, groups",
+    [
+        ((2, 3, 4, 20), (2, 3, 4, 20), ((1, 24, 1),)),  # same shape
+        ((2, 3, 4, 20), (20,), ()),  # one mask row for all
+        ((2, 3, 4, 20), (1, 1, 1, 20), ()),
+        ((2, 3, 4, 20), (4, 20), ((1, 4, 1),)),  # causal [Q, K] over [B, H, Q, K]
+        ((2, 3, 4, 20), (2, 1, 1, 20), ((12, 2, 1),)),  # padding mask [B, 1, 1, K]
+        ((2, 3, 4, 20), (2, 1, 4, 20), ((12, 2, 4), (1, 4, 1))),  # [B, 1, Q, K]
+        ((2, 3, 4, 20), (1, 3, 1, 20), ((4, 3, 1),)),  # per head
+        ((2, 1, 3, 20), (2, 1, 3, 20), ((1, 6, 1),)),  # size-1 dimensions join either side
+        ((2, 1, 3, 150), (1, 1, 3, 150), ((1, 3, 1),)),  # block variant
+    ],
+)
+@pytest.mark.parametrize("op", OPS)
+def test_mask_broadcast_patterns(op, x_shape, mask_shape, groups):
+    assert sm.mask_groups(x_shape, mask_shape) == groups
+    x = randn(*x_shape, seed=1)
+    mask = torch.where(randn(*mask_shape, seed=2) > 1.0, NEG_INF, randn(*mask_shape, seed=3))
+    mask[..., 0] = 0.0
+    check(op, x, mask, 0.5)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_same_shape_mask_on_long_rows(op):
+    x = randn(3, 4200, seed=4)
+    mask = torch.where(randn(3, 4200, seed=5) > 0.0, NEG_INF, randn(3, 4200, seed=6))
+    mask[:, -1] = 0.0
+    check(op, x, mask, 2.0)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_scale_applies_before_the_mask(op):
+    x = randn(4, 40, seed=7)
+    mask = randn(4, 40, seed=8) * 3
+    got = check(op, x, mask, -1.5)
+    torch.testing.assert_close(got, getattr(torch, op)(x * -1.5 + mask, dim=-1))
+    uniform = emulated(op, x, None, 0.0)  # scale 0: every element alike
+    torch.testing.assert_close(uniform, getattr(torch, op)(torch.zeros(4, 40), dim=-1))
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+def test_masked_places_are_exactly_zero_or_minus_inf(op, cols):
+    x = randn(2, cols, seed=9)
+    mask = torch.zeros(2, cols)
+    mask[0, : cols // 2] = NEG_INF  # the first threads of row 0 see nothing but -inf
+    mask[1, 1::2] = NEG_INF
+    got = check(op, x, mask)
+    hidden = got[mask == NEG_INF]
+    assert (hidden == (0.0 if op == "softmax" else NEG_INF)).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [1, 33, 300, 5000], ids=lambda c: f"{sm.variant_for(c)}{c}")
+def test_fully_masked_rows_are_nan_like_pytorch(op, cols, dtype):
+    x = randn(3, cols, seed=10, dtype=dtype)
+    mask = torch.zeros(3, cols)
+    mask[1] = NEG_INF
+    mask = mask.to(dtype)
+    got = check(op, x, mask)  # NaN where the reference has NaN, and only there
+    assert got[1].isnan().all() and not got[[0, 2]].isnan().any()
+    assert getattr(torch, op)(torch.full((cols,), NEG_INF), dim=-1).isnan().all()  # what PyTorch does
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+def test_inf_and_nan_inputs_give_nan_rows_like_pytorch(op, cols):
+    x = randn(4, cols, seed=11)
+    x[1, cols // 3] = float("inf")
+    x[2, cols - 1] = float("nan")
+    x[3, :] = NEG_INF
+    got = check(op, x)
+    assert got[1:].isnan().all() and not got[0].isnan().any()
+
+
+# ---- magnitudes ----
+
+
+@pytest.mark.parametrize(
+    "dtype, magnitude",
+    [(torch.float32, 1e30), (torch.float32, 1e4), (torch.float16, 6e4), (torch.bfloat16, 1e30)],
+    ids=str,
+)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+def test_large_magnitudes_do_not_overflow(op, cols, dtype, magnitude):
+    x = (randn(2, cols, seed=12).clamp(-1, 1) * magnitude).to(dtype)
+    assert x.isfinite().all()
+    got = check(op, x)
+    assert not got.isnan().any()
+    if op == "softmax":
+        assert got.isfinite().all()
+        torch.testing.assert_close(got.float().sum(-1), torch.ones(2), rtol=0, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "dtype, low, spread",
+    [(torch.float32, -1e4, 1.0), (torch.float32, -1e30, 1e29), (torch.float16, -3e4, 100.0),
+     (torch.bfloat16, -1e30, 1e29)],
+    ids=str,
+)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("cols", [33, 301, 4099], ids=lambda c: sm.variant_for(c))
+def test_rows_far_below_zero_do_not_underflow(op, cols, dtype, low, spread):
+    # Row lengths that leave threads with out-of-row slots: those must not pull the row maximum up to 0.
+    x = (low + spread * randn(2, cols, seed=22).clamp(-1, 1)).to(dtype)
+    got = check(op, x)
+    assert got.isfinite().all()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_near_constant_and_negative_rows(op):
+    x = torch.full((2, 700), -3.0)
+    x[1] = -1e-3 * torch.arange(700.0)
+    check(op, x)
+
+
+# ---- scheduling, inputs, shapes ----
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_results_do_not_depend_on_lane_order(op, monkeypatch):
+    cases = [(randn(13, 33, seed=13), randn(33, seed=14)), (randn(2, 257, seed=15), None),
+             (randn(1, 4500, seed=16), randn(1, 4500, seed=17))]
+    fixed = [emulated(op, x, m, 0.5) for x, m in cases]
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
+    for (x, m), want in zip(cases, fixed):
+        torch.testing.assert_close(emulated(op, x, m, 0.5), want, rtol=0, atol=0)
+
+
+def test_inputs_are_left_unchanged():
+    x, mask = randn(3, 300, seed=18), randn(300, seed=19)
+    x0, mask0 = x.clone(), mask.clone()
+    for op in OPS:
+        emulated(op, x, mask, 2.0)
+    assert torch.equal(x, x0) and torch.equal(mask, mask0)
+
+
+def test_empty_inputs():
+    for op in OPS:
+        assert emulated(op, torch.empty(0, 5)).shape == (0, 5)
+        assert emulated(op, torch.empty(3, 0)).shape == (3, 0)
+
+
+@pytest.mark.parametrize(
+    "x_shape, mask_shape",
+    [((2, 4), (3,)), ((2, 4), (3, 4)), ((4,), (2, 4)), ((2, 4), (1, 2, 4))],
+)
+def test_masks_that_do_not_broadcast_to_x_are_rejected(x_shape, mask_shape):
+    for op in OPS:
+        with pytest.raises(ValueError, match=rf"mpskernels\.{op}: mask of shape .* does not broadcast to x's shape"):
+            getattr(torch.ops.mpskernels, op)(torch.randn(x_shape), torch.randn(mask_shape), 1.0)
+
+
+@pytest.mark.parametrize(
+    "x_shape, mask_shape, reason",
+    [
+        ((), None, "no dimension"),
+        ((2, 5), (2, 1), "broadcasts along the last dimension"),
+        ((2, 5), (), "broadcasts along the last dimension"),
+        ((2, 2, 2, 2, 2, 3), (2, 1, 2, 1, 2, 3), "more than 2 groups"),
+    ],
+)
+def test_unsupported_masks_run_the_reference(x_shape, mask_shape, reason, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runtime.BACKENDS["emulator"], "launch", lambda *a: launched.append(a))
+    x = torch.randn(x_shape)
+    mask = None if mask_shape is None else torch.randn(mask_shape)
+    inputs = {"x": x, "mask": mask, "scale": 1.0}
+    assert reason in registry.unsupported_reason(sm.SOFTMAX, inputs)
+    for op in OPS:
+        got = emulated(op, x, mask, 1.0)
+        torch.testing.assert_close(got, family(op).reference(x, mask, 1.0))
+    assert launched == []
+
+
+def test_reference_matches_pytorch_and_keeps_float64():
+    x, mask = randn(3, 10, seed=20), randn(3, 10, seed=21)
+    torch.testing.assert_close(sm.softmax_reference(x, mask, 0.5), torch.softmax(x * 0.5 + mask, -1))
+    torch.testing.assert_close(sm.log_softmax_reference(x, None, 2.0), torch.log_softmax(x * 2.0, -1))
+    assert sm.softmax_reference(x.double(), None, 1.0).dtype == torch.float64
+    half = sm.softmax_reference(x.half(), mask.half(), 1.0)
+    assert half.dtype == torch.float16
+    assert math.isclose(float(half.float().sum(-1)[0]), 1.0, abs_tol=1e-2)
+
+
+def test_mask_and_scale_default_to_none_and_one():
+    # Relies on the registry filling schema defaults (OpRunner.fill_defaults) for calls that leave them out.
+    from mpskernels import ops
+
+    x, mask = randn(3, 40, seed=23), randn(40, seed=24)
+    with use_backend("emulator"):
+        torch.testing.assert_close(torch.ops.mpskernels.softmax(x), torch.softmax(x, -1))
+        torch.testing.assert_close(ops.log_softmax(x, scale=0.5), torch.log_softmax(x * 0.5, -1))
+        torch.testing.assert_close(ops.softmax(x, mask=mask), torch.softmax(x + mask, -1))
+        torch.testing.assert_close(torch.ops.mpskernels.log_softmax(x, mask, scale=2.0),
+                                   torch.log_softmax(2.0 * x + mask, -1))
