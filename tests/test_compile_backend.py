@@ -121,3 +121,22 @@ def test_backend_is_found_through_its_entry_point_without_importing_mpskernels()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_scaled_dot_product_attention_becomes_the_attention_kernel(rewritten):
+    import torch.nn.functional as F
+
+    def f(q, k, v, mask):
+        causal = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        masked = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+        shorter = F.scaled_dot_product_attention(q, k[:, :, :5], v[:, :, :5], is_causal=True)  # top-left causal
+        return causal, masked, shorter
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 9, 64, generator=g) for _ in range(3))
+    mask = torch.randn(1, 1, 9, 9, generator=g)
+    with mpskernels.use_backend("emulator"):
+        got = torch.compile(f, backend="mpskernels")(q, k, v, mask)
+    assert rewritten[0].count("mpskernels.attention.default") == 2  # not the non-square causal one
+    for g_, w in zip(got, f(q, k, v, mask)):
+        torch.testing.assert_close(g_, w, rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ the first call is also run by the original graph and compared; on a mismatch the
 from __future__ import annotations
 
 import logging
+import operator
 from typing import Any, Callable
 
 import torch
@@ -138,7 +139,55 @@ def rewrite_direct(graph: fx.Graph) -> int:
     return count
 
 
-REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_direct]
+def _sdpa_arguments(node: fx.Node) -> dict[str, Any] | None:
+    """q, k, v, dropout_p, is_causal, attn_mask, scale of the SDPA variants aten lowers to, by device."""
+    names = {
+        "_scaled_dot_product_flash_attention_for_cpu": ("q", "k", "v", "dropout_p", "is_causal"),
+        "_scaled_dot_product_attention_math_for_mps": ("q", "k", "v", "attn_mask", "dropout_p", "is_causal",
+                                                       "dropout_mask"),
+        "_scaled_dot_product_attention_math": ("q", "k", "v", "attn_mask", "dropout_p", "is_causal", "dropout_mask"),
+    }.get(getattr(node.target, "__name__", "").split(".")[0])
+    if names is None:
+        return None
+    args = {"dropout_p": 0.0, "is_causal": False, "attn_mask": None, "scale": None, "dropout_mask": None}
+    args.update(zip(names, node.args))
+    args.update(node.kwargs)
+    return args
+
+
+def rewrite_attention(graph: fx.Graph) -> int:
+    """Scaled dot-product attention (any of aten's lowerings) -> mpskernels.attention, where the meaning agrees:
+    no dropout, an additive mask in q's dtype, causal only for square score matrices (SDPA aligns the causal
+    mask top-left, mpskernels bottom-right, for a KV cache: the two agree when Sq == Sk)."""
+    if not hasattr(mpsk, "attention"):
+        return 0
+    count = 0
+    for node in list(graph.nodes):
+        a = _sdpa_arguments(node)
+        if a is None or a["dropout_p"] != 0.0 or a["dropout_mask"] is not None:
+            continue
+        q, k, mask = _val(a["q"]), _val(a["k"]), _val(a["attn_mask"])
+        if q is None or k is None or q.dim() != 4 or q.dtype not in FLOAT_DTYPES:
+            continue
+        if mask is not None and (mask.dtype != q.dtype or mask.dim() != 4):
+            continue
+        if a["is_causal"] and q.shape[-2] != k.shape[-2]:
+            continue
+        outputs = {u.args[1]: u for u in node.users if u.target is operator.getitem}
+        if set(outputs) != {0} or len(node.users) != 1:
+            if any(i != 0 and len(u.users) for i, u in outputs.items()) or 0 not in outputs:
+                continue
+        first = outputs[0]
+        with graph.inserting_before(first):
+            fused = graph.call_function(mpsk.attention.default, (a["q"], a["k"], a["v"], a["attn_mask"],
+                                                                 bool(a["is_causal"]), a["scale"], None))
+        fused.meta["val"] = _val(first)
+        first.replace_all_uses_with(fused)
+        count += 1
+    return count
+
+
+REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_direct, rewrite_attention]
 
 
 def rewrite(gm: fx.GraphModule) -> dict[str, int]:
@@ -200,7 +249,10 @@ def to_aten(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
     """The same graph in aten ops (one spelling per computation), traced with fake tensors."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    return make_fx(gm, tracing_mode="fake", _allow_non_fake_inputs=True)(*example_inputs)
+    # Outside Dynamo's tracing context: make_fx would otherwise reuse Dynamo's fake mode and shape environment
+    # and leave symbols there that Dynamo's guards cannot source.
+    with torch._guards.tracing(None):
+        return make_fx(gm, tracing_mode="fake", _allow_non_fake_inputs=True)(*example_inputs)
 
 
 def backend(gm: fx.GraphModule, example_inputs: list, options: dict[str, Any] | None = None) -> Callable:

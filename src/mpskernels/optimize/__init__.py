@@ -156,6 +156,17 @@ def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Se
     return seen, output
 
 
+def _tensors_in(value: Any) -> list[torch.Tensor]:
+    """The floating-point tensors of a model output (a tensor, tuple, list, dict or ModelOutput), in order."""
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors_in(v)]
+    return []
+
+
 def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_inputs: Sequence[Any] | None = None,
              verify: bool = True) -> nn.Module:
     """Swaps faster kernels into `model` in place and returns it, with `model.mpskernels_report` attached.
@@ -173,9 +184,12 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chosen: dict[str, tuple[nn.Module, Replacement]] = {}
 
+    replaced_subtrees: list[str] = []  # modules whose new forward no longer calls their children's forward
     for name, module in model.named_modules():
         if _SWAP_ATTRIBUTE in module.__dict__:
             continue  # already swapped by an earlier optimize()
+        if any(name.startswith(p + ".") for p in replaced_subtrees):
+            continue
         type_name = type(module).__name__
         answer = find_replacement(module)
         if isinstance(answer, str):
@@ -194,6 +208,8 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
                     rejected.append(f"not {proposal.kernel}: {detail}")
                     continue
             chosen[name] = (module, proposal)
+            if list(module.children()):
+                replaced_subtrees.append(name)
             break
         else:
             if rejected:
@@ -225,10 +241,12 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
     if original_output is not None:
         with torch.no_grad():
             new_output = model(*example_inputs)
-        if isinstance(new_output, torch.Tensor) and isinstance(original_output, torch.Tensor):
+        pairs = list(zip(_tensors_in(new_output), _tensors_in(original_output)))
+        if pairs:
             scale = config.tolerance_scale * max(1, len(report.swapped))  # errors add up through the layers
-            ok, detail, _ = _agree(new_output, original_output, scale)
-            report.output_check = detail
+            checks = [_agree(got, want, scale) for got, want in pairs]
+            failed = [detail for ok, detail, _ in checks if not ok]
+            report.output_check = failed[0] if failed else checks[0][1]
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     report.entries.sort(key=lambda e: order.get(e.module, len(order)))
     object.__setattr__(model, "mpskernels_report", report)

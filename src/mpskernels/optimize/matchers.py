@@ -85,7 +85,44 @@ def match_hardswish(m: nn.Module) -> Match:
     return Replacement("hardswish", lambda x: ops.hardswish(x), "type")
 
 
-TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu, match_gelu, match_mish, match_hardswish]
+def match_layer_norm(m: nn.Module) -> Match:
+    if not isinstance(m, nn.LayerNorm):
+        return None
+    if len(m.normalized_shape) != 1:
+        return "normalises over more than the last dimension"
+    return Replacement("layer_norm", lambda x: ops.layer_norm(x, m.weight, m.bias, m.eps), "type")
+
+
+def match_group_norm(m: nn.Module) -> Match:
+    if not isinstance(m, nn.GroupNorm):
+        return None
+    return Replacement("group_norm", lambda x: ops.group_norm(x, m.num_groups, m.weight, m.bias, m.eps), "type")
+
+
+def _last_dim_forward(m: nn.Module, kernel: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Softmax over `m.dim`: the kernel when that is the last dimension, the module's own forward otherwise."""
+    original = type(m).forward
+    op = getattr(ops, kernel)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        dim = m.dim if m.dim is not None else -1
+        if x.dim() > 0 and dim in (-1, x.dim() - 1):
+            return op(x, None, 1.0)
+        return original(m, x)
+
+    return forward
+
+
+def match_softmax(m: nn.Module) -> Match:
+    if isinstance(m, nn.Softmax):
+        return Replacement("softmax", _last_dim_forward(m, "softmax"), "type")
+    if isinstance(m, nn.LogSoftmax):
+        return Replacement("log_softmax", _last_dim_forward(m, "log_softmax"), "type")
+    return None
+
+
+TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu, match_gelu, match_mish, match_hardswish,
+                                match_layer_norm, match_group_norm, match_softmax]
 
 
 # ---- by computation ----
@@ -138,8 +175,53 @@ def recognise_activations(m: nn.Module) -> list[Replacement] | None:
             for kernel, forward in ACTIVATIONS if _has_op(kernel)]
 
 
+GATES = {"silu": "swiglu", "gelu": "geglu"}  # activation of the gate -> fused gated op
+
+
+def _activation_kind(m: nn.Module) -> str | None:
+    if isinstance(m, nn.SiLU):
+        return "silu"
+    if isinstance(m, nn.GELU) and m.approximate == "none":
+        return "gelu"
+    if not _is_torch_builtin(m) and not list(m.children()) and not _own_parameters(m):
+        return "unknown"  # a hand-written activation: try both, probing decides
+    return None
+
+
+def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
+    """down(act(gate(x)) * up(x)) — LLaMA/Mistral/Qwen-style MLPs — whatever the children are called: three Linear
+    layers (two d -> h, one h -> d) and an activation. Which of the two is the gate is settled by probing."""
+    children = dict(m.named_children())
+    linears = {n: c for n, c in children.items() if isinstance(c, nn.Linear)}
+    acts = {n: _activation_kind(c) for n, c in children.items() if n not in linears}
+    acts = {n: k for n, k in acts.items() if k is not None}
+    if _is_torch_builtin(m) or len(linears) != 3 or len(acts) != 1 or len(children) != 4:
+        return None
+    (kind,) = acts.values()
+    downs = [n for n, l in linears.items() if all(l.in_features == o.out_features and l.out_features == o.in_features
+                                                  for k, o in linears.items() if k != n)]
+    if len(downs) != 1:
+        return None
+    down = linears[downs[0]]
+    first, second = [linears[n] for n in linears if n != downs[0]]
+    d = down.out_features
+    out = []
+    for gate_kind in ([kind] if kind != "unknown" else ["silu", "gelu"]):
+        fused = getattr(ops, GATES[gate_kind], None) if hasattr(ops, GATES[gate_kind]) else None
+        if fused is None:
+            continue
+        for gate, up in ((first, second), (second, first)):
+            out.append(Replacement(
+                GATES[gate_kind],
+                lambda x, g=gate, u=up, f=fused: down(f(g(x), u(x))),
+                "computation",
+                probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)],
+            ))
+    return out
+
+
 COMPUTATION_RECOGNISERS: list[Callable[[nn.Module], Match | list[Replacement]]] = [
-    recognise_rms_norm, recognise_activations]
+    recognise_rms_norm, recognise_activations, recognise_gated_mlp]
 
 
 def find_replacement(m: nn.Module) -> Match:
