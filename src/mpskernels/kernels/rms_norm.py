@@ -1,4 +1,5 @@
-"""RMSNorm over the last dimension: x * rsqrt(mean(x^2) + eps) [* weight]."""
+"""RMSNorm over the last dimension, x * rsqrt(mean(x^2) + eps) [* weight], alone or fused with the residual add
+before it (add_rms_norm returns (rms_norm(x + residual), x + residual))."""
 
 from __future__ import annotations
 
@@ -6,16 +7,29 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-N_READS = 4  # elements per thread per step; matches rms_norm<T, 4> in metal/rms_norm.metal
+# Tunables of metal/rms_norm.metal (also metal/layer_norm.metal and metal/group_norm.metal, which import them here):
+N_READS = 4  # consecutive elements a thread loads per step (N_READS in the .metal file)
+N_STEPS = 4  # steps a thread keeps in registers (N_STEPS): rows up to group * N_READS * N_STEPS are read once
 MAX_GROUP = 1024
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for the kernel dtypes; float64 stays float64, so the tests' float64 oracle really is float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def reference(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    x32 = x.float()
+    x32 = x.to(accumulation_dtype(x.dtype))
     y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     if weight is not None:
-        y = y * weight.float()
+        y = y * weight.to(y.dtype)
     return y.to(x.dtype)
+
+
+def add_reference(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
+                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    h = x + residual  # in the op's dtype: the updated residual is rounded before it is normalised, as unfused code
+    return reference(h, weight, eps), h
 
 
 def group_size_for(cols: int) -> int:
@@ -37,11 +51,39 @@ def plan(x: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
     )
 
 
+def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
+    cols = x.shape[-1]
+    rows = x.numel() // cols
+    group = group_size_for(cols)
+    return LaunchPlan(
+        kernel=f"add_rms_norm_{DTYPE_NAMES[x.dtype]}",
+        buffers=("x", "residual", "weight" if weight is not None else None, "out", "residual_out",
+                 Scalar(eps, "float"), Scalar(cols, "uint")),
+        threads=(rows * group, 1, 1),
+        group_size=(group, 1, 1),
+        constants={"has_weight": weight is not None},
+    )
+
+
+def check_per_column(x: torch.Tensor, name: str, t: torch.Tensor | None) -> None:
+    """`t` (weight or bias) must be one value per element of x's last dimension."""
+    if t is not None and (t.dim() != 1 or x.dim() == 0 or t.shape[0] != x.shape[-1]):
+        raise ValueError(f"{name} must have shape ({x.shape[-1] if x.dim() else '?'},) to match x's last "
+                         f"dimension, got {tuple(t.shape)}")
+
+
+def check_residual(x: torch.Tensor, residual: torch.Tensor) -> None:
+    if residual.shape != x.shape:
+        raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
+
+
 def validate(inputs) -> None:
-    x, weight = inputs["x"], inputs["weight"]
-    if weight is not None and (weight.dim() != 1 or x.dim() == 0 or weight.shape[0] != x.shape[-1]):
-        raise ValueError(f"weight must have shape ({x.shape[-1] if x.dim() else '?'},) to match x's last "
-                         f"dimension, got {tuple(weight.shape)}")
+    check_per_column(inputs["x"], "weight", inputs["weight"])
+
+
+def add_validate(inputs) -> None:
+    check_residual(inputs["x"], inputs["residual"])
+    check_per_column(inputs["x"], "weight", inputs["weight"])
 
 
 def needs_a_dimension(inputs) -> str | None:
@@ -50,15 +92,60 @@ def needs_a_dimension(inputs) -> str | None:
     return "x has no dimension to normalise" if x.dim() == 0 else None
 
 
+def grid_fits_uint32(inputs) -> str | None:
+    """the launch grid has 2^32 threads or more"""
+    x = inputs["x"]
+    if x.dim() == 0 or x.numel() == 0:
+        return None
+    cols = x.shape[-1]
+    threads = x.numel() // cols * group_size_for(cols)  # one threadgroup per row
+    return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
+
+
 def examples(dtype: torch.dtype):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 33, generator=gen).to(dtype)
     w = (torch.rand(33, generator=gen) + 0.5).to(dtype)
-    return [(x, w, 1e-5), (x[:, :31], None, 1e-6), (torch.randn(2, 1, 70, generator=gen).to(dtype), None, 1e-5)]
+    return [
+        (x, w, 1e-5),
+        (x[:, :31], None, 1e-6),
+        (torch.randn(2, 1, 70, generator=gen).to(dtype), None, 1e-5),
+        (torch.randn(5, 32, generator=gen).to(dtype), (torch.rand(32, generator=gen) + 0.5).to(dtype), 1e-5),
+        (torch.randn(4, 1, generator=gen).to(dtype), None, 1e-5),  # one-element rows
+        (torch.randn(2, 97, generator=gen).to(dtype), None, 0.0),  # a prime, eps 0
+        # Two register steps at 1024 threads; then 27 elements past the register capacity (re-read for the store).
+        (torch.randn(1, 4103, generator=gen).to(dtype), (torch.rand(4103, generator=gen) + 0.5).to(dtype), 1e-5),
+        (torch.randn(1, 16411, generator=gen).to(dtype), None, 1e-5),
+    ]
+
+
+def grid(shape: tuple[int, ...], gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """Multiples of 1/16 in [-3.75, 3.75]: sums of two are exact in bfloat16 too, so the op's dtype-rounded
+    residual equals the float64 oracle's and the generic float64 comparison stays meaningful. Rounding of the
+    residual sum itself is tested with random data in tests/kernels/test_norms.py."""
+    return (torch.randint(-60, 61, shape, generator=gen) / 16).to(dtype)
+
+
+def add_examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(1)
+    w33 = (torch.rand(33, generator=gen) + 0.5).to(dtype)
+    return [
+        (grid((3, 33), gen, dtype), grid((3, 33), gen, dtype), w33, 1e-5),
+        (grid((2, 1, 31), gen, dtype), grid((2, 1, 31), gen, dtype), None, 1e-6),
+        (grid((4, 32), gen, dtype), grid((4, 32), gen, dtype), None, 1e-5),
+        (grid((3, 1), gen, dtype), grid((3, 1), gen, dtype), None, 1e-5),
+        (grid((1, 4103), gen, dtype), grid((1, 4103), gen, dtype), (torch.rand(4103, generator=gen) + 0.5).to(dtype),
+         1e-5),
+        (grid((1, 16411), gen, dtype), grid((1, 16411), gen, dtype), None, 1e-5),
+    ]
 
 
 def fallback_examples(dtype: torch.dtype):
     return [(torch.tensor(0.75).to(dtype), None, 1e-5)]
+
+
+def add_fallback_examples(dtype: torch.dtype):
+    return [(torch.tensor(0.75).to(dtype), torch.tensor(-0.25).to(dtype), None, 1e-5)]
 
 
 RMS_NORM = KernelFamily(
@@ -70,10 +157,26 @@ RMS_NORM = KernelFamily(
     outputs={"out": like("x")},
     plan=plan,
     validate=validate,
-    constraints=(needs_a_dimension, fits_uint32("x")),
+    constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
     description="RMSNorm over the last dimension, optional weight",
-    fusions="square, mean, rsqrt, scale and weight in one pass per row",
+    fusions="square, mean, rsqrt, scale and weight in one pass per row; x read once for rows up to 16384",
     examples=examples,
     fallback_examples=fallback_examples,
 )
-FAMILIES = (RMS_NORM,)
+
+ADD_RMS_NORM = KernelFamily(
+    name="add_rms_norm",
+    source="rms_norm.metal",
+    schema="(Tensor x, Tensor residual, Tensor? weight, float eps) -> (Tensor, Tensor)",
+    reference=add_reference,
+    dtypes=FLOAT_DTYPES,
+    outputs={"out": like("x"), "residual_out": like("x")},
+    plan=add_plan,
+    validate=add_validate,
+    constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
+    description="Residual add fused into the RMSNorm after it: (rms_norm(x + residual), x + residual)",
+    fusions="residual add (rounded to the dtype, as unfused) and RMSNorm in one pass per row",
+    examples=add_examples,
+    fallback_examples=add_fallback_examples,
+)
+FAMILIES = (RMS_NORM, ADD_RMS_NORM)

@@ -1,0 +1,113 @@
+"""GroupNorm over (N, C, *spatial) inputs: C split into `groups` groups of consecutive channels, each (sample,
+group) normalised over its C/groups * prod(spatial) elements, then an optional per-channel weight and bias."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .rms_norm import accumulation_dtype, group_size_for
+from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
+
+
+def reference(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
+              eps: float) -> torch.Tensor:
+    acc = accumulation_dtype(x.dtype)
+    n, c = x.shape[:2]
+    # Each (sample, group): C/groups channels x all spatial positions (sizes spelled out: N or HW may be 0).
+    g = x.to(acc).reshape(n, groups, c // groups * math.prod(x.shape[2:]))
+    mean = g.mean(-1, keepdim=True)
+    var = (g - mean).pow(2).mean(-1, keepdim=True)  # biased, as torch.nn.functional.group_norm
+    y = ((g - mean) * torch.rsqrt(var + eps)).reshape(x.shape)
+    per_channel = (1, c) + (1,) * (x.dim() - 2)
+    if weight is not None:
+        y = y * weight.to(acc).reshape(per_channel)
+    if bias is not None:
+        y = y + bias.to(acc).reshape(per_channel)
+    return y.to(x.dtype)
+
+
+def plan(x: TensorMeta, groups: int, weight: TensorMeta | None, bias: TensorMeta | None, eps: float) -> LaunchPlan:
+    n, c = x.shape[:2]
+    spatial = math.prod(x.shape[2:])  # 1 for (N, C) inputs
+    group_elems = c // groups * spatial
+    group = group_size_for(group_elems)
+    return LaunchPlan(
+        kernel=f"group_norm_{DTYPE_NAMES[x.dtype]}",
+        buffers=("x", "weight" if weight is not None else None, "bias" if bias is not None else None, "out",
+                 Scalar(eps, "float"), Scalar(group_elems, "uint"), Scalar(spatial, "uint"), Scalar(groups, "uint")),
+        threads=(n * groups * group, 1, 1),
+        group_size=(group, 1, 1),
+        constants={"has_weight": weight is not None, "has_bias": bias is not None},
+    )
+
+
+def validate(inputs) -> None:
+    x, groups = inputs["x"], inputs["groups"]
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (N, C, *), got {tuple(x.shape)}")
+    c = x.shape[1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"groups must be a positive divisor of the {c} channels, got {groups}")
+    for name in ("weight", "bias"):
+        t = inputs[name]
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{name} must have shape ({c},) to match x's channels, got {tuple(t.shape)}")
+
+
+def grid_fits_uint32(inputs) -> str | None:
+    """the launch grid has 2^32 threads or more"""
+    x, groups = inputs["x"], inputs["groups"]
+    if x.numel() == 0:
+        return None
+    n, c = x.shape[:2]
+    threads = n * groups * group_size_for(c // groups * math.prod(x.shape[2:]))  # one threadgroup per (n, group)
+    return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
+
+
+def examples(dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(4)
+
+    def affine(c: int):
+        return (torch.rand(c, generator=gen) + 0.5).to(dtype), torch.randn(c, generator=gen).to(dtype)
+
+    def randn(*shape: int, scale: float = 1.0, shift: float = 0.0):
+        return (torch.randn(*shape, generator=gen) * scale + shift).to(dtype)
+
+    w6, b6 = affine(6)
+    w4, b4 = affine(4)
+    w32, b32 = affine(32)
+    _, b8 = affine(8)
+    w64, _ = affine(64)
+    return [
+        (randn(2, 6, 5, 7), 3, w6, b6, 1e-5),  # group of 2 channels x 35 positions = 70 elements
+        (randn(1, 4, 33), 2, w4, None, 1e-5),  # 66 elements, one spatial dim
+        (randn(3, 32), 8, w32, b32, 1e-5),  # (N, C): no spatial dims, 4 channels per group
+        (randn(2, 32), 32, None, b32, 1e-5),  # one element per group: out = bias
+        (randn(2, 8, 31), 1, None, None, 1e-6),  # one group (LayerNorm over C x HW)
+        (randn(2, 4, 1, 5), 4, w4, b4, 1e-5),  # size-1 spatial dim, one channel per group
+        (randn(1, 6, 3, 4, 5, scale=2.0, shift=3.0), 2, w6, b6, 1e-5),  # three spatial dims, mean far from 0
+        (randn(1, 64, 8, 9), 4, w64, None, 1e-5),  # 1152 elements per group: 288 threads
+        (randn(2, 8, 13, 47), 8, None, b8, 1e-5),  # 611 elements, a prime channel plane
+        # 33124 elements per group: 16384 held in registers, the rest through running moments and a second read.
+        (randn(1, 4, 91, 91, scale=0.5, shift=-1.0), 1, w4, b4, 1e-5),
+    ]
+
+
+GROUP_NORM = KernelFamily(
+    name="group_norm",
+    source="group_norm.metal",
+    schema="(Tensor x, int groups, Tensor? weight, Tensor? bias, float eps) -> Tensor",
+    reference=reference,
+    dtypes=FLOAT_DTYPES,
+    outputs={"out": like("x")},
+    plan=plan,
+    validate=validate,
+    constraints=(fits_uint32("x"), grid_fits_uint32),
+    description="GroupNorm over (N, C, *) inputs, optional per-channel weight and bias",
+    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once for groups of up to "
+            "16384 elements, twice beyond",
+    examples=examples,
+)
+FAMILIES = (GROUP_NORM,)

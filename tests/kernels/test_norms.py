@@ -1,0 +1,294 @@
+"""rms_norm, layer_norm, group_norm and the residual-fused add_rms_norm / add_layer_norm beyond the generated tests:
+the residual's rounding, register-capacity edges at any threadgroup size (partial SIMD groups included), shuffled
+lane order, numerical stability far from zero, both Metal backends for the two-output ops, usage errors and empty
+inputs. Every kernel run is on the emulator, compared with a float64 reference."""
+
+import math
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mpskernels import registry
+from mpskernels.emulator import compile_file, compile_source
+from mpskernels._paths import metal_dir
+from mpskernels.kernels import group_norm as gn
+from mpskernels.kernels import layer_norm as ln
+from mpskernels.kernels import rms_norm as rn
+from mpskernels.kernels.spec import TensorMeta
+from mpskernels.runtime import use_backend
+from mpskernels.tolerances import compare
+
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+REGISTER_CAPACITY = rn.N_READS * rn.N_STEPS  # elements a thread keeps in registers
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    monkeypatch.setattr(registry, "poison_outputs", True)
+
+
+def emulated(name, *args):
+    with use_backend("emulator"):
+        return getattr(torch.ops.mpskernels, name)(*args)
+
+
+def float64(args):
+    return tuple(a.double() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+# ---- the references are what they claim to be ----
+
+
+def test_references_match_torch_functional():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 40, generator=gen, dtype=torch.float64) * 2 + 1
+    w, b = torch.rand(40, generator=gen, dtype=torch.float64) + 0.5, torch.randn(40, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(rn.reference(x, w, 1e-5), F.rms_norm(x, (40,), w, 1e-5))
+    torch.testing.assert_close(ln.reference(x, w, b, 1e-5), F.layer_norm(x, (40,), w, b, 1e-5))
+    torch.testing.assert_close(ln.reference(x, None, b, 1e-5), F.layer_norm(x, (40,), None, b, 1e-5))
+    xg = torch.randn(2, 6, 3, 4, 5, generator=gen, dtype=torch.float64)
+    wg, bg = torch.rand(6, generator=gen, dtype=torch.float64), torch.randn(6, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(gn.reference(xg, 3, wg, bg, 1e-5), F.group_norm(xg, 3, wg, bg, 1e-5))
+    torch.testing.assert_close(gn.reference(xg[:, :, 0, 0, 0], 2, None, bg, 1e-5),
+                               F.group_norm(xg[:, :, 0, 0, 0], 2, None, bg, 1e-5))
+
+
+# ---- the fused residual add ----
+
+FUSED = [("add_rms_norm", "rms_norm", (None,)), ("add_layer_norm", "layer_norm", (None, None))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("fused, unfused, no_affine", FUSED, ids=[f[0] for f in FUSED])
+@pytest.mark.parametrize("cols", [33, 4103, 16411], ids=lambda c: f"cols{c}")
+def test_fused_residual_is_rounded_before_normalising(fused, unfused, no_affine, dtype, cols):
+    """Random data (the sums are inexact in the dtype): residual_out is exactly `x + residual` in the dtype, and
+    out is bit for bit what the unfused kernel gives for that rounded residual (so it normalises the rounded value,
+    as the unfused PyTorch code `h = x + residual; y = norm(h)` does)."""
+    gen = torch.Generator().manual_seed(cols)
+    x = (torch.randn(2, cols, generator=gen) * 3).to(dtype)
+    residual = (torch.randn(2, cols, generator=gen) * 5 + 1).to(dtype)
+    out, residual_out = emulated(fused, x, residual, *no_affine, 1e-5)
+    h = x + residual
+    assert torch.equal(residual_out, h)
+    assert torch.equal(out, emulated(unfused, h, *no_affine, 1e-5))
+    # ... and against float64 arithmetic on the rounded residual.
+    result = compare(out, getattr(ln if "layer" in fused else rn, "reference")(h.double(), *no_affine, 1e-5), dtype)
+    assert result.ok, str(result)
+    if dtype != torch.float32:  # normalising the unrounded sum would be a different (wrong) result
+        assert not torch.equal(h.double(), x.double() + residual.double())
+
+
+def test_fused_ops_validate_the_residual_shape():
+    x = torch.randn(2, 8)
+    with pytest.raises(ValueError, match=r"mpskernels\.add_rms_norm: residual must have x's shape \(2, 8\)"):
+        torch.ops.mpskernels.add_rms_norm(x, torch.randn(8), None, 1e-5)
+    with pytest.raises(ValueError, match=r"mpskernels\.add_layer_norm: residual must have x's shape"):
+        torch.ops.mpskernels.add_layer_norm(x, torch.randn(1, 8), None, None, 1e-5)
+
+
+# ---- any threadgroup size, any row length: register capacity edges, partial SIMD groups, lane order ----
+
+GROUPS = (1, 32, 33, 40, 96)
+COLS = (1, 31, 127, 129, 511, 512, 513, 700, 2100)
+
+
+def row_reference(kernel, x, residual, weight, bias, eps):
+    if kernel == "rms_norm":
+        return (rn.reference(x, weight, eps),)
+    if kernel == "layer_norm":
+        return (ln.reference(x, weight, bias, eps),)
+    if kernel == "add_rms_norm":
+        return rn.add_reference(x, residual, weight, eps)
+    return ln.add_reference(x, residual, weight, bias, eps)
+
+
+@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
+def test_row_kernels_are_correct_at_any_threadgroup_size(kernel):
+    """Threadgroups smaller than the plan would pick push rows past the register capacity (group * 16 elements),
+    and sizes that are not multiples of 32 leave the last SIMD group partial. Half of the runs shuffle the lanes."""
+    source = "rms_norm.metal" if "rms" in kernel else "layer_norm.metal"
+    lib = compile_file(metal_dir() / source)
+    residual_op, layer = kernel.startswith("add_"), "layer" in kernel
+    gen = torch.Generator().manual_seed(5)
+    runs = 0
+    for group in GROUPS:
+        for cols in COLS:
+            x = torch.randn(2, cols, generator=gen) + 0.5
+            residual = torch.randn(2, cols, generator=gen) if residual_op else None
+            w = torch.rand(cols, generator=gen) + 0.5
+            b = torch.randn(cols, generator=gen) if layer else None
+            outs = [torch.full_like(x, float("nan")) for _ in range(2 if residual_op else 1)]
+            args = [x] + ([residual] if residual_op else []) + [w] + ([b] if layer else []) + outs + [1e-5, cols]
+            constants = {"has_weight": True, **({"has_bias": True} if layer else {})}
+            lib.dispatch(f"{kernel}_float32", *args, threads=(2 * group,), group_size=(group,), constants=constants,
+                         order="shuffled" if runs % 2 else "fixed", seed=runs)
+            runs += 1
+            for got, want in zip(outs, row_reference(kernel, *float64((x, residual, w, b)), 1e-5)):
+                result = compare(got, want, torch.float32)
+                assert result.ok, f"{kernel} group {group} cols {cols}: {result}"
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 6, 5, 7), 3), ((1, 4, 33, 7), 2), ((2, 8, 130), 4), ((3, 16), 4)])
+def test_group_norm_is_correct_at_any_threadgroup_size(shape, groups):
+    lib = compile_file(metal_dir() / "group_norm.metal")
+    gen = torch.Generator().manual_seed(6)
+    n, c = shape[:2]
+    spatial = math.prod(shape[2:])
+    runs = 0
+    for group in GROUPS:
+        x = torch.randn(*shape, generator=gen) * 2 - 1
+        w, b = torch.rand(c, generator=gen) + 0.5, torch.randn(c, generator=gen)
+        out = torch.full_like(x, float("nan"))
+        lib.dispatch("group_norm_float32", x, w, b, out, 1e-5, c // groups * spatial, spatial, groups,
+                     threads=(n * groups * group,), group_size=(group,), constants={"has_weight": True,
+                                                                                     "has_bias": True},
+                     order="shuffled" if runs % 2 else "fixed", seed=runs)
+        runs += 1
+        result = compare(out, gn.reference(*float64((x, groups, w, b)), 1e-5), torch.float32)
+        assert result.ok, f"group_norm {shape} groups {groups} threads {group}: {result}"
+
+
+def test_plans_use_whole_simd_groups_and_hold_rows_up_to_16384_in_registers():
+    for cols in (1, 31, 33, 100, 4096, 4097, 16384, 16385, 100000):
+        group = rn.group_size_for(cols)
+        assert group % 32 == 0 and 32 <= group <= 1024
+        assert (group * REGISTER_CAPACITY >= cols) == (cols <= 16384)
+    p = gn.plan(TensorMeta((2, 320, 64, 64), torch.float16), 32, None, None, 1e-5)
+    assert p.threads[0] == 2 * 32 * 1024 and p.group_size[0] == 1024
+
+
+def test_launches_past_32_bit_grids_fall_back():
+    many_short_rows = {"x": torch.empty(2**27, 1, device="meta")}  # 2^27 rows x 32 threads = 2^32 threads
+    assert "32-bit" in rn.grid_fits_uint32(many_short_rows)
+    assert rn.grid_fits_uint32({"x": torch.empty(2**27 - 1, 1, device="meta")}) is None
+    assert rn.ADD_RMS_NORM.constraints[-1] is ln.LAYER_NORM.constraints[-1] is rn.grid_fits_uint32
+    assert "32-bit" in gn.grid_fits_uint32({"x": torch.empty(2**22, 32, device="meta"), "groups": 32})
+    assert gn.grid_fits_uint32({"x": torch.empty(2**22, 32, device="meta"), "groups": 16}) is None
+
+
+# ---- numerics ----
+
+
+@pytest.mark.parametrize("cols", [3000, 20000], ids=["registers", "past-registers"])
+def test_layer_norm_is_stable_far_from_zero(cols):
+    """Mean 1e4, std 1 in fp32: E[x^2] - E[x]^2 would lose every digit of the variance (ulp(1e8) = 8)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, cols, generator=gen) + 1e4
+    out = emulated("layer_norm", x, None, None, 1e-5)
+    want = ln.reference(x.double(), None, None, 1e-5)
+    # The only error left is the fp32 rounding of the mean (a few ulp of 1e4), shifting every output alike.
+    assert (out.double() - want).abs().max() < 5e-3
+    std = out.double().std(-1, unbiased=False)
+    torch.testing.assert_close(std, torch.ones_like(std), rtol=0, atol=1e-4)
+
+
+def test_group_norm_is_stable_far_from_zero():
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 4, 100, 100, generator=gen) - 3e3  # 20000 elements per group: past the register capacity
+    out = emulated("group_norm", x, 2, None, None, 1e-5)
+    want = gn.reference(x.double(), 2, None, None, 1e-5)
+    assert (out.double() - want).abs().max() < 5e-3
+    std = out.double().reshape(2, 2, -1).std(-1, unbiased=False)
+    torch.testing.assert_close(std, torch.ones_like(std), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_constant_rows_normalise_to_the_bias(dtype):
+    x = torch.full((3, 45), 2.5, dtype=dtype)
+    b = torch.randn(45).to(dtype)
+    torch.testing.assert_close(emulated("layer_norm", x, None, b, 1e-5), b.expand(3, 45), rtol=0, atol=0)
+    xg = torch.full((2, 4, 3, 3), -7.0, dtype=dtype)
+    bg = torch.randn(4).to(dtype)
+    torch.testing.assert_close(emulated("group_norm", xg, 2, None, bg, 1e-5), bg.view(1, 4, 1, 1).expand(2, 4, 3, 3),
+                               rtol=0, atol=0)
+
+
+# ---- usage errors, empty inputs ----
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: torch.ops.mpskernels.group_norm(torch.randn(2, 6, 4), 4, None, None, 1e-5),
+         r"mpskernels\.group_norm: groups must be a positive divisor of the 6 channels, got 4"),
+        (lambda: torch.ops.mpskernels.group_norm(torch.randn(2, 6, 4), 0, None, None, 1e-5),
+         r"groups must be a positive divisor"),
+        (lambda: torch.ops.mpskernels.group_norm(torch.randn(6), 3, None, None, 1e-5),
+         r"mpskernels\.group_norm: x must have shape \(N, C, \*\), got \(6,\)"),
+        (lambda: torch.ops.mpskernels.group_norm(torch.randn(2, 6, 4), 3, torch.rand(4), None, 1e-5),
+         r"weight must have shape \(6,\) to match x's channels, got \(4,\)"),
+        (lambda: torch.ops.mpskernels.layer_norm(torch.randn(2, 6), None, torch.rand(5), 1e-5),
+         r"mpskernels\.layer_norm: bias must have shape \(6,\)"),
+    ],
+    ids=["groups-divide", "groups-positive", "group-norm-dims", "group-norm-weight", "layer-norm-bias"],
+)
+def test_usage_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_empty_inputs():
+    e = torch.empty(0, 8)
+    assert emulated("layer_norm", e, None, None, 1e-5).shape == (0, 8)
+    out, res = emulated("add_rms_norm", e, e, None, 1e-5)
+    assert out.shape == res.shape == (0, 8)
+    out, res = emulated("add_layer_norm", e, e, torch.rand(8), None, 1e-5)
+    assert out.shape == res.shape == (0, 8)
+    assert emulated("group_norm", torch.empty(0, 4, 3), 2, None, None, 1e-5).shape == (0, 4, 3)
+    assert emulated("group_norm", torch.empty(2, 4, 0, 5), 2, None, None, 1e-5).shape == (2, 4, 0, 5)
+    # On CPU without the emulator the reference runs, and handles empty batches too.
+    assert torch.ops.mpskernels.group_norm(torch.empty(0, 4, 3), 2, None, None, 1e-5).shape == (0, 4, 3)
+
+
+# ---- both Metal backends, for the two-output ops (the generic binding test compares single outputs) ----
+
+
+@pytest.fixture
+def fake_metal(monkeypatch):
+    """Both Metal backends on CPU tensors, the GPU replaced by the emulator (as in tests/test_metal_backends.py)."""
+    from mpskernels.runtime import jit
+    from mpskernels.runtime.jit import JitBackend
+    from mpskernels.runtime.metal import MetalBackend
+
+    class FakeShaderLibrary:
+        def __init__(self, source):
+            self.emulated = compile_source(source, name="compile_shader.metal")
+
+        def __getattr__(self, name):
+            return getattr(self.emulated, name)
+
+    libraries = {}
+
+    def launch(source, source_hash, kernel, args, threads, group_size, threadgroup_memory):
+        lib = libraries.setdefault(source_hash, compile_source(source, name="bridge.metal"))
+        lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
+                     threadgroup_memory=dict(threadgroup_memory))
+
+    monkeypatch.setattr(torch.mps, "compile_shader", FakeShaderLibrary, raising=False)
+    monkeypatch.setitem(sys.modules, "mpskernels._mps_bridge", types.SimpleNamespace(launch=launch))
+    for cls in (JitBackend, MetalBackend):
+        monkeypatch.setattr(cls, "device_types", ("cpu",))
+        monkeypatch.setattr(cls, "unavailable", lambda self: None)
+    jit._library.cache_clear()
+
+
+@pytest.mark.parametrize("backend", ["metal-jit", "metal"])
+@pytest.mark.parametrize("family", [rn.ADD_RMS_NORM, ln.ADD_LAYER_NORM], ids=lambda f: f.name)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_metal_backends_bind_the_fused_ops(fake_metal, backend, family, dtype):
+    for args in family.examples(dtype)[:3]:
+        with use_backend(backend):
+            outs = registry.op(family.name)(*args)
+        for got, want in zip(outs, family.reference(*float64(args))):
+            result = compare(got, want, dtype)
+            assert result.ok, str(result)
+
+
+def test_the_demo_still_runs_the_rms_norm_kernel(capsys):
+    from mpskernels.demo import run_demo
+
+    assert run_demo() == 0
