@@ -212,3 +212,36 @@ def test_kernel_errors_do_not_kill_the_process_or_leak_into_the_next_dispatch(li
     x, out = torch.arange(12.0), torch.empty(3)
     lib.group_sum(x, out, threads=12, group_size=4, threadgroup_memory={0: 16})
     assert out.tolist() == [6.0, 22.0, 38.0]
+
+
+def test_a_thread_that_overflows_its_stack_is_reported(tmp_path):
+    """Overflowing into the stack's canary is an error naming the kernel and the knob, not a crash."""
+    source = """
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void deep(device float* y [[buffer(0)]], uint tid [[thread_index_in_threadgroup]]) {
+      float local[4000];  // 16 KB: fits 64 KiB stacks, not 16 KiB ones
+      for (int i = 0; i < 4000; i++) local[i] = float(i + tid);
+      threadgroup_barrier(mem_flags::mem_threadgroup);
+      y[tid] = local[3999 - tid];
+    }
+    """
+    code = (
+        "import sys, torch\n"
+        "from mpskernels.emulator import compile_source, KernelExecutionError\n"
+        "lib = compile_source(sys.stdin.read(), name='deep.metal')\n"
+        "y = torch.zeros(4)\n"
+        "try:\n"
+        "    lib.deep(y, threads=4, group_size=4)\n"
+        "    print('ran', y.tolist())\n"
+        "except KernelExecutionError as e:\n"
+        "    print('error', e)\n"
+    )
+    env = {**os.environ, "MPSKERNELS_CACHE_DIR": str(tmp_path)}
+    ok = subprocess.run([sys.executable, "-c", code], input=source, env=env, capture_output=True, text=True)
+    assert ok.stdout.startswith("ran [3999.0, 3999.0, 3999.0, 3999.0]"), ok.stdout + ok.stderr
+    env["MPSKERNELS_EMULATOR_STACK_KB"] = "16"
+    small = subprocess.run([sys.executable, "-c", code], input=source, env=env, capture_output=True, text=True)
+    assert small.returncode == 0, small.stderr  # no crash
+    assert small.stdout.startswith("error") and "stack overflow" in small.stdout and "'deep'" in small.stdout
+    assert "MPSKERNELS_EMULATOR_STACK_KB" in small.stdout

@@ -12,10 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include <csignal>
+#include <setjmp.h>
 #include <sys/mman.h>
 
 #include "fiber.h"
@@ -159,10 +162,56 @@ struct Dispatch {
 };
 
 // Per OS thread: reusable fiber stacks and the threadgroup memory arena.
-struct Worker {
-  std::vector<Lane> lanes = std::vector<Lane>(1024);
-  std::vector<void*> stacks;
+// Fiber stacks of one worker for one dispatch: one mapping holding [guard page][stack] for every lane. A write
+// past a stack's bottom faults on its guard page (reported as a kernel error, see `overflow` below) instead of
+// corrupting the neighbour. The mapping is released with the dispatch, so the process's count of memory
+// mappings stays small however many kernel libraries are loaded.
+struct StackRegion {
+  char* mem = nullptr;
+  size_t mapped = 0;
   size_t stack_size = 0;
+  uint32_t count = 0;
+
+  static constexpr size_t kGuard = 4096;
+
+  bool reserve(uint32_t n, size_t size) {
+    if (n <= count && size == stack_size) return true;
+    release();
+    size_t unit = kGuard + size, total = unit * n;
+    void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return false;
+    mem = static_cast<char*>(m);
+    mapped = total;
+    stack_size = size;
+    count = n;
+    for (uint32_t i = 0; i < n; ++i) mprotect(mem + i * unit, kGuard, PROT_NONE);
+    return true;
+  }
+  char* stack(uint32_t i) const { return mem + size_t(i) * (kGuard + stack_size) + kGuard; }
+  bool in_guard(const void* address) const {
+    const char* a = static_cast<const char*>(address);
+    if (!mem || a < mem || a >= mem + mapped) return false;
+    return size_t(a - mem) % (kGuard + stack_size) < kGuard;
+  }
+  void release() {
+    if (mem) munmap(mem, mapped);
+    mem = nullptr;
+    mapped = stack_size = 0;
+    count = 0;
+  }
+  ~StackRegion() { release(); }
+};
+
+// Per OS thread of one dispatch: lanes, fiber stacks and the threadgroup memory arena. Nothing outlives the
+// dispatch, so an idle kernel library holds no memory.
+namespace overflow {
+struct AltStack;
+}
+
+struct Worker {
+  std::vector<Lane> lanes;
+  StackRegion stacks;
+  std::unique_ptr<overflow::AltStack> alt_stack;  // set up on the first threadgroup that runs fibers
   alignas(16) unsigned char arena[kMaxThreadgroupMemory + 64];
 };
 
@@ -439,19 +488,6 @@ inline size_t fiber_stack_size() {
   return size;
 }
 
-inline void ensure_stacks(Worker& w, uint32_t n) {
-  size_t size = fiber_stack_size();
-  while (w.stacks.size() < n) {
-    // A PROT_NONE page below each stack turns an overflow into a fault instead of silent corruption.
-    size_t page = 4096, total = size + page;
-    void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) return;
-    mprotect(mem, page, PROT_NONE);
-    w.stacks.push_back(static_cast<char*>(mem) + page);
-  }
-  w.stack_size = size;
-}
-
 // Resolves every SIMD group's waiting collective; returns whether any lane became ready.
 inline bool resolve_collectives(Group& g) {
   bool any = false;
@@ -499,16 +535,90 @@ inline void shuffle_order(std::vector<uint32_t>& order, uint64_t& rng) {
   }
 }
 
+inline void schedule_fibers(Group& g);
+
+// A fault on a fiber's guard page (a thread overflowed its stack) becomes a kernel error instead of killing the
+// process: a SIGSEGV handler, running on an alternate signal stack, jumps back to the worker. Faults anywhere
+// else go to the handler that was installed before (Python's faulthandler, or the default action).
+namespace overflow {
+inline thread_local sigjmp_buf* recovery = nullptr;
+inline thread_local const StackRegion* region = nullptr;
+inline struct sigaction previous;
+
+inline void on_fault(int sig, siginfo_t* info, void* context) {
+  if (recovery && region && region->in_guard(info->si_addr)) siglongjmp(*recovery, 1);
+  if (previous.sa_flags & SA_SIGINFO) {
+    previous.sa_sigaction(sig, info, context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+    previous.sa_handler(sig);
+  } else {
+    signal(sig, SIG_DFL);  // returning re-runs the faulting instruction, which now takes the default action
+  }
+}
+
+inline void install_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action;
+    std::memset(&action, 0, sizeof(action));
+    action.sa_sigaction = &on_fault;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &previous);
+  });
+}
+
+// An alternate signal stack for this thread while it runs fibers; the previous one is restored afterwards.
+struct AltStack {
+  stack_t old{};
+  std::vector<char> memory = std::vector<char>(64 * 1024);
+  AltStack() {
+    stack_t mine{};
+    mine.ss_sp = memory.data();
+    mine.ss_size = memory.size();
+    sigaltstack(&mine, &old);
+  }
+  ~AltStack() { sigaltstack(&old, nullptr); }
+};
+}  // namespace overflow
+
+inline void report_stack_overflow(Group& g, uint32_t lane) {
+  char text[512];
+  std::snprintf(text, sizeof(text),
+                "kernel '%s' (threadgroup %u,%u,%u, thread %u): stack overflow: the thread used more than the "
+                "emulator's %zu KiB per-thread stack (large thread-local arrays?); set MPSKERNELS_EMULATOR_STACK_KB "
+                "to raise it",
+                g.dispatch->entry->host_name, g.id[0], g.id[1], g.id[2], lane, g.worker->stacks.stack_size / 1024);
+  record_error(*g.dispatch, text);
+  g.failed = true;
+}
+
 inline void run_group_with_fibers(Group& g) {
   Worker& w = *g.worker;
-  ensure_stacks(w, g.num_lanes);
-  if (w.stacks.size() < g.num_lanes) {
-    record_error(*g.dispatch, "emulator: could not allocate fiber stacks");
+  const DispatchArgs& a = *g.dispatch->args;
+  if (!w.stacks.reserve(a.group[0] * a.group[1] * a.group[2], fiber_stack_size())) {
+    record_error(*g.dispatch, "emulator: could not map memory for fiber stacks");
     g.failed = true;
     return;
   }
   g.in_fiber_mode = true;
-  for (uint32_t i = 0; i < g.num_lanes; ++i) fiber::init(g.lanes[i].ctx, w.stacks[i], w.stack_size, &fiber_main, &g.lanes[i]);
+  for (uint32_t i = 0; i < g.num_lanes; ++i)
+    fiber::init(g.lanes[i].ctx, w.stacks.stack(i), w.stacks.stack_size, &fiber_main, &g.lanes[i]);
+  overflow::install_once();
+  if (!w.alt_stack) w.alt_stack.reset(new overflow::AltStack());
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, 1) == 0) {  // 1: restore the signal mask (SIGSEGV is blocked inside the handler)
+    overflow::recovery = &jump;
+    overflow::region = &w.stacks;
+    schedule_fibers(g);
+  } else {
+    report_stack_overflow(g, detail::current_lane ? detail::current_lane->index : 0);
+  }
+  overflow::recovery = nullptr;
+  overflow::region = nullptr;
+}
+
+inline void schedule_fibers(Group& g) {
 
   const DispatchArgs& a = *g.dispatch->args;
   std::vector<uint32_t>& order = g.order;
@@ -598,36 +708,14 @@ inline void run_group(Group& g) {
     run_group_plain(g);
 }
 
-inline std::mutex& worker_pool_mutex() {
-  static std::mutex m;
-  return m;
-}
-inline std::vector<Worker*>& worker_pool() {
-  static std::vector<Worker*> pool;
-  return pool;
-}
-
-// Workers (stacks + arena) outlive dispatches: stacks are costly to map, and a kernel reruns many times.
-inline Worker* acquire_worker() {
-  std::lock_guard<std::mutex> lock(worker_pool_mutex());
-  auto& pool = worker_pool();
-  if (pool.empty()) return new Worker();
-  Worker* w = pool.back();
-  pool.pop_back();
-  return w;
-}
-inline void release_worker(Worker* w) {
-  std::lock_guard<std::mutex> lock(worker_pool_mutex());
-  worker_pool().push_back(w);
-}
-
 inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
-  Worker* w = acquire_worker();
+  const DispatchArgs& a = *d.args;
+  std::unique_ptr<Worker> w(new Worker());
+  w->lanes.resize(a.group[0] * a.group[1] * a.group[2]);
   Group g;
   g.dispatch = &d;
-  g.worker = w;
+  g.worker = w.get();
   g.lanes = w->lanes.data();
-  const DispatchArgs& a = *d.args;
   for (;;) {
     uint64_t k = next.fetch_add(1);
     if (k >= d.num_groups || d.failed) break;
@@ -644,7 +732,6 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
     run_group(g);
   }
   detail::current_lane = nullptr;
-  release_worker(w);
 }
 
 inline int dispatch(const Entry& entry, DispatchArgs* a) {
