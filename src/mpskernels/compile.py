@@ -27,6 +27,26 @@ def _val(node: Any):
     return node.meta.get("val") if isinstance(node, fx.Node) else None
 
 
+def _contiguous_like(val: Any) -> Any:
+    """Metadata for an mpskernels op's output: same shape and dtype, contiguous (what its fake returns)."""
+    return val.new_empty(val.shape) if isinstance(val, torch.Tensor) else val
+
+
+def _with_layout_of(graph: fx.Graph, node: fx.Node, original: torch.Tensor) -> fx.Node:
+    """`node` (contiguous) in the memory layout of `original`, which later views in the graph may rely on (CPU
+    SDPA returns a [B, S, H, D]-ordered output, and the code after it reshapes without a copy)."""
+    if original.is_contiguous():
+        return node
+    order = sorted(range(original.dim()), key=lambda d: -original.stride(d))  # outermost dimension first
+    inverse = [order.index(d) for d in range(original.dim())]
+    permuted = graph.call_function(aten.permute.default, (node, order))
+    copied = graph.call_function(aten.clone.default, (permuted,), {"memory_format": torch.contiguous_format})
+    restored = graph.call_function(aten.permute.default, (copied, inverse))
+    for n in (permuted, copied, restored):
+        n.meta["val"] = n.target(*[_val(a) if isinstance(a, fx.Node) else a for a in n.args], **n.kwargs)
+    return restored
+
+
 def _single_user(node: fx.Node) -> fx.Node | None:
     users = list(node.users)
     return users[0] if len(users) == 1 else None
@@ -100,7 +120,7 @@ def rewrite_rms_norm(graph: fx.Graph) -> int:
             continue
         with graph.inserting_before(end):
             fused = graph.call_function(mpsk.rms_norm.default, (source, weight, float(eps)))
-        fused.meta["val"] = end_val
+        fused.meta["val"] = _contiguous_like(end_val)
         end.replace_all_uses_with(fused)
         count += 1
     return count
@@ -181,8 +201,9 @@ def rewrite_attention(graph: fx.Graph) -> int:
         with graph.inserting_before(first):
             fused = graph.call_function(mpsk.attention.default, (a["q"], a["k"], a["v"], a["attn_mask"],
                                                                  bool(a["is_causal"]), a["scale"], None))
-        fused.meta["val"] = _val(first)
-        first.replace_all_uses_with(fused)
+            fused.meta["val"] = _contiguous_like(_val(first))
+            result = _with_layout_of(graph, fused, _val(first))
+        first.replace_all_uses_with(result)
         count += 1
     return count
 

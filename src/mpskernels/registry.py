@@ -233,10 +233,16 @@ def run(family: KernelFamily, *args: Any):
 
 
 def fake(family: KernelFamily, *args: Any):
-    """Shapes only, for torch.compile and export: the outputs the real call would allocate."""
-    inputs = dict(zip(argument_names(family.schema), args))
+    """Shapes only, for torch.compile and export: the outputs the real call would allocate — contiguous, whatever
+    the inputs' strides (the real call makes its inputs contiguous before allocating)."""
+    runner = RUNNERS[family.name]
+    inputs = dict(zip(runner.names, runner.fill_defaults(tuple(args), {})))
     device = next(iter(_tensors(inputs).values())).device
-    return _result(allocate_outputs(family, inputs, device))
+    outputs = {}
+    for name, alloc in family.outputs.items():
+        shape, dtype = alloc(inputs)
+        outputs[name] = torch.empty(shape, dtype=dtype, device=device)
+    return _result(outputs)
 
 
 RUNNERS: dict[str, OpRunner] = {}

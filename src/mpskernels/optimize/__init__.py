@@ -18,6 +18,7 @@ from torch import nn
 
 from ..tolerances import TOLERANCES, Tolerance, compare
 from .config import OptimizeConfig
+from .fusions import sequential_fusions
 from .matchers import Replacement, candidates, find_replacement
 from .report import ROLLED_BACK, SKIPPED, SWAPPED, Report, ReportEntry
 
@@ -215,9 +216,41 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
             if rejected:
                 report.add(ReportEntry(name, type_name, SKIPPED, detail="; ".join(rejected)))
 
+    modules = dict(model.named_modules())
+    fusions, refused = sequential_fusions(model)
+    for name, reason in refused:
+        report.add(ReportEntry(name, type(modules[name]).__name__, SKIPPED, detail=f"not folded: {reason}"))
+    planned_fusions = []
+    for f in fusions:
+        ruled_out = config.allows(f.kernel, f.first) or config.allows(f.kernel, f.second)
+        if ruled_out:
+            report.add(ReportEntry(f.second, type(modules[f.second]).__name__, SKIPPED, detail=ruled_out))
+        elif f.first not in chosen and f.second not in chosen and _SWAP_ATTRIBUTE not in modules[f.first].__dict__:
+            planned_fusions.append(f)
+
     captured, original_output = ({}, None)
     if example_inputs is not None and verify:
-        captured, original_output = _capture(model, {n: m for n, (m, _) in chosen.items()}, example_inputs)
+        watched = {n: m for n, (m, _) in chosen.items()}
+        watched.update({n: modules[n] for f in planned_fusions for n in (f.first, f.second)})
+        captured, original_output = _capture(model, watched, example_inputs)
+
+    for f in planned_fusions:
+        first, second = modules[f.first], modules[f.second]
+        detail = f"{type(first).__name__} + {type(second).__name__} folded into one convolution"
+        max_abs = None
+        if f.first in captured and f.second in captured:
+            with torch.no_grad():
+                got = f.forward(captured[f.first][0][0])
+            ok, check, max_abs = _agree(got, captured[f.second][2], config.tolerance_scale)
+            if not ok:
+                report.add(ReportEntry(f.first, type(first).__name__, ROLLED_BACK, f.kernel, "fusion", check, max_abs))
+                continue
+            detail += f"; checked on example inputs: {check}"
+        _install(first, Replacement(f.kernel, f.forward, "fusion"))
+        _install(second, Replacement(f.kernel, lambda x: x, "fusion"))
+        report.add(ReportEntry(f.first, type(first).__name__, SWAPPED, f.kernel, "fusion", detail, max_abs))
+        report.add(ReportEntry(f.second, type(second).__name__, SWAPPED, f.kernel, "fusion",
+                               f"folded into {f.first}"))
 
     for name, (module, replacement) in chosen.items():
         entry = ReportEntry(name, type(module).__name__, SWAPPED, replacement.kernel, replacement.matched_by)
