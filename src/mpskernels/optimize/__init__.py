@@ -157,6 +157,15 @@ def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Se
     return seen, output
 
 
+def _summarise(rejected: list[str]) -> str:
+    """One line for a module no proposal fitted: probe mismatches are listed by kernel, other reasons in full."""
+    mismatched = sorted({r.split(":")[0][4:] for r in rejected if r.startswith("not ") and "MISMATCH" in r})
+    others = [r for r in rejected if not (r.startswith("not ") and "MISMATCH" in r)]
+    parts = others + ([f"computes none of {', '.join(mismatched)} (outputs differ on probe inputs)"]
+                      if mismatched else [])
+    return "; ".join(parts)
+
+
 def _tensors_in(value: Any) -> list[torch.Tensor]:
     """The floating-point tensors of a model output (a tensor, tuple, list, dict or ModelOutput), in order."""
     if isinstance(value, torch.Tensor):
@@ -214,7 +223,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
             break
         else:
             if rejected:
-                report.add(ReportEntry(name, type_name, SKIPPED, detail="; ".join(rejected)))
+                report.add(ReportEntry(name, type_name, SKIPPED, detail=_summarise(rejected)))
 
     modules = dict(model.named_modules())
     fusions, refused = sequential_fusions(model)
