@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--elements", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--groups", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     lib = compile_source(SOURCE, name="bench.metal")
