@@ -140,3 +140,44 @@ def test_scaled_dot_product_attention_becomes_the_attention_kernel(rewritten):
     assert rewritten[0].count("mpskernels.attention.default") == 2  # not the non-square causal one
     for g_, w in zip(got, f(q, k, v, mask)):
         torch.testing.assert_close(g_, w, rtol=1e-5, atol=1e-5)
+
+
+class ResidualNorms(nn.Module):
+    """A transformer block's residual stream: each norm reads x + residual, which the block also keeps."""
+
+    def __init__(self, size=32):
+        super().__init__()
+        self.rms = LlamaStyleRMSNorm(size)
+        self.ln = nn.LayerNorm(size)
+        self.proj = nn.Linear(size, size)
+
+    def forward(self, x, residual):
+        h = x + residual
+        y = self.proj(self.rms(h))
+        h2 = y + h
+        return torch.softmax(self.ln(h2), dim=-1), torch.log_softmax(h2, -1), h2
+
+
+def test_residual_adds_fuse_into_the_following_norm_and_softmax_is_rewritten(rewritten):
+    model = ResidualNorms().eval()
+    x, r = torch.randn(3, 5, 32), torch.randn(3, 5, 32)
+    with torch.no_grad(), mpskernels.use_backend("emulator"):
+        got = torch.compile(model, backend="mpskernels")(x, r)
+        want = model(x, r)
+    targets = rewritten[0]
+    assert targets.count("mpskernels.add_rms_norm.default") == 1
+    assert targets.count("mpskernels.add_layer_norm.default") == 1
+    assert "mpskernels.softmax.default" in targets and "mpskernels.log_softmax.default" in targets
+    assert "aten.add.Tensor" not in targets
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_group_norm_is_rewritten(rewritten):
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.SiLU()).eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad(), mpskernels.use_backend("emulator"):
+        got = torch.compile(model, backend="mpskernels")(x)
+        want = model(x)
+    assert "mpskernels.group_norm.default" in rewritten[0]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -138,7 +138,90 @@ def _direct_table() -> dict[Any, tuple[Any, Callable[[fx.Node], tuple | None]]]:
         table[aten.mish.default] = (mpsk.mish.default, lambda n: (n.args[0],))
     if hasattr(mpsk, "hardswish"):
         table[aten.hardswish.default] = (mpsk.hardswish.default, lambda n: (n.args[0],))
+    if hasattr(mpsk, "softmax"):
+        table[aten._softmax.default] = (mpsk.softmax.default, _last_dim_softmax)
+        table[aten._log_softmax.default] = (mpsk.log_softmax.default, _last_dim_softmax)
     return table
+
+
+def _last_dim_softmax(node: fx.Node) -> tuple | None:
+    x, dim, half_to_float = node.args[:3]
+    val = _val(x)
+    if half_to_float or val is None or val.dim() == 0 or dim not in (-1, val.dim() - 1):
+        return None
+    return (x, None, 1.0)
+
+
+def _first_output_only(node: fx.Node) -> fx.Node | None:
+    """The getitem(node, 0) of a multi-output aten op whose other outputs are unused (inference norms)."""
+    outputs = [u for u in node.users if u.target is operator.getitem]
+    if len(outputs) != len(node.users):
+        return None
+    used = {u.args[1] for u in outputs if u.users}
+    firsts = [u for u in outputs if u.args[1] == 0]
+    return firsts[0] if used <= {0} and firsts else None
+
+
+def rewrite_norms(graph: fx.Graph) -> int:
+    """native_layer_norm over the last dimension and native_group_norm -> mpskernels ops."""
+    count = 0
+    for node in list(graph.nodes):
+        if node.target == aten.native_layer_norm.default and hasattr(mpsk, "layer_norm"):
+            x, shape, weight, bias, eps = node.args[:5]
+            val = _val(x)
+            if val is None or val.dtype not in FLOAT_DTYPES or len(shape) != 1 or shape[0] != val.shape[-1]:
+                continue
+            replacement = (mpsk.layer_norm.default, (x, weight, bias, float(eps)))
+        elif node.target == aten.native_group_norm.default and hasattr(mpsk, "group_norm"):
+            x, weight, bias, _n, _c, _hw, groups, eps = node.args[:8]
+            val = _val(x)
+            if val is None or val.dtype not in FLOAT_DTYPES:
+                continue
+            replacement = (mpsk.group_norm.default, (x, int(groups), weight, bias, float(eps)))
+        else:
+            continue
+        first = _first_output_only(node)
+        if first is None or any(_val(a) is not None and _val(a).dtype != val.dtype
+                                for a in replacement[1] if isinstance(a, fx.Node)):
+            continue
+        with graph.inserting_before(first):
+            fused = graph.call_function(*replacement)
+        fused.meta["val"] = _contiguous_like(_val(first))
+        first.replace_all_uses_with(fused)
+        count += 1
+    return count
+
+
+def rewrite_residual_norms(graph: fx.Graph) -> int:
+    """h = x + residual feeding an RMSNorm/LayerNorm while h is also used later (the residual stream) ->
+    add_rms_norm / add_layer_norm, which returns (norm(h), h) from one pass."""
+    fused_ops = {"rms_norm": "add_rms_norm", "layer_norm": "add_layer_norm"}
+    graph.eliminate_dead_code()  # the written-out norms the earlier rewrites replaced still read the sum
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    count = 0
+    for node in list(graph.nodes):
+        kind = next((k for k in fused_ops if node.target == getattr(getattr(mpsk, k, None), "default", None)), None)
+        if kind is None or not hasattr(mpsk, fused_ops[kind]):
+            continue
+        add = node.args[0]
+        if not isinstance(add, fx.Node) or add.target != aten.add.Tensor or len(add.args) != 2 or add.kwargs:
+            continue
+        x, residual = add.args
+        vals = [_val(x), _val(residual), _val(add)]
+        if any(v is None for v in vals) or len({(tuple(v.shape), v.dtype) for v in vals}) != 1:
+            continue
+        if any(position[u] < position[node] for u in add.users if u is not node):
+            continue  # the sum is read before the norm: the fused op, placed at the norm, would come too late
+        with graph.inserting_before(node):
+            fused = graph.call_function(getattr(mpsk, fused_ops[kind]).default, (x, residual, *node.args[1:]))
+            normed = graph.call_function(operator.getitem, (fused, 0))
+            summed = graph.call_function(operator.getitem, (fused, 1))
+        normed.meta["val"], summed.meta["val"] = _contiguous_like(_val(node)), _contiguous_like(vals[2])
+        fused.meta["val"] = (normed.meta["val"], summed.meta["val"])
+        node.replace_all_uses_with(normed)
+        add.replace_all_uses_with(summed)
+        count += 1
+    return count
 
 
 def rewrite_direct(graph: fx.Graph) -> int:
@@ -208,7 +291,9 @@ def rewrite_attention(graph: fx.Graph) -> int:
     return count
 
 
-REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_direct, rewrite_attention]
+# Order matters: residual fusion looks for the norms the earlier rewrites produced.
+REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, rewrite_direct, rewrite_attention,
+                                             rewrite_residual_norms]
 
 
 def rewrite(gm: fx.GraphModule) -> dict[str, int]:
