@@ -170,3 +170,33 @@ def test_swapped_modules_take_keyword_calls(emulator):
     name = list(inspect.signature(nn.RMSNorm.forward).parameters)[1]  # after self
     torch.testing.assert_close(norm(**{name: x}), expected)
     torch.testing.assert_close(norm(x), expected)
+
+
+def test_verification_on_the_first_call(emulator):
+    model = make_model()
+    x = torch.randn(4, 16)
+    expected = model(x)
+    optimize(model, example_inputs="first_call")
+    assert swapped_modules(model) == {} and model.mpskernels_report.output_check.startswith("pending")
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
+    report = model.mpskernels_report
+    assert report.counts() == {"rms_norm": 2, "silu": 2, "gelu": 2}
+    assert all(e.detail.startswith("checked on example inputs") for e in report.swapped)
+    with pytest.raises(ValueError, match="first_call"):
+        optimize(make_model(), example_inputs="first")
+
+
+def test_multihead_attention_is_swapped_and_checked(emulator):
+    torch.manual_seed(0)
+    for batch_first in (True, False):
+        mha = nn.MultiheadAttention(64, 1, batch_first=batch_first).eval()  # head_dim 64: the kernel's case
+        x = torch.randn(2, 9, 64) if batch_first else torch.randn(9, 2, 64)
+        mask = nn.Transformer.generate_square_subsequent_mask(9)
+        expected = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
+        optimize(mha, example_inputs=(x, x, x), example_kwargs={"need_weights": False, "attn_mask": mask})
+        assert mha.mpskernels_report.counts() == {"attention": 1}
+        assert mha.mpskernels_report.swapped[0].detail.startswith("checked on example inputs")
+        torch.testing.assert_close(mha(x, x, x, need_weights=False, attn_mask=mask)[0], expected,
+                                   rtol=1e-5, atol=1e-5)
+        weights = mha(x, x, x)[1]  # weights asked for: the module's own path
+        assert weights is not None and weights.shape[-1] == 9

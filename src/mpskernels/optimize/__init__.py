@@ -47,6 +47,9 @@ def _swapped_forward(module: nn.Module, replacement: Replacement) -> Callable[..
     def forward(*args: Any, **kwargs: Any) -> Any:
         if disabled():
             return original(*args, **kwargs)
+        if replacement.full_signature:
+            result = replacement.forward(*args, **kwargs)
+            return original(*args, **kwargs) if result is NotImplemented else result
         if len(args) == 1 and not kwargs:
             return replacement.forward(args[0])
         if not args and len(kwargs) == 1 and first in kwargs:
@@ -139,7 +142,8 @@ def _confirm_by_probing(module: nn.Module, replacement: Replacement, device: tor
 
 
 @torch.no_grad()
-def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Sequence[Any]):
+def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Sequence[Any],
+             example_kwargs: dict[str, Any]):
     """Runs the model once; records each module's first call (inputs and output) and the model's output."""
     seen: dict[str, tuple[tuple, dict, Any]] = {}
     handles = []
@@ -150,11 +154,28 @@ def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Se
                 seen[_name] = (tuple(clone(a) for a in args), {k: clone(v) for k, v in kwargs.items()}, output)
         handles.append(m.register_forward_hook(hook, with_kwargs=True))
     try:
-        output = model(*example_inputs)
+        output = model(*example_inputs, **example_kwargs)
     finally:
         for h in handles:
             h.remove()
     return seen, output
+
+
+def _call_replacement(module: nn.Module, replacement: Replacement, args: tuple, kwargs: dict) -> Any:
+    """What the swapped module would return for this call (its own forward where the kernel does not apply)."""
+    if replacement.full_signature:
+        result = replacement.forward(*args, **kwargs)
+        return module.forward(*args, **kwargs) if result is NotImplemented else result
+    if len(args) == 1 and not kwargs:
+        return replacement.forward(args[0])
+    return module.forward(*args, **kwargs)
+
+
+def _first_tensor(value: Any) -> Any:
+    """Modules like nn.MultiheadAttention return (output, weights): compare the output."""
+    if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return value
 
 
 def _summarise(rejected: list[str]) -> str:
@@ -177,14 +198,25 @@ def _tensors_in(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_inputs: Sequence[Any] | None = None,
+FIRST_CALL = "first_call"
+
+
+def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
+             example_inputs: Sequence[Any] | str | None = None, example_kwargs: dict[str, Any] | None = None,
              verify: bool = True) -> nn.Module:
     """Swaps faster kernels into `model` in place and returns it, with `model.mpskernels_report` attached.
 
-    example_inputs: arguments of one forward call. With them (and verify=True) every swap is checked on the
-    inputs its module really receives and rolled back if its output disagrees; the model's whole output is then
-    compared with the original's. Modules recognised by their computation are always checked on probe inputs.
+    example_inputs: arguments of one forward call (example_kwargs: its keyword arguments). With them (and
+    verify=True) every swap is checked on the inputs its module really receives and rolled back if its output
+    disagrees; the model's whole output is then compared with the original's. example_inputs="first_call" defers
+    all of it to the model's first call and uses that call's arguments. Modules recognised by their computation
+    are always checked on probe inputs.
     """
+    if isinstance(example_inputs, str):
+        if example_inputs != FIRST_CALL:
+            raise ValueError(f"example_inputs must be a sequence of arguments or {FIRST_CALL!r}, "
+                             f"got {example_inputs!r}")
+        return _optimize_on_first_call(model, config, verify)
     report = Report()
     if disabled():
         report.disabled = True
@@ -241,7 +273,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
     if example_inputs is not None and verify:
         watched = {n: m for n, (m, _) in chosen.items()}
         watched.update({n: modules[n] for f in planned_fusions for n in (f.first, f.second)})
-        captured, original_output = _capture(model, watched, example_inputs)
+        captured, original_output = _capture(model, watched, example_inputs, example_kwargs or {})
 
     for f in planned_fusions:
         first, second = modules[f.first], modules[f.second]
@@ -266,8 +298,8 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
         if name in captured:
             args, kwargs, want = captured[name]
             with torch.no_grad():
-                got = (replacement.forward(args[0]) if len(args) == 1 and not kwargs else module.forward(*args, **kwargs))
-            ok, detail, max_abs = _agree(got, want, config.tolerance_scale)
+                got = _call_replacement(module, replacement, args, kwargs)
+            ok, detail, max_abs = _agree(_first_tensor(got), _first_tensor(want), config.tolerance_scale)
             if not ok:
                 report.add(ReportEntry(name, entry.module_type, ROLLED_BACK, replacement.kernel,
                                        replacement.matched_by, detail, max_abs))
@@ -282,7 +314,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
 
     if original_output is not None:
         with torch.no_grad():
-            new_output = model(*example_inputs)
+            new_output = model(*example_inputs, **(example_kwargs or {}))
         pairs = list(zip(_tensors_in(new_output), _tensors_in(original_output)))
         if pairs:
             scale = config.tolerance_scale * max(1, len(report.swapped))  # errors add up through the layers
@@ -292,4 +324,20 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *, example_
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     report.entries.sort(key=lambda e: order.get(e.module, len(order)))
     object.__setattr__(model, "mpskernels_report", report)
+    return model
+
+
+def _optimize_on_first_call(model: nn.Module, config: OptimizeConfig | None, verify: bool) -> nn.Module:
+    """Runs optimize() when the model is first called, with that call's arguments as the example inputs."""
+    pending = Report()
+    pending.output_check = "pending: optimize() runs on the model's first call"
+    object.__setattr__(model, "mpskernels_report", pending)
+
+    def on_first_call(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        handle.remove()
+        clone = lambda v: v.clone() if isinstance(v, torch.Tensor) else v  # noqa: E731
+        optimize(module, config, example_inputs=tuple(clone(a) for a in args),
+                 example_kwargs={k: clone(v) for k, v in kwargs.items()}, verify=verify)
+
+    handle = model.register_forward_pre_hook(on_first_call, with_kwargs=True)
     return model

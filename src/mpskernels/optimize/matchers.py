@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
@@ -28,6 +29,9 @@ class Replacement:
     matched_by: str  # "type" or "computation"
     # Probe inputs (for computation matches): shape factories from the module -> list of input shapes.
     probe_shapes: Callable[[nn.Module], list[tuple[int, ...]]] | None = None
+    # True: `forward` takes the module's whole call signature (*args, **kwargs) and returns NotImplemented for
+    # calls it does not cover (the module's own forward then runs). False: it takes the lone input tensor.
+    full_signature: bool = False
 
 
 Match = Replacement | str | None
@@ -121,8 +125,58 @@ def match_softmax(m: nn.Module) -> Match:
     return None
 
 
+def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype, batch: int, heads: int) -> torch.Tensor | None:
+    """nn.MultiheadAttention's attn_mask (bool: True = masked out; or float, added) as a 4-D additive mask."""
+    if mask is None:
+        return None
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    mask = mask.to(dtype)
+    if mask.dim() == 2:
+        return mask[None, None]
+    return mask.view(batch, heads, *mask.shape[-2:])  # [batch * heads, Sq, Sk]
+
+
+def _multihead_attention(m: nn.MultiheadAttention) -> Callable[..., Any]:
+    def forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if need_weights or key_padding_mask is not None or (m.training and m.dropout > 0):
+            return NotImplemented  # attention weights or padding masks: the module's own path
+        if not m.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        if m._qkv_same_embed_dim:
+            wq, wk, wv = m.in_proj_weight.chunk(3)
+        else:
+            wq, wk, wv = m.q_proj_weight, m.k_proj_weight, m.v_proj_weight
+        bq, bk, bv = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None, None, None)
+        b, sq, e = query.shape
+        heads, head_dim = m.num_heads, e // m.num_heads
+
+        def split(t, w, bias):
+            return F.linear(t, w, bias).view(b, t.shape[1], heads, head_dim).transpose(1, 2)
+
+        q, k, v = split(query, wq, bq), split(key, wk, bk), split(value, wv, bv)
+        causal = bool(is_causal and attn_mask is None and q.shape[2] == k.shape[2])
+        mask = None if causal else _additive_mask(attn_mask, q.dtype, b, heads)
+        out = ops.attention(q, k, v, mask, causal, None, None)
+        out = m.out_proj(out.transpose(1, 2).reshape(b, sq, e))
+        return (out if m.batch_first else out.transpose(0, 1)), None
+
+    return forward
+
+
+def match_multihead_attention(m: nn.Module) -> Match:
+    if not isinstance(m, nn.MultiheadAttention):
+        return None
+    if m.bias_k is not None or m.add_zero_attn:
+        return "bias_k/bias_v or add_zero_attn"
+    if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
+        return "key/value dimensions differ from the embedding dimension"
+    return Replacement("attention", _multihead_attention(m), "type", full_signature=True)
+
+
 TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu, match_gelu, match_mish, match_hardswish,
-                                match_layer_norm, match_group_norm, match_softmax]
+                                match_layer_norm, match_group_norm, match_softmax, match_multihead_attention]
 
 
 # ---- by computation ----
