@@ -9,9 +9,8 @@ attributes (the buffer stays in the signature; the launcher binds a placeholder 
 
 from __future__ import annotations
 
-from .errors import Diagnostic, MSLCompileError
 from .parse import Program, is_attribute_start, read_attributes
-from .transform import Edits, Specialization, constant_initializer
+from .transform import Edits, Specialization, constant_initializer, fold_defined_query
 
 
 def to_msl(text: str, program: Program, spec: Specialization) -> str:
@@ -29,11 +28,7 @@ def to_msl(text: str, program: Program, spec: Specialization) -> str:
     i = 0
     while i < len(tokens):
         t = tokens[i]
-        if t.text == "is_function_constant_defined" and i + 3 < len(tokens) and tokens[i + 1].text == "(":
-            name = tokens[i + 2].text
-            if name not in program.constants:
-                raise MSLCompileError(Diagnostic(t.file, t.line, f"'{name}' is not a function constant"))
-            edits.replace(t.start, tokens[i + 3].end, "true" if name in values else "false")
+        if fold_defined_query(edits, program, values, i):
             i += 4
             continue
         if is_attribute_start(tokens, i):

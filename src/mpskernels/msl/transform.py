@@ -135,6 +135,19 @@ def is_static_constant_variable(tokens: list[Token], i: int) -> bool:
     return False
 
 
+def fold_defined_query(edits: Edits, program: Program, values: dict, i: int) -> bool:
+    """Replaces `is_function_constant_defined(name)` at tokens[i] by true/false for this specialisation."""
+    tokens = program.tokens
+    t = tokens[i]
+    if t.text != "is_function_constant_defined" or i + 3 >= len(tokens) or tokens[i + 1].text != "(":
+        return False
+    name = tokens[i + 2].text
+    if name not in program.constants:
+        raise MSLCompileError(Diagnostic(t.file, t.line, f"'{name}' is not a function constant"))
+    edits.replace(t.start, tokens[i + 3].end, "true" if name in values else "false")
+    return True
+
+
 def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) -> str:
     tokens = program.tokens
     edits = Edits(text)
@@ -199,11 +212,7 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
                     edits.replace(t.start, t.end, "" if near_const else "const")
             elif t.text in ADDRESS_SPACES:
                 edits.replace(t.start, t.end, "")
-            elif t.text == "is_function_constant_defined" and i + 3 < len(tokens) and tokens[i + 1].text == "(":
-                name = tokens[i + 2].text
-                if name not in program.constants:
-                    raise MSLCompileError(Diagnostic(t.file, t.line, f"'{name}' is not a function constant"))
-                edits.replace(t.start, tokens[i + 3].end, "true" if name in values else "false")
+            elif fold_defined_query(edits, program, values, i):
                 i += 4
                 continue
         elif t.kind == "num":

@@ -58,12 +58,23 @@ def match_rms_norm(m: nn.Module) -> Match:
     return Replacement("rms_norm", forward, "type")
 
 
-def match_silu(m: nn.Module) -> Match:
-    if not isinstance(m, nn.SiLU):
-        return None
-    if m.inplace:
-        return "in-place SiLU (the kernel writes a new tensor)"
-    return Replacement("silu", lambda x: ops.silu(x), "type")
+def _elementwise_matcher(module_type: type, kernel: str) -> Matcher:
+    """A torch.nn activation with an `inplace` flag and an mpskernels op taking the lone input."""
+
+    def match(m: nn.Module) -> Match:
+        if not isinstance(m, module_type):
+            return None
+        if m.inplace:
+            return f"in-place {module_type.__name__} (the kernel writes a new tensor)"
+        return Replacement(kernel, lambda x: getattr(ops, kernel)(x), "type")
+
+    match.__name__ = f"match_{kernel}"
+    return match
+
+
+match_silu = _elementwise_matcher(nn.SiLU, "silu")
+match_mish = _elementwise_matcher(nn.Mish, "mish")
+match_hardswish = _elementwise_matcher(nn.Hardswish, "hardswish")
 
 
 def match_gelu(m: nn.Module) -> Match:
@@ -71,22 +82,6 @@ def match_gelu(m: nn.Module) -> Match:
         return None
     approximate = m.approximate
     return Replacement("gelu", lambda x: ops.gelu(x, approximate), "type")
-
-
-def match_mish(m: nn.Module) -> Match:
-    if not isinstance(m, nn.Mish):
-        return None
-    if m.inplace:
-        return "in-place Mish (the kernel writes a new tensor)"
-    return Replacement("mish", lambda x: ops.mish(x), "type")
-
-
-def match_hardswish(m: nn.Module) -> Match:
-    if not isinstance(m, nn.Hardswish):
-        return None
-    if m.inplace:
-        return "in-place Hardswish (the kernel writes a new tensor)"
-    return Replacement("hardswish", lambda x: ops.hardswish(x), "type")
 
 
 def match_layer_norm(m: nn.Module) -> Match:
