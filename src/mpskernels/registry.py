@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 
 from .kernels import FAMILIES
-from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta
+from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, no_validation
 from .runtime import BackendError, choose_backend
 
 log = logging.getLogger("mpskernels")
@@ -132,6 +132,12 @@ class OpRunner:
         self.typed_positions = [i for i, n in enumerate(self.names) if n in typed]
         self.dtypes = frozenset(family.dtypes)
         self.mutated = family.mutates
+        self.tensor_names = [n for t, n in schema_arguments(family.schema) if t.startswith("Tensor")]
+        self.validates = family.validate is not no_validation
+        self.constraints = tuple(family.constraints)
+        # Outputs shaped like an input (the common case) are allocated with empty_like, straight from the inputs.
+        self.like_outputs = ([(name, alloc.name) for name, alloc in family.outputs.items()]
+                             if all(isinstance(a, Like) for a in family.outputs.values()) else None)
         self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtypes and scalars
 
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
@@ -178,8 +184,13 @@ class OpRunner:
                     check_inputs(family, inputs)
         if dtype not in self.dtypes:
             check_inputs(family, inputs)
-        validate(family, inputs)
-        reason = unsupported_reason(family, inputs)
+        if self.validates:
+            validate(family, inputs)
+        reason = None
+        for constraint in self.constraints:
+            reason = constraint(inputs)
+            if reason:
+                break
         backend, explicit = choose_backend(device)
         if reason is not None or backend is None:
             _log_fallback_once(family, reason or f"no kernel backend for {device.type} tensors")
@@ -200,17 +211,18 @@ class OpRunner:
         return True
 
     def launch(self, backend, inputs: dict[str, Any], device: torch.device, key: tuple):
-        tensors = {}
         write_back = []  # (original, contiguous copy) of mutated inputs that were not contiguous
-        for k, v in inputs.items():
-            if isinstance(v, torch.Tensor):
-                if not v.is_contiguous():
-                    copy = v.contiguous()
-                    if k in self.mutated:
-                        write_back.append((v, copy))
-                    inputs[k] = v = copy
-                tensors[k] = v
-        outputs = allocate_outputs(self.family, inputs, device)
+        for k in self.tensor_names:
+            v = inputs[k]
+            if v is not None and not v.is_contiguous():
+                copy = v.contiguous()
+                if k in self.mutated:
+                    write_back.append((v, copy))
+                inputs[k] = copy
+        if self.like_outputs is not None and not poison_outputs:
+            outputs = {name: torch.empty_like(inputs[source]) for name, source in self.like_outputs}
+        else:
+            outputs = allocate_outputs(self.family, inputs, device)
         if outputs and self.is_empty(outputs):
             return _result(outputs)
         plan = self.plans.get(key)
@@ -219,9 +231,8 @@ class OpRunner:
             plan = self.family.plan(**metas)
             if len(self.plans) < 4096:
                 self.plans[key] = plan
-        tensors.update(outputs)
         if 0 not in plan.threads:  # Metal rejects empty dispatches; there is nothing to do anyway
-            backend.launch(self.family, plan, tensors)
+            backend.launch(self.family, plan, {**inputs, **outputs})  # plans name their buffers
         for original, copy in write_back:
             original.copy_(copy)
         return _result(outputs)

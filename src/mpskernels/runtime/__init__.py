@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import os
 from functools import lru_cache
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 
@@ -31,15 +31,33 @@ class Backend(Protocol):
 
     def unavailable(self) -> str | None: ...
 
-    def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None: ...
+    # `tensors` maps the op's argument and output names to their values (scalars and None included);
+    # the plan's buffers name the ones to bind.
+    def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, Any]) -> None: ...
 
 
 class BackendError(RuntimeError):
     """A backend that was asked for by name cannot run this call."""
 
 
-BACKENDS: dict[str, Backend] = {b.name: b for b in (MetalBackend(), JitBackend(), EmulatorBackend())}
-AUTOMATIC: dict[str, tuple[str, ...]] = {"mps": ("metal", "metal-jit")}
+class _Table(dict):
+    """A dict whose every change forgets the cached backend choices (tests and benchmarks edit these tables)."""
+
+    def __setitem__(self, key, value):
+        _choices.clear()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _choices.clear()
+        super().__delitem__(key)
+
+
+# device -> the automatic choice (backend or None, False). Keyed by the torch.device object itself: reading
+# device.type costs close to a microsecond, and this runs on every op call.
+_choices: dict[torch.device, tuple["Backend | None", bool]] = {}
+
+BACKENDS: dict[str, Backend] = _Table({b.name: b for b in (MetalBackend(), JitBackend(), EmulatorBackend())})
+AUTOMATIC: dict[str, tuple[str, ...]] = _Table({"mps": ("metal", "metal-jit")})
 CHOICES = (*BACKENDS, "reference")
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpskernels_backend", default=None)
@@ -82,19 +100,22 @@ def unavailable(name: str) -> str | None:
     return BACKENDS[name].unavailable()
 
 
-_automatic_names: dict[tuple[str, tuple[str, ...]], str | None] = {}
-
-
 def choose_backend(device: torch.device) -> tuple[Backend | None, bool]:
     """(backend, explicitly requested); None means: run the PyTorch reference."""
     name = requested_backend()
+    if name is not None:
+        return _choose(name, device)  # asked for by name: checked every time (raises if it cannot run)
+    chosen = _choices.get(device)
+    if chosen is None:
+        chosen = _choices[device] = _choose(None, device)
+    return chosen
+
+
+def _choose(name: str | None, device: torch.device) -> tuple[Backend | None, bool]:
     if name is None:
         candidates = AUTOMATIC.get(device.type, ())
-        key = (device.type, candidates)
-        if key not in _automatic_names:
-            _automatic_names[key] = next((c for c in candidates if unavailable(c) is None), None)
-        chosen = _automatic_names[key]
-        return (BACKENDS[chosen] if chosen else None), False
+        automatic = next((c for c in candidates if unavailable(c) is None), None)
+        return (BACKENDS[automatic] if automatic else None), False
     if name == "reference":
         return None, True
     backend = BACKENDS[name]

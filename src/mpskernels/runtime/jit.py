@@ -42,8 +42,8 @@ class JitBackend:
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
         lib = _library(family.source, tuple(sorted(plan.constants.items())))
-        device = str(next(iter(tensors.values())).device)
-        placeholder = next(iter(tensors.values()))  # bound where a function constant switched a buffer off
+        placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))  # for switched-off buffers
+        device = str(placeholder.device)
         args = []
         for b in plan.buffers:
             if isinstance(b, str):

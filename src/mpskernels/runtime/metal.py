@@ -34,7 +34,7 @@ class MetalBackend:
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
         text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
-        placeholder = next(iter(tensors.values()))
+        placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
         args = []
         for b in plan.buffers:
             if isinstance(b, str):
