@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
+
+# Every emulated dispatch in the tests runs on guarded buffer copies: a kernel that reads or writes past a
+# buffer fails its test instead of passing on whatever memory lies there.
+os.environ.setdefault("MPSKERNELS_EMULATOR_BOUNDS", "1")
 
 EMULATOR_MSL_DIR = Path(__file__).parent / "emulator" / "msl"
 

@@ -245,3 +245,41 @@ def test_a_thread_that_overflows_its_stack_is_reported(tmp_path):
     assert small.returncode == 0, small.stderr  # no crash
     assert small.stdout.startswith("error") and "stack overflow" in small.stdout and "'deep'" in small.stdout
     assert "MPSKERNELS_EMULATOR_STACK_KB" in small.stdout
+
+
+BOUNDS_SOURCE = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void shift_read(const device float* x [[buffer(0)]], device float* y [[buffer(1)]],
+                       uint i [[thread_position_in_grid]]) {
+  y[i] = x[i + 1];  // reads one past the end for the last thread
+}
+kernel void tail_write(device float* y [[buffer(0)]], uint i [[thread_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]]) {
+  threadgroup_barrier(mem_flags::mem_none);
+  y[i + 2] = 1.0f;  // writes past the end (fiber path)
+}
+kernel void in_bounds(const device float* x [[buffer(0)]], device float* y [[buffer(1)]],
+                      uint i [[thread_position_in_grid]]) {
+  y[i] = x[i] * 2.0f;
+}
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bounds_checking_reports_the_buffer_and_offset(workers):
+    lib = compile_source(BOUNDS_SOURCE, name="bounds.metal")
+    x, y = torch.arange(10.0), torch.zeros(10)
+    lib.shift_read(x, y, threads=10, group_size=4, bounds_check=False, workers=workers)  # unchecked: no error
+    with pytest.raises(KernelExecutionError, match=r"'shift_read'.*out-of-bounds access to \[\[buffer\(0\)\]\] at "
+                                                   r"byte offset 40; the buffer holds 40 bytes"):
+        lib.shift_read(x, y, threads=10, group_size=4, bounds_check=True, workers=workers)
+    with pytest.raises(KernelExecutionError, match=r"'tail_write'.*buffer\(0\).*byte offset 4[04]"):
+        lib.tail_write(torch.zeros(10), threads=10, group_size=4, bounds_check=True, workers=workers)
+    # Views: the extent is the view's, not its storage's.
+    base = torch.arange(20.0)
+    with pytest.raises(KernelExecutionError, match="buffer holds 40 bytes"):
+        lib.shift_read(base[5:15], torch.zeros(10), threads=10, group_size=4, bounds_check=True, workers=workers)
+    out = torch.zeros(10)
+    lib.in_bounds(base[5:15], out, threads=10, group_size=4, bounds_check=True, workers=workers)
+    assert out.tolist() == [2.0 * v for v in range(5, 15)]  # results come back from the guarded copies

@@ -94,6 +94,8 @@ struct DispatchArgs {
   uint32_t order_mode;
   uint32_t workers;
   uint64_t seed;
+  uint32_t bounds_check;  // 1: run on guarded copies of the buffers and report out-of-bounds accesses
+  uint32_t reserved;
   char error[2048];
 };
 
@@ -152,9 +154,12 @@ struct Entry {
 };
 
 // Everything one dispatch shares between its worker threads.
+struct ShadowBuffers;
+
 struct Dispatch {
   const Entry* entry;
   DispatchArgs* args;
+  const ShadowBuffers* shadows = nullptr;  // bounds checking
   uint32_t groups[3];
   uint64_t num_groups;
   std::mutex error_mutex;
@@ -204,6 +209,64 @@ struct StackRegion {
 
 // Per OS thread of one dispatch: lanes, fiber stacks and the threadgroup memory arena. Nothing outlives the
 // dispatch, so an idle kernel library holds no memory.
+// Bounds checking: every buffer runs on a copy that ends exactly where a PROT_NONE page begins (and starts after
+// another one, past the rounding slack), so reading or writing past either end faults; the fault handler names the
+// buffer and the offset. The copies go back into the caller's memory after the dispatch.
+struct ShadowBuffers {
+  static constexpr size_t kPage = 4096;
+  struct Shadow {
+    char* map = nullptr;  // [guard][data pages][guard]
+    size_t mapped = 0;
+    char* data = nullptr;
+    size_t size = 0;
+    void* original = nullptr;
+  };
+  Shadow shadows[kMaxBuffers];
+
+  bool install(DispatchArgs& a) {
+    for (int i = 0; i < kMaxBuffers; ++i) {
+      size_t size = a.buffer_sizes[i];
+      if (!a.buffers[i] || size == 0) continue;
+      Shadow& sh = shadows[i];
+      size_t pages = (size + kPage - 1) / kPage * kPage;
+      sh.mapped = pages + 2 * kPage;
+      void* m = mmap(nullptr, sh.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) return false;
+      sh.map = static_cast<char*>(m);
+      mprotect(sh.map, kPage, PROT_NONE);
+      mprotect(sh.map + kPage + pages, kPage, PROT_NONE);
+      sh.data = sh.map + kPage + pages - size;
+      sh.size = size;
+      sh.original = a.buffers[i];
+      std::memcpy(sh.data, sh.original, size);
+      a.buffers[i] = sh.data;
+    }
+    return true;
+  }
+  // The buffer whose guard page holds `address` (and the byte offset from its start), or -1.
+  int locate(const void* address, long long& offset) const {
+    const char* p = static_cast<const char*>(address);
+    for (int i = 0; i < kMaxBuffers; ++i) {
+      const Shadow& sh = shadows[i];
+      if (sh.map && p >= sh.map && p < sh.map + sh.mapped) {
+        offset = (long long)(p - sh.data);
+        return i;
+      }
+    }
+    return -1;
+  }
+  void restore(DispatchArgs& a) {
+    for (int i = 0; i < kMaxBuffers; ++i) {
+      Shadow& sh = shadows[i];
+      if (!sh.map) continue;
+      std::memcpy(sh.original, sh.data, sh.size);
+      a.buffers[i] = sh.original;
+      munmap(sh.map, sh.mapped);
+      sh = Shadow();
+    }
+  }
+};
+
 namespace overflow {
 struct AltStack;
 }
@@ -543,10 +606,25 @@ inline void schedule_fibers(Group& g);
 namespace overflow {
 inline thread_local sigjmp_buf* recovery = nullptr;
 inline thread_local const StackRegion* region = nullptr;
+inline thread_local const ShadowBuffers* buffers = nullptr;
+inline thread_local int fault_buffer = -1;  // set before jumping: which buffer, and where
+inline thread_local long long fault_offset = 0;
 inline struct sigaction previous;
 
 inline void on_fault(int sig, siginfo_t* info, void* context) {
-  if (recovery && region && region->in_guard(info->si_addr)) siglongjmp(*recovery, 1);
+  if (recovery && region && region->in_guard(info->si_addr)) {
+    fault_buffer = -1;
+    siglongjmp(*recovery, 1);
+  }
+  if (recovery && buffers) {
+    long long offset = 0;
+    int index = buffers->locate(info->si_addr, offset);
+    if (index >= 0) {
+      fault_buffer = index;
+      fault_offset = offset;
+      siglongjmp(*recovery, 1);
+    }
+  }
   if (previous.sa_flags & SA_SIGINFO) {
     previous.sa_sigaction(sig, info, context);
   } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
@@ -582,6 +660,17 @@ struct AltStack {
 };
 }  // namespace overflow
 
+inline void report_out_of_bounds(Group& g, uint32_t lane, int buffer, long long offset) {
+  char text[512];
+  std::snprintf(text, sizeof(text),
+                "kernel '%s' (threadgroup %u,%u,%u, thread %u): out-of-bounds access to [[buffer(%d)]] at byte "
+                "offset %lld; the buffer holds %llu bytes",
+                g.dispatch->entry->host_name, g.id[0], g.id[1], g.id[2], lane, buffer, offset,
+                (unsigned long long)g.dispatch->args->buffer_sizes[buffer]);
+  record_error(*g.dispatch, text);
+  g.failed = true;
+}
+
 inline void report_stack_overflow(Group& g, uint32_t lane) {
   char text[512];
   std::snprintf(text, sizeof(text),
@@ -612,7 +701,11 @@ inline void run_group_with_fibers(Group& g) {
     overflow::region = &w.stacks;
     schedule_fibers(g);
   } else {
-    report_stack_overflow(g, detail::current_lane ? detail::current_lane->index : 0);
+    uint32_t lane = detail::current_lane ? detail::current_lane->index : 0;
+    if (overflow::fault_buffer >= 0)
+      report_out_of_bounds(g, lane, overflow::fault_buffer, overflow::fault_offset);
+    else
+      report_stack_overflow(g, lane);
   }
   overflow::recovery = nullptr;
   overflow::region = nullptr;
@@ -669,11 +762,22 @@ inline void schedule_fibers(Group& g) {
 inline void run_group_plain(Group& g) {
   g.in_fiber_mode = false;
   if (setjmp(g.fast_path_exit) != 0) return;  // a lane failed: its error is recorded
+  sigjmp_buf jump;
+  if (overflow::buffers) {  // bounds checking: a fault on a guard page comes back here
+    if (sigsetjmp(jump, 1) != 0) {
+      overflow::recovery = nullptr;
+      report_out_of_bounds(g, detail::current_lane ? detail::current_lane->index : 0, overflow::fault_buffer,
+                           overflow::fault_offset);
+      return;
+    }
+    overflow::recovery = &jump;
+  }
   LaneFn fn = g.dispatch->entry->lane_fn;
   for (uint32_t i = 0; i < g.num_lanes; ++i) {
     detail::current_lane = &g.lanes[i];
     fn(g.lanes[i]);
   }
+  overflow::recovery = nullptr;
 }
 
 inline void run_group(Group& g) {
@@ -716,6 +820,7 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
   g.dispatch = &d;
   g.worker = w.get();
   g.lanes = w->lanes.data();
+  overflow::buffers = d.shadows;
   for (;;) {
     uint64_t k = next.fetch_add(1);
     if (k >= d.num_groups || d.failed) break;
@@ -732,6 +837,7 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
     run_group(g);
   }
   detail::current_lane = nullptr;
+  overflow::buffers = nullptr;
 }
 
 inline int dispatch(const Entry& entry, DispatchArgs* a) {
@@ -762,6 +868,17 @@ inline int dispatch(const Entry& entry, DispatchArgs* a) {
     d.num_groups *= d.groups[i];
   }
   if (d.num_groups == 0) return 0;
+  ShadowBuffers shadows;
+  if (a->bounds_check) {
+    overflow::install_once();
+    if (!shadows.install(*a)) {
+      shadows.restore(*a);
+      std::snprintf(a->error, sizeof(a->error), "kernel '%s': could not map guarded buffer copies",
+                    entry.host_name);
+      return 1;
+    }
+    d.shadows = &shadows;
+  }
   uint64_t workers = a->workers ? a->workers : std::thread::hardware_concurrency();
   if (workers == 0) workers = 1;
   if (workers > d.num_groups) workers = d.num_groups;
@@ -770,6 +887,7 @@ inline int dispatch(const Entry& entry, DispatchArgs* a) {
   for (uint64_t i = 1; i < workers; ++i) threads.emplace_back([&] { worker_loop(d, next); });
   worker_loop(d, next);
   for (auto& t : threads) t.join();
+  shadows.restore(*a);
   return d.failed ? 1 : 0;
 }
 

@@ -37,6 +37,8 @@ class DispatchArgs(ctypes.Structure):
         ("order_mode", ctypes.c_uint32),
         ("workers", ctypes.c_uint32),
         ("seed", ctypes.c_uint64),
+        ("bounds_check", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
         ("error", ctypes.c_char * 2048),
     ]
 

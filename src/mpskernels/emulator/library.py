@@ -87,6 +87,16 @@ def _pack_scalar(value: Any, info: abi.ParamInfo, kernel: str, param: Param) -> 
     raise DispatchError(f"{where} is a {abi.KIND_NAMES[kind]} ({size} bytes); cannot pass {value!r} to it")
 
 
+def _extent_bytes(t: torch.Tensor) -> int:
+    """Bytes from the tensor's first element to the end of its last one: what a kernel may touch."""
+    if t.numel() == 0:
+        return 0
+    if any(st < 0 for st in t.stride()):
+        return t.untyped_storage().nbytes() - t.storage_offset() * t.element_size()
+    last = sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+    return (last + 1) * t.element_size()
+
+
 class _Bound:
     """Keeps the memory behind each bound argument alive for the duration of a dispatch."""
 
@@ -104,8 +114,7 @@ class _Bound:
                 raise DispatchError(f"{where} expects {abi.KIND_NAMES[info.value_kind]} elements of "
                                     f"{info.elem_size} bytes, got a {t.dtype} tensor")
         self.keep.append(t)
-        size = t.untyped_storage().nbytes() - t.storage_offset() * t.element_size()
-        return t.data_ptr(), size
+        return t.data_ptr(), _extent_bytes(t)
 
     def raw(self, data: bytes) -> tuple[int, int]:
         buf = ctypes.create_string_buffer(bytes(data), max(len(data), 1))
@@ -171,11 +180,14 @@ class Library:
     def dispatch(self, kernel: str, *args: Any, threads: int | Sequence[int], group_size: int | Sequence[int],
                  constants: Mapping[str | int, Any] | None = None,
                  threadgroup_memory: Mapping[int, int] | None = None, order: str | None = None, seed: int = 0,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, bounds_check: bool | None = None) -> None:
         """Runs `kernel` over `threads` threads in threadgroups of `group_size`, writing into the given buffers.
 
         order="shuffled" (or MPSKERNELS_EMULATOR_ORDER=shuffled) runs the lanes of a threadgroup in a seeded
         random order each step, which exposes missing barriers around threadgroup memory.
+        bounds_check=True (or MPSKERNELS_EMULATOR_BOUNDS=1; the test suite turns it on) runs the kernel on guarded
+        copies of its buffers: a read or write past a buffer's end (or well before its start) raises
+        KernelExecutionError naming the buffer and the byte offset.
         """
         info = self.kernels.get(kernel)
         if info is None:
@@ -205,6 +217,9 @@ class Library:
         a.order_mode = abi.ORDER_SHUFFLED if order == "shuffled" else abi.ORDER_FIXED
         a.seed = seed & (2**64 - 1)
         a.workers = workers or int(os.environ.get("MPSKERNELS_EMULATOR_WORKERS", "0")) or (os.cpu_count() or 1)
+        if bounds_check is None:
+            bounds_check = os.environ.get("MPSKERNELS_EMULATOR_BOUNDS", "") not in ("", "0")
+        a.bounds_check = 1 if bounds_check else 0
 
         bound = self._bind(info, described, args, constants, threadgroup_memory or {}, a)
         rc = lib.mtl_dispatch(index, ctypes.byref(a))
