@@ -8,6 +8,8 @@ from torch import nn
 import mpskernels
 from mpskernels.optimize import restore, swapped_modules
 
+from .checks import check_optimize
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels):
@@ -75,18 +77,7 @@ def test_optimize_swaps_the_expected_modules_and_keeps_the_outputs(name, emulato
     build, expected = MODELS[name]
     torch.manual_seed(0)
     model, inputs = build()
-    reference = model(*inputs).clone()
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    mpskernels.optimize(model, example_inputs=inputs)
-    report = model.mpskernels_report
-    assert report.counts() == expected, str(report)
-    assert report.rolled_back == [] and report.output_check.startswith("ok"), str(report)
-    torch.testing.assert_close(model(*inputs), reference, rtol=1e-4, atol=1e-5)
-    assert list(model.state_dict()) == list(state)
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
-    restore(model)
-    assert swapped_modules(model) == {}
-    torch.testing.assert_close(model(*inputs), reference, rtol=0, atol=0)
+    check_optimize(model, inputs, expected)
 
 
 def test_folded_weights_follow_parameter_updates(emulator):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import mpskernels
-from mpskernels.optimize import restore, swapped_modules
+
+from .checks import check_optimize, first_tensor
 
 transformers = pytest.importorskip("transformers")
 
@@ -43,10 +44,6 @@ MODELS = {
 }
 
 
-def first_tensor(output):
-    return output[0] if not isinstance(output, torch.Tensor) else output
-
-
 @pytest.fixture
 def emulator():
     with torch.no_grad(), mpskernels.use_backend("emulator"):
@@ -58,21 +55,7 @@ def test_optimize_swaps_the_expected_modules_and_keeps_the_outputs(name, emulato
     build, expected_counts = MODELS[name]
     torch.manual_seed(0)
     model, inputs = build()
-    model.eval()
-    reference = first_tensor(model(*inputs)).clone()
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-
-    mpskernels.optimize(model, example_inputs=inputs)
-    report = model.mpskernels_report
-    assert report.counts() == expected_counts, str(report)
-    assert report.rolled_back == []
-    assert report.output_check.startswith("ok"), report.output_check
-    torch.testing.assert_close(first_tensor(model(*inputs)), reference, rtol=1e-4, atol=1e-5)
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
-
-    restore(model)
-    assert swapped_modules(model) == {}
-    torch.testing.assert_close(first_tensor(model(*inputs)), reference, rtol=0, atol=0)
+    check_optimize(model.eval(), inputs, expected_counts)
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
