@@ -37,3 +37,19 @@ def test_transformers_example():
     pytest.importorskip("transformers")
     out = run("examples/optimize_transformers.py", "--tiny")
     assert "7 swapped, 0 skipped, 0 rolled back" in out
+
+
+def test_emulate_command_lists_kernels_roles_and_constants():
+    out = run("-m", "mpskernels.cli", "emulate", "metal/rms_norm.metal")
+    assert "function constant 0: bool has_weight" in out
+    assert "rms_norm_float16" in out and "add_rms_norm_bfloat16" in out
+    assert "buffer(1)" in out and "if has_weight" in out and "builtin thread_position_in_threadgroup" in out
+
+
+def test_emulate_command_reports_compile_errors_with_the_metal_line(tmp_path):
+    bad = tmp_path / "bad.metal"
+    bad.write_text("#include <metal_stdlib>\nkernel void k(device float* y [[buffer(0)]]) {\n  y[0] = nope;\n}\n")
+    proc = subprocess.run([sys.executable, "-m", "mpskernels.cli", "emulate", str(bad)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 1
+    assert f"{bad}:3" in proc.stderr and "nope" in proc.stderr
