@@ -181,3 +181,29 @@ def test_group_norm_is_rewritten(rewritten):
         want = model(x)
     assert "mpskernels.group_norm.default" in rewritten[0]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    """Hugging Face LLaMA's rotary embedding, as model code writes it."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+def test_rotary_embedding_of_q_and_k_becomes_one_rope_launch(rewritten):
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 4, 9, 64, generator=g), torch.randn(1, 2, 9, 64, generator=g)
+    angles = torch.arange(9.0)[:, None] * 10000 ** (-torch.arange(0, 64, 2) / 64)
+    angles = torch.cat((angles, angles), -1)[None]
+    cos, sin = angles.cos(), angles.sin()
+    with mpskernels.use_backend("emulator"):
+        got = torch.compile(apply_rotary_pos_emb, backend="mpskernels")(q, k, cos, sin)
+    assert rewritten[0].count("mpskernels.rope.default") == 1
+    assert "aten.cat.default" not in rewritten[0]
+    for g_, w in zip(got, apply_rotary_pos_emb(q, k, cos, sin)):
+        torch.testing.assert_close(g_, w, rtol=1e-5, atol=1e-5)

@@ -291,9 +291,87 @@ def rewrite_attention(graph: fx.Graph) -> int:
     return count
 
 
+def _rotate_half_source(cat: Any) -> fx.Node | None:
+    """x when `cat` is rotate_half(x) = cat((-x[..., d/2:], x[..., :d/2]), -1) over the last dimension."""
+    if not isinstance(cat, fx.Node) or cat.target != aten.cat.default or len(cat.args[0]) != 2:
+        return None
+    dim = cat.args[1] if len(cat.args) > 1 else 0
+    neg, first = cat.args[0]
+    if not (isinstance(neg, fx.Node) and neg.target == aten.neg.default and isinstance(first, fx.Node)):
+        return None
+    second = neg.args[0]
+    if not all(isinstance(n, fx.Node) and n.target == aten.slice.Tensor for n in (first, second)):
+        return None
+    x = first.args[0]
+    val = _val(x)
+    if val is None or second.args[0] is not x or dim not in (-1, val.dim() - 1):
+        return None
+    half = val.shape[-1] // 2
+    last = (-1, val.dim() - 1)
+    if first.args[1] not in last or second.args[1] not in last or tuple(first.args[2:4]) != (0, half):
+        return None
+    if second.args[2] != half or second.args[3] < val.shape[-1]:
+        return None
+    return x
+
+
+def _rotation(add: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node] | None:
+    """(x, cos, sin) when `add` is x * cos + rotate_half(x) * sin (in either operand order)."""
+    if add.target != aten.add.Tensor or len(add.args) != 2 or add.kwargs:
+        return None
+    muls = add.args
+    if not all(isinstance(m, fx.Node) and m.target == aten.mul.Tensor for m in muls):
+        return None
+    for plain, rotated in (muls, muls[::-1]):
+        for cat, sin in (rotated.args, rotated.args[::-1]):
+            x = _rotate_half_source(cat)
+            if x is not None and x in plain.args:
+                cos = _other_operand(plain, x)
+                if isinstance(cos, fx.Node) and isinstance(sin, fx.Node):
+                    return x, cos, sin
+    return None
+
+
+def rewrite_rotary(graph: fx.Graph) -> int:
+    """The half-split rotary embedding of q and k with shared cos/sin tables (HF apply_rotary_pos_emb) ->
+    one mpskernels.rope launch for both."""
+    if not hasattr(mpsk, "rope"):
+        return 0
+    by_tables: dict[tuple[fx.Node, fx.Node], list[tuple[fx.Node, fx.Node]]] = {}
+    for node in graph.nodes:
+        found = _rotation(node)
+        if found is not None:
+            x, cos, sin = found
+            by_tables.setdefault((cos, sin), []).append((node, x))
+    count = 0
+    for (cos, sin), rotations in by_tables.items():
+        if len(rotations) != 2:
+            continue
+        (q_out, q), (k_out, k) = rotations
+        qv, kv, cv, sv = (_val(n) for n in (q, k, cos, sin))
+        if any(v is None for v in (qv, kv, cv, sv)) or qv.dim() != 4 or kv.dim() != 4:
+            continue
+        b, _, s, d = qv.shape
+        tables_fit = all(v.dim() == 4 and v.shape[0] in (1, b) and tuple(v.shape[1:]) == (1, s, d) for v in (cv, sv))
+        if not tables_fit or kv.shape[0] != b or tuple(kv.shape[2:]) != (s, d) or qv.dtype != kv.dtype:
+            continue
+        if qv.dtype not in FLOAT_DTYPES or cv.dtype not in (qv.dtype, torch.float32) or cv.dtype != sv.dtype:
+            continue
+        with graph.inserting_before(k_out):
+            fused = graph.call_function(mpsk.rope.default, (q, k, cos, sin, None, 0, False))
+            new_q = graph.call_function(operator.getitem, (fused, 0))
+            new_k = graph.call_function(operator.getitem, (fused, 1))
+        new_q.meta["val"], new_k.meta["val"] = _contiguous_like(_val(q_out)), _contiguous_like(_val(k_out))
+        fused.meta["val"] = (new_q.meta["val"], new_k.meta["val"])
+        q_out.replace_all_uses_with(new_q)
+        k_out.replace_all_uses_with(new_k)
+        count += 1
+    return count
+
+
 # Order matters: residual fusion looks for the norms the earlier rewrites produced.
-REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, rewrite_direct, rewrite_attention,
-                                             rewrite_residual_norms]
+REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, rewrite_direct, rewrite_rotary,
+                                             rewrite_attention, rewrite_residual_norms]
 
 
 def rewrite(gm: fx.GraphModule) -> dict[str, int]:

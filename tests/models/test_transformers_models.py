@@ -69,3 +69,24 @@ def test_compile_backend_gives_the_same_result(name, emulator):
     compiled = torch.compile(model, backend="mpskernels")
     torch.testing.assert_close(first_tensor(compiled(*inputs)), reference, rtol=1e-4, atol=1e-5)
     torch._dynamo.reset()
+
+
+def test_compiled_llama_runs_its_norms_rotary_attention_and_mlp_as_mpskernels_ops(emulator, monkeypatch):
+    import mpskernels.compile as backend_module
+
+    graphs = []
+    real = backend_module._compile_rest
+    monkeypatch.setattr(backend_module, "_compile_rest",
+                        lambda gm, inputs: (graphs.append([str(n.target) for n in gm.graph.nodes]),
+                                            real(gm, inputs))[1])
+    torch.manual_seed(0)
+    model, inputs = llama()
+    model.eval()
+    torch._dynamo.reset()
+    torch.compile(model, backend="mpskernels")(*inputs)
+    torch._dynamo.reset()
+    ops = [t.split(".")[1] for t in graphs[0] if t.startswith("mpskernels.")]
+    # per layer: input norm (+ residual from layer 1 on), rotary, attention, post-attention norm with the
+    # residual add, SiLU; then the final norm with the last residual add
+    assert {op: ops.count(op) for op in set(ops)} == {"rms_norm": 1, "add_rms_norm": 4, "rope": 2, "attention": 2,
+                                                      "silu": 2}
