@@ -207,3 +207,27 @@ def test_rotary_embedding_of_q_and_k_becomes_one_rope_launch(rewritten):
     assert "aten.cat.default" not in rewritten[0]
     for g_, w in zip(got, apply_rotary_pos_emb(q, k, cos, sin)):
         torch.testing.assert_close(g_, w, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_written_out_with_matmul_and_softmax_becomes_the_attention_kernel(rewritten):
+    import math
+
+    def written_out(q, k, v, mask):
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1]) + mask
+        return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+    def returns_weights(q, k, v, mask):
+        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * 0.125, dim=-1)
+        return torch.matmul(weights, v), weights
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 64, generator=g) for _ in range(3))
+    mask = torch.randn(2, 1, 9, 9, generator=g)
+    with mpskernels.use_backend("emulator"):
+        got = torch.compile(written_out, backend="mpskernels")(q, k, v, mask)
+        got_pair = torch.compile(returns_weights, backend="mpskernels")(q, k, v, mask)
+    assert rewritten[0].count("mpskernels.attention.default") == 1 and "aten.bmm.default" not in rewritten[0]
+    assert "mpskernels.attention.default" not in rewritten[1]  # the weights are returned: left written out
+    torch.testing.assert_close(got, written_out(q, k, v, mask), rtol=1e-5, atol=1e-5)
+    for g_, w in zip(got_pair, returns_weights(q, k, v, mask)):
+        torch.testing.assert_close(g_, w, rtol=1e-5, atol=1e-5)

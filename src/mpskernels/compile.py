@@ -291,6 +291,76 @@ def rewrite_attention(graph: fx.Graph) -> int:
     return count
 
 
+def _batched_operand(node: Any) -> fx.Node | None:
+    """X when `node` is view(expand(X)) — how aten lowers a 4-D operand of torch.matmul to bmm."""
+    if not isinstance(node, fx.Node) or node.target not in (aten.view.default, aten._unsafe_view.default):
+        return None
+    expand = node.args[0]
+    if not isinstance(expand, fx.Node) or expand.target != aten.expand.default:
+        return None
+    x = expand.args[0]
+    return x if isinstance(x, fx.Node) and _val(x) is not None and _val(x).dim() == 4 else None
+
+
+def _only_user(node: fx.Node, user: fx.Node) -> bool:
+    return list(node.users) == [user]
+
+
+def rewrite_written_attention(graph: fx.Graph) -> int:
+    """softmax(q @ k^T / c [+ mask], -1) @ v written out with matmul -> mpskernels.attention (when the scores and
+    probabilities are used for nothing else: attention weights that a model returns keep the written-out form)."""
+    if not hasattr(mpsk, "attention"):
+        return 0
+    count = 0
+    for out in list(graph.nodes):
+        if out.target not in (aten.view.default, aten._unsafe_view.default):
+            continue
+        bmm2 = out.args[0]
+        if not isinstance(bmm2, fx.Node) or bmm2.target != aten.bmm.default or not _only_user(bmm2, out):
+            continue
+        probs_view, v_view = bmm2.args
+        v = _batched_operand(v_view)
+        probs = probs_view.args[0].args[0] if _batched_operand(probs_view) is not None else None
+        if v is None or probs is None or probs.target != aten._softmax.default or probs.args[2]:
+            continue
+        scores = probs.args[0]
+        mask = None
+        if not _only_user(probs, probs_view.args[0]) or not _only_user(scores, probs):
+            continue  # the probabilities or scores are used elsewhere (returned attention weights)
+        if scores.target == aten.add.Tensor and isinstance(scores.args[1], fx.Node):
+            masked = scores
+            scores, mask = scores.args[0], scores.args[1]
+            if not _only_user(scores, masked):
+                continue
+        if scores.target not in (aten.div.Tensor, aten.mul.Tensor) or not isinstance(scores.args[1], (int, float)):
+            continue
+        scale = 1.0 / scores.args[1] if scores.target == aten.div.Tensor else float(scores.args[1])
+        raw = scores.args[0]
+        if not isinstance(raw, fx.Node) or raw.target not in (aten.view.default, aten._unsafe_view.default) \
+                or not _only_user(raw, scores):
+            continue
+        bmm1 = raw.args[0]
+        if not isinstance(bmm1, fx.Node) or bmm1.target != aten.bmm.default:
+            continue
+        q, kt = (_batched_operand(a) for a in bmm1.args)
+        if q is None or kt is None or kt.target != aten.transpose.int or sorted(kt.args[1:]) not in ([-2, -1], [2, 3]):
+            continue
+        k = kt.args[0]
+        qv, kv, vv, ov = _val(q), _val(k), _val(v), _val(out)
+        if kv is None or kv.dim() != 4 or qv.dtype not in FLOAT_DTYPES or not (qv.dtype == kv.dtype == vv.dtype):
+            continue
+        if tuple(ov.shape) != (*qv.shape[:3], vv.shape[3]) or kv.shape[:2] != qv.shape[:2] or vv.shape != kv.shape:
+            continue
+        if mask is not None and (_val(mask) is None or _val(mask).dtype != qv.dtype or _val(mask).dim() != 4):
+            continue
+        with graph.inserting_before(out):
+            fused = graph.call_function(mpsk.attention.default, (q, k, v, mask, False, scale, None))
+        fused.meta["val"] = _contiguous_like(ov)
+        out.replace_all_uses_with(fused)
+        count += 1
+    return count
+
+
 def _rotate_half_source(cat: Any) -> fx.Node | None:
     """x when `cat` is rotate_half(x) = cat((-x[..., d/2:], x[..., :d/2]), -1) over the last dimension."""
     if not isinstance(cat, fx.Node) or cat.target != aten.cat.default or len(cat.args[0]) != 2:
@@ -370,8 +440,8 @@ def rewrite_rotary(graph: fx.Graph) -> int:
 
 
 # Order matters: residual fusion looks for the norms the earlier rewrites produced.
-REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, rewrite_direct, rewrite_rotary,
-                                             rewrite_attention, rewrite_residual_norms]
+REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, rewrite_written_attention,
+                                             rewrite_direct, rewrite_rotary, rewrite_attention, rewrite_residual_norms]
 
 
 def rewrite(gm: fx.GraphModule) -> dict[str, int]:
