@@ -107,10 +107,12 @@ def allocate_outputs(family: KernelFamily, inputs: Mapping[str, Any], device: to
 
 
 def _result(outputs: dict[str, torch.Tensor]):
-    values = tuple(outputs.values())
-    if not values:
+    if len(outputs) == 1:
+        for value in outputs.values():
+            return value
+    if not outputs:
         return None  # a mutating op with no outputs: `-> ()`
-    return values[0] if len(values) == 1 else values
+    return tuple(outputs.values())
 
 
 def _log_fallback_once(family: KernelFamily, reason: str) -> None:
@@ -128,17 +130,14 @@ class OpRunner:
         self.family = family
         self.names = argument_names(family.schema)
         self.defaults: dict[str, Any] = {}  # filled by register() from the registered schema
-        typed = set(dtype_arguments(family))
-        self.typed_positions = [i for i, n in enumerate(self.names) if n in typed]
-        self.dtypes = frozenset(family.dtypes)
         self.mutated = family.mutates
         self.tensor_names = [n for t, n in schema_arguments(family.schema) if t.startswith("Tensor")]
         self.validates = family.validate is not no_validation
-        self.constraints = tuple(family.constraints)
         # Outputs shaped like an input (the common case) are allocated with empty_like, straight from the inputs.
         self.like_outputs = ([(name, alloc.name) for name, alloc in family.outputs.items()]
                              if all(isinstance(a, Like) for a in family.outputs.values()) else None)
         self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtypes and scalars
+        self.decisions: dict[tuple, tuple[str | None, torch.device]] = {}  # checks passed: (fallback reason, device)
 
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
         """Positional arguments with keyword arguments and schema defaults filled in (the dispatcher drops
@@ -161,47 +160,43 @@ class OpRunner:
         family = self.family
         if len(args) != len(self.names) or kwargs:
             args = self.fill_defaults(args, kwargs)
-        inputs = dict(zip(self.names, args))
-        key = []  # plan cache key: shapes, dtypes and scalars
-        device = None
+        key = []  # shapes, dtypes, devices and scalars: all the checks, constraints and plan depend on
         for a in args:
             if isinstance(a, torch.Tensor):
                 key.append(a.shape)
                 key.append(a.dtype)
-                if device is None:
-                    device = a.device
-                elif a.device != device:
-                    check_inputs(family, inputs)  # raises with the details
+                key.append(a.device)
             else:
                 key.append(a)
-        dtype = None
-        for i in self.typed_positions:
-            a = args[i]
-            if a is not None:
-                if dtype is None:
-                    dtype = a.dtype
-                elif a.dtype != dtype:
-                    check_inputs(family, inputs)
-        if dtype not in self.dtypes:
-            check_inputs(family, inputs)
-        if self.validates:
-            validate(family, inputs)
-        reason = None
-        for constraint in self.constraints:
-            reason = constraint(inputs)
-            if reason:
-                break
+        key = tuple(key)
+        inputs = dict(zip(self.names, args))
+        decision = self.decisions.get(key)
+        if decision is None:
+            decision = self.decide(inputs, key)  # raises for inputs the op rejects
+        elif self.validates:
+            validate(family, inputs)  # may look at values (e.g. position ids on CPU): every call
+        reason, device = decision
         backend, explicit = choose_backend(device)
         if reason is not None or backend is None:
             _log_fallback_once(family, reason or f"no kernel backend for {device.type} tensors")
             return family.reference(*args)
         try:
-            return self.launch(backend, inputs, device, tuple(key))
+            return self.launch(backend, inputs, device, key)
         except Exception as e:
             if explicit:
                 raise BackendError(f"mpskernels.{family.name}: the {backend.name} backend failed: {e}") from e
             _log_fallback_once(family, f"the {backend.name} backend failed ({type(e).__name__}: {e})")
             return family.reference(*args)
+
+    def decide(self, inputs: dict[str, Any], key: tuple) -> tuple[str | None, torch.device]:
+        """The first time these shapes, dtypes and devices are seen: every input check, then the constraints
+        (which, like plans, may depend on nothing else). Cached: later calls skip straight to the launch."""
+        check_inputs(self.family, inputs)
+        reason = unsupported_reason(self.family, inputs)
+        device = next(v.device for v in inputs.values() if isinstance(v, torch.Tensor))
+        if len(self.decisions) < 4096:
+            self.decisions[key] = (reason, device)
+        return reason, device
 
     @staticmethod
     def is_empty(outputs: dict[str, torch.Tensor]) -> bool:
@@ -223,16 +218,20 @@ class OpRunner:
             outputs = {name: torch.empty_like(inputs[source]) for name, source in self.like_outputs}
         else:
             outputs = allocate_outputs(self.family, inputs, device)
-        if outputs and self.is_empty(outputs):
-            return _result(outputs)
-        plan = self.plans.get(key)
-        if plan is None:
-            metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-            plan = self.family.plan(**metas)
+        if key in self.plans:
+            plan = self.plans[key]
+        else:
+            plan = None  # nothing to launch: every output is empty, or the grid is
+            if not (outputs and self.is_empty(outputs)):
+                metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+                plan = self.family.plan(**metas)
+                if 0 in plan.threads:  # Metal rejects empty dispatches
+                    plan = None
             if len(self.plans) < 4096:
                 self.plans[key] = plan
-        if 0 not in plan.threads:  # Metal rejects empty dispatches; there is nothing to do anyway
-            backend.launch(self.family, plan, {**inputs, **outputs})  # plans name their buffers
+        if plan is not None:
+            inputs.update(outputs)  # plans name their buffers: inputs and outputs by name
+            backend.launch(self.family, plan, inputs)
         for original, copy in write_back:
             original.copy_(copy)
         return _result(outputs)

@@ -94,6 +94,7 @@ class KernelFamily:
     # Raises ValueError for inputs the op itself rejects (wrong shapes): a usage error, never a fallback.
     validate: Callable[[Mapping[str, Any]], None] = no_validation
     # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
+    # Like `plan`, a constraint may look at shapes, dtypes, devices and scalars only: its answer is cached.
     constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()
     description: str = ""
     fusions: str = ""  # what the kernel fuses, for the docs table
