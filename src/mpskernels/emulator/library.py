@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .. import msl
+from .. import launches, msl
 from ..msl import DispatchError, KernelExecutionError, Param, Specialization
 from . import abi
 from .compiler import build, shim_header_path
@@ -189,6 +189,7 @@ class Library:
         copies of its buffers: a read or write past a buffer's end (or well before its start) raises
         KernelExecutionError naming the buffer and the byte offset.
         """
+        launches.record()
         info = self.kernels.get(kernel)
         if info is None:
             raise DispatchError(f"library '{self.unit.name}' has no kernel '{kernel}' "
@@ -222,10 +223,24 @@ class Library:
         a.bounds_check = 1 if bounds_check else 0
 
         bound = self._bind(info, described, args, constants, threadgroup_memory or {}, a)
+        if bounds_check:
+            bound.keep.extend(self._name_threadgroup_memory(info, a))
         rc = lib.mtl_dispatch(index, ctypes.byref(a))
         del bound
         if rc != 0:
             raise KernelExecutionError(a.error.decode(errors="replace") or f"kernel '{kernel}' failed")
+
+    def _name_threadgroup_memory(self, info: KernelInfo, a: abi.DispatchArgs) -> list[Any]:
+        """Points the dispatch at the names of its threadgroup arrays, for bounds errors; returns what to keep alive."""
+        sites = [name for var in self.unit.program.threadgroup_variables for name, _ in var.declarators]
+        site_names = (ctypes.c_char_p * max(len(sites), 1))(*(n.encode() for n in sites))
+        arg_names = (ctypes.c_char_p * abi.MAX_THREADGROUP_ARGS)()
+        for p in info.params:
+            if p.role == "threadgroup" and p.index < abi.MAX_THREADGROUP_ARGS:
+                arg_names[p.index] = p.name.encode()
+        a.threadgroup_names = site_names
+        a.threadgroup_arg_names = arg_names
+        return [site_names, arg_names]
 
     def _check_constants(self, info: KernelInfo, constants: dict[str, Any]) -> None:
         program = self.unit.program

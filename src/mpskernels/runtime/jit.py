@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
 from .metal_source import pack_scalar, specialised_source
 
@@ -41,6 +42,7 @@ class JitBackend:
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
+        launches.record()
         lib = _library(family.source, tuple(sorted(plan.constants.items())))
         placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))  # for switched-off buffers
         device = str(placeholder.device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
 from .metal_source import pack_scalar, specialised_source
 
@@ -33,6 +34,7 @@ class MetalBackend:
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
+        launches.record()
         text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
         placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
         args = []

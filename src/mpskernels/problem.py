@@ -1,0 +1,287 @@
+"""KernelBench-format problems: one Python file with `class Model(nn.Module)`, `get_inputs()` and
+`get_init_inputs()`, whose sizes are module-level integer constants.
+
+A `Problem` is the file's text; `Problem.at(sizes)` re-executes it with some of those constants replaced (so sizes
+derived from them follow) and gives a `ProblemInstance` that builds the reference model and its inputs. Loading a
+problem runs its Python code: problem files are trusted like any script the user runs.
+
+The size rules used by the verifier and the benchmark harness live here too:
+- `scaled_sizes`: the documented rule for fitting a problem into a memory budget (an emulator run, a small GPU);
+- `held_out_sizes`: size variants a candidate was not shown (odd sizes, sizes around the SIMD width, size 1).
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+# Constants below this are never rescaled: they are usually kernel sizes, strides, axes or head counts.
+MIN_SCALED_SIZE = 16
+# A rescaled size never drops below this.
+SCALED_FLOOR = 8
+
+
+class ProblemError(ValueError):
+    """A problem file that does not follow the KernelBench format, or sizes it cannot run at."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    source: str
+    path: Path | None = None
+    level: int | None = None
+    # The size knobs: module-level constants set to an integer literal, in file order, with the file's values.
+    constants: Mapping[str, int] = field(default_factory=dict)
+
+    def at(self, sizes: Mapping[str, int] | None = None) -> "ProblemInstance":
+        """The problem with `sizes` replacing the file's own constants (names it lacks are an error)."""
+        sizes = dict(sizes or {})
+        unknown = sorted(set(sizes) - set(self.constants))
+        if unknown:
+            raise ProblemError(f"problem '{self.name}' has no size constant(s) {', '.join(unknown)}; "
+                               f"it has {', '.join(self.constants) or 'none'}")
+        namespace = _execute(self, sizes)
+        in_force = {name: namespace[name] for name in self.constants if isinstance(namespace.get(name), int)}
+        return ProblemInstance(self, in_force, namespace)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass
+class ProblemInstance:
+    """A problem at fixed sizes: the reference model and seeded inputs."""
+
+    problem: Problem
+    sizes: dict[str, int]
+    namespace: dict[str, Any]
+
+    def init_inputs(self) -> list[Any]:
+        return list(self.namespace["get_init_inputs"]())
+
+    def inputs(self, seed: int) -> list[Any]:
+        """get_inputs() under a fixed seed: the same seed gives the same inputs."""
+        with _seeded(seed):
+            return list(self.namespace["get_inputs"]())
+
+    def reference(self, seed: int = 0) -> nn.Module:
+        """The reference model in eval mode. Its weights come from `seed`; a verifier copies them into the
+        candidate rather than relying on the candidate drawing the same random numbers."""
+        with _seeded(seed):
+            model = self.namespace["Model"](*self.init_inputs())
+        return model.eval()
+
+    def meta_sizes(self) -> tuple[int, int]:
+        """(input elements, parameter elements) at these sizes, counted on the meta device (nothing allocated)."""
+        with torch.device("meta"):
+            inputs = self.namespace["get_inputs"]()
+            model = self.namespace["Model"](*self.init_inputs())
+        count = sum(t.numel() for t in _tensors(inputs))
+        params = sum(t.numel() for t in model.state_dict().values() if isinstance(t, torch.Tensor))
+        return count, params
+
+
+def load_problem(path: str | Path) -> Problem:
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as e:
+        raise ProblemError(f"cannot read problem file {path}: {e}") from None
+    return parse_problem(source, name=path.stem, path=path, level=_level_from_path(path))
+
+
+def parse_problem(source: str, name: str = "problem", path: Path | None = None, level: int | None = None) -> Problem:
+    """A Problem from source text; checks the KernelBench contract without running anything."""
+    try:
+        tree = ast.parse(source, filename=str(path or name))
+    except SyntaxError as e:
+        raise ProblemError(f"problem '{name}' is not valid Python: {e}") from None
+    defined = _top_level_names(tree)
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in defined]
+    if missing:
+        raise ProblemError(f"problem '{name}' is not in KernelBench format: it defines no {', '.join(missing)}")
+    problem = Problem(name, source, path, level, {})
+    namespace = _execute(problem, {})
+    constants = {n: namespace[n] for n in _constant_names(tree) if type(namespace.get(n)) is int}
+    return Problem(name, source, path, level, constants)
+
+
+def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
+    """Problem files, and the problem files found (recursively, sorted) in folders. A folder's .py files that are
+    not problems (helpers, __init__.py) are passed over; a file named directly must be a problem."""
+    problems = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for file in sorted(p.rglob("*.py")):
+                if file.name.startswith("_") or not _looks_like_problem(file):
+                    continue
+                problems.append(load_problem(file))
+        elif p.exists():
+            problems.append(load_problem(p))
+        else:
+            raise ProblemError(f"no problem file or folder at {p}")
+    return problems
+
+
+def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, int]:
+    """The sizes to run `problem` at within a budget of `max_elements` (input plus parameter elements).
+
+    The rule: while over budget, halve the largest constant that is at least MIN_SCALED_SIZE (never below
+    SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept). Constants below MIN_SCALED_SIZE
+    (kernel sizes, strides, axes, head counts) keep their values. Returns the constants changed (empty when the
+    problem fits as written); raises ProblemError if the problem cannot be brought under the budget.
+    """
+    sizes: dict[str, int] = {}
+    while True:
+        total = sum(problem.at(sizes).meta_sizes())
+        if total <= max_elements:
+            return sizes
+        current = {**problem.constants, **sizes}
+        shrinkable = [n for n, v in current.items() if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR]
+        if not shrinkable:
+            raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
+                               f"the budget of {max_elements}")
+        largest = max(shrinkable, key=lambda n: current[n])
+        half = current[largest] // 2
+        sizes[largest] = max(SCALED_FLOOR, half + (half % 2))
+
+
+def held_out_sizes(problem: Problem, base: Mapping[str, int] | None = None) -> list[dict[str, int]]:
+    """Size variants of `base` (default: the file's sizes) a candidate was not shown: every size constant
+    (>= MIN_SCALED_SIZE) made odd, set just below and just above a multiple of the SIMD width, and the first
+    constant (by KernelBench convention the batch size) set to 1. Variants the reference cannot run are the
+    caller's to skip (a size that breaks a divisibility the model needs is not a valid test). Each variant names
+    every constant."""
+    sizes = {**problem.constants, **(base or {})}
+    names = [n for n, v in sizes.items() if v >= MIN_SCALED_SIZE]
+    variants: list[dict[str, int]] = []
+
+    def add(variant: dict[str, int]) -> None:
+        full = {**sizes, **variant}
+        if variant and full != sizes and full not in variants:
+            variants.append(full)
+
+    add({n: _odd_below(sizes[n]) for n in names})
+    add({n: _simd_neighbour(sizes[n], -1) for n in names})
+    add({n: _simd_neighbour(sizes[n], +1) for n in names})
+    if sizes:
+        first = next(iter(sizes))
+        add({first: 1})
+    return variants
+
+
+def _odd_below(v: int) -> int:
+    return v - 1 if v % 2 == 0 else v - 2 if v > 3 else v
+
+
+def _simd_neighbour(v: int, step: int) -> int:
+    """31/33 around 32, 63/65 around 64, ...: the multiple of 32 nearest below v (at least 32), plus `step`."""
+    multiple = max(32, v // 32 * 32)
+    return multiple + step
+
+
+def _execute(problem: Problem, sizes: Mapping[str, int]) -> dict[str, Any]:
+    tree = ast.parse(problem.source, filename=str(problem.path or problem.name))
+    if sizes:
+        tree = _ReplaceConstants(sizes).visit(tree)
+        ast.fix_missing_locations(tree)
+    module = types.ModuleType(f"mpskernels_problem_{problem.name}")
+    module.__file__ = str(problem.path) if problem.path else f"<{problem.name}>"
+    try:
+        exec(compile(tree, module.__file__, "exec"), module.__dict__)  # noqa: S102 - problem files are the user's
+    except Exception as e:
+        raise ProblemError(f"problem '{problem.name}' failed to load{_at(sizes)}: {type(e).__name__}: {e}") from e
+    return module.__dict__
+
+
+class _ReplaceConstants(ast.NodeTransformer):
+    """Replaces the value of top-level `NAME = ...` assignments (not nested ones)."""
+
+    def __init__(self, sizes: Mapping[str, int]):
+        self.sizes = sizes
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        for stmt in node.body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for t in targets:
+                    if isinstance(t, ast.Name) and t.id in self.sizes:
+                        stmt.value = ast.Constant(self.sizes[t.id])
+        return node
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, ast.Assign):
+            names.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            names.add(stmt.target.id)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+    return names
+
+
+def _constant_names(tree: ast.Module) -> list[str]:
+    """The size knobs: names given an integer literal at the top level, in file order, not starting with '_'.
+    Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
+    names: list[str] = []
+    for stmt in tree.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+            [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
+        literal = isinstance(stmt.value, ast.Constant) if targets else False
+        for t in targets:
+            if isinstance(t, ast.Name) and not t.id.startswith("_"):
+                if literal and t.id not in names:
+                    names.append(t.id)
+                elif not literal and t.id in names:
+                    names.remove(t.id)  # reassigned from an expression: not a knob
+    return names
+
+
+def _looks_like_problem(file: Path) -> bool:
+    try:
+        names = _top_level_names(ast.parse(file.read_text()))
+    except (SyntaxError, OSError, UnicodeDecodeError):
+        return False
+    return {"Model", "get_inputs", "get_init_inputs"} <= names
+
+
+def _level_from_path(path: Path) -> int | None:
+    for part in reversed(path.parts[:-1]):
+        digits = part.lower().removeprefix("level").lstrip("_-")
+        if part.lower().startswith("level") and digits.isdigit():
+            return int(digits)
+    return None
+
+
+def _tensors(values: Any) -> list[torch.Tensor]:
+    leaves, _ = torch.utils._pytree.tree_flatten(values)
+    return [v for v in leaves if isinstance(v, torch.Tensor)]
+
+
+def _at(sizes: Mapping[str, int]) -> str:
+    return f" at sizes {dict(sizes)}" if sizes else ""
+
+
+class _seeded:
+    """Seeds torch's global generator for a block and restores its state afterwards (problem code draws from it)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self) -> None:
+        self.state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.random.set_rng_state(self.state)
