@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "fiber.h"
+#include "threadgroup_guard.h"
 #include "types.h"
 
 namespace mtl {
@@ -96,6 +97,10 @@ struct DispatchArgs {
   uint64_t seed;
   uint32_t bounds_check;  // 1: run on guarded copies of the buffers and report out-of-bounds accesses
   uint32_t reserved;
+  // Names for bounds errors in threadgroup memory (may be null): by declaration site (`threadgroup T x[N]`, in
+  // source order), and by [[threadgroup(i)]] index (kMaxThreadgroupArgs entries).
+  const char* const* threadgroup_names;
+  const char* const* threadgroup_arg_names;
   char error[2048];
 };
 
@@ -275,6 +280,7 @@ struct Worker {
   std::vector<Lane> lanes;
   StackRegion stacks;
   std::unique_ptr<overflow::AltStack> alt_stack;  // set up on the first threadgroup that runs fibers
+  std::unique_ptr<ThreadgroupGuards> guards;      // bounds checking: each threadgroup array in its own mapping
   alignas(16) unsigned char arena[kMaxThreadgroupMemory + 64];
 };
 
@@ -289,11 +295,11 @@ struct Group {
   bool in_fiber_mode;
   bool failed;
   std::jmp_buf fast_path_exit;
-  uint32_t arena_used;
-  uint32_t dynamic_offsets[kMaxThreadgroupArgs];
+  uint32_t arena_used;  // bytes of the 32 KiB budget used (as laid out in the arena, guarded or not)
+  unsigned char* dynamic_ptrs[kMaxThreadgroupArgs];
   uint32_t dynamic_bytes;
   int32_t site_ids[64];
-  uint32_t site_offsets[64];
+  unsigned char* site_ptrs[64];
   int num_sites;
   std::vector<uint32_t> order;  // lane order of a scheduling pass (shuffled each pass in shuffled mode)
   uint32_t cursor;              // position of the pass in `order`
@@ -368,21 +374,37 @@ inline void check_threadgroup_budget(Group& g, Site site, uint32_t static_bytes)
             static_bytes, g.dynamic_bytes);
 }
 
+// Under bounds checking the storage of a site is the worker's guarded mapping for it instead of the arena.
+inline unsigned char* guarded_site(Group& g, int site_id, size_t bytes, const char* file, unsigned line) {
+  ThreadgroupGuards& guards = *g.worker->guards;
+  GuardedArray* array = guards.declared(site_id);
+  if (!array) {
+    array = guards.add(site_id, bytes);
+    if (!array) fail_at({file, line}, "emulator: could not map guarded threadgroup memory");
+    array->file = file;
+    array->line = line;
+    std::memset(array->data, kPoisonByte, bytes);
+  }
+  return array->data;
+}
+
 template <class T>
 inline T* tg_alloc(int site_id, const char* file, unsigned line) {
   Group& g = *current_lane().group;
   for (int i = 0; i < g.num_sites; ++i)
-    if (g.site_ids[i] == site_id) return reinterpret_cast<T*>(g.worker->arena + g.site_offsets[i]);
+    if (g.site_ids[i] == site_id) return reinterpret_cast<T*>(g.site_ptrs[i]);
   if (g.num_sites == 64) fail_at({file, line}, "more than 64 threadgroup variables");
   uint32_t align = alignof(T) < 16 ? 16 : uint32_t(alignof(T));
   uint32_t offset = (g.arena_used + align - 1) / align * align;
   uint32_t end = offset + uint32_t(sizeof(T));
   check_threadgroup_budget(g, {file, line}, end - g.dynamic_bytes);
+  unsigned char* storage = g.worker->guards ? guarded_site(g, site_id, sizeof(T), file, line)
+                                            : g.worker->arena + offset;
   g.site_ids[g.num_sites] = site_id;
-  g.site_offsets[g.num_sites] = offset;
+  g.site_ptrs[g.num_sites] = storage;
   ++g.num_sites;
   g.arena_used = end;
-  return reinterpret_cast<T*>(g.worker->arena + offset);
+  return reinterpret_cast<T*>(storage);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -482,7 +504,7 @@ inline P bind_param(Lane& lane, const ParamInfo& info) {
   Group& g = *lane.group;
   if constexpr (std::is_pointer<P>::value) {
     if (info.role == kRoleThreadgroup)
-      return reinterpret_cast<P>(g.worker->arena + g.dynamic_offsets[info.index]);
+      return reinterpret_cast<P>(g.dynamic_ptrs[info.index]);
     return reinterpret_cast<P>(g.dispatch->args->buffers[info.index]);
   } else if constexpr (std::is_reference<P>::value) {
     using V = typename std::remove_reference<P>::type;
@@ -607,20 +629,32 @@ namespace overflow {
 inline thread_local sigjmp_buf* recovery = nullptr;
 inline thread_local const StackRegion* region = nullptr;
 inline thread_local const ShadowBuffers* buffers = nullptr;
+inline thread_local const ThreadgroupGuards* threadgroup = nullptr;
 inline thread_local int fault_buffer = -1;  // set before jumping: which buffer, and where
+inline thread_local const GuardedArray* fault_array = nullptr;  // or which threadgroup array
 inline thread_local long long fault_offset = 0;
 inline struct sigaction previous;
 
 inline void on_fault(int sig, siginfo_t* info, void* context) {
   if (recovery && region && region->in_guard(info->si_addr)) {
     fault_buffer = -1;
+    fault_array = nullptr;
     siglongjmp(*recovery, 1);
+  }
+  if (recovery && threadgroup) {
+    if (const GuardedArray* array = threadgroup->locate(info->si_addr)) {
+      fault_buffer = -1;
+      fault_array = array;
+      fault_offset = (long long)(static_cast<const unsigned char*>(info->si_addr) - array->data);
+      siglongjmp(*recovery, 1);
+    }
   }
   if (recovery && buffers) {
     long long offset = 0;
     int index = buffers->locate(info->si_addr, offset);
     if (index >= 0) {
       fault_buffer = index;
+      fault_array = nullptr;
       fault_offset = offset;
       siglongjmp(*recovery, 1);
     }
@@ -671,6 +705,54 @@ inline void report_out_of_bounds(Group& g, uint32_t lane, int buffer, long long 
   g.failed = true;
 }
 
+// "threadgroup array 'tile' (declared at f.metal:12)" or "[[threadgroup(1)]] 'scratch'".
+inline void describe_threadgroup_array(const Group& g, const GuardedArray& array, char* out, size_t n) {
+  const DispatchArgs& a = *g.dispatch->args;
+  if (g.worker->guards->is_argument(&array)) {
+    const char* name = a.threadgroup_arg_names ? a.threadgroup_arg_names[array.key] : nullptr;
+    std::snprintf(out, n, "[[threadgroup(%d)]] '%s'", array.key, name ? name : "?");
+  } else {
+    const char* name = a.threadgroup_names ? a.threadgroup_names[array.key] : nullptr;
+    std::snprintf(out, n, "threadgroup array '%s' (declared at %s:%u)", name ? name : "?", array.file, array.line);
+  }
+}
+
+inline void report_threadgroup_fault(Group& g, uint32_t lane, const GuardedArray& array, long long offset) {
+  char what[512], text[1024];
+  describe_threadgroup_array(g, array, what, sizeof(what));
+  std::snprintf(text, sizeof(text),
+                "kernel '%s' (threadgroup %u,%u,%u, thread %u): out-of-bounds access to %s at byte offset %lld; "
+                "it holds %zu bytes",
+                g.dispatch->entry->host_name, g.id[0], g.id[1], g.id[2], lane, what, offset, array.size);
+  record_error(*g.dispatch, text);
+  g.failed = true;
+}
+
+// Red-zone check of every guarded threadgroup array: at each barrier (`where` is its site) and at the end of the
+// threadgroup (`where` null). A damaged red zone means some lane wrote out of bounds since the last check.
+inline void check_threadgroup_red_zones(Group& g, const Site* where) {
+  const ThreadgroupGuards* guards = g.worker->guards.get();
+  if (!guards || g.failed) return;
+  for (int i = 0; i < guards->count; ++i) {
+    long long first, last;
+    if (!guards->arrays[i].damaged(first, last)) continue;
+    char what[512], when[512], text[2048];
+    describe_threadgroup_array(g, guards->arrays[i], what, sizeof(what));
+    if (where)
+      std::snprintf(when, sizeof(when), "found at the threadgroup_barrier at %s:%u", where->file, where->line);
+    else
+      std::snprintf(when, sizeof(when), "found at the end of the threadgroup");
+    std::snprintf(text, sizeof(text),
+                  "kernel '%s' (threadgroup %u,%u,%u): out-of-bounds write to %s at byte offset %lld (red zone "
+                  "written at offsets %lld..%lld); it holds %zu bytes; %s",
+                  g.dispatch->entry->host_name, g.id[0], g.id[1], g.id[2], what, first, first, last,
+                  guards->arrays[i].size, when);
+    record_error(*g.dispatch, text);
+    g.failed = true;
+    return;
+  }
+}
+
 inline void report_stack_overflow(Group& g, uint32_t lane) {
   char text[512];
   std::snprintf(text, sizeof(text),
@@ -680,6 +762,16 @@ inline void report_stack_overflow(Group& g, uint32_t lane) {
                 g.dispatch->entry->host_name, g.id[0], g.id[1], g.id[2], lane, g.worker->stacks.stack_size / 1024);
   record_error(*g.dispatch, text);
   g.failed = true;
+}
+
+// After a fault on a guard page: which guard it was, reported as a kernel error.
+inline void report_fault(Group& g, uint32_t lane) {
+  if (overflow::fault_array)
+    report_threadgroup_fault(g, lane, *overflow::fault_array, overflow::fault_offset);
+  else if (overflow::fault_buffer >= 0)
+    report_out_of_bounds(g, lane, overflow::fault_buffer, overflow::fault_offset);
+  else
+    report_stack_overflow(g, lane);
 }
 
 inline void run_group_with_fibers(Group& g) {
@@ -701,11 +793,7 @@ inline void run_group_with_fibers(Group& g) {
     overflow::region = &w.stacks;
     schedule_fibers(g);
   } else {
-    uint32_t lane = detail::current_lane ? detail::current_lane->index : 0;
-    if (overflow::fault_buffer >= 0)
-      report_out_of_bounds(g, lane, overflow::fault_buffer, overflow::fault_offset);
-    else
-      report_stack_overflow(g, lane);
+    report_fault(g, detail::current_lane ? detail::current_lane->index : 0);
   }
   overflow::recovery = nullptr;
   overflow::region = nullptr;
@@ -754,6 +842,8 @@ inline void schedule_fibers(Group& g) {
       }
     }
     if (!first) return;  // every lane finished
+    check_threadgroup_red_zones(g, &first->site);
+    if (g.failed) return;
     for (uint32_t i = 0; i < g.num_lanes; ++i)
       if (g.lanes[i].state == LaneState::Barrier) g.lanes[i].state = LaneState::Ready;
   }
@@ -763,11 +853,10 @@ inline void run_group_plain(Group& g) {
   g.in_fiber_mode = false;
   if (setjmp(g.fast_path_exit) != 0) return;  // a lane failed: its error is recorded
   sigjmp_buf jump;
-  if (overflow::buffers) {  // bounds checking: a fault on a guard page comes back here
+  if (overflow::buffers || overflow::threadgroup) {  // bounds checking: a fault on a guard page comes back here
     if (sigsetjmp(jump, 1) != 0) {
       overflow::recovery = nullptr;
-      report_out_of_bounds(g, detail::current_lane ? detail::current_lane->index : 0, overflow::fault_buffer,
-                           overflow::fault_offset);
+      report_fault(g, detail::current_lane ? detail::current_lane->index : 0);
       return;
     }
     overflow::recovery = &jump;
@@ -780,19 +869,40 @@ inline void run_group_plain(Group& g) {
   overflow::recovery = nullptr;
 }
 
+// Under bounds checking: [[threadgroup(i)]] arguments in guarded mappings (made on the worker's first group),
+// and every guarded array poisoned again.
+inline bool prepare_guarded_memory(Group& g) {
+  const DispatchArgs& a = *g.dispatch->args;
+  ThreadgroupGuards& guards = *g.worker->guards;
+  if (guards.count == 0) {
+    for (int i = 0; i < kMaxThreadgroupArgs; ++i)
+      if (a.threadgroup_lengths[i] && !guards.add(i, a.threadgroup_lengths[i])) return false;
+    guards.first_declared = guards.count;
+  }
+  for (int i = 0; i < guards.first_declared; ++i) g.dynamic_ptrs[guards.arrays[i].key] = guards.arrays[i].data;
+  guards.poison(kPoisonByte);
+  return true;
+}
+
 inline void run_group(Group& g) {
   const DispatchArgs& a = *g.dispatch->args;
-  // Threadgroup memory starts poisoned, so a kernel that reads before writing sees NaN / -1, not stale data.
-  std::memset(g.worker->arena, kPoisonByte, sizeof(g.worker->arena));
   g.num_sites = 0;
   g.failed = false;
   uint32_t off = 0;
   for (int i = 0; i < kMaxThreadgroupArgs; ++i) {
-    g.dynamic_offsets[i] = off;
+    g.dynamic_ptrs[i] = g.worker->arena + off;
     off += (a.threadgroup_lengths[i] + 15) / 16 * 16;
   }
   g.dynamic_bytes = off;
   g.arena_used = off;
+  // Threadgroup memory starts poisoned, so a kernel that reads before writing sees NaN / -1, not stale data.
+  if (!g.worker->guards) {
+    std::memset(g.worker->arena, kPoisonByte, sizeof(g.worker->arena));
+  } else if (!prepare_guarded_memory(g)) {
+    record_error(*g.dispatch, "emulator: could not map guarded threadgroup memory");
+    g.failed = true;
+    return;
+  }
   uint32_t n = 0;
   for (uint32_t z = 0; z < g.size[2]; ++z)
     for (uint32_t y = 0; y < g.size[1]; ++y)
@@ -810,6 +920,7 @@ inline void run_group(Group& g) {
     run_group_with_fibers(g);
   else
     run_group_plain(g);
+  check_threadgroup_red_zones(g, nullptr);
 }
 
 inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
@@ -820,7 +931,9 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
   g.dispatch = &d;
   g.worker = w.get();
   g.lanes = w->lanes.data();
+  if (a.bounds_check) w->guards.reset(new ThreadgroupGuards());
   overflow::buffers = d.shadows;
+  overflow::threadgroup = w->guards.get();
   for (;;) {
     uint64_t k = next.fetch_add(1);
     if (k >= d.num_groups || d.failed) break;
@@ -838,6 +951,7 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
   }
   detail::current_lane = nullptr;
   overflow::buffers = nullptr;
+  overflow::threadgroup = nullptr;
 }
 
 inline int dispatch(const Entry& entry, DispatchArgs* a) {

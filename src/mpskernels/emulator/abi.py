@@ -39,6 +39,8 @@ class DispatchArgs(ctypes.Structure):
         ("seed", ctypes.c_uint64),
         ("bounds_check", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
+        ("threadgroup_names", ctypes.POINTER(ctypes.c_char_p)),  # by declaration site, in source order
+        ("threadgroup_arg_names", ctypes.POINTER(ctypes.c_char_p)),  # by [[threadgroup(i)]] index
         ("error", ctypes.c_char * 2048),
     ]
 
