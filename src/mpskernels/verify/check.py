@@ -103,6 +103,8 @@ def _verify_instance(instance: ProblemInstance, make_candidate: CandidateFactory
     try:
         candidate = make_candidate(copy.deepcopy(reference), instance.init_inputs())
         candidate = candidate.to(options.device).eval()
+        if options.dtype is not None:
+            candidate = candidate.to(options.dtype)
     except Exception as e:  # noqa: BLE001 - the candidate's failure is a verdict, not a crash
         verdict.add(f"{label}candidate builds", False, f"{type(e).__name__}: {e}")
         return
@@ -141,8 +143,8 @@ class _CaseRunner:
 
     def _run_candidate(self, case: list[Any], expected_leaves: list[Any], where: str) -> tuple[bool, Any]:
         pristine = inp.clone(case)
-        inp.poison_free_memory([t.to(self.options.device, self.options.dtype or t.dtype) for t in expected_leaves
-                                if isinstance(t, torch.Tensor)])
+        inp.poison_free_memory([t.to(self.options.device, _case_dtype(case) if t.is_floating_point() else t.dtype)
+                                for t in expected_leaves if isinstance(t, torch.Tensor)])
         before = launches.count()
         try:
             result, ops = record_ops(lambda: _call(self.candidate, case))
@@ -247,6 +249,11 @@ class _CaseRunner:
 
 def _call(module: nn.Module, args: list[Any]) -> Any:
     return module(*args)
+
+
+def _case_dtype(case: list[Any]) -> torch.dtype:
+    """The dtype the outputs most likely have: the inputs' floating-point dtype (the oracle's outputs are float64)."""
+    return next((t.dtype for t in inp.tensors(case) if t.is_floating_point()), torch.get_default_dtype())
 
 
 def _same(a: Any, b: Any) -> bool:
