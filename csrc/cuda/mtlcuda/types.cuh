@@ -1,0 +1,221 @@
+// MSL's scalar and vector types for kernels translated to CUDA (compiled by NVRTC with -default-device).
+//
+// CUDA has its own float4, uint3, char2, ... (plain structs with no arithmetic) and, through cuda_fp16.h, a
+// `half`. The translation therefore renames MSL's type names in the kernel text (half -> mtl_half, float4 ->
+// mtl_float4, uint -> mtl_uint); the typedefs at the end of this file give those names their MSL meaning.
+// half and bfloat are wrapped so that arithmetic follows MSL's promotion rules: half op half -> half, half op
+// float -> float, half op int -> half.
+#pragma once
+
+namespace mtl {
+
+// ---- the few type traits the shim needs (NVRTC has no <type_traits> without extra include paths) ----
+
+template <bool B, class T = int> struct enable_if {};
+template <class T> struct enable_if<true, T> { typedef T type; };
+
+template <class T> struct is_intlike { static constexpr bool value = false; };
+#define MTL_INTLIKE(T) \
+  template <> struct is_intlike<T> { static constexpr bool value = true; };
+MTL_INTLIKE(bool)
+MTL_INTLIKE(char)
+MTL_INTLIKE(signed char)
+MTL_INTLIKE(unsigned char)
+MTL_INTLIKE(short)
+MTL_INTLIKE(unsigned short)
+MTL_INTLIKE(int)
+MTL_INTLIKE(unsigned int)
+MTL_INTLIKE(long)
+MTL_INTLIKE(unsigned long)
+MTL_INTLIKE(long long)
+MTL_INTLIKE(unsigned long long)
+#undef MTL_INTLIKE
+
+template <class T> struct remove_reference { typedef T type; };
+template <class T> struct remove_reference<T&> { typedef T type; };
+template <class T> struct remove_reference<T&&> { typedef T type; };
+template <class T> struct is_pointer { static constexpr bool value = false; };
+template <class T> struct is_pointer<T*> { static constexpr bool value = true; };
+template <class T> struct is_pointer<T* const> { static constexpr bool value = true; };
+template <class T> struct is_reference { static constexpr bool value = false; };
+template <class T> struct is_reference<T&> { static constexpr bool value = true; };
+template <class T> struct identity { typedef T type; };
+
+struct bits_tag {};
+
+// ---- 16-bit floats: conversions by PTX (half) and by bit manipulation (bfloat, round to nearest even) ----
+
+inline unsigned short f32_to_f16(float f) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+inline float f16_to_f32(unsigned short h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+inline unsigned short f32_to_bf16(float f) {
+  unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // quiet NaN
+  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float bf16_to_f32(unsigned short b) { return __uint_as_float(unsigned(b) << 16); }
+
+// Arithmetic of a 16-bit float type T, computed in float and rounded once (exact for one +, -, *, /: float has
+// more than twice the bits of either format).
+template <class T> struct fp16_ops {
+#define MTL_FP16_ARITH(op)                                                                            \
+  friend T operator op(T a, T b) { return T(float(a) op float(b)); }                                  \
+  friend float operator op(T a, float b) { return float(a) op b; }                                    \
+  friend float operator op(float a, T b) { return a op float(b); }                                    \
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
+  friend T operator op(T a, I b) { return T(float(a) op float(b)); }                                  \
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
+  friend T operator op(I a, T b) { return T(float(a) op float(b)); }                                  \
+  friend T& operator op##=(T& a, float b) { return a = T(float(a) op b); }
+  MTL_FP16_ARITH(+)
+  MTL_FP16_ARITH(-)
+  MTL_FP16_ARITH(*)
+  MTL_FP16_ARITH(/)
+#undef MTL_FP16_ARITH
+#define MTL_FP16_COMPARE(op)                                                                          \
+  friend bool operator op(T a, T b) { return float(a) op float(b); }                                  \
+  friend bool operator op(T a, float b) { return float(a) op b; }                                     \
+  friend bool operator op(float a, T b) { return a op float(b); }                                     \
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
+  friend bool operator op(T a, I b) { return float(a) op float(b); }                                  \
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
+  friend bool operator op(I a, T b) { return float(a) op float(b); }
+  MTL_FP16_COMPARE(==)
+  MTL_FP16_COMPARE(!=)
+  MTL_FP16_COMPARE(<)
+  MTL_FP16_COMPARE(<=)
+  MTL_FP16_COMPARE(>)
+  MTL_FP16_COMPARE(>=)
+#undef MTL_FP16_COMPARE
+  friend T operator-(T a) { return T((unsigned short)(a.bits ^ 0x8000u), bits_tag{}); }
+  friend T operator+(T a) { return a; }
+  friend T& operator++(T& a) { return a += 1.0f; }
+  friend T& operator--(T& a) { return a -= 1.0f; }
+};
+
+// Trivially default constructible, so arrays of them can live in __shared__ memory.
+struct half_t : fp16_ops<half_t> {
+  unsigned short bits;
+  half_t() = default;
+  constexpr half_t(unsigned short b, bits_tag) : bits(b) {}
+  half_t(float f) : bits(f32_to_f16(f)) {}
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
+  half_t(I i) : bits(f32_to_f16(float(i))) {}
+  operator float() const { return f16_to_f32(bits); }
+};
+
+struct bfloat_t : fp16_ops<bfloat_t> {
+  unsigned short bits;
+  bfloat_t() = default;
+  constexpr bfloat_t(unsigned short b, bits_tag) : bits(b) {}
+  bfloat_t(float f) : bits(f32_to_bf16(f)) {}
+  template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
+  bfloat_t(I i) : bits(f32_to_bf16(float(i))) {}
+  operator float() const { return bf16_to_f32(bits); }
+};
+
+// ---- vectors: MSL sizes and alignment (a 3-vector takes the room of a 4-vector), .xyzw / .rgba and [] ----
+
+template <class T, int N> struct vec_storage;
+template <class T> struct alignas(2 * sizeof(T)) vec_storage<T, 2> {
+  union { T v[2]; struct { T x, y; }; struct { T r, g; }; };
+};
+template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 3> {
+  union { T v[3]; struct { T x, y, z; }; struct { T r, g, b; }; };
+};
+template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 4> {
+  union { T v[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; };
+};
+
+template <class T, int N> struct vec : vec_storage<T, N> {
+  vec() = default;
+  explicit vec(T s) {
+    for (int i = 0; i < N; ++i) this->v[i] = s;
+  }
+  template <class A, class B, class... R>
+  vec(A a, B b, R... rest) {
+    static_assert(2 + sizeof...(R) == N, "a vector constructor needs one scalar per component");
+    const T parts[] = {T(a), T(b), T(rest)...};
+    for (int i = 0; i < N; ++i) this->v[i] = parts[i];
+  }
+  template <class U>
+  explicit vec(const vec<U, N>& o) {
+    for (int i = 0; i < N; ++i) this->v[i] = T(o.v[i]);
+  }
+  T& operator[](int i) { return this->v[i]; }
+  const T& operator[](int i) const { return this->v[i]; }
+};
+
+#define MTL_VEC_ARITH(op)                                                                                 \
+  template <class T, int N> vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {               \
+    vec<T, N> r;                                                                                          \
+    for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                             \
+    return r;                                                                                             \
+  }                                                                                                       \
+  template <class T, int N> vec<T, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {     \
+    vec<T, N> r;                                                                                          \
+    for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                  \
+    return r;                                                                                             \
+  }                                                                                                       \
+  template <class T, int N> vec<T, N> operator op(typename identity<T>::type s, const vec<T, N>& a) {     \
+    vec<T, N> r;                                                                                          \
+    for (int i = 0; i < N; ++i) r.v[i] = T(s op a.v[i]);                                                  \
+    return r;                                                                                             \
+  }                                                                                                       \
+  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                 \
+    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op b.v[i]);                                             \
+    return a;                                                                                             \
+  }                                                                                                       \
+  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, typename identity<T>::type s) {       \
+    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op s);                                                  \
+    return a;                                                                                             \
+  }
+MTL_VEC_ARITH(+)
+MTL_VEC_ARITH(-)
+MTL_VEC_ARITH(*)
+MTL_VEC_ARITH(/)
+#undef MTL_VEC_ARITH
+
+template <class T, int N> vec<T, N> operator-(const vec<T, N>& a) {
+  vec<T, N> r;
+  for (int i = 0; i < N; ++i) r.v[i] = T(-a.v[i]);
+  return r;
+}
+
+}  // namespace mtl
+
+// ---- the renamed MSL type names ----
+
+typedef ::mtl::half_t mtl_half;
+typedef ::mtl::bfloat_t mtl_bfloat;
+typedef unsigned int mtl_uint;
+typedef unsigned short mtl_ushort;
+typedef unsigned char mtl_uchar;
+typedef unsigned long mtl_ulong;
+
+#define MTL_VECTOR_NAMES(msl, T) \
+  typedef ::mtl::vec<T, 2> mtl_##msl##2; typedef ::mtl::vec<T, 3> mtl_##msl##3; typedef ::mtl::vec<T, 4> mtl_##msl##4;
+MTL_VECTOR_NAMES(bool, bool)
+MTL_VECTOR_NAMES(char, signed char)
+MTL_VECTOR_NAMES(uchar, unsigned char)
+MTL_VECTOR_NAMES(short, short)
+MTL_VECTOR_NAMES(ushort, unsigned short)
+MTL_VECTOR_NAMES(int, int)
+MTL_VECTOR_NAMES(uint, unsigned int)
+MTL_VECTOR_NAMES(long, long)
+MTL_VECTOR_NAMES(ulong, unsigned long)
+MTL_VECTOR_NAMES(half, mtl_half)
+MTL_VECTOR_NAMES(bfloat, mtl_bfloat)
+MTL_VECTOR_NAMES(float, float)
+#undef MTL_VECTOR_NAMES
+
+namespace metal {
+template <class T, int N> using vec = ::mtl::vec<T, N>;
+}
