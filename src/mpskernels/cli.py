@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     emulate = sub.add_parser("emulate", help="compile a .metal file for the CPU emulator and list its kernels")
     emulate.add_argument("file")
     emulate.set_defaults(func=_emulate)
+    from .bench.command import add_parser as add_bench
+
+    add_bench(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

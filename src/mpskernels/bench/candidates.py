@@ -1,0 +1,86 @@
+"""What the harness measures against the baseline: `optimize(model)` and kernel packs.
+
+A Candidate pairs a CandidateFactory (the verifier's contract: reference with the harness's weights and the
+problem's init inputs -> the candidate module) with the verification it gets: kernel packs must launch their kernels
+and must not compute with the PyTorch ops they replace; optimize() may leave modules it does not swap to PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from ..optimize import FIRST_CALL, optimize
+from ..problem import Problem
+from ..verify import CandidateFactory
+from .machine import BenchSetupError
+
+OPTIMIZE, PACK = "optimize", "pack"
+
+
+@dataclass
+class Candidate:
+    name: str  # "optimize", or "pack:<folder name>"
+    kind: str  # OPTIMIZE or PACK
+    factory: CandidateFactory
+    require_kernel: bool
+    problem_name: str | None = None  # a pack applies to this problem only; None: every problem
+    source: str | None = None  # where it came from (a pack's folder)
+    built: list[nn.Module] = field(default_factory=list)  # the modules the factory made, newest last
+
+    def applies_to(self, problem: Problem) -> bool:
+        return self.problem_name is None or self.problem_name == problem.name
+
+    def make(self, reference: nn.Module, init_inputs: list) -> nn.Module:
+        """The factory, remembering what it built (the harness reads optimize()'s report from it)."""
+        model = self.factory(reference, init_inputs)
+        self.built.append(model)
+        return model
+
+
+def optimize_candidate() -> Candidate:
+    """optimize(model) as a user calls it; it checks its swaps on the model's first call (example_inputs=
+    "first_call"), since the verifier calls the model at several sizes."""
+
+    def make(reference: nn.Module, init_inputs: list) -> nn.Module:
+        return optimize(reference, example_inputs=FIRST_CALL)
+
+    return Candidate(OPTIMIZE, OPTIMIZE, make, require_kernel=False)
+
+
+def pack_candidates(folders: list[str | Path], loader: Callable | None = None) -> list[Candidate]:
+    """One candidate per kernel pack folder; `loader` defaults to mpskernels.packs.load_pack."""
+    if not folders:
+        return []
+    if loader is None:
+        try:
+            from ..packs import load_pack as loader
+        except ImportError as e:
+            raise BenchSetupError(f"--pack needs mpskernels.packs, which this installation lacks ({e})") from None
+    out, names = [], set()
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise BenchSetupError(f"--pack {folder}: no such folder")
+        try:
+            pack = loader(folder)
+        except Exception as e:  # noqa: BLE001 - any failure to load is the pack's, reported with its folder
+            raise BenchSetupError(f"--pack {folder}: the pack does not load: {type(e).__name__}: {e}") from e
+        name = f"pack:{folder.name}"
+        if name in names:
+            raise BenchSetupError(f"--pack {folder}: two packs share the folder name {folder.name!r}")
+        names.add(name)
+        out.append(Candidate(name, PACK, pack.make_candidate, require_kernel=True,
+                             problem_name=pack.problem_name, source=str(folder)))
+    return out
+
+
+def swapped_kernels(candidate: Candidate) -> dict[str, int] | None:
+    """For optimize(): kernel -> modules swapped, from the report of the first model it built (the one verified at
+    the run's sizes). None for other candidates."""
+    if candidate.kind != OPTIMIZE or not candidate.built:
+        return None
+    report = getattr(candidate.built[0], "mpskernels_report", None)
+    return report.counts() if report is not None else None

@@ -1,0 +1,124 @@
+"""`mpskernels bench PATH...`: the command line of the harness.
+
+Exit status: 0 when the run finished (a wrong candidate is a result, not a failure); 1 with --strict when a
+candidate was wrong or a problem failed; 2 for bad arguments (a path that is not there, a file that is not a
+KernelBench problem, a device this machine lacks, a pack that does not load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..problem import ProblemError, load_problems
+from .candidates import optimize_candidate, pack_candidates
+from .machine import BenchSetupError, environment
+from .progress import choose
+from .report import header, summary_table, write_json, write_markdown, write_png
+from .results import ERROR, OK
+from .runner import BenchOptions
+from .timing import TimingOptions
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+QUICK_DISTRIBUTIONS = ("as-given", "normal", "large")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run KernelBench-format problems: correctness (and speed on a Mac) of "
+                                     "optimize() and kernel packs against eager and torch.compile",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="problem files or folders (searched recursively)")
+    p.add_argument("--pack", action="append", default=[], metavar="DIR",
+                   help="a kernel pack folder; applies to the problem of its name (repeatable)")
+    p.add_argument("--no-optimize", action="store_true", help="do not run optimize(model)")
+    p.add_argument("--out", default="bench-report", metavar="DIR",
+                   help="folder for report.json, report.md and speedups.png (default: %(default)s)")
+    p.add_argument("--device", default="auto", choices=("auto", "mps", "cpu"),
+                   help="auto: the Apple GPU when there is one, else the CPU emulator (no timing)")
+    p.add_argument("--max-elements", type=int, metavar="N",
+                   help="scale each problem to at most N input + parameter elements (default: 32768 on the "
+                        "emulator, GPU memory / 64 bytes on a Mac)")
+    p.add_argument("-k", "--filter", metavar="TEXT", help="only problems whose name contains TEXT")
+    p.add_argument("--level", type=int, action="append", metavar="N", help="only problems of level N (repeatable)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N problems")
+    p.add_argument("--dtype", choices=tuple(DTYPES), help="cast weights and inputs (default: the problem's)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="verification seeds (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"one seed, inputs {', '.join(QUICK_DISTRIBUTIONS)} only, no held-out sizes")
+    p.add_argument("--no-held-out", action="store_true", help="skip the held-out sizes")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the baseline")
+    p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed calls first (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=10, metavar="N", help="timed calls, at least (default: %(default)s)")
+    p.add_argument("--time-budget", type=float, default=2.0, metavar="S",
+                   help="seconds of timed calls per problem, after the minimum runs (default: %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="do not write speedups.png")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a candidate is wrong or a problem fails")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=main)
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    if args.seeds < 1:
+        raise BenchSetupError("--seeds must be at least 1")
+    return BenchOptions(
+        seeds=tuple(range(1 if args.quick else args.seeds)),
+        distributions=QUICK_DISTRIBUTIONS if args.quick else BenchOptions.distributions,
+        held_out=not (args.quick or args.no_held_out),
+        dtype=DTYPES[args.dtype] if args.dtype else None,
+        compile=not args.no_compile,
+        timing=TimingOptions(warmup=args.warmup, min_runs=args.runs, max_runs=max(args.runs, 200),
+                             budget_s=args.time_budget),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from .runner import run_bench
+
+    try:
+        options = options_from(args)
+        problems = _select(load_problems(args.paths), args)
+        env = environment(args.device, args.max_elements)
+        candidates = ([] if args.no_optimize else [optimize_candidate()]) + pack_candidates(args.pack)
+    except (ProblemError, BenchSetupError, ValueError) as e:
+        print(f"mpskernels bench: error: {e}", file=sys.stderr)
+        return 2
+    if not problems:
+        print(f"mpskernels bench: error: no KernelBench problems (files defining Model, get_inputs and "
+              f"get_init_inputs) found in {', '.join(args.paths)}" + (" after filtering" if _filtered(args) else ""),
+              file=sys.stderr)
+        return 2
+    if not candidates:
+        print("mpskernels bench: error: nothing to measure: --no-optimize and no --pack", file=sys.stderr)
+        return 2
+    report = run_bench(problems, candidates, env, options, choose(args.quiet))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_json(report, out / "report.json"), write_markdown(report, out / "report.md")]
+    if not args.no_plot:
+        try:
+            written.append(write_png(report, out / "speedups.png"))
+        except ImportError:
+            print("mpskernels bench: no plot: matplotlib is not installed (pip install 'mpskernels[bench]')",
+                  file=sys.stderr)
+    print("\n".join(header(report) + [""] + summary_table(report)))
+    print("\nwrote " + ", ".join(map(str, written)))
+    failed = report.count(ERROR) or any(not c.correct for r in report.problems if r.status == OK
+                                        for c in r.candidates)
+    return 1 if args.strict and failed else 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return bool(args.filter or args.level or args.limit)
+
+
+def _select(problems, args: argparse.Namespace):
+    if args.filter:
+        problems = [p for p in problems if args.filter.lower() in p.name.lower()]
+    if args.level:
+        problems = [p for p in problems if p.level in args.level]
+    if args.limit is not None:
+        problems = problems[:args.limit]
+    return problems

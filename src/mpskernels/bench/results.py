@@ -1,0 +1,122 @@
+"""The harness's results as data: one ProblemResult per problem, one CandidateResult per candidate tried on it.
+
+Speedups are baseline time / candidate time, where the baseline is the faster of eager and torch.compile. The
+effective speedup is what a user would get with the baseline as fallback: a wrong candidate, or one slower than
+the baseline, counts as 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .timing import Timing
+
+OK, SKIPPED, ERROR = "ok", "skipped", "error"
+
+# Speedups above this are flagged for a person to review (the known cheats produce 10-10000x).
+REVIEW_SPEEDUP = 10.0
+
+
+@dataclass
+class CandidateResult:
+    name: str
+    kind: str
+    correct: bool
+    verdict: dict[str, Any]  # Verdict.as_dict()
+    feedback: str = ""  # the verifier's feedback when not correct
+    kernels: dict[str, int] | None = None  # optimize(): kernel -> modules swapped
+    time: Timing | None = None
+    speedup_vs_eager: float | None = None
+    speedup_vs_compile: float | None = None
+    speedup: float | None = None  # vs the baseline (raw: may be < 1)
+    flags: list[str] = field(default_factory=list)  # reasons a person should look at this number
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
+                "kernels": self.kernels, "time": self.time.as_dict() if self.time else None,
+                "speedup_vs_eager": self.speedup_vs_eager, "speedup_vs_compile": self.speedup_vs_compile,
+                "speedup": self.speedup, "flags": self.flags,
+                "verdict": self.verdict}
+
+
+@dataclass
+class ProblemResult:
+    name: str
+    level: int | None
+    path: str | None
+    status: str  # OK, SKIPPED or ERROR
+    reason: str = ""  # why skipped, or the error
+    sizes: dict[str, int] = field(default_factory=dict)  # every size constant, as run
+    scaled: dict[str, int] = field(default_factory=dict)  # the constants changed from the file's values
+    file_sizes: dict[str, int] = field(default_factory=dict)  # the file's own values
+    eager: Timing | None = None
+    compile: Timing | None = None
+    compile_note: str = ""  # why torch.compile is not part of the baseline
+    timing_note: str = ""  # why nothing was timed
+    candidates: list[CandidateResult] = field(default_factory=list)
+    seconds: float = 0.0  # the harness's own time on this problem
+
+    @property
+    def baseline(self) -> Timing | None:
+        times = [t for t in (self.eager, self.compile) if t is not None]
+        return min(times, key=lambda t: t.median_ms) if times else None
+
+    @property
+    def baseline_name(self) -> str | None:
+        if self.baseline is None:
+            return None
+        return "compile" if self.compile is not None and self.baseline is self.compile else "eager"
+
+    @property
+    def timed(self) -> bool:
+        return self.baseline is not None
+
+    def effective_speedup(self, candidate: CandidateResult) -> float | None:
+        """The speedup with the baseline as fallback: 1.0 for a wrong or slower candidate (or one that could not be
+        timed); None when this problem's baseline was not timed."""
+        if not self.timed:
+            return None
+        if not candidate.correct or candidate.speedup is None:
+            return 1.0
+        return max(1.0, candidate.speedup)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "path": self.path, "status": self.status,
+                "reason": self.reason, "sizes": self.sizes, "scaled": self.scaled,
+                "file_sizes": self.file_sizes,
+                "baseline": {"eager": self.eager.as_dict() if self.eager else None,
+                             "compile": self.compile.as_dict() if self.compile else None,
+                             "used": self.baseline_name, "compile_note": self.compile_note,
+                             "timing_note": self.timing_note},
+                "candidates": [{**c.as_dict(), "effective_speedup": self.effective_speedup(c)} for c in self.candidates],
+                "seconds": self.seconds}
+
+
+SCHEMA = "mpskernels-bench/1"
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]  # Machine.as_dict()
+    options: dict[str, Any]  # how it ran: verification, timing, scaling budget
+    problems: list[ProblemResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things about the whole run (a pack matching no problem)
+    started: str = ""  # UTC, ISO 8601
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.problems if r.status == status)
+
+    @property
+    def timed(self) -> bool:
+        return any(r.timed for r in self.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        from .summary import summarize
+
+        return {"schema": SCHEMA, "started": self.started, "seconds": self.seconds, "machine": self.machine,
+                "options": self.options, "notes": self.notes,
+                "counts": {s: self.count(s) for s in (OK, SKIPPED, ERROR)},
+                "summary": [s.as_dict() for s in summarize(self.problems)],
+                "problems": [r.as_dict() for r in self.problems]}

@@ -1,0 +1,225 @@
+"""Running problems: sizes, the device check, verification of every candidate, timing.
+
+Per problem:
+1. sizes: `scaled_sizes(problem, budget)` (the documented rule in mpskernels.problem); the sizes are recorded;
+2. the reference runs once on the device: an op the device lacks skips the problem, with the reason;
+3. every candidate that applies is verified by the shared verifier at those sizes (held-out sizes included);
+4. on a Mac, eager, torch.compile and every correct candidate are timed together (interleaved). A wrong candidate
+   is not timed: the baseline is its fallback. Without an Apple GPU nothing is timed and the report says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..problem import Problem, ProblemError, ProblemInstance, scaled_sizes
+from ..verify import VerifyOptions, verify_problem
+from ..verify import inputs as inp
+from .candidates import Candidate, swapped_kernels
+from .machine import BenchEnvironment
+from .progress import Progress, Quiet
+from .results import ERROR, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult, ProblemResult
+from .timing import Timing, TimingOptions, time_interleaved
+
+NOISY_SPREAD = 0.25  # an interquartile range above this share of the median is flagged
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    distributions: tuple[str, ...] = inp.DISTRIBUTIONS
+    held_out: bool = True
+    sensitivity: bool = True
+    dtype: torch.dtype | None = None  # None: the problem's own dtypes
+    compile: bool = True  # torch.compile as part of the baseline (timed runs only)
+    timing: TimingOptions = field(default_factory=TimingOptions)
+
+    def verify_options(self, env: BenchEnvironment, candidate: Candidate) -> VerifyOptions:
+        return VerifyOptions(seeds=self.seeds, distributions=self.distributions, dtype=self.dtype, device=env.device,
+                             held_out=self.held_out, sensitivity=self.sensitivity,
+                             require_kernel=candidate.require_kernel)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["dtype"] = str(self.dtype).removeprefix("torch.") if self.dtype else None
+        return out
+
+
+def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEnvironment,
+              options: BenchOptions = BenchOptions(), progress: Progress | None = None) -> BenchReport:
+    progress = progress or Quiet()
+    report = BenchReport(machine=env.machine.as_dict(),
+                         options={**options.as_dict(), "max_elements": env.max_elements},
+                         started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    names = {p.name for p in problems}
+    for c in candidates:
+        if c.problem_name is not None and c.problem_name not in names:
+            report.notes.append(f"{c.name} ({c.source}) is for problem '{c.problem_name}', which is not among the "
+                                "problems run")
+    start = time.perf_counter()
+    progress.start(len(problems))
+    try:
+        for problem in problems:
+            result = run_problem(problem, candidates, env, options, progress)
+            report.problems.append(result)
+            progress.done(result)
+    finally:
+        progress.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnvironment,
+                options: BenchOptions = BenchOptions(), progress: Progress | None = None) -> ProblemResult:
+    progress = progress or Quiet()
+    start = time.perf_counter()
+    result = ProblemResult(problem.name, problem.level, str(problem.path) if problem.path else None, OK)
+    try:
+        _run(problem, candidates, env, options, progress, result)
+    except ProblemError as e:
+        result.status, result.reason = ERROR, str(e)
+    except Exception as e:  # noqa: BLE001 - one broken problem must not end the run; it is reported
+        result.status, result.reason = ERROR, f"{type(e).__name__}: {e}"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, options: BenchOptions,
+         progress: Progress, result: ProblemResult) -> None:
+    progress.step(problem.name, "sizes")
+    try:
+        scaled = scaled_sizes(problem, env.max_elements)
+    except ProblemError as e:
+        result.status, result.reason = SKIPPED, f"does not fit the size budget: {e}"
+        return
+    instance = problem.at(scaled)
+    result.sizes, result.scaled, result.file_sizes = dict(instance.sizes), scaled, dict(problem.constants)
+    progress.step(problem.name, f"reference on {env.device}")
+    lacking = _missing_ops(instance, env, options)
+    if lacking:
+        result.status, result.reason = SKIPPED, lacking
+        return
+    mine = [c for c in candidates if c.applies_to(problem)]
+    for candidate in mine:
+        progress.step(problem.name, f"verifying {candidate.name}")
+        result.candidates.append(_verify(problem, candidate, scaled, env, options))
+    if not env.can_time:
+        result.timing_note = env.machine.timing
+        return
+    progress.step(problem.name, "timing")
+    _time(instance, mine, result, env, options)
+
+
+def _missing_ops(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> str:
+    """Why the reference cannot run on the device ("" when it can). Only a missing op or dtype support is a reason
+    to skip; any other failure of the reference is an error in the problem and propagates."""
+    model = _on_device(instance.reference(), env, options)
+    args = inp.cast(instance.inputs(0), options.dtype, env.device)
+    try:
+        with torch.inference_mode():
+            model(*args)
+    except NotImplementedError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"the reference uses an op that {env.device} lacks: {first}"
+    return ""
+
+
+def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: BenchEnvironment,
+            options: BenchOptions) -> CandidateResult:
+    candidate.built.clear()
+    try:
+        with env.kernels():
+            verdict = verify_problem(problem, candidate.make, options.verify_options(env, candidate), sizes=sizes)
+    except Exception as e:  # noqa: BLE001 - reported as this candidate's failure, not the run's
+        return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
+                               f"{type(e).__name__}: {e}")
+    return CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
+                           "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate))
+
+
+def _on_device(model: nn.Module, env: BenchEnvironment, options: BenchOptions) -> nn.Module:
+    model = model.to(env.device)
+    return model.to(options.dtype) if options.dtype else model
+
+
+def _time(instance: ProblemInstance, candidates: list[Candidate], result: ProblemResult, env: BenchEnvironment,
+          options: BenchOptions) -> None:
+    """Times eager, torch.compile and the correct candidates on the instance's first-seed inputs, interleaved."""
+    reference = _on_device(instance.reference(), env, options)
+    args = inp.cast(instance.inputs(0), options.dtype, env.device)
+    models: dict[str, nn.Module | Callable] = {"eager": reference}
+    if options.compile:
+        compiled, note = _compiled(reference, args, env)
+        result.compile_note = note
+        if compiled is not None:
+            models["compile"] = compiled
+    else:
+        result.compile_note = "not asked for (--no-compile)"
+    verdicts = {c.name: c for c in result.candidates}
+    for candidate in candidates:
+        if verdicts[candidate.name].correct:
+            with env.kernels():
+                model = candidate.make(copy.deepcopy(reference), instance.init_inputs())
+            models[candidate.name] = model.to(env.device).eval()
+    calls = {name: (lambda m=m: m(*args)) for name, m in models.items()}
+    with torch.inference_mode(), env.kernels():
+        times = time_interleaved(calls, env.synchronize, options.timing)
+    result.eager, result.compile = times["eager"], times.get("compile")
+    moved = _bytes_moved(reference, args)
+    for c in result.candidates:
+        if c.name in times:
+            _record_speedup(c, times[c.name], result, moved, env)
+
+
+def _compiled(reference: nn.Module, args: list[Any], env: BenchEnvironment) -> tuple[nn.Module | None, str]:
+    """torch.compile of the reference, or None and why it cannot be part of the baseline."""
+    try:
+        compiled = torch.compile(copy.deepcopy(reference))
+        with torch.inference_mode():
+            compiled(*args)
+        env.synchronize()
+    except Exception as e:  # noqa: BLE001 - compile failing only removes it from the baseline
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        return None, f"torch.compile failed: {type(e).__name__}: {first}"
+    return compiled, ""
+
+
+def _record_speedup(c: CandidateResult, timing: Timing, result: ProblemResult, moved: int,
+                    env: BenchEnvironment) -> None:
+    c.time = timing
+    c.speedup_vs_eager = result.eager.median_ms / timing.median_ms
+    if result.compile is not None:
+        c.speedup_vs_compile = result.compile.median_ms / timing.median_ms
+    c.speedup = result.baseline.median_ms / timing.median_ms
+    c.flags = timing_flags(c.speedup, timing, moved, env.machine.bandwidth_gbps)
+
+
+def timing_flags(speedup: float, timing: Timing, moved_bytes: int, bandwidth_gbps: float | None) -> list[str]:
+    """Reasons a measured number needs a person: a speedup too good to trust, a time under the memory roofline,
+    a noisy measurement."""
+    flags = []
+    if speedup > REVIEW_SPEEDUP:
+        flags.append(f"speedup above {REVIEW_SPEEDUP:g}x: review it (removed work and other cheats look like this)")
+    if bandwidth_gbps:
+        floor_ms = moved_bytes / (bandwidth_gbps * 1e9) * 1e3
+        if timing.median_ms < floor_ms:
+            flags.append(f"faster than memory bandwidth allows: {moved_bytes / 1e6:.3g} MB must be read and written, "
+                         f"at least {floor_ms:.3g} ms at {bandwidth_gbps:g} GB/s")
+    if timing.spread > NOISY_SPREAD:
+        flags.append(f"noisy: interquartile range {timing.spread:.0%} of the median")
+    return flags
+
+
+def _bytes_moved(reference: nn.Module, args: list[Any]) -> int:
+    """A lower bound on memory traffic: every input and parameter read once, every output written once."""
+    with torch.inference_mode():
+        out = reference(*args)
+    tensors = inp.tensors(args) + inp.tensors(out) + list(reference.state_dict().values())
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))

@@ -1,0 +1,86 @@
+"""The summary statistics: correct rate, geomean and median speedup, fast_p.
+
+Per problem a group of candidates (optimize, the kernel packs, or all of them: "best", the supervisor that keeps
+the fastest correct candidate) counts as correct if one of its candidates is, with the largest effective speedup
+among its candidates: the baseline is the fallback, so a wrong or slower candidate counts 1.0. fast_p is the share
+of the group's timed problems whose effective speedup is above p (strictly: a fallback is never "fast").
+Timing-dependent numbers are None ("n/a") when no problem was timed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .candidates import OPTIMIZE, PACK
+from .results import OK, REVIEW_SPEEDUP, ProblemResult
+
+FAST_P = (1.0, 1.5, 2.0)
+BEST = "best"
+GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", BEST: "best of all"}
+
+
+@dataclass
+class Summary:
+    group: str  # OPTIMIZE, PACK or BEST
+    problems: int = 0  # problems that ran with a candidate of the group
+    correct: int = 0
+    timed: int = 0  # of those, problems with a timed baseline
+    geomean: float | None = None
+    median: float | None = None
+    fast_p: dict[float, float | None] = field(default_factory=lambda: {p: None for p in FAST_P})
+    review: int = 0  # speedups above REVIEW_SPEEDUP, to be checked by a person
+
+    @property
+    def correct_rate(self) -> float | None:
+        return self.correct / self.problems if self.problems else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "problems": self.problems, "correct": self.correct,
+                "correct_rate": self.correct_rate, "timed": self.timed, "geomean_speedup": self.geomean,
+                "median_speedup": self.median, "fast_p": {str(p): v for p, v in self.fast_p.items()},
+                "review": self.review}
+
+
+def geomean(values: Iterable[float]) -> float:
+    values = list(values)
+    if not values or any(v <= 0 for v in values):
+        raise ValueError("the geometric mean needs positive values")
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def fast_p(speedups: Iterable[float], p: float) -> float:
+    """The share of effective speedups strictly above p."""
+    speedups = list(speedups)
+    if not speedups:
+        raise ValueError("fast_p of no problems")
+    return sum(s > p for s in speedups) / len(speedups)
+
+
+def summarize(problems: list[ProblemResult]) -> list[Summary]:
+    """One Summary per candidate group present, plus "best" when there is more than one group."""
+    kinds = [k for k in (OPTIMIZE, PACK) if any(c.kind == k for r in problems for c in r.candidates)]
+    groups = kinds + ([BEST] if len(kinds) > 1 else [])
+    return [_summarize_group(problems, g) for g in groups]
+
+
+def _summarize_group(problems: list[ProblemResult], group: str) -> Summary:
+    summary = Summary(group)
+    speedups = []
+    for result in problems:
+        mine = [c for c in result.candidates if group == BEST or c.kind == group]
+        if result.status != OK or not mine:
+            continue
+        summary.problems += 1
+        summary.correct += any(c.correct for c in mine)
+        summary.review += sum(1 for c in mine if c.correct and (c.speedup or 0) > REVIEW_SPEEDUP)
+        if result.timed:
+            summary.timed += 1
+            speedups.append(max(result.effective_speedup(c) for c in mine))
+    if speedups:
+        summary.geomean = geomean(speedups)
+        summary.median = statistics.median(speedups)
+        summary.fast_p = {p: fast_p(speedups, p) for p in FAST_P}
+    return summary
