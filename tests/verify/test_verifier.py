@@ -10,7 +10,7 @@ from mpskernels.problem import parse_problem
 from mpskernels.verify import VerifyOptions, candidate_from_class, check_candidate_source, verify_problem
 
 from . import candidates as c
-from .problems import RMS_NORM, SCALE_CLAMP, SHIFT_BY_OFFSET
+from problem_sources import RMS_NORM, SCALE_CLAMP, SHIFT_BY_OFFSET
 
 
 @pytest.fixture(autouse=True)

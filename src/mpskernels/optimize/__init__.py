@@ -203,7 +203,7 @@ FIRST_CALL = "first_call"
 
 def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
              example_inputs: Sequence[Any] | str | None = None, example_kwargs: dict[str, Any] | None = None,
-             verify: bool = True) -> nn.Module:
+             verify: bool = True, kernel_packs: Sequence[Any] = ()) -> nn.Module:
     """Swaps faster kernels into `model` in place and returns it, with `model.mpskernels_report` attached.
 
     example_inputs: arguments of one forward call (example_kwargs: its keyword arguments). With them (and
@@ -211,18 +211,22 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     disagrees; the model's whole output is then compared with the original's. example_inputs="first_call" defers
     all of it to the model's first call and uses that call's arguments. Modules recognised by their computation
     are always checked on probe inputs.
+
+    kernel_packs: generated kernels (KernelPack objects or pack folders, see mpskernels.packs); a module of the
+    class a pack was generated for is swapped for it ahead of the built-in kernels, under the same checks.
     """
     if isinstance(example_inputs, str):
         if example_inputs != FIRST_CALL:
             raise ValueError(f"example_inputs must be a sequence of arguments or {FIRST_CALL!r}, "
                              f"got {example_inputs!r}")
-        return _optimize_on_first_call(model, config, verify)
+        return _optimize_on_first_call(model, config, verify, kernel_packs)
     report = Report()
     if disabled():
         report.disabled = True
         object.__setattr__(model, "mpskernels_report", report)
         return model
     config = config or OptimizeConfig()
+    packs = _load_packs(kernel_packs)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chosen: dict[str, tuple[nn.Module, Replacement]] = {}
 
@@ -233,7 +237,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         if any(name.startswith(p + ".") for p in replaced_subtrees):
             continue
         type_name = type(module).__name__
-        answer = find_replacement(module)
+        answer = _pack_replacement(module, packs) or find_replacement(module)
         if isinstance(answer, str):
             report.add(ReportEntry(name, type_name, SKIPPED, detail=answer))
             continue
@@ -327,7 +331,26 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     return model
 
 
-def _optimize_on_first_call(model: nn.Module, config: OptimizeConfig | None, verify: bool) -> nn.Module:
+def _load_packs(kernel_packs: Sequence[Any]) -> list[Any]:
+    from ..packs import KernelPack, load_pack
+
+    return [p if isinstance(p, KernelPack) else load_pack(p) for p in kernel_packs]
+
+
+def _pack_replacement(module: nn.Module, packs: list[Any]) -> Replacement | None:
+    """The first pack generated for this module's class, as a replacement taking the module's whole call."""
+    from ..packs import PackModule
+
+    for pack in packs:
+        if pack.matches(module):
+            runner = PackModule(pack, module, strict=False)
+            return Replacement(f"pack:{pack.name}", lambda *a, **k: runner.run(a, k), "kernel pack",
+                               full_signature=True)
+    return None
+
+
+def _optimize_on_first_call(model: nn.Module, config: OptimizeConfig | None, verify: bool,
+                            kernel_packs: Sequence[Any]) -> nn.Module:
     """Runs optimize() when the model is first called, with that call's arguments as the example inputs."""
     pending = Report()
     pending.output_check = "pending: optimize() runs on the model's first call"
@@ -337,7 +360,7 @@ def _optimize_on_first_call(model: nn.Module, config: OptimizeConfig | None, ver
         handle.remove()
         clone = lambda v: v.clone() if isinstance(v, torch.Tensor) else v  # noqa: E731
         optimize(module, config, example_inputs=tuple(clone(a) for a in args),
-                 example_kwargs={k: clone(v) for k, v in kwargs.items()}, verify=verify)
+                 example_kwargs={k: clone(v) for k, v in kwargs.items()}, verify=verify, kernel_packs=kernel_packs)
 
     handle = model.register_forward_pre_hook(on_first_call, with_kwargs=True)
     return model
