@@ -1,0 +1,118 @@
+"""Run a kernel family's launch plans on an NVIDIA GPU: compile the translation with NVRTC through CuPy (one module
+per .metal file and function-constant specialisation, cached), bind PyTorch CUDA tensors, launch.
+
+Launches go to CuPy's current stream, which by default is the legacy default stream, the one PyTorch's default
+stream is too: kernel launches, PyTorch ops and CUDA events stay in order without extra synchronisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+import torch
+
+from .. import registry
+from ..kernels.spec import KernelFamily, LaunchPlan, TensorMeta
+from .launch import CudaLaunch, plan_launch
+from .source import cuda_source, nvrtc_options
+
+
+class Unsupported(Exception):
+    """The family's constraints send these inputs to the reference: nothing to launch."""
+
+
+def cupy():
+    import cupy as cp  # imported late: the package must import on machines without CUDA
+
+    return cp
+
+
+@lru_cache(maxsize=None)
+def compiled_module(source: str, constants: tuple):
+    cp = cupy()
+    text = cuda_source(source, constants).text
+    return cp.RawModule(code=text, options=nvrtc_options(), backend="nvrtc")
+
+
+def constants_key(plan: LaunchPlan) -> tuple:
+    return tuple(sorted(plan.constants.items()))
+
+
+@dataclass
+class PreparedCall:
+    """One op call with its tensors bound: `launch()` re-runs exactly the kernel launches (for timing)."""
+
+    family: KernelFamily
+    plan: LaunchPlan | None  # None: nothing to launch (empty outputs or an empty grid)
+    inputs: dict[str, Any]
+    outputs: dict[str, torch.Tensor]
+    launch: Callable[[], None]
+
+    def results(self) -> tuple[torch.Tensor, ...]:
+        """The op's outputs, then the inputs it mutates (schema order), as the tests compare them."""
+        return tuple(self.outputs.values()) + tuple(self.inputs[m] for m in self.family.mutates)
+
+
+def launcher(source: str, plan: LaunchPlan, tensors: dict[str, Any]) -> Callable[[], None]:
+    """A function that launches `plan` (all its regions) with the bound tensors."""
+    cp = cupy()
+    np = __import__("numpy")
+    compiled = cuda_source(source, constants_key(plan))
+    entry = compiled.entries.get(plan.kernel)
+    if entry is None:
+        raise KeyError(f"{source} has no kernel '{plan.kernel}'")
+    pointers = {k: v.data_ptr() for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    launch: CudaLaunch = plan_launch(entry, plan, pointers)
+    function = compiled_module(source, constants_key(plan)).get_function(entry.symbol)
+    calls = []
+    for region in launch.regions:
+        words, small = launch.arguments(region)
+        args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
+        calls.append((region.blocks, region.block, args))
+    shared = launch.shared_bytes
+
+    def run() -> None:
+        for blocks, block, args in calls:
+            function(blocks, block, args, shared_mem=shared)
+
+    return run
+
+
+def prepare(family: KernelFamily, args: tuple, poison: bool = True) -> PreparedCall:
+    """Checks, allocation and plan exactly as the op does (registry.OpRunner), with CUDA tensors."""
+    runner = registry.RUNNERS[family.name]
+    args = runner.fill_defaults(tuple(args), {})
+    inputs = dict(zip(runner.names, args))
+    registry.check_inputs(family, inputs)
+    reason = registry.unsupported_reason(family, inputs)
+    if reason:
+        raise Unsupported(reason)
+    for k in runner.tensor_names:
+        v = inputs[k]
+        if v is not None and not v.is_contiguous():
+            if k in family.mutates:
+                raise ValueError(f"{family.name}: mutated input '{k}' must be contiguous here")
+            inputs[k] = v.contiguous()
+    device = next(v.device for v in inputs.values() if isinstance(v, torch.Tensor))
+    saved = registry.poison_outputs
+    registry.poison_outputs = poison
+    try:
+        outputs = registry.allocate_outputs(family, inputs, device, inputs_contiguous=False)
+    finally:
+        registry.poison_outputs = saved
+    plan = None
+    if not (outputs and all(t.numel() == 0 for t in outputs.values())):
+        metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        plan = family.plan(**metas)
+        if 0 in plan.threads:
+            plan = None
+    launch = launcher(family.source, plan, {**inputs, **outputs}) if plan is not None else (lambda: None)
+    return PreparedCall(family, plan, inputs, outputs, launch)
+
+
+def run(family: KernelFamily, args: tuple, poison: bool = True) -> tuple[torch.Tensor, ...]:
+    call = prepare(family, args, poison)
+    call.launch()
+    return call.results()
