@@ -17,6 +17,11 @@ def _emulate(args: argparse.Namespace) -> int:
     from .emulator import MSLCompileError, compile_file
 
     try:
+        if args.check_address_spaces:
+            from .msl.address_spaces import check_address_spaces
+
+            check_address_spaces(args.file)
+            print(f"{args.file}: address spaces check out (clang)")
         start = time.perf_counter()
         lib = compile_file(args.file)
         took = time.perf_counter() - start
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
     emulate = sub.add_parser("emulate", help="compile a .metal file for the CPU emulator and list its kernels")
     emulate.add_argument("file")
+    emulate.add_argument("--check-address-spaces", action="store_true",
+                         help="first compile it with clang keeping device/constant/threadgroup address spaces apart")
     emulate.set_defaults(func=_emulate)
     from .bench.command import add_parser as add_bench
 
