@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "mps", "cpu"),
                    help="auto: the Apple GPU when there is one, else the CPU emulator (no timing)")
     p.add_argument("--max-elements", type=int, metavar="N",
-                   help="scale each problem to at most N input + parameter elements (default: 32768 on the "
+                   help="scale each problem to at most N input + parameter elements (default: 65536 on the "
                         "emulator, GPU memory / 64 bytes on a Mac)")
     p.add_argument("-k", "--filter", metavar="TEXT", help="only problems whose name contains TEXT")
     p.add_argument("--level", type=int, action="append", metavar="N", help="only problems of level N (repeatable)")

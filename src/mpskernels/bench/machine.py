@@ -22,7 +22,7 @@ from ..runtime import unavailable, use_backend
 
 # Input + parameter elements per problem on the emulator: a few thousand per tensor keeps a full verification of a
 # problem (seeds x distributions x held-out sizes) within seconds.
-EMULATOR_MAX_ELEMENTS = 1 << 15
+EMULATOR_MAX_ELEMENTS = 1 << 16
 # On a GPU the verifier holds several copies of every tensor (reference, float64 oracle on the CPU, candidate,
 # clones for the input check, poisoned blocks): budget this many bytes of working set per element.
 BYTES_PER_ELEMENT_BUDGET = 64

@@ -1,0 +1,28 @@
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    """Linear, divide by 2, sum over features, scale (KernelBench-style chain)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=False)
+        self.scale = 1.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x) / 2
+        return torch.sum(y, dim=1, keepdim=True) * self.scale
+
+
+tokens = 2048
+in_features = 2048
+out_features = 4096
+
+
+def get_inputs():
+    return [torch.randn(tokens, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features]
