@@ -7,6 +7,7 @@ and must not compute with the PyTorch ops they replace; optimize() may leave mod
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,12 +28,17 @@ class Candidate:
     kind: str  # OPTIMIZE or PACK
     factory: CandidateFactory
     require_kernel: bool
-    problem_name: str | None = None  # a pack applies to this problem only; None: every problem
+    problem_name: str | None = None  # a pack applies to this problem only ("": to none); None: every problem
+    problem_sha256: str = ""  # a pack's record of the problem source it was generated for
     source: str | None = None  # where it came from (a pack's folder)
     built: list[nn.Module] = field(default_factory=list)  # the modules the factory made, newest last
 
     def applies_to(self, problem: Problem) -> bool:
         return self.problem_name is None or self.problem_name == problem.name
+
+    def stale_for(self, problem: Problem) -> bool:
+        """Whether a pack was generated for another version of this problem's file."""
+        return bool(self.problem_sha256) and self.problem_sha256 != hashlib.sha256(problem.source.encode()).hexdigest()
 
     def make(self, reference: nn.Module, init_inputs: list) -> nn.Module:
         """The factory, remembering what it built (the harness reads optimize()'s report from it)."""
@@ -73,7 +79,8 @@ def pack_candidates(folders: list[str | Path], loader: Callable | None = None) -
             raise BenchSetupError(f"--pack {folder}: two packs share the folder name {folder.name!r}")
         names.add(name)
         out.append(Candidate(name, PACK, pack.make_candidate, require_kernel=True,
-                             problem_name=pack.problem_name, source=str(folder)))
+                             problem_name=pack.problem_name or "", problem_sha256=pack.problem_sha256 or "",
+                             source=str(folder)))
     return out
 
 

@@ -60,7 +60,9 @@ def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEn
                          started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     names = {p.name for p in problems}
     for c in candidates:
-        if c.problem_name is not None and c.problem_name not in names:
+        if c.problem_name == "":
+            report.notes.append(f"{c.name} ({c.source}) names no problem, so it was run on none")
+        elif c.problem_name is not None and c.problem_name not in names:
             report.notes.append(f"{c.name} ({c.source}) is for problem '{c.problem_name}', which is not among the "
                                 "problems run")
     start = time.perf_counter()
@@ -140,8 +142,11 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
     except Exception as e:  # noqa: BLE001 - reported as this candidate's failure, not the run's
         return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
                                f"{type(e).__name__}: {e}")
-    return CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
-                           "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate))
+    result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
+                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate))
+    if candidate.stale_for(problem):
+        result.flags.append("the pack was generated for another version of this problem file (source hash differs)")
+    return result
 
 
 def _on_device(model: nn.Module, env: BenchEnvironment, options: BenchOptions) -> nn.Module:
@@ -198,7 +203,7 @@ def _record_speedup(c: CandidateResult, timing: Timing, result: ProblemResult, m
     if result.compile is not None:
         c.speedup_vs_compile = result.compile.median_ms / timing.median_ms
     c.speedup = result.baseline.median_ms / timing.median_ms
-    c.flags = timing_flags(c.speedup, timing, moved, env.machine.bandwidth_gbps)
+    c.flags += timing_flags(c.speedup, timing, moved, env.machine.bandwidth_gbps)
 
 
 def timing_flags(speedup: float, timing: Timing, moved_bytes: int, bandwidth_gbps: float | None) -> list[str]:

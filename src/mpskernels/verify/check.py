@@ -195,6 +195,7 @@ class _CaseRunner:
                 return self._fail(f"outputs are new tensors ({where})",
                                   f"output {i} shares memory with the reference's output")
             if not r.is_floating_point():
+                self.verdict.comparisons += 1  # an exact comparison counts too (argmax, indices)
                 if not torch.equal(g.cpu(), r.cpu()):
                     bad = (g.cpu() != r.cpu()).nonzero()[0].tolist()
                     return self._fail(f"output {i} matches ({where})",
