@@ -30,7 +30,9 @@ import torch
 
 import mpskernels  # noqa: F401  (registers the ops; the lane reuses their checks, allocation and plans)
 from mpskernels.cuda import runner
-from mpskernels.cuda.report import Check, LaneReport, SanitizerRun, Timing, to_markdown
+import json
+
+from mpskernels.cuda.report import Check, LaneReport, SanitizerRun, Timing, from_json, merge, to_json, to_markdown
 from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.rope import tables
 from mpskernels.tolerances import Comparison, tolerance_for
@@ -192,11 +194,17 @@ def check(family, dtype: torch.dtype, label: str, args: tuple, own_dtype_too: bo
 # ---- timing ----
 
 
-def median_us(fn, batch: int = 20, batches: int = 7, warmup: int = 3) -> float:
-    """Median over batches of `batch` back-to-back calls, per call, by CUDA events."""
+def median_us(fn, batches: int = 7, warmup: int = 3, batch_ms: float = 2.0) -> float:
+    """Median over batches of back-to-back calls (batches of about `batch_ms`, 1 to 20 calls), per call, by CUDA
+    events: the GPU stays busy within a batch, so host launch overhead is hidden for kernels longer than it."""
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    batch = max(1, min(20, int(batch_ms / max(start.elapsed_time(end), 1e-3))))
     times = []
     for _ in range(batches):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -212,7 +220,7 @@ def median_us(fn, batch: int = 20, batches: int = 7, warmup: int = 3) -> float:
 def copy_bandwidth_gbps(nbytes: int = 2**30) -> float:
     src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
     dst = torch.empty_like(src)
-    us = median_us(lambda: dst.copy_(src), batch=10)
+    us = median_us(lambda: dst.copy_(src), batch_ms=5.0)
     return 2 * nbytes / (us * 1e-6) / 1e9  # read + write
 
 
@@ -317,10 +325,18 @@ def main() -> int:
     parser.add_argument("--sanitizer-timeout", type=float, default=240.0)
     parser.add_argument("--sanitizer-jobs", type=int, default=6)
     parser.add_argument("--out", default=str(ROOT / "docs" / "nvidia-lane.md"))
+    parser.add_argument("--sanitizer-only", action="store_true", help="only the compute-sanitizer runs")
+    parser.add_argument("--render", nargs="+", metavar="JSON",
+                        help="write the report from earlier runs' JSON results (merged in order); runs nothing")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
         return child(opts.child)
+    if opts.render:
+        report = merge([from_json(json.loads(Path(p).read_text())) for p in opts.render])
+        Path(opts.out).write_text(to_markdown(report))
+        print(f"wrote {opts.out}: {len(report.failures())} failing of {len(report.checks)}")
+        return 0
     if not torch.cuda.is_available():
         print("nvidia_lane: no CUDA device", file=sys.stderr)
         return 2
@@ -332,7 +348,7 @@ def main() -> int:
     report.copy_gbps = copy_bandwidth_gbps()
     print(f"copy bandwidth {report.copy_gbps:.0f} GB/s", flush=True)
 
-    for family in families:
+    for family in families if not opts.sanitizer_only else ():
         t0 = time.perf_counter()
         for dtype in family.dtypes:
             for i, args in enumerate(family.examples(dtype)):
@@ -371,8 +387,10 @@ def main() -> int:
     report.environment["lane wall time"] = f"{time.perf_counter() - started:.0f} s"
     text = to_markdown(report)
     Path(opts.out).write_text(text)
+    Path(opts.out).with_suffix(".json").write_text(json.dumps(to_json(report), indent=1))
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "nvidia-lane.md").write_text(text)
+        Path(os.environ["OUT"], "nvidia-lane.json").write_text(json.dumps(to_json(report), indent=1))
     print(f"wrote {opts.out}: {len(report.failures())} failing of {len(report.checks)}", flush=True)
     return 1 if report.failures() else 0
 

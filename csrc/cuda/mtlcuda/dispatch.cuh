@@ -93,20 +93,33 @@ template <class P> struct builtin_as<const P> : builtin_as<P> {};
 
 template <class P> inline P bind_builtin(Builtin b, const Geometry& g) { return builtin_as<P>::from(builtin_value(b, g)); }
 
-// A [[buffer(i)]] parameter: pointer or reference into the bound memory (the word itself for inline scalars).
+// A [[buffer(i)]] parameter. Pointers and writable references always point at device memory. A read-only
+// reference (`constant T&`) may instead be a scalar passed inline: it binds to a copy of the word's bytes (a
+// temporary that lives for the whole call). The address of a kernel parameter is never taken: a pointer that may
+// point into parameter space lets the compiler treat stores through it as undefined and drop them.
+template <class T> inline T from_word(Word w) {
+  T v;
+  memcpy(&v, &w, sizeof(T));
+  return v;
+}
 template <class P, bool IsPointer = ::mtl::is_pointer<P>::value> struct buffer_as;
 template <class P> struct buffer_as<P, true> {
-  static P from(const Word& w, bool inline_value) {
-    return inline_value ? reinterpret_cast<P>(const_cast<Word*>(&w)) : reinterpret_cast<P>(w);
+  typedef P type;
+  static P from(Word w, bool) { return reinterpret_cast<P>(w); }
+};
+template <class P> struct buffer_as<P, false> {  // device T&: device memory only
+  typedef P type;
+  static P from(Word w, bool) { return *reinterpret_cast<typename ::mtl::remove_reference<P>::type*>(w); }
+};
+template <class T> struct buffer_as<const T&, false> {  // constant T&: inline bytes or device memory
+  typedef T type;
+  static T from(Word w, bool inline_value) {
+    return inline_value ? from_word<T>(w) : *reinterpret_cast<const T*>(w);
   }
 };
-template <class P> struct buffer_as<P, false> {  // a reference: constant T& / device T&
-  typedef typename ::mtl::remove_reference<P>::type Target;
-  static P from(const Word& w, bool inline_value) {
-    return *(inline_value ? reinterpret_cast<Target*>(const_cast<Word*>(&w)) : reinterpret_cast<Target*>(w));
-  }
-};
-template <class P> inline P bind_buffer(const Word& w, bool inline_value) { return buffer_as<P>::from(w, inline_value); }
+template <class P> inline typename buffer_as<P>::type bind_buffer(Word w, bool inline_value) {
+  return buffer_as<P>::from(w, inline_value);
+}
 
 // A [[threadgroup(i)]] parameter: its slice of the launch's dynamic shared memory.
 extern __shared__ __align__(16) unsigned char dynamic_threadgroup_memory[];

@@ -92,6 +92,9 @@ def plan_launch(entry: CudaEntry, plan: LaunchPlan, pointers: Mapping[str, int],
                          f"{entry.buffer_slots} slots")
     for i, b in enumerate(plan.buffers):
         if isinstance(b, Scalar):
+            if i not in entry.inline_slots:
+                raise ValueError(f"{plan.kernel}: buffer {i} gets a scalar, but the kernel does not declare it "
+                                 f"`constant T&` (the CUDA lane passes scalars by value to those only)")
             words[i] = scalar_word(b)
             inline_mask |= 1 << i
         elif isinstance(b, str):

@@ -144,3 +144,36 @@ def to_markdown(report: LaneReport) -> str:
         lines += [f"- {c.family} {c.dtype} {c.case}: {c.detail}" for c in failures]
         lines.append("")
     return "\n".join(lines)
+
+
+def to_json(report: LaneReport) -> dict:
+    from dataclasses import asdict
+
+    return asdict(report)
+
+
+def from_json(data: dict) -> LaneReport:
+    return LaneReport(
+        environment=dict(data.get("environment", {})),
+        copy_gbps=data.get("copy_gbps"),
+        checks=[Check(**c) for c in data.get("checks", [])],
+        timings=[Timing(**t) for t in data.get("timings", [])],
+        sanitizer=[SanitizerRun(**s) for s in data.get("sanitizer", [])],
+        not_run=list(data.get("not_run", [])),
+    )
+
+
+def merge(reports: list[LaneReport]) -> LaneReport:
+    """Several runs' results in one report (e.g. numerics from one run, compute-sanitizer from another); the
+    environment of the first, with each run's wall time kept."""
+    out = LaneReport(environment=dict(reports[0].environment) if reports else {})
+    for n, r in enumerate(reports):
+        out.copy_gbps = out.copy_gbps if out.copy_gbps is not None else r.copy_gbps
+        out.checks += r.checks
+        out.timings += r.timings
+        out.sanitizer += r.sanitizer
+        out.not_run += [note for note in r.not_run if not (note.startswith("compute-sanitizer") and any(
+            x.sanitizer for x in reports))]
+        if n and "lane wall time" in r.environment:
+            out.environment[f"lane wall time (run {n + 1})"] = r.environment["lane wall time"]
+    return out

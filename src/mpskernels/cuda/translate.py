@@ -48,6 +48,7 @@ class CudaEntry:
     buffer_slots: int  # one 64-bit word per [[buffer(i)]], i < buffer_slots
     threadgroup_slots: int  # one 32-bit dynamic shared memory offset per [[threadgroup(i)]]
     max_threads: int  # max_total_threads_per_threadgroup, or DEFAULT_MAX_THREADS
+    inline_slots: tuple[int, ...] = ()  # buffer slots declared `constant T&`: a Scalar may be passed inline there
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,14 @@ def cuda_entry(n: int, entry: Entry) -> CudaEntry:
         buffer_slots=max(buffers) + 1 if buffers else 0,
         threadgroup_slots=max(shared) + 1 if shared else 0,
         max_threads=entry.kernel.max_threads or DEFAULT_MAX_THREADS,
+        inline_slots=tuple(p.index for p in params if p.role == "buffer" and takes_inline_scalar(p.type_text)),
     )
+
+
+def takes_inline_scalar(type_text: str) -> bool:
+    """`constant T&` (a read-only reference): the CUDA entry can bind it to a scalar's bytes."""
+    words = type_text.split()
+    return "&" in words and "*" not in words and ("constant" in words or "const" in words)
 
 
 GEOMETRY_ARGS = ("gx", "gy", "gz", "nx", "ny", "nz", "ox", "oy", "oz")
