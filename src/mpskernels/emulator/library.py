@@ -186,8 +186,10 @@ class Library:
         order="shuffled" (or MPSKERNELS_EMULATOR_ORDER=shuffled) runs the lanes of a threadgroup in a seeded
         random order each step, which exposes missing barriers around threadgroup memory.
         bounds_check=True (or MPSKERNELS_EMULATOR_BOUNDS=1; the test suite turns it on) runs the kernel on guarded
-        copies of its buffers: a read or write past a buffer's end (or well before its start) raises
-        KernelExecutionError naming the buffer and the byte offset.
+        copies of its buffers, and each threadgroup array in a mapping of its own between guard pages: a read or
+        write past a buffer's or a threadgroup array's end (or well before its start), or a write into the red zone
+        around a threadgroup array (checked at barriers and at the end of each threadgroup), raises
+        KernelExecutionError naming the buffer index or the threadgroup array and the byte offset.
         """
         launches.record()
         info = self.kernels.get(kernel)
