@@ -252,7 +252,48 @@ def timing(family, dtype: torch.dtype, case: LargeCase) -> Timing | None:
 # ---- compute-sanitizer ----
 
 
+# Kernels with a planted bug, each run under the tool that should report it.
+CONTROL_HEADER = "#include <metal_stdlib>\nusing namespace metal;\n"
+CONTROLS = {
+    "missing-barrier": ("racecheck", CONTROL_HEADER + """
+kernel void missing_barrier(device float* out [[buffer(0)]], uint lid [[thread_position_in_threadgroup]],
+                            uint n [[threads_per_threadgroup]]) {
+  threadgroup float tile[256];
+  tile[lid] = float(lid);
+  out[lid] = tile[(lid + 1) % n];  // no threadgroup_barrier: races with the next lane's write
+}
+""", "missing_barrier", (256, 1, 1)),
+    "write-past-end": ("memcheck", CONTROL_HEADER + """
+kernel void write_past_end(device float* out [[buffer(0)]], uint gid [[thread_position_in_grid]]) {
+  out[gid + 4096] = 1.0f;  // the buffer holds 256 floats
+}
+""", "write_past_end", (256, 1, 1)),
+    "divergent-barrier": ("synccheck", CONTROL_HEADER + """
+kernel void divergent_barrier(device float* out [[buffer(0)]], uint lid [[thread_position_in_threadgroup]]) {
+  if (lid % 64 < 16) {
+    threadgroup_barrier(mem_flags::mem_threadgroup);  // not every thread of the threadgroup reaches it
+  }
+  out[lid] = 1.0f;
+}
+""", "divergent_barrier", (128, 1, 1)),
+}
+
+
+def control(name: str) -> int:
+    from mpskernels.kernels.spec import LaunchPlan
+
+    _, source, kernel, group = CONTROLS[name]
+    out = torch.zeros(256, device="cuda")
+    plan = LaunchPlan(kernel=kernel, buffers=("out",), threads=group, group_size=group)
+    runner.run_source(source, plan, {"out": out})
+    torch.cuda.synchronize()
+    print(f"child control {name}: ran", flush=True)
+    return 0
+
+
 def child(source: str) -> int:
+    if source.startswith("control:"):
+        return control(source.split(":", 1)[1])
     """Runs the examples of every family of one .metal file (float32, float16): what the sanitizer watches."""
     failures = 0
     for family in FAMILIES:
@@ -269,7 +310,7 @@ def child(source: str) -> int:
     return 0
 
 
-def sanitize(source: str, tool: str, timeout: float) -> SanitizerRun:
+def sanitize(source: str, tool: str, timeout: float, is_control: bool = False) -> SanitizerRun:
     sanitizer = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
     command = [sanitizer, f"--tool={tool}", "--error-exitcode=99", "--print-limit=10"]
     if tool == "memcheck":
@@ -281,7 +322,8 @@ def sanitize(source: str, tool: str, timeout: float) -> SanitizerRun:
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return SanitizerRun(source, tool, None, time.perf_counter() - start, f"timed out after {timeout:.0f} s")
+        return SanitizerRun(source, tool, None, time.perf_counter() - start, f"timed out after {timeout:.0f} s",
+                            is_control)
     seconds = time.perf_counter() - start
     output = proc.stdout + proc.stderr
     log_dir = os.environ.get("OUT")
@@ -290,11 +332,15 @@ def sanitize(source: str, tool: str, timeout: float) -> SanitizerRun:
             f.write(f"\n===== {tool} {source} rc={proc.returncode} =====\n{output[-20000:]}\n")
     summary = next((line.strip() for line in reversed(output.splitlines()) if "ERROR SUMMARY" in line or
                     "RACECHECK SUMMARY" in line), "")
+    errors = re.search(r"(\d+) (?:errors|hazards)", summary)
+    found = errors is not None and errors.group(1) != "0"
+    if is_control:
+        return SanitizerRun(source, tool, found or proc.returncode == 99, seconds, summary or f"exit {proc.returncode}",
+                            True)
     if "child " not in output:
         return SanitizerRun(source, tool, None, seconds, f"exit {proc.returncode}, no summary: "
-                            f"{output.strip().splitlines()[-1][:200] if output.strip() else ''}".strip())
-    errors = re.search(r"(\d+) (?:errors|hazards)", summary)
-    ok = proc.returncode == 0 and (errors is None or errors.group(1) == "0")
+                            f"{output.strip().splitlines()[-1][:200] if output.strip() else ''}".strip(), is_control)
+    ok = proc.returncode == 0 and not found
     fails = [line for line in output.splitlines() if line.startswith("FAIL ")]
     if fails:
         summary += f"; {len(fails)} numeric failure(s) under the tool"
@@ -382,6 +428,8 @@ def main() -> int:
         jobs = [(s, tool) for tool in SANITIZER_TOOLS for s in sources]
         with concurrent.futures.ThreadPoolExecutor(max_workers=opts.sanitizer_jobs) as pool:
             futures = [pool.submit(sanitize, s, tool, opts.sanitizer_timeout) for s, tool in jobs]
+            futures += [pool.submit(sanitize, f"control:{name}", tool, 90.0, True)
+                        for name, (tool, *_) in CONTROLS.items()]
             for fut in futures:
                 run = fut.result()
                 report.sanitizer.append(run)

@@ -42,6 +42,7 @@ class SanitizerRun:
     ok: bool | None  # None: did not finish (timeout, crash before any report)
     seconds: float
     summary: str  # compute-sanitizer's last summary line, or why it did not finish
+    control: bool = False  # a deliberately broken kernel: `ok` means the tool reported it
 
 
 @dataclass
@@ -92,8 +93,10 @@ def to_markdown(report: LaneReport) -> str:
     lines.append(f"- correctness: {len(report.checks) - len(failures)} of {len(report.checks)} cases pass "
                  f"({len(families)} families; tolerances of `mpskernels.tolerances` against a float64 reference)")
     if report.sanitizer:
-        clean = sum(1 for s in report.sanitizer if s.ok)
-        lines.append(f"- compute-sanitizer: {clean} of {len(report.sanitizer)} runs clean")
+        runs = [s for s in report.sanitizer if not s.control]
+        controls = [s for s in report.sanitizer if s.control]
+        lines.append(f"- compute-sanitizer: {sum(1 for s in runs if s.ok)} of {len(runs)} runs clean; "
+                     f"{sum(1 for s in controls if s.ok)} of {len(controls)} deliberately broken controls caught")
     if report.copy_gbps is not None:
         lines.append(f"- device-to-device copy bandwidth (measured): {report.copy_gbps:.0f} GB/s")
     for note in report.not_run:
@@ -132,9 +135,16 @@ def to_markdown(report: LaneReport) -> str:
     if report.sanitizer:
         lines.append("## compute-sanitizer (each family's examples, float32 and float16, one process per .metal file)")
         lines.append("")
+        lines.append("Controls are small MSL kernels with a planted bug (a missing barrier, a write past the end, a "
+                     "barrier in divergent code), translated the same way: they show the tool sees through the "
+                     "translation.")
+        lines.append("")
         lines += ["| source | tool | result | seconds | summary |", "|---|---|---|---|---|"]
         for s in report.sanitizer:
-            result = "clean" if s.ok else "not finished" if s.ok is None else "ERRORS"
+            if s.control:
+                result = "caught (control)" if s.ok else "not finished" if s.ok is None else "MISSED (control)"
+            else:
+                result = "clean" if s.ok else "not finished" if s.ok is None else "ERRORS"
             lines.append(f"| {s.source} | {s.tool} | {result} | {s.seconds:.0f} | {s.summary} |")
         lines.append("")
 

@@ -112,6 +112,29 @@ def prepare(family: KernelFamily, args: tuple, poison: bool = True) -> PreparedC
     return PreparedCall(family, plan, inputs, outputs, launch)
 
 
+@lru_cache(maxsize=None)
+def _text_module(text: str):
+    return cupy().RawModule(code=text, options=nvrtc_options(), backend="nvrtc")
+
+
+def run_source(source: str, plan: LaunchPlan, tensors: dict[str, Any]) -> None:
+    """Translates MSL held in a string and launches `plan` on `tensors` (the lane's sanitizer controls)."""
+    np = __import__("numpy")
+    from .. import msl
+    from ..msl.transform import Specialization
+    from .translate import to_cuda
+
+    unit = msl.read_source(source, "control.metal")
+    compiled = to_cuda(unit.text, unit.program, Specialization.of(dict(plan.constants)))
+    entry = compiled.entries[plan.kernel]
+    launch = plan_launch(entry, plan, {k: v.data_ptr() for k, v in tensors.items()})
+    function = _text_module(compiled.text).get_function(entry.symbol)
+    for region in launch.regions:
+        words, small = launch.arguments(region)
+        args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
+        function(region.blocks, region.block, args, shared_mem=launch.shared_bytes)
+
+
 def run(family: KernelFamily, args: tuple, poison: bool = True) -> tuple[torch.Tensor, ...]:
     call = prepare(family, args, poison)
     call.launch()

@@ -31,7 +31,7 @@ DEFAULT_MAX_THREADS = 1024  # Metal's and CUDA's limit: every entry is compiled 
 BUILTIN_CODES = {name: "::mtlcuda::k" + "".join(w.title() for w in name.split("_")) for name in BUILTINS}
 
 # GNU line markers from the preprocessor (`# 12 "file" 1`) as #line directives, which every compiler accepts.
-_LINE_MARKER = re.compile(r'^#\s+(\d+)\s+("(?:[^"\\]|\\.)*")(?:\s+\d+)*\s*$', re.MULTILINE)
+_LINE_MARKER = re.compile(r'^#[ \t]+(\d+)[ \t]+("(?:[^"\\]|\\.)*")(?:[ \t]+\d+)*[ \t]*$', re.MULTILINE)
 
 
 def line_directive(m: re.Match) -> str:
