@@ -374,7 +374,7 @@ def main() -> int:
     parser.add_argument("--no-large", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--sanitizer-timeout", type=float, default=240.0)
-    parser.add_argument("--sanitizer-jobs", type=int, default=6)
+    parser.add_argument("--sanitizer-jobs", type=int, default=9)
     parser.add_argument("--out", default=str(ROOT / "docs" / "nvidia-lane.md"))
     parser.add_argument("--sanitizer-only", action="store_true", help="only the compute-sanitizer runs")
     parser.add_argument("--render", nargs="+", metavar="JSON",

@@ -67,8 +67,16 @@ What these numbers are not:
 - "Achieved bandwidth" counts the minimum bytes an op must move (every input read once, every output written once)
   over the measured time, against the device-to-device copy bandwidth measured in the same run. Kernels that read
   their input twice by design (e.g. the looped softmax) move more than that count.
-- The PyTorch reference is the chain of ops the kernel replaces, run eagerly in the op's dtype; some of its
-  ops compute in fp32 internally. It is the comparison the brief asks for, not a tuned CUDA baseline.
+- The PyTorch reference is the chain of ops the kernel replaces, run eagerly in the op's dtype (for 16-bit
+  inputs it converts to fp32 and back, as the references are written). It is not a tuned CUDA baseline.
+
+How the translation runs Metal code (src/mpskernels/cuda/, csrc/cuda/mtlcuda/): threadgroup variables are
+`__shared__`, `threadgroup_barrier` is `__syncthreads()`, a SIMD group is a warp and its collectives run over the
+warp's active threads (`__activemask()`), a grid that is not a multiple of the threadgroup size is launched as
+separate regions whose edge blocks have the reduced size Metal gives them, function constants are compile-time
+constants (one NVRTC compile per specialisation), and `metal::precise` math uses CUDA's accurate functions (no
+fast math). Numerical agreement here is evidence about the kernels' logic at large sizes, not about Apple's
+compiler or fast-math behaviour.
 """
 
 
