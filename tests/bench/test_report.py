@@ -45,6 +45,15 @@ def test_json_of_an_untimed_run_has_no_times(tmp_path):
             assert c["time"] is None and c["speedup"] is None and c["effective_speedup"] is None
 
 
+def test_json_stays_strict_with_non_finite_errors(tmp_path):
+    report = untimed_report()
+    report.problems[1].candidates[0].verdict["max_abs"] = float("nan")
+    report.problems[1].candidates[0].verdict["max_rel"] = float("inf")
+    data = json.loads(write_json(report, tmp_path / "r.json").read_text())
+    verdict = data["problems"][1]["candidates"][0]["verdict"]
+    assert (verdict["max_abs"], verdict["max_rel"]) == ("nan", "inf")
+
+
 def _rows(text: str, section: str) -> list[list[str]]:
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in body.splitlines() if line.startswith("|")]

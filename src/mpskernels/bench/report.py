@@ -4,6 +4,7 @@ distribution, or, when nothing was timed, correctness by level)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .results import ERROR, OK, SKIPPED, BenchReport, CandidateResult, ProblemResult
@@ -13,9 +14,20 @@ NA = "n/a"
 
 
 def write_json(report: BenchReport, path: str | Path) -> Path:
+    """Strict JSON: a non-finite number (a NaN error from a broken candidate) is written as a string."""
     path = Path(path)
-    path.write_text(json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(_finite(report.as_dict()), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_markdown(report: BenchReport, path: str | Path) -> Path:

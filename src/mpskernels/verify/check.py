@@ -99,7 +99,11 @@ def _verify_instance(instance: ProblemInstance, make_candidate: CandidateFactory
     reference = instance.reference(options.weights_seed).to(options.device)
     if options.dtype:
         reference = reference.to(options.dtype)
-    oracle = copy.deepcopy(reference).to("cpu").to(torch.float64)
+    # A fresh model given the reference's weights, not a deepcopy: a deepcopy shares what the model's functions
+    # close over (KernelBench's minGPT keeps `self.mlpf = lambda x: m.c_proj(...)`), which would stay float32.
+    oracle = instance.reference(options.weights_seed)
+    oracle.load_state_dict(reference.state_dict())
+    oracle = oracle.to("cpu").to(torch.float64)
     try:
         candidate = make_candidate(copy.deepcopy(reference), instance.init_inputs())
         candidate = candidate.to(options.device).eval()
