@@ -106,6 +106,17 @@ def test_missing_ops_skip_broken_problems_error_and_the_run_goes_on():
     assert report.count(OK) == 1 and report.count(SKIPPED) == 1 and report.count(ERROR) == 1
 
 
+def test_a_model_whose_forward_closes_over_its_modules_verifies():
+    # KernelBench's minGPT block keeps `self.mlpf = lambda x: m.c_proj(...)`: a deepcopy of such a model still
+    # calls the original modules, so the float64 oracle must be built afresh.
+    source = SKELETON.replace("super().__init__()", "super().__init__()\n        self.linear = nn.Linear(dim, dim)\n"
+                              "        m = self.linear\n        self.f = lambda x: torch.relu(m(x))")
+    problem = parse_problem(source.replace("{body}", "return self.f(x)"), name="closure")
+    report = run_bench([problem], [optimize_candidate()], environment("cpu", 4096), QUICK)
+    (c,) = report.problems[0].candidates
+    assert c.correct, c.feedback
+
+
 def test_a_problem_that_cannot_fit_the_budget_is_skipped_with_the_reason():
     tiny = _problem("needs_more", "return x + 1")
     report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=10), QUICK)
