@@ -171,3 +171,16 @@ def test_timing_flags():
     flags = runner.timing_flags(11.0, fast, 10**9, 546)  # 1 GB in 1 us
     assert len(flags) == 2 and "above 10x" in flags[0] and "at least 1.83 ms at 546 GB/s" in flags[1]
     assert runner.timing_flags(11.0, fast, 10**9, None)[1:] == []  # unknown chip: no roofline check
+
+
+def test_a_timing_failure_keeps_the_verdicts(monkeypatch):
+    def broken_timer(variants, synchronize, options, clock=None):
+        raise RuntimeError("MPS backend out of memory")
+
+    monkeypatch.setattr(runner, "time_interleaved", broken_timer)
+    options = BenchOptions(seeds=(0,), distributions=("as-given",), held_out=False, compile=False)
+    report = run_bench([load_problem(SILU_PROBLEM)], [optimize_candidate()], _timed_env(), options)
+    (r,) = report.problems
+    assert r.status == OK and r.candidates[0].correct
+    assert r.timing_note == "timing failed: RuntimeError: MPS backend out of memory"
+    assert not r.timed and r.candidates[0].speedup is None

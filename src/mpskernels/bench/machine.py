@@ -9,6 +9,7 @@ unavailable (a CPU time says nothing about a GPU kernel), sizes scaled down to w
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import platform
 import subprocess
@@ -84,6 +85,12 @@ class BenchEnvironment:
         if self.device == "mps":
             torch.mps.synchronize()
 
+    def release_memory(self) -> None:
+        """Between problems: give the GPU's cached blocks back (the next problem may need them)."""
+        if self.device == "mps":
+            gc.collect()
+            torch.mps.empty_cache()
+
 
 def environment(device: str = "auto", max_elements: int | None = None) -> BenchEnvironment:
     """The environment for `device` ("auto", "mps" or "cpu"); `max_elements` overrides the scaling budget."""
@@ -95,7 +102,10 @@ def environment(device: str = "auto", max_elements: int | None = None) -> BenchE
                               "available); run with --device cpu to check correctness on the emulator")
     on_gpu = has_mps and device != "cpu"
     if on_gpu:
-        backend = "metal" if unavailable("metal") is None else "metal-jit"
+        backend = next((b for b in ("metal", "metal-jit") if unavailable(b) is None), None)
+        if backend is None:
+            raise BenchSetupError(f"this Mac has an Apple GPU but no Metal backend can run: metal: "
+                                  f"{unavailable('metal')}; metal-jit: {unavailable('metal-jit')}")
         budget = max_elements or _gpu_budget()
         timing = "mps"
     else:

@@ -90,6 +90,7 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     except Exception as e:  # noqa: BLE001 - one broken problem must not end the run; it is reported
         result.status, result.reason = ERROR, f"{type(e).__name__}: {e}"
     result.seconds = time.perf_counter() - start
+    env.release_memory()
     return result
 
 
@@ -116,7 +117,13 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
         result.timing_note = env.machine.timing
         return
     progress.step(problem.name, "timing")
-    _time(instance, mine, result, env, options)
+    try:
+        _time(instance, mine, result, env, options)
+    except Exception as e:  # noqa: BLE001 - the verdicts stand; only the times are lost
+        result.eager = result.compile = None
+        for c in result.candidates:
+            c.time = c.speedup = c.speedup_vs_eager = c.speedup_vs_compile = None
+        result.timing_note = f"timing failed: {type(e).__name__}: {e}"
 
 
 def _missing_ops(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> str:
