@@ -16,17 +16,15 @@ from mpskernels.packs.formula import TensorInfo, evaluate
 from mpskernels.problem import parse_problem
 from mpskernels.verify import VerifyOptions, verify_problem
 
-from problem_sources import RMS_NORM
 
-SOURCE = (Path(__file__).parent / "row_rms.metal").read_text()
-GROUP = "min(1024, round_up(x.shape[-1], 32))"
-DECLARATION = {
-    "inputs": ["x"], "parameters": ["weight"], "attributes": ["eps"], "dtypes": ["float32", "float16"],
-    "outputs": {"out": {"shape": "x.shape", "dtype": "x.dtype"}},
-    "launches": [{"kernel": "row_rms_{dtype}",
-                  "buffers": ["x", "weight", "out", {"float": "eps"}, {"uint": "x.shape[-1]"}],
-                  "threads": [f"rows(x) * {GROUP}"], "group_size": [GROUP]}],
-}
+# The example the generation prompt shows a model: a problem, its kernel and its launch declaration.
+EXAMPLE = Path(mpskernels.__file__).parent / "generate" / "examples" / "rms_norm"
+SOURCE = (EXAMPLE / "kernel.metal").read_text()
+DECLARATION = json.loads((EXAMPLE / "declaration.json").read_text())
+GROUP = DECLARATION["launches"][0]["group_size"][0]
+# The example problem at emulator-sized shapes (48 is not a multiple of the 4-element reads' 32-lane groups).
+RMS_NORM = (EXAMPLE / "problem.py").read_text().replace("dim = 4096", "dim = 48").replace("batch_size = 16",
+                                                                                          "batch_size = 3")
 
 
 class RMSNorm(nn.Module):
@@ -214,3 +212,12 @@ def test_without_a_kernel_backend_a_swapped_pack_runs_the_original_module(tmp_pa
     before = launches.count()
     torch.testing.assert_close(model(x), want, rtol=0, atol=0)
     assert launches.count() == before
+
+
+def test_the_example_pack_handles_rows_longer_than_a_threadgroup_covers(tmp_path, emulator):
+    long_rows = RMS_NORM.replace("dim = 48", "dim = 4099").replace("batch_size = 3", "batch_size = 2")
+    problem = parse_problem(long_rows, name="rms")
+    pack = make_pack(tmp_path / "pack", class_key(problem.at().namespace["Model"]))
+    verdict = verify_problem(problem, pack.make_candidate, VerifyOptions(seeds=(0,), distributions=("normal",),
+                                                                         held_out=False, sensitivity=False))
+    assert verdict.correct, verdict.feedback()
