@@ -330,9 +330,10 @@ def sanitize(source: str, tool: str, timeout: float, is_control: bool = False) -
     if log_dir:
         with open(Path(log_dir) / "sanitizer.log", "a") as f:
             f.write(f"\n===== {tool} {source} rc={proc.returncode} =====\n{output[-20000:]}\n")
-    summary = next((line.strip() for line in reversed(output.splitlines()) if "ERROR SUMMARY" in line or
-                    "RACECHECK SUMMARY" in line), "")
-    errors = re.search(r"(\d+) (?:errors|hazards)", summary)
+    summary = next((line.strip(" =") for line in output.splitlines()
+                    if re.search(r"(ERROR|RACECHECK) SUMMARY: \d+ (errors?|hazards?)( displayed.*)?$", line.strip())),
+                   "")
+    errors = re.search(r"(\d+) (?:errors?|hazards?)", summary)
     found = errors is not None and errors.group(1) != "0"
     if is_control:
         return SanitizerRun(source, tool, found or proc.returncode == 99, seconds, summary or f"exit {proc.returncode}",
