@@ -221,3 +221,24 @@ def test_the_example_pack_handles_rows_longer_than_a_threadgroup_covers(tmp_path
     verdict = verify_problem(problem, pack.make_candidate, VerifyOptions(seeds=(0,), distributions=("normal",),
                                                                          held_out=False, sensitivity=False))
     assert verdict.correct, verdict.feedback()
+
+
+@pytest.mark.parametrize("change, check", [
+    # Launches, but its store is gone: the output keeps the NaN it was allocated with.
+    (("yr[j] = T(float(xr[j]) * scale * float(w[j]));", "(void)yr;"), "output 0 matches the reference"),
+    # Writes the result over its (const-cast) input as well as into the output.
+    (("yr[j] = T(float(xr[j]) * scale * float(w[j]));",
+      "{ yr[j] = T(float(xr[j]) * scale * float(w[j])); ((device T*)xr)[j] = yr[j]; }"), "inputs unchanged"),
+])
+def test_cheating_packs_are_rejected(tmp_path, emulator, change, check):
+    problem = parse_problem(RMS_NORM, name="rms")
+    source = SOURCE.replace(*change)
+    assert source != SOURCE
+    declaration = parse_declaration(DECLARATION)
+    pack = KernelPack("cheat", source, declaration, class_key(problem.at().namespace["Model"])).save(tmp_path)
+    mpskernels.registry.poison_outputs = True  # as the generation loop's verification process does
+    try:
+        verdict = verify_problem(problem, pack.make_candidate, VerifyOptions(seeds=(0,)))
+    finally:
+        mpskernels.registry.poison_outputs = False
+    assert not verdict.correct and verdict.failures[0].name.startswith(check), verdict.feedback()
