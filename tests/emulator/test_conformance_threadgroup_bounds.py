@@ -35,10 +35,11 @@ def declared_at(kernel: str) -> int:
     return next(i for i in range(start, len(lines)) if lines[i].strip().startswith("threadgroup ")) + 1
 
 
-def run(lib, kernel: str, **kwargs) -> str:
-    out = torch.zeros(2 * GROUP)
+def run(lib, kernel: str, groups: int = 2, **kwargs) -> str:
+    """The error of `kernel` over `groups` threadgroups; one worker, so threadgroup 0 (even layout) runs first."""
+    out = torch.zeros(groups * GROUP)
     with pytest.raises(KernelExecutionError) as info:
-        lib.dispatch(kernel, out, threads=2 * GROUP, group_size=GROUP, bounds_check=True, **kwargs)
+        lib.dispatch(kernel, out, threads=groups * GROUP, group_size=GROUP, bounds_check=True, workers=1, **kwargs)
     return str(info.value)
 
 
@@ -61,6 +62,29 @@ def test_write_before_the_start_is_found_at_the_next_barrier(lib):
     assert re.search(r"kernel 'write_before_start' .*out-of-bounds write to threadgroup array 'tile' .* at byte "
                      r"offset -4 \(red zone written at offsets -4\.\.-1\); it holds 256 bytes; found at the "
                      rf"threadgroup_barrier at \S*{re.escape(barrier)}", msg), msg
+
+
+def test_read_just_before_the_start_faults_in_odd_threadgroups(lib):
+    """Threadgroup 0 reads the red zone unnoticed; threadgroup 1 has the array against its leading guard."""
+    msg = run(lib, "read_before_start")
+    assert re.search(r"kernel 'read_before_start' \(threadgroup 1,0,0, thread 0\): out-of-bounds access to "
+                     r"threadgroup array 'tile' .* at byte offset -4; it holds 256 bytes", msg), msg
+
+
+def test_read_just_before_the_start_is_missed_with_one_threadgroup(lib):
+    """A documented miss: with a single threadgroup the array lies against the trailing guard only."""
+    out = torch.zeros(GROUP)
+    lib.dispatch("read_before_start", out, threads=GROUP, group_size=GROUP, bounds_check=True)
+    assert (out[1:] == torch.arange(GROUP - 1, dtype=torch.float32)).all()
+
+
+def test_overrun_in_an_odd_threadgroup_is_a_red_zone_write(lib):
+    """Threadgroup 1 has its array against the leading guard: one past the end is in the red zone after it."""
+    msg = run(lib, "write_past_end_in_odd_groups")
+    barrier = f"threadgroup_bounds.metal:{line_of('odd barrier')}"
+    assert re.search(r"kernel 'write_past_end_in_odd_groups' \(threadgroup 1,0,0\): out-of-bounds write to "
+                     r"threadgroup array 'tile' .* at byte offset 256 \(red zone written at offsets 256\.\.259\); "
+                     rf"it holds 256 bytes; found at the threadgroup_barrier at \S*{re.escape(barrier)}", msg), msg
 
 
 def test_read_far_before_the_start_faults(lib):

@@ -303,6 +303,7 @@ struct Group {
   int num_sites;
   std::vector<uint32_t> order;  // lane order of a scheduling pass (shuffled each pass in shuffled mode)
   uint32_t cursor;              // position of the pass in `order`
+  GuardLayout guard_layout;     // bounds checking: where this group's threadgroup arrays lie against their guards
 };
 
 namespace detail {
@@ -377,9 +378,9 @@ inline void check_threadgroup_budget(Group& g, Site site, uint32_t static_bytes)
 // Under bounds checking the storage of a site is the worker's guarded mapping for it instead of the arena.
 inline unsigned char* guarded_site(Group& g, int site_id, size_t bytes, const char* file, unsigned line) {
   ThreadgroupGuards& guards = *g.worker->guards;
-  GuardedArray* array = guards.declared(site_id);
+  GuardedArray* array = guards.declared(site_id, g.guard_layout);
   if (!array) {
-    array = guards.add(site_id, bytes);
+    array = guards.add(site_id, bytes, g.guard_layout);
     if (!array) fail_at({file, line}, "emulator: could not map guarded threadgroup memory");
     array->file = file;
     array->line = line;
@@ -735,7 +736,7 @@ inline void check_threadgroup_red_zones(Group& g, const Site* where) {
   if (!guards || g.failed) return;
   for (int i = 0; i < guards->count; ++i) {
     long long first, last;
-    if (!guards->arrays[i].damaged(first, last)) continue;
+    if (guards->arrays[i].layout != g.guard_layout || !guards->arrays[i].damaged(first, last)) continue;
     char what[512], when[512], text[2048];
     describe_threadgroup_array(g, guards->arrays[i], what, sizeof(what));
     if (where)
@@ -869,18 +870,20 @@ inline void run_group_plain(Group& g) {
   overflow::recovery = nullptr;
 }
 
-// Under bounds checking: [[threadgroup(i)]] arguments in guarded mappings (made on the worker's first group),
-// and every guarded array poisoned again.
+// Under bounds checking: [[threadgroup(i)]] arguments in guarded mappings (made, in both layouts, on the worker's
+// first group), and the arrays of this group's layout poisoned again.
 inline bool prepare_guarded_memory(Group& g) {
   const DispatchArgs& a = *g.dispatch->args;
   ThreadgroupGuards& guards = *g.worker->guards;
   if (guards.count == 0) {
-    for (int i = 0; i < kMaxThreadgroupArgs; ++i)
-      if (a.threadgroup_lengths[i] && !guards.add(i, a.threadgroup_lengths[i])) return false;
+    for (GuardLayout layout : {kEndAtGuard, kStartAtGuard})
+      for (int i = 0; i < kMaxThreadgroupArgs; ++i)
+        if (a.threadgroup_lengths[i] && !guards.add(i, a.threadgroup_lengths[i], layout)) return false;
     guards.first_declared = guards.count;
   }
-  for (int i = 0; i < guards.first_declared; ++i) g.dynamic_ptrs[guards.arrays[i].key] = guards.arrays[i].data;
-  guards.poison(kPoisonByte);
+  for (int i = 0; i < guards.first_declared; ++i)
+    if (guards.arrays[i].layout == g.guard_layout) g.dynamic_ptrs[guards.arrays[i].key] = guards.arrays[i].data;
+  guards.poison(g.guard_layout, kPoisonByte);
   return true;
 }
 
@@ -940,6 +943,7 @@ inline void worker_loop(Dispatch& d, std::atomic<uint64_t>& next) {
     g.id[0] = uint32_t(k % d.groups[0]);
     g.id[1] = uint32_t(k / d.groups[0] % d.groups[1]);
     g.id[2] = uint32_t(k / (uint64_t(d.groups[0]) * d.groups[1]));
+    g.guard_layout = (k & 1) ? kStartAtGuard : kEndAtGuard;
     g.num_lanes = 1;
     for (int i = 0; i < 3; ++i) {
       uint32_t start = g.id[i] * a.group[i];

@@ -43,7 +43,7 @@ _CLANG_DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): 
 
 @lru_cache(maxsize=1)
 def clang() -> str | None:
-    """The clang++ the check runs (MPSKERNELS_CLANG would be a natural override; PATH is enough today)."""
+    """The clang++ on PATH that the check runs, or None."""
     for name in ("clang++", "clang++-14", "clang++-15", "clang++-16", "clang++-17", "clang++-18"):
         path = shutil.which(name)
         if path:

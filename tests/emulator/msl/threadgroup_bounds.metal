@@ -1,6 +1,8 @@
 // Conformance: out-of-bounds accesses inside threadgroup memory, caught under bounds checking
 // (MPSKERNELS_EMULATOR_BOUNDS=1). Each kernel but the last makes one deliberate mistake; `tile` arrays hold 64
-// floats (256 bytes) and the kernels run in groups of 64 threads.
+// floats (256 bytes) and the kernels run in groups of 64 threads. Threadgroups with an even linear index place
+// their arrays against the guard after them, odd ones against the guard before them; the comments describe the
+// even case, which runs first with one worker.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -29,6 +31,27 @@ kernel void write_before_start(device float* out [[buffer(0)]], uint lid [[threa
   tile[int(lid) - 1] = float(lid);
   threadgroup_barrier(mem_flags::mem_threadgroup);  // MARK: write_before_start barrier
   out[gid] = tile[lid];
+}
+
+// Only odd threadgroups write tile[64], which lies in their red zone (their array starts at the leading guard).
+kernel void write_past_end_in_odd_groups(device float* out [[buffer(0)]], uint lid [[thread_index_in_threadgroup]],
+                                         uint gid [[thread_position_in_grid]],
+                                         uint tgid [[threadgroup_position_in_grid]]) {
+  threadgroup float tile[64];
+  tile[lid] = 0.0f;
+  if (tgid % 2 == 1) tile[lid + 1] = float(lid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);  // MARK: odd barrier
+  out[gid] = tile[lid];
+}
+
+// Lane 0 reads tile[-1]: in the red zone of threadgroups with an even index (not caught there), against the
+// leading guard in odd ones (faults).
+kernel void read_before_start(device float* out [[buffer(0)]], uint lid [[thread_index_in_threadgroup]],
+                              uint gid [[thread_position_in_grid]]) {
+  threadgroup float tile[64];
+  tile[lid] = float(lid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[gid] = tile[int(lid) - 1];
 }
 
 // Lane 0 reads tile[-1024], 4 KiB before the start: past the red zone, into the leading guard.
