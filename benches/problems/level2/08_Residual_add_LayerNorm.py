@@ -3,7 +3,8 @@ import torch.nn as nn
 
 
 class Model(nn.Module):
-    """Residual add followed by LayerNorm (post-norm transformer glue). Returns the normalised sum and the sum (the next residual)."""
+    """Residual add followed by LayerNorm (post-norm transformer glue).
+    Returns the normalised sum and the sum (the next residual)."""
 
     def __init__(self, hidden: int):
         super().__init__()

@@ -7,9 +7,10 @@ class Model(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        # stride 2 with padding and output padding that exactly double the height and width
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=2, padding=kernel_size // 2,
+                                     output_padding=1)
         self.act = nn.GELU()
-        self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.up(x))

@@ -89,7 +89,8 @@ class ProblemResult:
                              "compile": self.compile.as_dict() if self.compile else None,
                              "used": self.baseline_name, "compile_note": self.compile_note,
                              "timing_note": self.timing_note},
-                "candidates": [{**c.as_dict(), "effective_speedup": self.effective_speedup(c)} for c in self.candidates],
+                "candidates": [{**c.as_dict(), "effective_speedup": self.effective_speedup(c)}
+                               for c in self.candidates],
                 "seconds": self.seconds}
 
 
