@@ -73,7 +73,7 @@ def test_c_style_casts_across_address_spaces_slip_through():
     check_address_spaces(WRONG / "c_style_cast.metal")
 
 
-def test_the_emulator_runs_what_the_check_rejects(tmp_path):
+def test_the_emulator_runs_what_the_check_rejects():
     """Why the check exists: g++ with the shim erases address spaces and compiles the wrong kernel."""
     from mpskernels.emulator import compile_file
 
