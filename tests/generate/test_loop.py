@@ -55,6 +55,8 @@ def test_a_compile_error_is_fed_back_with_its_line_and_the_fix_is_kept(fake_anth
     assert len(pack.provenance["prompt_sha256"]) == 64
     assert pack.verification["timing"] == "not timed: no Apple GPU on this machine"
     assert pack.verification["verdict"]["correct"] is True and pack.verification["sizes"]["dim"] == 48
+    # The declaration claims float16 too: it was verified in float16 as well.
+    assert pack.verification["verdict"]["dtypes"]["float16"]["correct"] is True
     assert any("attempt 1: compile failed" in e for e in events) and "kept" in events[-1]
 
 
@@ -88,6 +90,14 @@ def test_a_malformed_reply_is_explained_and_the_model_tries_again(fake_anthropic
     result = run(fake_anthropic, tmp_path)
     assert [a.stage for a in result.attempts] == [stage, "ok"]
     assert says in user_turns(fake_anthropic.requests[1])[-1]
+
+
+def test_a_dtype_the_declaration_claims_but_the_source_lacks_is_a_compile_error(fake_anthropic, tmp_path):
+    claims_bfloat16 = r.answer(declaration={**r.DECLARATION, "dtypes": ["float32", "bfloat16"]})
+    fake_anthropic.script = [reply(claims_bfloat16), reply(r.CORRECT)]
+    result = run(fake_anthropic, tmp_path)
+    assert [a.stage for a in result.attempts] == ["compile", "ok"]
+    assert "launches row_rms_bfloat16, which the source does not define" in result.attempts[0].detail
 
 
 def test_a_hanging_kernel_times_out_and_the_loop_goes_on(fake_anthropic, tmp_path):

@@ -100,7 +100,7 @@ def _backend() -> str:
 def _printer():
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # soft wrap: a log line stays one line when piped
 
     def show(message: str, attempt) -> None:
         style = None if attempt is None else "green" if attempt.correct else "yellow"

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ def _read_outcome(path: Path) -> VerifyOutcome:
 
 def run_checks(request: VerifyRequest) -> VerifyOutcome:
     """Every check on one candidate, in the current process (the child calls this; tests may too)."""
+    import torch
+
     from .. import registry
     from ..msl import MSLError, preprocess_source
     from ..packs import DeclarationError, KernelPack, SourceError, check_pack_source, parse_declaration
@@ -133,10 +135,31 @@ def run_checks(request: VerifyRequest) -> VerifyOutcome:
         options = request.options or VerifyOptions()
         with use_backend(request.backend):
             verdict = verify_problem(problem, pack.make_candidate, options, sizes=request.sizes or None)
-        if not verdict.correct:
-            return VerifyOutcome("verification", verdict.feedback(), verdict.as_dict())
+            if not verdict.correct:
+                return VerifyOutcome("verification", verdict.feedback(), verdict.as_dict())
+            record = {**verdict.as_dict(), "dtypes": {"as given": verdict.as_dict()}}
+            # Every other dtype the declaration claims is verified too (one seed): a pack runs on what it claims.
+            for name in declaration.dtypes:
+                dtype = getattr(torch, name)
+                if dtype == _problem_dtype(problem, request.sizes):
+                    continue
+                other = verify_problem(problem, pack.make_candidate, replace(options, dtype=dtype,
+                                                                             seeds=options.seeds[:1]),
+                                       sizes=request.sizes or None)
+                record["dtypes"][name] = other.as_dict()
+                if not other.correct:
+                    return VerifyOutcome("verification", f"in {name} (the declaration lists it):\n"
+                                                         f"{other.feedback()}", record)
         timing = _time(problem, pack) if request.time_it else None
-        return VerifyOutcome("ok", verdict.feedback(), verdict.as_dict(), timing)
+        return VerifyOutcome("ok", verdict.feedback(), record, timing)
+
+
+def _problem_dtype(problem, sizes):
+    """The floating-point dtype of the problem's own inputs (what the first verification ran in)."""
+    import torch
+
+    inputs = problem.at(sizes or None).inputs(0)
+    return next((t.dtype for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point()), torch.float32)
 
 
 def _missing_kernels(pack, backend: str) -> str:
