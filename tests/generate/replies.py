@@ -34,3 +34,5 @@ BAD_JSON = answer(declaration='{"inputs": ["x"], "outputs": ')
 BAD_DECLARATION = answer(declaration={**DECLARATION, "launches": [{**DECLARATION["launches"][0],
                                                                    "threads": ["__import__('os').getpid()"]}]})
 ESCAPES_THE_SANDBOX = answer('extern "C" int system(const char*);\n' + KERNEL)
+# Points a device pointer at threadgroup memory: g++ (the emulator) accepts it, Apple's compiler does not.
+MIXES_ADDRESS_SPACES = answer(KERNEL.replace("float sum = 0.0f;", "float sum = 0.0f;\n    device float* p = partial;\n    (void)p;"))

@@ -4,6 +4,7 @@ candidate in a separate process on the emulator, packs written and reused by opt
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -84,6 +85,8 @@ def test_a_cheating_candidate_is_rejected_and_no_pack_is_kept(fake_anthropic, tm
     (r.BAD_JSON, "reply", "is not valid JSON"),
     (r.BAD_DECLARATION, "declaration", "launches[0].threads[0]: formula"),
     (r.ESCAPES_THE_SANDBOX, "source", "kernel.metal:1: 'extern' is not allowed"),
+    pytest.param(r.MIXES_ADDRESS_SPACES, "compile", "Apple's compiler would reject this (address spaces)",
+                 marks=pytest.mark.skipif(shutil.which("clang++") is None, reason="needs clang++ (CI installs it)")),
 ])
 def test_a_malformed_reply_is_explained_and_the_model_tries_again(fake_anthropic, tmp_path, text, stage, says):
     fake_anthropic.script = [reply(text), reply(r.CORRECT)]

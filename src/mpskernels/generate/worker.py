@@ -131,6 +131,10 @@ def run_checks(request: VerifyRequest) -> VerifyOutcome:
         missing = _missing_kernels(pack, request.backend)
         if missing:
             return VerifyOutcome("compile", missing)
+        if request.backend == "emulator":
+            mixed = _address_space_errors(pack)
+            if mixed:
+                return VerifyOutcome("compile", mixed)
         registry.poison_outputs = True
         options = request.options or VerifyOptions()
         with use_backend(request.backend):
@@ -185,6 +189,21 @@ def _missing_kernels(pack, backend: str) -> str:
     if absent:
         return (f"the declaration launches {', '.join(absent)}, which the source does not define (host names "
                 f"defined: {', '.join(sorted(defined)) or 'none'}); instantiate every kernel for every declared dtype")
+    return ""
+
+
+def _address_space_errors(pack) -> str:
+    """Off a Mac the emulator's g++ erases address spaces; clang, where installed, catches the device/threadgroup/
+    thread mix-ups and writes through constant that Apple's compiler would reject."""
+    from ..msl import MSLError
+    from ..msl.address_spaces import check_address_spaces_source, clang
+
+    if clang() is None:
+        return ""
+    try:
+        check_address_spaces_source(pack.source, "kernel.metal")
+    except MSLError as e:
+        return "Apple's compiler would reject this (address spaces):\n" + _compiler_text(str(e), pack)
     return ""
 
 
