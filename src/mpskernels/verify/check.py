@@ -147,8 +147,8 @@ class _CaseRunner:
 
     def _run_candidate(self, case: list[Any], expected_leaves: list[Any], where: str) -> tuple[bool, Any]:
         pristine = inp.clone(case)
-        inp.poison_free_memory([t.to(self.options.device, _case_dtype(case) if t.is_floating_point() else t.dtype)
-                                for t in expected_leaves if isinstance(t, torch.Tensor)])
+        inp.poison_free_memory([(tuple(t.shape), _case_dtype(case) if t.is_floating_point() else t.dtype)
+                                for t in expected_leaves if isinstance(t, torch.Tensor)], self.options.device)
         before = launches.count()
         try:
             result, ops = record_ops(lambda: _call(self.candidate, case))

@@ -81,14 +81,15 @@ def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a0 < b0 + sb.nbytes() and b0 < a0 + sa.nbytes()
 
 
-def poison_free_memory(like: list[torch.Tensor]) -> None:
-    """Allocates NaN-filled blocks the size of the expected outputs and frees them again, so an output buffer the
-    allocator hands a candidate next holds NaN rather than an earlier run's correct result (the allocator-reuse
-    cheat). Done before every candidate run; integer outputs get 0x7f bytes."""
+def poison_free_memory(outputs: list[tuple[tuple[int, ...], torch.dtype]], device: torch.device | str) -> None:
+    """Allocates NaN-filled blocks of the expected outputs' shapes and dtypes and frees them again, so an output
+    buffer the allocator hands a candidate next holds NaN rather than an earlier run's correct result (the
+    allocator-reuse cheat). Done before every candidate run; integer outputs get 0x7f bytes. Takes shapes, not
+    tensors: converting the expected values here would itself leave a correct answer in freed memory."""
     blocks = []
-    for t in like:
+    for shape, dtype in outputs:
         for _ in range(2):  # the allocator may keep more than one free block of a size
-            block = torch.empty_like(t, memory_format=torch.contiguous_format)
+            block = torch.empty(shape, dtype=dtype, device=device)
             if block.is_floating_point():
                 block.fill_(float("nan"))
             else:
