@@ -91,7 +91,9 @@ template <class T> struct builtin_as<::mtl::vec<T, 3>> {
 };
 template <class P> struct builtin_as<const P> : builtin_as<P> {};
 
-template <class P> inline P bind_builtin(Builtin b, const Geometry& g) { return builtin_as<P>::from(builtin_value(b, g)); }
+template <class P> inline P bind_builtin(Builtin b, const Geometry& g) {
+  return builtin_as<P>::from(builtin_value(b, g));
+}
 
 // A [[buffer(i)]] parameter. Pointers and writable references always point at device memory. A read-only
 // reference (`constant T&`) may instead be a scalar passed inline: it binds to a copy of the word's bytes (a

@@ -102,6 +102,46 @@ inline bool isnan(float x) { return x != x; }
 inline bool isinf(float x) { return ::fabsf(x) == INFINITY; }
 inline bool isfinite(float x) { return ::fabsf(x) < INFINITY; }
 
+// Reinterprets the bits of a value as another type of the same size.
+template <class T, class U> inline T as_type(const U& u) {
+  static_assert(sizeof(T) == sizeof(U), "as_type needs types of the same size");
+  T t;
+  memcpy(&t, &u, sizeof(T));
+  return t;
+}
+
+// numeric_limits for the scalar types kernels use (16-bit floats as bit patterns).
+template <class T> struct numeric_limits;
+#define MTL_LIMITS(T, lo, hi, low, eps, inf, nan, is_int, is_sgn)                        \
+  template <> struct numeric_limits<T> {                                                \
+    static constexpr bool is_specialized = true, is_integer = is_int, is_signed = is_sgn; \
+    static T min() { return lo; }                                                       \
+    static T max() { return hi; }                                                       \
+    static T lowest() { return low; }                                                   \
+    static T epsilon() { return eps; }                                                  \
+    static T infinity() { return inf; }                                                 \
+    static T quiet_NaN() { return nan; }                                                \
+  };
+#define MTL_FP16_BITS(T, b) T((unsigned short)(b), ::mtl::bits_tag{})
+MTL_LIMITS(float, 1.175494351e-38f, 3.402823466e+38f, -3.402823466e+38f, 1.1920928955e-7f, INFINITY, NAN, false,
+           true)
+MTL_LIMITS(mtl_half, MTL_FP16_BITS(mtl_half, 0x0400), MTL_FP16_BITS(mtl_half, 0x7bff), MTL_FP16_BITS(mtl_half, 0xfbff),
+           MTL_FP16_BITS(mtl_half, 0x1400), MTL_FP16_BITS(mtl_half, 0x7c00), MTL_FP16_BITS(mtl_half, 0x7e00), false,
+           true)
+MTL_LIMITS(mtl_bfloat, MTL_FP16_BITS(mtl_bfloat, 0x0080), MTL_FP16_BITS(mtl_bfloat, 0x7f7f),
+           MTL_FP16_BITS(mtl_bfloat, 0xff7f), MTL_FP16_BITS(mtl_bfloat, 0x3c00), MTL_FP16_BITS(mtl_bfloat, 0x7f80),
+           MTL_FP16_BITS(mtl_bfloat, 0x7fc0), false, true)
+MTL_LIMITS(int, (-2147483647 - 1), 2147483647, (-2147483647 - 1), 0, 0, 0, true, true)
+MTL_LIMITS(unsigned int, 0u, 0xffffffffu, 0u, 0u, 0u, 0u, true, false)
+MTL_LIMITS(short, short(-32768), short(32767), short(-32768), short(0), short(0), short(0), true, true)
+MTL_LIMITS(unsigned short, (unsigned short)0, (unsigned short)0xffff, (unsigned short)0, (unsigned short)0,
+           (unsigned short)0, (unsigned short)0, true, false)
+MTL_LIMITS(long, (-9223372036854775807L - 1), 9223372036854775807L, (-9223372036854775807L - 1), 0L, 0L, 0L, true,
+           true)
+MTL_LIMITS(unsigned long, 0ul, 0xfffffffffffffffful, 0ul, 0ul, 0ul, 0ul, true, false)
+#undef MTL_FP16_BITS
+#undef MTL_LIMITS
+
 namespace precise {
 inline float exp(float x) { return ::expf(x); }
 inline float exp2(float x) { return ::exp2f(x); }

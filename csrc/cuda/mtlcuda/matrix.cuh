@@ -74,6 +74,25 @@ inline void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_ma
   simdgroup_multiply_accumulate(d, a, b, zero);
 }
 
+template <class T>
+inline simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  simdgroup_multiply(d, a, b);
+  return d;
+}
+template <class T>
+inline simdgroup_matrix<T, 8, 8> operator+(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.elements = a.elements + b.elements;  // element-wise: each lane adds its own two elements
+  return d;
+}
+template <class T>
+inline simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.elements = a.elements - b.elements;
+  return d;
+}
+
 // Loads/stores with `elements_per_row` between rows, from `origin` (column, row), optionally transposed.
 template <class T, class U>
 inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& m, const U* src, unsigned long elements_per_row = 8,

@@ -30,6 +30,15 @@ inline void simdgroup_barrier(mem_flags flags) {
   __syncwarp(__activemask());
 }
 
+struct quad_vote {
+  typedef unsigned short vote_t;
+  vote_t bits;
+  explicit quad_vote(vote_t v = 0) : bits(v) {}
+  explicit operator vote_t() const { return bits; }
+  bool any() const { return bits != 0; }
+  bool all() const { return (bits & 0xFu) == 0xFu; }
+};
+
 struct simd_vote {
   typedef unsigned long vote_t;
   vote_t bits;
@@ -114,34 +123,48 @@ template <class Op, class T> inline T reduce(T v, unsigned mask, int width = 32)
     }
     return shfl(mask, v, 0);
   }
-  // Partial group: every lane walks the active lanes of its partition in order.
-  unsigned rest = part;
-  const int first = __ffs(rest) - 1;
+  // Partial group: every lane walks the active lanes of its partition in order. Every lane of the warp must take
+  // part in each shuffle with the same mask, so the loop runs over every slot of the partition.
+  const int first = __ffs(part) - 1;
   T acc = shfl(mask, v, int(base) + first);
-  rest &= rest - 1;
-  for (int k = 1; k < width; ++k) {
-    // Every lane of the warp must take part in each shuffle with the same mask: loop over all partition slots.
+  for (int k = 0; k < width; ++k) {  // the same count in every partition: quads may start at different lanes
     const T x = shfl(mask, v, int(base) + k);
-    if ((part >> k) & 1u && k != first) acc = op(acc, x);
+    if (k > first && ((part >> k) & 1u)) acc = op(acc, x);
   }
-  (void)rest;
   return acc;
 }
 
-// Inclusive or exclusive scan in lane order over the active lanes.
-template <class Op, class T> inline T scan(T v, unsigned mask, bool inclusive, T identity) {
+// Inclusive or exclusive scan in lane order over the active lanes of each partition of `width` lanes.
+template <class Op, class T> inline T scan(T v, unsigned mask, bool inclusive, T identity, int width = 32) {
   const unsigned lane = lane_id();
+  const unsigned base = lane & ~unsigned(width - 1);
   Op op;
   T acc = identity;
   bool started = false;
   for (int k = 0; k < 32; ++k) {
-    const T x = shfl(mask, v, k);
-    if (!((mask >> k) & 1u)) continue;
+    const T x = shfl(mask, v, k);  // every active lane takes part in every shuffle
+    if (!((mask >> k) & 1u) || unsigned(k) < base || unsigned(k) >= base + unsigned(width)) continue;
     if (unsigned(k) > lane || (!inclusive && unsigned(k) == lane)) continue;
     acc = started ? op(acc, x) : x;
     started = true;
   }
   return started ? acc : identity;
+}
+
+// simd_/quad_shuffle_and_fill_{down,up}: within segments of `modulo` lanes, a lane shifted past its segment's edge
+// reads `fill` from the lane at the wrapped position (the emulator's csrc/emu/mtl/simd.h resolve_fill).
+template <class T> inline T shuffle_and_fill(T data, T fill, int delta, int modulo, bool down, int width) {
+  const unsigned mask = __activemask();
+  if (modulo <= 0 || modulo > width) modulo = width;
+  const int lane = int(lane_id());
+  const int seg = lane / modulo * modulo, p = lane - seg;
+  int q = down ? p + delta : p - delta;
+  bool from_fill = false;
+  if (q >= modulo) q -= modulo, from_fill = true;
+  if (q < 0) q += modulo, from_fill = true;
+  const int src = (seg + q) & 31;
+  const T a = shfl(mask, data, src), b = shfl(mask, fill, src);
+  return from_fill ? b : a;
 }
 
 }  // namespace simd_detail
@@ -171,6 +194,30 @@ template <class T> inline T simd_prefix_inclusive_sum(T v) {
 template <class T> inline T simd_prefix_exclusive_sum(T v) {
   return ::mtl::simd_detail::scan<::mtl::simd_detail::Sum>(v, __activemask(), false, T(0));
 }
+template <class T> inline T quad_prefix_inclusive_sum(T v) {
+  return ::mtl::simd_detail::scan<::mtl::simd_detail::Sum>(v, __activemask(), true, T(0), 4);
+}
+template <class T> inline T quad_prefix_exclusive_sum(T v) {
+  return ::mtl::simd_detail::scan<::mtl::simd_detail::Sum>(v, __activemask(), false, T(0), 4);
+}
+template <class T> inline T quad_prefix_inclusive_product(T v) {
+  return ::mtl::simd_detail::scan<::mtl::simd_detail::Product>(v, __activemask(), true, T(1), 4);
+}
+template <class T> inline T quad_prefix_exclusive_product(T v) {
+  return ::mtl::simd_detail::scan<::mtl::simd_detail::Product>(v, __activemask(), false, T(1), 4);
+}
+#define MTL_FILL(name, down, width)                                                                  \
+  template <class T, class I> inline T name(T data, T fill, I delta) {                              \
+    return ::mtl::simd_detail::shuffle_and_fill(data, fill, int(delta), width, down, width);        \
+  }                                                                                                 \
+  template <class T, class I, class M> inline T name(T data, T fill, I delta, M modulo) {           \
+    return ::mtl::simd_detail::shuffle_and_fill(data, fill, int(delta), int(modulo), down, width);  \
+  }
+MTL_FILL(simd_shuffle_and_fill_down, true, 32)
+MTL_FILL(simd_shuffle_and_fill_up, false, 32)
+MTL_FILL(quad_shuffle_and_fill_down, true, 4)
+MTL_FILL(quad_shuffle_and_fill_up, false, 4)
+#undef MTL_FILL
 template <class T> inline T simd_prefix_inclusive_product(T v) {
   return ::mtl::simd_detail::scan<::mtl::simd_detail::Product>(v, __activemask(), true, T(1));
 }
@@ -202,7 +249,8 @@ template <class T, class I> inline T simd_shuffle_rotate_down(T v, I delta) {
   return ::mtl::simd_detail::shfl(__activemask(), v, int((::mtl::simd_detail::lane_id() + unsigned(delta)) % 32u));
 }
 template <class T, class I> inline T simd_shuffle_rotate_up(T v, I delta) {
-  return ::mtl::simd_detail::shfl(__activemask(), v, int((::mtl::simd_detail::lane_id() + 32u - unsigned(delta) % 32u) % 32u));
+  const unsigned src = (::mtl::simd_detail::lane_id() + 32u - unsigned(delta) % 32u) % 32u;
+  return ::mtl::simd_detail::shfl(__activemask(), v, int(src));
 }
 template <class T, class I> inline T quad_shuffle(T v, I lane) {
   return ::mtl::simd_detail::shfl(__activemask(), v, int(lane), 4);
@@ -225,6 +273,10 @@ inline bool simd_any(bool b) { return __any_sync(__activemask(), b); }
 inline simd_vote simd_ballot(bool b) { return simd_vote(__ballot_sync(__activemask(), b)); }
 inline simd_vote simd_active_threads_mask() { return simd_vote(__activemask()); }
 inline bool simd_is_first() { return ::mtl::simd_detail::lane_id() == unsigned(__ffs(__activemask()) - 1); }
+inline quad_vote quad_ballot(bool b) {
+  const unsigned base = ::mtl::simd_detail::lane_id() & ~3u;
+  return quad_vote((unsigned short)((__ballot_sync(__activemask(), b) >> base) & 0xFu));
+}
 inline bool quad_all(bool b) {
   const unsigned quad = 0xFu << (::mtl::simd_detail::lane_id() & ~3u);
   return (__ballot_sync(__activemask(), b) & quad & __activemask()) == (quad & __activemask());

@@ -25,8 +25,8 @@ class Timing:
     dtype: str
     case: str
     kernel_us: float  # median over batches of back-to-back launches
-    reference_us: float  # the family's PyTorch reference (the chain of ops the kernel replaces), same GPU and dtype
-    bytes_moved: int | None  # minimum traffic by design (inputs read once, outputs written once); None: not memory-bound
+    reference_us: float  # the family's PyTorch reference (the chain of ops it replaces), same GPU and dtype
+    bytes_moved: int | None  # minimum traffic (inputs read once, outputs written once); None: not memory-bound
 
     def gbps(self) -> float | None:
         return None if self.bytes_moved is None else self.bytes_moved / (self.kernel_us * 1e-6) / 1e9
@@ -131,8 +131,8 @@ def to_markdown(report: LaneReport) -> str:
     if report.timings:
         lines.append("## Speed on this GPU (median of batches of back-to-back launches, CUDA events)")
         lines.append("")
-        lines += ["| family | dtype | case | kernel µs | GB/s | % of copy | PyTorch reference µs | reference / kernel |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| family | dtype | case | kernel µs | GB/s | % of copy | PyTorch reference µs "
+                  "| reference / kernel |", "|---|---|---|---|---|---|---|---|"]
         for t in report.timings:
             gbps = t.gbps()
             share = None if gbps is None or not report.copy_gbps else 100 * gbps / report.copy_gbps

@@ -1,0 +1,6 @@
+"""The emulator's conformance tests for simdgroup_matrix.metal, run on an NVIDIA GPU through the CUDA translation."""
+
+from emulator.test_conformance_simdgroup_matrix import *  # noqa: F401,F403  (the tests and their `lib` fixture)
+from nvidia_lane.gpu_conformance import msl, needs_gpu  # noqa: F401  (msl: the GPU-backed loader)
+
+pytestmark = needs_gpu
