@@ -141,3 +141,32 @@ def test_static_checks_name_the_trick_and_the_line(source, failing):
 def test_static_checks_pass_a_plain_solution():
     source = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return k(x)\n"
     assert all(check.passed for check in check_candidate_source(source))
+
+
+class FoldedConvBatchNorm(torch.nn.Module):
+    """Conv + BatchNorm folded into one convolution: the same function, rounded differently. `error` adds a
+    relative error of that size (of the output's scale) to every element."""
+
+    def __init__(self, reference, error=0.0):
+        super().__init__()
+        self.reference, self.error = reference, error
+
+    def forward(self, x):
+        conv, bn = self.reference.conv, self.reference.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        weight = conv.weight * scale[:, None, None, None]
+        bias = (conv.bias - bn.running_mean) * scale + bn.bias
+        y = torch.nn.functional.conv2d(x, weight, bias, padding=1)
+        return y + self.error * y.pow(2).mean().sqrt()
+
+
+def test_the_tolerance_is_relative_to_the_outputs_scale_too():
+    """Folding passes on large inputs (near-zero outputs from cancellation); an error of 1e-3 of the scale fails."""
+    from problem_sources import CONV_BATCHNORM
+
+    problem = parse_problem(CONV_BATCHNORM)
+    options = VerifyOptions(require_kernel=False, seeds=(0, 1), held_out=False, sensitivity=False)
+    folded = verify_problem(problem, lambda ref, init: FoldedConvBatchNorm(ref), options)
+    assert folded.correct, folded.feedback()
+    off = verify_problem(problem, lambda ref, init: FoldedConvBatchNorm(ref, error=1e-3), options)
+    assert not off.correct and "MISMATCH" in off.failures[0].detail

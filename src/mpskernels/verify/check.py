@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import launches
 from ..problem import Problem, ProblemInstance, held_out_sizes
-from ..tolerances import compare
+from ..tolerances import compare, tolerance_for
 from . import inputs as inp
 from .ops_used import compute_ops, record_ops
 from .result import Verdict
@@ -25,8 +25,12 @@ from .result import Verdict
 # (reference model with the harness's weights, the problem's init inputs) -> the candidate model
 CandidateFactory = Callable[[nn.Module, list], nn.Module]
 
-# The candidate may be this many times as far from the float64 oracle as PyTorch's own computation in the op's
-# dtype is, on top of the dtype tolerance (see tolerances.compare's slack).
+# The bound on |candidate - float64 oracle| per element is
+#     atol + rtol * |expected| + rtol * rms(expected) + REFERENCE_ERROR_FACTOR * |reference in its dtype - expected|
+# with the dtype's atol and rtol. The rms term makes the relative tolerance also relative to the output's scale:
+# an element near zero that arises from cancellation (a convolution over large inputs) carries rounding error of
+# the size of the terms, not of its own size. The last term lets a candidate be as far from float64 as PyTorch's
+# own computation in that dtype is.
 REFERENCE_ERROR_FACTOR = 2.0
 
 
@@ -205,7 +209,8 @@ class _CaseRunner:
                     return self._fail(f"output {i} matches ({where})",
                                       f"integer output differs, first at index {tuple(bad)}")
                 continue
-            slack = REFERENCE_ERROR_FACTOR * (r.detach().cpu().to(torch.float64) - w).abs()
+            slack = REFERENCE_ERROR_FACTOR * (r.detach().cpu().to(torch.float64) - w).abs() + \
+                tolerance_for(r.dtype).rtol * _rms(w)
             c = compare(g, w, r.dtype, slack=slack)
             self.verdict.comparisons += 1
             self.verdict.max_abs = max(self.verdict.max_abs, c.max_abs)
@@ -254,6 +259,11 @@ class _CaseRunner:
 
 def _call(module: nn.Module, args: list[Any]) -> Any:
     return module(*args)
+
+
+def _rms(t: torch.Tensor) -> float:
+    finite = t[t.isfinite()]
+    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
 
 
 def _case_dtype(case: list[Any]) -> torch.dtype:
