@@ -13,10 +13,11 @@ The size rules used by the verifier and the benchmark harness live here too:
 from __future__ import annotations
 
 import ast
+import contextlib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ from torch import nn
 MIN_SCALED_SIZE = 16
 # A rescaled size never drops below this.
 SCALED_FLOOR = 8
+
+
+Size = int | tuple[int, ...]  # a knob: an int, or a tuple of ints (KernelBench's `input_shape = (4096,)`)
 
 
 class ProblemError(ValueError):
@@ -37,10 +41,11 @@ class Problem:
     source: str
     path: Path | None = None
     level: int | None = None
-    # The size knobs: module-level constants set to an integer literal, in file order, with the file's values.
-    constants: Mapping[str, int] = field(default_factory=dict)
+    # The size knobs: module-level constants set to an integer literal or a tuple of them, in file order, with the
+    # file's values.
+    constants: Mapping[str, Size] = field(default_factory=dict)
 
-    def at(self, sizes: Mapping[str, int] | None = None) -> "ProblemInstance":
+    def at(self, sizes: Mapping[str, Size] | None = None) -> "ProblemInstance":
         """The problem with `sizes` replacing the file's own constants (names it lacks are an error)."""
         sizes = dict(sizes or {})
         unknown = sorted(set(sizes) - set(self.constants))
@@ -48,7 +53,7 @@ class Problem:
             raise ProblemError(f"problem '{self.name}' has no size constant(s) {', '.join(unknown)}; "
                                f"it has {', '.join(self.constants) or 'none'}")
         namespace = _execute(self, sizes)
-        in_force = {name: namespace[name] for name in self.constants if isinstance(namespace.get(name), int)}
+        in_force = {name: namespace[name] for name in self.constants if _is_size(namespace.get(name))}
         return ProblemInstance(self, in_force, namespace)
 
     def __str__(self) -> str:
@@ -60,7 +65,7 @@ class ProblemInstance:
     """A problem at fixed sizes: the reference model and seeded inputs."""
 
     problem: Problem
-    sizes: dict[str, int]
+    sizes: dict[str, Size]
     namespace: dict[str, Any]
 
     def init_inputs(self) -> list[Any]:
@@ -80,7 +85,7 @@ class ProblemInstance:
 
     def meta_sizes(self) -> tuple[int, int]:
         """(input elements, parameter elements) at these sizes, counted on the meta device (nothing allocated)."""
-        with torch.device("meta"):
+        with torch.device("meta"), _no_distribution_validation():
             inputs = self.namespace["get_inputs"]()
             model = self.namespace["Model"](*self.init_inputs())
         count = sum(t.numel() for t in _tensors(inputs))
@@ -109,7 +114,7 @@ def parse_problem(source: str, name: str = "problem", path: Path | None = None, 
         raise ProblemError(f"problem '{name}' is not in KernelBench format: it defines no {', '.join(missing)}")
     problem = Problem(name, source, path, level, {})
     namespace = _execute(problem, {})
-    constants = {n: namespace[n] for n in _constant_names(tree) if type(namespace.get(n)) is int}
+    constants = {n: namespace[n] for n in _constant_names(tree) if _is_size(namespace.get(n))}
     return Problem(name, source, path, level, constants)
 
 
@@ -130,51 +135,78 @@ def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
     return problems
 
 
-def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, int]:
+def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     """The sizes to run `problem` at within a budget of `max_elements` (input plus parameter elements).
 
-    The rule: while over budget, halve the largest constant that is at least MIN_SCALED_SIZE (never below
-    SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept). Constants below MIN_SCALED_SIZE
-    (kernel sizes, strides, axes, head counts) keep their values. Returns the constants changed (empty when the
-    problem fits as written); raises ProblemError if the problem cannot be brought under the budget.
+    The rule: while over budget, halve the largest size that is at least MIN_SCALED_SIZE — a knob, or one entry of
+    a tuple knob — never below SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept. Sizes
+    below MIN_SCALED_SIZE (kernel sizes, strides, axes, head counts) keep their values. Returns the knobs changed
+    (empty when the problem fits as written); raises ProblemError if it cannot be brought under the budget.
     """
-    sizes: dict[str, int] = {}
+    sizes: dict[str, Size] = {}
     while True:
         total = sum(problem.at(sizes).meta_sizes())
         if total <= max_elements:
             return sizes
         current = {**problem.constants, **sizes}
-        shrinkable = [n for n, v in current.items() if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR]
+        shrinkable = [(v, name, i) for name, i, v in _entries(current) if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR]
         if not shrinkable:
             raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
                                f"the budget of {max_elements}")
-        largest = max(shrinkable, key=lambda n: current[n])
-        half = current[largest] // 2
-        sizes[largest] = max(SCALED_FLOOR, half + (half % 2))
+        value, name, index = max(shrinkable, key=lambda e: e[0])
+        half = value // 2
+        sizes[name] = _replace_entry(current[name], index, max(SCALED_FLOOR, half + (half % 2)))
 
 
-def held_out_sizes(problem: Problem, base: Mapping[str, int] | None = None) -> list[dict[str, int]]:
-    """Size variants of `base` (default: the file's sizes) a candidate was not shown: every size constant
-    (>= MIN_SCALED_SIZE) made odd, set just below and just above a multiple of the SIMD width, and the first
-    constant (by KernelBench convention the batch size) set to 1. Variants the reference cannot run are the
-    caller's to skip (a size that breaks a divisibility the model needs is not a valid test). Each variant names
-    every constant."""
+def held_out_sizes(problem: Problem, base: Mapping[str, Size] | None = None) -> list[dict[str, Size]]:
+    """Size variants of `base` (default: the file's sizes) a candidate was not shown: every size (>=
+    MIN_SCALED_SIZE, tuple entries included) made odd, set just below and just above a multiple of the SIMD width,
+    and the first knob (by KernelBench convention the batch size) set to 1. Variants the reference cannot run are
+    the caller's to skip (a size that breaks a divisibility the model needs is not a valid test). Each variant
+    names every knob."""
     sizes = {**problem.constants, **(base or {})}
-    names = [n for n, v in sizes.items() if v >= MIN_SCALED_SIZE]
-    variants: list[dict[str, int]] = []
+    variants: list[dict[str, Size]] = []
 
-    def add(variant: dict[str, int]) -> None:
-        full = {**sizes, **variant}
-        if variant and full != sizes and full not in variants:
-            variants.append(full)
+    def add(change: Callable[[int], int]) -> None:
+        variant = dict(sizes)
+        for name, index, value in _entries(sizes):
+            if value >= MIN_SCALED_SIZE:
+                variant[name] = _replace_entry(variant[name], index, change(value))
+        if variant != sizes and variant not in variants:
+            variants.append(variant)
 
-    add({n: _odd_below(sizes[n]) for n in names})
-    add({n: _simd_neighbour(sizes[n], -1) for n in names})
-    add({n: _simd_neighbour(sizes[n], +1) for n in names})
-    if sizes:
-        first = next(iter(sizes))
-        add({first: 1})
+    add(_odd_below)
+    add(lambda v: _simd_neighbour(v, -1))
+    add(lambda v: _simd_neighbour(v, +1))
+    first = next(iter(sizes), None)
+    if first is not None and isinstance(sizes[first], int) and sizes[first] != 1:
+        variant = {**sizes, first: 1}
+        if variant not in variants:
+            variants.append(variant)
     return variants
+
+
+def _is_size(value: Any) -> bool:
+    if type(value) is int:
+        return True
+    return isinstance(value, tuple) and bool(value) and all(type(v) is int for v in value)
+
+
+def _entries(sizes: Mapping[str, Size]) -> list[tuple[str, int | None, int]]:
+    """(knob, index within a tuple knob or None, value) for every single size."""
+    out: list[tuple[str, int | None, int]] = []
+    for name, value in sizes.items():
+        if isinstance(value, tuple):
+            out += [(name, i, v) for i, v in enumerate(value)]
+        else:
+            out.append((name, None, value))
+    return out
+
+
+def _replace_entry(value: Size, index: int | None, new: int) -> Size:
+    if index is None:
+        return new
+    return value[:index] + (new,) + value[index + 1:]
 
 
 def _odd_below(v: int) -> int:
@@ -232,13 +264,14 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _constant_names(tree: ast.Module) -> list[str]:
-    """The size knobs: names given an integer literal at the top level, in file order, not starting with '_'.
+    """The size knobs: names given an integer literal (or a tuple of them) at the top level, in file order, not
+    starting with '_'.
     Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
     names: list[str] = []
     for stmt in tree.body:
         targets = stmt.targets if isinstance(stmt, ast.Assign) else \
             [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
-        literal = isinstance(stmt.value, ast.Constant) if targets else False
+        literal = _is_literal_size(stmt.value) if targets else False
         for t in targets:
             if isinstance(t, ast.Name) and not t.id.startswith("_"):
                 if literal and t.id not in names:
@@ -246,6 +279,13 @@ def _constant_names(tree: ast.Module) -> list[str]:
                 elif not literal and t.id in names:
                     names.remove(t.id)  # reassigned from an expression: not a knob
     return names
+
+
+def _is_literal_size(node: ast.expr | None) -> bool:
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    return isinstance(node, ast.Tuple) and bool(node.elts) and all(
+        isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
 
 
 def _looks_like_problem(file: Path) -> bool:
@@ -271,6 +311,18 @@ def _tensors(values: Any) -> list[torch.Tensor]:
 
 def _at(sizes: Mapping[str, int]) -> str:
     return f" at sizes {dict(sizes)}" if sizes else ""
+
+
+@contextlib.contextmanager
+def _no_distribution_validation() -> Iterator[None]:
+    """torch.distributions checks its parameters with a data-dependent .item(), which meta tensors cannot answer;
+    counting sizes needs no validation."""
+    previous = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(previous)
 
 
 class _seeded:
