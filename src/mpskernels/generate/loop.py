@@ -255,6 +255,14 @@ def _conclusion(result: GenerationResult, out: Path) -> str:
     cost = f", ${result.cost_usd:.3f}" if result.cost_usd is not None else ""
     spent = f"{len(result.attempts)} attempt(s), {result.input_tokens}+{result.output_tokens} tokens{cost}"
     if result.pack is None:
-        return f"{result.problem}: no correct kernel ({spent}); attempts in {out / 'session.json'}"
+        return f"{result.problem}: no correct kernel ({spent}); attempts in {_shown(out / 'session.json')}"
     flag = " — FLAGGED FOR REVIEW: more than 10x faster than the baseline" if result.flagged_for_review else ""
-    return f"{result.problem}: kept {result.pack.path} from {_describe(result.winner)} ({spent}){flag}"
+    return f"{result.problem}: kept {_shown(result.pack.path)} from {_describe(result.winner)} ({spent}){flag}"
+
+
+def _shown(path: Path) -> Path:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd())
+    except ValueError:
+        return Path(path)
