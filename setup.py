@@ -1,6 +1,7 @@
 """Build hooks that pyproject.toml cannot express.
 
-- The `.metal` sources and the emulator's C++ headers live at the top of the repository (metal/, csrc/emu/);
+- The `.metal` sources, the emulator's C++ headers and the NVIDIA lane's CUDA shim live at the top of the
+  repository (metal/, csrc/emu/, csrc/cuda/);
   build_py copies them into the package as mpskernels/_data/ so an installed package carries them.
 - The Objective-C++ bridge (csrc/mps/bridge.mm) is built on macOS only, and is optional: if it fails to build,
   the install goes on and mpskernels uses torch.mps.compile_shader instead. A Linux install compiles nothing.
@@ -14,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu"}
+SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda"}
 
 
 class BuildPyWithData(build_py):

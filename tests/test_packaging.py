@@ -28,6 +28,15 @@ def test_wheel_ships_metal_sources_and_emulator_headers(wheel):
     for header in ("shim.h", "runtime.h", "simd.h", "simdgroup_matrix.h", "fiber.h", "types.h", "math.h", "atomic.h"):
         assert f"mpskernels/_data/csrc/emu/mtl/{header}" in names
     assert "mpskernels/_data/csrc/emu/stub/metal_stdlib" in names
+    assert "mpskernels/_data/csrc/emu/check/metal_check.h" in names  # the address-space check's header
+    for shim in (ROOT / "csrc" / "cuda" / "mtlcuda").glob("*.cuh"):  # the NVIDIA lane's CUDA shim
+        assert f"mpskernels/_data/csrc/cuda/mtlcuda/{shim.name}" in names
+
+
+def test_wheel_ships_the_generation_prompts_example(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for part in ("problem.py", "kernel.metal", "declaration.json"):
+        assert f"mpskernels/generate/examples/rms_norm/{part}" in names
 
 
 def test_wheel_is_pure_python_on_linux(wheel):
