@@ -9,6 +9,7 @@ exponential backoff; everything else is an error at once.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import random
@@ -132,6 +133,21 @@ def _classify_http(e: Exception, timeout_types: tuple, connection_types: tuple, 
     return None
 
 
+def _sdk_client(who: str, sdk: str, extra: str, client_class: str, key_env: str, url_env: str,
+                api_key: str | None, base_url: str | None, timeout_s: float) -> tuple[Any, Any]:
+    """(the SDK module, a client with the SDK's own retries off), or a ProviderError saying what is missing."""
+    try:
+        module = importlib.import_module(sdk)
+    except ImportError:
+        raise ProviderError(f"{who}: the {sdk} SDK is not installed; pip install 'mpskernels[{extra}]'") from None
+    key = api_key or os.environ.get(key_env)
+    if not key:
+        raise ProviderError(f"{who}: no API key; set {key_env}")
+    client = getattr(module, client_class)(api_key=key, base_url=base_url or os.environ.get(url_env), max_retries=0,
+                                           timeout=timeout_s)
+    return module, client
+
+
 class AnthropicProvider:
     """Claude through the official `anthropic` SDK. The key comes from ANTHROPIC_API_KEY (or `api_key`); the base
     URL from `base_url`, else ANTHROPIC_BASE_URL, else the SDK's default."""
@@ -140,19 +156,10 @@ class AnthropicProvider:
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
                  timeout_s: float = 600.0, retry: RetryPolicy = RetryPolicy(), temperature: float | None = None):
-        try:
-            import anthropic
-        except ImportError:
-            raise ProviderError("anthropic: the SDK is not installed; pip install 'mpskernels[generate]'") from None
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            raise ProviderError("anthropic: no API key; set ANTHROPIC_API_KEY")
-        self._anthropic = anthropic
-        self.model = model
-        self.retry = retry
-        self.temperature = temperature
-        self._client = anthropic.Anthropic(api_key=key, base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL"),
-                                           max_retries=0, timeout=timeout_s)
+        self._anthropic, self._client = _sdk_client("anthropic", "anthropic", "generate", "Anthropic",
+                                                    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", api_key, base_url,
+                                                    timeout_s)
+        self.model, self.retry, self.temperature = model, retry, temperature
 
     def complete(self, system: str, messages: list[Message], max_tokens: int) -> Reply:
         a = self._anthropic
@@ -180,20 +187,9 @@ class OpenAICompatibleProvider:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 600.0, retry: RetryPolicy = RetryPolicy(), temperature: float | None = None):
-        try:
-            import openai
-        except ImportError:
-            raise ProviderError("openai-compatible: the SDK is not installed; pip install 'mpskernels[openai]'") \
-                from None
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            raise ProviderError("openai-compatible: no API key; set OPENAI_API_KEY")
-        self._openai = openai
-        self.model = model
-        self.retry = retry
-        self.temperature = temperature
-        self._client = openai.OpenAI(api_key=key, base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-                                     max_retries=0, timeout=timeout_s)
+        self._openai, self._client = _sdk_client("openai-compatible", "openai", "openai", "OpenAI", "OPENAI_API_KEY",
+                                                 "OPENAI_BASE_URL", api_key, base_url, timeout_s)
+        self.model, self.retry, self.temperature = model, retry, temperature
 
     def complete(self, system: str, messages: list[Message], max_tokens: int) -> Reply:
         o = self._openai
