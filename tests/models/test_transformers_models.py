@@ -12,35 +12,36 @@ transformers = pytest.importorskip("transformers")
 
 
 def llama():
-    config = transformers.LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
     return transformers.LlamaForCausalLM(config), (torch.randint(0, 64, (1, 9)),)
 
 
 def gpt2():
-    config = transformers.GPT2Config(vocab_size=64, n_positions=32, n_embd=64, n_layer=2, n_head=4,
+    config = transformers.GPT2Config(vocab_size=64, n_positions=32, n_embd=128, n_layer=2, n_head=2,
                                      bos_token_id=0, eos_token_id=0)
     return transformers.GPT2LMHeadModel(config), (torch.randint(0, 64, (1, 9)),)
 
 
 def bert():
-    config = transformers.BertConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=128, max_position_embeddings=32)
+    config = transformers.BertConfig(vocab_size=64, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=256, max_position_embeddings=32)
     return transformers.BertModel(config), (torch.randint(0, 64, (1, 9)),)
 
 
 def vit():
-    config = transformers.ViTConfig(image_size=16, patch_size=4, hidden_size=64, num_hidden_layers=2,
-                                    num_attention_heads=4, intermediate_size=128)
+    config = transformers.ViTConfig(image_size=16, patch_size=4, hidden_size=128, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=256)
     return transformers.ViTModel(config), (torch.randn(1, 3, 16, 16),)
 
 
-# model -> swapped modules per kernel (2 layers each)
+# model -> swapped modules per kernel (2 layers each). Head dim 64, which the attention kernel covers. Attention
+# blocks keep their own forward, with SDPA and rotary calls routed: "rope+attention" is one LlamaAttention.
 MODELS = {
-    "llama": (llama, {"rms_norm": 5, "swiglu": 2}),  # 2 per layer + final norm; the gated MLPs
-    "gpt2": (gpt2, {"layer_norm": 5, "gelu": 2}),  # ln_1, ln_2 per layer + ln_f; NewGELU recognised as gelu-tanh
-    "bert": (bert, {"layer_norm": 5, "gelu": 2}),  # embeddings + 2 per layer; the intermediate activation
-    "vit": (vit, {"layer_norm": 5, "gelu": 2}),  # 2 per layer + final; the intermediate activation
+    "llama": (llama, {"rms_norm": 5, "swiglu": 2, "rope+attention": 2}),  # 2 norms per layer + final; gated MLPs
+    "gpt2": (gpt2, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # ln_1, ln_2 per layer + ln_f; NewGELU as gelu-tanh
+    "bert": (bert, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # embeddings + 2 per layer; the activation
+    "vit": (vit, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # 2 per layer + final; the activation
 }
 
 
@@ -56,6 +57,59 @@ def test_optimize_swaps_the_expected_modules_and_keeps_the_outputs(name, emulato
     torch.manual_seed(0)
     model, inputs = build()
     check_optimize(model.eval(), inputs, expected_counts)
+
+
+def _counting(monkeypatch, *names):
+    calls = {n: 0 for n in names}
+    for n in names:
+        real = getattr(mpskernels.ops, n)
+        monkeypatch.setattr(mpskernels.ops, n, lambda *a, _n=n, _real=real, **k: (
+            calls.__setitem__(_n, calls[_n] + 1), _real(*a, **k))[1])
+    return calls
+
+
+def test_padded_llama_routes_its_boolean_mask_and_fully_masked_rows(emulator, monkeypatch):
+    """A left-padded batch: SDPA gets a boolean mask, and the padding query's row is masked out entirely
+    (SDPA returns zeros there; the kernel's softmax over -inf alone would give NaN)."""
+    torch.manual_seed(0)
+    model, _ = llama()
+    model.eval()
+    ids = torch.randint(0, 64, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, :3] = 0
+    inputs, kwargs = (ids,), {"attention_mask": mask}
+    reference = model(*inputs, **kwargs).logits
+    mpskernels.optimize(model, example_inputs=inputs, example_kwargs=kwargs)
+    report = model.mpskernels_report
+    assert report.counts()["rope+attention"] == 2 and report.rolled_back == [], str(report)
+    calls = _counting(monkeypatch, "attention", "rope")
+    got = model(*inputs, **kwargs).logits
+    assert calls == {"attention": 2, "rope": 2}
+    torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-5)
+    mpskernels.restore(model)
+    model(*inputs, **kwargs)
+    assert calls == {"attention": 2, "rope": 2}  # restored: SDPA and the model's own rotary again
+
+
+def test_eager_attention_is_reported_and_its_rotary_still_routed(emulator):
+    """attn_implementation="eager" writes attention out with matmul + softmax: optimize() leaves it (the compile
+    backend rewrites it) and says so; apply_rotary_pos_emb is still routed to rope."""
+    torch.manual_seed(0)
+    model, inputs = llama()
+    model.config._attn_implementation = "eager"
+    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope": 2})
+    mpskernels.optimize(model)  # check_optimize restored it; without example inputs the rotary is found too
+    assert model.mpskernels_report.counts()["rope"] == 2
+
+
+def test_eager_attention_report_names_the_compile_backend(emulator):
+    torch.manual_seed(0)
+    model, inputs = llama()
+    model.config._attn_implementation = "eager"
+    mpskernels.optimize(model.eval(), mpskernels.OptimizeConfig(exclude={"rope"}), example_inputs=inputs)
+    skipped = {e.module: e.detail for e in model.mpskernels_report.skipped}
+    detail = skipped["model.layers.0.self_attn"]
+    assert "written out" in detail and "compile" in detail and "rope excluded by config" in detail
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])

@@ -21,6 +21,7 @@ from .config import OptimizeConfig
 from .fusions import sequential_fusions
 from .matchers import Replacement, candidates, find_replacement
 from .report import ROLLED_BACK, SKIPPED, SWAPPED, Report, ReportEntry
+from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, copy_arguments, routed_forward
 
 __all__ = ["OptimizeConfig", "Report", "optimize", "restore"]
 
@@ -144,15 +145,22 @@ def _confirm_by_probing(module: nn.Module, replacement: Replacement, device: tor
 @torch.no_grad()
 def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Sequence[Any],
              example_kwargs: dict[str, Any]):
-    """Runs the model once; records each module's first call (inputs and output) and the model's output."""
+    """Runs the model once; records each module's first call (inputs and output) and the model's output.
+
+    The inputs are copied before the call (tensors cloned, other objects such as a KV cache deep-copied), so that
+    replaying the call sees what the module saw."""
     seen: dict[str, tuple[tuple, dict, Any]] = {}
     handles = []
     for name, m in modules.items():
-        def hook(mod, args, kwargs, output, _name=name):
+        def before(mod, args, kwargs, _name=name):
             if _name not in seen:
-                clone = lambda v: v.clone() if isinstance(v, torch.Tensor) else v  # noqa: E731
-                seen[_name] = (tuple(clone(a) for a in args), {k: clone(v) for k, v in kwargs.items()}, output)
-        handles.append(m.register_forward_hook(hook, with_kwargs=True))
+                seen[_name] = (copy_arguments(args), copy_arguments(kwargs), None)
+
+        def after(mod, args, kwargs, output, _name=name):
+            if seen[_name][2] is None:
+                seen[_name] = (*seen[_name][:2], output)
+        handles.append(m.register_forward_pre_hook(before, with_kwargs=True))
+        handles.append(m.register_forward_hook(after, with_kwargs=True))
     try:
         output = model(*example_inputs, **example_kwargs)
     finally:
@@ -229,6 +237,8 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     packs = _load_packs(kernel_packs)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chosen: dict[str, tuple[nn.Module, Replacement]] = {}
+    calls = (attention_calls(model, tuple(example_inputs), example_kwargs or {})
+             if example_inputs is not None and any(not _is_torch_builtin(m) for m in model.modules()) else None)
 
     replaced_subtrees: list[str] = []  # modules whose new forward no longer calls their children's forward
     for name, module in model.named_modules():
@@ -243,18 +253,24 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             continue
         proposals = [answer] if isinstance(answer, Replacement) else candidates(module)
         rejected = []
+        if answer is None and not _is_torch_builtin(module):
+            routed = _routed_proposal(name, module, calls, config)
+            if isinstance(routed, Replacement):
+                proposals.append(routed)
+            elif routed:
+                rejected.append(routed)
         for proposal in proposals:
             ruled_out = config.allows(proposal.kernel, name)
             if ruled_out:
                 rejected.append(ruled_out)
                 continue
-            if proposal.matched_by == "computation":
+            if proposal.matched_by == "computation" and proposal.probe_shapes is not None:
                 ok, detail = _confirm_by_probing(module, proposal, device, config.tolerance_scale)
                 if not ok:
                     rejected.append(f"not {proposal.kernel}: {detail}")
                     continue
             chosen[name] = (module, proposal)
-            if list(module.children()):
+            if list(module.children()) and not proposal.keeps_children:
                 replaced_subtrees.append(name)
             break
         else:
@@ -303,13 +319,22 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             args, kwargs, want = captured[name]
             with torch.no_grad():
                 got = _call_replacement(module, replacement, args, kwargs)
+            routes = replacement.forward.stats if isinstance(replacement.forward, RoutedForward) else None
+            if routes is not None and not routes.routed:  # the module's own forward ran: nothing to swap
+                report.add(ReportEntry(name, entry.module_type, SKIPPED, detail=f"{replacement.detail}: no call "
+                                       f"on the example inputs could be routed ({routes.describe()})"))
+                continue
             ok, detail, max_abs = _agree(_first_tensor(got), _first_tensor(want), config.tolerance_scale)
             if not ok:
                 report.add(ReportEntry(name, entry.module_type, ROLLED_BACK, replacement.kernel,
                                        replacement.matched_by, detail, max_abs))
                 continue
+            done = f"{replacement.detail} ({routes.describe()}); " if routes is not None else ""
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
-                                f"checked on example inputs: {detail}", max_abs)
+                                f"{done}checked on example inputs: {detail}", max_abs)
+        elif replacement.detail:
+            entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
+                                f"{replacement.detail}; not checked on example inputs (none given)")
         elif replacement.matched_by == "computation":
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, "computation",
                                 "recognised: agrees on probe inputs")
@@ -329,6 +354,27 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     report.entries.sort(key=lambda e: order.get(e.module, len(order)))
     object.__setattr__(model, "mpskernels_report", report)
     return model
+
+
+def _is_torch_builtin(m: nn.Module) -> bool:
+    return type(m).__module__.startswith("torch.")
+
+
+WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "
+               "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
+
+
+def _routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
+                     config: OptimizeConfig) -> Replacement | str:
+    """The module's own forward with its SDPA calls (seen on the example inputs, or named in its code) and its
+    rotary functions routed to mpskernels ops; or why it gets none (empty: nothing to say)."""
+    seen = (calls or {}).get(name, {})
+    sdpa = seen.get("sdpa", 0) > 0 or calls_sdpa_in_code(module)
+    routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name))
+    if isinstance(routed, str):
+        return "; ".join(r for r in (routed, WRITTEN_OUT if seen.get("softmax") else "") if r)
+    return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
+                       detail=routed.describe())
 
 
 def _load_packs(kernel_packs: Sequence[Any]) -> list[Any]:

@@ -32,6 +32,9 @@ class Replacement:
     # True: `forward` takes the module's whole call signature (*args, **kwargs) and returns NotImplemented for
     # calls it does not cover (the module's own forward then runs). False: it takes the lone input tensor.
     full_signature: bool = False
+    # True: the new forward still runs the module's children (a routed forward), so they may be swapped too.
+    keeps_children: bool = False
+    detail: str = ""  # what the replacement does, for the report (routed forwards)
 
 
 Match = Replacement | str | None

@@ -1,0 +1,407 @@
+"""Attention and rotary embeddings inside user and Hugging Face modules: the module's own forward, with its calls
+routed to mpskernels ops.
+
+An attention block's forward projects, reshapes, caches and calls attention in ways no type matcher can know, so
+optimize() keeps that forward and routes two kinds of calls made inside it:
+
+- `F.scaled_dot_product_attention`, through a TorchFunctionMode active only while the module's forward runs: a call
+  whose meaning the attention op shares (4-D q/k/v, no dropout, an additive or boolean mask that broadcasts, causal
+  only with as many queries as keys, grouped heads only with enable_gqa) runs `ops.attention`; any other call runs
+  SDPA itself. The module is found by a static look at its forward's code, or by the example inputs: a spy records
+  which module was running when SDPA was called (HF models call it through an attention-function table).
+- a rotary function the forward calls by a global name (HF's `apply_rotary_pos_emb(q, k, cos, sin)`): a plain
+  function of four tensors returning the rotated (q, k), confirmed by probing against `ops.rope` (half-split or
+  interleaved). The forward runs as a copy of itself whose globals map that name to the rope op.
+
+Attention written out with matmul + softmax is left to the compile backend: in eager mode the scores are already
+computed when the pattern completes, so routing it would save nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import types
+from collections import Counter
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .. import ops
+from ..registry import RUNNERS, unsupported_reason
+
+SDPA = F.scaled_dot_product_attention
+SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+# ---- scaled_dot_product_attention -> ops.attention ----
+
+
+def _sdpa_arguments(args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    bound = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
+    if len(args) > len(SDPA_PARAMETERS) or set(kwargs) - set(SDPA_PARAMETERS):
+        return None
+    bound.update(zip(SDPA_PARAMETERS, args))
+    bound.update(kwargs)
+    return bound if all(n in bound for n in SDPA_PARAMETERS[:3]) else None
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """SDPA's mask as the attention op takes it: boolean True = attend becomes 0 / -inf, in q's dtype."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return mask
+
+
+def _masked_out_rows(mask: torch.Tensor) -> torch.Tensor:
+    """Query rows whose every key is masked out: SDPA returns zeros there, softmax over -inf would give NaN."""
+    return ~mask.any(-1) if mask.dtype == torch.bool else torch.isneginf(mask).all(-1)
+
+
+def sdpa_as_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+                      dropout_p: float, is_causal: bool, scale: float | None, enable_gqa: bool) -> torch.Tensor | str:
+    """SDPA's result through ops.attention, or why this call is not one the kernel computes."""
+    tensors = [t for t in (q, k, v, attn_mask) if t is not None]
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        return "an argument is not a tensor"
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return "gradients are needed (the kernel is for inference)"
+    if dropout_p:
+        return f"dropout {dropout_p} (training)"
+    if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
+        return "q, k, v are not 4-D with one k/v shape"
+    if q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == v.dtype or q.shape[0] != k.shape[0] \
+            or q.shape[3] != k.shape[3]:
+        return "q, k, v differ in dtype, batch or head_dim"
+    if q.shape[1] != k.shape[1] and not (enable_gqa and q.shape[1] % k.shape[1] == 0):
+        return "q and k have different head counts without enable_gqa"
+    if is_causal and (attn_mask is not None or q.shape[2] != k.shape[2]):
+        return "causal with a mask, or with fewer queries than keys (SDPA aligns the causal mask top-left)"
+    mask = None
+    if attn_mask is not None:
+        if attn_mask.dtype != torch.bool and attn_mask.dtype != q.dtype:
+            return f"a {attn_mask.dtype} mask with q in {q.dtype}"
+        lead = (1,) * (4 - attn_mask.dim()) + tuple(attn_mask.shape[:-1]) if 1 <= attn_mask.dim() <= 4 else None
+        want = (q.shape[0], q.shape[1], q.shape[2])
+        if lead is None or any(m not in (1, w) for m, w in zip(lead, want)) or \
+                attn_mask.shape[-1] not in (1, k.shape[2]):
+            return f"mask {tuple(attn_mask.shape)} does not broadcast to the scores {(*want, k.shape[2])}"
+        mask = _additive(attn_mask, q.dtype)
+    reason = unsupported_reason(RUNNERS["attention"].family, {"q": q, "k": k, "v": v, "mask": mask,
+                                                              "causal": bool(is_causal), "scale": scale,
+                                                              "kv_len": None})
+    if reason:
+        return reason
+    out = ops.attention(q, k, v, mask, bool(is_causal), scale, None)
+    if attn_mask is not None:
+        dead = _masked_out_rows(attn_mask)
+        out = out.masked_fill(dead.expand(*out.shape[:3])[..., None], 0.0)
+    return out
+
+
+class RouteStats:
+    """What the routes of one module did: calls routed per kernel, and why other calls were not."""
+
+    def __init__(self) -> None:
+        self.routed: Counter[str] = Counter()
+        self.not_routed: Counter[str] = Counter()
+
+    def describe(self) -> str:
+        done = ", ".join(f"{n} x{c}" for n, c in sorted(self.routed.items())) or "nothing"
+        text = f"routed {done}"
+        if self.not_routed:
+            text += "; not routed: " + "; ".join(f"{r} (x{c})" for r, c in self.not_routed.most_common())
+        return text
+
+
+class _SDPARoute(TorchFunctionMode):
+    def __init__(self, stats: RouteStats) -> None:
+        super().__init__()
+        self.stats = stats
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is SDPA:
+            bound = _sdpa_arguments(args, kwargs)
+            result = sdpa_as_attention(*(bound[n] for n in SDPA_PARAMETERS)) if bound else "unknown arguments"
+            if isinstance(result, torch.Tensor):
+                self.stats.routed["attention"] += 1
+                return result
+            self.stats.not_routed[f"scaled_dot_product_attention: {result}"] += 1
+        return func(*args, **kwargs)
+
+
+# ---- rotary functions -> ops.rope ----
+
+# batch, q heads, k heads, seq, head_dim, batch of the tables (1: shared by the batch, as HF's rotary module gives)
+ROPE_PROBES = ((2, 3, 1, 5, 64, 2), (1, 4, 4, 7, 16, 1), (2, 2, 2, 3, 16, 1))
+_rope_forms: dict[Callable, bool | None] = {}  # function -> interleaved (False: half-split), None: not a rotary
+
+
+def _four_tensor_function(f: Any) -> bool:
+    """A plain Python function whose first four parameters are the only ones without defaults."""
+    if not isinstance(f, types.FunctionType):
+        return False
+    try:
+        parameters = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return len(positional) >= 4 and required == positional[:4]
+
+
+def _rope_probe(f: Callable, interleaved: bool) -> bool:
+    for seed, (b, hq, hk, s, d, tb) in enumerate(ROPE_PROBES):
+        g = torch.Generator().manual_seed(seed)
+        q, k = torch.randn(b, hq, s, d, generator=g), torch.randn(b, hk, s, d, generator=g)
+        angles = torch.rand(tb, s, d // 2, generator=g) * 6.3
+        angles = angles.repeat_interleave(2, -1) if interleaved else torch.cat((angles, angles), -1)
+        try:
+            with torch.no_grad():
+                got = f(q.clone(), k.clone(), angles.cos(), angles.sin())
+        except Exception:  # not a function of (q, k, cos, sin) with these shapes
+            return False
+        if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(t, torch.Tensor) for t in got)):
+            return False
+        want = ops.rope(q, k, angles.cos(), angles.sin(), None, 0, interleaved)
+        if any(a.shape != w.shape or not torch.allclose(a, w, rtol=1e-5, atol=1e-5) for a, w in zip(got, want)):
+            return False
+    return True
+
+
+def rotary_form(f: Any) -> bool | None:
+    """interleaved (True/False) when `f(q, k, cos, sin)` computes the rotary embedding of q and k, else None."""
+    if not _four_tensor_function(f):
+        return None
+    if f not in _rope_forms:
+        _rope_forms[f] = next((form for form in (False, True) if _rope_probe(f, form)), None)
+    return _rope_forms[f]
+
+
+def _rope_call(original: Callable, interleaved: bool, stats: RouteStats) -> Callable:
+    """`original`'s stand-in: the rope op for calls shaped as it was probed, `original` for the others."""
+    signature = inspect.signature(original)
+    defaults = {n: p.default for n, p in list(signature.parameters.items())[4:]}
+
+    def rope(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs).arguments
+        except TypeError:
+            return original(*args, **kwargs)
+        q, k, cos, sin = (bound.get(n) for n in list(signature.parameters)[:4])
+        reason = _rope_mismatch(q, k, cos, sin, {n: v for n, v in bound.items() if n in defaults}, defaults)
+        if reason:
+            stats.not_routed[f"{original.__name__}: {reason}"] += 1
+            return original(*args, **kwargs)
+        stats.routed["rope"] += 1
+        return ops.rope(q, k, cos, sin, None, 0, interleaved)
+
+    return rope
+
+
+def _rope_mismatch(q: Any, k: Any, cos: Any, sin: Any, extra: dict, defaults: dict) -> str | None:
+    if not all(isinstance(t, torch.Tensor) for t in (q, k, cos, sin)):
+        return "an argument is not a tensor"
+    if any(v is not defaults[n] and v != defaults[n] for n, v in extra.items()):
+        return "called with arguments beyond (q, k, cos, sin)"
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, cos, sin)):
+        return "gradients are needed"
+    if q.dim() != 4 or k.dim() != 4 or q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == cos.dtype == sin.dtype:
+        return "q, k not 4-D or the dtypes differ"
+    b, _, s, d = q.shape
+    if (k.shape[0], k.shape[2], k.shape[3]) != (b, s, d) or cos.dim() != 3 or cos.shape[0] not in (1, b) \
+            or cos.shape[1:] != (s, d) or sin.shape != cos.shape:
+        return f"tables {tuple(cos.shape)} are not [batch or 1, seq, head_dim] for q {tuple(q.shape)}"
+    return None
+
+
+def _retargeted(function: Callable, names: dict[str, Callable]) -> Callable | None:
+    """A copy of `function` (through functools.wraps-style decorators) whose globals map `names` to new callables;
+    None when a decorator does not hold the function it wraps in its closure."""
+    chain = [function]
+    while hasattr(chain[-1], "__wrapped__"):
+        chain.append(chain[-1].__wrapped__)
+    if not all(isinstance(f, types.FunctionType) for f in chain):
+        return None
+
+    def copy_function(f: types.FunctionType, globals_: dict, closure: tuple | None) -> types.FunctionType:
+        new = types.FunctionType(f.__code__, globals_, f.__name__, f.__defaults__, closure)
+        new.__kwdefaults__, new.__qualname__ = f.__kwdefaults__, f.__qualname__
+        new.__dict__.update(f.__dict__)
+        return new
+
+    inner = chain[-1]
+    new = copy_function(inner, {**inner.__globals__, **names}, inner.__closure__)
+    for wrapper, wrapped in zip(reversed(chain[:-1]), reversed(chain[1:])):
+        cells = wrapper.__closure__ or ()
+        holders = [i for i, c in enumerate(cells) if _cell_holds(c, wrapped)]
+        if len(holders) != 1:
+            return None
+        closure = tuple(types.CellType(new) if i == holders[0] else c for i, c in enumerate(cells))
+        wrapped_copy, new = new, copy_function(wrapper, wrapper.__globals__, closure)
+        new.__wrapped__ = wrapped_copy
+    return new
+
+
+def _cell_holds(cell: types.CellType, value: Any) -> bool:
+    try:
+        return cell.cell_contents is value
+    except ValueError:  # an empty cell
+        return False
+
+
+def _called_globals(function: Callable) -> dict[str, Any]:
+    """Global names the (innermost) function's code loads, with their current values."""
+    inner = inspect.unwrap(function)
+    if not isinstance(inner, types.FunctionType):
+        return {}
+    codes, names = [inner.__code__], set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return {n: inner.__globals__[n] for n in names if n in inner.__globals__}
+
+
+def calls_sdpa_in_code(module: nn.Module) -> bool:
+    """The module's forward names scaled_dot_product_attention in its own code (F.scaled_dot_product_attention)."""
+    inner = inspect.unwrap(type(module).forward)
+    if not isinstance(inner, types.FunctionType):
+        return False
+    codes = [inner.__code__]
+    while codes:
+        code = codes.pop()
+        if "scaled_dot_product_attention" in code.co_names:
+            return True
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return False
+
+
+def rotary_functions(module: nn.Module) -> dict[str, tuple[Callable, bool]]:
+    """Global functions the module's forward calls that compute the rotary embedding: name -> (function,
+    interleaved)."""
+    found = {}
+    for name, value in _called_globals(type(module).forward).items():
+        form = rotary_form(value)
+        if form is not None:
+            found[name] = (value, form)
+    return found
+
+
+# ---- the routed forward ----
+
+
+class RoutedForward:
+    """The module's own forward, with SDPA calls and rotary functions routed to mpskernels ops."""
+
+    def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, bool]]) -> None:
+        self.stats = RouteStats()
+        self.attention = attention
+        self.rotary = sorted(rotary)
+        forward = module.forward
+        if rotary:
+            names = {n: _rope_call(f, form, self.stats) for n, (f, form) in rotary.items()}
+            forward = _retargeted(type(module).forward, names).__get__(module)
+        self.forward = forward
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.attention:
+            return self.forward(*args, **kwargs)
+        with _SDPARoute(self.stats):
+            return self.forward(*args, **kwargs)
+
+    @property
+    def kernels(self) -> list[str]:
+        return (["rope"] if self.rotary else []) + (["attention"] if self.attention else [])
+
+    def describe(self) -> str:
+        parts = []
+        if self.rotary:
+            parts.append(f"{', '.join(self.rotary)} -> rope")
+        if self.attention:
+            parts.append("scaled_dot_product_attention -> attention")
+        return "; ".join(parts)
+
+
+def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], str | None]) -> RoutedForward | str:
+    """The module's routes (attention when it calls SDPA; its rotary functions), or why it gets none."""
+    reasons = []
+    if attention and allowed("attention"):
+        reasons.append(allowed("attention"))
+        attention = False
+    rotary = rotary_functions(module)
+    if rotary and allowed("rope"):
+        reasons.append(allowed("rope"))
+        rotary = {}
+    if rotary and ("forward" in module.__dict__ or _retargeted(type(module).forward, {}) is None):
+        reasons.append("its rotary function is called from a forward mpskernels cannot copy")
+        rotary = {}
+    if not attention and not rotary:
+        return "; ".join(reasons) if reasons else ""
+    return RoutedForward(module, attention, rotary)
+
+
+# ---- which modules call attention (seen on the example inputs) ----
+
+
+class _Spy(TorchFunctionMode):
+    """Counts SDPA calls, and softmax over the last dimension of 4-D scores, per innermost running module."""
+
+    def __init__(self, stack: list[str], seen: dict[str, Counter]) -> None:
+        super().__init__()
+        self.stack, self.seen = stack, seen
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.stack:
+            if func is SDPA:
+                self.seen.setdefault(self.stack[-1], Counter())["sdpa"] += 1
+            elif func in (torch.softmax, F.softmax, torch.Tensor.softmax) and args and \
+                    isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
+                dim = args[1] if len(args) > 1 else kwargs.get("dim")
+                if dim in (-1, 3):
+                    self.seen.setdefault(self.stack[-1], Counter())["softmax"] += 1
+        return func(*args, **kwargs)
+
+
+@torch.no_grad()
+def attention_calls(model: nn.Module, args: tuple, kwargs: dict) -> dict[str, Counter]:
+    """Runs the model once on copies of the inputs; which modules called SDPA or a 4-D softmax, and how often."""
+    stack: list[str] = []
+    seen: dict[str, Counter] = {}
+    handles = []
+    def leave(module: nn.Module, args: tuple, output: Any) -> None:
+        stack.pop()  # a hook's return value would replace the module's output
+
+    for name, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(lambda mod, a, _n=name: stack.append(_n)))
+        handles.append(m.register_forward_hook(leave, always_call=True))
+    try:
+        with _Spy(stack, seen):
+            model(*copy_arguments(args), **copy_arguments(kwargs))
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def copy_arguments(value: Any) -> Any:
+    """Tensors cloned and other objects deep-copied (a KV cache the call updates), so a call can be replayed."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        items = [copy_arguments(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {k: copy_arguments(v) for k, v in value.items()}
+    if isinstance(value, nn.Module) or value is None or isinstance(value, (int, float, str, bool)):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # an object that cannot be copied is passed as it is
+        return value
