@@ -200,3 +200,145 @@ def test_multihead_attention_is_swapped_and_checked(emulator):
                                    rtol=1e-5, atol=1e-5)
         weights = mha(x, x, x)[1]  # weights asked for: the module's own path
         assert weights is not None and weights.shape[-1] == 9
+
+
+# ---- attention blocks: their own forward, with SDPA and rotary calls routed ----
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotate_q_and_k(q, k, cos, sin, unsqueeze_dim=1):
+    """HF's apply_rotary_pos_emb, under another name."""
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+class SelfAttention(nn.Module):
+    """A hand-written attention block: fused qkv projection, optional rotary, F.scaled_dot_product_attention."""
+
+    def __init__(self, dim=128, heads=2, dropout=0.0, rotary=True):
+        super().__init__()
+        self.heads, self.dropout, self.rotary = heads, dropout, rotary
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None):
+        b, s, _ = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if self.rotary:
+            angles = torch.arange(s, dtype=x.dtype)[:, None] * 0.1 ** torch.arange(q.shape[-1] // 2, dtype=x.dtype)
+            angles = torch.cat((angles, angles), -1)[None]
+            q, k = rotate_q_and_k(q, k, angles.cos(), angles.sin())
+        o = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=mask is None)
+        return self.out(o.transpose(1, 2).reshape(b, s, -1))
+
+
+@pytest.fixture
+def inference(emulator):
+    with torch.no_grad():  # routed calls fall back to the module's own where gradients are needed
+        yield
+
+
+def counting(monkeypatch, *names):
+    calls = dict.fromkeys(names, 0)
+    for n in names:
+        real = getattr(ops, n)
+        monkeypatch.setattr(ops, n, lambda *a, _n=n, _real=real, **k: (
+            calls.__setitem__(_n, calls[_n] + 1), _real(*a, **k))[1])
+    return calls
+
+
+def test_hand_written_attention_block_is_routed_and_checked(inference, monkeypatch):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 128), SelfAttention()).eval()
+    x = torch.randn(2, 9, 16)
+    expected = model(x)
+    optimize(model, example_inputs=(x,))
+    report = model.mpskernels_report
+    assert report.counts() == {"rope+attention": 1} and swapped_modules(model) == {"1": "rope+attention"}
+    (entry,) = report.swapped
+    assert entry.detail.startswith("rotate_q_and_k -> rope; scaled_dot_product_attention -> attention (routed "
+                                   "attention x1, rope x1)") and "checked on example inputs: ok" in entry.detail
+    calls = counting(monkeypatch, "attention", "rope")
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    assert calls == {"attention": 1, "rope": 1}
+    monkeypatch.setenv("MPSKERNELS_DISABLE", "1")
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    assert calls == {"attention": 1, "rope": 1}
+    monkeypatch.delenv("MPSKERNELS_DISABLE")
+    restore(model)
+    assert "forward" not in model[1].__dict__
+    torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+    assert calls == {"attention": 1, "rope": 1}
+
+
+def test_attention_block_is_found_in_its_code_without_example_inputs(inference, monkeypatch):
+    torch.manual_seed(0)
+    block = SelfAttention(rotary=False).eval()
+    x = torch.randn(1, 9, 128)
+    mask = torch.rand(9, 9) > 0.3  # boolean: True attends; row 0 of a random mask may be all False
+    mask[0] = False
+    expected = block(x, mask)
+    optimize(block)
+    (entry,) = block.mpskernels_report.swapped
+    # Found in the code: both routes are installed; the rotary one is not called with rotary=False.
+    assert entry.kernel == "rope+attention" and "not checked on example inputs" in entry.detail
+    calls = counting(monkeypatch, "attention", "rope")
+    got = block(x, mask)
+    assert calls == {"attention": 1, "rope": 0}
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)  # the masked-out row is zeros, as SDPA's
+
+
+def test_attention_calls_the_kernel_does_not_take_keep_the_module(inference):
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 128)
+    cases = {  # module, its inputs -> why its SDPA call is not routed
+        "dropout in training": (SelfAttention(dropout=0.1, rotary=False).train(), (x,), "dropout 0.1 (training)"),
+        "head_dim 16": (SelfAttention(heads=8, rotary=False).eval(), (x,), "head_dim 16 has no kernel"),
+        "float32 mask, bfloat16 q": (SelfAttention(rotary=False).eval().to(torch.bfloat16),
+                                     (x.bfloat16(), torch.zeros(9, 9)),
+                                     "a torch.float32 mask with q in torch.bfloat16"),
+    }
+    for name, (block, inputs, reason) in cases.items():
+        optimize(block, example_inputs=inputs)
+        report = block.mpskernels_report
+        assert swapped_modules(block) == {} and report.rolled_back == [], name
+        (entry,) = report.skipped
+        assert "no call on the example inputs could be routed" in entry.detail and reason in entry.detail, name
+
+
+def test_routed_attention_keeps_eager_errors_and_arguments(inference):
+    from mpskernels.optimize.routes import sdpa_as_attention
+
+    q = torch.randn(1, 2, 9, 64)
+    assert "does not broadcast" in sdpa_as_attention(q, q, q, torch.zeros(3, 9, 9), 0.0, False, None, False)
+    assert "top-left" in sdpa_as_attention(q, q[:, :, :5], q[:, :, :5], None, 0.0, True, None, False)
+    assert "enable_gqa" in sdpa_as_attention(q, q[:, :1], q[:, :1], None, 0.0, False, None, False)
+    block = SelfAttention(rotary=False).eval()
+    optimize(block)
+    with pytest.raises(RuntimeError) as routed:
+        block(torch.randn(1, 9, 128), torch.zeros(3, 9, 9))  # SDPA's own error: the call is not routed
+    restore(block)
+    with pytest.raises(RuntimeError) as original:
+        block(torch.randn(1, 9, 128), torch.zeros(3, 9, 9))
+    assert str(routed.value) == str(original.value)
+
+
+def test_rotary_recogniser_probes_the_function():
+    from mpskernels.optimize.routes import rotary_form
+
+    def interleaved(q, k, cos, sin):
+        def every_two(x):
+            return torch.stack((-x[..., 1::2], x[..., ::2]), -1).flatten(-2)
+        cos, sin = cos[:, None], sin[:, None]
+        return q * cos + every_two(q) * sin, k * cos + every_two(k) * sin
+
+    def wrong_sign(q, k, cos, sin):
+        cos, sin = cos[:, None], sin[:, None]
+        return q * cos - rotate_half(q) * sin, k * cos - rotate_half(k) * sin
+
+    assert rotary_form(rotate_q_and_k) is False and rotary_form(interleaved) is True
+    assert rotary_form(wrong_sign) is None and rotary_form(rotate_half) is None  # one parameter: not probed
