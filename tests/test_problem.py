@@ -87,9 +87,9 @@ def test_scaling_reaches_inside_tuple_knobs_and_counts_distribution_samples():
     problem = parse_problem(TUPLE_SHAPE, name="mse")
     assert problem.constants == {"batch_size": 32768, "input_shape": (32768,), "dim": 1}
     sizes = scaled_sizes(problem, 1 << 16)
-    assert sizes == {"batch_size": 128, "input_shape": (256,)}
+    assert sizes == {"batch_size": 128, "input_shape": (128,)}  # equal in the file: halved together
     predictions, targets = problem.at(sizes).inputs(0)
-    assert predictions.shape == targets.shape == (128, 256) and (predictions > 0).all()
+    assert predictions.shape == targets.shape == (128, 128) and (predictions > 0).all()
 
 
 def test_a_problem_that_cannot_fit_says_so():
@@ -106,6 +106,16 @@ def test_held_out_sizes_are_odd_around_the_simd_width_and_batch_one():
         {"batch_size": 129, "input_shape": (257,), "dim": 1},
         {"batch_size": 1, "input_shape": (256,), "dim": 1},
     ]
+
+
+def test_sizes_the_file_sets_equal_stay_equal():
+    """KernelBench's hinge loss broadcasts (batch,) targets against (batch, n) predictions: only n == batch works."""
+    hinge = TUPLE_SHAPE.replace("torch.randn(batch_size, *input_shape)", "torch.randn(batch_size)").replace(
+        "torch.mean((predictions - targets) ** 2)", "torch.mean(torch.clamp(1 - predictions * targets, min=0))")
+    problem = parse_problem(hinge, name="hinge")
+    instance = problem.at(scaled_sizes(problem, 1 << 14))
+    assert instance.sizes["batch_size"] == instance.sizes["input_shape"][0] == 64
+    instance.reference()(*instance.inputs(0))  # runs: the broadcast still lines up
 
 
 @pytest.mark.parametrize("source, message", [

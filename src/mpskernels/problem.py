@@ -139,9 +139,10 @@ def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     """The sizes to run `problem` at within a budget of `max_elements` (input plus parameter elements).
 
     The rule: while over budget, halve the largest size that is at least MIN_SCALED_SIZE — a knob, or one entry of
-    a tuple knob — never below SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept. Sizes
-    below MIN_SCALED_SIZE (kernel sizes, strides, axes, head counts) keep their values. Returns the knobs changed
-    (empty when the problem fits as written); raises ProblemError if it cannot be brought under the budget.
+    a tuple knob; every size equal to it at once, so sizes the file sets equal stay equal — never below
+    SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept. Sizes below MIN_SCALED_SIZE (kernel
+    sizes, strides, axes, head counts) keep their values. Returns the knobs changed (empty when the problem fits as
+    written); raises ProblemError if it cannot be brought under the budget.
     """
     sizes: dict[str, Size] = {}
     while True:
@@ -153,9 +154,11 @@ def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
         if not shrinkable:
             raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
                                f"the budget of {max_elements}")
-        value, name, index = max(shrinkable, key=lambda e: e[0])
-        half = value // 2
-        sizes[name] = _replace_entry(current[name], index, max(SCALED_FLOOR, half + (half % 2)))
+        largest = max(v for v, _, _ in shrinkable)
+        half = largest // 2
+        for value, name, index in shrinkable:
+            if value == largest:  # sizes the file sets equal stay equal (square matrices, broadcast partners)
+                sizes[name] = _replace_entry({**current, **sizes}[name], index, max(SCALED_FLOOR, half + (half % 2)))
 
 
 def held_out_sizes(problem: Problem, base: Mapping[str, Size] | None = None) -> list[dict[str, Size]]:
