@@ -1,7 +1,8 @@
 """Share of eligible modules that optimize() swaps, per test model (run by hand: python benches/coverage.py).
 
 Eligible: the modules mpskernels has or wants kernels for — normalisations, activations, attention blocks and
-MLP blocks (by class name and structure). A swapped parent (a gated MLP) covers its children. The models are
+MLP blocks (by class name and structure). A swapped parent (a gated MLP) covers its children; a swapped child of
+the same kind covers its parent (an attention block around the module whose attention call is routed). The models are
 the ones the test suite builds (tests/models), with random weights; kernels run on the emulator here.
 """
 
@@ -42,13 +43,17 @@ def coverage(model: nn.Module, inputs) -> tuple[int, int, list[str]]:
     with torch.no_grad(), mpskernels.use_backend("emulator"):
         mpskernels.optimize(model, example_inputs=inputs)
     swapped = swapped_modules(model)
+    kinds = {name: category(module) for name, module in model.named_modules()}
     eligible, covered, missing = 0, 0, []
     for name, module in model.named_modules():
-        kind = category(module)
+        kind = kinds[name]
         if kind is None:
             continue
         eligible += 1
-        if name in swapped or any(name.startswith(s + ".") for s in swapped if s):
+        # covered: swapped, inside a swapped module, or around a swapped module of its own kind (BertAttention
+        # holds the BertSelfAttention whose attention runs the kernel)
+        inner = [s for s in swapped if s.startswith(name + ".") and kinds[s] == kind]
+        if name in swapped or any(name.startswith(s + ".") for s in swapped if s) or inner:
             covered += 1
         else:
             missing.append(f"{type(module).__name__} ({kind})")

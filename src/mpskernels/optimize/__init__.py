@@ -322,7 +322,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             routes = replacement.forward.stats if isinstance(replacement.forward, RoutedForward) else None
             if routes is not None and not routes.routed:  # the module's own forward ran: nothing to swap
                 report.add(ReportEntry(name, entry.module_type, SKIPPED, detail=f"{replacement.detail}: no call "
-                                       f"on the example inputs could be routed ({routes.describe()})"))
+                                       f"on the example inputs could be routed: {routes.reasons()}"))
                 continue
             ok, detail, max_abs = _agree(_first_tensor(got), _first_tensor(want), config.tolerance_scale)
             if not ok:

@@ -110,12 +110,12 @@ class RouteStats:
         self.routed: Counter[str] = Counter()
         self.not_routed: Counter[str] = Counter()
 
+    def reasons(self) -> str:
+        return "; ".join(f"{r} (x{c})" for r, c in self.not_routed.most_common()) or "no such call was made"
+
     def describe(self) -> str:
-        done = ", ".join(f"{n} x{c}" for n, c in sorted(self.routed.items())) or "nothing"
-        text = f"routed {done}"
-        if self.not_routed:
-            text += "; not routed: " + "; ".join(f"{r} (x{c})" for r, c in self.not_routed.most_common())
-        return text
+        text = "routed " + ", ".join(f"{n} x{c}" for n, c in sorted(self.routed.items()))
+        return text + (f"; not routed: {self.reasons()}" if self.not_routed else "")
 
 
 class _SDPARoute(TorchFunctionMode):
@@ -142,8 +142,12 @@ ROPE_PROBES = ((2, 3, 1, 5, 64, 2), (1, 4, 4, 7, 16, 1), (2, 2, 2, 3, 16, 1))
 _rope_forms: dict[Callable, bool | None] = {}  # function -> interleaved (False: half-split), None: not a rotary
 
 
+TENSOR_ANNOTATIONS = (inspect.Parameter.empty, torch.Tensor, "torch.Tensor", "Tensor")
+
+
 def _four_tensor_function(f: Any) -> bool:
-    """A plain Python function whose first four parameters are the only ones without defaults."""
+    """A plain Python function whose first four parameters are the only ones without defaults, and are not
+    annotated as anything but tensors (so a function taking a config first is never probed)."""
     if not isinstance(f, types.FunctionType):
         return False
     try:
@@ -152,7 +156,8 @@ def _four_tensor_function(f: Any) -> bool:
         return False
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return len(positional) >= 4 and required == positional[:4]
+    return len(positional) >= 4 and required == positional[:4] and \
+        all(p.annotation in TENSOR_ANNOTATIONS for p in required)
 
 
 def _rope_probe(f: Callable, interleaved: bool) -> bool:
