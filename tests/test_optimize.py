@@ -310,6 +310,20 @@ def test_attention_calls_the_kernel_does_not_take_keep_the_module(inference):
         assert "no call on the example inputs could be routed" in entry.detail and reason in entry.detail, name
 
 
+def test_only_the_routes_that_applied_on_the_example_inputs_are_kept(inference, monkeypatch):
+    torch.manual_seed(0)
+    block = SelfAttention(heads=8).eval()  # head_dim 16: the rotary routes, SDPA does not
+    x = torch.randn(2, 9, 128)
+    expected = block(x)
+    optimize(block, example_inputs=(x,))
+    (entry,) = block.mpskernels_report.swapped
+    assert entry.kernel == "rope" and "routed rope x1; not routed: scaled_dot_product_attention: head_dim 16" \
+        in entry.detail
+    calls = counting(monkeypatch, "attention", "rope")
+    torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+    assert calls == {"attention": 0, "rope": 1}
+
+
 def test_routed_attention_keeps_eager_errors_and_arguments(inference):
     from mpskernels.optimize.routes import sdpa_as_attention
 

@@ -329,7 +329,10 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
                 report.add(ReportEntry(name, entry.module_type, ROLLED_BACK, replacement.kernel,
                                        replacement.matched_by, detail, max_abs))
                 continue
-            done = f"{replacement.detail} ({routes.describe()}); " if routes is not None else ""
+            done = ""
+            if routes is not None:
+                done = f"{replacement.detail} ({routes.describe()}); "
+                replacement = _routed_replacement(replacement.forward.narrowed())
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
                                 f"{done}checked on example inputs: {detail}", max_abs)
         elif replacement.detail:
@@ -373,6 +376,10 @@ def _routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
     routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name))
     if isinstance(routed, str):
         return "; ".join(r for r in (routed, WRITTEN_OUT if seen.get("softmax") else "") if r)
+    return _routed_replacement(routed)
+
+
+def _routed_replacement(routed: RoutedForward) -> Replacement:
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
                        detail=routed.describe())
 

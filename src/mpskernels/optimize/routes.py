@@ -306,7 +306,7 @@ class RoutedForward:
 
     def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, bool]]) -> None:
         self.stats = RouteStats()
-        self.attention = attention
+        self.module, self.attention, self._rotary = module, attention, rotary
         self.rotary = sorted(rotary)
         forward = module.forward
         if rotary:
@@ -319,6 +319,12 @@ class RoutedForward:
             return self.forward(*args, **kwargs)
         with _SDPARoute(self.stats):
             return self.forward(*args, **kwargs)
+
+    def narrowed(self) -> RoutedForward:
+        """A fresh forward with only the routes that routed a call so far (on the example inputs): a route that
+        never applies would only cost its interception."""
+        rotary = self._rotary if self.stats.routed["rope"] else {}
+        return RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary)
 
     @property
     def kernels(self) -> list[str]:
