@@ -1,7 +1,7 @@
 """Generating Metal kernels with an LLM: `mpskernels generate PROBLEM.py` or, from Python,
 
-    result = mpskernels.generate.generate(MyModule, init_args=(4096,), example_inputs=(x,),
-                                          models=["anthropic:claude-sonnet-4-5"], out_dir="packs")
+    result = mpskernels.generate(MyModule, init_args=(4096,), example_inputs=(x,),
+                                 models=["anthropic:claude-opus-4-5"], out_dir="packs")
     model = mpskernels.optimize(model, kernel_packs=[result.pack])
 
 A model is asked for a Metal kernel and a launch declaration; each candidate is verified in a separate process

@@ -2,7 +2,7 @@
 
 Candidate code never runs in the caller's process: on Linux the emulator compiles the candidate's Metal into a
 native library, and a kernel may hang or crash. The child is a fresh interpreter (`python -m
-mpskernels.generate.worker`); it gets plain data (problem source, Metal source, declaration JSON, options) and
+mpskernels.generation.worker`); it gets plain data (problem source, Metal source, declaration JSON, options) and
 sends back plain data as JSON (which stage failed and why, the verdict, the timings).
 In the child every emulated dispatch runs with bounds checking and shuffled lane order, so out-of-bounds accesses
 and missing barriers fail the candidate instead of passing by luck.
@@ -51,14 +51,14 @@ class VerifyOutcome:
 
 def verify_in_subprocess(request: VerifyRequest, timeout_s: float = 300.0,
                          memory_limit_bytes: int | None = 16 << 30) -> VerifyOutcome:
-    """Runs run_checks(request) in `python -m mpskernels.generate.worker` (a fresh interpreter that imports
+    """Runs run_checks(request) in `python -m mpskernels.generation.worker` (a fresh interpreter that imports
     nothing of the caller's scripts), killed after `timeout_s`, its address space limited to memory_limit_bytes."""
     with tempfile.TemporaryDirectory(prefix="mpskernels-verify-") as folder:
         request_file, outcome_file = Path(folder) / "request.pickle", Path(folder) / "outcome.json"
         request_file.write_bytes(pickle.dumps(request))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
                "MPSKERNELS_EMULATOR_BOUNDS": "1", "MPSKERNELS_EMULATOR_ORDER": "shuffled"}
-        command = [sys.executable, "-m", "mpskernels.generate.worker", str(request_file), str(outcome_file),
+        command = [sys.executable, "-m", "mpskernels.generation.worker", str(request_file), str(outcome_file),
                    str(memory_limit_bytes or 0)]
         try:
             proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -240,6 +240,6 @@ def _time(problem, pack) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from mpskernels.generate import worker  # so what this process builds belongs to the importable module
+    from mpskernels.generation import worker  # so what this process builds belongs to the importable module
 
     sys.exit(worker._main(sys.argv[1:]))
