@@ -36,7 +36,7 @@ def test_wheel_ships_metal_sources_and_emulator_headers(wheel):
 def test_wheel_ships_the_generation_prompts_example(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for part in ("problem.py", "kernel.metal", "declaration.json"):
-        assert f"mpskernels/generate/examples/rms_norm/{part}" in names
+        assert f"mpskernels/generation/examples/rms_norm/{part}" in names
 
 
 def test_wheel_is_pure_python_on_linux(wheel):

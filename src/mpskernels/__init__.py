@@ -9,4 +9,15 @@ from .runtime import use_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["OptimizeConfig", "optimize", "registry", "restore", "use_backend"]
+__all__ = ["OptimizeConfig", "generate", "optimize", "registry", "restore", "use_backend"]
+
+
+def generate(module_cls, init_args, example_inputs, models, out_dir, config=None, on_event=None, **provider_options):
+    """Asks an LLM for a Metal kernel for `module_cls(*init_args)` called on `example_inputs`, verifies every answer
+    and keeps the best correct one as a kernel pack for optimize(model, kernel_packs=[...]).
+    See mpskernels.generation.generate and docs/generate.md."""
+    from .generation import GenerationConfig
+    from .generation import generate as run
+
+    return run(module_cls, init_args, example_inputs, models, out_dir, config or GenerationConfig(), on_event,
+               **provider_options)

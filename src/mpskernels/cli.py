@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from .bench.command import add_parser as add_bench
 
     add_bench(sub)
-    from .generate.command import add_parser as add_generate
+    from .generation.command import add_parser as add_generate
 
     add_generate(sub)
     args = parser.parse_args(argv)

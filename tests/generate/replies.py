@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mpskernels
 
-EXAMPLE = Path(mpskernels.__file__).parent / "generate" / "examples" / "rms_norm"
+EXAMPLE = Path(mpskernels.__file__).parent / "generation" / "examples" / "rms_norm"
 KERNEL = (EXAMPLE / "kernel.metal").read_text()
 DECLARATION = json.loads((EXAMPLE / "declaration.json").read_text())
 # The example problem at emulator-sized shapes.

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import mpskernels
-from mpskernels.generate import GenerationConfig, RetryPolicy, generate, generate_problem
+from mpskernels import generate
+from mpskernels.generation import GenerationConfig, RetryPolicy, generate_problem
 from mpskernels.cli import main as cli_main
-from mpskernels.generate.providers import AnthropicProvider
+from mpskernels.generation.providers import AnthropicProvider
 from mpskernels.packs import load_pack
 from mpskernels.problem import parse_problem
 from mpskernels.verify import VerifyOptions

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mpskernels.generate.providers import (AnthropicProvider, Message, ProviderError, Reply, RetryPolicy, cost_usd,
+from mpskernels.generation.providers import (AnthropicProvider, Message, ProviderError, Reply, RetryPolicy, cost_usd,
                                            make_provider)
 
 from .conftest import Scripted, error, reply
@@ -122,7 +122,7 @@ def test_a_bare_model_name_means_anthropic(monkeypatch):
 def test_the_openai_compatible_provider_speaks_chat_completions(httpserver, monkeypatch, sleeps):
     openai = pytest.importorskip("openai")  # the optional extra; dev installs it
     del openai
-    from mpskernels.generate.providers import OpenAICompatibleProvider
+    from mpskernels.generation.providers import OpenAICompatibleProvider
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     body = {"id": "c1", "object": "chat.completion", "created": 0, "model": "local-model",

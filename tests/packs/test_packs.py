@@ -18,7 +18,7 @@ from mpskernels.verify import VerifyOptions, verify_problem
 
 
 # The example the generation prompt shows a model: a problem, its kernel and its launch declaration.
-EXAMPLE = Path(mpskernels.__file__).parent / "generate" / "examples" / "rms_norm"
+EXAMPLE = Path(mpskernels.__file__).parent / "generation" / "examples" / "rms_norm"
 SOURCE = (EXAMPLE / "kernel.metal").read_text()
 DECLARATION = json.loads((EXAMPLE / "declaration.json").read_text())
 GROUP = DECLARATION["launches"][0]["group_size"][0]
