@@ -154,7 +154,7 @@ def run_checks(request: VerifyRequest) -> VerifyOutcome:
                 if not other.correct:
                     return VerifyOutcome("verification", f"in {name} (the declaration lists it):\n"
                                                          f"{other.feedback()}", record)
-        timing = _time(problem, pack) if request.time_it else None
+        timing = time_candidate(problem, pack, request.sizes) if request.time_it else None
         return VerifyOutcome("ok", verdict.feedback(), record, timing)
 
 
@@ -214,25 +214,29 @@ def _compiler_text(text: str, pack, max_lines: int = 40) -> str:
     return "\n".join(lines[:max_lines]) + cut
 
 
-def _time(problem, pack) -> dict[str, Any]:
-    """On a Mac: the candidate against eager and torch.compile at the problem's own sizes, interleaved."""
+def time_candidate(problem, pack, sizes=None, device: str = "mps", synchronize=None, options=None,
+                   compile_baseline: bool = True) -> dict[str, Any]:
+    """The candidate against eager (and torch.compile) at `sizes` (default: the problem's own), interleaved by
+    the timing rules (bench/timing.py). On a Mac: device "mps", synchronize torch.mps.synchronize. Returns
+    {"eager_ms", "compile_ms"?, "candidate_ms", "baseline_ms", "speedup"}, the baseline being the faster of the two."""
     import torch
 
-    from ..bench.timing import time_interleaved
+    from ..bench.timing import TimingOptions, time_interleaved
 
-    instance = problem.at()
-    reference = instance.reference().to("mps")
-    inputs = [t.to("mps") if isinstance(t, torch.Tensor) else t for t in instance.inputs(0)]
+    instance = problem.at(sizes or None)
+    reference = instance.reference().to(device)
+    inputs = [t.to(device) if isinstance(t, torch.Tensor) else t for t in instance.inputs(0)]
     candidate = pack.make_candidate(reference, instance.init_inputs())
     variants = {"eager": lambda: reference(*inputs), "candidate": lambda: candidate(*inputs)}
-    try:
-        compiled = torch.compile(reference)
-        compiled(*inputs)
-        variants["compile"] = lambda: compiled(*inputs)
-    except Exception:  # noqa: BLE001 - torch.compile on MPS does not cover every module; eager is the baseline
-        pass
+    if compile_baseline:
+        try:
+            compiled = torch.compile(reference)
+            compiled(*inputs)
+            variants["compile"] = lambda: compiled(*inputs)
+        except Exception:  # noqa: BLE001 - torch.compile on MPS does not cover every module; eager is the baseline
+            pass
     with torch.inference_mode():
-        timings = time_interleaved(variants, torch.mps.synchronize)
+        timings = time_interleaved(variants, synchronize or torch.mps.synchronize, options or TimingOptions())
     baseline = min(t.median_ms for name, t in timings.items() if name != "candidate")
     result = {f"{name}_ms": t.median_ms for name, t in timings.items()}
     result.update(baseline_ms=baseline, speedup=baseline / timings["candidate"].median_ms)
