@@ -336,8 +336,10 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
                                 f"{done}checked on example inputs: {detail}", max_abs)
         elif replacement.detail:
+            checking = example_inputs is not None and verify
+            why = "not called on the example inputs" if checking else "no example inputs given"
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, replacement.matched_by,
-                                f"{replacement.detail}; not checked on example inputs (none given)")
+                                f"{replacement.detail}; not checked ({why})")
         elif replacement.matched_by == "computation":
             entry = ReportEntry(name, entry.module_type, SWAPPED, replacement.kernel, "computation",
                                 "recognised: agrees on probe inputs")
