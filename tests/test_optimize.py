@@ -324,6 +324,23 @@ def test_only_the_routes_that_applied_on_the_example_inputs_are_kept(inference, 
     assert calls == {"attention": 0, "rope": 1}
 
 
+def test_a_routed_block_that_fails_on_the_example_inputs_is_rolled_back(inference, monkeypatch):
+    torch.manual_seed(0)
+    block = SelfAttention().eval()
+    x = torch.randn(2, 9, 128)
+    expected = block(x)
+
+    def broken(*args):
+        raise RuntimeError("no kernel today")
+
+    monkeypatch.setattr(ops, "attention", broken)
+    optimize(block, example_inputs=(x,))
+    (entry,) = block.mpskernels_report.rolled_back
+    assert entry.kernel == "rope+attention" and "RuntimeError: no kernel today" in entry.detail
+    assert swapped_modules(block) == {}
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
+
+
 def test_routed_attention_keeps_eager_errors_and_arguments(inference):
     from mpskernels.optimize.routes import sdpa_as_attention
 

@@ -8,6 +8,7 @@ turns everything off, also for models optimised earlier.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from dataclasses import dataclass
@@ -142,23 +143,45 @@ def _confirm_by_probing(module: nn.Module, replacement: Replacement, device: tor
     return True, "agrees on probe inputs"
 
 
+@dataclass
+class _Call:
+    """A module's first call on the example inputs: its inputs (copied before the call: tensors cloned, other
+    objects such as a KV cache deep-copied, so a replay sees what the module saw) and its output."""
+
+    args: tuple | None
+    kwargs: dict | None
+    output: Any = None
+    replayed: Any = None  # the replacement's output, for calls replayed at once (then args/kwargs are dropped)
+
+
 @torch.no_grad()
 def _capture(model: nn.Module, modules: dict[str, nn.Module], example_inputs: Sequence[Any],
-             example_kwargs: dict[str, Any]):
-    """Runs the model once; records each module's first call (inputs and output) and the model's output.
+             example_kwargs: dict[str, Any], replays: dict[str, Callable[[tuple, dict], Any]]):
+    """Runs the model once; records each module's first call and the model's output.
 
-    The inputs are copied before the call (tensors cloned, other objects such as a KV cache deep-copied), so that
-    replaying the call sees what the module saw."""
-    seen: dict[str, tuple[tuple, dict, Any]] = {}
+    Modules in `replays` run their replacement on a copy of their inputs right before their own call, so only one
+    copy of a large argument (a KV cache holding the earlier layers) is alive at a time."""
+    seen: dict[str, _Call] = {}
+    replaying = []  # calls made by a replay are not the model's own
     handles = []
     for name, m in modules.items():
         def before(mod, args, kwargs, _name=name):
-            if _name not in seen:
-                seen[_name] = (copy_arguments(args), copy_arguments(kwargs), None)
+            if _name in seen or replaying:
+                return
+            call = seen[_name] = _Call(copy_arguments(args), copy_arguments(kwargs))
+            if _name in replays:
+                replaying.append(_name)
+                try:
+                    call.replayed = replays[_name](call.args, call.kwargs)
+                except Exception as e:  # reported as the swap's failure
+                    call.replayed = e
+                finally:
+                    replaying.pop()
+                call.args = call.kwargs = None
 
         def after(mod, args, kwargs, output, _name=name):
-            if seen[_name][2] is None:
-                seen[_name] = (*seen[_name][:2], output)
+            if not replaying and seen[_name].output is None:
+                seen[_name].output = output
         handles.append(m.register_forward_pre_hook(before, with_kwargs=True))
         handles.append(m.register_forward_hook(after, with_kwargs=True))
     try:
@@ -293,7 +316,8 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     if example_inputs is not None and verify:
         watched = {n: m for n, (m, _) in chosen.items()}
         watched.update({n: modules[n] for f in planned_fusions for n in (f.first, f.second)})
-        captured, original_output = _capture(model, watched, example_inputs, example_kwargs or {})
+        replays = {n: functools.partial(_call_replacement, m, r) for n, (m, r) in chosen.items() if r.full_signature}
+        captured, original_output = _capture(model, watched, example_inputs, example_kwargs or {}, replays)
 
     for f in planned_fusions:
         first, second = modules[f.first], modules[f.second]
@@ -301,8 +325,8 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         max_abs = None
         if f.first in captured and f.second in captured:
             with torch.no_grad():
-                got = f.forward(captured[f.first][0][0])
-            ok, check, max_abs = _agree(got, captured[f.second][2], config.tolerance_scale)
+                got = f.forward(captured[f.first].args[0])
+            ok, check, max_abs = _agree(got, captured[f.second].output, config.tolerance_scale)
             if not ok:
                 report.add(ReportEntry(f.first, type(first).__name__, ROLLED_BACK, f.kernel, "fusion", check, max_abs))
                 continue
@@ -316,9 +340,18 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     for name, (module, replacement) in chosen.items():
         entry = ReportEntry(name, type(module).__name__, SWAPPED, replacement.kernel, replacement.matched_by)
         if name in captured:
-            args, kwargs, want = captured[name]
-            with torch.no_grad():
-                got = _call_replacement(module, replacement, args, kwargs)
+            call = captured[name]
+            if replacement.full_signature:
+                got = call.replayed
+            else:
+                with torch.no_grad():
+                    got = _call_replacement(module, replacement, call.args, call.kwargs)
+            if isinstance(got, Exception):
+                report.add(ReportEntry(name, entry.module_type, ROLLED_BACK, replacement.kernel,
+                                       replacement.matched_by, f"failed on the example inputs: "
+                                       f"{type(got).__name__}: {got}"))
+                continue
+            want = call.output
             routes = replacement.forward.stats if isinstance(replacement.forward, RoutedForward) else None
             if routes is not None and not routes.routed:  # the module's own forward ran: nothing to swap
                 report.add(ReportEntry(name, entry.module_type, SKIPPED, detail=f"{replacement.detail}: no call "
