@@ -91,6 +91,18 @@ def test_padded_llama_routes_its_boolean_mask_and_fully_masked_rows(emulator, mo
     assert calls == {"attention": 2, "rope": 2}  # restored: SDPA and the model's own rotary again
 
 
+def test_optimized_llama_decodes_through_its_kv_cache(emulator, monkeypatch):
+    """generate(): a prefill, then one-token steps attending to the cache (the decode kernel, rotary at an offset)."""
+    torch.manual_seed(0)
+    model, inputs = llama()
+    model.eval().generation_config.pad_token_id = 0
+    reference = model.generate(*inputs, max_new_tokens=4, do_sample=False)
+    mpskernels.optimize(model, example_inputs=inputs)
+    calls = _counting(monkeypatch, "attention", "rope")
+    assert torch.equal(model.generate(*inputs, max_new_tokens=4, do_sample=False), reference)
+    assert calls == {"attention": 8, "rope": 8}  # 2 layers x (prefill + 3 steps)
+
+
 def test_eager_attention_is_reported_and_its_rotary_still_routed(emulator):
     """attn_implementation="eager" writes attention out with matmul + softmax: optimize() leaves it (the compile
     backend rewrites it) and says so; apply_rotary_pos_emb is still routed to rope."""
