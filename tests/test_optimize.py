@@ -347,7 +347,8 @@ def test_routed_attention_keeps_eager_errors_and_arguments(inference):
     q = torch.randn(1, 2, 9, 64)
     assert "does not broadcast" in sdpa_as_attention(q, q, q, torch.zeros(3, 9, 9), 0.0, False, None, False)
     assert "top-left" in sdpa_as_attention(q, q[:, :, :5], q[:, :, :5], None, 0.0, True, None, False)
-    assert "enable_gqa" in sdpa_as_attention(q, q[:, :1], q[:, :1], None, 0.0, False, None, False)
+    four_heads = torch.randn(1, 4, 9, 64)
+    assert "enable_gqa" in sdpa_as_attention(four_heads, q, q, None, 0.0, False, None, False)
     block = SelfAttention(rotary=False).eval()
     optimize(block)
     with pytest.raises(RuntimeError) as routed:
@@ -359,7 +360,7 @@ def test_routed_attention_keeps_eager_errors_and_arguments(inference):
 
 
 def test_rotary_recogniser_probes_the_function():
-    from mpskernels.optimize.routes import rotary_form
+    from mpskernels.optimize.routes import RotaryForm, rotary_form
 
     def interleaved(q, k, cos, sin):
         def every_two(x):
@@ -371,5 +372,12 @@ def test_rotary_recogniser_probes_the_function():
         cos, sin = cos[:, None], sin[:, None]
         return q * cos - rotate_half(q) * sin, k * cos - rotate_half(k) * sin
 
-    assert rotary_form(rotate_q_and_k) is False and rotary_form(interleaved) is True
+    def partial(q, k, cos, sin):  # GPT-NeoX: the tables' width is the rotary dimension; the rest passes through
+        r = cos.shape[-1]
+        (q_embed, k_embed) = rotate_q_and_k(q[..., :r], k[..., :r], cos, sin)
+        return torch.cat((q_embed, q[..., r:]), -1), torch.cat((k_embed, k[..., r:]), -1)
+
+    assert rotary_form(rotate_q_and_k) == RotaryForm(interleaved=False, partial=False)
+    assert rotary_form(interleaved) == RotaryForm(interleaved=True, partial=False)
+    assert rotary_form(partial) == RotaryForm(interleaved=False, partial=True)
     assert rotary_form(wrong_sign) is None and rotary_form(rotate_half) is None  # one parameter: not probed

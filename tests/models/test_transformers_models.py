@@ -103,6 +103,31 @@ def test_optimized_llama_decodes_through_its_kv_cache(emulator, monkeypatch):
     assert calls == {"attention": 8, "rope": 8}  # 2 layers x (prefill + 3 steps)
 
 
+def gpt_neox():
+    """Partial rotary: the first half of each head rotates, the rest passes through."""
+    config = transformers.GPTNeoXConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+                                        num_attention_heads=2, max_position_embeddings=64, rotary_pct=0.5)
+    return transformers.GPTNeoXForCausalLM(config), (torch.randint(0, 64, (1, 9)),)
+
+
+def falcon():
+    """Multi-query attention: one KV head, which SDPA broadcasts over the query heads."""
+    config = transformers.FalconConfig(vocab_size=64, hidden_size=128, num_hidden_layers=1, num_attention_heads=2,
+                                       multi_query=True, new_decoder_architecture=False, bos_token_id=0,
+                                       eos_token_id=0)
+    return transformers.FalconForCausalLM(config), (torch.randint(0, 64, (1, 9)),)
+
+
+@pytest.mark.parametrize("build, expected", [
+    (gpt_neox, {"layer_norm": 3, "gelu": 1, "rope+attention": 1}),
+    (falcon, {"layer_norm": 2, "gelu": 1, "rope+attention": 1}),
+])
+def test_partial_rotary_and_multi_query_attention_are_routed(build, expected, emulator):
+    torch.manual_seed(0)
+    model, inputs = build()
+    check_optimize(model.eval(), inputs, expected)
+
+
 def test_eager_attention_is_reported_and_its_rotary_still_routed(emulator):
     """attn_implementation="eager" writes attention out with matmul + softmax: optimize() leaves it (the compile
     backend rewrites it) and says so; apply_rotary_pos_emb is still routed to rope."""

@@ -6,12 +6,13 @@ optimize() keeps that forward and routes two kinds of calls made inside it:
 
 - `F.scaled_dot_product_attention`, through a TorchFunctionMode active only while the module's forward runs: a call
   whose meaning the attention op shares (4-D q/k/v, no dropout, an additive or boolean mask that broadcasts, causal
-  only with as many queries as keys, grouped heads only with enable_gqa) runs `ops.attention`; any other call runs
-  SDPA itself. The module is found by a static look at its forward's code, or by the example inputs: a spy records
+  only with as many queries as keys, grouped heads with enable_gqa or one broadcast KV head) runs `ops.attention`;
+  any other call runs SDPA itself. The module is found by a static look at its forward's code, or by the example inputs: a spy records
   which module was running when SDPA was called (HF models call it through an attention-function table).
 - a rotary function the forward calls by a global name (HF's `apply_rotary_pos_emb(q, k, cos, sin)`): a plain
   function of four tensors returning the rotated (q, k), confirmed by probing against `ops.rope` (half-split or
-  interleaved). The forward runs as a copy of itself whose globals map that name to the rope op.
+  interleaved; partial rotary where the function passes the dimensions past the tables' width through). The
+  forward runs as a copy of itself whose globals map that name to the rope op.
 
 Attention written out with matmul + softmax is left to the compile backend: in eager mode the scores are already
 computed when the pattern completes, so routing it would save nothing.
@@ -27,6 +28,7 @@ import copy
 import inspect
 import types
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -81,8 +83,8 @@ def sdpa_as_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_ma
     if q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == v.dtype or q.shape[0] != k.shape[0] \
             or q.shape[3] != k.shape[3]:
         return "q, k, v differ in dtype, batch or head_dim"
-    if q.shape[1] != k.shape[1] and not (enable_gqa and q.shape[1] % k.shape[1] == 0):
-        return "q and k have different head counts without enable_gqa"
+    if q.shape[1] != k.shape[1] and not (enable_gqa and q.shape[1] % k.shape[1] == 0) and k.shape[1] != 1:
+        return "q and k have different head counts without enable_gqa"  # one KV head broadcasts: grouped too
     if is_causal and (attn_mask is not None or q.shape[2] != k.shape[2]):
         return "causal with a mask, or with fewer queries than keys (SDPA aligns the causal mask top-left)"
     mask = None
@@ -143,7 +145,15 @@ class _SDPARoute(TorchFunctionMode):
 
 # batch, q heads, k heads, seq, head_dim, batch of the tables (1: shared by the batch, as HF's rotary module gives)
 ROPE_PROBES = ((2, 3, 1, 5, 64, 2), (1, 4, 4, 7, 16, 1), (2, 2, 2, 3, 16, 1))
-_rope_forms: dict[Callable, bool | None] = {}  # function -> interleaved (False: half-split), None: not a rotary
+
+
+@dataclass(frozen=True)
+class RotaryForm:
+    interleaved: bool  # GPT-J's rotate_every_two; False: half-split (rotate_half)
+    partial: bool  # tables narrower than head_dim rotate the first dims and pass the rest, as ops.rope does
+
+
+_rope_forms: dict[Callable, RotaryForm | None] = {}  # probing results by function
 
 
 TENSOR_ANNOTATIONS = (inspect.Parameter.empty, torch.Tensor, "torch.Tensor", "Tensor")
@@ -164,11 +174,11 @@ def _four_tensor_function(f: Any) -> bool:
         all(p.annotation in TENSOR_ANNOTATIONS for p in required)
 
 
-def _rope_probe(f: Callable, interleaved: bool) -> bool:
+def _rope_probe(f: Callable, interleaved: bool, partial: bool = False) -> bool:
     for seed, (b, hq, hk, s, d, tb) in enumerate(ROPE_PROBES):
         g = torch.Generator().manual_seed(seed)
         q, k = torch.randn(b, hq, s, d, generator=g), torch.randn(b, hk, s, d, generator=g)
-        angles = torch.rand(tb, s, d // 2, generator=g) * 6.3
+        angles = torch.rand(tb, s, d // 4 if partial else d // 2, generator=g) * 6.3
         angles = angles.repeat_interleave(2, -1) if interleaved else torch.cat((angles, angles), -1)
         try:
             with torch.no_grad():
@@ -183,16 +193,17 @@ def _rope_probe(f: Callable, interleaved: bool) -> bool:
     return True
 
 
-def rotary_form(f: Any) -> bool | None:
-    """interleaved (True/False) when `f(q, k, cos, sin)` computes the rotary embedding of q and k, else None."""
+def rotary_form(f: Any) -> RotaryForm | None:
+    """How `f(q, k, cos, sin)` computes the rotary embedding of q and k, or None when it does not."""
     if not _four_tensor_function(f):
         return None
     if f not in _rope_forms:
-        _rope_forms[f] = next((form for form in (False, True) if _rope_probe(f, form)), None)
+        interleaved = next((form for form in (False, True) if _rope_probe(f, form)), None)
+        _rope_forms[f] = None if interleaved is None else RotaryForm(interleaved, _rope_probe(f, interleaved, True))
     return _rope_forms[f]
 
 
-def _rope_call(original: Callable, interleaved: bool, stats: RouteStats) -> Callable:
+def _rope_call(original: Callable, form: RotaryForm, stats: RouteStats) -> Callable:
     """`original`'s stand-in: the rope op for calls shaped as it was probed, `original` for the others."""
     signature = inspect.signature(original)
     defaults = {n: p.default for n, p in list(signature.parameters.items())[4:]}
@@ -203,17 +214,18 @@ def _rope_call(original: Callable, interleaved: bool, stats: RouteStats) -> Call
         except TypeError:
             return original(*args, **kwargs)
         q, k, cos, sin = (bound.get(n) for n in list(signature.parameters)[:4])
-        reason = _rope_mismatch(q, k, cos, sin, {n: v for n, v in bound.items() if n in defaults}, defaults)
+        extra = {n: v for n, v in bound.items() if n in defaults}
+        reason = _rope_mismatch(q, k, cos, sin, extra, defaults, form.partial)
         if reason:
             stats.not_routed[f"{original.__name__}: {reason}"] += 1
             return original(*args, **kwargs)
         stats.routed["rope"] += 1
-        return ops.rope(q, k, cos, sin, None, 0, interleaved)
+        return ops.rope(q, k, cos, sin, None, 0, form.interleaved)
 
     return rope
 
 
-def _rope_mismatch(q: Any, k: Any, cos: Any, sin: Any, extra: dict, defaults: dict) -> str | None:
+def _rope_mismatch(q: Any, k: Any, cos: Any, sin: Any, extra: dict, defaults: dict, partial: bool) -> str | None:
     if not all(isinstance(t, torch.Tensor) for t in (q, k, cos, sin)):
         return "an argument is not a tensor"
     if any(v is not defaults[n] and (isinstance(v, torch.Tensor) or v != defaults[n]) for n, v in extra.items()):
@@ -224,8 +236,11 @@ def _rope_mismatch(q: Any, k: Any, cos: Any, sin: Any, extra: dict, defaults: di
         return "q, k not 4-D or the dtypes differ"
     b, _, s, d = q.shape
     if (k.shape[0], k.shape[2], k.shape[3]) != (b, s, d) or cos.dim() != 3 or cos.shape[0] not in (1, b) \
-            or cos.shape[1:] != (s, d) or sin.shape != cos.shape:
-        return f"tables {tuple(cos.shape)} are not [batch or 1, seq, head_dim] for q {tuple(q.shape)}"
+            or cos.shape[1] != s or sin.shape != cos.shape:
+        return f"tables {tuple(cos.shape)} are not [batch or 1, seq, rotary dim] for q {tuple(q.shape)}"
+    rotary = cos.shape[2]
+    if rotary != d and not (partial and rotary < d and rotary % 2 == 0):
+        return f"tables of {rotary} for head_dim {d}" + ("" if partial else " (the function is not a partial rotary)")
     return None
 
 
@@ -291,10 +306,9 @@ def calls_sdpa_in_code(module: nn.Module) -> bool:
     return False
 
 
-def rotary_functions(module: nn.Module) -> dict[str, tuple[Callable, bool]]:
-    """Global functions the module's forward calls that compute the rotary embedding: name -> (function,
-    interleaved)."""
-    found = {}
+def rotary_functions(module: nn.Module) -> dict[str, tuple[Callable, RotaryForm]]:
+    """Global functions the module's forward calls that compute the rotary embedding: name -> (function, form)."""
+    found: dict[str, tuple[Callable, RotaryForm]] = {}
     for name, value in _called_globals(type(module).forward).items():
         form = rotary_form(value)
         if form is not None:
@@ -308,7 +322,7 @@ def rotary_functions(module: nn.Module) -> dict[str, tuple[Callable, bool]]:
 class RoutedForward:
     """The module's own forward, with SDPA calls and rotary functions routed to mpskernels ops."""
 
-    def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, bool]]) -> None:
+    def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]]) -> None:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
         self.rotary = sorted(rotary)
