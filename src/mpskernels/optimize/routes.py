@@ -7,8 +7,9 @@ optimize() keeps that forward and routes two kinds of calls made inside it:
 - `F.scaled_dot_product_attention`, through a TorchFunctionMode active only while the module's forward runs: a call
   whose meaning the attention op shares (4-D q/k/v, no dropout, an additive or boolean mask that broadcasts, causal
   only with as many queries as keys, grouped heads with enable_gqa or one broadcast KV head) runs `ops.attention`;
-  any other call runs SDPA itself. The module is found by a static look at its forward's code, or by the example inputs: a spy records
-  which module was running when SDPA was called (HF models call it through an attention-function table).
+  any other call runs SDPA itself. The module is found by a static look at its forward's code, or by the example
+  inputs: a spy records which module was running when SDPA was called (HF models call it through a table of
+  attention functions).
 - a rotary function the forward calls by a global name (HF's `apply_rotary_pos_emb(q, k, cos, sin)`): a plain
   function of four tensors returning the rotated (q, k), confirmed by probing against `ops.rope` (half-split or
   interleaved; partial rotary where the function passes the dimensions past the tables' width through). The
