@@ -324,6 +324,16 @@ def test_only_the_routes_that_applied_on_the_example_inputs_are_kept(inference, 
     assert calls == {"attention": 0, "rope": 1}
 
 
+def test_config_rules_out_each_route(inference):
+    torch.manual_seed(0)
+    x = torch.randn(1, 9, 128)
+    block = optimize(SelfAttention().eval(), OptimizeConfig(exclude={"attention"}), example_inputs=(x,))
+    assert block.mpskernels_report.counts() == {"rope": 1}
+    block = optimize(SelfAttention().eval(), OptimizeConfig(exclude={"attention", "rope"}), example_inputs=(x,))
+    (entry,) = block.mpskernels_report.skipped
+    assert entry.detail == "kernel attention excluded by config; kernel rope excluded by config"
+
+
 def test_a_routed_block_that_fails_on_the_example_inputs_is_rolled_back(inference, monkeypatch):
     torch.manual_seed(0)
     block = SelfAttention().eval()

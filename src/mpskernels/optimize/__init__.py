@@ -20,7 +20,7 @@ from torch import nn
 from ..tolerances import TOLERANCES, Tolerance, compare
 from .config import OptimizeConfig
 from .fusions import sequential_fusions
-from .matchers import Replacement, candidates, find_replacement
+from .matchers import Replacement, is_torch_builtin, candidates, find_replacement
 from .report import ROLLED_BACK, SKIPPED, SWAPPED, Report, ReportEntry
 from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, copy_arguments, routed_forward
 
@@ -261,7 +261,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chosen: dict[str, tuple[nn.Module, Replacement]] = {}
     calls = (attention_calls(model, tuple(example_inputs), example_kwargs or {})
-             if example_inputs is not None and any(not _is_torch_builtin(m) for m in model.modules()) else None)
+             if example_inputs is not None and any(not is_torch_builtin(m) for m in model.modules()) else None)
 
     replaced_subtrees: list[str] = []  # modules whose new forward no longer calls their children's forward
     for name, module in model.named_modules():
@@ -276,7 +276,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             continue
         proposals = [answer] if isinstance(answer, Replacement) else candidates(module)
         rejected = []
-        if answer is None and not _is_torch_builtin(module):
+        if answer is None and not is_torch_builtin(module):
             routed = _routed_proposal(name, module, calls, config)
             if isinstance(routed, Replacement):
                 proposals.append(routed)
@@ -392,10 +392,6 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     report.entries.sort(key=lambda e: order.get(e.module, len(order)))
     object.__setattr__(model, "mpskernels_report", report)
     return model
-
-
-def _is_torch_builtin(m: nn.Module) -> bool:
-    return type(m).__module__.startswith("torch.")
 
 
 WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "

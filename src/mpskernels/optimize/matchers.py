@@ -186,13 +186,13 @@ def _own_parameters(m: nn.Module) -> dict[str, torch.Tensor]:
     return dict(m.named_parameters(recurse=False))
 
 
-def _is_torch_builtin(m: nn.Module) -> bool:
+def is_torch_builtin(m: nn.Module) -> bool:
     return type(m).__module__.startswith("torch.")
 
 
 def recognise_rms_norm(m: nn.Module) -> Match:
     """A module with one 1-D `weight` and an epsilon attribute may be an RMSNorm written out by hand."""
-    if _is_torch_builtin(m) or list(m.children()) or list(m.buffers(recurse=False)):
+    if is_torch_builtin(m) or list(m.children()) or list(m.buffers(recurse=False)):
         return None
     params = _own_parameters(m)
     weight = params.get("weight")
@@ -221,7 +221,7 @@ ACTIVATIONS: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
 
 def recognise_activations(m: nn.Module) -> list[Replacement] | None:
     """A parameter-free leaf module may compute a known activation (e.g. x * sigmoid(x) is SiLU)."""
-    if _is_torch_builtin(m) or list(m.children()) or _own_parameters(m) or list(m.buffers(recurse=False)):
+    if is_torch_builtin(m) or list(m.children()) or _own_parameters(m) or list(m.buffers(recurse=False)):
         return None
     return [Replacement(kernel, forward, "computation", probe_shapes=_activation_probe_shapes)
             for kernel, forward in ACTIVATIONS if _has_op(kernel)]
@@ -235,7 +235,7 @@ def _activation_kind(m: nn.Module) -> str | None:
         return "silu"
     if isinstance(m, nn.GELU) and m.approximate == "none":
         return "gelu"
-    if not _is_torch_builtin(m) and not list(m.children()) and not _own_parameters(m):
+    if not is_torch_builtin(m) and not list(m.children()) and not _own_parameters(m):
         return "unknown"  # a hand-written activation: try both, probing decides
     return None
 
@@ -247,7 +247,7 @@ def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     linears = {n: c for n, c in children.items() if isinstance(c, nn.Linear)}
     acts = {n: _activation_kind(c) for n, c in children.items() if n not in linears}
     acts = {n: k for n, k in acts.items() if k is not None}
-    if _is_torch_builtin(m) or len(linears) != 3 or len(acts) != 1 or len(children) != 4:
+    if is_torch_builtin(m) or len(linears) != 3 or len(acts) != 1 or len(children) != 4:
         return None
     (kind,) = acts.values()
     downs = [n for n, l in linears.items() if all(l.in_features == o.out_features and l.out_features == o.in_features

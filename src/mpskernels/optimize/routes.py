@@ -361,12 +361,14 @@ class RoutedForward:
 def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], str | None]) -> RoutedForward | str:
     """The module's routes (attention when it calls SDPA; its rotary functions), or why it gets none."""
     reasons = []
-    if attention and allowed("attention"):
-        reasons.append(allowed("attention"))
+    ruled_out = allowed("attention") if attention else None
+    if ruled_out:
+        reasons.append(ruled_out)
         attention = False
     rotary = rotary_functions(module)
-    if rotary and allowed("rope"):
-        reasons.append(allowed("rope"))
+    ruled_out = allowed("rope") if rotary else None
+    if ruled_out:
+        reasons.append(ruled_out)
         rotary = {}
     if rotary and ("forward" in module.__dict__ or _retargeted(type(module).forward, {}) is None):
         reasons.append("its rotary function is called from a forward mpskernels cannot copy")
