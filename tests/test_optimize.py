@@ -324,6 +324,19 @@ def test_only_the_routes_that_applied_on_the_example_inputs_are_kept(inference, 
     assert calls == {"attention": 0, "rope": 1}
 
 
+def test_a_routed_block_compiles(inference):
+    """Under torch.compile the block runs its own forward (Dynamo cannot guard on the globals of the forward's
+    routed copy); the compile backend rewrites attention and rotary itself."""
+    torch.manual_seed(0)
+    block = SelfAttention().eval()
+    x = torch.randn(1, 9, 128)
+    expected = block(x)
+    optimize(block, example_inputs=(x,))
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(block, backend="eager")(x), expected, rtol=1e-5, atol=1e-5)
+    torch._dynamo.reset()
+
+
 def test_config_rules_out_each_route(inference):
     torch.manual_seed(0)
     x = torch.randn(1, 9, 128)

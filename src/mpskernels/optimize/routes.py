@@ -327,13 +327,16 @@ class RoutedForward:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
         self.rotary = sorted(rotary)
-        forward = module.forward
+        forward = self.original = module.forward
         if rotary:
             names = {n: _rope_call(f, form, self.stats) for n, (f, form) in rotary.items()}
             forward = _retargeted(type(module).forward, names).__get__(module)
         self.forward = forward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            # Dynamo cannot guard on a function copy's own globals; the compile backend rewrites these calls itself
+            return self.original(*args, **kwargs)
         if not self.attention:
             return self.forward(*args, **kwargs)
         with _SDPARoute(self.stats):
