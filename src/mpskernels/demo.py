@@ -74,8 +74,9 @@ class DecoderLayer(nn.Module):
 
 
 class TinyDecoder(nn.Module):
-    def __init__(self, vocab: int = 128, size: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                 hidden: int = 176):
+    # Head dim 64 (128 / 2): a size the attention kernel has, so optimize() routes the attention too.
+    def __init__(self, vocab: int = 128, size: int = 128, layers: int = 2, heads: int = 2, kv_heads: int = 1,
+                 hidden: int = 352):
         super().__init__()
         self.embed = nn.Embedding(vocab, size)
         self.layers = nn.ModuleList(DecoderLayer(size, heads, kv_heads, hidden) for _ in range(layers))
