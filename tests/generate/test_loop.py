@@ -114,11 +114,11 @@ def test_a_hanging_kernel_times_out_and_the_loop_goes_on(fake_anthropic, tmp_pat
 
 def test_rate_limits_and_overload_are_retried_inside_the_loop(fake_anthropic, tmp_path):
     fake_anthropic.script = [error(429, "rate_limit_error", retry_after="0"), error(529, "overloaded_error"),
-                             reply(r.CORRECT, model="claude-sonnet-4-5", input_tokens=2_000_000,
+                             reply(r.CORRECT, model="claude-haiku-4-5", input_tokens=2_000_000,
                                    output_tokens=100_000)]
-    result = run(fake_anthropic, tmp_path, providers=[anthropic(fake_anthropic, model="claude-sonnet-4-5")])
+    result = run(fake_anthropic, tmp_path, providers=[anthropic(fake_anthropic, model="claude-haiku-4-5")])
     assert [a.stage for a in result.attempts] == ["ok"] and len(fake_anthropic.requests) == 3
-    assert result.cost_usd == pytest.approx(2 * 3.0 + 0.1 * 15.0)
+    assert result.cost_usd == pytest.approx(2 * 1.0 + 0.1 * 5.0)
 
 
 def test_a_swarm_keeps_the_first_correct_kernel_when_nothing_can_be_timed(fake_anthropic, tmp_path):

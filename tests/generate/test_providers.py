@@ -26,7 +26,7 @@ def sleeps():
 
 
 def provider(fake, sleeps, **kwargs):
-    return AnthropicProvider("claude-sonnet-4-5", base_url=fake.base_url,
+    return AnthropicProvider("claude-haiku-4-5", base_url=fake.base_url,
                              retry=RetryPolicy(attempts=3, base_delay_s=0.5, sleep=sleeps), **kwargs)
 
 
@@ -39,7 +39,7 @@ def test_a_reply_carries_text_and_token_use(fake_anthropic, sleeps):
     answer = ask(provider(fake_anthropic, sleeps))
     assert (answer.text, answer.input_tokens, answer.output_tokens) == ("hi there", 1200, 300)
     sent = fake_anthropic.requests[0]
-    assert sent["model"] == "claude-sonnet-4-5" and sent["system"] == "be brief" and sent["max_tokens"] == 64
+    assert sent["model"] == "claude-haiku-4-5" and sent["system"] == "be brief" and sent["max_tokens"] == 64
     assert sent["messages"] == [{"role": "user", "content": "hello"}]
     sent_headers = fake_anthropic.headers[0]  # SDK versions send the key as x-api-key or as a bearer token
     assert "test-key" in sent_headers.get("x-api-key", "") + sent_headers.get("authorization", "")
@@ -47,7 +47,7 @@ def test_a_reply_carries_text_and_token_use(fake_anthropic, sleeps):
 
 
 def test_cost_is_computed_from_the_price_table():
-    assert cost_usd(Reply("", "claude-sonnet-4-5-20250929", 1_000_000, 100_000)) == pytest.approx(3.0 + 1.5)
+    assert cost_usd(Reply("", "claude-haiku-4-5-20251001", 1_000_000, 100_000)) == pytest.approx(1.0 + 0.5)
     assert cost_usd(Reply("", "some-other-model", 10, 10)) is None
     assert cost_usd(Reply("", "some-other-model", 10**6, 0), {"some-other": (2.0, 4.0)}) == pytest.approx(2.0)
 
@@ -66,7 +66,7 @@ def test_overload_is_retried_with_backoff(fake_anthropic, sleeps):
 
 def test_retries_end_with_an_error_that_says_how_often_it_tried(fake_anthropic, sleeps):
     fake_anthropic.script = [error(529, "overloaded_error")] * 3
-    with pytest.raises(ProviderError, match=r"anthropic \(claude-sonnet-4-5\): overloaded \(529\) after 3 attempt"):
+    with pytest.raises(ProviderError, match=r"anthropic \(claude-haiku-4-5\): overloaded \(529\) after 3 attempt"):
         ask(provider(fake_anthropic, sleeps))
 
 
@@ -92,7 +92,7 @@ def test_a_timeout_is_retried(fake_anthropic, sleeps):
         sleeps(seconds)
         time.sleep(1.0)
 
-    slow = AnthropicProvider("claude-sonnet-4-5", base_url=fake_anthropic.base_url, timeout_s=0.4,
+    slow = AnthropicProvider("claude-haiku-4-5", base_url=fake_anthropic.base_url, timeout_s=0.4,
                              retry=RetryPolicy(attempts=2, sleep=wait_for_the_slow_answer_to_end))
     assert ask(slow).text == "ok"
     assert len(sleeps.waits) == 1
@@ -101,7 +101,7 @@ def test_a_timeout_is_retried(fake_anthropic, sleeps):
 def test_no_api_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(ProviderError, match="no API key; set ANTHROPIC_API_KEY"):
-        AnthropicProvider("claude-sonnet-4-5")
+        AnthropicProvider("claude-haiku-4-5")
 
 
 @pytest.mark.parametrize("spec, message", [

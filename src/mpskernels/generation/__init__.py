@@ -1,7 +1,7 @@
 """Generating Metal kernels with an LLM: `mpskernels generate PROBLEM.py` or, from Python,
 
     result = mpskernels.generate(MyModule, init_args=(4096,), example_inputs=(x,),
-                                 models=["anthropic:claude-opus-4-5"], out_dir="packs")
+                                 models=["anthropic:MODEL"], out_dir="packs")
     model = mpskernels.optimize(model, kernel_packs=[result.pack])
 
 A model is asked for a Metal kernel and a launch declaration; each candidate is verified in a separate process
@@ -83,5 +83,5 @@ def problem_for_module(module_cls: type[nn.Module], init_args: Sequence[Any], ex
 
 def _providers(models: Sequence[str | Provider], options: dict[str, Any]) -> list[Provider]:
     if not models:
-        raise ValueError("mpskernels.generate: name at least one model, e.g. 'anthropic:claude-sonnet-4-5'")
+        raise ValueError("mpskernels.generate: name at least one model, e.g. 'anthropic:claude-haiku-4-5'")
     return [make_provider(m, **options) if isinstance(m, str) else m for m in models]

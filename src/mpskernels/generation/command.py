@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("problem", help="a KernelBench-format problem file (Model, get_inputs, get_init_inputs)")
     p.add_argument("--model", action="append", dest="models", metavar="PROVIDER:MODEL",
-                   help="e.g. anthropic:claude-opus-4-5 or openai-compatible:some-model (repeatable: a swarm); "
+                   help="e.g. anthropic:claude-haiku-4-5 or openai-compatible:some-model (repeatable: a swarm); "
                         "default: $MPSKERNELS_MODEL")
     p.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                    help="US dollars per million input and output tokens, for cost records of models the built-in "

@@ -21,8 +21,9 @@ log = logging.getLogger("mpskernels.generation")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
-# US dollars per million tokens (input, output), from the providers' published price lists (2026-11). A model not
-# listed has no cost estimate unless the user gives its prices (GenerationConfig.prices).
+# US dollars per million tokens (input, output), from Anthropic's published prices for these models. A model not
+# listed (newer ones included) has no cost estimate unless the user gives its prices (--price, or
+# GenerationConfig.prices): a wrong guess would be worse than none.
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "claude-opus-4-5": (5.0, 25.0),
     "claude-opus-4-1": (15.0, 75.0),
@@ -225,7 +226,7 @@ PROVIDERS = {"anthropic": AnthropicProvider, "openai-compatible": OpenAICompatib
 
 
 def make_provider(spec: str, **kwargs: Any) -> Provider:
-    """A provider from 'NAME:MODEL' (e.g. 'anthropic:claude-sonnet-4-5'); a bare model name means Anthropic."""
+    """A provider from 'NAME:MODEL' (e.g. 'anthropic:claude-haiku-4-5'); a bare model name means Anthropic."""
     name, _, model = spec.partition(":") if ":" in spec else ("anthropic", "", spec)
     if name not in PROVIDERS:
         raise ProviderError(f"unknown provider {name!r} in {spec!r}; use one of {', '.join(PROVIDERS)}")
