@@ -105,7 +105,6 @@ def run_checks(request: VerifyRequest) -> VerifyOutcome:
     """Every check on one candidate, in the current process (the child calls this; tests may too)."""
     import torch
 
-    from .. import registry
     from ..msl import MSLError, preprocess_source
     from ..packs import DeclarationError, KernelPack, SourceError, check_pack_source, parse_declaration
     from ..problem import parse_problem
@@ -135,7 +134,6 @@ def run_checks(request: VerifyRequest) -> VerifyOutcome:
             mixed = _address_space_errors(pack)
             if mixed:
                 return VerifyOutcome("compile", mixed)
-        registry.poison_outputs = True
         options = request.options or VerifyOptions()
         with use_backend(request.backend):
             verdict = verify_problem(problem, pack.make_candidate, options, sizes=request.sizes or None)

@@ -38,7 +38,8 @@ class PackCallError(ValueError):
 class PackModule(nn.Module):
     """A module that runs `pack` with the parameters and attributes of `reference`.
 
-    strict=True (verification): the pack's kernels or an error. strict=False (optimize()): a call the pack does not
+    strict=True (verification): the pack's kernels or an error, and outputs that start as NaN so a kernel that
+    skips elements cannot pass. strict=False (optimize()): a call the pack does not
     cover — other dtypes, no kernel backend for the device, a launch error under automatic backend choice — runs
     the reference module's own forward instead, logged once per reason.
     """
@@ -119,7 +120,7 @@ class PackModule(nn.Module):
             dtype = _NAMES_OF_DTYPES.get(dtype_name)
             if dtype is None:
                 raise PackCallError(f"kernel pack '{self.pack.name}': output {name} has unknown dtype {dtype_name!r}")
-            if registry.poison_outputs and dtype.is_floating_point:
+            if (self.strict or registry.poison_outputs) and dtype.is_floating_point:  # verifying: start as NaN
                 outputs[name] = torch.full(shape, float("nan"), dtype=dtype, device=device)
             else:
                 outputs[name] = torch.empty(shape, dtype=dtype, device=device)
