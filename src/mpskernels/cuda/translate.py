@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass
 
 from ..msl.errors import Diagnostic, MSLCompileError
-from ..msl.lexer import Token, matching
-from ..msl.parse import ADDRESS_SPACES, BUILTINS, Entry, FunctionConstant, Program, is_attribute_start
-from ..msl.transform import (_INT_TYPES, Edits, Specialization, float_literal, fold_defined_query,
-                             is_static_constant_variable)
+from ..msl.lexer import Token
+from ..msl.parse import ADDRESS_SPACES, BUILTINS, Entry, FunctionConstant, Program
+from ..msl.transform import _INT_TYPES, Edits, Specialization, is_static_constant_variable, rewrite_tokens
 from .names import rename, rename_in
 
 SHIM_HEADER = "mtlcuda/shim.cuh"
@@ -131,33 +129,18 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
     shared_starts = {var.statement[0] for var in program.threadgroup_variables}
 
     at_namespace_scope = namespace_scope_tokens(tokens)
-    i = 0
-    while i < len(tokens):
-        t = tokens[i]
-        if is_attribute_start(tokens, i):
-            close = matching(tokens, i)
-            edits.replace(tokens[i].start, tokens[close].end, " ")
-            i = close + 1
-            continue
-        if t.kind == "id":
-            if t.text == "kernel":
-                edits.replace(t.start, t.end, "")
-            elif t.text == "constant":
-                edits.replace(t.start, t.end, constant_keyword(tokens, i, at_namespace_scope[i]))
-            elif t.text == "threadgroup" and i in shared_starts:
-                edits.replace(t.start, t.end, "__shared__")
-            elif t.text in ADDRESS_SPACES:
-                edits.replace(t.start, t.end, "")
-            elif fold_defined_query(edits, program, values, i):
-                i += 4
-                continue
-            elif rename(t.text) != t.text:
-                edits.replace(t.start, t.end, rename(t.text))
-        elif t.kind == "num":
-            new = float_literal(t)
-            if new is not None and new != t.text:
-                edits.replace(t.start, t.end, rename_in(new))
-        i += 1
+
+    def identifier(i: int) -> str | None:
+        text = tokens[i].text
+        if text == "constant":
+            return constant_keyword(tokens, i, at_namespace_scope[i])
+        if text == "threadgroup" and i in shared_starts:
+            return "__shared__"
+        if text in ADDRESS_SPACES:
+            return ""
+        return rename(text) if rename(text) != text else None
+
+    rewrite_tokens(edits, program, values, identifier, number=rename_in)
 
     body = _LINE_MARKER.sub(line_directive, edits.apply())
     entries = {e.host_name: cuda_entry(n, e) for n, e in enumerate(program.entries)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import Diagnostic, MSLCompileError
 from .lexer import Token
@@ -148,6 +149,38 @@ def fold_defined_query(edits: Edits, program: Program, values: dict, i: int) -> 
     return True
 
 
+def rewrite_tokens(edits: Edits, program: Program, values: dict, identifier: Callable[[int], str | None],
+                   number: Callable[[str], str] = lambda text: text) -> None:
+    """The token walk every target of the transform shares (the emulator's C++, the NVIDIA lane's CUDA): attribute
+    lists dropped, `kernel` erased, is_function_constant_defined folded, float literals in C++ spelling (passed
+    through `number`). `identifier(i)` gives the target's replacement for any other identifier at tokens[i], or
+    None to leave it."""
+    tokens = program.tokens
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if is_attribute_start(tokens, i):
+            close = matching(tokens, i)
+            edits.replace(tokens[i].start, tokens[close].end, " ")
+            i = close + 1
+            continue
+        if t.kind == "id":
+            if t.text == "kernel":
+                edits.replace(t.start, t.end, "")
+            elif fold_defined_query(edits, program, values, i):
+                i += 4
+                continue
+            else:
+                replacement = identifier(i)
+                if replacement is not None:
+                    edits.replace(t.start, t.end, replacement)
+        elif t.kind == "num":
+            new = float_literal(t)
+            if new is not None and new != t.text:
+                edits.replace(t.start, t.end, number(new))
+        i += 1
+
+
 def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) -> str:
     tokens = program.tokens
     edits = Edits(text)
@@ -191,36 +224,17 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             site += 1
         edits.replace(*span(*var.statement), " ".join(parts))
 
-    # Token-level edits.
-    i = 0
-    while i < len(tokens):
+    def identifier(i: int) -> str | None:
         t = tokens[i]
-        if is_attribute_start(tokens, i):
-            close = matching(tokens, i)
-            edits.replace(tokens[i].start, tokens[close].end, " ")
-            i = close + 1
-            continue
-        if t.kind == "id":
-            if t.text == "kernel":
-                edits.replace(t.start, t.end, "")
-            elif t.text == "constant":
-                near_const = (i > 0 and tokens[i - 1].text == "const") or (
-                    i + 1 < len(tokens) and tokens[i + 1].text == "const")
-                if is_static_constant_variable(tokens, i):
-                    edits.replace(t.start, t.end, "constexpr")
-                else:
-                    edits.replace(t.start, t.end, "" if near_const else "const")
-            elif t.text in ADDRESS_SPACES:
-                edits.replace(t.start, t.end, "")
-            elif fold_defined_query(edits, program, values, i):
-                i += 4
-                continue
-        elif t.kind == "num":
-            new = float_literal(t)
-            if new is not None and new != t.text:
-                edits.replace(t.start, t.end, new)
-        i += 1
+        if t.text == "constant":
+            if is_static_constant_variable(tokens, i):
+                return "constexpr"
+            near_const = (i > 0 and tokens[i - 1].text == "const") or (
+                i + 1 < len(tokens) and tokens[i + 1].text == "const")
+            return "" if near_const else "const"
+        return "" if t.text in ADDRESS_SPACES else None
 
+    rewrite_tokens(edits, program, values, identifier)
     body = edits.apply()
     header = f'#include "{shim_header}"\n#pragma GCC poison double\n'
     return header + body + registry(program, alias_of)
