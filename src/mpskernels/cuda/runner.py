@@ -57,7 +57,7 @@ class PreparedCall:
 
 def launcher(source: str, plan: LaunchPlan, tensors: dict[str, Any]) -> Callable[[], None]:
     """A function that launches `plan` (all its regions) with the bound tensors."""
-    cp = cupy()
+    cupy()  # a clear error here when CuPy is missing, before any compiling
     np = __import__("numpy")
     compiled = cuda_source(source, constants_key(plan))
     entry = compiled.entries.get(plan.kernel)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 # Work any host glue may do around a kernel: allocation, views, copies for contiguity, dtype casts, comparisons
