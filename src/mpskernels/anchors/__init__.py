@@ -1,0 +1,8 @@
+"""The anchors: the Metal kernels Mac users already run (PyTorch's MPS kernels, MLX's), compiled unmodified from
+their installed or downloaded sources and launched with their own host parameters, so ours can be checked and
+measured against them through the same emulator and NVIDIA lane."""
+
+from .library import load
+from .sources import AnchorSourceError, mlx_include_dir, torch_include_dir
+
+__all__ = ["AnchorSourceError", "load", "mlx_include_dir", "torch_include_dir"]
