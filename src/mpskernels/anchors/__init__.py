@@ -3,6 +3,7 @@ their installed or downloaded sources and launched with their own host parameter
 measured against them through the same emulator and NVIDIA lane."""
 
 from .library import load
+from .op import REGISTRY, AnchorOp, Prepared, for_family, register
 from .sources import AnchorSourceError, mlx_include_dir, torch_include_dir
 
-__all__ = ["AnchorSourceError", "load", "mlx_include_dir", "torch_include_dir"]
+__all__ = ["REGISTRY", "AnchorOp", "AnchorSourceError", "Prepared", "for_family", "load", "register", "mlx_include_dir", "torch_include_dir"]
