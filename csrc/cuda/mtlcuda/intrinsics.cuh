@@ -52,8 +52,7 @@ template <class X, class E> inline X __metal_frexp(X x, E* exponent) {
 #define MTL_SIMD_INTRINSIC_2(name) \
   template <class T, class I> inline T __metal_##name(T x, I n) { return metal::name(x, n); }
 MTL_SIMD_INTRINSIC_1(simd_sum) MTL_SIMD_INTRINSIC_1(simd_product) MTL_SIMD_INTRINSIC_1(simd_min)
-MTL_SIMD_INTRINSIC_1(simd_max) MTL_SIMD_INTRINSIC_1(simd_broadcast_first) MTL_SIMD_INTRINSIC_1(simd_and)
-MTL_SIMD_INTRINSIC_1(simd_or) MTL_SIMD_INTRINSIC_1(simd_xor)
+MTL_SIMD_INTRINSIC_1(simd_max) MTL_SIMD_INTRINSIC_1(simd_broadcast_first)
 MTL_SIMD_INTRINSIC_1(simd_prefix_inclusive_sum) MTL_SIMD_INTRINSIC_1(simd_prefix_exclusive_sum)
 MTL_SIMD_INTRINSIC_1(simd_prefix_inclusive_product) MTL_SIMD_INTRINSIC_1(simd_prefix_exclusive_product)
 MTL_SIMD_INTRINSIC_2(simd_shuffle) MTL_SIMD_INTRINSIC_2(simd_broadcast) MTL_SIMD_INTRINSIC_2(simd_shuffle_down)
@@ -61,3 +60,42 @@ MTL_SIMD_INTRINSIC_2(simd_shuffle_up) MTL_SIMD_INTRINSIC_2(simd_shuffle_xor)
 MTL_SIMD_INTRINSIC_2(simd_shuffle_rotate_down) MTL_SIMD_INTRINSIC_2(simd_shuffle_rotate_up)
 #undef MTL_SIMD_INTRINSIC_1
 #undef MTL_SIMD_INTRINSIC_2
+
+// Bitwise SIMD reductions of floating-point values: MLX's bf16_math.h defines simd_xor(bfloat) through
+// __metal_simd_xor(float) in a plain (always compiled) function, so the float form must compile; what Apple's GPU
+// computes for it is not documented, so reaching it stops the kernel (a trap) instead of guessing.
+#define MTL_SIMD_BITWISE_INTRINSIC(name)                                                                        \
+  template <class T> inline T __metal_##name(T x) {                                                             \
+    if constexpr (metal::is_floating_point_v<T>) {                                                              \
+      printf("mpskernels: " #name " on a floating-point value: its result on Apple GPUs is undocumented\n");    \
+      __trap();                                                                                                 \
+      return x;                                                                                                 \
+    } else {                                                                                                    \
+      return metal::name(x);                                                                                    \
+    }                                                                                                           \
+  }
+MTL_SIMD_BITWISE_INTRINSIC(simd_and) MTL_SIMD_BITWISE_INTRINSIC(simd_or) MTL_SIMD_BITWISE_INTRINSIC(simd_xor)
+#undef MTL_SIMD_BITWISE_INTRINSIC
+
+template <class T, class I, class M> inline T __metal_simd_shuffle_and_fill_down(T data, T fill, I delta, M modulo) {
+  return metal::simd_shuffle_and_fill_down(data, fill, delta, modulo);
+}
+template <class T, class I, class M> inline T __metal_simd_shuffle_and_fill_up(T data, T fill, I delta, M modulo) {
+  return metal::simd_shuffle_and_fill_up(data, fill, delta, modulo);
+}
+// The SIMD-group width, typed like its argument (Apple's headers pass ushort()).
+template <class T> inline T __metal_get_simdgroup_size(T) { return T(32); }
+
+namespace metal {
+// <metal_logging>: os_log writes through CUDA's printf (Metal's format strings are printf's).
+struct os_log {
+  const char* subsystem;
+  const char* category;
+  constexpr os_log(const char* s, const char* c) : subsystem(s), category(c) {}
+#define MTL_OS_LOG_LEVEL(level) \
+  template <class... A> void level(const char* format, A... args) const { printf(format, args...); }
+  MTL_OS_LOG_LEVEL(log) MTL_OS_LOG_LEVEL(log_debug) MTL_OS_LOG_LEVEL(log_info) MTL_OS_LOG_LEVEL(log_default)
+  MTL_OS_LOG_LEVEL(log_error) MTL_OS_LOG_LEVEL(log_fault)
+#undef MTL_OS_LOG_LEVEL
+};
+}  // namespace metal

@@ -15,8 +15,8 @@
 
 #include "traits.cuh"
 
-#define INFINITY __int_as_float(0x7f800000)
-#define NAN __int_as_float(0x7fc00000)
+#define INFINITY __builtin_bit_cast(float, 0x7f800000u)
+#define NAN __builtin_bit_cast(float, 0x7fc00000u)
 #define HUGE_VALF INFINITY
 #define MAXFLOAT 3.402823466e+38f
 #define FLT_MAX 3.402823466e+38f
@@ -347,36 +347,47 @@ template <class T, class U> inline T as_type(const U& u) {
   return t;
 }
 
-// numeric_limits for the scalar types kernels use (16-bit floats as bit patterns).
-template <class T> struct numeric_limits;
-#define MTL_LIMITS(T, lo, hi, low, eps, inf, nan, is_int, is_sgn)                        \
-  template <> struct numeric_limits<T> {                                                \
-    static constexpr bool is_specialized = true, is_integer = is_int, is_signed = is_sgn; \
-    static T min() { return lo; }                                                       \
-    static T max() { return hi; }                                                       \
-    static T lowest() { return low; }                                                   \
-    static T epsilon() { return eps; }                                                  \
-    static T infinity() { return inf; }                                                 \
-    static T quiet_NaN() { return nan; }                                                \
+// numeric_limits for Metal's scalar types (16-bit floats from bit patterns), usable in constant expressions.
+template <class T> struct numeric_limits {
+  static constexpr bool is_specialized = false;
+};
+template <class T> struct numeric_limits<const T> : numeric_limits<T> {};
+#define MTL_LIMITS(T, lo, hi, low, eps, inf, nan, is_int, is_sgn, dig)                      \
+  template <> struct numeric_limits<T> {                                                  \
+    static constexpr bool is_specialized = true, is_integer = is_int, is_signed = is_sgn;   \
+    static constexpr bool has_infinity = !is_int, has_quiet_NaN = !is_int;                 \
+    static constexpr int digits = dig;                                                    \
+    static constexpr T min() { return lo; }                                               \
+    static constexpr T max() { return hi; }                                               \
+    static constexpr T lowest() { return low; }                                           \
+    static constexpr T epsilon() { return eps; }                                          \
+    static constexpr T infinity() { return inf; }                                         \
+    static constexpr T quiet_NaN() { return nan; }                                        \
   };
+#define MTL_INT_LIMITS(T, lo, hi, is_sgn, dig) MTL_LIMITS(T, lo, hi, lo, (T)(0), (T)(0), (T)(0), true, is_sgn, dig)
 #define MTL_FP16_BITS(T, b) T((unsigned short)(b), ::mtl::bits_tag{})
 MTL_LIMITS(float, 1.175494351e-38f, 3.402823466e+38f, -3.402823466e+38f, 1.1920928955e-7f, INFINITY, NAN, false,
-           true)
+           true, 24)
 MTL_LIMITS(mtl_half, MTL_FP16_BITS(mtl_half, 0x0400), MTL_FP16_BITS(mtl_half, 0x7bff), MTL_FP16_BITS(mtl_half, 0xfbff),
            MTL_FP16_BITS(mtl_half, 0x1400), MTL_FP16_BITS(mtl_half, 0x7c00), MTL_FP16_BITS(mtl_half, 0x7e00), false,
-           true)
+           true, 11)
 MTL_LIMITS(mtl_bfloat, MTL_FP16_BITS(mtl_bfloat, 0x0080), MTL_FP16_BITS(mtl_bfloat, 0x7f7f),
            MTL_FP16_BITS(mtl_bfloat, 0xff7f), MTL_FP16_BITS(mtl_bfloat, 0x3c00), MTL_FP16_BITS(mtl_bfloat, 0x7f80),
-           MTL_FP16_BITS(mtl_bfloat, 0x7fc0), false, true)
-MTL_LIMITS(int, (-2147483647 - 1), 2147483647, (-2147483647 - 1), 0, 0, 0, true, true)
-MTL_LIMITS(unsigned int, 0u, 0xffffffffu, 0u, 0u, 0u, 0u, true, false)
-MTL_LIMITS(short, short(-32768), short(32767), short(-32768), short(0), short(0), short(0), true, true)
-MTL_LIMITS(unsigned short, (unsigned short)0, (unsigned short)0xffff, (unsigned short)0, (unsigned short)0,
-           (unsigned short)0, (unsigned short)0, true, false)
-MTL_LIMITS(long, (-9223372036854775807L - 1), 9223372036854775807L, (-9223372036854775807L - 1), 0L, 0L, 0L, true,
-           true)
-MTL_LIMITS(unsigned long, 0ul, 0xfffffffffffffffful, 0ul, 0ul, 0ul, 0ul, true, false)
+           MTL_FP16_BITS(mtl_bfloat, 0x7fc0), false, true, 8)
+MTL_INT_LIMITS(bool, false, true, false, 1)
+MTL_INT_LIMITS(char, char(-128), char(127), true, 7)
+MTL_INT_LIMITS(signed char, (signed char)(-128), (signed char)(127), true, 7)
+MTL_INT_LIMITS(unsigned char, (unsigned char)0, (unsigned char)255, false, 8)
+MTL_INT_LIMITS(short, short(-32768), short(32767), true, 15)
+MTL_INT_LIMITS(unsigned short, (unsigned short)0, (unsigned short)0xffff, false, 16)
+MTL_INT_LIMITS(int, (-2147483647 - 1), 2147483647, true, 31)
+MTL_INT_LIMITS(unsigned int, 0u, 0xffffffffu, false, 32)
+MTL_INT_LIMITS(long, (-9223372036854775807L - 1), 9223372036854775807L, true, 63)
+MTL_INT_LIMITS(unsigned long, 0ul, 0xfffffffffffffffful, false, 64)
+MTL_INT_LIMITS(long long, (-9223372036854775807LL - 1), 9223372036854775807LL, true, 63)
+MTL_INT_LIMITS(unsigned long long, 0ull, 0xffffffffffffffffull, false, 64)
 #undef MTL_FP16_BITS
+#undef MTL_INT_LIMITS
 #undef MTL_LIMITS
 
 }  // namespace metal
