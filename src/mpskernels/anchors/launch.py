@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Sequence
 
+import torch
+
 from .library import BACKENDS
 
 
@@ -31,6 +33,16 @@ def uint_vector(*values: int) -> bytes:
         if not 0 <= int(v) < 2**32:
             raise ValueError(f"{v} does not fit a 32-bit uint (the host narrows strides to uint32_t)")
     return struct.pack(f"<{len(lanes)}I", *(int(v) for v in lanes))
+
+
+def buffer_of(t: torch.Tensor) -> torch.Tensor:
+    """The memory a strided view spans, as a contiguous 1-D tensor over the same storage. Metal binds a buffer and
+    the kernel indexes it with the strides the host passes, so a view (a KV-cache slice, a broadcast mask with
+    stride 0) is bound where it lies, without a copy, on both backends. (Torch strides are never negative.)"""
+    if t.is_contiguous():
+        return t
+    extent = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) if t.numel() else 0
+    return t.as_strided((extent,), (1,))
 
 
 def launcher(lib: Any, backend: str, kernel: str, *args: Any, threads: Sequence[int],
