@@ -246,6 +246,17 @@ MTL_MATH_PRED(isinf, ::fabsf(x) == INFINITY)
 MTL_MATH_PRED(isfinite, ::fabsf(x) < INFINITY)
 MTL_MATH_PRED(isnormal, ::fabsf(x) >= 1.175494351e-38f && ::fabsf(x) < INFINITY)
 MTL_MATH_PRED(signbit, ::signbit(x) != 0)
+// isunordered(x, y): either is NaN; isordered: neither.
+template <class X, class Y, class R = typename ::mtl::math::common<X, Y>::type>
+inline typename ::mtl::math::bool_of<R>::type isunordered(X x_, Y y_) {
+  typename ::mtl::math::bool_of<R>::type r;
+  for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i) {
+    const float x = ::mtl::math::arg<R>(x_, i), y = ::mtl::math::arg<R>(y_, i);
+    ::mtl::math::put_bool(r, i, x != x || y != y);
+  }
+  return r;
+}
+template <class X, class Y> inline auto isordered(X x, Y y) -> decltype(isunordered(x, y)) { return !isunordered(x, y); }
 
 // abs, min, max, clamp and the 3-operand forms take integers too, computed in their own type.
 namespace detail {

@@ -199,4 +199,23 @@ template <class T, long... I> struct make_seq<T, 0, I...> { typedef integer_sequ
 template <class T, T N> using make_integer_sequence = typename detail::make_seq<T, long(N)>::type;
 template <unsigned long N> using make_index_sequence = make_integer_sequence<unsigned long, N>;
 
+// <metal_array>: a fixed-size aggregate (brace-initialised like std::array).
+template <class T, unsigned long N> struct array {
+  T elems[N > 0 ? N : 1];
+  constexpr T& operator[](unsigned long i) { return elems[i]; }
+  constexpr const T& operator[](unsigned long i) const { return elems[i]; }
+  static constexpr unsigned long size() { return N; }
+  static constexpr bool empty() { return N == 0; }
+  constexpr T* data() { return elems; }
+  constexpr const T* data() const { return elems; }
+  constexpr T* begin() { return elems; }
+  constexpr const T* begin() const { return elems; }
+  constexpr T* end() { return elems + N; }
+  constexpr const T* end() const { return elems + N; }
+  constexpr T& front() { return elems[0]; }
+  constexpr const T& front() const { return elems[0]; }
+  constexpr T& back() { return elems[N - 1]; }
+  constexpr const T& back() const { return elems[N - 1]; }
+};
+
 }  // namespace metal
