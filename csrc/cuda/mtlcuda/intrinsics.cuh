@@ -87,15 +87,24 @@ template <class T, class I, class M> inline T __metal_simd_shuffle_and_fill_up(T
 template <class T> inline T __metal_get_simdgroup_size(T) { return T(32); }
 
 namespace metal {
-// <metal_logging>: os_log writes through CUDA's printf (Metal's format strings are printf's).
+// <metal_logging>: on a Mac the messages go to the host's log. As in the emulator, the calls are accepted and have
+// no effect on what a kernel computes (the lane has no log stream either).
 struct os_log {
-  const char* subsystem;
-  const char* category;
-  constexpr os_log(const char* s, const char* c) : subsystem(s), category(c) {}
+  constexpr os_log() = default;
+  constexpr os_log(const char*, const char*) {}
 #define MTL_OS_LOG_LEVEL(level) \
-  template <class... A> void level(const char* format, A... args) const { printf(format, args...); }
+  template <class... A> void level(const char*, A...) const {}
   MTL_OS_LOG_LEVEL(log) MTL_OS_LOG_LEVEL(log_debug) MTL_OS_LOG_LEVEL(log_info) MTL_OS_LOG_LEVEL(log_default)
   MTL_OS_LOG_LEVEL(log_error) MTL_OS_LOG_LEVEL(log_fault)
 #undef MTL_OS_LOG_LEVEL
 };
+
+// uniform<T>: a value the compiler may assume equal in every thread; it behaves as a T (converts both ways).
+template <class T> struct uniform {
+  T value;
+  uniform() = default;
+  constexpr uniform(T v) : value(v) {}
+  constexpr operator T() const { return value; }
+};
+template <class T> constexpr uniform<T> make_uniform(T v) { return uniform<T>(v); }
 }  // namespace metal
