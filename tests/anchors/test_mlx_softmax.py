@@ -10,6 +10,13 @@ from .mlx_check import check, dtypes, randn, run
 # block; past 4096 the looped kernel, with a tail.
 BLOCK = [(3, 1), (2, 37), (2, 130), (1, 4096)]
 LOOPED = [(2, 4097 + 6)]
+# MLX's default softmax accumulates half and bfloat in their own type (exp, the row sum and its reciprocal each
+# rounded to it): a few units in the last place beyond a float accumulation, by design (precise=True is the fix).
+IN_TYPE_ULPS = 8.0
+
+
+def ulps(dtype, precise=False):
+    return 0.0 if precise or dtype == torch.float32 else IN_TYPE_ULPS
 
 
 @dtypes
@@ -18,7 +25,7 @@ def test_softmax(dtype, rows, cols):
     x = randn(rows, cols, seed=cols, dtype=dtype, scale=3)
     out, kernels = run("mlx.softmax", x)
     assert kernels[0].startswith("looped_" if cols > 4096 else "block_")
-    check(out, torch.softmax(x.double(), -1), torch.softmax(x, -1), f"softmax {rows}x{cols}")
+    check(out, torch.softmax(x.double(), -1), torch.softmax(x, -1), f"softmax {rows}x{cols}", ulps(dtype))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
