@@ -115,3 +115,30 @@ def test_quantized_routes_and_packing():
     s = randn(8, 2)
     with pytest.raises(ValueError, match="qmv_quad"):
         quantized.prepare_qmv("emulator", x, w, s, s)
+
+
+class _FakeLibrary:
+    def __init__(self, with_prepare):
+        self.calls = []
+        if with_prepare:
+            self.prepare = lambda kernel, *args, **kw: ("prepared", kernel, args, kw)
+
+    def dispatch(self, kernel, *args, **kw):
+        self.calls.append((kernel, args, kw))
+
+
+@pytest.mark.parametrize("backend, with_prepare", [("emulator", True), ("cuda", True), ("cuda", False)])
+def test_launcher_prepares_on_the_lane_and_dispatches_elsewhere(monkeypatch, backend, with_prepare):
+    from mpskernels.anchors.mlx import launch
+
+    lib = _FakeLibrary(with_prepare)
+    monkeypatch.setattr(launch, "load", lambda name, b: lib)
+    result = launch.launcher(backend, "mlx_x", "k", 1, 2, threads=(64,), group_size=(32,), constants={"c": True})
+    options = dict(threads=(64,), group_size=(32,), constants={"c": True}, threadgroup_memory={})
+    if backend == "cuda" and with_prepare:
+        assert result == ("prepared", "k", (1, 2), options) and lib.calls == []
+    else:
+        assert lib.calls == []  # nothing runs until the launch is called, and then every time
+        result()
+        result()
+        assert lib.calls == [("k", (1, 2), options)] * 2
