@@ -109,7 +109,8 @@ def test_quantized_routes_and_packing():
     assert quantized.fast_k_alignment(4) == 512
     assert quantized.arch_generation("applegpu_g16s") == 16
     words = quantized.pack(torch.arange(16).reshape(2, 8) % 16)
-    assert words.tolist() == [[0x76543210], [0xFEDCBA98 - 2**32]]
+    assert words.dtype == torch.uint32
+    assert words.view(torch.int32).tolist() == [[0x76543210], [0xFEDCBA98 - 2**32]]
     x = randn(1, 128)
     w = torch.zeros(8, 16, dtype=torch.int32)
     s = randn(8, 2)
