@@ -202,3 +202,25 @@ def test_member_functions_overloaded_only_by_address_space_are_merged():
     cpp = unit.cpp(Specialization(), "shim.h").split("#line 1")[0]
     assert cpp.count("float get() const") == 1
     assert "void add(float x)" in cpp
+
+
+def test_constant_qualified_constructors_and_conversions_to_template_types_are_merged():
+    # MLX's complex.h: a constructor qualified `constant` (which must not become a `const` constructor) and
+    # conversion operators to vec<T, 2> (a template-id after `operator`) overloaded by address space.
+    unit = read(
+        """
+        template <typename T> struct C {
+          T re;
+          constexpr C(T x) thread : re(x) {}
+          constexpr C(T x) constant : re(x) {}
+          constexpr operator vec<T, 2>() const thread { return vec<T, 2>(re, re); }
+          constexpr operator vec<T, 2>() const device { return vec<T, 2>(re, re); }
+          constexpr operator vec<T, 2>() const constant { return vec<T, 2>(re, re); }
+        };
+        kernel void k(device float2* y [[buffer(0)]]) { C<float> c(1.0f); y[0] = float2(c); }
+        """
+    )
+    assert len(unit.program.duplicate_members) == 3
+    cpp = unit.cpp(Specialization(), "shim.h").split("#line 1")[0]
+    assert cpp.count("constexpr C(T x)") == 1 and "C(T x) const" not in cpp
+    assert cpp.count("operator vec<T, 2>() const") == 1

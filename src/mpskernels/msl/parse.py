@@ -158,11 +158,12 @@ _NOT_FUNCTIONS = {"if", "for", "while", "switch", "return", "sizeof", "alignof",
 
 
 def erased_text(tokens) -> tuple[str, ...]:
-    """Token texts with `device`, `thread` and `threadgroup` removed and `constant` read as `const`."""
+    """Token texts with `device`, `thread` and `threadgroup` removed and `constant` read as `const`, except where it
+    qualifies a member function or constructor (right after its parameter list), where it goes like the others."""
     out = []
     for t in tokens:
         if t.text == "constant":
-            if not out or out[-1] != "const":
+            if out and out[-1] != "const" and out[-1] != ")":
                 out.append("const")
         elif t.text not in ADDRESS_SPACES:
             out.append(t.text)
@@ -951,7 +952,7 @@ class Parser:
         if tokens[k].text == ")":
             open_ = self.opening_paren(k)
             name = tokens[open_ - 1] if open_ > 0 else None
-            is_operator = any(x.text == "operator" for x in tokens[max(0, open_ - 3) : open_])
+            is_operator = self.names_operator(open_)
             if name is None or not (is_operator or (name.kind == "id" and name.text not in _NOT_FUNCTIONS)):
                 return None
             end = k + 1
@@ -975,6 +976,20 @@ class Parser:
             last = matching(tokens, body)
             return start, body, last + 1 if last + 1 < n and tokens[last + 1].text == ";" else last
         return None
+
+    def names_operator(self, open_: int) -> bool:
+        """Whether the name before the '(' at open_ is an operator: `operator+`, `operator()`, and conversions to
+        any type, `operator vec<T, 2>` included."""
+        tokens = self.tokens
+        j = open_ - 1
+        while j >= 0 and j > open_ - 24:
+            if tokens[j].text == "operator":
+                return True
+            if tokens[j].kind not in ("id", "num") and tokens[j].text not in ("::", "<", ">", ">>", ",", "*", "&",
+                                                                                "(", ")", "[", "]"):
+                return j > 0 and tokens[j - 1].text == "operator"
+            j -= 1
+        return False
 
     def definition_start(self, k: int) -> int:
         tokens = self.tokens
