@@ -50,6 +50,7 @@ template <> struct result<double> { typedef float type; };
 template <int N> struct result<vec<float, N>> { typedef vec<float, N> type; };
 template <int N> struct result<vec<half_t, N>> { typedef vec<half_t, N> type; };
 template <int N> struct result<vec<bfloat_t, N>> { typedef vec<bfloat_t, N> type; };
+template <class V, class T, int Lo, int Span, int... I> struct result<swizzle<V, T, Lo, Span, I...>> : result<V> {};
 #define MTL_INT_ARG(T) template <> struct result<T> { typedef float type; };
 MTL_INT_ARG(bool) MTL_INT_ARG(char) MTL_INT_ARG(signed char) MTL_INT_ARG(unsigned char) MTL_INT_ARG(short)
 MTL_INT_ARG(unsigned short) MTL_INT_ARG(int) MTL_INT_ARG(unsigned int) MTL_INT_ARG(long) MTL_INT_ARG(unsigned long)
@@ -91,6 +92,7 @@ template <class T, int N> inline void put(vec<T, N>& r, int i, float v) { r.v[i]
 // A scalar operand broadcasts over a vector result.
 template <class R, class X> inline float arg(const X& x, int i) {
   if constexpr (is_vec<X>::value) return float(x.v[i]);
+  else if constexpr (swizzle_of<X>::value) return float(x[i]);
   else return float(x);
 }
 
@@ -350,11 +352,29 @@ template <class T> inline ::mtl::vec<T, 3> cross(::mtl::vec<T, 3> a, ::mtl::vec<
   return ::mtl::vec<T, 3>(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
 }
 
-// Reinterprets the bits of a value as another type of the same size.
+// A swizzle operand of a geometric function is the vector it reads as.
+#define MTL_GEOMETRIC_SWIZZLE_1(name)                                                                          \
+  template <class A, typename ::mtl::enable_if<::mtl::swizzle_of<A>::value, int>::type = 0>                   \
+  inline auto name(const A& a) { return name(typename ::mtl::as_vector<A>::type(a)); }
+#define MTL_GEOMETRIC_SWIZZLE_2(name)                                                                          \
+  template <class A, class B,                                                                                  \
+            typename ::mtl::enable_if<::mtl::swizzle_of<A>::value || ::mtl::swizzle_of<B>::value, int>::type = 0> \
+  inline auto name(const A& a, const B& b) {                                                                   \
+    return name(typename ::mtl::as_vector<A>::type(a), typename ::mtl::as_vector<B>::type(b));                \
+  }
+MTL_GEOMETRIC_SWIZZLE_1(length) MTL_GEOMETRIC_SWIZZLE_1(normalize) MTL_GEOMETRIC_SWIZZLE_1(any)
+MTL_GEOMETRIC_SWIZZLE_1(all) MTL_GEOMETRIC_SWIZZLE_2(dot) MTL_GEOMETRIC_SWIZZLE_2(distance)
+MTL_GEOMETRIC_SWIZZLE_2(cross)
+#undef MTL_GEOMETRIC_SWIZZLE_1
+#undef MTL_GEOMETRIC_SWIZZLE_2
+
+// Reinterprets the bits of a value as another type of the same size (a swizzle's bits in swizzle order).
 template <class T, class U> inline T as_type(const U& u) {
-  static_assert(sizeof(T) == sizeof(U), "as_type needs types of the same size");
+  typedef typename ::mtl::as_vector<U>::type V;
+  static_assert(sizeof(T) == sizeof(V), "as_type needs types of the same size");
+  const V value = V(u);
   T t;
-  memcpy(&t, &u, sizeof(T));
+  memcpy(&t, &value, sizeof(T));
   return t;
 }
 
@@ -405,3 +425,23 @@ MTL_INT_LIMITS(unsigned long long, 0ull, 0xffffffffffffffffull, false, 64)
 
 // Apple's <metal_stdlib> declares as_type in the global namespace too (real code calls it without metal::).
 using metal::as_type;
+
+// Metal's vectors live in namespace metal, so argument-dependent lookup finds the functions taking them even
+// without `using namespace metal;` (all(v == w) in a file that never says it). The shim's vectors live in ::mtl:
+// the same functions are made visible there.
+namespace mtl {
+using ::metal::abs; using ::metal::acos; using ::metal::acosh; using ::metal::all; using ::metal::any;
+using ::metal::asin; using ::metal::asinh; using ::metal::atan; using ::metal::atan2; using ::metal::atanh;
+using ::metal::cbrt; using ::metal::ceil; using ::metal::clamp; using ::metal::copysign; using ::metal::cos;
+using ::metal::cosh; using ::metal::cospi; using ::metal::cross; using ::metal::distance; using ::metal::divide;
+using ::metal::dot; using ::metal::exp; using ::metal::exp10; using ::metal::exp2; using ::metal::fabs;
+using ::metal::fdim; using ::metal::floor; using ::metal::fma; using ::metal::fmax; using ::metal::fmax3;
+using ::metal::fmedian3; using ::metal::fmin; using ::metal::fmin3; using ::metal::fmod; using ::metal::fract;
+using ::metal::isfinite; using ::metal::isinf; using ::metal::isnan; using ::metal::isnormal;
+using ::metal::length; using ::metal::log; using ::metal::log10; using ::metal::log2; using ::metal::max;
+using ::metal::max3; using ::metal::median3; using ::metal::min; using ::metal::min3; using ::metal::mix;
+using ::metal::normalize; using ::metal::pow; using ::metal::powr; using ::metal::rint; using ::metal::round;
+using ::metal::rsqrt; using ::metal::saturate; using ::metal::select; using ::metal::sign; using ::metal::signbit;
+using ::metal::sin; using ::metal::sinh; using ::metal::sinpi; using ::metal::smoothstep; using ::metal::sqrt;
+using ::metal::step; using ::metal::tan; using ::metal::tanh; using ::metal::tanpi; using ::metal::trunc;
+}  // namespace mtl

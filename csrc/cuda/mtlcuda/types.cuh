@@ -167,37 +167,138 @@ struct bfloat_t : fp16_ops<bfloat_t> {
   MTL_FP16_CONVERSIONS(bf16_to_f32(bits))
 };
 
-// ---- vectors: MSL sizes and alignment (a 3-vector takes the room of a 4-vector), .xyzw / .rgba and [] ----
+// ---- vectors: MSL sizes and alignment (a 3-vector takes the room of a 4-vector), .xyzw / .rgba, swizzles, [] ----
+
+template <class T, int N> struct vec;
+
+// Multi-component swizzles (v.xy, v.zyx, v.xxyy, v.bgr), as in the emulator's csrc/emu/mtl/types.h: union members
+// of type swizzle<V, T, Lo, Span, I...>, holding exactly the components Lo .. Lo+Span-1 and sitting at their
+// offset. Reading converts to V = vec<T, sizeof...(I)>; without repeated components a swizzle is assignable
+// (v.xy = w, v.zw += u). Copying a swizzle onto one of the same type (a.yz = b.yz) is the trivial copy of that span,
+// which is the component-wise assignment: that is why only swizzles whose components are contiguous are members
+// (v.xz, v.xw are not, and fail to compile instead of copying a wrong span).
+template <int... I> struct distinct_lanes { static constexpr bool value = true; };
+template <int A, int... R> struct distinct_lanes<A, R...> {
+  static constexpr bool value = ((A != R) && ...) && distinct_lanes<R...>::value;
+};
+template <class V, class T, int Lo, int Span, int... I> struct swizzle {
+  T s[Span];
+  constexpr operator V() const { return V(s[I - Lo]...); }
+  constexpr T operator[](int i) const {
+    constexpr int idx[] = {I...};
+    return s[idx[i] - Lo];
+  }
+  template <class X, bool D = distinct_lanes<I...>::value, typename enable_if<D>::type = 0>
+  swizzle& operator=(const X& x) {
+    const V val(x);
+    int k = 0;
+    ((s[I - Lo] = val.v[k++]), ...);
+    return *this;
+  }
+#define MTL_SWIZZLE_ASSIGN(op)                                                                   \
+  template <class X, bool D = distinct_lanes<I...>::value, typename enable_if<D>::type = 0>       \
+  swizzle& operator op##=(const X& x) {                                                           \
+    return *this = V(V(*this) op x);                                                              \
+  }
+  MTL_SWIZZLE_ASSIGN(+)
+  MTL_SWIZZLE_ASSIGN(-)
+  MTL_SWIZZLE_ASSIGN(*)
+  MTL_SWIZZLE_ASSIGN(/)
+#undef MTL_SWIZZLE_ASSIGN
+};
+template <class X> struct swizzle_of { static constexpr bool value = false; };
+template <class V, class T, int Lo, int Span, int... I> struct swizzle_of<swizzle<V, T, Lo, Span, I...>> {
+  static constexpr bool value = true;
+  typedef V type;
+};
+// The vector a swizzle reads as (the type itself otherwise), and how many components a constructor argument gives.
+template <class X, bool = swizzle_of<X>::value> struct as_vector { typedef X type; };
+template <class X> struct as_vector<X, true> { typedef typename swizzle_of<X>::type type; };
+template <class X> struct lane_count { static constexpr int value = 1; };
+template <class T, int N> struct lane_count<vec<T, N>> { static constexpr int value = N; };
+template <class V, class T, int Lo, int Span, int... I> struct lane_count<swizzle<V, T, Lo, Span, I...>> {
+  static constexpr int value = int(sizeof...(I));
+};
+
+template <int... I> struct count_lanes { static constexpr int value = int(sizeof...(I)); };
+#define MTL_SWIZZLE(lo, span, ...) \
+  ::mtl::swizzle<::mtl::vec<T, ::mtl::count_lanes<__VA_ARGS__>::value>, T, lo, span, __VA_ARGS__>
+#include "swizzles.cuh"
 
 template <class T, int N> struct vec_storage;
 template <class T> struct alignas(2 * sizeof(T)) vec_storage<T, 2> {
-  union { T v[2]; struct { T x, y; }; struct { T r, g; }; };
+  union { T v[2]; struct { T x, y; }; struct { T r, g; }; MTL_SWIZZLES_2 };
 };
 template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 3> {
-  union { T v[3]; struct { T x, y, z; }; struct { T r, g, b; }; };
+  union { T v[3]; struct { T x, y, z; }; struct { T r, g, b; }; MTL_SWIZZLES_3 };
 };
 template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 4> {
-  union { T v[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; };
+  union { T v[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; MTL_SWIZZLES_4 };
 };
+#undef MTL_SWIZZLE
 
 template <class T, int N> struct vec : vec_storage<T, N> {
   vec() = default;
-  explicit vec(T s) {
+  constexpr explicit vec(T s) : vec_storage<T, N>{} {
     for (int i = 0; i < N; ++i) this->v[i] = s;
   }
-  template <class A, class B, class... R>
-  vec(A a, B b, R... rest) {
-    static_assert(2 + sizeof...(R) == N, "a vector constructor needs one scalar per component");
-    const T parts[] = {T(a), T(b), T(rest)...};
-    for (int i = 0; i < N; ++i) this->v[i] = parts[i];
+  // float4(a, b, c, d), float4(v.xy, v.zw), float3(xy, z): the arguments' components in order, exactly N of them.
+  template <class A, class B, class... R,
+            typename enable_if<lane_count<A>::value + lane_count<B>::value + (lane_count<R>::value + ... + 0) == N,
+                               int>::type = 0>
+  constexpr vec(const A& a, const B& b, const R&... rest) : vec_storage<T, N>{} {
+    int k = 0;
+    put(k, a);
+    put(k, b);
+    (put(k, rest), ...);
+  }
+  // Braces: float4 v = {a, b, c} gives (a, b, c, 0); {x} gives (x, 0, 0, 0).
+  constexpr vec(std::initializer_list<T> values) : vec_storage<T, N>{} {
+    int k = 0;
+    for (const T& x : values) if (k < N) this->v[k++] = x;
   }
   template <class U>
-  explicit vec(const vec<U, N>& o) {
+  constexpr explicit vec(const vec<U, N>& o) : vec_storage<T, N>{} {
     for (int i = 0; i < N; ++i) this->v[i] = T(o.v[i]);
   }
+  template <class X, typename enable_if<swizzle_of<X>::value && lane_count<X>::value == N, int>::type = 0>
+  constexpr explicit vec(const X& o) : vec_storage<T, N>{} {  // half2(v.wz)
+    for (int i = 0; i < N; ++i) this->v[i] = T(o[i]);
+  }
   T& operator[](int i) { return this->v[i]; }
-  const T& operator[](int i) const { return this->v[i]; }
+  constexpr const T& operator[](int i) const { return this->v[i]; }
+
+ private:
+  template <class X> constexpr void put(int& k, const X& x) {
+    if constexpr (lane_count<X>::value == 1) {
+      this->v[k++] = T(x);
+    } else {
+      for (int j = 0; j < lane_count<X>::value; ++j) this->v[k++] = T(x[j]);
+    }
+  }
 };
+
+// Operators with a swizzle operand compute on the vector it reads as (one template per operator, found by ADL).
+#define MTL_SWIZZLE_BINARY(op)                                                                                 \
+  template <class A, class B, typename enable_if<swizzle_of<A>::value, int>::type = 0>                         \
+  constexpr auto operator op(const A& a, const B& b) -> decltype(typename swizzle_of<A>::type(a) op b) {       \
+    return typename swizzle_of<A>::type(a) op b;                                                               \
+  }                                                                                                            \
+  template <class A, class B, typename enable_if<!swizzle_of<A>::value && swizzle_of<B>::value, int>::type = 0> \
+  constexpr auto operator op(const A& a, const B& b) -> decltype(a op typename swizzle_of<B>::type(b)) {       \
+    return a op typename swizzle_of<B>::type(b);                                                               \
+  }
+MTL_SWIZZLE_BINARY(+)
+MTL_SWIZZLE_BINARY(-)
+MTL_SWIZZLE_BINARY(*)
+MTL_SWIZZLE_BINARY(/)
+MTL_SWIZZLE_BINARY(==)
+MTL_SWIZZLE_BINARY(!=)
+MTL_SWIZZLE_BINARY(<)
+MTL_SWIZZLE_BINARY(<=)
+MTL_SWIZZLE_BINARY(>)
+MTL_SWIZZLE_BINARY(>=)
+#undef MTL_SWIZZLE_BINARY
 
 #define MTL_VEC_ARITH(op)                                                                                 \
   template <class T, int N> vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {               \
