@@ -298,14 +298,52 @@ MTL_INT_LANEWISE(min3, detail::imin(detail::imin(MTL_L(a), MTL_L(b)), MTL_L(c)),
 MTL_INT_LANEWISE(median3, detail::imax(detail::imin(MTL_L(a), MTL_L(b)), detail::imin(detail::imax(MTL_L(a), MTL_L(b)), MTL_L(c))), X a, X b, X c)
 #undef MTL_L
 #undef MTL_INT_LANEWISE
-// The floating-point ones (Metal's max and min are fmax and fmin).
-MTL_MATH_BINARY(max, ::fmaxf(x, y))
-MTL_MATH_BINARY(min, ::fminf(x, y))
-MTL_MATH_UNARY(abs, ::fabsf(x))
-MTL_MATH_TERNARY(clamp, ::fminf(::fmaxf(x, y), z))
-MTL_MATH_TERNARY(max3, ::fmaxf(::fmaxf(x, y), z))
-MTL_MATH_TERNARY(min3, ::fminf(::fminf(x, y), z))
-MTL_MATH_TERNARY(median3, ::mtl::math::median3_f(x, y, z))
+// The floating-point ones (Metal's max and min are fmax and fmin): not for integer arguments alone, which the
+// integer forms above take (abs(int) stays int).
+template <class X, class R = typename ::mtl::math::result<X>::type,
+          typename ::mtl::enable_if<!detail::int_arith<X>::value>::type = 0>
+inline R abs(X x_) {
+  R r;
+  for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i) ::mtl::math::put(r, i, ::fabsf(::mtl::math::arg<R>(x_, i)));
+  return r;
+}
+#define MTL_NOT_ALL_INT(...) typename ::mtl::enable_if<!(__VA_ARGS__)>::type = 0
+template <class X, class Y, class R = typename ::mtl::math::common<X, Y>::type,
+          MTL_NOT_ALL_INT(detail::int_arith<X>::value && detail::int_arith<Y>::value)>
+inline R max(X x_, Y y_) {
+  R r;
+  for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i)
+    ::mtl::math::put(r, i, ::fmaxf(::mtl::math::arg<R>(x_, i), ::mtl::math::arg<R>(y_, i)));
+  return r;
+}
+template <class X, class Y, class R = typename ::mtl::math::common<X, Y>::type,
+          MTL_NOT_ALL_INT(detail::int_arith<X>::value && detail::int_arith<Y>::value)>
+inline R min(X x_, Y y_) {
+  R r;
+  for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i)
+    ::mtl::math::put(r, i, ::fminf(::mtl::math::arg<R>(x_, i), ::mtl::math::arg<R>(y_, i)));
+  return r;
+}
+#define MTL_FP_TERNARY(name, expr)                                                                     \
+  template <class X, class Y, class Z,                                                                 \
+            class R = typename ::mtl::math::common<X, typename ::mtl::math::common<Y, Z>::type>::type, \
+            MTL_NOT_ALL_INT(detail::int_arith<X>::value && detail::int_arith<Y>::value &&               \
+                            detail::int_arith<Z>::value)>                                              \
+  inline R name(X x_, Y y_, Z z_) {                                                                    \
+    R r;                                                                                               \
+    for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i) {                                               \
+      const float x = ::mtl::math::arg<R>(x_, i), y = ::mtl::math::arg<R>(y_, i);                      \
+      const float z = ::mtl::math::arg<R>(z_, i);                                                      \
+      ::mtl::math::put(r, i, (expr));                                                                  \
+    }                                                                                                  \
+    return r;                                                                                          \
+  }
+MTL_FP_TERNARY(clamp, ::fminf(::fmaxf(x, y), z))
+MTL_FP_TERNARY(max3, ::fmaxf(::fmaxf(x, y), z))
+MTL_FP_TERNARY(min3, ::fminf(::fminf(x, y), z))
+MTL_FP_TERNARY(median3, ::mtl::math::median3_f(x, y, z))
+#undef MTL_FP_TERNARY
+#undef MTL_NOT_ALL_INT
 
 template <class X, class R = typename ::mtl::math::result<X>::type> inline R ldexp(X x, int e) {
   R r;
