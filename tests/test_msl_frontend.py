@@ -3,6 +3,8 @@
 These tests only preprocess and parse (no C++ compile), so they run in milliseconds each.
 """
 
+import re
+
 import pytest
 
 from mpskernels import msl
@@ -224,3 +226,57 @@ def test_constant_qualified_constructors_and_conversions_to_template_types_are_m
     cpp = unit.cpp(Specialization(), "shim.h").split("#line 1")[0]
     assert cpp.count("constexpr C(T x)") == 1 and "C(T x) const" not in cpp
     assert cpp.count("operator vec<T, 2>() const") == 1
+
+
+@pytest.mark.parametrize(
+    "expr, env, value",
+    [
+        ("100 + 1", {}, 101),
+        ("BM * BN * 32", {"BM": 2, "BN": 4}, 256),
+        ("(7 - 10) / 2", {}, -1),  # C++ truncates toward zero
+        ("-7 % 3", {}, -1),
+        ("1 << 4 | 1", {}, 17),
+        ("N > 4 ? N : 4", {"N": 8}, 8),
+        ("0x10 + 010 + 1'000", {}, 16 + 8 + 1000),
+    ],
+)
+def test_attribute_arguments_fold_as_cpp_integer_expressions(expr, env, value):
+    from mpskernels.msl.evaluate import evaluate
+
+    assert evaluate(tokenize(expr), env) == value
+
+
+@pytest.mark.parametrize("expr", ["sizeof(T)", "N + 1", "f(2)", "1 +"])
+def test_attribute_arguments_the_front_end_cannot_fold(expr):
+    from mpskernels.msl.evaluate import NotConstant, evaluate
+
+    with pytest.raises(NotConstant):
+        evaluate(tokenize(expr), {})
+
+
+def test_globally_qualified_and_deduced_instantiations():
+    unit = read(
+        """
+        namespace a { namespace b {
+        template <typename T> kernel void f(device T* y [[buffer(0)]], uint i [[thread_position_in_grid]]) {}
+        } }
+        template [[host_name("f_float")]] kernel void ::a::b::f<float>(device float* y, uint i);
+        template [[host_name("f_half")]] [[kernel]] void a::b::f(device half* y [[buffer(0)]], uint i);
+        """
+    )
+    by_host = {e.host_name: e for e in unit.program.entries}
+    assert by_host["f_float"].address == "&::a::b::f<float>"
+    assert by_host["f_half"].address == "static_cast<void(*)(half * y , uint i)>(&a::b::f)"
+
+
+def test_array_parameters_are_buffers():
+    unit = read("kernel void k(device float* y [[buffer(0)]], constant int64_t strides[3] [[buffer(1)]]) {}")
+    assert roles(unit, "k") == [("y", "buffer", 0), ("strides", "buffer", 1)]
+    assert unit.program.kernels["k"].params[1].type_text == "constant int64_t *"
+
+
+def test_static_constant_constexpr_const_keeps_one_const():
+    unit = read("struct L { static constant constexpr const float big = 2.0f; };\n"
+                "kernel void k(device float* y [[buffer(0)]]) { y[0] = L::big; }")
+    cpp = unit.cpp(Specialization(), "shim.h").split("#line 1")[0]
+    assert re.search(r"static\s+constexpr\s+const float big", cpp)
