@@ -46,10 +46,11 @@ def test_stdlib_internals(msl):
 
 def test_stdlib_overloads(msl):
     """User code defines metal::void_t and bfloat math overloads in metal, fast and precise (as MLX does) without
-    colliding; float math accepts integer arguments; exp(float4) is component-wise; half converts to bool."""
+    colliding; the library has no bfloat overloads of its own (sin(bfloat) is a float); float math accepts integer
+    arguments; exp(float4) is component-wise; half converts to bool; user min/max templates do not tie."""
     n = 40
     x = np.random.default_rng(2).uniform(-3, 3, n).astype(np.float32)
-    got = run(msl("stdlib_overloads.metal"), "stdlib_overloads", (x,), 7, n)
+    got = run(msl("stdlib_overloads.metal"), "stdlib_overloads", (x,), 11, n)
     b = torch.from_numpy(x).to(torch.bfloat16).double().numpy()
     gid = np.arange(n)
     bf = lambda v: torch.from_numpy(np.asarray(v)).to(torch.bfloat16).double().numpy()  # noqa: E731
@@ -62,6 +63,10 @@ def test_stdlib_overloads(msl):
     h = torch.from_numpy(x).half().double().numpy()
     close(got[:, 5], np.maximum(h, -1), torch.float16)
     close(got[:, 6], (gid % 3 != 0).astype(np.float64))
+    close(got[:, 7], np.minimum(xd, 2) + 1000)
+    close(got[:, 8], np.minimum(xd, 0.5) + np.maximum(xd, 0.25))
+    close(got[:, 9], np.full(n, 3.0))
+    close(got[:, 10], np.sin(b) * 3)  # float precision: the bfloat argument, not the result, is rounded
 
 
 def test_stdlib_half(msl):

@@ -441,22 +441,22 @@ inline vec<T, N> sincos(vec<T, N> x, vec<T, N>& cosval) {
 // ---------------------------------------------------------------------------
 // Functions for both floating and integer types (min/max are in types.h)
 // ---------------------------------------------------------------------------
-template <class X, class R = detail::common_t<X>>
+template <class X, class R = detail::lib_t<X>>
 constexpr R abs(X x) { return detail::vmap<R>([](auto e) { return detail::abs_e(e); }, R(x)); }
 
-template <class X, class Y, class Z, class R = detail::common_t<X, Y, Z>>
+template <class X, class Y, class Z, class R = detail::lib_t<X, Y, Z>>
 constexpr R clamp(X x, Y lo, Z hi) {
   return detail::vmap<R>([](auto a, auto b, auto c) { return detail::clamp_e(a, b, c); }, R(x), R(lo), R(hi));
 }
-template <class X, class Y, class Z, class R = detail::common_t<X, Y, Z>>
+template <class X, class Y, class Z, class R = detail::lib_t<X, Y, Z>>
 constexpr R min3(X x, Y y, Z z) {
   return detail::vmap<R>([](auto a, auto b, auto c) { return detail::min_e(detail::min_e(a, b), c); }, R(x), R(y), R(z));
 }
-template <class X, class Y, class Z, class R = detail::common_t<X, Y, Z>>
+template <class X, class Y, class Z, class R = detail::lib_t<X, Y, Z>>
 constexpr R max3(X x, Y y, Z z) {
   return detail::vmap<R>([](auto a, auto b, auto c) { return detail::max_e(detail::max_e(a, b), c); }, R(x), R(y), R(z));
 }
-template <class X, class Y, class Z, class R = detail::common_t<X, Y, Z>>
+template <class X, class Y, class Z, class R = detail::lib_t<X, Y, Z>>
 constexpr R median3(X x, Y y, Z z) {
   return detail::vmap<R>([](auto a, auto b, auto c) { return detail::median3_e(a, b, c); }, R(x), R(y), R(z));
 }

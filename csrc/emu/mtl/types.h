@@ -267,8 +267,14 @@ template <class A, class B, class C> struct common<A, B, C> : common_then<common
 template <class... X> using common_t = typename common<X...>::type;
 // Floating-point functions take integer scalars too (precise::log(10) is log(10.0f) in MSL): an all-integer
 // scalar call computes in float. Integer vectors stay rejected, as in MSL.
+// Apple's library has no bfloat overloads (MLX's bf16_math.h defines them itself): a bfloat argument converts to
+// float and the result is a float, unrounded. So the function library computes bfloat operands as float.
+template <class C> struct no_bfloat { using type = C; };
+template <> struct no_bfloat<bfloat> { using type = float; };
+template <int N> struct no_bfloat<vec<bfloat, N>> { using type = vec<float, N>; };
+template <class... X> using lib_t = typename no_bfloat<common_t<X...>>::type;
 template <class C> using fp_promote_t = std::conditional_t<vshape<C>::n == 0 && is_int_v<C> && !std::is_same<C, bool>::value, float, C>;
-template <class... X> using fp_t = std::enable_if_t<is_fp_v<elem_t<fp_promote_t<common_t<X...>>>>, fp_promote_t<common_t<X...>>>;
+template <class... X> using fp_t = std::enable_if_t<is_fp_v<elem_t<fp_promote_t<lib_t<X...>>>>, fp_promote_t<lib_t<X...>>>;
 template <class... X>
 using int_t = std::enable_if_t<is_int_v<elem_t<common_t<X...>>> && !std::is_same<elem_t<common_t<X...>>, bool>::value, common_t<X...>>;
 
@@ -1522,10 +1528,28 @@ constexpr To as_type(const From& from) {
 // min / max (scalars and vectors; mixed scalar types promote, see
 // detail::common).  Float versions are fmin/fmax.
 // ---------------------------------------------------------------------------
-template <class X, class Y, class R = detail::common_t<X, Y>>
-constexpr R min(X x, Y y) { return detail::vmap<R>([](auto a, auto b) { return detail::min_e(a, b); }, R(x), R(y)); }
-template <class X, class Y, class R = detail::common_t<X, Y>>
-constexpr R max(X x, Y y) { return detail::vmap<R>([](auto a, auto b) { return detail::max_e(a, b); }, R(x), R(y)); }
+// Apple declares min/max as one non-template overload per type. So a same-type scalar call picks a non-template
+// here too (it beats a user's `template <class T> T max(T, T)`, as Apple's does), and the generic template, which
+// handles mixed and vector operands, has an empty trailing pack: it is less specialised than any user template
+// of two parameters (`template <class T, class U> T min(T, U)`) instead of tying with it.
+template <class X, class Y, class... None, class R = detail::lib_t<X, Y>, std::enable_if_t<sizeof...(None) == 0, int> = 0>
+constexpr R min(X x, Y y, None...) { return detail::vmap<R>([](auto a, auto b) { return detail::min_e(a, b); }, R(x), R(y)); }
+template <class X, class Y, class... None, class R = detail::lib_t<X, Y>, std::enable_if_t<sizeof...(None) == 0, int> = 0>
+constexpr R max(X x, Y y, None...) { return detail::vmap<R>([](auto a, auto b) { return detail::max_e(a, b); }, R(x), R(y)); }
+#define MTL_MINMAX(T)                                                \
+  constexpr T min(T x, T y) { return detail::min_e<T>(x, y); }      \
+  constexpr T max(T x, T y) { return detail::max_e<T>(x, y); }
+MTL_MINMAX(float)
+MTL_MINMAX(half)
+MTL_MINMAX(char)
+MTL_MINMAX(uchar)
+MTL_MINMAX(short)
+MTL_MINMAX(ushort)
+MTL_MINMAX(int)
+MTL_MINMAX(uint)
+MTL_MINMAX(long)
+MTL_MINMAX(ulong)
+#undef MTL_MINMAX
 
 }  // namespace metal
 

@@ -1,7 +1,8 @@
 // Conformance: the shim's namespace metal holds what Apple's <metal_stdlib> holds and no more, so code may add
 // what the real one lacks: MLX defines metal::void_t (steel/utils/type_traits.h) and the bfloat math functions
 // in metal, metal::fast and metal::precise (bf16_math.h). Float math takes integer arguments (precise::log(10)),
-// vector math keeps its vector overloads (exp(float4)), and half converts implicitly to bool.
+// vector math keeps its vector overloads (exp(float4)), half converts implicitly to bool, and user templates
+// named min/max resolve against the library as they do against Apple's.
 #include <metal_stdlib>
 
 namespace metal {
@@ -25,13 +26,18 @@ template <typename T> struct has_value_type<T, metal::void_t<typename T::value_t
 
 struct with_value_type { using value_type = int; };
 
+// User templates named like library functions: Apple declares min/max as non-templates per type, so min(x, 2)
+// (float, int) takes this exact template and min(x, 0.5f) / max(x, 0.25f) take the library's.
+template <typename T, typename U> T min(T a, U b) { return (a < b ? a : T(b)) + 1000.0f; }
+template <typename T> T max(T a, T b) { return (a > b ? a : b) + 2000.0f; }
+
 using namespace metal;
 
-// out[7 * gid + k]: the values listed in test_conformance_stdlib.py.
+// out[11 * gid + k]: the values listed in test_conformance_stdlib.py.
 kernel void stdlib_overloads(const device float* xs [[buffer(0)]], device float* out [[buffer(1)]],
                              uint gid [[thread_position_in_grid]]) {
   const float x = xs[gid];
-  device float* o = out + 7 * gid;
+  device float* o = out + 11 * gid;
   const bfloat b = bfloat(x);
   o[0] = float(metal::exp(b)) + float(fast::abs(b)) + float(precise::exp(b));
   o[1] = precise::log(10) + metal::sqrt(int(gid) + 1) + pow(2, 3);
@@ -43,4 +49,9 @@ kernel void stdlib_overloads(const device float* xs [[buffer(0)]], device float*
   bool use = true;
   use = half(gid % 3);  // half -> bool, as PyTorch's decode attention assigns a half mask (Metal 3.2)
   o[6] = use ? 1.0f : 0.0f;
+  o[7] = min(x, 2);
+  o[8] = min(x, 0.5f) + max(x, 0.25f);
+  // No bfloat overload in the library (only the user's exp and abs above): sin(bfloat) is sin(float), a float.
+  o[9] = float(is_same_v<decltype(metal::sin(b)), float>) + 2.0f * float(is_same_v<decltype(metal::exp(b)), bfloat>);
+  o[10] = metal::sin(b) * 3.0f;
 }
