@@ -8,7 +8,7 @@ from mpskernels.anchors import load
 from mpskernels.anchors import torch_mps as tm
 from mpskernels.cuda import nvrtc, nvrtc_options
 
-from .test_torch_attention import check, qkv, randn
+from .test_torch_attention import check, prefill_query, qkv, randn
 
 try:
     import cupy  # noqa: F401
@@ -58,4 +58,4 @@ def test_the_ops_on_the_lane(op, kv_len, dtype, mask, causal):
     m = None if mask is None else randn(2, 1, q_len, kv_len, seed=22) > -1.0
     if m is not None:
         m[..., 0] = True
-    check(OnGpu(op), q, k, v, m, causal)
+    check(OnGpu(op), q, k, v, m, causal, as_read=prefill_query if op is tm.PREFILL_ATTENTION else None)
