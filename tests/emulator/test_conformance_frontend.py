@@ -79,10 +79,19 @@ def test_initializer_is_recorded_and_dropped_from_the_cpp():
 
 def test_constant_expressions_in_attribute_arguments(msl):
     lib = msl("frontend_attributes.metal")
-    assert {n: c.index for n, c in lib.function_constants.items()} == {"scale_twice": 11, "offset_by": 15}
+    assert {n: c.index for n, c in lib.function_constants.items()} == {"scale_twice": 11, "offset_by": 15,
+                                                                        "steel_style": 3}
     out = torch.zeros(4)
     lib.constant_indices(out, None, 1.5, threads=4, group_size=4, constants={"scale_twice": True, "offset_by": 3})
     assert (out == 9).all()
+
+
+def test_static_constexpr_function_constant(msl):
+    """`static constant constexpr const int c [[function_constant(3)]]` is an int function constant."""
+    lib = msl("frontend_attributes.metal")
+    out = torch.zeros(4, dtype=torch.int32)
+    lib.steel_constant(out, threads=4, group_size=4, constants={"steel_style": 42})
+    assert (out == 42).all()
 
 
 def test_template_dependent_max_total_threads(msl):

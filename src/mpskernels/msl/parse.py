@@ -784,7 +784,9 @@ class Parser:
         if fc is not None:
             self.allow([fc], {"function_constant"})
             name_tok = tokens[fc.start - 1]
-            type_toks = [t.text for t in tokens[decl.start : fc.start - 1] if t.text not in ("constant", "static")]
+            # MLX's STEEL_CONST spells these `static constant constexpr const bool name [[function_constant(0)]]`
+            type_toks = [t.text for t in tokens[decl.start : fc.start - 1]
+                         if t.text not in ("constant", "static", "constexpr", "const")]
             self.program.constants[name_tok.text] = FunctionConstant(
                 name_tok.text, " ".join(type_toks), fc.int_arg(self.int_constants), (decl.start, decl.end),
                 name_tok.file, name_tok.line
