@@ -279,3 +279,17 @@ def assert_all_modelled(unit: msl.TranslationUnit) -> None:
             assert i in tg_statements
         if t.text == "threadgroup" and i in tg_statements:
             assert program.address_space_models[i] == "threadgroup variable"
+
+
+def test_cuda_translation_keeps_initialized_threadgroup_arrays_shared():
+    """The NVIDIA lane makes the same statements `__shared__` and drops their initializers (CUDA allows none on
+    shared memory; Metal does not run them); the translation compiles with NVRTC where it is installed."""
+    from mpskernels.cuda import nvrtc, nvrtc_options, to_cuda
+
+    unit = msl.read_file(MSL_DIR / "frontend_threadgroup_init.metal")
+    cuda = to_cuda(unit.text, unit.program, msl.Specialization())
+    shared = [" ".join(line.split()) for line in cuda.text.splitlines() if "__shared__" in line]
+    assert shared == ["__shared__ float buf[32] ;", "__shared__ int count, slots[4] ;", "__shared__ int plain;",
+                      "__shared__ float zeros[8] ;"]
+    if nvrtc.library() is not None:
+        nvrtc.compile_to_ptx(cuda.text, nvrtc_options("compute_90"), name="frontend_threadgroup_init.metal")
