@@ -45,11 +45,13 @@ namespace math {
 template <class X> struct result {};
 template <> struct result<float> { typedef float type; };
 template <> struct result<half_t> { typedef half_t type; };
-template <> struct result<bfloat_t> { typedef bfloat_t type; };
+// Apple's library has no bfloat overloads (MLX's bf16_math.h defines them itself): a bfloat argument converts to
+// float and the result is a float, unrounded.
+template <> struct result<bfloat_t> { typedef float type; };
 template <> struct result<double> { typedef float type; };
 template <int N> struct result<vec<float, N>> { typedef vec<float, N> type; };
 template <int N> struct result<vec<half_t, N>> { typedef vec<half_t, N> type; };
-template <int N> struct result<vec<bfloat_t, N>> { typedef vec<bfloat_t, N> type; };
+template <int N> struct result<vec<bfloat_t, N>> { typedef vec<float, N> type; };
 template <class V, class T, int Lo, int Span, int... I> struct result<swizzle<V, T, Lo, Span, I...>> : result<V> {};
 #define MTL_INT_ARG(T) template <> struct result<T> { typedef float type; };
 MTL_INT_ARG(bool) MTL_INT_ARG(char) MTL_INT_ARG(signed char) MTL_INT_ARG(unsigned char) MTL_INT_ARG(short)
@@ -299,7 +301,21 @@ MTL_INT_LANEWISE(median3, detail::imax(detail::imin(MTL_L(a), MTL_L(b)), detail:
 #undef MTL_L
 #undef MTL_INT_LANEWISE
 // The floating-point ones (Metal's max and min are fmax and fmin): not for integer arguments alone, which the
-// integer forms above take (abs(int) stays int).
+// integer forms above take (abs(int) stays int). Apple declares min/max as one non-template per type: a same-type
+// scalar call picks a non-template (CUDA's global float/int ones, the 16-bit and 8-bit ones below), which beats a
+// user's `template <class T> T max(T, T)` as Apple's does; the generic template (mixed and vector operands) has
+// an empty trailing pack, so it is less specialised than a user template of two parameters instead of tying.
+#define MTL_MINMAX(T)                                                          \
+  inline T min(T x, T y) { return y < x ? y : x; }                             \
+  inline T max(T x, T y) { return x < y ? y : x; }
+MTL_MINMAX(char)
+MTL_MINMAX(signed char)
+MTL_MINMAX(unsigned char)
+MTL_MINMAX(short)
+MTL_MINMAX(unsigned short)
+#undef MTL_MINMAX
+inline mtl_half min(mtl_half x, mtl_half y) { return mtl_half(::fminf(float(x), float(y))); }
+inline mtl_half max(mtl_half x, mtl_half y) { return mtl_half(::fmaxf(float(x), float(y))); }
 template <class X, class R = typename ::mtl::math::result<X>::type,
           typename ::mtl::enable_if<!detail::int_arith<X>::value>::type = 0>
 inline R abs(X x_) {
@@ -308,17 +324,17 @@ inline R abs(X x_) {
   return r;
 }
 #define MTL_NOT_ALL_INT(...) typename ::mtl::enable_if<!(__VA_ARGS__)>::type = 0
-template <class X, class Y, class R = typename ::mtl::math::common<X, Y>::type,
-          MTL_NOT_ALL_INT(detail::int_arith<X>::value && detail::int_arith<Y>::value)>
-inline R max(X x_, Y y_) {
+template <class X, class Y, class... None, class R = typename ::mtl::math::common<X, Y>::type,
+          MTL_NOT_ALL_INT(sizeof...(None) != 0 || (detail::int_arith<X>::value && detail::int_arith<Y>::value))>
+inline R max(X x_, Y y_, None...) {
   R r;
   for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i)
     ::mtl::math::put(r, i, ::fmaxf(::mtl::math::arg<R>(x_, i), ::mtl::math::arg<R>(y_, i)));
   return r;
 }
-template <class X, class Y, class R = typename ::mtl::math::common<X, Y>::type,
-          MTL_NOT_ALL_INT(detail::int_arith<X>::value && detail::int_arith<Y>::value)>
-inline R min(X x_, Y y_) {
+template <class X, class Y, class... None, class R = typename ::mtl::math::common<X, Y>::type,
+          MTL_NOT_ALL_INT(sizeof...(None) != 0 || (detail::int_arith<X>::value && detail::int_arith<Y>::value))>
+inline R min(X x_, Y y_, None...) {
   R r;
   for (int i = 0; i < ::mtl::math::lanes<R>::n; ++i)
     ::mtl::math::put(r, i, ::fminf(::mtl::math::arg<R>(x_, i), ::mtl::math::arg<R>(y_, i)));
