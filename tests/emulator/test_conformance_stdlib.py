@@ -112,3 +112,19 @@ def test_stdlib_vectors(msl):
     close(got[:, 13], y)
     close(got[:, 14], z + 10 * y)
     close(got[:, 15], np.full(n, 1.0))
+
+
+def test_stdlib_clang_extensions(msl):
+    """An explicit specialisation inside a class and `{ [0 ... 7] = x }` compile with clang++ (Apple's compiler
+    is clang) and compute as written; g++ refuses both at their lines."""
+    if "clang" not in compiler():
+        with pytest.raises(MSLCompileError, match="explicit specialization in non-namespace scope"):
+            msl("stdlib_clang.metal")
+        return
+    n = 20
+    out = torch.full((n * 3,), float("nan"))
+    msl("stdlib_clang.metal").stdlib_clang(out, threads=n, group_size=4)
+    got = out.numpy().astype(np.float64).reshape(n, 3)
+    close(got[:, 0], np.full(n, 2.0))
+    close(got[:, 1], np.full(n, 7 * 2.5))
+    close(got[:, 2], np.full(n, 2.5))
