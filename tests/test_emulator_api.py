@@ -220,10 +220,10 @@ def test_a_thread_that_overflows_its_stack_is_reported(tmp_path):
     #include <metal_stdlib>
     using namespace metal;
     kernel void deep(device float* y [[buffer(0)]], uint tid [[thread_index_in_threadgroup]]) {
-      float local[4000];  // 16 KB: fits 64 KiB stacks, not 16 KiB ones
-      for (int i = 0; i < 4000; i++) local[i] = float(i + tid);
+      float local[5000];  // 20 KB: fits 64 KiB stacks, not 16 KiB ones (whatever the compiler's frame sizes)
+      for (int i = 0; i < 5000; i++) local[i] = float(i + tid);
       threadgroup_barrier(mem_flags::mem_threadgroup);
-      y[tid] = local[3999 - tid];
+      y[tid] = local[3999 - tid + int(y[tid])];  // index unknown at compile time: clang++ keeps the array
     }
     """
     code = (

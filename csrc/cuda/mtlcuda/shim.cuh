@@ -3,7 +3,9 @@
 #pragma once
 
 #include "types.cuh"
+#include "traits.cuh"
 #include "math.cuh"
 #include "simd.cuh"
 #include "matrix.cuh"
+#include "intrinsics.cuh"
 #include "dispatch.cuh"

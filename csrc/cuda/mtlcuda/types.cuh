@@ -43,36 +43,68 @@ template <class T> struct identity { typedef T type; };
 
 struct bits_tag {};
 
-// ---- 16-bit floats: conversions by PTX (half) and by bit manipulation (bfloat, round to nearest even) ----
+// ---- 16-bit floats: conversions by PTX at run time, in software during constant evaluation (real headers use
+// half arithmetic in static_assert and constexpr initializers: MLX's complex.h); bfloat rounds to nearest even ----
 
-inline unsigned short f32_to_f16(float f) {
+inline unsigned short f32_to_f16_hw(float f) {
   unsigned short h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
 }
-inline float f16_to_f32(unsigned short h) {
+inline float f16_to_f32_hw(unsigned short h) {
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
   return f;
 }
-inline unsigned short f32_to_bf16(float f) {
-  unsigned u = __float_as_uint(f);
+constexpr unsigned short f32_to_f16_soft(float f) {
+  const unsigned x = __builtin_bit_cast(unsigned, f);
+  const unsigned sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return (unsigned short)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (ax >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);  // rounds to 65520 or more: infinity
+  unsigned r = 0, rem = 0, tie = 0;
+  if (ax < 0x38800000u) {  // below 2^-14: a subnormal half, in units of 2^-24
+    const int shift = 126 - int(ax >> 23);
+    if (shift > 25) return (unsigned short)sign;
+    const unsigned mant = (ax & 0x7fffffu) | 0x800000u;
+    r = mant >> shift, rem = mant & ((1u << shift) - 1u), tie = 1u << (shift - 1);
+  } else {
+    r = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu, tie = 0x1000u;
+  }
+  if (rem > tie || (rem == tie && (r & 1u))) ++r;
+  return (unsigned short)(sign | r);
+}
+constexpr float f16_to_f32_soft(unsigned short h) {
+  const unsigned sign = unsigned(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 31) return __builtin_bit_cast(float, sign | 0x7f800000u | (m << 13));
+  if (e == 0) return (sign ? -1.0f : 1.0f) * float(m) * 5.9604644775390625e-8f;  // m * 2^-24
+  return __builtin_bit_cast(float, sign | ((e + 112u) << 23) | (m << 13));
+}
+constexpr unsigned short f32_to_f16(float f) {
+  if (__builtin_is_constant_evaluated()) return f32_to_f16_soft(f);
+  return f32_to_f16_hw(f);
+}
+constexpr float f16_to_f32(unsigned short h) {
+  if (__builtin_is_constant_evaluated()) return f16_to_f32_soft(h);
+  return f16_to_f32_hw(h);
+}
+constexpr unsigned short f32_to_bf16(float f) {
+  const unsigned u = __builtin_bit_cast(unsigned, f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // quiet NaN
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
-inline float bf16_to_f32(unsigned short b) { return __uint_as_float(unsigned(b) << 16); }
+constexpr float bf16_to_f32(unsigned short b) { return __builtin_bit_cast(float, unsigned(b) << 16); }
 
 // Arithmetic of a 16-bit float type T, computed in float and rounded once (exact for one +, -, *, /: float has
 // more than twice the bits of either format).
 template <class T> struct fp16_ops {
 #define MTL_FP16_ARITH(op)                                                                            \
-  friend T operator op(T a, T b) { return T(float(a) op float(b)); }                                  \
-  friend float operator op(T a, float b) { return float(a) op b; }                                    \
-  friend float operator op(float a, T b) { return a op float(b); }                                    \
+  friend constexpr T operator op(T a, T b) { return T(float(a) op float(b)); }                        \
+  friend constexpr float operator op(T a, float b) { return float(a) op b; }                          \
+  friend constexpr float operator op(float a, T b) { return a op float(b); }                          \
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
-  friend T operator op(T a, I b) { return T(float(a) op float(b)); }                                  \
+  friend constexpr T operator op(T a, I b) { return T(float(a) op float(b)); }                        \
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
-  friend T operator op(I a, T b) { return T(float(a) op float(b)); }                                  \
+  friend constexpr T operator op(I a, T b) { return T(float(a) op float(b)); }                        \
   friend T& operator op##=(T& a, float b) { return a = T(float(a) op b); }
   MTL_FP16_ARITH(+)
   MTL_FP16_ARITH(-)
@@ -80,13 +112,13 @@ template <class T> struct fp16_ops {
   MTL_FP16_ARITH(/)
 #undef MTL_FP16_ARITH
 #define MTL_FP16_COMPARE(op)                                                                          \
-  friend bool operator op(T a, T b) { return float(a) op float(b); }                                  \
-  friend bool operator op(T a, float b) { return float(a) op b; }                                     \
-  friend bool operator op(float a, T b) { return a op float(b); }                                     \
+  friend constexpr bool operator op(T a, T b) { return float(a) op float(b); }                        \
+  friend constexpr bool operator op(T a, float b) { return float(a) op b; }                           \
+  friend constexpr bool operator op(float a, T b) { return a op float(b); }                           \
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
-  friend bool operator op(T a, I b) { return float(a) op float(b); }                                  \
+  friend constexpr bool operator op(T a, I b) { return float(a) op float(b); }                        \
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>                              \
-  friend bool operator op(I a, T b) { return float(a) op float(b); }
+  friend constexpr bool operator op(I a, T b) { return float(a) op float(b); }
   MTL_FP16_COMPARE(==)
   MTL_FP16_COMPARE(!=)
   MTL_FP16_COMPARE(<)
@@ -94,8 +126,8 @@ template <class T> struct fp16_ops {
   MTL_FP16_COMPARE(>)
   MTL_FP16_COMPARE(>=)
 #undef MTL_FP16_COMPARE
-  friend T operator-(T a) { return T((unsigned short)(a.bits ^ 0x8000u), bits_tag{}); }
-  friend T operator+(T a) { return a; }
+  friend constexpr T operator-(T a) { return T((unsigned short)(a.bits ^ 0x8000u), bits_tag{}); }
+  friend constexpr T operator+(T a) { return a; }
   friend T& operator++(T& a) { return a += 1.0f; }
   friend T& operator--(T& a) { return a -= 1.0f; }
 };
@@ -105,20 +137,20 @@ struct half_t : fp16_ops<half_t> {
   unsigned short bits;
   half_t() = default;
   constexpr half_t(unsigned short b, bits_tag) : bits(b) {}
-  half_t(float f) : bits(f32_to_f16(f)) {}
+  constexpr half_t(float f) : bits(f32_to_f16(f)) {}
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
-  half_t(I i) : bits(f32_to_f16(float(i))) {}
-  operator float() const { return f16_to_f32(bits); }
+  constexpr half_t(I i) : bits(f32_to_f16(float(i))) {}
+  constexpr operator float() const { return f16_to_f32(bits); }
 };
 
 struct bfloat_t : fp16_ops<bfloat_t> {
   unsigned short bits;
   bfloat_t() = default;
   constexpr bfloat_t(unsigned short b, bits_tag) : bits(b) {}
-  bfloat_t(float f) : bits(f32_to_bf16(f)) {}
+  constexpr bfloat_t(float f) : bits(f32_to_bf16(f)) {}
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
-  bfloat_t(I i) : bits(f32_to_bf16(float(i))) {}
-  operator float() const { return bf16_to_f32(bits); }
+  constexpr bfloat_t(I i) : bits(f32_to_bf16(float(i))) {}
+  constexpr operator float() const { return bf16_to_f32(bits); }
 };
 
 // ---- vectors: MSL sizes and alignment (a 3-vector takes the room of a 4-vector), .xyzw / .rgba and [] ----

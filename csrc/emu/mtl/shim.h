@@ -8,3 +8,4 @@
 #include "runtime.h"
 #include "simd.h"
 #include "simdgroup_matrix.h"
+#include "intrinsics.h"

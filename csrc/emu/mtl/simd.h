@@ -64,6 +64,7 @@ inline void poison_out(Lane* l) { std::memset(l->out, kPoisonByte, sizeof(l->out
 template <class T> inline void check_operand() {
   static_assert(std::is_trivially_copyable<T>::value, "SIMD functions take scalars or vectors");
   static_assert(sizeof(T) <= 64, "SIMD function operand too large");
+  static_assert(!metal::is_swizzle<T>::value, "SIMD functions take a vector, not a swizzle: write float2(v.xy)");
 }
 
 // Posts x (and an optional second value and integer operands), blocks, and returns this lane's result.

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 
@@ -30,6 +31,7 @@ namespace metal {
 template <typename T, int N> struct vec;
 template <typename T, int N> struct packed_vec;
 template <typename T, int Cols, int Rows> struct matrix;
+template <class V, class T, int Lo, int Span, int... I> struct swizzle;
 
 namespace detail {
 
@@ -139,6 +141,15 @@ struct fp16_ops {
 // half (IEEE binary16) and bfloat (bfloat16): 16-bit storage, float compute.
 // Implicit conversions both ways with float; constructible from integers.
 // ---------------------------------------------------------------------------
+// Conversions out of half/bfloat: implicit to float only, explicit to integers. An implicit conversion to int
+// would make `cond ? 0 : h` ambiguous (int converts to half as well); MSL gives that expression type half. The
+// float conversion is a template restricted to float so that it cannot be followed by float -> int.
+#define MTL_FP16_CONVERSIONS(to_float)                                                                \
+  template <class F, std::enable_if_t<std::is_same<F, float>::value, int> = 0>                       \
+  constexpr operator F() const { return to_float; }                                                   \
+  template <class I, metal::detail::if_intlike<I> = 0>                                               \
+  explicit constexpr operator I() const { return I(float(*this)); }
+
 struct half : metal::bases::fp16_ops<half> {
   uint16_t bits;
   half() = default;
@@ -147,7 +158,7 @@ struct half : metal::bases::fp16_ops<half> {
   constexpr half(I i) : fp16_ops{}, bits(metal::detail::f32_to_f16(float(i))) {}
   constexpr half(uint16_t b, metal::detail::bits_tag) : fp16_ops{}, bits(b) {}
   static constexpr half from_bits(uint16_t b) { return half(b, metal::detail::bits_tag{}); }
-  constexpr operator float() const { return metal::detail::f16_to_f32(bits); }
+  MTL_FP16_CONVERSIONS(metal::detail::f16_to_f32(bits))
 };
 
 struct bfloat : metal::bases::fp16_ops<bfloat> {
@@ -158,8 +169,9 @@ struct bfloat : metal::bases::fp16_ops<bfloat> {
   constexpr bfloat(I i) : fp16_ops{}, bits(metal::detail::f32_to_bf16(float(i))) {}
   constexpr bfloat(uint16_t b, metal::detail::bits_tag) : fp16_ops{}, bits(b) {}
   static constexpr bfloat from_bits(uint16_t b) { return bfloat(b, metal::detail::bits_tag{}); }
-  constexpr operator float() const { return metal::detail::bf16_to_f32(bits); }
+  MTL_FP16_CONVERSIONS(metal::detail::bf16_to_f32(bits))
 };
+#undef MTL_FP16_CONVERSIONS
 
 typedef bfloat bfloat16_t;
 
@@ -199,6 +211,8 @@ template <class X, class = void> struct vshape { static constexpr int n = -1; us
 template <class X> struct vshape<X, std::enable_if_t<is_num_v<X>>> { static constexpr int n = 0; using elem = X; };
 template <class T, int N> struct vshape<vec<T, N>> { static constexpr int n = N; using elem = T; };
 template <class T, int N> struct vshape<packed_vec<T, N>> { static constexpr int n = N; using elem = T; };
+template <class V, class T, int Lo, int Span, int... I>
+struct vshape<swizzle<V, T, Lo, Span, I...>> { static constexpr int n = int(sizeof...(I)); using elem = T; };
 template <class X> using elem_t = typename vshape<X>::elem;
 
 template <class X> struct is_packed : std::false_type {};
@@ -248,7 +262,10 @@ template <class A, class B> struct common<A, B> : common2<A, B> {};
 template <class A, class B, class C> struct common<A, B, C> : common_then<common2<A, B>, C> {};
 
 template <class... X> using common_t = typename common<X...>::type;
-template <class... X> using fp_t = std::enable_if_t<is_fp_v<elem_t<common_t<X...>>>, common_t<X...>>;
+// Floating-point functions take integer scalars too (precise::log(10) is log(10.0f) in MSL): an all-integer
+// scalar call computes in float. Integer vectors stay rejected, as in MSL.
+template <class C> using fp_promote_t = std::conditional_t<vshape<C>::n == 0 && is_int_v<C> && !std::is_same<C, bool>::value, float, C>;
+template <class... X> using fp_t = std::enable_if_t<is_fp_v<elem_t<fp_promote_t<common_t<X...>>>>, fp_promote_t<common_t<X...>>>;
 template <class... X>
 using int_t = std::enable_if_t<is_int_v<elem_t<common_t<X...>>> && !std::is_same<elem_t<common_t<X...>>, bool>::value, common_t<X...>>;
 
@@ -322,18 +339,701 @@ template <class T> constexpr T max_e(T a, T b) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
 #endif
+// ---------------------------------------------------------------------------
+// Multi-component swizzles (v.xy, v.zyx, v.xxyy, v.bgr): union members of type swizzle<V, T, Lo, Span, I...>,
+// which holds exactly the components Lo .. Lo+Span-1 of the vector and sits at their offset. Reading converts to
+// V = vec<T, sizeof...(I)>. Without repeated components a swizzle is an lvalue too (v.xy = w, v.zyx += u).
+// Copying one swizzle object onto another of the same type (a.yx = b.yx) is the implicit, trivial copy of that
+// span, which is exactly the component-wise assignment; this is why only swizzles whose components are adjacent
+// are modelled (v.xz, v.xw: not members, so they fail to compile instead of copying a wrong span).
+// ---------------------------------------------------------------------------
+namespace detail {
+template <int... I> constexpr int count_v = int(sizeof...(I));
+template <int... I> constexpr bool distinct_v = true;
+template <int A, int... R> constexpr bool distinct_v<A, R...> = ((A != R) && ...) && distinct_v<R...>;
+}  // namespace detail
+
+template <class V, class T, int Lo, int Span, int... I>
+struct swizzle {
+  T s[Span];
+  static constexpr int K = int(sizeof...(I));
+
+  constexpr T operator[](int i) const {
+    constexpr int idx[] = {I...};
+    return s[idx[i] - Lo];
+  }
+  constexpr operator V() const { return V(s[I - Lo]...); }
+
+  // Assignment through a swizzle: only without repeated components, as in MSL. (The implicit copy from the same
+  // swizzle type stays trivial: the vector must remain trivially copyable.)
+  template <class X, bool Distinct = detail::distinct_v<I...>,
+            std::enable_if_t<Distinct && std::is_convertible<X, V>::value, int> = 0>
+  constexpr swizzle& operator=(const X& x) {
+    const V val(x);
+    int k = 0;
+    ((s[I - Lo] = val[k++]), ...);
+    return *this;
+  }
+#define MTL_SWIZZLE_ASSIGN(op)                                                                   \
+  template <class X, class W = V, bool Distinct = detail::distinct_v<I...>,                         \
+            std::enable_if_t<Distinct, int> = 0>                                                    \
+  constexpr auto operator op##=(const X& x)->decltype(W() op x, *this) {                            \
+    return *this = V(V(*this) op x);                                                                \
+  }
+  MTL_SWIZZLE_ASSIGN(+)
+  MTL_SWIZZLE_ASSIGN(-)
+  MTL_SWIZZLE_ASSIGN(*)
+  MTL_SWIZZLE_ASSIGN(/)
+#undef MTL_SWIZZLE_ASSIGN
+};
+
+template <class X> struct is_swizzle : std::false_type {};
+template <class V, class T, int Lo, int Span, int... I> struct is_swizzle<swizzle<V, T, Lo, Span, I...>> : std::true_type {};
+
+#define MTL_SWIZZLE(lo, span, ...) ::metal::swizzle<::metal::vec<T, detail::count_v<__VA_ARGS__>>, T, lo, span, __VA_ARGS__>
+// One member per swizzle of adjacent components, for .xyzw and .rgba (the table is generated: each entry is
+// `swizzle<...> name;`, wrapped in a struct with a leading pad array when the first component is not x).
+#define MTL_SWIZZLES_2 \
+  MTL_SWIZZLE(0, 1, 0, 0) xx; \
+  MTL_SWIZZLE(0, 2, 0, 1) xy; \
+  MTL_SWIZZLE(0, 2, 1, 0) yx; \
+  struct { T _at_yy[1]; MTL_SWIZZLE(1, 1, 1, 1) yy; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) xxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) xxy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) xyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) xyy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) yxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) yxy; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) yyx; \
+  struct { T _at_yyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) yyy; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) xxxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) xxxy; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) xxyx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) xxyy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) xyxx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) xyxy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) xyyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) xyyy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) yxxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) yxxy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) yxyx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) yxyy; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) yyxx; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) yyxy; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) yyyx; \
+  struct { T _at_yyyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) yyyy; }; \
+  MTL_SWIZZLE(0, 1, 0, 0) rr; \
+  MTL_SWIZZLE(0, 2, 0, 1) rg; \
+  MTL_SWIZZLE(0, 2, 1, 0) gr; \
+  struct { T _at_gg[1]; MTL_SWIZZLE(1, 1, 1, 1) gg; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) rrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) rrg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) rgr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) rgg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) grr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) grg; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) ggr; \
+  struct { T _at_ggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) ggg; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) rrrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) rrrg; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) rrgr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) rrgg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) rgrr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) rgrg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) rggr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) rggg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) grrr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) grrg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) grgr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) grgg; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) ggrr; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) ggrg; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) gggr; \
+  struct { T _at_gggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) gggg; }; \
+
+#define MTL_SWIZZLES_3 \
+  MTL_SWIZZLE(0, 1, 0, 0) xx; \
+  MTL_SWIZZLE(0, 2, 0, 1) xy; \
+  MTL_SWIZZLE(0, 2, 1, 0) yx; \
+  struct { T _at_yy[1]; MTL_SWIZZLE(1, 1, 1, 1) yy; }; \
+  struct { T _at_yz[1]; MTL_SWIZZLE(1, 2, 1, 2) yz; }; \
+  struct { T _at_zy[1]; MTL_SWIZZLE(1, 2, 2, 1) zy; }; \
+  struct { T _at_zz[2]; MTL_SWIZZLE(2, 1, 2, 2) zz; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) xxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) xxy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) xyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) xyy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2) xyz; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1) xzy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) yxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) yxy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2) yxz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) yyx; \
+  struct { T _at_yyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) yyy; }; \
+  struct { T _at_yyz[1]; MTL_SWIZZLE(1, 2, 1, 1, 2) yyz; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0) yzx; \
+  struct { T _at_yzy[1]; MTL_SWIZZLE(1, 2, 1, 2, 1) yzy; }; \
+  struct { T _at_yzz[1]; MTL_SWIZZLE(1, 2, 1, 2, 2) yzz; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1) zxy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0) zyx; \
+  struct { T _at_zyy[1]; MTL_SWIZZLE(1, 2, 2, 1, 1) zyy; }; \
+  struct { T _at_zyz[1]; MTL_SWIZZLE(1, 2, 2, 1, 2) zyz; }; \
+  struct { T _at_zzy[1]; MTL_SWIZZLE(1, 2, 2, 2, 1) zzy; }; \
+  struct { T _at_zzz[2]; MTL_SWIZZLE(2, 1, 2, 2, 2) zzz; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) xxxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) xxxy; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) xxyx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) xxyy; \
+  MTL_SWIZZLE(0, 3, 0, 0, 1, 2) xxyz; \
+  MTL_SWIZZLE(0, 3, 0, 0, 2, 1) xxzy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) xyxx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) xyxy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 0, 2) xyxz; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) xyyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) xyyy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 1, 2) xyyz; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 0) xyzx; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 1) xyzy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 2) xyzz; \
+  MTL_SWIZZLE(0, 3, 0, 2, 0, 1) xzxy; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 0) xzyx; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 1) xzyy; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 2) xzyz; \
+  MTL_SWIZZLE(0, 3, 0, 2, 2, 1) xzzy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) yxxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) yxxy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 0, 2) yxxz; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) yxyx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) yxyy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 1, 2) yxyz; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 0) yxzx; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 1) yxzy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 2) yxzz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) yyxx; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) yyxy; \
+  MTL_SWIZZLE(0, 3, 1, 1, 0, 2) yyxz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) yyyx; \
+  struct { T _at_yyyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) yyyy; }; \
+  struct { T _at_yyyz[1]; MTL_SWIZZLE(1, 2, 1, 1, 1, 2) yyyz; }; \
+  MTL_SWIZZLE(0, 3, 1, 1, 2, 0) yyzx; \
+  struct { T _at_yyzy[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 1) yyzy; }; \
+  struct { T _at_yyzz[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 2) yyzz; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 0) yzxx; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 1) yzxy; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 2) yzxz; \
+  MTL_SWIZZLE(0, 3, 1, 2, 1, 0) yzyx; \
+  struct { T _at_yzyy[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 1) yzyy; }; \
+  struct { T _at_yzyz[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 2) yzyz; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 2, 0) yzzx; \
+  struct { T _at_yzzy[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 1) yzzy; }; \
+  struct { T _at_yzzz[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 2) yzzz; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 0, 1) zxxy; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 0) zxyx; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 1) zxyy; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 2) zxyz; \
+  MTL_SWIZZLE(0, 3, 2, 0, 2, 1) zxzy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 0) zyxx; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 1) zyxy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 2) zyxz; \
+  MTL_SWIZZLE(0, 3, 2, 1, 1, 0) zyyx; \
+  struct { T _at_zyyy[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 1) zyyy; }; \
+  struct { T _at_zyyz[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 2) zyyz; }; \
+  MTL_SWIZZLE(0, 3, 2, 1, 2, 0) zyzx; \
+  struct { T _at_zyzy[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 1) zyzy; }; \
+  struct { T _at_zyzz[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 2) zyzz; }; \
+  MTL_SWIZZLE(0, 3, 2, 2, 0, 1) zzxy; \
+  MTL_SWIZZLE(0, 3, 2, 2, 1, 0) zzyx; \
+  struct { T _at_zzyy[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 1) zzyy; }; \
+  struct { T _at_zzyz[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 2) zzyz; }; \
+  struct { T _at_zzzy[1]; MTL_SWIZZLE(1, 2, 2, 2, 2, 1) zzzy; }; \
+  struct { T _at_zzzz[2]; MTL_SWIZZLE(2, 1, 2, 2, 2, 2) zzzz; }; \
+  MTL_SWIZZLE(0, 1, 0, 0) rr; \
+  MTL_SWIZZLE(0, 2, 0, 1) rg; \
+  MTL_SWIZZLE(0, 2, 1, 0) gr; \
+  struct { T _at_gg[1]; MTL_SWIZZLE(1, 1, 1, 1) gg; }; \
+  struct { T _at_gb[1]; MTL_SWIZZLE(1, 2, 1, 2) gb; }; \
+  struct { T _at_bg[1]; MTL_SWIZZLE(1, 2, 2, 1) bg; }; \
+  struct { T _at_bb[2]; MTL_SWIZZLE(2, 1, 2, 2) bb; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) rrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) rrg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) rgr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) rgg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2) rgb; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1) rbg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) grr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) grg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2) grb; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) ggr; \
+  struct { T _at_ggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) ggg; }; \
+  struct { T _at_ggb[1]; MTL_SWIZZLE(1, 2, 1, 1, 2) ggb; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0) gbr; \
+  struct { T _at_gbg[1]; MTL_SWIZZLE(1, 2, 1, 2, 1) gbg; }; \
+  struct { T _at_gbb[1]; MTL_SWIZZLE(1, 2, 1, 2, 2) gbb; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1) brg; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0) bgr; \
+  struct { T _at_bgg[1]; MTL_SWIZZLE(1, 2, 2, 1, 1) bgg; }; \
+  struct { T _at_bgb[1]; MTL_SWIZZLE(1, 2, 2, 1, 2) bgb; }; \
+  struct { T _at_bbg[1]; MTL_SWIZZLE(1, 2, 2, 2, 1) bbg; }; \
+  struct { T _at_bbb[2]; MTL_SWIZZLE(2, 1, 2, 2, 2) bbb; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) rrrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) rrrg; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) rrgr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) rrgg; \
+  MTL_SWIZZLE(0, 3, 0, 0, 1, 2) rrgb; \
+  MTL_SWIZZLE(0, 3, 0, 0, 2, 1) rrbg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) rgrr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) rgrg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 0, 2) rgrb; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) rggr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) rggg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 1, 2) rggb; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 0) rgbr; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 1) rgbg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 2) rgbb; \
+  MTL_SWIZZLE(0, 3, 0, 2, 0, 1) rbrg; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 0) rbgr; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 1) rbgg; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 2) rbgb; \
+  MTL_SWIZZLE(0, 3, 0, 2, 2, 1) rbbg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) grrr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) grrg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 0, 2) grrb; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) grgr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) grgg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 1, 2) grgb; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 0) grbr; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 1) grbg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 2) grbb; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) ggrr; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) ggrg; \
+  MTL_SWIZZLE(0, 3, 1, 1, 0, 2) ggrb; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) gggr; \
+  struct { T _at_gggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) gggg; }; \
+  struct { T _at_gggb[1]; MTL_SWIZZLE(1, 2, 1, 1, 1, 2) gggb; }; \
+  MTL_SWIZZLE(0, 3, 1, 1, 2, 0) ggbr; \
+  struct { T _at_ggbg[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 1) ggbg; }; \
+  struct { T _at_ggbb[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 2) ggbb; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 0) gbrr; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 1) gbrg; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 2) gbrb; \
+  MTL_SWIZZLE(0, 3, 1, 2, 1, 0) gbgr; \
+  struct { T _at_gbgg[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 1) gbgg; }; \
+  struct { T _at_gbgb[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 2) gbgb; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 2, 0) gbbr; \
+  struct { T _at_gbbg[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 1) gbbg; }; \
+  struct { T _at_gbbb[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 2) gbbb; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 0, 1) brrg; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 0) brgr; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 1) brgg; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 2) brgb; \
+  MTL_SWIZZLE(0, 3, 2, 0, 2, 1) brbg; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 0) bgrr; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 1) bgrg; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 2) bgrb; \
+  MTL_SWIZZLE(0, 3, 2, 1, 1, 0) bggr; \
+  struct { T _at_bggg[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 1) bggg; }; \
+  struct { T _at_bggb[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 2) bggb; }; \
+  MTL_SWIZZLE(0, 3, 2, 1, 2, 0) bgbr; \
+  struct { T _at_bgbg[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 1) bgbg; }; \
+  struct { T _at_bgbb[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 2) bgbb; }; \
+  MTL_SWIZZLE(0, 3, 2, 2, 0, 1) bbrg; \
+  MTL_SWIZZLE(0, 3, 2, 2, 1, 0) bbgr; \
+  struct { T _at_bbgg[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 1) bbgg; }; \
+  struct { T _at_bbgb[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 2) bbgb; }; \
+  struct { T _at_bbbg[1]; MTL_SWIZZLE(1, 2, 2, 2, 2, 1) bbbg; }; \
+  struct { T _at_bbbb[2]; MTL_SWIZZLE(2, 1, 2, 2, 2, 2) bbbb; }; \
+
+#define MTL_SWIZZLES_4 \
+  MTL_SWIZZLE(0, 1, 0, 0) xx; \
+  MTL_SWIZZLE(0, 2, 0, 1) xy; \
+  MTL_SWIZZLE(0, 2, 1, 0) yx; \
+  struct { T _at_yy[1]; MTL_SWIZZLE(1, 1, 1, 1) yy; }; \
+  struct { T _at_yz[1]; MTL_SWIZZLE(1, 2, 1, 2) yz; }; \
+  struct { T _at_zy[1]; MTL_SWIZZLE(1, 2, 2, 1) zy; }; \
+  struct { T _at_zz[2]; MTL_SWIZZLE(2, 1, 2, 2) zz; }; \
+  struct { T _at_zw[2]; MTL_SWIZZLE(2, 2, 2, 3) zw; }; \
+  struct { T _at_wz[2]; MTL_SWIZZLE(2, 2, 3, 2) wz; }; \
+  struct { T _at_ww[3]; MTL_SWIZZLE(3, 1, 3, 3) ww; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) xxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) xxy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) xyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) xyy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2) xyz; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1) xzy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) yxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) yxy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2) yxz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) yyx; \
+  struct { T _at_yyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) yyy; }; \
+  struct { T _at_yyz[1]; MTL_SWIZZLE(1, 2, 1, 1, 2) yyz; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0) yzx; \
+  struct { T _at_yzy[1]; MTL_SWIZZLE(1, 2, 1, 2, 1) yzy; }; \
+  struct { T _at_yzz[1]; MTL_SWIZZLE(1, 2, 1, 2, 2) yzz; }; \
+  struct { T _at_yzw[1]; MTL_SWIZZLE(1, 3, 1, 2, 3) yzw; }; \
+  struct { T _at_ywz[1]; MTL_SWIZZLE(1, 3, 1, 3, 2) ywz; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1) zxy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0) zyx; \
+  struct { T _at_zyy[1]; MTL_SWIZZLE(1, 2, 2, 1, 1) zyy; }; \
+  struct { T _at_zyz[1]; MTL_SWIZZLE(1, 2, 2, 1, 2) zyz; }; \
+  struct { T _at_zyw[1]; MTL_SWIZZLE(1, 3, 2, 1, 3) zyw; }; \
+  struct { T _at_zzy[1]; MTL_SWIZZLE(1, 2, 2, 2, 1) zzy; }; \
+  struct { T _at_zzz[2]; MTL_SWIZZLE(2, 1, 2, 2, 2) zzz; }; \
+  struct { T _at_zzw[2]; MTL_SWIZZLE(2, 2, 2, 2, 3) zzw; }; \
+  struct { T _at_zwy[1]; MTL_SWIZZLE(1, 3, 2, 3, 1) zwy; }; \
+  struct { T _at_zwz[2]; MTL_SWIZZLE(2, 2, 2, 3, 2) zwz; }; \
+  struct { T _at_zww[2]; MTL_SWIZZLE(2, 2, 2, 3, 3) zww; }; \
+  struct { T _at_wyz[1]; MTL_SWIZZLE(1, 3, 3, 1, 2) wyz; }; \
+  struct { T _at_wzy[1]; MTL_SWIZZLE(1, 3, 3, 2, 1) wzy; }; \
+  struct { T _at_wzz[2]; MTL_SWIZZLE(2, 2, 3, 2, 2) wzz; }; \
+  struct { T _at_wzw[2]; MTL_SWIZZLE(2, 2, 3, 2, 3) wzw; }; \
+  struct { T _at_wwz[2]; MTL_SWIZZLE(2, 2, 3, 3, 2) wwz; }; \
+  struct { T _at_www[3]; MTL_SWIZZLE(3, 1, 3, 3, 3) www; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) xxxx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) xxxy; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) xxyx; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) xxyy; \
+  MTL_SWIZZLE(0, 3, 0, 0, 1, 2) xxyz; \
+  MTL_SWIZZLE(0, 3, 0, 0, 2, 1) xxzy; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) xyxx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) xyxy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 0, 2) xyxz; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) xyyx; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) xyyy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 1, 2) xyyz; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 0) xyzx; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 1) xyzy; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 2) xyzz; \
+  MTL_SWIZZLE(0, 4, 0, 1, 2, 3) xyzw; \
+  MTL_SWIZZLE(0, 4, 0, 1, 3, 2) xywz; \
+  MTL_SWIZZLE(0, 3, 0, 2, 0, 1) xzxy; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 0) xzyx; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 1) xzyy; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 2) xzyz; \
+  MTL_SWIZZLE(0, 4, 0, 2, 1, 3) xzyw; \
+  MTL_SWIZZLE(0, 3, 0, 2, 2, 1) xzzy; \
+  MTL_SWIZZLE(0, 4, 0, 2, 3, 1) xzwy; \
+  MTL_SWIZZLE(0, 4, 0, 3, 1, 2) xwyz; \
+  MTL_SWIZZLE(0, 4, 0, 3, 2, 1) xwzy; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) yxxx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) yxxy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 0, 2) yxxz; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) yxyx; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) yxyy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 1, 2) yxyz; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 0) yxzx; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 1) yxzy; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 2) yxzz; \
+  MTL_SWIZZLE(0, 4, 1, 0, 2, 3) yxzw; \
+  MTL_SWIZZLE(0, 4, 1, 0, 3, 2) yxwz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) yyxx; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) yyxy; \
+  MTL_SWIZZLE(0, 3, 1, 1, 0, 2) yyxz; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) yyyx; \
+  struct { T _at_yyyy[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) yyyy; }; \
+  struct { T _at_yyyz[1]; MTL_SWIZZLE(1, 2, 1, 1, 1, 2) yyyz; }; \
+  MTL_SWIZZLE(0, 3, 1, 1, 2, 0) yyzx; \
+  struct { T _at_yyzy[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 1) yyzy; }; \
+  struct { T _at_yyzz[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 2) yyzz; }; \
+  struct { T _at_yyzw[1]; MTL_SWIZZLE(1, 3, 1, 1, 2, 3) yyzw; }; \
+  struct { T _at_yywz[1]; MTL_SWIZZLE(1, 3, 1, 1, 3, 2) yywz; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 0) yzxx; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 1) yzxy; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 2) yzxz; \
+  MTL_SWIZZLE(0, 4, 1, 2, 0, 3) yzxw; \
+  MTL_SWIZZLE(0, 3, 1, 2, 1, 0) yzyx; \
+  struct { T _at_yzyy[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 1) yzyy; }; \
+  struct { T _at_yzyz[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 2) yzyz; }; \
+  struct { T _at_yzyw[1]; MTL_SWIZZLE(1, 3, 1, 2, 1, 3) yzyw; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 2, 0) yzzx; \
+  struct { T _at_yzzy[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 1) yzzy; }; \
+  struct { T _at_yzzz[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 2) yzzz; }; \
+  struct { T _at_yzzw[1]; MTL_SWIZZLE(1, 3, 1, 2, 2, 3) yzzw; }; \
+  MTL_SWIZZLE(0, 4, 1, 2, 3, 0) yzwx; \
+  struct { T _at_yzwy[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 1) yzwy; }; \
+  struct { T _at_yzwz[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 2) yzwz; }; \
+  struct { T _at_yzww[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 3) yzww; }; \
+  MTL_SWIZZLE(0, 4, 1, 3, 0, 2) ywxz; \
+  struct { T _at_ywyz[1]; MTL_SWIZZLE(1, 3, 1, 3, 1, 2) ywyz; }; \
+  MTL_SWIZZLE(0, 4, 1, 3, 2, 0) ywzx; \
+  struct { T _at_ywzy[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 1) ywzy; }; \
+  struct { T _at_ywzz[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 2) ywzz; }; \
+  struct { T _at_ywzw[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 3) ywzw; }; \
+  struct { T _at_ywwz[1]; MTL_SWIZZLE(1, 3, 1, 3, 3, 2) ywwz; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 0, 1) zxxy; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 0) zxyx; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 1) zxyy; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 2) zxyz; \
+  MTL_SWIZZLE(0, 4, 2, 0, 1, 3) zxyw; \
+  MTL_SWIZZLE(0, 3, 2, 0, 2, 1) zxzy; \
+  MTL_SWIZZLE(0, 4, 2, 0, 3, 1) zxwy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 0) zyxx; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 1) zyxy; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 2) zyxz; \
+  MTL_SWIZZLE(0, 4, 2, 1, 0, 3) zyxw; \
+  MTL_SWIZZLE(0, 3, 2, 1, 1, 0) zyyx; \
+  struct { T _at_zyyy[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 1) zyyy; }; \
+  struct { T _at_zyyz[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 2) zyyz; }; \
+  struct { T _at_zyyw[1]; MTL_SWIZZLE(1, 3, 2, 1, 1, 3) zyyw; }; \
+  MTL_SWIZZLE(0, 3, 2, 1, 2, 0) zyzx; \
+  struct { T _at_zyzy[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 1) zyzy; }; \
+  struct { T _at_zyzz[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 2) zyzz; }; \
+  struct { T _at_zyzw[1]; MTL_SWIZZLE(1, 3, 2, 1, 2, 3) zyzw; }; \
+  MTL_SWIZZLE(0, 4, 2, 1, 3, 0) zywx; \
+  struct { T _at_zywy[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 1) zywy; }; \
+  struct { T _at_zywz[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 2) zywz; }; \
+  struct { T _at_zyww[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 3) zyww; }; \
+  MTL_SWIZZLE(0, 3, 2, 2, 0, 1) zzxy; \
+  MTL_SWIZZLE(0, 3, 2, 2, 1, 0) zzyx; \
+  struct { T _at_zzyy[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 1) zzyy; }; \
+  struct { T _at_zzyz[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 2) zzyz; }; \
+  struct { T _at_zzyw[1]; MTL_SWIZZLE(1, 3, 2, 2, 1, 3) zzyw; }; \
+  struct { T _at_zzzy[1]; MTL_SWIZZLE(1, 2, 2, 2, 2, 1) zzzy; }; \
+  struct { T _at_zzzz[2]; MTL_SWIZZLE(2, 1, 2, 2, 2, 2) zzzz; }; \
+  struct { T _at_zzzw[2]; MTL_SWIZZLE(2, 2, 2, 2, 2, 3) zzzw; }; \
+  struct { T _at_zzwy[1]; MTL_SWIZZLE(1, 3, 2, 2, 3, 1) zzwy; }; \
+  struct { T _at_zzwz[2]; MTL_SWIZZLE(2, 2, 2, 2, 3, 2) zzwz; }; \
+  struct { T _at_zzww[2]; MTL_SWIZZLE(2, 2, 2, 2, 3, 3) zzww; }; \
+  MTL_SWIZZLE(0, 4, 2, 3, 0, 1) zwxy; \
+  MTL_SWIZZLE(0, 4, 2, 3, 1, 0) zwyx; \
+  struct { T _at_zwyy[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 1) zwyy; }; \
+  struct { T _at_zwyz[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 2) zwyz; }; \
+  struct { T _at_zwyw[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 3) zwyw; }; \
+  struct { T _at_zwzy[1]; MTL_SWIZZLE(1, 3, 2, 3, 2, 1) zwzy; }; \
+  struct { T _at_zwzz[2]; MTL_SWIZZLE(2, 2, 2, 3, 2, 2) zwzz; }; \
+  struct { T _at_zwzw[2]; MTL_SWIZZLE(2, 2, 2, 3, 2, 3) zwzw; }; \
+  struct { T _at_zwwy[1]; MTL_SWIZZLE(1, 3, 2, 3, 3, 1) zwwy; }; \
+  struct { T _at_zwwz[2]; MTL_SWIZZLE(2, 2, 2, 3, 3, 2) zwwz; }; \
+  struct { T _at_zwww[2]; MTL_SWIZZLE(2, 2, 2, 3, 3, 3) zwww; }; \
+  MTL_SWIZZLE(0, 4, 3, 0, 1, 2) wxyz; \
+  MTL_SWIZZLE(0, 4, 3, 0, 2, 1) wxzy; \
+  MTL_SWIZZLE(0, 4, 3, 1, 0, 2) wyxz; \
+  struct { T _at_wyyz[1]; MTL_SWIZZLE(1, 3, 3, 1, 1, 2) wyyz; }; \
+  MTL_SWIZZLE(0, 4, 3, 1, 2, 0) wyzx; \
+  struct { T _at_wyzy[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 1) wyzy; }; \
+  struct { T _at_wyzz[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 2) wyzz; }; \
+  struct { T _at_wyzw[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 3) wyzw; }; \
+  struct { T _at_wywz[1]; MTL_SWIZZLE(1, 3, 3, 1, 3, 2) wywz; }; \
+  MTL_SWIZZLE(0, 4, 3, 2, 0, 1) wzxy; \
+  MTL_SWIZZLE(0, 4, 3, 2, 1, 0) wzyx; \
+  struct { T _at_wzyy[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 1) wzyy; }; \
+  struct { T _at_wzyz[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 2) wzyz; }; \
+  struct { T _at_wzyw[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 3) wzyw; }; \
+  struct { T _at_wzzy[1]; MTL_SWIZZLE(1, 3, 3, 2, 2, 1) wzzy; }; \
+  struct { T _at_wzzz[2]; MTL_SWIZZLE(2, 2, 3, 2, 2, 2) wzzz; }; \
+  struct { T _at_wzzw[2]; MTL_SWIZZLE(2, 2, 3, 2, 2, 3) wzzw; }; \
+  struct { T _at_wzwy[1]; MTL_SWIZZLE(1, 3, 3, 2, 3, 1) wzwy; }; \
+  struct { T _at_wzwz[2]; MTL_SWIZZLE(2, 2, 3, 2, 3, 2) wzwz; }; \
+  struct { T _at_wzww[2]; MTL_SWIZZLE(2, 2, 3, 2, 3, 3) wzww; }; \
+  struct { T _at_wwyz[1]; MTL_SWIZZLE(1, 3, 3, 3, 1, 2) wwyz; }; \
+  struct { T _at_wwzy[1]; MTL_SWIZZLE(1, 3, 3, 3, 2, 1) wwzy; }; \
+  struct { T _at_wwzz[2]; MTL_SWIZZLE(2, 2, 3, 3, 2, 2) wwzz; }; \
+  struct { T _at_wwzw[2]; MTL_SWIZZLE(2, 2, 3, 3, 2, 3) wwzw; }; \
+  struct { T _at_wwwz[2]; MTL_SWIZZLE(2, 2, 3, 3, 3, 2) wwwz; }; \
+  struct { T _at_wwww[3]; MTL_SWIZZLE(3, 1, 3, 3, 3, 3) wwww; }; \
+  MTL_SWIZZLE(0, 1, 0, 0) rr; \
+  MTL_SWIZZLE(0, 2, 0, 1) rg; \
+  MTL_SWIZZLE(0, 2, 1, 0) gr; \
+  struct { T _at_gg[1]; MTL_SWIZZLE(1, 1, 1, 1) gg; }; \
+  struct { T _at_gb[1]; MTL_SWIZZLE(1, 2, 1, 2) gb; }; \
+  struct { T _at_bg[1]; MTL_SWIZZLE(1, 2, 2, 1) bg; }; \
+  struct { T _at_bb[2]; MTL_SWIZZLE(2, 1, 2, 2) bb; }; \
+  struct { T _at_ba[2]; MTL_SWIZZLE(2, 2, 2, 3) ba; }; \
+  struct { T _at_ab[2]; MTL_SWIZZLE(2, 2, 3, 2) ab; }; \
+  struct { T _at_aa[3]; MTL_SWIZZLE(3, 1, 3, 3) aa; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0) rrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1) rrg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0) rgr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1) rgg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2) rgb; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1) rbg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0) grr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1) grg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2) grb; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0) ggr; \
+  struct { T _at_ggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1) ggg; }; \
+  struct { T _at_ggb[1]; MTL_SWIZZLE(1, 2, 1, 1, 2) ggb; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0) gbr; \
+  struct { T _at_gbg[1]; MTL_SWIZZLE(1, 2, 1, 2, 1) gbg; }; \
+  struct { T _at_gbb[1]; MTL_SWIZZLE(1, 2, 1, 2, 2) gbb; }; \
+  struct { T _at_gba[1]; MTL_SWIZZLE(1, 3, 1, 2, 3) gba; }; \
+  struct { T _at_gab[1]; MTL_SWIZZLE(1, 3, 1, 3, 2) gab; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1) brg; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0) bgr; \
+  struct { T _at_bgg[1]; MTL_SWIZZLE(1, 2, 2, 1, 1) bgg; }; \
+  struct { T _at_bgb[1]; MTL_SWIZZLE(1, 2, 2, 1, 2) bgb; }; \
+  struct { T _at_bga[1]; MTL_SWIZZLE(1, 3, 2, 1, 3) bga; }; \
+  struct { T _at_bbg[1]; MTL_SWIZZLE(1, 2, 2, 2, 1) bbg; }; \
+  struct { T _at_bbb[2]; MTL_SWIZZLE(2, 1, 2, 2, 2) bbb; }; \
+  struct { T _at_bba[2]; MTL_SWIZZLE(2, 2, 2, 2, 3) bba; }; \
+  struct { T _at_bag[1]; MTL_SWIZZLE(1, 3, 2, 3, 1) bag; }; \
+  struct { T _at_bab[2]; MTL_SWIZZLE(2, 2, 2, 3, 2) bab; }; \
+  struct { T _at_baa[2]; MTL_SWIZZLE(2, 2, 2, 3, 3) baa; }; \
+  struct { T _at_agb[1]; MTL_SWIZZLE(1, 3, 3, 1, 2) agb; }; \
+  struct { T _at_abg[1]; MTL_SWIZZLE(1, 3, 3, 2, 1) abg; }; \
+  struct { T _at_abb[2]; MTL_SWIZZLE(2, 2, 3, 2, 2) abb; }; \
+  struct { T _at_aba[2]; MTL_SWIZZLE(2, 2, 3, 2, 3) aba; }; \
+  struct { T _at_aab[2]; MTL_SWIZZLE(2, 2, 3, 3, 2) aab; }; \
+  struct { T _at_aaa[3]; MTL_SWIZZLE(3, 1, 3, 3, 3) aaa; }; \
+  MTL_SWIZZLE(0, 1, 0, 0, 0, 0) rrrr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 0, 1) rrrg; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 0) rrgr; \
+  MTL_SWIZZLE(0, 2, 0, 0, 1, 1) rrgg; \
+  MTL_SWIZZLE(0, 3, 0, 0, 1, 2) rrgb; \
+  MTL_SWIZZLE(0, 3, 0, 0, 2, 1) rrbg; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 0) rgrr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 0, 1) rgrg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 0, 2) rgrb; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 0) rggr; \
+  MTL_SWIZZLE(0, 2, 0, 1, 1, 1) rggg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 1, 2) rggb; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 0) rgbr; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 1) rgbg; \
+  MTL_SWIZZLE(0, 3, 0, 1, 2, 2) rgbb; \
+  MTL_SWIZZLE(0, 4, 0, 1, 2, 3) rgba; \
+  MTL_SWIZZLE(0, 4, 0, 1, 3, 2) rgab; \
+  MTL_SWIZZLE(0, 3, 0, 2, 0, 1) rbrg; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 0) rbgr; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 1) rbgg; \
+  MTL_SWIZZLE(0, 3, 0, 2, 1, 2) rbgb; \
+  MTL_SWIZZLE(0, 4, 0, 2, 1, 3) rbga; \
+  MTL_SWIZZLE(0, 3, 0, 2, 2, 1) rbbg; \
+  MTL_SWIZZLE(0, 4, 0, 2, 3, 1) rbag; \
+  MTL_SWIZZLE(0, 4, 0, 3, 1, 2) ragb; \
+  MTL_SWIZZLE(0, 4, 0, 3, 2, 1) rabg; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 0) grrr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 0, 1) grrg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 0, 2) grrb; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 0) grgr; \
+  MTL_SWIZZLE(0, 2, 1, 0, 1, 1) grgg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 1, 2) grgb; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 0) grbr; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 1) grbg; \
+  MTL_SWIZZLE(0, 3, 1, 0, 2, 2) grbb; \
+  MTL_SWIZZLE(0, 4, 1, 0, 2, 3) grba; \
+  MTL_SWIZZLE(0, 4, 1, 0, 3, 2) grab; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 0) ggrr; \
+  MTL_SWIZZLE(0, 2, 1, 1, 0, 1) ggrg; \
+  MTL_SWIZZLE(0, 3, 1, 1, 0, 2) ggrb; \
+  MTL_SWIZZLE(0, 2, 1, 1, 1, 0) gggr; \
+  struct { T _at_gggg[1]; MTL_SWIZZLE(1, 1, 1, 1, 1, 1) gggg; }; \
+  struct { T _at_gggb[1]; MTL_SWIZZLE(1, 2, 1, 1, 1, 2) gggb; }; \
+  MTL_SWIZZLE(0, 3, 1, 1, 2, 0) ggbr; \
+  struct { T _at_ggbg[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 1) ggbg; }; \
+  struct { T _at_ggbb[1]; MTL_SWIZZLE(1, 2, 1, 1, 2, 2) ggbb; }; \
+  struct { T _at_ggba[1]; MTL_SWIZZLE(1, 3, 1, 1, 2, 3) ggba; }; \
+  struct { T _at_ggab[1]; MTL_SWIZZLE(1, 3, 1, 1, 3, 2) ggab; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 0) gbrr; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 1) gbrg; \
+  MTL_SWIZZLE(0, 3, 1, 2, 0, 2) gbrb; \
+  MTL_SWIZZLE(0, 4, 1, 2, 0, 3) gbra; \
+  MTL_SWIZZLE(0, 3, 1, 2, 1, 0) gbgr; \
+  struct { T _at_gbgg[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 1) gbgg; }; \
+  struct { T _at_gbgb[1]; MTL_SWIZZLE(1, 2, 1, 2, 1, 2) gbgb; }; \
+  struct { T _at_gbga[1]; MTL_SWIZZLE(1, 3, 1, 2, 1, 3) gbga; }; \
+  MTL_SWIZZLE(0, 3, 1, 2, 2, 0) gbbr; \
+  struct { T _at_gbbg[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 1) gbbg; }; \
+  struct { T _at_gbbb[1]; MTL_SWIZZLE(1, 2, 1, 2, 2, 2) gbbb; }; \
+  struct { T _at_gbba[1]; MTL_SWIZZLE(1, 3, 1, 2, 2, 3) gbba; }; \
+  MTL_SWIZZLE(0, 4, 1, 2, 3, 0) gbar; \
+  struct { T _at_gbag[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 1) gbag; }; \
+  struct { T _at_gbab[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 2) gbab; }; \
+  struct { T _at_gbaa[1]; MTL_SWIZZLE(1, 3, 1, 2, 3, 3) gbaa; }; \
+  MTL_SWIZZLE(0, 4, 1, 3, 0, 2) garb; \
+  struct { T _at_gagb[1]; MTL_SWIZZLE(1, 3, 1, 3, 1, 2) gagb; }; \
+  MTL_SWIZZLE(0, 4, 1, 3, 2, 0) gabr; \
+  struct { T _at_gabg[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 1) gabg; }; \
+  struct { T _at_gabb[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 2) gabb; }; \
+  struct { T _at_gaba[1]; MTL_SWIZZLE(1, 3, 1, 3, 2, 3) gaba; }; \
+  struct { T _at_gaab[1]; MTL_SWIZZLE(1, 3, 1, 3, 3, 2) gaab; }; \
+  MTL_SWIZZLE(0, 3, 2, 0, 0, 1) brrg; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 0) brgr; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 1) brgg; \
+  MTL_SWIZZLE(0, 3, 2, 0, 1, 2) brgb; \
+  MTL_SWIZZLE(0, 4, 2, 0, 1, 3) brga; \
+  MTL_SWIZZLE(0, 3, 2, 0, 2, 1) brbg; \
+  MTL_SWIZZLE(0, 4, 2, 0, 3, 1) brag; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 0) bgrr; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 1) bgrg; \
+  MTL_SWIZZLE(0, 3, 2, 1, 0, 2) bgrb; \
+  MTL_SWIZZLE(0, 4, 2, 1, 0, 3) bgra; \
+  MTL_SWIZZLE(0, 3, 2, 1, 1, 0) bggr; \
+  struct { T _at_bggg[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 1) bggg; }; \
+  struct { T _at_bggb[1]; MTL_SWIZZLE(1, 2, 2, 1, 1, 2) bggb; }; \
+  struct { T _at_bgga[1]; MTL_SWIZZLE(1, 3, 2, 1, 1, 3) bgga; }; \
+  MTL_SWIZZLE(0, 3, 2, 1, 2, 0) bgbr; \
+  struct { T _at_bgbg[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 1) bgbg; }; \
+  struct { T _at_bgbb[1]; MTL_SWIZZLE(1, 2, 2, 1, 2, 2) bgbb; }; \
+  struct { T _at_bgba[1]; MTL_SWIZZLE(1, 3, 2, 1, 2, 3) bgba; }; \
+  MTL_SWIZZLE(0, 4, 2, 1, 3, 0) bgar; \
+  struct { T _at_bgag[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 1) bgag; }; \
+  struct { T _at_bgab[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 2) bgab; }; \
+  struct { T _at_bgaa[1]; MTL_SWIZZLE(1, 3, 2, 1, 3, 3) bgaa; }; \
+  MTL_SWIZZLE(0, 3, 2, 2, 0, 1) bbrg; \
+  MTL_SWIZZLE(0, 3, 2, 2, 1, 0) bbgr; \
+  struct { T _at_bbgg[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 1) bbgg; }; \
+  struct { T _at_bbgb[1]; MTL_SWIZZLE(1, 2, 2, 2, 1, 2) bbgb; }; \
+  struct { T _at_bbga[1]; MTL_SWIZZLE(1, 3, 2, 2, 1, 3) bbga; }; \
+  struct { T _at_bbbg[1]; MTL_SWIZZLE(1, 2, 2, 2, 2, 1) bbbg; }; \
+  struct { T _at_bbbb[2]; MTL_SWIZZLE(2, 1, 2, 2, 2, 2) bbbb; }; \
+  struct { T _at_bbba[2]; MTL_SWIZZLE(2, 2, 2, 2, 2, 3) bbba; }; \
+  struct { T _at_bbag[1]; MTL_SWIZZLE(1, 3, 2, 2, 3, 1) bbag; }; \
+  struct { T _at_bbab[2]; MTL_SWIZZLE(2, 2, 2, 2, 3, 2) bbab; }; \
+  struct { T _at_bbaa[2]; MTL_SWIZZLE(2, 2, 2, 2, 3, 3) bbaa; }; \
+  MTL_SWIZZLE(0, 4, 2, 3, 0, 1) barg; \
+  MTL_SWIZZLE(0, 4, 2, 3, 1, 0) bagr; \
+  struct { T _at_bagg[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 1) bagg; }; \
+  struct { T _at_bagb[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 2) bagb; }; \
+  struct { T _at_baga[1]; MTL_SWIZZLE(1, 3, 2, 3, 1, 3) baga; }; \
+  struct { T _at_babg[1]; MTL_SWIZZLE(1, 3, 2, 3, 2, 1) babg; }; \
+  struct { T _at_babb[2]; MTL_SWIZZLE(2, 2, 2, 3, 2, 2) babb; }; \
+  struct { T _at_baba[2]; MTL_SWIZZLE(2, 2, 2, 3, 2, 3) baba; }; \
+  struct { T _at_baag[1]; MTL_SWIZZLE(1, 3, 2, 3, 3, 1) baag; }; \
+  struct { T _at_baab[2]; MTL_SWIZZLE(2, 2, 2, 3, 3, 2) baab; }; \
+  struct { T _at_baaa[2]; MTL_SWIZZLE(2, 2, 2, 3, 3, 3) baaa; }; \
+  MTL_SWIZZLE(0, 4, 3, 0, 1, 2) argb; \
+  MTL_SWIZZLE(0, 4, 3, 0, 2, 1) arbg; \
+  MTL_SWIZZLE(0, 4, 3, 1, 0, 2) agrb; \
+  struct { T _at_aggb[1]; MTL_SWIZZLE(1, 3, 3, 1, 1, 2) aggb; }; \
+  MTL_SWIZZLE(0, 4, 3, 1, 2, 0) agbr; \
+  struct { T _at_agbg[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 1) agbg; }; \
+  struct { T _at_agbb[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 2) agbb; }; \
+  struct { T _at_agba[1]; MTL_SWIZZLE(1, 3, 3, 1, 2, 3) agba; }; \
+  struct { T _at_agab[1]; MTL_SWIZZLE(1, 3, 3, 1, 3, 2) agab; }; \
+  MTL_SWIZZLE(0, 4, 3, 2, 0, 1) abrg; \
+  MTL_SWIZZLE(0, 4, 3, 2, 1, 0) abgr; \
+  struct { T _at_abgg[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 1) abgg; }; \
+  struct { T _at_abgb[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 2) abgb; }; \
+  struct { T _at_abga[1]; MTL_SWIZZLE(1, 3, 3, 2, 1, 3) abga; }; \
+  struct { T _at_abbg[1]; MTL_SWIZZLE(1, 3, 3, 2, 2, 1) abbg; }; \
+  struct { T _at_abbb[2]; MTL_SWIZZLE(2, 2, 3, 2, 2, 2) abbb; }; \
+  struct { T _at_abba[2]; MTL_SWIZZLE(2, 2, 3, 2, 2, 3) abba; }; \
+  struct { T _at_abag[1]; MTL_SWIZZLE(1, 3, 3, 2, 3, 1) abag; }; \
+  struct { T _at_abab[2]; MTL_SWIZZLE(2, 2, 3, 2, 3, 2) abab; }; \
+  struct { T _at_abaa[2]; MTL_SWIZZLE(2, 2, 3, 2, 3, 3) abaa; }; \
+  struct { T _at_aagb[1]; MTL_SWIZZLE(1, 3, 3, 3, 1, 2) aagb; }; \
+  struct { T _at_aabg[1]; MTL_SWIZZLE(1, 3, 3, 3, 2, 1) aabg; }; \
+  struct { T _at_aabb[2]; MTL_SWIZZLE(2, 2, 3, 3, 2, 2) aabb; }; \
+  struct { T _at_aaba[2]; MTL_SWIZZLE(2, 2, 3, 3, 2, 3) aaba; }; \
+  struct { T _at_aaab[2]; MTL_SWIZZLE(2, 2, 3, 3, 3, 2) aaab; }; \
+  struct { T _at_aaaa[3]; MTL_SWIZZLE(3, 1, 3, 3, 3, 3) aaaa; }; \
+
+
 namespace bases {
 template <class T, int N, std::size_t Align> struct vec_storage;
 template <class T, std::size_t Align> struct alignas(Align) vec_storage<T, 2, Align> {
-  union { T v[2]; struct { T x, y; }; struct { T r, g; }; };
+  union { T v[2]; struct { T x, y; }; struct { T r, g; }; MTL_SWIZZLES_2 };
 };
 template <class T, std::size_t Align> struct alignas(Align) vec_storage<T, 3, Align> {
-  union { T v[3]; struct { T x, y, z; }; struct { T r, g, b; }; };
+  union { T v[3]; struct { T x, y, z; }; struct { T r, g, b; }; MTL_SWIZZLES_3 };
 };
 template <class T, std::size_t Align> struct alignas(Align) vec_storage<T, 4, Align> {
-  union { T v[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; };
+  union { T v[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; MTL_SWIZZLES_4 };
 };
 }  // namespace bases
+#undef MTL_SWIZZLE
+#undef MTL_SWIZZLES_2
+#undef MTL_SWIZZLES_3
+#undef MTL_SWIZZLES_4
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #else
@@ -362,9 +1062,21 @@ struct vec : bases::vec_storage<T, N, (N == 2 ? 2 : 4) * sizeof(T)> {
     put(i, c1);
     (put(i, cs), ...);
   }
+  // Braces with scalars of one type: `uint4 v = {a, b, c};` sets the leading components and zeroes the rest,
+  // and `float4 v = {1.0f};` is (1, 0, 0, 0), not a broadcast. (A parenthesised list must still give all N.)
+  // More than N initialisers is a compile error in MSL; here it is caught when the vector is built.
+  template <class U, detail::if_num<U> = 0>
+  constexpr vec(std::initializer_list<U> list) : storage{} {
+    if (list.size() > std::size_t(N)) __builtin_trap();  // excess initialisers: never drop them silently
+    int i = 0;
+    for (const U& u : list) this->v[i++] = T(u);
+  }
   // Element-type conversion must be spelled out, as in MSL.
   template <class U, std::enable_if_t<!std::is_same<U, T>::value, int> = 0>
   explicit constexpr vec(const vec<U, N>& o) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(o.v[i]); }
+  // half2(v.xy) with v a float4: an element conversion of a swizzle, spelled out as for vectors.
+  template <class S, std::enable_if_t<is_swizzle<S>::value && detail::vshape<S>::n == N, int> = 0>
+  explicit constexpr vec(const S& sw) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(sw[i]); }
   constexpr vec(const packed_vec<T, N>& p) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = p.v[i]; }
   template <class U, std::enable_if_t<!std::is_same<U, T>::value, int> = 0>
   explicit constexpr vec(const packed_vec<U, N>& p) : storage{} { for (int i = 0; i < N; ++i) this->v[i] = T(p.v[i]); }
@@ -663,8 +1375,6 @@ using std::is_convertible;
 using std::is_convertible_v;
 using std::is_enum;
 using std::is_enum_v;
-using std::is_integral;
-using std::is_integral_v;
 using std::is_pointer;
 using std::is_pointer_v;
 using std::is_reference;
@@ -696,9 +1406,16 @@ using std::remove_volatile_t;
 using std::true_type;
 using std::underlying_type;
 using std::underlying_type_t;
-using std::void_t;
 
+// Metal's is_floating_point and is_integral hold for vectors of such elements too (is_floating_point_v<half2>);
+// is_scalar tells the two apart.
 template <class T> struct is_floating_point : bool_constant<std::is_floating_point<T>::value || detail::is_fp16<remove_cv_t<T>>::value> {};
+template <class T, int N> struct is_floating_point<vec<T, N>> : is_floating_point<T> {};
+template <class T, int N> struct is_floating_point<const vec<T, N>> : is_floating_point<T> {};
+template <class T> struct is_integral : std::is_integral<T> {};
+template <class T, int N> struct is_integral<vec<T, N>> : std::is_integral<T> {};
+template <class T, int N> struct is_integral<const vec<T, N>> : std::is_integral<T> {};
+template <class T> constexpr bool is_integral_v = is_integral<T>::value;
 template <class T> struct is_arithmetic : bool_constant<std::is_arithmetic<T>::value || detail::is_fp16<remove_cv_t<T>>::value> {};
 template <class T> struct is_scalar : bool_constant<std::is_scalar<T>::value || detail::is_fp16<remove_cv_t<T>>::value> {};
 template <class T> struct is_signed : bool_constant<std::is_signed<T>::value || detail::is_fp16<remove_cv_t<T>>::value> {};
@@ -789,8 +1506,13 @@ template <> struct numeric_limits<bfloat>
 // ---------------------------------------------------------------------------
 template <class To, class From>
 constexpr To as_type(const From& from) {
-  static_assert(sizeof(To) == sizeof(From), "as_type<To>(from): sizes must match");
-  return __builtin_bit_cast(To, from);
+  // A swizzle's bytes are the vector's, in storage order: reinterpret the swizzled value instead.
+  if constexpr (is_swizzle<From>::value) {
+    return as_type<To>(vec<detail::elem_t<From>, detail::vshape<From>::n>(from));
+  } else {
+    static_assert(sizeof(To) == sizeof(From), "as_type<To>(from): sizes must match");
+    return __builtin_bit_cast(To, from);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -805,6 +1527,8 @@ constexpr R max(X x, Y y) { return detail::vmap<R>([](auto a, auto b) { return d
 }  // namespace metal
 
 using metal::vec;
+// as_type is a builtin in MSL, usable without metal:: or a using-directive.
+using metal::as_type;
 
 // ---------------------------------------------------------------------------
 // Global vector / packed / matrix type names.

@@ -75,17 +75,45 @@ def build(cpp_source: str) -> Path:
 def compile_error(stderr: str, generated: str) -> MSLCompileError:
     """Errors against .metal lines: an error inside the shim is reported at the kernel line that led to it."""
     include = str(emulator_include_dir())
+    lines = stderr.splitlines()
     diags = []
     last_user_site = None
-    for line in stderr.splitlines():
-        m = _LOCATION.match(line)
-        if m and not m.group("file").startswith(include) and m.group("file") != generated:
-            last_user_site = (m.group("file"), int(m.group("line")))
+    for i, line in enumerate(lines):
+        site = user_site(line, include, generated)
+        if site:
+            last_user_site = site
         for d in parse_diagnostics(line):
-            if d.file.startswith(include) and last_user_site:
-                d = Diagnostic(last_user_site[0], last_user_site[1], d.message)
+            if d.file.startswith(include):
+                # g++ names the kernel line before the error ("required from here"), clang++ after it
+                # ("note: in instantiation of ... requested here"), up to the next error.
+                site = next_user_note(lines[i + 1:], include, generated) or last_user_site
+                if site:
+                    d = Diagnostic(site[0], site[1], d.message)
             diags.append(d)
     details = "\n".join(stderr.replace(include + "/", "<emulator>/").splitlines()[:80])
     if not diags:
         diags = [Diagnostic("<emulator>", 0, "C++ compilation failed")]
     return MSLCompileError(diags, details)
+
+
+def user_site(line: str, include: str, generated: str) -> tuple[str, int] | None:
+    """(file, line) where a compiler output line points into the kernel's own source, else None."""
+    for prefix in ("In file included from ", "                 from "):
+        if line.startswith(prefix):
+            return None  # an include chain, not a site
+    m = _LOCATION.match(line)
+    if m and not m.group("file").startswith(include) and m.group("file") != generated:
+        return m.group("file"), int(m.group("line"))
+    return None
+
+
+def next_user_note(following: list[str], include: str, generated: str) -> tuple[str, int] | None:
+    """The first kernel-source instantiation note after an error, before the next error (clang++ only)."""
+    for line in following:
+        if ": error: " in line or ": fatal error: " in line:
+            return None
+        if ": note: " in line and "requested here" in line:
+            site = user_site(line, include, generated)
+            if site:
+                return site
+    return None

@@ -31,12 +31,18 @@ _DIAGNOSTIC = re.compile(
 )
 
 
+# Apple's Metal compiler is clang, so clang++ comes first: it accepts the clang extensions real Metal code uses
+# (explicit specialisations inside a class, `{ [0 ... N-1] = 0 }` initialisers, half in anonymous structs).
+CLANG_NAMES = ("clang++", "clang++-18", "clang++-17", "clang++-16", "clang++-15", "clang++-14")
+FALLBACK_NAMES = ("g++", "c++")
+
+
 def compiler() -> str:
-    """The host C++ compiler: MPSKERNELS_CXX, then CXX, then g++, c++ or clang++ on PATH."""
-    for candidate in (os.environ.get("MPSKERNELS_CXX"), os.environ.get("CXX"), "g++", "c++", "clang++"):
+    """The host C++ compiler: MPSKERNELS_CXX, else clang++ on PATH, else CXX, g++ or c++."""
+    for candidate in (os.environ.get("MPSKERNELS_CXX"), *CLANG_NAMES, os.environ.get("CXX"), *FALLBACK_NAMES):
         if candidate and shutil.which(candidate):
             return candidate
-    raise RuntimeError("mpskernels' MSL emulator needs a C++17 compiler (g++ or clang++); none was found on PATH")
+    raise RuntimeError("mpskernels' MSL emulator needs a C++17 compiler (clang++ or g++); none was found on PATH")
 
 
 def parse_diagnostics(stderr: str, rename: dict[str, str] | None = None) -> list[Diagnostic]:
