@@ -34,11 +34,11 @@ def arch_generation(arch: str) -> int:
 
 def pack(q: torch.Tensor) -> torch.Tensor:
     """Packs 4-bit values (integers 0..15, the last axis a multiple of 8) into MLX's uint32 layout: value j of a word
-    in bits 4j..4j+3. Returned as int32 holding the same bits (torch's CPU uint32 lacks arithmetic)."""
+    in bits 4j..4j+3 (built in int64, as torch's uint32 has little arithmetic)."""
     q = q.to(torch.int64).reshape(*q.shape[:-1], -1, PACK_FACTOR)
     shifts = torch.arange(PACK_FACTOR, dtype=torch.int64) * BITS
     words = (q << shifts.to(q.device)).sum(-1)
-    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32).view(torch.uint32)
 
 
 def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, *,
@@ -55,6 +55,7 @@ def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Te
         raise ValueError("mlx.affine_qmv: MLX routes K of 64 or 128 to qmv_quad, not instantiated here")
     if m >= 2 and arch_generation(arch) >= 15:
         raise ValueError("mlx.affine_qmv: MLX routes M >= 2 to qmv_wide on this GPU, not instantiated here")
+    w = w.view(torch.uint32)  # the kernel's `const device uint32_t*`; int32 words carry the same bits
     fast = n % BN == 0 and k % fast_k_alignment() == 0
     name = f"affine_qmv{'_fast' if fast else ''}_{TYPE_STRING[dtype]}_gs_{GROUP_SIZE}_b_{BITS}_batch_0"
     out = torch.empty(*x.shape[:-1], n, dtype=dtype, device=x.device)
