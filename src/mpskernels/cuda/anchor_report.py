@@ -26,8 +26,10 @@ what a Mac runs. See docs/trust.md."""
 class Result:
     """One implementation on one case: its median time and its largest error against the float64 reference.
 
-    status: "ok" (ran, within tolerance), "wrong" (ran, outside tolerance), "error" (compile, launch or other
-    failure), "n/a" (it does not cover this case: the op raised NotImplementedError)."""
+    status: "ok" (ran, within tolerance), "wrong" (ran, outside tolerance: its time is kept but never compared),
+    "loose" (a PyTorch baseline outside the float64 tolerance, as its own rounding in the op's dtype makes it: still
+    a baseline), "error" (compile, launch or other failure), "n/a" (it does not cover this case: the op raised
+    NotImplementedError, or is not instantiated for the dtype)."""
 
     us: float | None = None
     max_abs_error: float | None = None
@@ -38,7 +40,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and self.us is not None
+        """A time that may be compared."""
+        return self.status in ("ok", "loose") and self.us is not None
 
 
 @dataclass
@@ -161,11 +164,11 @@ def _err(v: float | None) -> str:
 
 
 def _cell(result: Result | None) -> str:
-    """A time, or why there is none."""
+    """A time, or why there is none; † marks a PyTorch baseline outside the float64 tolerance."""
     if result is None:
         return "—"
     if result.ok:
-        return _us(result.us)
+        return _us(result.us) + (" †" if result.status == "loose" else "")
     return result.status
 
 
@@ -203,15 +206,15 @@ def rows_table(report: AnchorLaneReport) -> list[str]:
     return lines
 
 
-def problems(report: AnchorLaneReport) -> list[str]:
-    """Every result that is not a correct timing, with its reason (anchor refusals of a case are listed apart)."""
+def problems(report: AnchorLaneReport, statuses: tuple[str, ...] = ("wrong", "error")) -> list[str]:
+    """Every result with one of `statuses`, with its reason."""
     lines = []
     for row in report.rows:
         where = f"{row.family} {row.dtype} {row.case}"
         named = [("ours", row.ours), *row.anchors.items(), ("torch native", row.torch_native),
                  ("torch.compile", row.torch_compile)]
         for name, r in named:
-            if r is not None and not r.ok and r.status != "n/a":
+            if r is not None and r.status in statuses:
                 lines.append(f"- {where}: {name}: {r.status}: {r.note}")
     return lines
 
@@ -233,12 +236,20 @@ def to_markdown(report: AnchorLaneReport) -> str:
             "device copy bandwidth; — where the op is not memory-bound. Cases marked (L2) fit the L2 cache, so "
             "repeated launches may exceed DRAM bandwidth.",
             "- Every timed result (ours, each anchor, torch's) was compared with a float64 reference at the "
-            "dtype's tolerance (mpskernels.tolerances); a result outside it shows \"wrong\" and has no ratio.",
+            "dtype's tolerance (mpskernels.tolerances); ours or an anchor's outside it shows \"wrong\" and has no "
+            "ratio; a PyTorch baseline outside it (rounding in the op's dtype between its kernels) keeps its time, "
+            "marked †, and is listed below.",
             "", MEANING, "", "## By family", ""]
     out += family_summary(report)
     out += ["", "## Every case", ""] + rows_table(report)
-    listed = problems(report)
-    out += ["", "## Failures and errors", ""] + (listed or ["none"])
+    out += ["", "## Failures and errors (ours, anchors, torch)", ""] + (problems(report) or ["none"])
+    loose = problems(report, ("loose",))
+    if loose:
+        out += ["", "## PyTorch baselines outside the float64 tolerance (†: timed, still compared)", ""] + loose
+    skipped = problems(report, ("n/a",))
+    if skipped:
+        out += ["", "<details><summary>Not applicable (an anchor that does not cover the case or dtype, a budget "
+                f"spent): {len(skipped)}</summary>", ""] + skipped + ["", "</details>"]
     if report.not_run:
         out += ["", "## Not run", ""] + [f"- {n}" for n in report.not_run]
     return "\n".join(out) + "\n"
