@@ -26,6 +26,7 @@ stream, where the GPU queue hides the host. Each result records which.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -390,16 +391,53 @@ def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want
 # ---- the implementations of one case ----
 
 
-# anchor op name -> fn(family args) -> (positional inputs, keyword params), where an op's convention differs from
-# anchor_call's default.
-ADAPTERS: dict[str, Callable[[tuple], tuple[tuple, dict]]] = {}
+def attention_call(op, args: tuple) -> tuple[tuple, dict]:
+    """PyTorch's ops take (query, key, value, attn_mask, *, is_causal, scale), MLX's (q, k, v, *, mask, causal,
+    scale). The decode kernels run query lengths up to 8, the prefill ones longer: the other cases are n/a."""
+    q, k, v, mask, causal, scale, kv_len = args
+    if kv_len is not None:
+        k, v = k[:, :, :kv_len], v[:, :, :kv_len]
+    decode_op = "sdpa_vector" in op.name
+    if decode_op != (q.shape[2] <= 8):
+        raise NotImplementedError(f"{'decode' if decode_op else 'prefill'} kernel; this case is "
+                                  f"{'decode' if q.shape[2] <= 8 else 'prefill'}")
+    params = {} if scale is None else {"scale": scale}
+    if op.anchor == "torch":
+        return (q, k, v) + ((mask,) if mask is not None else ()), {**params, "is_causal": causal}
+    return (q, k, v), {**params, "causal": causal, **({"mask": mask} if mask is not None else {})}
+
+
+# Anchor ops whose call differs from anchor_call's default, by name or by "anchor:family".
+ADAPTERS: dict[str, Callable[[Any, tuple], tuple[tuple, dict]]] = {
+    "torch:attention": attention_call,
+    "mlx:attention": attention_call,
+}
+# Anchor ops registered for a family that are not the whole op, or that another entry already times.
+EXCLUDED = {
+    "mlx.logsumexp": "the first of mlx.log_softmax's two kernels (mlx.log_softmax times the op)",
+    "mlx.sdpa_decode": "MLX's route between mlx.sdpa_vector and mlx.sdpa_vector_2pass, both timed under their names",
+}
+# Extra settings of an anchor op timed as entries of their own: "name setting".
+VARIANTS = {"mlx.softmax": {"precise=True": {"precise": True}}}
+
+
+def anchor_entries(ops: list) -> list[tuple[str, Any, dict]]:
+    """(entry name, op, extra keyword params) for every anchor timing of a family."""
+    out = []
+    for op in ops:
+        if op.name in EXCLUDED:
+            continue
+        out.append((op.name, op, {}))
+        out += [(f"{op.name} {label}", op, extra) for label, extra in VARIANTS.get(op.name, {}).items()]
+    return out
 
 
 def anchor_call(family, op, args: tuple) -> tuple[tuple, dict]:
     """Our family's tensor arguments positionally (trailing None tensors left out), the others as keywords by
-    schema name where they differ from the schema default."""
-    if op.name in ADAPTERS:
-        return ADAPTERS[op.name](args)
+    schema name where they differ from the schema default; ADAPTERS where the op's own convention differs."""
+    adapter = ADAPTERS.get(op.name) or ADAPTERS.get(f"{op.anchor}:{family.name}")
+    if adapter is not None:
+        return adapter(op, args)
     schema = registry.schema_arguments(family.schema)
     defaults = registry.RUNNERS[family.name].defaults
     tensors, params = [], {}
@@ -425,7 +463,7 @@ def ours(family, args: tuple, want: tuple, dtype: torch.dtype) -> Result:
     return run_checked(call.launch, lambda _: call.results(), want, dtype, (call.plan.kernel,))
 
 
-def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype) -> Result:
+def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype, extra: dict | None = None) -> Result:
     mine = fresh_args(family, args)
     missing = {str(a.dtype) for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()} - {
         str(d) for d in op.dtypes}
@@ -433,10 +471,15 @@ def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype) -> Result:
         return Result(None, None, "n/a", f"not instantiated for {', '.join(sorted(missing))}")
     try:
         inputs, params = anchor_call(family, op, mine)
-        prepared = op.prepare(*inputs, backend="cuda", **params)
+        params.update(extra or {})
+        inspect.signature(op.prepare_fn).bind("cuda", *inputs, **params)
     except NotImplementedError as e:
         return Result(None, None, "n/a", str(e)[:300])
-    except Exception as e:  # noqa: BLE001  (a compile error, a refused dtype: the row says so)
+    except TypeError as e:  # the op's signature has no place for an argument this case needs (a mask, dim=1)
+        return Result(None, None, "n/a", f"the anchor op does not take this case's arguments: {e}")
+    try:
+        prepared = op.prepare(*inputs, backend="cuda", **params)
+    except Exception as e:  # noqa: BLE001  (a compile error, a refused shape: the row says so)
         return Result(None, None, "error", f"prepare: {type(e).__name__}: {e}".replace("\n", " ")[:400])
 
     def results(_):
@@ -509,8 +552,8 @@ def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Co
     moved = case.bytes_moved if case.bytes_moved != -1 else minimum_bytes(family, case.args, want, dtype)
     row = Row(family.name, str(dtype).replace("torch.", ""), case.label, moved, ours(family, case.args, want, dtype),
               fits_l2=footprint(case.args, want) <= l2_bytes())
-    for op in anchors:
-        row.anchors[op.name] = anchor(family, op, case.args, want, dtype)
+    for name, op, extra in anchor_entries(anchors):
+        row.anchors[name] = anchor(family, op, case.args, want, dtype, extra)
     fn, note = native_fn(family)
     row.torch_native = torch_result(family, fn, case.args, want, dtype, note)
     if compiled is not None:
@@ -566,6 +609,7 @@ def machine() -> dict[str, str]:
 def anchors_for(name: str, notes: list[str]) -> list:
     try:
         from mpskernels import anchors
+        from mpskernels.anchors import mlx, torch_mps  # noqa: F401  (importing registers their ops)
 
         return anchors.for_family(name)
     except Exception as e:  # noqa: BLE001
@@ -610,7 +654,8 @@ def run(opts) -> AnchorLaneReport:
             if time.perf_counter() - started > opts.budget:
                 report.not_run.append(f"{family.name} {dtype}: time budget of {opts.budget:.0f} s spent")
                 continue
-            print(f"{family.name} {dtype} (anchors: {', '.join(op.name for op in anchor_ops[family.name]) or 'none'})",
+            names = [n for n, _, _ in anchor_entries(anchor_ops[family.name])]
+            print(f"{family.name} {dtype} (anchors: {', '.join(names) or 'none'})",
                   flush=True)
             try:
                 cases = selected_cases(family.name, dtype, opts.quick)
