@@ -99,6 +99,20 @@ struct os_log {
 #undef MTL_OS_LOG_LEVEL
 };
 
+// Memory orders and scopes of <metal_atomic>, and atomic_thread_fence: a fence at least as strong as asked for
+// (CUDA's fence of the scope's level; sequentially consistent).
+enum memory_order { memory_order_relaxed, memory_order_acquire, memory_order_release, memory_order_acq_rel,
+                    memory_order_seq_cst };
+enum class thread_scope : int { thread = 0, threadgroup = 1, device = 2, simdgroup = 4 };
+constexpr thread_scope thread_scope_thread = thread_scope::thread;
+constexpr thread_scope thread_scope_threadgroup = thread_scope::threadgroup;
+constexpr thread_scope thread_scope_device = thread_scope::device;
+constexpr thread_scope thread_scope_simdgroup = thread_scope::simdgroup;
+inline void atomic_thread_fence(mem_flags, memory_order, thread_scope scope = thread_scope_device) {
+  if (scope == thread_scope_device) __threadfence();
+  else __threadfence_block();
+}
+
 // uniform<T>: a value the compiler may assume equal in every thread; it behaves as a T (converts both ways).
 template <class T> struct uniform {
   T value;

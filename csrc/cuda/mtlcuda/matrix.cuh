@@ -37,7 +37,8 @@ typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<mtl_half, 8, 8> simdgroup_half8x8;
 typedef simdgroup_matrix<mtl_bfloat, 8, 8> simdgroup_bfloat8x8;
 
-template <class T, int C, int R> inline simdgroup_matrix<T, C, R> make_filled_simdgroup_matrix(T value) {
+// Rows defaults to Cols, as in Apple's declaration: make_filled_simdgroup_matrix<float, 8>(0) is the 8x8 one.
+template <class T, int C, int R = C> inline simdgroup_matrix<T, C, R> make_filled_simdgroup_matrix(T value) {
   simdgroup_matrix<T, C, R> m;
   m.elements = vec<T, 2>(value, value);
   return m;

@@ -40,6 +40,8 @@ template <class T> struct is_pointer<T* const> { static constexpr bool value = t
 template <class T> struct is_reference { static constexpr bool value = false; };
 template <class T> struct is_reference<T&> { static constexpr bool value = true; };
 template <class T> struct identity { typedef T type; };
+template <class A, class B> struct is_same_type { static constexpr bool value = false; };
+template <class A> struct is_same_type<A, A> { static constexpr bool value = true; };
 
 struct bits_tag {};
 
@@ -132,6 +134,18 @@ template <class T> struct fp16_ops {
   friend T& operator--(T& a) { return a -= 1.0f; }
 };
 
+// Conversions out of half/bfloat: implicit to float only, explicit to integers. An implicit conversion to int would
+// make `cond ? 0 : h` ambiguous (int converts to half as well); MSL gives that expression type half. The float
+// conversion is a template restricted to float so that it cannot be followed by float -> int; so is the one to bool
+// (MSL converts half to bool implicitly: PyTorch's DecodeAttention.h assigns a half mask element to a bool).
+#define MTL_FP16_CONVERSIONS(to_float)                                                                \
+  template <class F, typename enable_if<is_same_type<F, float>::value, int>::type = 0>               \
+  constexpr operator F() const { return to_float; }                                                   \
+  template <class B, typename enable_if<is_same_type<B, bool>::value, int>::type = 0>                \
+  constexpr operator B() const { return to_float != 0.0f; }                                           \
+  template <class I, typename enable_if<is_intlike<I>::value && !is_same_type<I, bool>::value, int>::type = 0> \
+  explicit constexpr operator I() const { return I(to_float); }
+
 // Trivially default constructible, so arrays of them can live in __shared__ memory.
 struct half_t : fp16_ops<half_t> {
   unsigned short bits;
@@ -140,7 +154,7 @@ struct half_t : fp16_ops<half_t> {
   constexpr half_t(float f) : bits(f32_to_f16(f)) {}
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
   constexpr half_t(I i) : bits(f32_to_f16(float(i))) {}
-  constexpr operator float() const { return f16_to_f32(bits); }
+  MTL_FP16_CONVERSIONS(f16_to_f32(bits))
 };
 
 struct bfloat_t : fp16_ops<bfloat_t> {
@@ -150,7 +164,7 @@ struct bfloat_t : fp16_ops<bfloat_t> {
   constexpr bfloat_t(float f) : bits(f32_to_bf16(f)) {}
   template <class I, typename enable_if<is_intlike<I>::value>::type = 0>
   constexpr bfloat_t(I i) : bits(f32_to_bf16(float(i))) {}
-  constexpr operator float() const { return bf16_to_f32(bits); }
+  MTL_FP16_CONVERSIONS(bf16_to_f32(bits))
 };
 
 // ---- vectors: MSL sizes and alignment (a 3-vector takes the room of a 4-vector), .xyzw / .rgba and [] ----
@@ -218,6 +232,75 @@ MTL_VEC_ARITH(/)
 template <class T, int N> vec<T, N> operator-(const vec<T, N>& a) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r.v[i] = T(-a.v[i]);
+  return r;
+}
+
+// Integer-only operators (lane by lane), as MSL defines them for integer vectors.
+#define MTL_VEC_INT_ARITH(op)                                                                                  \
+  template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
+  vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                                              \
+    vec<T, N> r;                                                                                               \
+    for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                                  \
+    return r;                                                                                                  \
+  }                                                                                                            \
+  template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
+  vec<T, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {                                    \
+    vec<T, N> r;                                                                                               \
+    for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                       \
+    return r;                                                                                                  \
+  }                                                                                                            \
+  template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
+  vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                                                \
+    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op b.v[i]);                                                  \
+    return a;                                                                                                  \
+  }                                                                                                            \
+  template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
+  vec<T, N>& operator op##=(vec<T, N>& a, typename identity<T>::type s) {                                      \
+    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op s);                                                       \
+    return a;                                                                                                  \
+  }
+MTL_VEC_INT_ARITH(%)
+MTL_VEC_INT_ARITH(&)
+MTL_VEC_INT_ARITH(|)
+MTL_VEC_INT_ARITH(^)
+MTL_VEC_INT_ARITH(<<)
+MTL_VEC_INT_ARITH(>>)
+#undef MTL_VEC_INT_ARITH
+template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0> vec<T, N> operator~(const vec<T, N>& a) {
+  vec<T, N> r;
+  for (int i = 0; i < N; ++i) r.v[i] = T(~a.v[i]);
+  return r;
+}
+
+// Comparisons give a bool vector (lane by lane); a scalar operand is compared with every lane.
+#define MTL_VEC_COMPARE(op)                                                                                    \
+  template <class T, int N> vec<bool, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                 \
+    vec<bool, N> r;                                                                                            \
+    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op b.v[i];                                                     \
+    return r;                                                                                                  \
+  }                                                                                                            \
+  template <class T, int N> vec<bool, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {       \
+    vec<bool, N> r;                                                                                            \
+    for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op s;                                                          \
+    return r;                                                                                                  \
+  }                                                                                                            \
+  template <class T, int N> vec<bool, N> operator op(typename identity<T>::type s, const vec<T, N>& a) {       \
+    vec<bool, N> r;                                                                                            \
+    for (int i = 0; i < N; ++i) r.v[i] = s op a.v[i];                                                          \
+    return r;                                                                                                  \
+  }
+MTL_VEC_COMPARE(==)
+MTL_VEC_COMPARE(!=)
+MTL_VEC_COMPARE(<)
+MTL_VEC_COMPARE(<=)
+MTL_VEC_COMPARE(>)
+MTL_VEC_COMPARE(>=)
+MTL_VEC_COMPARE(&&)
+MTL_VEC_COMPARE(||)
+#undef MTL_VEC_COMPARE
+template <class T, int N> vec<bool, N> operator!(const vec<T, N>& a) {
+  vec<bool, N> r;
+  for (int i = 0; i < N; ++i) r.v[i] = !a.v[i];
   return r;
 }
 
