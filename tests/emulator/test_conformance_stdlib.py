@@ -46,10 +46,10 @@ def test_stdlib_internals(msl):
 
 def test_stdlib_overloads(msl):
     """User code defines metal::void_t and bfloat math overloads in metal, fast and precise (as MLX does) without
-    colliding; float math accepts integer arguments; exp(float4) is component-wise."""
+    colliding; float math accepts integer arguments; exp(float4) is component-wise; half converts to bool."""
     n = 40
     x = np.random.default_rng(2).uniform(-3, 3, n).astype(np.float32)
-    got = run(msl("stdlib_overloads.metal"), "stdlib_overloads", (x,), 6, n)
+    got = run(msl("stdlib_overloads.metal"), "stdlib_overloads", (x,), 7, n)
     b = torch.from_numpy(x).to(torch.bfloat16).double().numpy()
     gid = np.arange(n)
     bf = lambda v: torch.from_numpy(np.asarray(v)).to(torch.bfloat16).double().numpy()  # noqa: E731
@@ -61,6 +61,7 @@ def test_stdlib_overloads(msl):
     close(got[:, 4], np.maximum(xd, 0.5) + np.minimum(gid, 3))
     h = torch.from_numpy(x).half().double().numpy()
     close(got[:, 5], np.maximum(h, -1), torch.float16)
+    close(got[:, 6], (gid % 3 != 0).astype(np.float64))
 
 
 def test_stdlib_half(msl):

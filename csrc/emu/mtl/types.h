@@ -141,13 +141,16 @@ struct fp16_ops {
 // half (IEEE binary16) and bfloat (bfloat16): 16-bit storage, float compute.
 // Implicit conversions both ways with float; constructible from integers.
 // ---------------------------------------------------------------------------
-// Conversions out of half/bfloat: implicit to float only, explicit to integers. An implicit conversion to int
-// would make `cond ? 0 : h` ambiguous (int converts to half as well); MSL gives that expression type half. The
-// float conversion is a template restricted to float so that it cannot be followed by float -> int.
+// Conversions out of half/bfloat: implicit to float and bool (PyTorch's kernels assign a half mask to a bool),
+// explicit to the other integers. An implicit conversion to int would make `cond ? 0 : h` ambiguous (int
+// converts to half as well); MSL gives that expression type half. The conversion is a template restricted to
+// float and bool so that no standard conversion (float -> int) can follow it.
 #define MTL_FP16_CONVERSIONS(to_float)                                                                \
   template <class F, std::enable_if_t<std::is_same<F, float>::value, int> = 0>                       \
   constexpr operator F() const { return to_float; }                                                   \
-  template <class I, metal::detail::if_intlike<I> = 0>                                               \
+  template <class F, std::enable_if_t<std::is_same<F, bool>::value, int> = 0, int = 0>               \
+  constexpr operator F() const { return to_float != 0.0f; }                                           \
+  template <class I, std::enable_if_t<std::is_integral<I>::value && !std::is_same<I, bool>::value, int> = 0> \
   explicit constexpr operator I() const { return I(float(*this)); }
 
 struct half : metal::bases::fp16_ops<half> {
