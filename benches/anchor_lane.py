@@ -417,6 +417,8 @@ EXCLUDED = {
     "mlx.logsumexp": "the first of mlx.log_softmax's two kernels (mlx.log_softmax times the op)",
     "mlx.sdpa_decode": "MLX's route between mlx.sdpa_vector and mlx.sdpa_vector_2pass, both timed under their names",
 }
+# (anchor op, dtype) -> why its source did not compile: later cases say so without compiling again.
+COMPILE_FAILURES: dict[tuple[str, str], str] = {}
 # Extra settings of an anchor op timed as entries of their own: "name setting".
 VARIANTS = {"mlx.softmax": {"precise=True": {"precise": True}}}
 
@@ -477,10 +479,16 @@ def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype, extra: dict
         return Result(None, None, "n/a", str(e)[:300])
     except TypeError as e:  # the op's signature has no place for an argument this case needs (a mask, dim=1)
         return Result(None, None, "n/a", f"the anchor op does not take this case's arguments: {e}")
+    key = (op.name, str(dtype))
+    if key in COMPILE_FAILURES:
+        return Result(None, None, "error", COMPILE_FAILURES[key])
     try:
         prepared = op.prepare(*inputs, backend="cuda", **params)
     except Exception as e:  # noqa: BLE001  (a compile error, a refused shape: the row says so)
-        return Result(None, None, "error", f"prepare: {type(e).__name__}: {e}".replace("\n", " ")[:400])
+        note = f"prepare: {type(e).__name__}: {e}".replace("\n", " ")[:400]
+        if any(word in type(e).__name__ for word in ("Compile", "Nvrtc", "AnchorSource")):
+            COMPILE_FAILURES[key] = note  # the same source fails the same way for every case: not retried
+        return Result(None, None, "error", note)
 
     def results(_):
         if prepared.out is None and family.mutates:
