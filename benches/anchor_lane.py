@@ -644,7 +644,7 @@ def write(report: AnchorLaneReport, out: Path) -> None:
         Path(os.environ["OUT"], out.with_suffix(".json").name).write_text(data)
 
 
-def run(opts) -> AnchorLaneReport:
+def run(opts, out: Path | None = None) -> AnchorLaneReport:
     wanted = {n for n in opts.families.split(",") if n}
     families = [f for f in FAMILIES if not wanted or f.name in wanted]
     dtypes = [DTYPES[d] for d in opts.dtypes.split(",") if d]
@@ -681,6 +681,8 @@ def run(opts) -> AnchorLaneReport:
                 print(progress(row, time.perf_counter() - t0), flush=True)
             del cases
             torch.cuda.empty_cache()
+            if out is not None:  # what is done so far survives a run cut short
+                write(report, out)
     if compiled is not None:
         report.machine["torch.compile time"] = f"{compiled.spent_s:.0f} s (budget {compiled.budget_s:.0f} s)"
     report.machine["lane wall time"] = f"{time.perf_counter() - started:.0f} s"
@@ -706,7 +708,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("anchor_lane: no CUDA device", file=sys.stderr)
         return 2
-    report = run(opts)
+    report = run(opts, out)
     write(report, out)
     bad = sum(1 for r in report.rows if r.ours.status in ("wrong", "error"))
     print(f"wrote {out} and {out.with_suffix('.json').name}: {len(report.rows)} rows, {bad} with our kernel failing",
