@@ -17,9 +17,10 @@ import re
 from dataclasses import dataclass
 
 from ..msl.errors import Diagnostic, MSLCompileError
-from ..msl.lexer import Token
+from ..msl.lexer import Token, matching
 from ..msl.parse import ADDRESS_SPACES, BUILTINS, Entry, FunctionConstant, Program
-from ..msl.transform import _INT_TYPES, Edits, Specialization, is_static_constant_variable, rewrite_tokens
+from ..msl.transform import (_INT_TYPES, Edits, Specialization, const_beside, is_static_constant_variable,
+                              rewrite_tokens)
 from .names import rename, rename_in
 
 SHIM_HEADER = "mtlcuda/shim.cuh"
@@ -127,6 +128,9 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
     for first, last in program.duplicate_members:
         edits.replace(*span(first, last), "")
     shared_starts = {var.statement[0] for var in program.threadgroup_variables}
+    for var in program.threadgroup_variables:
+        for first, last in initializer_spans(tokens, var):
+            edits.replace(*span(first, last), "")  # CUDA allows no initializer on __shared__; Metal does not run it
 
     at_namespace_scope = namespace_scope_tokens(tokens)
 
@@ -150,9 +154,30 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
     return CudaSource(header + body + trailer, entries)
 
 
+def initializer_spans(tokens: list[Token], var) -> list[tuple[int, int]]:
+    """Token spans of the initializers in a threadgroup variable's statement (`= {0}` or `{0}`)."""
+    spans = []
+    first, last = var.statement
+    k = first
+    while k < last:
+        t = tokens[k].text
+        if t in ("(", "["):
+            k = matching(tokens, k) + 1
+            continue
+        if t in ("=", "{"):
+            end = k
+            while end < last and tokens[end].text != ",":
+                end = matching(tokens, end) + 1 if tokens[end].text in ("(", "[", "{") else end + 1
+            spans.append((k, end - 1))
+            k = end
+            continue
+        k += 1
+    return spans
+
+
 def constant_keyword(tokens: list[Token], i: int, namespace_scope: bool) -> str:
     """What MSL's `constant` becomes: a const qualifier on pointers and references, constexpr on variables."""
-    near_const = (i > 0 and tokens[i - 1].text == "const") or (i + 1 < len(tokens) and tokens[i + 1].text == "const")
+    near_const = const_beside(tokens, i)
     if is_static_constant_variable(tokens, i):
         return "constexpr"
     starts_declaration = i == 0 or tokens[i - 1].text in (";", "{", "}", "static") or tokens[i - 1].kind == "directive"
@@ -176,7 +201,7 @@ def cuda_entry(n: int, entry: Entry) -> CudaEntry:
         symbol=f"mtl_entry_{n}",
         buffer_slots=max(buffers) + 1 if buffers else 0,
         threadgroup_slots=max(shared) + 1 if shared else 0,
-        max_threads=entry.kernel.max_threads or DEFAULT_MAX_THREADS,
+        max_threads=entry.max_threads or DEFAULT_MAX_THREADS,
         inline_slots=tuple(p.index for p in params if p.role == "buffer" and takes_inline_scalar(p.type_text)),
     )
 
@@ -193,6 +218,7 @@ GEOMETRY_ARGS = ("gx", "gy", "gz", "nx", "ny", "nz", "ox", "oy", "oz")
 def entry_function(cuda: CudaEntry, entry: Entry) -> str:
     """The extern "C" __global__ function for one host name: binds every parameter by role and calls the kernel."""
     function = rename_in(entry.cpp_function) if entry.alias_site is not None else "::" + entry.kernel.qualified_name
+    address = rename_in(entry.address) if entry.alias_site is not None else "&" + function
     signature = [f"::mtlcuda::Word w{i}" for i in range(cuda.buffer_slots)]
     signature += [f"unsigned t{i}" for i in range(cuda.threadgroup_slots)]
     signature += ["unsigned inline_mask"] + [f"unsigned {g}" for g in GEOMETRY_ARGS]
@@ -208,7 +234,7 @@ def entry_function(cuda: CudaEntry, entry: Entry) -> str:
     lines = [
         f"// {entry.host_name}",
         f'extern "C" __global__ void __launch_bounds__({cuda.max_threads}) {cuda.symbol}({", ".join(signature)}) {{',
-        f"  typedef decltype(&{function}) F;",
+        f"  typedef decltype({address}) F;",
         "  const ::mtlcuda::Geometry g = {{gx, gy, gz}, {nx, ny, nz}, {ox, oy, oz}};",
         "  (void)g;",
         f"  {function}({', '.join(args)});",

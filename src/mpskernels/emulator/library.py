@@ -135,7 +135,7 @@ class Library:
                 function=e.kernel.name,
                 params=tuple(e.kernel.params),
                 uses_fibers=e.kernel.uses_sync,
-                max_total_threads_per_threadgroup=e.kernel.max_threads,
+                max_total_threads_per_threadgroup=e.max_threads,
                 file=e.kernel.file,
                 line=e.kernel.line,
             )

@@ -22,7 +22,7 @@ from .._paths import emulator_include_dir
 from .errors import Diagnostic, MSLCompileError
 from .lexer import Token, matching
 from .parse import ADDRESS_SPACES, Program, is_attribute_start
-from .transform import Edits, float_literal, is_static_constant_variable
+from .transform import Edits, const_beside, float_literal, is_static_constant_variable
 from . import TranslationUnit, read_file, read_source
 
 HEADER = "check/metal_check.h"
@@ -124,7 +124,7 @@ def to_checked_cpp(text: str, program: Program) -> str:
         if entry.alias_site is None:
             continue
         end = next(e for s, e in program.instantiations if s == entry.alias_site)
-        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto mtl_entry_fn_{n} = &{entry.cpp_function};")
+        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto mtl_entry_fn_{n} = {entry.address};")
     for fc in program.constants.values():  # values do not matter to a syntax check
         type_name = " ".join(w for w in fc.type_text.split() if w != "const")
         edits.replace(*span(*fc.statement), f"static const {type_name} {fc.name} = {type_name}();")
@@ -175,7 +175,7 @@ def constant_spelling(tokens: list[Token], i: int) -> str:
     """`constant` as a variable with an initializer is a compile-time constant; as a pointee it is address space 2."""
     if is_static_constant_variable(tokens, i):
         return "constexpr"
-    near_const = (i > 0 and tokens[i - 1].text == "const") or (i + 1 < len(tokens) and tokens[i + 1].text == "const")
+    near_const = const_beside(tokens, i)
     for x in tokens[i + 1:]:
         if x.text in ("*", "&", "(", ";", "{", ")", ",", "["):
             break  # a pointer, reference or parameter: the address space

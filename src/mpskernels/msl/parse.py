@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import coverage
 from .errors import Diagnostic, MSLCompileError
+from .evaluate import NotConstant, evaluate
 from .lexer import Token, matching
+from .scopes import CLASS, NAMESPACE, scope_kinds
 
 ADDRESS_SPACES = ("device", "constant", "thread", "threadgroup", "threadgroup_imageblock", "ray_data", "object_data")
 
@@ -52,15 +55,16 @@ class Attribute:
     args: tuple[Token, ...]
     start: int  # token index of the first '['
     end: int  # token index of the last ']'
+    name_token: Token
 
-    def int_arg(self) -> int:
-        text = "".join(t.text for t in self.args)
+    def int_arg(self, env: dict[str, int] | None = None) -> int:
+        """The argument as an integer constant expression over literals and the names in env."""
         try:
-            return int(text, 0)
-        except ValueError:
-            raise MSLCompileError(
-                Diagnostic(self.args[0].file, self.args[0].line, f"[[{self.name}(...)]] needs an integer literal")
-            ) from None
+            return evaluate(self.args, env)
+        except NotConstant as e:
+            text = " ".join(t.text for t in self.args)
+            raise error(self.name_token, f"[[{self.name}({text})]] needs an integer constant expression the "
+                                         f"front end can evaluate: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class KernelDef:
     line: int
     body: tuple[int, int]  # token indices of { and }
     uses_sync: bool = True
+    # (name, default argument tokens) of each template parameter, for template-dependent attributes
+    template_params: tuple[tuple[str, tuple[Token, ...]], ...] = ()
+    max_threads_attribute: "Attribute | None" = None  # when its value depends on the template arguments
+    host_name: str | None = None  # `[[host_name("x")]] kernel void f(...)`: launched as x
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,18 @@ class Entry:
     cpp_function: str  # C++ expression naming the function, e.g. "ns::softmax<float, 4>"
     alias_site: int | None  # token index of the instantiation statement, if any
     namespace: tuple[str, ...] = ()  # where the instantiation statement stands
+    max_threads: int | None = None  # max_total_threads_per_threadgroup of this instantiation
+    # C++ function-pointer type that picks the instantiation when its template arguments are deduced from the
+    # parameter list (`template [[host_name("f")]] [[kernel]] void f(device float*, uint);`); cpp_function is
+    # then the bare (qualified) name.
+    pointer_type: str | None = None
+
+    @property
+    def address(self) -> str:
+        """C++ expression for the address of the instantiated kernel."""
+        if self.pointer_type is None:
+            return f"&{self.cpp_function}"
+        return f"static_cast<{self.pointer_type}>(&{self.cpp_function})"
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,7 @@ class ThreadgroupVariable:
     statement: tuple[int, int]  # token indices from `threadgroup` to `;`
     type_text: str
     declarators: tuple[tuple[str, str], ...]  # (name, array suffix like "[32][8]")
+    initialized: tuple[str, ...] = ()  # declarators written with an initializer, which is not run (see parse)
 
 
 @dataclass
@@ -125,9 +146,27 @@ class Program:
     threadgroup_variables: list[ThreadgroupVariable] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     instantiations: list[tuple[int, int]] = field(default_factory=list)  # statements to replace
+    # Token index -> how each address-space keyword is modelled (coverage.py); every one has an entry.
+    address_space_models: dict[int, str] = field(default_factory=dict)
     # Member functions that differ from an earlier one only by address-space qualifiers (`f() device` beside
     # `f() thread`): identical once address spaces are erased, so the transform drops them.
     duplicate_members: list[tuple[int, int]] = field(default_factory=list)
+
+
+_NOT_FUNCTIONS = {"if", "for", "while", "switch", "return", "sizeof", "alignof", "decltype", "static_assert",
+                  "catch", "noexcept", "alignas"}
+
+
+def erased_text(tokens) -> tuple[str, ...]:
+    """Token texts with `device`, `thread` and `threadgroup` removed and `constant` read as `const`."""
+    out = []
+    for t in tokens:
+        if t.text == "constant":
+            if not out or out[-1] != "const":
+                out.append("const")
+        elif t.text not in ADDRESS_SPACES:
+            out.append(t.text)
+    return tuple(out)
 
 
 def error(tok: Token, message: str) -> MSLCompileError:
@@ -165,7 +204,7 @@ def read_attributes(tokens: list[Token], i: int) -> tuple[list[Attribute], int]:
             close = matching(inner, k)
             args = tuple(inner[k + 1 : close])
             k = close + 1
-        attrs.append(Attribute(name, args, i, end))
+        attrs.append(Attribute(name, args, i, end, name_tok))
         if k < len(inner) and inner[k].text == ",":
             k += 1
     return attrs, end + 1
@@ -279,6 +318,9 @@ class Parser:
     def __init__(self, tokens: list[Token]):
         self.tokens = tokens
         self.program = Program(tokens)
+        self.int_constants: dict[str, int] = {}  # program-scope integer constants, for attribute arguments
+        self.overloads: dict[str, list[KernelDef]] = {}  # kernel templates by name (overloads share one)
+        self.allowed_attributes: dict[int, set[str]] = {}  # attribute list start -> names read there
 
     def parse(self) -> Program:
         tokens = self.tokens
@@ -296,9 +338,25 @@ class Parser:
         self.classify_sync()
         for kernel in self.program.kernels.values():
             if not kernel.is_template:
-                self.program.entries.append(Entry(kernel.name, kernel, kernel.qualified_name, None))
+                self.program.entries.append(Entry(kernel.host_name or kernel.name, kernel, kernel.qualified_name, None,
+                                                  max_threads=kernel.max_threads))
         self.check_entries()
+        self.check_coverage()
         return self.program
+
+    def check_coverage(self) -> None:
+        """Every address-space keyword and attribute is modelled, or the source is refused (coverage.py)."""
+        program = self.program
+        spans = sorted({(a.start, a.end) for a in program.attributes})
+        program.address_space_models = coverage.classify_address_spaces(
+            self.tokens, spans, {v.statement[0] for v in program.threadgroup_variables},
+            {fc.statement[0] for fc in program.constants.values()})
+        coverage.check_attributes(self.tokens, program.attributes, self.allowed_attributes,
+                                  {*BUILTINS, "buffer", "threadgroup", "function_constant"})
+
+    def allow(self, attrs: list[Attribute], names: set[str]) -> None:
+        for a in attrs:
+            self.allowed_attributes.setdefault(a.start, set()).update(names)
 
     # -- attributes --
 
@@ -340,24 +398,77 @@ class Parser:
             raise error(name_tok, "cannot find the kernel's name")
         if "void" not in head:
             raise error(name_tok, f"kernel '{name_tok.text}' must return void")
-        max_threads = None
-        for a in self.attributes_between(decl.start, brace):
-            if a.name == "max_total_threads_per_threadgroup":
-                max_threads = a.int_arg()
+        is_template = head[0] == "template"
+        template_params = self.template_params(decl.start) if is_template else ()
+        max_threads, dependent = None, None
+        head_attrs = self.attributes_between(decl.start, open_paren)
+        self.allow(head_attrs, {"kernel", "max_total_threads_per_threadgroup"} | (set() if is_template else
+                                                                                    {"host_name"}))
+        host_name = next((concat_string_literals(a.args) for a in head_attrs if a.name == "host_name"), None)
+        for a in head_attrs:
+            if a.name != "max_total_threads_per_threadgroup":
+                continue
+            names = {n for n, _ in template_params}
+            if names & {t.text for t in a.args}:
+                dependent = a  # evaluated per instantiation, with its template arguments
+            else:
+                max_threads = a.int_arg(self.int_constants)
         params = self.read_params(name_tok.text, open_paren, close_paren)
         qualified = "::".join((*decl.namespace, name_tok.text))
-        if name_tok.text in self.program.kernels:
-            raise error(name_tok, f"kernel '{name_tok.text}' is defined twice")
-        self.program.kernels[name_tok.text] = KernelDef(
+        kernel = KernelDef(
             name=name_tok.text,
             qualified_name=qualified,
             params=params,
-            is_template=head[0] == "template",
+            is_template=is_template,
             max_threads=max_threads,
             file=name_tok.file,
             line=name_tok.line,
             body=decl.body,
+            template_params=template_params,
+            max_threads_attribute=dependent,
+            host_name=host_name,
         )
+        earlier = self.overloads.setdefault(name_tok.text, [])
+        if earlier and not (is_template and all(k.is_template for k in earlier)):
+            raise error(name_tok, f"kernel '{name_tok.text}' is defined twice")
+        earlier.append(kernel)
+        key = name_tok.text if len(earlier) == 1 else f"{name_tok.text}#{len(earlier)}"
+        self.program.kernels[key] = kernel
+
+    def template_params(self, start: int) -> tuple[tuple[str, tuple[Token, ...]], ...]:
+        """(name, default tokens) of each parameter in `template <...>` at tokens[start]."""
+        tokens = self.tokens
+        close = matching(tokens, start + 1)
+        out = []
+        for s, e in self.split_top_level(start + 2, close):
+            piece = tokens[s:e]
+            eq = next((k for k, t in enumerate(piece) if t.text == "="), len(piece))
+            names = [t for t in piece[:eq] if t.kind == "id"]
+            out.append((names[-1].text if len(names) > 1 else "", tuple(piece[eq + 1 :])))
+        return tuple(out)
+
+    def split_top_level(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Comma-separated pieces of tokens[start:end], skipping nested (), [], {} and template <>."""
+        tokens = self.tokens
+        pieces, k, s = [], start, start
+        while k < end:
+            t = tokens[k].text
+            if t in ("(", "[", "{"):
+                k = matching(tokens, k) + 1
+                continue
+            if t == "<" and k > start and tokens[k - 1].kind == "id":
+                try:
+                    k = matching(tokens, k) + 1
+                    continue
+                except Exception:
+                    pass
+            if t == ",":
+                pieces.append((s, k))
+                s = k + 1
+            k += 1
+        if end > s:
+            pieces.append((s, end))
+        return pieces
 
     def opening_paren(self, close: int) -> int:
         depth = 0
@@ -398,6 +509,7 @@ class Parser:
 
         explicit: list[tuple[Param | None, dict]] = []
         for s, e in pieces:
+            self.allow(self.attributes_between(s, e), {*BUILTINS, "buffer", "threadgroup", "function_constant"})
             explicit.append(self.read_param(kernel, s, e))
         used = {("buffer", p.index) for p, _ in explicit if p and p.role == "buffer"}
         used |= {("threadgroup", p.index) for p, _ in explicit if p and p.role == "threadgroup"}
@@ -438,21 +550,30 @@ class Parser:
             else:
                 plain.append(tokens[k])
                 k += 1
+        is_array = False
+        while plain and plain[-1].text == "]":  # `constant int64_t strides[3]`: an array parameter is a pointer
+            depth = 0
+            for j in range(len(plain) - 1, -1, -1):
+                depth += {"]": 1, "[": -1}.get(plain[j].text, 0)
+                if depth == 0:
+                    plain = plain[:j]
+                    break
+            is_array = True
         name_tok = next((t for t in reversed(plain) if t.kind == "id"), None)
         if name_tok is None or len(plain) < 2:
             where = tokens[s]
             raise error(where, f"kernel '{kernel}': every parameter needs a type and a name")
         type_toks = plain[: plain.index(name_tok)]
-        type_text = " ".join(t.text for t in type_toks)
+        type_text = " ".join(t.text for t in type_toks) + (" *" if is_array else "")
         words = {t.text for t in type_toks}
-        is_indirect = "*" in words or "&" in words
+        is_indirect = "*" in words or "&" in words or is_array
         condition = None
         role = index = builtin = None
         for a in attrs:
             if a.name == "buffer":
-                role, index = "buffer", a.int_arg()
+                role, index = "buffer", a.int_arg(self.int_constants)
             elif a.name == "threadgroup":
-                role, index = "threadgroup", a.int_arg()
+                role, index = "threadgroup", a.int_arg(self.int_constants)
             elif a.name == "function_constant":
                 condition = "".join(t.text for t in a.args)
             elif a.name in BUILTINS:
@@ -490,10 +611,42 @@ class Parser:
     def read_instantiation(self, decl: Declaration) -> None:
         tokens = self.tokens
         host_name = None
-        for a in self.attributes_between(decl.start, decl.end):
+        attrs = self.attributes_between(decl.start, decl.end)
+        for a in attrs:
             if a.name == "host_name":
                 host_name = concat_string_literals(a.args)
-        # The instantiated function: the last top-level `name<...>` followed by ';' or '('.
+        target = self.instantiated_name(decl)
+        if target is None:
+            if host_name is not None:
+                raise error(tokens[decl.start], f"cannot find the kernel that '{host_name}' instantiates")
+            return
+        name_start, name_idx, close, params = target
+        candidates = self.overloads.get(tokens[name_idx].text, [])
+        if not candidates:
+            if host_name is not None:
+                raise error(tokens[name_idx], f"'{host_name}' instantiates '{tokens[name_idx].text}', which is not "
+                                              f"a kernel defined above")
+            return
+        self.allow(attrs, {"host_name", "kernel"})
+        args = self.split_top_level(name_idx + 2, close) if close is not None else None
+        kernel = self.pick_overload(candidates, args, params, tokens[name_idx])
+        pointer_type = None
+        if close is None:  # template arguments deduced from the parameter list
+            text = self.text(name_start, name_idx + 1)
+            pointer_type = f"void(*)({self.cpp_parameter_list(*params)})"
+        else:
+            text = self.text(name_start, close + 1)
+        self.program.instantiations.append((decl.start, decl.end))
+        entry = Entry(host_name or text, kernel, text, decl.start, decl.namespace,
+                      max_threads=self.instance_max_threads(kernel, args, tokens[name_idx]),
+                      pointer_type=pointer_type)
+        self.program.entries.append(entry)
+
+    def instantiated_name(self, decl: Declaration):
+        """(first token of the qualified name, name, closing '>' or None, parameter list span or None) of the
+        function an explicit instantiation names: the last top-level `name<...>` followed by ';' or '(', or --
+        with deduced template arguments -- `name(...)` followed by ';'."""
+        tokens = self.tokens
         target = None
         k = decl.start + 1
         while k < decl.end:
@@ -502,34 +655,94 @@ class Parser:
                 continue
             t = tokens[k]
             if t.text == "(":
-                k = matching(tokens, k) + 1
+                close_paren = matching(tokens, k)
+                prev = tokens[k - 1]
+                if close_paren + 1 == decl.end and prev.kind == "id" and prev.text != "decltype":
+                    target = (k - 1, None, (k + 1, close_paren))
+                k = close_paren + 1
                 continue
             if t.kind == "id" and k + 1 < decl.end and tokens[k + 1].text == "<":
                 close = matching(tokens, k + 1)
                 after = tokens[close + 1].text if close + 1 <= decl.end else ";"
                 if after in (";", "("):
-                    name_start = k
-                    while name_start - 2 > decl.start and tokens[name_start - 1].text == "::":
-                        name_start -= 2
-                    target = (name_start, k, close)
+                    params = (close + 2, matching(tokens, close + 1)) if after == "(" else None
+                    target = (k, close, params)
                 k = close + 1
                 continue
             k += 1
         if target is None:
-            if host_name is not None:
-                raise error(tokens[decl.start], f"explicit instantiation '{host_name}' must name the template "
-                                                f"arguments (f<T>)")
-            return
-        name_start, name_idx, close = target
-        kernel = self.program.kernels.get(tokens[name_idx].text)
-        if kernel is None:
-            if host_name is not None:
-                raise error(tokens[name_idx], f"'{host_name}' instantiates '{tokens[name_idx].text}', which is not "
-                                              f"a kernel defined above")
-            return
-        text = self.text(name_start, close + 1)
-        self.program.instantiations.append((decl.start, decl.end))
-        self.program.entries.append(Entry(host_name or text, kernel, text, decl.start, decl.namespace))
+            return None
+        name_idx, close, params = target
+        return self.qualified_start(decl.start, name_idx), name_idx, close, params
+
+    def qualified_start(self, floor: int, name_idx: int) -> int:
+        """First token of `a::b::name` or `::a::name` ending at name_idx (a leading `::` is the global scope,
+        not part of the return type before it)."""
+        tokens = self.tokens
+        k = name_idx
+        while k - 1 > floor and tokens[k - 1].text == "::":
+            before = tokens[k - 2]
+            if before.kind == "id" and before.text not in ("void", "kernel", "template", "typename") and \
+                    before.text not in ADDRESS_SPACES:
+                k -= 2
+            else:
+                return k - 1
+        return k
+
+    def pick_overload(self, candidates: list[KernelDef], args, params, name: Token) -> KernelDef:
+        """The kernel template an instantiation names, among templates that share its name."""
+        if len(candidates) == 1:
+            return candidates[0]
+        fits = candidates
+        if args is not None:
+            fits = [k for k in fits if sum(1 for _, d in k.template_params if not d) <= len(args)
+                    <= len(k.template_params)]
+        if params is not None:
+            n = len(self.split_top_level(*params))
+            fits = [k for k in fits if len(k.params) == n]
+        if len(fits) != 1:
+            raise error(name, f"cannot tell which of the {len(candidates)} kernel templates named '{name.text}' "
+                              f"this instantiation names")
+        return fits[0]
+
+    def instance_max_threads(self, kernel: KernelDef, args, where: Token) -> int | None:
+        """max_total_threads_per_threadgroup for one instantiation (template-dependent expressions included)."""
+        attr = kernel.max_threads_attribute
+        if attr is None:
+            return kernel.max_threads
+        if args is None:
+            raise error(where, f"[[max_total_threads_per_threadgroup]] of '{kernel.name}' depends on its template "
+                               f"arguments: name them in the instantiation ({kernel.name}<...>)")
+        env = dict(self.int_constants)
+        for n, (pname, default) in enumerate(kernel.template_params):
+            value_tokens = self.tokens[args[n][0] : args[n][1]] if n < len(args) else default
+            try:
+                env[pname] = evaluate(value_tokens, env)
+            except NotConstant:
+                continue  # a type argument, or one the attribute may not need
+        try:
+            return evaluate(attr.args, env)
+        except NotConstant as e:
+            raise error(where, f"cannot evaluate [[max_total_threads_per_threadgroup(...)]] of '{kernel.name}' "
+                               f"for this instantiation: {e}") from None
+
+    def cpp_parameter_list(self, start: int, end: int) -> str:
+        """An instantiation's parameter list as C++: attributes dropped, address spaces erased."""
+        tokens = self.tokens
+        out = []
+        k = start
+        while k < end:
+            if is_attribute_start(tokens, k):
+                k = matching(tokens, k) + 1
+                continue
+            t = tokens[k]
+            if t.text == "constant" and t.kind == "id":
+                near_const = tokens[k - 1].text == "const" or tokens[k + 1].text == "const"
+                out.append("" if near_const else "const")
+            elif t.text not in ADDRESS_SPACES:
+                out.append(t.text)
+            k += 1
+        return " ".join(w for w in out if w)
 
     def text(self, start: int, end: int) -> str:
         """Source text of tokens[start:end], as written."""
@@ -557,15 +770,29 @@ class Parser:
         if fc is None and self.looks_like_function_declaration(decl):
             return
         if fc is not None:
+            self.allow([fc], {"function_constant"})
             name_tok = tokens[fc.start - 1]
             type_toks = [t.text for t in tokens[decl.start : fc.start - 1] if t.text not in ("constant", "static")]
             self.program.constants[name_tok.text] = FunctionConstant(
-                name_tok.text, " ".join(type_toks), fc.int_arg(), (decl.start, decl.end), name_tok.file, name_tok.line
+                name_tok.text, " ".join(type_toks), fc.int_arg(self.int_constants), (decl.start, decl.end),
+                name_tok.file, name_tok.line
             )
             return
         if "constant" not in words and "constexpr" not in words:
             raise error(tokens[decl.start], "program-scope variables must be declared in the constant address space "
                                             "(`constant T name = ...;`)")
+        self.remember_int_constant(decl)
+
+    def remember_int_constant(self, decl: Declaration) -> None:
+        """`constant int N = 4;` / `constexpr int N = 2 * M;`: known to attribute arguments that follow."""
+        tokens = self.tokens
+        eq = next((k for k in range(decl.start, decl.end) if tokens[k].text in ("=", "(", "[", "{")), None)
+        if eq is None or tokens[eq].text != "=" or tokens[eq - 1].kind != "id":
+            return
+        try:
+            self.int_constants[tokens[eq - 1].text] = evaluate(tokens[eq + 1 : decl.end], self.int_constants)
+        except NotConstant:
+            pass  # not an integer constant expression (a float, a call): attributes cannot use it
 
     def looks_like_function_declaration(self, decl: Declaration) -> bool:
         tokens = self.tokens
@@ -585,90 +812,201 @@ class Parser:
     # -- threadgroup variables --
 
     def find_threadgroup_variables(self) -> None:
-        """Statement-level `threadgroup T name[N];` (not pointers or references into threadgroup memory)."""
+        """Statement-level `threadgroup T name[N];` (not pointers or references into threadgroup memory).
+
+        An initializer (`threadgroup float buf[32] = {0};`, which Apple's compiler accepts) is recorded and not
+        run: Metal does not guarantee that a threadgroup variable's initializer is applied, so its memory starts
+        poisoned like any other threadgroup memory and a kernel that relies on the initializer reads poison.
+        """
         tokens = self.tokens
         for i, t in enumerate(tokens):
-            if t.text != "threadgroup" or i == 0 or tokens[i - 1].text not in (";", "{", "}", ":"):
+            if t.text != "threadgroup" or not self.starts_statement(i):
                 continue
             end = i
-            while tokens[end].text != ";":
-                if tokens[end].text in ("{", "}"):
-                    break
+            while end < len(tokens) and tokens[end].text not in (";", "}"):
+                end = matching(tokens, end) if tokens[end].text in ("{", "(", "[") else end
                 end += 1
-            if tokens[end].text != ";":
-                continue
+            if end >= len(tokens) or tokens[end].text != ";":
+                continue  # not a declaration statement; coverage.classify decides what it is
             body = tokens[i + 1 : end]
-            if not self.is_variable_declaration(body):
-                continue  # a pointer / reference into threadgroup memory, or not a declaration
-            declarators: list[tuple[str, str]] = []
-            type_end = None
-            k = 0
-            while k < len(body):
-                x = body[k]
-                if x.text == "<":
-                    k = matching(body, k) + 1
-                    continue
-                nxt = body[k + 1].text if k + 1 < len(body) else ";"
-                if x.kind == "id" and nxt in ("[", ",", ";") and (k > 0):
-                    if type_end is None:
-                        type_end = k
-                    suffix_end = k + 1
-                    while suffix_end < len(body) and body[suffix_end].text == "[":
-                        suffix_end = matching(body, suffix_end) + 1
-                    suffix = "".join(y.text for y in body[k + 1 : suffix_end])
-                    declarators.append((x.text, suffix))
-                    k = suffix_end
-                    if k < len(body) and body[k].text == ",":
-                        k += 1
-                    continue
-                k += 1
-            if type_end is None or not declarators:
-                raise error(t, "cannot read this threadgroup variable declaration")
-            type_text = " ".join(x.text for x in body[:type_end])
-            self.program.threadgroup_variables.append(ThreadgroupVariable((i, end), type_text, tuple(declarators)))
+            declarators = self.split_declarators(body)
+            pointers = [d for d in declarators if self.declares_indirection(d)]
+            if len(pointers) == len(declarators):
+                continue  # pointers or references into threadgroup memory
+            if pointers:
+                raise error(t, "declare threadgroup variables and pointers to threadgroup memory in separate "
+                               "statements")
+            var = self.read_threadgroup_declarators(t, declarators, i)
+            self.program.threadgroup_variables.append(var)
+
+    def starts_statement(self, i: int) -> bool:
+        return i == 0 or self.tokens[i - 1].text in (";", "{", "}") or self.tokens[i - 1].kind == "directive"
+
+    def split_declarators(self, body: list[Token]) -> list[list[Token]]:
+        """The comma-separated pieces of a declaration (the first one holds the type)."""
+        pieces: list[list[Token]] = [[]]
+        k = 0
+        while k < len(body):
+            x = body[k]
+            if x.text in ("(", "[", "{") or (x.text == "<" and pieces[-1] and pieces[-1][-1].kind == "id"):
+                try:
+                    close = matching(body, k)
+                except Exception:
+                    close = k
+                pieces[-1].extend(body[k : close + 1])
+                k = close + 1
+                continue
+            if x.text == ",":
+                pieces.append([])
+            else:
+                pieces[-1].append(x)
+            k += 1
+        return pieces
 
     @staticmethod
-    def is_variable_declaration(body: list[Token]) -> bool:
-        depth = 0
-        for x in body:
-            if x.text == "[":
-                depth += 1
-            elif x.text == "]":
-                depth -= 1
-            elif depth == 0 and x.text in ("*", "&", "&&", "(", "="):
+    def declares_indirection(piece: list[Token]) -> bool:
+        """Whether a declarator (before its initializer) declares a pointer or reference."""
+        for x in piece:
+            if x.text in ("=", "{", "["):
                 return False
-        return True
+            if x.text in ("*", "&", "&&") or (x.text == "(" and x is not piece[0]):
+                return True
+        return False
+
+    def read_threadgroup_declarators(self, t: Token, pieces: list[list[Token]], i: int) -> "ThreadgroupVariable":
+        declarators: list[tuple[str, str]] = []
+        initialized: list[str] = []
+        type_text = ""
+        for n, piece in enumerate(pieces):
+            init_at = next((k for k, x in enumerate(piece) if x.text in ("=", "{")), len(piece))
+            head = piece[:init_at]
+            name_at = len(head)  # the name is the identifier before the trailing `[N]` groups
+            while name_at > 0 and head[name_at - 1].text == "]":
+                depth = 0
+                for k in range(name_at - 1, -1, -1):
+                    depth += {"]": 1, "[": -1}.get(head[k].text, 0)
+                    if depth == 0:
+                        name_at = k
+                        break
+            name_at -= 1
+            if name_at < (1 if n == 0 else 0) or head[name_at].kind != "id" or (n > 0 and name_at != 0):
+                raise error(t, "cannot read this threadgroup variable declaration")
+            if n == 0:
+                type_text = " ".join(x.text for x in head[:name_at])
+            declarators.append((head[name_at].text, "".join(x.text for x in head[name_at + 1 :])))
+            if init_at < len(piece):
+                initialized.append(head[name_at].text)
+        return ThreadgroupVariable((i, self.statement_end(i)), type_text, tuple(declarators), tuple(initialized))
+
+    def statement_end(self, i: int) -> int:
+        tokens = self.tokens
+        k = i
+        while tokens[k].text != ";":
+            k = matching(tokens, k) + 1 if tokens[k].text in ("{", "(", "[") else k + 1
+        return k
 
     # -- member functions overloaded by address space --
 
     _QUALIFIERS = {"const", "volatile", "&", "&&", "noexcept", *ADDRESS_SPACES}
 
     def find_address_space_overloads(self) -> None:
+        """Definitions that become one once address spaces are erased -- member functions qualified `thread` /
+        `device` / `threadgroup`, constructors with member initializer lists, free functions overloaded on
+        `device T*` / `threadgroup T*`, class templates specialised as `pointer_element<device T*>` and
+        `<thread T*>`. The first is kept and the others dropped when their text is identical once erased;
+        otherwise the emulator cannot keep both and refuses the source."""
         tokens = self.tokens
+        scopes = scope_kinds(tokens)
         enclosing: list[int] = []
-        seen: set[tuple] = set()
+        seen: dict[tuple, tuple[str, ...]] = {}
         for k, t in enumerate(tokens):
             if t.text == "{":
                 enclosing.append(k)
             elif t.text == "}" and enclosing:
                 enclosing.pop()
-            if t.text != ")" or not enclosing:
+            if scopes[k] not in (NAMESPACE, CLASS):
                 continue
+            found = self.definition_at(k)
+            if found is None:
+                continue
+            start, body, last = found
+            head = tokens[start:body]
+            if not any(x.text in ADDRESS_SPACES for x in head):
+                continue
+            key = (enclosing[-1] if enclosing else -1, erased_text(head))
+            whole = erased_text(tokens[start : last + 1])
+            if key not in seen:
+                seen[key] = whole
+                continue
+            if seen[key] != whole:
+                raise error(tokens[start], "two definitions here differ only by address space but have different "
+                                           "bodies: the emulator erases address spaces and cannot keep both")
+            self.program.duplicate_members.append((start, last))
+
+    def definition_at(self, k: int) -> tuple[int, int, int] | None:
+        """(first token, body '{', last token) of a function or class definition whose head ends at tokens[k]
+        (a parameter list's ')' or a class template specialisation's '>')."""
+        tokens = self.tokens
+        n = len(tokens)
+        if tokens[k].text == ")":
+            open_ = self.opening_paren(k)
+            name = tokens[open_ - 1] if open_ > 0 else None
+            is_operator = any(x.text == "operator" for x in tokens[max(0, open_ - 3) : open_])
+            if name is None or not (is_operator or (name.kind == "id" and name.text not in _NOT_FUNCTIONS)):
+                return None
             end = k + 1
-            while end < len(tokens) and tokens[end].text in self._QUALIFIERS:
+            while end < n and tokens[end].text in self._QUALIFIERS:
                 end += 1
-            qualifiers = [x.text for x in tokens[k + 1 : end]]
-            if not set(qualifiers) & set(ADDRESS_SPACES) or end >= len(tokens) or tokens[end].text not in ("{", ";"):
+            if end < n and tokens[end].text == ":":
+                end = self.skip_member_initializers(end + 1)
+            if end is None or end >= n or tokens[end].text != "{":
+                return None
+            return self.definition_start(open_ - 1), end, matching(tokens, end)
+        if tokens[k].text in (">", ">>") and k + 1 < n and tokens[k + 1].text in ("{", ":"):
+            start = self.definition_start(k)
+            words = [x.text for x in tokens[start:k]]
+            if not {"struct", "class"} & set(words):
+                return None
+            body = k + 1
+            while body < n and tokens[body].text not in ("{", ";"):
+                body += 1
+            if body >= n or tokens[body].text != "{":
+                return None
+            last = matching(tokens, body)
+            return start, body, last + 1 if last + 1 < n and tokens[last + 1].text == ";" else last
+        return None
+
+    def definition_start(self, k: int) -> int:
+        tokens = self.tokens
+        start = k
+        while start > 0 and tokens[start - 1].text not in (";", "{", "}", ":") and \
+                tokens[start - 1].kind != "directive":
+            start -= 1
+            if tokens[start].text in (">", ">>"):  # a template head's `>`: jump over `<...>` defaults
+                depth = 0
+                for j in range(start, -1, -1):
+                    depth += {">": 1, ">>": 2, "<": -1}.get(tokens[j].text, 0)
+                    if depth <= 0:
+                        start = j
+                        break
+        return start
+
+    def skip_member_initializers(self, k: int) -> int | None:
+        """Index of the body '{' after a constructor's `: a(x), b{y}` list starting at tokens[k]."""
+        tokens = self.tokens
+        while k < len(tokens):
+            while k < len(tokens) and (tokens[k].kind == "id" or tokens[k].text == "::"):
+                k += 1
+            if k < len(tokens) and tokens[k].text == "<":
+                k = matching(tokens, k) + 1
+            if k >= len(tokens) or tokens[k].text not in ("(", "{"):
+                return None
+            k = matching(tokens, k) + 1
+            if k < len(tokens) and tokens[k].text == ",":
+                k += 1
                 continue
-            start = self.opening_paren(k) - 1
-            while start > 0 and tokens[start - 1].text not in (";", "{", "}", ":"):
-                start -= 1
-            last = matching(tokens, end) if tokens[end].text == "{" else end
-            signature = tuple(x.text for x in tokens[start:end] if x.text not in ADDRESS_SPACES)
-            key = (enclosing[-1], signature)
-            if key in seen:
-                self.program.duplicate_members.append((start, last))
-            seen.add(key)
+            return k
+        return None
 
     # -- which kernels need the fiber scheduler --
 

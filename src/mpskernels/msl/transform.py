@@ -136,6 +136,25 @@ def is_static_constant_variable(tokens: list[Token], i: int) -> bool:
     return False
 
 
+_SPECIFIERS = {"static", "constexpr", "const", "inline", "volatile", *ADDRESS_SPACES}
+
+
+def const_beside(tokens: list[Token], i: int) -> bool:
+    """Whether the specifiers around tokens[i] already say const (`const constant T*`, `constant T const`... and
+    `static constant constexpr const T`), so `constant` must not add a second one."""
+    k = i - 1
+    while k >= 0 and tokens[k].text in _SPECIFIERS:
+        if tokens[k].text == "const":
+            return True
+        k -= 1
+    k = i + 1
+    while k < len(tokens) and tokens[k].text in _SPECIFIERS:
+        if tokens[k].text == "const":
+            return True
+        k += 1
+    return False
+
+
 def fold_defined_query(edits: Edits, program: Program, values: dict, i: int) -> bool:
     """Replaces `is_function_constant_defined(name)` at tokens[i] by true/false for this specialisation."""
     tokens = program.tokens
@@ -149,10 +168,17 @@ def fold_defined_query(edits: Edits, program: Program, values: dict, i: int) -> 
     return True
 
 
+def is_coherence_qualifier(tokens: list[Token], i: int) -> bool:
+    """`coherent(system)` / `coherent(device)` before an address space (MSL 3.2 memory coherence)."""
+    return (tokens[i].text == "coherent" and i + 4 < len(tokens) and tokens[i + 1].text == "(" and
+            tokens[i + 2].text in ("system", "device") and tokens[i + 3].text == ")" and
+            tokens[i + 4].text in ADDRESS_SPACES)
+
+
 def rewrite_tokens(edits: Edits, program: Program, values: dict, identifier: Callable[[int], str | None],
                    number: Callable[[str], str] = lambda text: text) -> None:
     """The token walk every target of the transform shares (the emulator's C++, the NVIDIA lane's CUDA): attribute
-    lists dropped, `kernel` erased, is_function_constant_defined folded, float literals in C++ spelling (passed
+    lists dropped, `kernel` and `coherent(...)` erased, is_function_constant_defined folded, float literals in C++ spelling (passed
     through `number`). `identifier(i)` gives the target's replacement for any other identifier at tokens[i], or
     None to leave it."""
     tokens = program.tokens
@@ -167,6 +193,11 @@ def rewrite_tokens(edits: Edits, program: Program, values: dict, identifier: Cal
         if t.kind == "id":
             if t.text == "kernel":
                 edits.replace(t.start, t.end, "")
+            elif is_coherence_qualifier(tokens, i):
+                # `coherent(system) device T*`: both targets' memory is coherent for what the emulator runs
+                edits.replace(t.start, tokens[i + 3].end, "")
+                i += 4
+                continue
             elif fold_defined_query(edits, program, values, i):
                 i += 4
                 continue
@@ -200,7 +231,7 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
         end = next(e for s, e in program.instantiations if s == entry.alias_site)
         name = f"mtl_entry_fn_{n}"
         alias_of[n] = "::".join((*entry.namespace, name))
-        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto {name} = &{entry.cpp_function};")
+        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto {name} = {entry.address};")
 
     for fc in program.constants.values():
         type_name = " ".join(w for w in fc.type_text.split() if w != "const")
@@ -229,9 +260,11 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
         if t.text == "constant":
             if is_static_constant_variable(tokens, i):
                 return "constexpr"
-            near_const = (i > 0 and tokens[i - 1].text == "const") or (
-                i + 1 < len(tokens) and tokens[i + 1].text == "const")
-            return "" if near_const else "const"
+            return "" if const_beside(tokens, i) else "const"
+        if t.text in ADDRESS_SPACES and i not in program.address_space_models and t.text != "thread" and (
+                i == 0 or tokens[i - 1].text not in ("::", ".", "->")):
+            raise MSLCompileError(Diagnostic(t.file, t.line, f"internal: '{t.text}' reached the transform "
+                                                             f"without a model (coverage.py)"))
         return "" if t.text in ADDRESS_SPACES else None
 
     rewrite_tokens(edits, program, values, identifier)
