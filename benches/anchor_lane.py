@@ -46,7 +46,8 @@ import torch.nn.functional as F
 import mpskernels  # noqa: F401  (registers the ops: schema defaults, checks, allocation)
 from mpskernels import registry
 from mpskernels.cuda import runner
-from mpskernels.cuda.anchor_report import AnchorLaneReport, Result, Row, from_json, to_json, to_markdown
+from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, row_from_json, row_json, to_json,
+                                           to_markdown)
 from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.epilogue import ACTIVATIONS, bias_shape
 from mpskernels.kernels.rope import tables
@@ -644,48 +645,104 @@ def write(report: AnchorLaneReport, out: Path) -> None:
         Path(os.environ["OUT"], out.with_suffix(".json").name).write_text(data)
 
 
-def run(opts, out: Path | None = None) -> AnchorLaneReport:
+def work_items(opts) -> list[tuple[str, str]]:
+    """(dtype, family) in run order: every family in the first dtype (bf16 by default), then the next dtype."""
     wanted = {n for n in opts.families.split(",") if n}
-    families = [f for f in FAMILIES if not wanted or f.name in wanted]
-    dtypes = [DTYPES[d] for d in opts.dtypes.split(",") if d]
-    report = AnchorLaneReport(machine())
-    started = time.perf_counter()
-    report.copy_gbps = copy_bandwidth_gbps()
-    print(f"copy bandwidth {report.copy_gbps:.0f} GB/s; {len(families)} families, "
-          f"{', '.join(opts.dtypes.split(','))}", flush=True)
+    return [(d, f.name) for d in opts.dtypes.split(",") if d for f in FAMILIES
+            if (not wanted or f.name in wanted) and DTYPES[d] in f.dtypes]
+
+
+def child(opts) -> int:
+    """Runs --jobs, appending to --rows (JSON lines) as it goes: the parent reads what a crashed child finished."""
+    family_of = {f.name: f for f in FAMILIES}
     compiled = None if opts.no_compile else Compiled(opts.compile_budget)
-    anchor_ops = {f.name: anchors_for(f.name, report.not_run) for f in families}
-    for dtype in dtypes:  # bf16 first by default: what a short budget still covers
-        for family in families:
-            if dtype not in family.dtypes:
+    notes: list[str] = []
+    with open(opts.rows, "a") as log:
+        def emit(**record):
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+
+        for job in opts.jobs.split(","):
+            dtype_name, name = job.split(":")
+            family, dtype = family_of[name], DTYPES[dtype_name]
+            if time.time() > opts.deadline:
+                emit(done=job, not_run=f"{name} {dtype_name}: time budget spent")
                 continue
-            if time.perf_counter() - started > opts.budget:
-                report.not_run.append(f"{family.name} {dtype}: time budget of {opts.budget:.0f} s spent")
-                continue
-            names = [n for n, _, _ in anchor_entries(anchor_ops[family.name])]
-            print(f"{family.name} {dtype} (anchors: {', '.join(names) or 'none'})",
+            anchors = anchors_for(name, notes)
+            print(f"{name} {dtype_name} (anchors: {', '.join(n for n, _, _ in anchor_entries(anchors)) or 'none'})",
                   flush=True)
             try:
-                cases = selected_cases(family.name, dtype, opts.quick)
+                cases = selected_cases(name, dtype, opts.quick)
             except Exception as e:  # noqa: BLE001
-                report.not_run.append(f"{family.name} {dtype}: building cases: {type(e).__name__}: {e}")
+                emit(done=job, not_run=f"{name} {dtype_name}: building cases: {type(e).__name__}: {e}")
                 continue
             for case in cases:
+                emit(start=case.label)
                 t0 = time.perf_counter()
                 try:
-                    row = run_case(family, dtype, case, anchor_ops[family.name], compiled)
+                    row = run_case(family, dtype, case, anchors, compiled)
                 except Exception as e:  # noqa: BLE001  (the oracle itself failed: say so, go on)
-                    row = Row(family.name, str(dtype).replace("torch.", ""), case.label, None,
+                    row = Row(name, dtype_name, case.label, None,
                               Result(None, None, "error", f"oracle: {type(e).__name__}: {e}"[:400]))
-                report.rows.append(row)
+                emit(row=row_json(row, None))
                 print(progress(row, time.perf_counter() - t0), flush=True)
             del cases
             torch.cuda.empty_cache()
-            if out is not None:  # what is done so far survives a run cut short
-                write(report, out)
-    if compiled is not None:
-        report.machine["torch.compile time"] = f"{compiled.spent_s:.0f} s (budget {compiled.budget_s:.0f} s)"
-    report.machine["lane wall time"] = f"{time.perf_counter() - started:.0f} s"
+            emit(done=job, compile_s=compiled.spent_s if compiled else 0.0, notes=notes)
+            notes = []
+    return 0
+
+
+def run(opts, out: Path | None = None) -> AnchorLaneReport:
+    """Runs the jobs in a child process; a child that dies (a CUDA error is sticky: one bad kernel would fail every
+    later row) or hangs is replaced by a fresh one for the jobs left, and the case it died in says so."""
+    report = AnchorLaneReport(machine())
+    started = time.time()
+    report.copy_gbps = copy_bandwidth_gbps()
+    torch.cuda.empty_cache()
+    print(f"copy bandwidth {report.copy_gbps:.0f} GB/s", flush=True)
+    pending, compile_spent = work_items(opts), 0.0
+    rows_file = (out or Path("anchor-lane.md")).with_suffix(".rows.jsonl")
+    while pending:
+        rows_file.write_text("")
+        deadline = started + opts.budget
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", "--rows", str(rows_file),
+                   "--jobs", ",".join(f"{d}:{f}" for d, f in pending), "--deadline", str(deadline),
+                   "--compile-budget", str(max(0.0, opts.compile_budget - compile_spent))]
+        command += ["--quick"] * opts.quick + ["--no-compile"] * opts.no_compile
+        proc = subprocess.Popen(command)
+        try:
+            code = proc.wait(timeout=max(60.0, deadline - time.time() + opts.grace))
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the child we started, by its id
+            code = proc.wait()
+        in_case, finished, child_compile = None, set(), 0.0
+        for line in rows_file.read_text().splitlines():
+            record = json.loads(line)
+            if "row" in record:
+                report.rows.append(row_from_json(record["row"]))
+            if "start" in record:
+                in_case = record["start"]
+            if "done" in record:
+                finished.add(record["done"])
+                in_case = None
+                child_compile = float(record.get("compile_s", 0.0))  # this child's total so far
+                report.not_run += [record["not_run"]] if record.get("not_run") else []
+                report.not_run += record.get("notes", [])
+        compile_spent += child_compile
+        crashed = next((job for job in pending if f"{job[0]}:{job[1]}" not in finished), None)
+        pending = [job for job in pending if f"{job[0]}:{job[1]}" not in finished]
+        if crashed is not None:
+            why = f"the process {'was stopped' if code == -9 else f'exited with {code}'} in this case; the run " \
+                  "went on in a fresh process"
+            report.rows.append(Row(crashed[1], crashed[0], in_case or "(before its first case)", None,
+                                   Result(None, None, "error", why)))
+            pending.remove(crashed)
+        if out is not None:
+            write(report, out)
+    if not opts.no_compile:
+        report.machine["torch.compile time"] = f"{compile_spent:.0f} s (budget {opts.compile_budget:.0f} s)"
+    report.machine["lane wall time"] = f"{time.time() - started:.0f} s"
     return report
 
 
@@ -699,7 +756,15 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=420.0, help="start no family after this many seconds")
     parser.add_argument("--out", default=str(ROOT / "docs" / "anchor-lane.md"))
     parser.add_argument("--render", metavar="JSON", help="write the Markdown from an earlier run's JSON; runs nothing")
+    parser.add_argument("--grace", type=float, default=150.0,
+                        help="seconds a child may run past the budget (its last family) before it is stopped")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.child:
+        return child(opts)
     out = Path(opts.out)
     if opts.render:
         out.write_text(to_markdown(from_json(json.loads(Path(opts.render).read_text()))))
