@@ -1,0 +1,789 @@
+"""The anchor lane (issue 12): our kernels against the anchors' Metal kernels, PyTorch's native CUDA ops and
+torch.compile, side by side on one NVIDIA GPU in one run, every result checked against a float64 reference.
+
+For every kernel family (mpskernels.kernels.FAMILIES) at model sizes (LLaMA-7B rows: hidden 4096, MLP 11008; KV
+caches 512 to 32k; batch 1/4/8; head dim 64 and 128; prefill 512 to 8k) in float32, float16 and bfloat16:
+  - ours: the shipped .metal kernel through the CUDA lane (mpskernels.cuda.runner, prepared launcher);
+  - each anchor op for the family (mpskernels.anchors.for_family), its unmodified Metal kernel(s) through the same
+    lane with the anchor's own host parameters; a chain of anchor kernels (MLX's sigmoid then multiply for silu) is
+    timed as the chain;
+  - PyTorch's native CUDA op in the same dtype, and torch.compile of the written-out form (the family's reference);
+  - the device copy bandwidth, for % of copy.
+Writes docs/anchor-lane.md and docs/anchor-lane.json (or --out FILE.md and FILE.json).
+
+Anchor ops are called with our family's tensor arguments positionally (schema order; trailing None tensors left
+out) and its other arguments as keywords by schema name, those at their schema default left out; an op that does
+not cover a case raises NotImplementedError (the row says "n/a"). ADAPTERS overrides this per anchor op.
+
+Timing: CUDA events, warm-up, median over batches. Kernels shorter than GRAPH_BELOW_US are timed as a CUDA graph of
+N launches (host launch cost would otherwise dominate a few-microsecond kernel); longer ones back to back on the
+stream, where the GPU queue hides the host. Each result records which.
+
+    python benches/anchor_lane.py [--families rms_norm,attention] [--dtypes bfloat16] [--quick] [--out FILE.md]
+    python benches/anchor_lane.py --render docs/anchor-lane.json   # the Markdown again, no GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+import mpskernels  # noqa: F401  (registers the ops: schema defaults, checks, allocation)
+from mpskernels import registry
+from mpskernels.cuda import runner
+from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, row_from_json, row_json, to_json,
+                                           to_markdown)
+from mpskernels.kernels import FAMILIES
+from mpskernels.kernels.epilogue import ACTIVATIONS, bias_shape
+from mpskernels.kernels.rope import tables
+from mpskernels.tolerances import tolerance_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+DEVICE = "cuda"  # a CPU dry run of the harness sets "cpu"
+GRAPH_BELOW_US = 200.0  # above this the launch queue hides the host's ~10 µs per launch
+
+
+# ---- cases ----
+
+
+@dataclass
+class Case:
+    label: str
+    args: tuple
+    bytes_moved: int | None = -1  # -1: every input read once and every output written once; None: not memory-bound
+    quick: bool = False  # one of the few cases --quick runs
+
+
+def _gen(dtype: torch.dtype):
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, device=DEVICE) * scale).to(dtype)
+
+    def grid(*shape):
+        """Multiples of 1/16 in [-3.75, 3.75]: x + residual is exact in every dtype, so the fused ops' rounded
+        residual equals the float64 oracle's (as in the families' own examples)."""
+        return (torch.randint(-60, 61, shape, generator=gen, device=DEVICE) / 16).to(dtype)
+
+    def weight(n):
+        return (torch.rand(n, generator=gen, device=DEVICE) + 0.5).to(dtype)
+
+    return randn, grid, weight
+
+
+TOKENS, HIDDEN, MLP = 4096, 4096, 11008  # LLaMA-7B: a 4096-token prefill's rows, and decode's 8 rows
+DECODE_ROWS = 8
+
+
+def activation_cases(name: str, dtype: torch.dtype) -> list[Case]:
+    randn, _, _ = _gen(dtype)
+    rows = ((TOKENS, True), (DECODE_ROWS, False))
+    if name in ("silu", "mish", "hardswish"):
+        return [Case(f"x {r}x{MLP}", (randn(r, MLP, scale=3),), quick=q) for r, q in rows]
+    if name == "gelu":
+        return [Case(f"x {r}x{MLP}", (randn(r, MLP, scale=3), "none"), quick=q) for r, q in rows] + [
+            Case(f"x {TOKENS}x{MLP} tanh", (randn(TOKENS, MLP, scale=3), "tanh"))]
+    if name in ("swiglu", "geglu"):
+        extra = ("none",) if name == "geglu" else ()
+        return [Case(f"a, b {r}x{MLP}", (randn(r, MLP, scale=3), randn(r, MLP)) + extra, quick=q) for r, q in rows]
+    if name in ("swiglu_split", "geglu_split"):
+        extra = ("none",) if name == "geglu_split" else ()
+        return [Case(f"x {r}x{2 * MLP}", (randn(r, 2 * MLP, scale=3),) + extra, quick=q) for r, q in rows]
+    if name == "bias_act":
+        return [Case(f"x {TOKENS}x{MLP}, gelu", (randn(TOKENS, MLP), randn(MLP), "gelu", -1), quick=True),
+                Case("x 8x320x64x64 channels, silu", (randn(8, 320, 64, 64), randn(320), "silu", 1))]
+    return []
+
+
+def norm_cases(name: str, dtype: torch.dtype) -> list[Case]:
+    randn, grid, weight = _gen(dtype)
+    rows = ((TOKENS, True), (DECODE_ROWS, False))
+    if name == "rms_norm":
+        return [Case(f"x {r}x{HIDDEN}", (randn(r, HIDDEN), weight(HIDDEN), 1e-5), quick=q) for r, q in rows] + [
+            Case("x 512x32768", (randn(512, 32768), None, 1e-6))]
+    if name == "add_rms_norm":
+        return [Case(f"x, residual {r}x{HIDDEN}", (grid(r, HIDDEN), grid(r, HIDDEN), weight(HIDDEN), 1e-5), quick=q)
+                for r, q in rows]
+    if name == "layer_norm":
+        return [Case(f"x {r}x{HIDDEN}", (randn(r, HIDDEN, scale=2), weight(HIDDEN), randn(HIDDEN), 1e-5), quick=q)
+                for r, q in rows]
+    if name == "add_layer_norm":
+        return [Case(f"x, residual {r}x{HIDDEN}",
+                     (grid(r, HIDDEN), grid(r, HIDDEN), weight(HIDDEN), randn(HIDDEN), 1e-5), quick=q)
+                for r, q in rows]
+    if name == "group_norm":
+        return [Case("x 8x512x64x64, 32 groups", (randn(8, 512, 64, 64), 32, weight(512), randn(512), 1e-5), quick=True),
+                Case("x 1x320x128x128, 32 groups", (randn(1, 320, 128, 128), 32, weight(320), randn(320), 1e-5))]
+    if name in ("softmax", "log_softmax"):
+        return [Case("x 32x2048x2048", (randn(32, 2048, 2048, scale=4), None, 1.0), quick=True),
+                Case("x 2048x32000 (vocab)", (randn(2048, 32000, scale=4), None, 1.0)),
+                Case("x 262144x128", (randn(262144, 128, scale=4), None, 1.0)),
+                Case("x 8x32x512x512, mask 512x512", (randn(8, 32, 512, 512, scale=4), randn(512, 512), 0.125))]
+    return []
+
+
+def cache_cases(name: str, dtype: torch.dtype) -> list[Case]:
+    randn, _, _ = _gen(dtype)
+    e = torch.empty((), dtype=dtype).element_size()
+    if name == "rope":
+        cos, sin = (t.to(DEVICE) for t in tables(TOKENS, 128, False, dtype))
+        q, k = randn(1, 32, TOKENS, 128), randn(1, 8, TOKENS, 128)
+        qd, kd = randn(8, 32, 1, 128), randn(8, 8, 1, 128)
+        decode_bytes = 2 * (qd.numel() + kd.numel()) * e + 2 * 128 * e  # q, k in and out; one row of cos and sin
+        return [Case(f"q 1x32x{TOKENS}x128, k 1x8x{TOKENS}x128", (q, k, cos, sin, None, 0, False), quick=True),
+                Case(f"decode q 8x32x1x128, k 8x8x1x128 at {TOKENS - 1}", (qd, kd, cos, sin, None, TOKENS - 1, False),
+                     decode_bytes)]
+    if name == "kv_cache_append":
+        k, v = randn(1, 32, 512, 128), randn(1, 32, 512, 128)
+        kd, vd = randn(8, 8, 1, 128), randn(8, 8, 1, 128)
+        return [Case("caches 1x32x4096x128, 512 new rows at 1024",
+                     (randn(1, 32, 4096, 128), randn(1, 32, 4096, 128), k, v, 1024), 2 * (k.numel() + v.numel()) * e,
+                     quick=True),
+                Case("caches 8x8x32768x128, 1 new row at 4096",
+                     (randn(8, 8, 32768, 128), randn(8, 8, 32768, 128), kd, vd, 4096), 2 * (kd.numel() + vd.numel()) * e)]
+    return []
+
+
+DECODE_GRID = [(b, n, 128) for n in (512, 2048, 8192, 32768) for b in (1, 4, 8)] + [
+    (b, n, 64) for n in (2048, 32768) for b in (1, 8)]
+PREFILL_GRID = [(512, 128), (2048, 128), (8192, 128), (2048, 64)]
+
+
+def attention_cases(dtype: torch.dtype) -> list[Case]:
+    """Decode: 32 query heads over 8 KV heads (GQA), one new token over a cache of exactly N keys. Prefill: causal,
+    same heads. Decode reads K and V once: memory-bound; prefill is not."""
+    randn, _, _ = _gen(dtype)
+    cases = []
+    for b, n, d in DECODE_GRID:
+        q, k, v = randn(b, 32, 1, d), randn(b, 8, n, d), randn(b, 8, n, d)
+        cases.append(Case(f"decode B{b} H32/8 N{n} D{d}", (q, k, v, None, False, None, None),
+                          quick=(b, n, d) == (4, 8192, 128)))
+    for s, d in PREFILL_GRID:
+        q, k, v = randn(1, 32, s, d), randn(1, 8, s, d), randn(1, 8, s, d)
+        cases.append(Case(f"prefill causal B1 H32/8 S{s} D{d}", (q, k, v, None, True, None, None), None,
+                          quick=(s, d) == (2048, 128)))
+    return cases
+
+
+def cases_for(name: str, dtype: torch.dtype) -> list[Case]:
+    if name == "attention":
+        return attention_cases(dtype)
+    return activation_cases(name, dtype) or norm_cases(name, dtype) or cache_cases(name, dtype)
+
+
+def selected_cases(name: str, dtype: torch.dtype, quick: bool) -> list[Case]:
+    """A family's cases in one dtype (all allocated at once: at most a few GB, the decode grid in float32)."""
+    return [c for c in cases_for(name, dtype) if c.quick or not quick]
+
+
+# ---- PyTorch's native CUDA op in the op's dtype (NVIDIA-tuned; what the hardware allows) ----
+
+
+def _softmax_logits(x, mask, scale):
+    v = x if scale == 1.0 else x * scale
+    return v if mask is None else v + mask
+
+
+def _add_norm(norm):
+    def run(x, residual, *rest):
+        h = x + residual
+        return norm(h, *rest), h
+    return run
+
+
+NATIVE: dict[str, Callable[..., Any]] = {
+    "silu": F.silu,
+    "gelu": lambda x, approximate="none": F.gelu(x, approximate=approximate),
+    "mish": F.mish,
+    "hardswish": F.hardswish,
+    "swiglu": lambda a, b: F.silu(a) * b,
+    "geglu": lambda a, b, approximate="none": F.gelu(a, approximate=approximate) * b,
+    "swiglu_split": lambda x: (lambda a, b: F.silu(a) * b)(*x.chunk(2, -1)),
+    "geglu_split": lambda x, approximate="none": (lambda a, b: F.gelu(a, approximate=approximate) * b)(*x.chunk(2, -1)),
+    "bias_act": lambda x, bias, act="none", dim=-1: ACTIVATIONS[act](x + bias.view(bias_shape(x.dim(), dim))),
+    "attention": lambda q, k, v, mask, causal, scale=None, kv_len=None: F.scaled_dot_product_attention(
+        q, k[:, :, :kv_len], v[:, :, :kv_len], attn_mask=mask, is_causal=causal, scale=scale, enable_gqa=True),
+    "group_norm": lambda x, groups, w, b, eps: F.group_norm(x, groups, w, b, eps),
+    "layer_norm": lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps),
+    "add_layer_norm": _add_norm(lambda h, w, b, eps: F.layer_norm(h, h.shape[-1:], w, b, eps)),
+    "rms_norm": lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps),
+    "add_rms_norm": _add_norm(lambda h, w, eps: F.rms_norm(h, h.shape[-1:], w, eps)),
+    "softmax": lambda x, mask=None, scale=1.0: torch.softmax(_softmax_logits(x, mask, scale), -1),
+    "log_softmax": lambda x, mask=None, scale=1.0: torch.log_softmax(_softmax_logits(x, mask, scale), -1),
+    # no single native op: the eager written-out form (several kernels) is what PyTorch runs
+    "rope": None,
+    "kv_cache_append": None,
+}
+
+
+def native_fn(family) -> tuple[Callable[..., Any], str]:
+    fn = NATIVE.get(family.name)
+    return (fn, "native op") if fn is not None else (family.reference, "eager written-out form")
+
+
+# ---- results and the float64 oracle ----
+
+
+def as_tuple(out: Any) -> tuple:
+    return () if out is None else tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def fresh_args(family, args: tuple) -> tuple:
+    """Each implementation gets its own copy of the inputs an op mutates (a kernel that writes nothing must not pass
+    on another's writes)."""
+    if not family.mutates:
+        return args
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def results_of(family, args: tuple, out: Any) -> tuple:
+    """The op's outputs, then the inputs it mutates (schema order), as the oracle lists them."""
+    names = registry.argument_names(family.schema)
+    return as_tuple(out) + tuple(args[names.index(m)] for m in family.mutates)
+
+
+def float64(args: tuple) -> tuple:
+    return tuple((a.double() if a.is_floating_point() else a.clone()) if isinstance(a, torch.Tensor) else a
+                 for a in args)
+
+
+def oracle(family, args: tuple) -> tuple:
+    """The family's reference in float64. Attention runs per (batch, KV head) so a long prefill's float64 scores
+    (heads x S x S) stay a few GB."""
+    if family.name != "attention":
+        a = float64(args)
+        return results_of(family, a, family.reference(*a))
+    q, k, v, mask, causal, scale, kv_len = args
+    group = q.shape[1] // k.shape[1]
+    out = torch.empty(q.shape, dtype=torch.float64, device=q.device)
+    for b in range(q.shape[0]):
+        for h in range(k.shape[1]):
+            heads = slice(h * group, (h + 1) * group)
+            m = None if mask is None else mask.double()  # the cases' masks broadcast over batch and heads
+            out[b:b + 1, heads] = family.reference(q[b:b + 1, heads].double(), k[b:b + 1, h:h + 1].double(),
+                                                   v[b:b + 1, h:h + 1].double(), m, causal, scale, kv_len)
+    return (out,)
+
+
+def max_abs_error(got: tuple, want: tuple, dtype: torch.dtype) -> tuple[float, str]:
+    """Largest |got - want| over every result, and "" when all are within the dtype's tolerance, else why not."""
+    if len(got) != len(want):
+        return math.nan, f"{len(got)} results, the reference has {len(want)}"
+    tol, worst, bad = tolerance_for(dtype), 0.0, []
+    for i, (g, w) in enumerate(zip(got, want)):
+        if tuple(g.shape) != tuple(w.shape):
+            return math.nan, f"result {i}: shape {tuple(g.shape)}, the reference's is {tuple(w.shape)}"
+        a = g.detach().double()
+        diff = (a - w).abs()
+        both_nan = a.isnan() & w.isnan()
+        same_inf = a.isinf() & w.isinf() & (a == w)
+        finite = ~(both_nan | same_inf)
+        out = finite & ~(diff <= tol.atol + tol.rtol * w.abs())
+        worst = max(worst, float(diff[finite].max()) if finite.any() else 0.0)
+        if out.any():
+            bad.append(f"result {i}: {int(out.sum())} of {out.numel()} elements outside atol {tol.atol} "
+                       f"rtol {tol.rtol}")
+    return worst, "; ".join(bad)
+
+
+# ---- timing ----
+
+
+def _events():
+    return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+
+def stream_us(fn: Callable[[], Any], batches: int = 7, batch_ms: float = 2.0) -> float:
+    """Median over batches of back-to-back calls (about `batch_ms` each), per call (benches/nvidia_lane.py's rule)."""
+    start, end = _events()
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    batch = max(1, min(50, int(batch_ms / max(start.elapsed_time(end), 1e-3))))
+    times = []
+    for _ in range(batches):
+        start, end = _events()
+        start.record()
+        for _ in range(batch):
+            fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1000 / batch)
+    return statistics.median(times)
+
+
+def graph_us(fn: Callable[[], Any], n: int, replays: int = 9) -> float:
+    """Median over replays of a CUDA graph of n launches, per launch. CuPy launches on its current stream, so the
+    capture makes PyTorch's capture stream CuPy's current one too."""
+    cp = runner.cupy()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+            for _ in range(n):
+                fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(replays):
+        start, end = _events()
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1000 / n)
+    del graph
+    return statistics.median(times)
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, str]:
+    """(µs per call, how it was timed). Warm-up first; short kernels as a CUDA graph so host cost is not counted."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    us = stream_us(fn)
+    if us >= GRAPH_BELOW_US:
+        return us, "stream"
+    n = max(2, min(100, int(2000 / max(us, 1.0))))
+    try:
+        return graph_us(fn, n), f"graph x{n}"
+    except Exception as e:  # noqa: BLE001  (a launcher that cannot be captured is timed on the stream)
+        try:
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001
+            pass
+        return us, f"stream (graph capture failed: {type(e).__name__}: {str(e)[:120]})"
+
+
+def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want: tuple, dtype: torch.dtype,
+                kernels: tuple[str, ...] = (), baseline: bool = False) -> Result:
+    """Runs once, compares with the oracle, times it. Outside the tolerance, ours or an anchor's is "wrong" (timed,
+    never compared); a PyTorch baseline is "loose" (its own rounding between kernels; still the baseline)."""
+    try:
+        got = results(launch())
+        torch.cuda.synchronize()
+        err, why = max_abs_error(got, want, dtype)
+        del got
+        us, how = measure(launch)
+        status = ("loose" if baseline else "wrong") if why else "ok"
+        return Result(us, err, status, why, kernels, how)
+    except NotImplementedError as e:
+        return Result(None, None, "n/a", str(e)[:300], kernels)
+    except Exception as e:  # noqa: BLE001  (every failure goes into its row)
+        return Result(None, None, "error", f"{type(e).__name__}: {e}".replace("\n", " ")[:400], kernels)
+
+
+# ---- the implementations of one case ----
+
+
+def attention_call(op, args: tuple) -> tuple[tuple, dict]:
+    """PyTorch's ops take (query, key, value, attn_mask, *, is_causal, scale), MLX's (q, k, v, *, mask, causal,
+    scale). The decode kernels run query lengths up to 8, the prefill ones longer: the other cases are n/a."""
+    q, k, v, mask, causal, scale, kv_len = args
+    if kv_len is not None:
+        k, v = k[:, :, :kv_len], v[:, :, :kv_len]
+    decode_op = "sdpa_vector" in op.name
+    if decode_op != (q.shape[2] <= 8):
+        raise NotImplementedError(f"{'decode' if decode_op else 'prefill'} kernel; this case is "
+                                  f"{'decode' if q.shape[2] <= 8 else 'prefill'}")
+    params = {} if scale is None else {"scale": scale}
+    if op.anchor == "torch":
+        return (q, k, v) + ((mask,) if mask is not None else ()), {**params, "is_causal": causal}
+    return (q, k, v), {**params, "causal": causal, **({"mask": mask} if mask is not None else {})}
+
+
+# Anchor ops whose call differs from anchor_call's default, by name or by "anchor:family".
+ADAPTERS: dict[str, Callable[[Any, tuple], tuple[tuple, dict]]] = {
+    "torch:attention": attention_call,
+    "mlx:attention": attention_call,
+}
+# Anchor ops registered for a family that are not the whole op, or that another entry already times.
+EXCLUDED = {
+    "mlx.logsumexp": "the first of mlx.log_softmax's two kernels (mlx.log_softmax times the op)",
+    "mlx.sdpa_decode": "MLX's route between mlx.sdpa_vector and mlx.sdpa_vector_2pass, both timed under their names",
+}
+# (anchor op, dtype) -> why its source did not compile: later cases say so without compiling again.
+COMPILE_FAILURES: dict[tuple[str, str], str] = {}
+# Extra settings of an anchor op timed as entries of their own: "name setting".
+VARIANTS = {"mlx.softmax": {"precise=True": {"precise": True}}}
+
+
+def anchor_entries(ops: list) -> list[tuple[str, Any, dict]]:
+    """(entry name, op, extra keyword params) for every anchor timing of a family."""
+    out = []
+    for op in ops:
+        if op.name in EXCLUDED:
+            continue
+        out.append((op.name, op, {}))
+        out += [(f"{op.name} {label}", op, extra) for label, extra in VARIANTS.get(op.name, {}).items()]
+    return out
+
+
+def anchor_call(family, op, args: tuple) -> tuple[tuple, dict]:
+    """Our family's tensor arguments positionally (trailing None tensors left out), the others as keywords by
+    schema name where they differ from the schema default; ADAPTERS where the op's own convention differs."""
+    adapter = ADAPTERS.get(op.name) or ADAPTERS.get(f"{op.anchor}:{family.name}")
+    if adapter is not None:
+        return adapter(op, args)
+    schema = registry.schema_arguments(family.schema)
+    defaults = registry.RUNNERS[family.name].defaults
+    tensors, params = [], {}
+    for (type_, name), value in zip(schema, args):
+        if type_.startswith("Tensor"):
+            tensors.append(value)
+        elif name not in defaults or defaults[name] != value:
+            params[name] = value
+    while tensors and tensors[-1] is None:
+        tensors.pop()
+    return tuple(tensors), params
+
+
+def ours(family, args: tuple, want: tuple, dtype: torch.dtype) -> Result:
+    try:
+        call = runner.prepare(family, fresh_args(family, args), poison=True)
+    except runner.Unsupported as e:
+        return Result(None, None, "n/a", f"our op sends these inputs to its reference: {e}")
+    except Exception as e:  # noqa: BLE001
+        return Result(None, None, "error", f"{type(e).__name__}: {e}".replace("\n", " ")[:400])
+    if call.plan is None:
+        return Result(None, None, "n/a", "nothing to launch")
+    return run_checked(call.launch, lambda _: call.results(), want, dtype, (call.plan.kernel,))
+
+
+def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype, extra: dict | None = None) -> Result:
+    mine = fresh_args(family, args)
+    missing = {str(a.dtype) for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()} - {
+        str(d) for d in op.dtypes}
+    if missing:
+        return Result(None, None, "n/a", f"not instantiated for {', '.join(sorted(missing))}")
+    try:
+        inputs, params = anchor_call(family, op, mine)
+        params.update(extra or {})
+        inspect.signature(op.prepare_fn).bind("cuda", *inputs, **params)
+    except NotImplementedError as e:
+        return Result(None, None, "n/a", str(e)[:300])
+    except TypeError as e:  # the op's signature has no place for an argument this case needs (a mask, dim=1)
+        return Result(None, None, "n/a", f"the anchor op does not take this case's arguments: {e}")
+    key = (op.name, str(dtype))
+    if key in COMPILE_FAILURES:
+        return Result(None, None, "error", COMPILE_FAILURES[key])
+    try:
+        prepared = op.prepare(*inputs, backend="cuda", **params)
+    except Exception as e:  # noqa: BLE001  (a compile error, a refused shape: the row says so)
+        note = f"prepare: {type(e).__name__}: {e}".replace("\n", " ")[:400]
+        if any(word in type(e).__name__ for word in ("Compile", "Nvrtc", "AnchorSource")):
+            COMPILE_FAILURES[key] = note  # the same source fails the same way for every case: not retried
+        return Result(None, None, "error", note)
+
+    def results(_):
+        if prepared.out is None and family.mutates:
+            return results_of(family, mine, None)
+        return as_tuple(prepared.out)
+
+    return run_checked(prepared.launch, results, want, dtype, tuple(prepared.kernels))
+
+
+def torch_result(family, fn: Callable[..., Any], args: tuple, want: tuple, dtype: torch.dtype, note: str) -> Result:
+    mine = fresh_args(family, args)
+    result = run_checked(lambda: fn(*mine), lambda out: results_of(family, mine, out), want, dtype, baseline=True)
+    if note:
+        result.note = f"{note}; {result.note}" if result.note else note
+    return result
+
+
+class Compiled:
+    """torch.compile of each family's written-out form (its reference: fp32 math, cast back), one per family;
+    dynamo recompiles per dtype and shape. Compiling stops when the budget is spent (rows then say so)."""
+
+    def __init__(self, budget_s: float):
+        import torch._dynamo
+
+        for knob in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(torch._dynamo.config, knob):
+                setattr(torch._dynamo.config, knob, 1024)  # past the limit dynamo runs eager silently
+        self.fns: dict[str, Callable[..., Any]] = {}
+        self.budget_s, self.spent_s = budget_s, 0.0
+
+    def result(self, family, args: tuple, want: tuple, dtype: torch.dtype) -> Result:
+        if self.spent_s > self.budget_s:
+            return Result(None, None, "n/a", f"not compiled: compile budget of {self.budget_s:.0f} s spent")
+        fn = self.fns.setdefault(family.name, torch.compile(family.reference, fullgraph=True))
+        mine = fresh_args(family, args)
+        start = time.perf_counter()
+        try:
+            fn(*mine)  # the compile, outside the timed and checked run
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001
+            return Result(None, None, "error", f"compile: {type(e).__name__}: {e}".replace("\n", " ")[:400])
+        finally:
+            self.spent_s += time.perf_counter() - start
+        return torch_result(family, fn, args, want, dtype, "")
+
+
+def l2_bytes() -> int:
+    return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
+
+
+def footprint(args: tuple, want: tuple) -> int:
+    seen = [a for a in args if isinstance(a, torch.Tensor)]
+    return sum(a.numel() * a.element_size() for a in seen) + sum(w.numel() * seen[0].element_size() for w in want)
+
+
+def minimum_bytes(family, args: tuple, want: tuple, dtype: torch.dtype) -> int:
+    """Inputs read once (those the op mutates excluded: only the rows written count, in the outputs' place) and every
+    result written once."""
+    names = registry.argument_names(family.schema)
+    e = torch.empty((), dtype=dtype).element_size()
+    read = sum(a.numel() * a.element_size() for n, a in zip(names, args)
+               if isinstance(a, torch.Tensor) and n not in family.mutates)
+    return read + sum(w.numel() * e for w in want)
+
+
+def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Compiled | None) -> Row:
+    want = oracle(family, case.args)
+    moved = case.bytes_moved if case.bytes_moved != -1 else minimum_bytes(family, case.args, want, dtype)
+    row = Row(family.name, str(dtype).replace("torch.", ""), case.label, moved, ours(family, case.args, want, dtype),
+              fits_l2=footprint(case.args, want) <= l2_bytes())
+    for name, op, extra in anchor_entries(anchors):
+        row.anchors[name] = anchor(family, op, case.args, want, dtype, extra)
+    fn, note = native_fn(family)
+    row.torch_native = torch_result(family, fn, case.args, want, dtype, note)
+    if compiled is not None:
+        row.torch_compile = compiled.result(family, case.args, want, dtype)
+    del want
+    return row
+
+
+# ---- the run ----
+
+
+def copy_bandwidth_gbps(nbytes: int = 2**30) -> float:
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    us = stream_us(lambda: dst.copy_(src), batch_ms=5.0)
+    return 2 * nbytes / (us * 1e-6) / 1e9  # read + write
+
+
+def git_commit() -> str:
+    """MPSKERNELS_GIT_COMMIT names it where the checkout travelled without its .git (the device machine)."""
+    if os.environ.get("MPSKERNELS_GIT_COMMIT"):
+        return os.environ["MPSKERNELS_GIT_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def machine() -> dict[str, str]:
+    from mpskernels.anchors.sources import MLX_METAL_VERSION
+
+    props = torch.cuda.get_device_properties(0)
+    env = {"machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
+           "GPU": f"{props.name} ({props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs, "
+                  f"L2 {l2_bytes() / 2**20:.0f} MiB, compute capability {props.major}.{props.minor})",
+           "PyTorch": torch.__version__, "CUDA (PyTorch)": str(torch.version.cuda), "Python": platform.python_version()}
+    try:
+        cp = runner.cupy()
+        major, minor = cp.cuda.nvrtc.getVersion()
+        env.update({"CuPy": cp.__version__, "NVRTC": f"{major}.{minor}",
+                    "driver": str(cp.cuda.runtime.driverGetVersion())})
+    except Exception as e:  # noqa: BLE001
+        env["CuPy"] = f"unavailable: {e}"
+    env["anchors"] = (f"MLX kernel headers of mlx-metal {MLX_METAL_VERSION}; PyTorch MPS kernel headers from "
+                      f"{os.environ.get('MPSKERNELS_TORCH_METAL_INCLUDE', 'the installed torch')}"
+                      f"{' (torch ' + os.environ['MPSKERNELS_TORCH_HEADERS_VERSION'] + ')' if os.environ.get('MPSKERNELS_TORCH_HEADERS_VERSION') else ''}")
+    env["mpskernels commit"] = git_commit()
+    env["date (UTC)"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    return env
+
+
+def anchors_for(name: str, notes: list[str]) -> list:
+    try:
+        from mpskernels import anchors
+        from mpskernels.anchors import mlx, torch_mps  # noqa: F401  (importing registers their ops)
+
+        return anchors.for_family(name)
+    except Exception as e:  # noqa: BLE001
+        notes.append(f"anchors for {name}: {type(e).__name__}: {e}")
+        return []
+
+
+def progress(row: Row, seconds: float) -> str:
+    def t(r):
+        return "—" if r is None else f"{r.us:.1f}" if r.ok else r.status
+
+    anchors = ", ".join(f"{k} {t(v)}" for k, v in row.anchors.items()) or "no anchor"
+    return (f"  {row.dtype:8} {row.case}: ours {t(row.ours)} µs | {anchors} | torch {t(row.torch_native)} | "
+            f"compile {t(row.torch_compile)} ({seconds:.1f} s)")
+
+
+def write(report: AnchorLaneReport, out: Path) -> None:
+    text = to_markdown(report)
+    data = json.dumps(to_json(report), indent=1)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(data)
+    if os.environ.get("OUT"):  # the device machine sends $OUT back
+        Path(os.environ["OUT"], out.name).write_text(text)
+        Path(os.environ["OUT"], out.with_suffix(".json").name).write_text(data)
+
+
+def work_items(opts) -> list[tuple[str, str]]:
+    """(dtype, family) in run order: every family in the first dtype (bf16 by default), then the next dtype."""
+    wanted = {n for n in opts.families.split(",") if n}
+    return [(d, f.name) for d in opts.dtypes.split(",") if d for f in FAMILIES
+            if (not wanted or f.name in wanted) and DTYPES[d] in f.dtypes]
+
+
+def child(opts) -> int:
+    """Runs --jobs, appending to --rows (JSON lines) as it goes: the parent reads what a crashed child finished."""
+    family_of = {f.name: f for f in FAMILIES}
+    compiled = None if opts.no_compile else Compiled(opts.compile_budget)
+    notes: list[str] = []
+    with open(opts.rows, "a") as log:
+        def emit(**record):
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+
+        for job in opts.jobs.split(","):
+            dtype_name, name = job.split(":")
+            family, dtype = family_of[name], DTYPES[dtype_name]
+            if time.time() > opts.deadline:
+                emit(done=job, not_run=f"{name} {dtype_name}: time budget spent")
+                continue
+            anchors = anchors_for(name, notes)
+            print(f"{name} {dtype_name} (anchors: {', '.join(n for n, _, _ in anchor_entries(anchors)) or 'none'})",
+                  flush=True)
+            try:
+                cases = selected_cases(name, dtype, opts.quick)
+            except Exception as e:  # noqa: BLE001
+                emit(done=job, not_run=f"{name} {dtype_name}: building cases: {type(e).__name__}: {e}")
+                continue
+            for case in cases:
+                emit(start=case.label)
+                t0 = time.perf_counter()
+                try:
+                    row = run_case(family, dtype, case, anchors, compiled)
+                except Exception as e:  # noqa: BLE001  (the oracle itself failed: say so, go on)
+                    row = Row(name, dtype_name, case.label, None,
+                              Result(None, None, "error", f"oracle: {type(e).__name__}: {e}"[:400]))
+                emit(row=row_json(row, None))
+                print(progress(row, time.perf_counter() - t0), flush=True)
+            del cases
+            torch.cuda.empty_cache()
+            emit(done=job, compile_s=compiled.spent_s if compiled else 0.0, notes=notes)
+            notes = []
+    return 0
+
+
+def run(opts, out: Path | None = None) -> AnchorLaneReport:
+    """Runs the jobs in a child process; a child that dies (a CUDA error is sticky: one bad kernel would fail every
+    later row) or hangs is replaced by a fresh one for the jobs left, and the case it died in says so."""
+    report = AnchorLaneReport(machine())
+    started = time.time()
+    report.copy_gbps = copy_bandwidth_gbps()
+    torch.cuda.empty_cache()
+    print(f"copy bandwidth {report.copy_gbps:.0f} GB/s", flush=True)
+    pending, compile_spent = work_items(opts), 0.0
+    rows_file = (out or Path("anchor-lane.md")).with_suffix(".rows.jsonl")
+    while pending:
+        rows_file.write_text("")
+        deadline = started + opts.budget
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", "--rows", str(rows_file),
+                   "--jobs", ",".join(f"{d}:{f}" for d, f in pending), "--deadline", str(deadline),
+                   "--compile-budget", str(max(0.0, opts.compile_budget - compile_spent))]
+        command += ["--quick"] * opts.quick + ["--no-compile"] * opts.no_compile
+        proc = subprocess.Popen(command)
+        try:
+            code = proc.wait(timeout=max(60.0, deadline - time.time() + opts.grace))
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the child we started, by its id
+            code = proc.wait()
+        in_case, finished, child_compile = None, set(), 0.0
+        for line in rows_file.read_text().splitlines():
+            record = json.loads(line)
+            if "row" in record:
+                report.rows.append(row_from_json(record["row"]))
+            if "start" in record:
+                in_case = record["start"]
+            if "done" in record:
+                finished.add(record["done"])
+                in_case = None
+                child_compile = float(record.get("compile_s", 0.0))  # this child's total so far
+                report.not_run += [record["not_run"]] if record.get("not_run") else []
+                report.not_run += record.get("notes", [])
+        compile_spent += child_compile
+        crashed = next((job for job in pending if f"{job[0]}:{job[1]}" not in finished), None)
+        pending = [job for job in pending if f"{job[0]}:{job[1]}" not in finished]
+        if crashed is not None:
+            why = f"the process {'was stopped' if code == -9 else f'exited with {code}'} in this case; the run " \
+                  "went on in a fresh process"
+            report.rows.append(Row(crashed[1], crashed[0], in_case or "(before its first case)", None,
+                                   Result(None, None, "error", why)))
+            pending.remove(crashed)
+        if out is not None:
+            write(report, out)
+    if not opts.no_compile:
+        report.machine["torch.compile time"] = f"{compile_spent:.0f} s (budget {opts.compile_budget:.0f} s)"
+    report.machine["lane wall time"] = f"{time.time() - started:.0f} s"
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="", help="comma-separated family names (default: all)")
+    parser.add_argument("--dtypes", default="bfloat16,float16,float32")
+    parser.add_argument("--quick", action="store_true", help="one or two cases per family (a smoke run)")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    parser.add_argument("--compile-budget", type=float, default=180.0, help="seconds of torch.compile at most")
+    parser.add_argument("--budget", type=float, default=420.0, help="start no family after this many seconds")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "anchor-lane.md"))
+    parser.add_argument("--render", metavar="JSON", help="write the Markdown from an earlier run's JSON; runs nothing")
+    parser.add_argument("--grace", type=float, default=150.0,
+                        help="seconds a child may run past the budget (its last family) before it is stopped")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.child:
+        return child(opts)
+    out = Path(opts.out)
+    if opts.render:
+        out.write_text(to_markdown(from_json(json.loads(Path(opts.render).read_text()))))
+        print(f"wrote {out}")
+        return 0
+    if not torch.cuda.is_available():
+        print("anchor_lane: no CUDA device", file=sys.stderr)
+        return 2
+    report = run(opts, out)
+    write(report, out)
+    bad = sum(1 for r in report.rows if r.ours.status in ("wrong", "error"))
+    print(f"wrote {out} and {out.with_suffix('.json').name}: {len(report.rows)} rows, {bad} with our kernel failing",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception:
+        traceback.print_exc()
+        sys.exit(3)

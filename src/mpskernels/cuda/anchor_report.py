@@ -1,0 +1,255 @@
+"""The anchor lane's report: one row per (family, dtype, case) with our kernel, the anchors' Metal kernels for the same
+op, PyTorch's native CUDA op and torch.compile, all timed on one NVIDIA GPU in one run; rendered as
+docs/anchor-lane.md and docs/anchor-lane.json (`{"machine": ..., "rows": [...]}`).
+
+Ratios are speedups of ours: `other_time / ours_time`, so above 1 means ours is faster. The JSON keeps every
+measurement (each anchor's too), so the Markdown can be rendered again from it without the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPEEDUP_RULE = "speedup = other's time / our time: above 1.0 means ours is faster, below 1.0 means ours is slower"
+
+MEANING = """\
+What these timings mean for Apple GPUs: our kernels and the anchors' kernels (PyTorch's MPS kernels, MLX's) are
+Apple-tuned Metal, translated and launched the same way through this lane, so their ratio is evidence about the code
+(bytes moved, parallelism, loads per thread). The absolute times are an NVIDIA GPU's and say nothing about an
+M-series GPU; PyTorch's native CUDA op and torch.compile are NVIDIA-tuned and show what the hardware allows, not
+what a Mac runs. See docs/trust.md."""
+
+
+@dataclass
+class Result:
+    """One implementation on one case: its median time and its largest error against the float64 reference.
+
+    status: "ok" (ran, within tolerance), "wrong" (ran, outside tolerance: its time is kept but never compared),
+    "loose" (a PyTorch baseline outside the float64 tolerance, as its own rounding in the op's dtype makes it: still
+    a baseline), "error" (compile, launch or other failure), "n/a" (it does not cover this case: the op raised
+    NotImplementedError, or is not instantiated for the dtype)."""
+
+    us: float | None = None
+    max_abs_error: float | None = None
+    status: str = "ok"
+    note: str = ""
+    kernels: tuple[str, ...] = ()
+    timing: str = ""  # how it was timed: "graph xN" (CUDA graph of N launches) or "stream"
+
+    @property
+    def ok(self) -> bool:
+        """A time that may be compared."""
+        return self.status in ("ok", "loose") and self.us is not None
+
+
+@dataclass
+class Row:
+    family: str
+    dtype: str
+    case: str
+    bytes_moved: int | None  # minimum bytes the op must move; None where it is not memory-bound
+    ours: Result
+    anchors: dict[str, Result] = field(default_factory=dict)
+    torch_native: Result | None = None
+    torch_compile: Result | None = None
+    fits_l2: bool = False  # inputs and outputs fit the GPU's L2 cache: back-to-back launches may read from it
+
+    def best_anchor(self) -> tuple[str | None, Result | None]:
+        """The fastest anchor that ran correctly; else the first one that did not (its reason goes in the row)."""
+        good = [(name, r) for name, r in self.anchors.items() if r.ok]
+        if good:
+            return min(good, key=lambda item: item[1].us)
+        tried = [(name, r) for name, r in self.anchors.items() if r.status != "n/a"]
+        return tried[0] if tried else (None, None)
+
+    def best_torch(self) -> float | None:
+        times = [r.us for r in (self.torch_native, self.torch_compile) if r is not None and r.ok]
+        return min(times) if times else None
+
+
+def speedup(other_us: float | None, ours: Result) -> float | None:
+    if other_us is None or not ours.ok or ours.us <= 0:
+        return None
+    return other_us / ours.us
+
+
+def pct_copy(bytes_moved: int | None, us: float | None, copy_gbps: float | None) -> float | None:
+    """Achieved bandwidth as a percentage of the measured device copy bandwidth (null where not memory-bound)."""
+    if bytes_moved is None or us is None or not copy_gbps or us <= 0:
+        return None
+    return 100.0 * bytes_moved / (us * 1e-6) / (copy_gbps * 1e9)
+
+
+def row_json(row: Row, copy_gbps: float | None) -> dict[str, Any]:
+    """The flat fields issue 12 asks for, then every measurement in full."""
+    name, best = row.best_anchor()
+    native, compiled = row.torch_native, row.torch_compile
+    return {
+        "family": row.family, "dtype": row.dtype, "case": row.case,
+        "ours_us": row.ours.us if row.ours.ok else None,
+        "ours_status": row.ours.status, "ours_note": row.ours.note,
+        "max_abs_error": row.ours.max_abs_error,
+        "anchor": name,
+        "anchor_us": best.us if best is not None and best.ok else None,
+        "anchor_max_abs_error": best.max_abs_error if best is not None else None,
+        "anchor_status": best.status if best is not None else None,
+        "speedup_vs_anchor": speedup(best.us if best is not None and best.ok else None, row.ours),
+        "torch_native_us": native.us if native is not None and native.ok else None,
+        "torch_compile_us": compiled.us if compiled is not None and compiled.ok else None,
+        "speedup_vs_torch": speedup(row.best_torch(), row.ours),
+        "pct_copy": pct_copy(row.bytes_moved, row.ours.us if row.ours.ok else None, copy_gbps),
+        "anchor_pct_copy": pct_copy(row.bytes_moved, best.us if best is not None and best.ok else None, copy_gbps),
+        "bytes_moved": row.bytes_moved, "fits_l2": row.fits_l2,
+        "ours": asdict(row.ours),
+        "anchors": {k: asdict(v) for k, v in row.anchors.items()},
+        "torch_native": asdict(native) if native is not None else None,
+        "torch_compile": asdict(compiled) if compiled is not None else None,
+    }
+
+
+def _result(d: dict | None) -> Result | None:
+    if d is None:
+        return None
+    return Result(**{**d, "kernels": tuple(d.get("kernels", ()))})
+
+
+def row_from_json(d: dict[str, Any]) -> Row:
+    return Row(d["family"], d["dtype"], d["case"], d["bytes_moved"], _result(d["ours"]),
+               {k: _result(v) for k, v in d["anchors"].items()}, _result(d["torch_native"]),
+               _result(d["torch_compile"]), d.get("fits_l2", False))
+
+
+@dataclass
+class AnchorLaneReport:
+    machine: dict[str, str]
+    copy_gbps: float | None = None
+    rows: list[Row] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+
+
+def to_json(report: AnchorLaneReport) -> dict[str, Any]:
+    return {"machine": report.machine, "copy_gbps": report.copy_gbps, "speedup": SPEEDUP_RULE,
+            "rows": [row_json(r, report.copy_gbps) for r in report.rows], "not_run": report.not_run}
+
+
+def from_json(d: dict[str, Any]) -> AnchorLaneReport:
+    return AnchorLaneReport(d["machine"], d.get("copy_gbps"), [row_from_json(r) for r in d["rows"]],
+                            list(d.get("not_run", [])))
+
+
+# ---- Markdown ----
+
+
+def geomean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def _us(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}%"
+
+
+def _err(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1e}"
+
+
+def _cell(result: Result | None) -> str:
+    """A time, or why there is none; † marks a PyTorch baseline outside the float64 tolerance."""
+    if result is None:
+        return "—"
+    if result.ok:
+        return _us(result.us) + (" †" if result.status == "loose" else "")
+    return result.status
+
+
+def family_summary(report: AnchorLaneReport) -> list[str]:
+    lines = ["| family | rows | ours vs best anchor (geomean) | worst | ours vs best torch (geomean) | worst | "
+             "% of copy (min) | problems |", "|---|---|---|---|---|---|---|---|"]
+    families: dict[str, list[dict]] = {}
+    for r in report.rows:
+        families.setdefault(r.family, []).append(row_json(r, report.copy_gbps))
+    for family, rows in families.items():
+        vs_anchor = [r["speedup_vs_anchor"] for r in rows if r["speedup_vs_anchor"] is not None]
+        vs_torch = [r["speedup_vs_torch"] for r in rows if r["speedup_vs_torch"] is not None]
+        pcts = [r["pct_copy"] for r in rows if r["pct_copy"] is not None]
+        problems = sum(1 for r in rows if r["ours_status"] != "ok") + sum(
+            1 for r in rows for a in r["anchors"].values() if a["status"] in ("wrong", "error"))
+        lines.append(f"| {family} | {len(rows)} | {_x(geomean(vs_anchor))} | {_x(min(vs_anchor, default=None))} | "
+                     f"{_x(geomean(vs_torch))} | {_x(min(vs_torch, default=None))} | "
+                     f"{_pct(min(pcts, default=None))} | {problems} |")
+    return lines
+
+
+def rows_table(report: AnchorLaneReport) -> list[str]:
+    lines = ["| family | dtype | case | ours µs | % copy | best anchor | anchor µs | ours vs anchor | torch µs | "
+             "compile µs | ours vs torch | max abs err (ours / anchor) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in report.rows:
+        j = row_json(row, report.copy_gbps)
+        _, best = row.best_anchor()
+        l2 = " (L2)" if row.fits_l2 else ""
+        lines.append(
+            f"| {row.family} | {row.dtype} | {row.case}{l2} | {_cell(row.ours)} | {_pct(j['pct_copy'])} | "
+            f"{j['anchor'] or '—'} | {_cell(best)} | {_x(j['speedup_vs_anchor'])} | {_cell(row.torch_native)} | "
+            f"{_cell(row.torch_compile)} | {_x(j['speedup_vs_torch'])} | "
+            f"{_err(row.ours.max_abs_error)} / {_err(best.max_abs_error if best else None)} |")
+    return lines
+
+
+def problems(report: AnchorLaneReport, statuses: tuple[str, ...] = ("wrong", "error")) -> list[str]:
+    """Every result with one of `statuses`, with its reason."""
+    lines = []
+    for row in report.rows:
+        where = f"{row.family} {row.dtype} {row.case}"
+        named = [("ours", row.ours), *row.anchors.items(), ("torch native", row.torch_native),
+                 ("torch.compile", row.torch_compile)]
+        for name, r in named:
+            if r is not None and r.status in statuses:
+                lines.append(f"- {where}: {name}: {r.status}: {r.note}")
+    return lines
+
+
+def to_markdown(report: AnchorLaneReport) -> str:
+    out = ["# The anchor lane: our kernels against the anchors' Metal kernels on one NVIDIA GPU", "",
+           "Written by `benches/anchor_lane.py` (issue 12); the same data is in `docs/anchor-lane.json`.", ""]
+    out += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in report.machine.items()]
+    if report.copy_gbps:
+        out.append(f"| device copy bandwidth | {report.copy_gbps:.0f} GB/s (read + write, 1 GiB) |")
+    out += ["", "## How to read it", "",
+            f"- **{SPEEDUP_RULE}.** \"ours vs anchor\" divides the fastest anchor kernel that ran correctly "
+            "(or chain of anchor kernels doing the same op) by ours; \"ours vs torch\" divides the faster of "
+            "PyTorch's native CUDA op and torch.compile of the written-out form by ours.",
+            "- Times are medians over batches, by CUDA events, of prepared launches (no argument checks, no "
+            "allocation); \"graph xN\" timings replay a CUDA graph of N launches, so host launch cost is not "
+            "counted for microsecond kernels (each result's method is in the JSON).",
+            "- % copy: the op's minimum bytes (inputs read once, outputs written once) per second over the measured "
+            "device copy bandwidth; — where the op is not memory-bound. Cases marked (L2) fit the L2 cache, so "
+            "repeated launches may exceed DRAM bandwidth.",
+            "- Every timed result (ours, each anchor, torch's) was compared with a float64 reference at the "
+            "dtype's tolerance (mpskernels.tolerances); ours or an anchor's outside it shows \"wrong\" and has no "
+            "ratio; a PyTorch baseline outside it (rounding in the op's dtype between its kernels) keeps its time, "
+            "marked †, and is listed below.",
+            "", MEANING, "", "## By family", ""]
+    out += family_summary(report)
+    out += ["", "## Every case", ""] + rows_table(report)
+    out += ["", "## Failures and errors (ours, anchors, torch)", ""] + (problems(report) or ["none"])
+    loose = problems(report, ("loose",))
+    if loose:
+        out += ["", "## PyTorch baselines outside the float64 tolerance (†: timed, still compared)", ""] + loose
+    skipped = problems(report, ("n/a",))
+    if skipped:
+        out += ["", "<details><summary>Not applicable (an anchor that does not cover the case or dtype, a budget "
+                f"spent): {len(skipped)}</summary>", ""] + skipped + ["", "</details>"]
+    if report.not_run:
+        out += ["", "## Not run", ""] + [f"- {n}" for n in report.not_run]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,106 @@
+"""The anchor lane's report (no GPU): ratios and their direction, the best anchor, % of copy, JSON round trip and
+what the Markdown states."""
+
+import json
+
+import pytest
+
+from mpskernels.cuda.anchor_report import (SPEEDUP_RULE, AnchorLaneReport, Result, Row, from_json, geomean, pct_copy,
+                                           row_json, to_json, to_markdown)
+
+GBPS = 4000.0
+MIB = 2**20
+
+
+def sample() -> AnchorLaneReport:
+    rows = [
+        Row("softmax", "bfloat16", "x 2048x32000", 256 * MIB, Result(100.0, 1e-3, kernels=("softmax_looped",)),
+            {"mlx.softmax": Result(80.0, 2e-2, "wrong", "result 0: 12 of 100 elements outside atol"),
+             "mlx.softmax precise=True": Result(150.0, 1e-3, kernels=("softmax_looped_bfloat16",)),
+             "mlx.other": Result(None, None, "error", "prepare: MSLCompileError: x.h:3: no")},
+            torch_native=Result(60.0, 4e-3, "loose", "native op; result 0: 2 elements outside"),
+            torch_compile=Result(90.0, 1e-3)),
+        Row("attention", "float16", "prefill causal S2048", None, Result(400.0, 1e-3),
+            {"torch.sdpa_vector": Result(None, None, "n/a", "decode kernel; this case is prefill"),
+             "torch.prefill_attention": Result(200.0, 2e-3)},
+            torch_native=Result(50.0, 1e-3), torch_compile=Result(None, None, "n/a", "not compiled: budget spent")),
+        Row("rms_norm", "float32", "x 8x4096", 2 * 8 * 4096 * 4, Result(None, 0.5, "wrong", "result 0: 9 elements"),
+            torch_native=Result(5.0, 1e-7), fits_l2=True),
+    ]
+    return AnchorLaneReport({"GPU": "Test GPU", "mpskernels commit": "abc1234"}, GBPS, rows, ["rope float32: budget"])
+
+
+def test_speedups_are_other_over_ours_so_above_one_means_ours_is_faster():
+    j = row_json(sample().rows[0], GBPS)
+    assert j["anchor"] == "mlx.softmax precise=True"  # the wrong (faster) one is never the comparison
+    assert j["anchor_us"] == 150.0
+    assert j["speedup_vs_anchor"] == pytest.approx(1.5)
+    assert j["speedup_vs_torch"] == pytest.approx(0.6)  # the loose native op is still the faster baseline
+    assert "above 1.0 means ours is faster" in SPEEDUP_RULE
+
+
+def test_row_fields_issue_12_asks_for():
+    j = row_json(sample().rows[1], GBPS)
+    for key in ("family", "dtype", "case", "ours_us", "anchor", "anchor_us", "torch_native_us", "torch_compile_us",
+                "pct_copy", "max_abs_error", "anchor_max_abs_error", "speedup_vs_anchor"):
+        assert key in j
+    assert j["pct_copy"] is None  # prefill attention is not memory-bound
+    assert j["anchor"] == "torch.prefill_attention" and j["speedup_vs_anchor"] == pytest.approx(0.5)
+    assert j["torch_compile_us"] is None and j["speedup_vs_torch"] == pytest.approx(0.125)
+
+
+def test_our_wrong_result_has_no_time_and_no_ratio():
+    j = row_json(sample().rows[2], GBPS)
+    assert j["ours_us"] is None and j["ours_status"] == "wrong"
+    assert j["speedup_vs_torch"] is None and j["pct_copy"] is None
+    assert j["max_abs_error"] == 0.5
+    assert j["anchor"] is None and j["anchor_us"] is None
+
+
+def test_pct_copy():
+    assert pct_copy(4000 * 10**3, 1.0, 4000.0) == pytest.approx(100.0)  # 4 MB in 1 µs at 4000 GB/s
+    assert pct_copy(None, 1.0, 4000.0) is None
+    assert pct_copy(10, None, 4000.0) is None
+    assert row_json(sample().rows[0], GBPS)["pct_copy"] == pytest.approx(100 * 256 * MIB / 100e-6 / 4000e9)
+
+
+def test_best_anchor_without_a_correct_one_names_the_failing_one():
+    row = Row("silu", "float32", "x", 10, Result(1.0, 0.0),
+              {"a": Result(None, None, "n/a", "no"), "b": Result(None, None, "error", "compile")})
+    assert row.best_anchor()[0] == "b"
+    j = row_json(row, GBPS)
+    assert j["anchor_us"] is None and j["anchor_status"] == "error" and j["speedup_vs_anchor"] is None
+    assert Row("silu", "float32", "x", 10, Result(1.0, 0.0)).best_anchor() == (None, None)
+
+
+def test_json_round_trip_keeps_every_measurement():
+    report = sample()
+    data = json.loads(json.dumps(to_json(report)))
+    assert set(data) >= {"machine", "rows"} and len(data["rows"]) == 3
+    assert data["rows"][0]["anchors"]["mlx.softmax"]["status"] == "wrong"
+    back = from_json(data)
+    assert to_markdown(back) == to_markdown(report)
+    assert back.rows[0].anchors["mlx.softmax precise=True"].kernels == ("softmax_looped_bfloat16",)
+
+
+def test_markdown_states_machine_rule_meaning_and_every_problem():
+    text = to_markdown(sample())
+    assert "| GPU | Test GPU |" in text and "| mpskernels commit | abc1234 |" in text
+    assert SPEEDUP_RULE in text
+    assert "say nothing about an" in text  # what the timings mean for Apple GPUs
+    assert "| softmax | bfloat16 | x 2048x32000 | 100.0 |" in text
+    assert "60.0 †" in text  # a loose PyTorch baseline is marked
+    assert "- softmax bfloat16 x 2048x32000: mlx.softmax: wrong: result 0: 12 of 100" in text
+    assert "- softmax bfloat16 x 2048x32000: mlx.other: error: prepare: MSLCompileError" in text
+    assert "- rms_norm float32 x 8x4096: ours: wrong: result 0: 9 elements" in text
+    assert "torch native: loose" in text
+    assert "decode kernel; this case is prefill" in text  # n/a entries are listed apart
+    assert "x 8x4096 (L2)" in text
+    assert "- rope float32: budget" in text
+
+
+def test_family_summary_geomeans():
+    text = to_markdown(sample())
+    assert "| softmax | 1 | 1.50× | 1.50× | 0.60× | 0.60× |" in text
+    assert geomean([2.0, 0.5]) == pytest.approx(1.0)
+    assert geomean([]) is None
