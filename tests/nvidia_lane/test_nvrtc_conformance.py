@@ -1,6 +1,6 @@
 """The emulator's conformance kernels (tests/emulator/msl) through the CUDA translation and NVRTC, without a GPU:
 the CUDA shim must accept what the emulator's accepts. Files using what the lane does not model yet (atomics,
-the integer function library, packed types and matrices) or what NVRTC refuses are listed with the reason."""
+packed types and matrices) or what NVRTC refuses are listed with the reason."""
 
 import pytest
 
@@ -12,7 +12,6 @@ pytestmark = pytest.mark.skipif(nvrtc.library() is None, reason="no NVRTC librar
 
 NOT_IN_THE_LANE = {
     "atomics.metal": "atomic_* types and functions",
-    "integer.metal": "clz, popcount, mulhi, addsat and the rest of the integer library",
     "layout.metal": "packed vectors and float2x3-style matrices",
     "stdlib_clang.metal": "NVRTC refuses GNU array-range designators ({[0 ... 7] = x}), at the .metal line",
 }

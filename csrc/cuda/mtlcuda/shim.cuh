@@ -5,6 +5,7 @@
 #include "types.cuh"
 #include "traits.cuh"
 #include "math.cuh"
+#include "integer.cuh"
 #include "simd.cuh"
 #include "matrix.cuh"
 #include "intrinsics.cuh"
