@@ -9,4 +9,5 @@
 #include "simd.cuh"
 #include "matrix.cuh"
 #include "intrinsics.cuh"
+#include "atomic.cuh"
 #include "dispatch.cuh"
