@@ -13,6 +13,7 @@ launches (no copies, no synchronisation), on the current stream.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,7 @@ FIXED_WIDTH = {"int64_t": "long", "uint64_t": "ulong", "size_t": "ulong", "int32
 
 def scalar_type(type_text: str, value: Any) -> str:
     """The MSL type a scalar argument is packed as: the parameter's own, else one from the Python value."""
-    words = [w for w in type_text.split() if w not in ("constant", "const", "device", "&", "*")]
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", type_text) if w not in ("constant", "const", "device")]
     if len(words) == 1 and FIXED_WIDTH.get(words[0], words[0]) in MSL_SCALAR_TYPES:
         return FIXED_WIDTH.get(words[0], words[0])
     if isinstance(value, (bool, np.bool_)):
