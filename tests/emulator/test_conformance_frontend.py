@@ -79,10 +79,19 @@ def test_initializer_is_recorded_and_dropped_from_the_cpp():
 
 def test_constant_expressions_in_attribute_arguments(msl):
     lib = msl("frontend_attributes.metal")
-    assert {n: c.index for n, c in lib.function_constants.items()} == {"scale_twice": 11, "offset_by": 15}
+    assert {n: c.index for n, c in lib.function_constants.items()} == {"scale_twice": 11, "offset_by": 15,
+                                                                        "steel_style": 3}
     out = torch.zeros(4)
     lib.constant_indices(out, None, 1.5, threads=4, group_size=4, constants={"scale_twice": True, "offset_by": 3})
     assert (out == 9).all()
+
+
+def test_static_constexpr_function_constant(msl):
+    """`static constant constexpr const int c [[function_constant(3)]]` is an int function constant."""
+    lib = msl("frontend_attributes.metal")
+    out = torch.zeros(4, dtype=torch.int32)
+    lib.steel_constant(out, threads=4, group_size=4, constants={"steel_style": 42})
+    assert (out == 42).all()
 
 
 def test_template_dependent_max_total_threads(msl):
@@ -270,3 +279,17 @@ def assert_all_modelled(unit: msl.TranslationUnit) -> None:
             assert i in tg_statements
         if t.text == "threadgroup" and i in tg_statements:
             assert program.address_space_models[i] == "threadgroup variable"
+
+
+def test_cuda_translation_keeps_initialized_threadgroup_arrays_shared():
+    """The NVIDIA lane makes the same statements `__shared__` and drops their initializers (CUDA allows none on
+    shared memory; Metal does not run them); the translation compiles with NVRTC where it is installed."""
+    from mpskernels.cuda import nvrtc, nvrtc_options, to_cuda
+
+    unit = msl.read_file(MSL_DIR / "frontend_threadgroup_init.metal")
+    cuda = to_cuda(unit.text, unit.program, msl.Specialization())
+    shared = [" ".join(line.split()) for line in cuda.text.splitlines() if "__shared__" in line]
+    assert shared == ["__shared__ float buf[32] ;", "__shared__ int count, slots[4] ;", "__shared__ int plain;",
+                      "__shared__ float zeros[8] ;"]
+    if nvrtc.library() is not None:
+        nvrtc.compile_to_ptx(cuda.text, nvrtc_options("compute_90"), name="frontend_threadgroup_init.metal")

@@ -125,7 +125,7 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
             type_name = rename(" ".join(w for w in fc.type_text.split() if w != "const"))
             init = f"{type_name}()"  # undefined: reads as zero; is_function_constant_defined says false
         edits.replace(*span(*fc.statement), f"static constexpr {type_name} {fc.name} = {init};")
-    for first, last in program.duplicate_members:
+    for first, last in program.duplicate_members + program.duplicate_overloads:
         edits.replace(*span(first, last), "")
     shared_starts = {var.statement[0] for var in program.threadgroup_variables}
     for var in program.threadgroup_variables:

@@ -22,7 +22,7 @@ from .._paths import emulator_include_dir
 from .errors import Diagnostic, MSLCompileError
 from .lexer import Token, matching
 from .parse import ADDRESS_SPACES, Program, is_attribute_start
-from .transform import Edits, const_beside, float_literal, is_static_constant_variable
+from .transform import Edits, const_beside, float_literal, is_coherence_qualifier, is_static_constant_variable
 from . import TranslationUnit, read_file, read_source
 
 HEADER = "check/metal_check.h"
@@ -124,12 +124,19 @@ def to_checked_cpp(text: str, program: Program) -> str:
         if entry.alias_site is None:
             continue
         end = next(e for s, e in program.instantiations if s == entry.alias_site)
-        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto mtl_entry_fn_{n} = {entry.address};")
+        address = entry.address
+        if entry.parameter_span is not None:  # deduced template arguments: the signature with address spaces kept
+            address = f"static_cast<void(*)({checked_parameter_list(tokens, *entry.parameter_span)})>" \
+                      f"(&{entry.cpp_function})"
+        edits.replace(*span(entry.alias_site, end), f"inline constexpr auto mtl_entry_fn_{n} = {address};")
     for fc in program.constants.values():  # values do not matter to a syntax check
         type_name = " ".join(w for w in fc.type_text.split() if w != "const")
         edits.replace(*span(*fc.statement), f"static const {type_name} {fc.name} = {type_name}();")
-    for first, last in program.duplicate_members:
+    for first, last in program.duplicate_members:  # overloads by pointer address space stay: clang tells them apart
         edits.replace(*span(first, last), "")
+    for name, open_, close in program.array_parameters:  # `constant T a[3]` -> `constant T (*a)`: clang keeps the
+        edits.replace(tokens[name].start, tokens[name].end, f"(*{tokens[name].text})")  # space on the pointee
+        edits.replace(tokens[open_].start, tokens[close].end, "")
     for var in program.threadgroup_variables:  # `threadgroup T x[N];` in a function: storage of the threadgroup
         refs = []
         for name, suffix in var.declarators:
@@ -150,6 +157,10 @@ def to_checked_cpp(text: str, program: Program) -> str:
         if t.kind == "id":
             if t.text == "kernel":
                 edits.replace(t.start, t.end, "")
+            elif is_coherence_qualifier(tokens, i):
+                edits.replace(t.start, tokens[i + 3].end, "")
+                i += 4
+                continue
             elif t.text in ADDRESS_SPACES and i in member_qualifiers:
                 edits.replace(t.start, t.end, "")  # clang has no address-space-qualified member functions
             elif t.text == "constant":
@@ -169,6 +180,25 @@ def to_checked_cpp(text: str, program: Program) -> str:
                 edits.replace(t.start, t.end, new)
         i += 1
     return f'#include "{HEADER}"\n' + edits.apply()
+
+
+def checked_parameter_list(tokens: list[Token], start: int, end: int) -> str:
+    """An instantiation's parameter list with attributes dropped and address spaces spelled for clang."""
+    out = []
+    k = start
+    while k < end:
+        if is_attribute_start(tokens, k):
+            k = matching(tokens, k) + 1
+            continue
+        t = tokens[k]
+        if t.text == "constant":
+            out.append("MTL_AS_CONSTANT" if const_beside(tokens, k) else _SPACE["constant"])
+        elif t.text in _SPACE:
+            out.append(_SPACE[t.text])
+        else:
+            out.append(t.text)
+        k += 1
+    return " ".join(w for w in out if w)
 
 
 def constant_spelling(tokens: list[Token], i: int) -> str:
@@ -196,6 +226,6 @@ def address_space_member_qualifiers(tokens: list[Token]) -> set[int]:
         end = k + 1
         while end < len(tokens) and tokens[end].text in ("const", "volatile", "&", "&&", "noexcept", *ADDRESS_SPACES):
             end += 1
-        if end < len(tokens) and tokens[end].text in ("{", ";"):
+        if end < len(tokens) and tokens[end].text in ("{", ";", ":"):  # ':' opens a constructor's initializers
             out.update(j for j in range(k + 1, end) if tokens[j].text in ADDRESS_SPACES)
     return out

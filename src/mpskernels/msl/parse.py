@@ -110,6 +110,7 @@ class Entry:
     # parameter list (`template [[host_name("f")]] [[kernel]] void f(device float*, uint);`); cpp_function is
     # then the bare (qualified) name.
     pointer_type: str | None = None
+    parameter_span: tuple[int, int] | None = None  # token span of that parameter list
 
     @property
     def address(self) -> str:
@@ -148,6 +149,12 @@ class Program:
     instantiations: list[tuple[int, int]] = field(default_factory=list)  # statements to replace
     # Token index -> how each address-space keyword is modelled (coverage.py); every one has an entry.
     address_space_models: dict[int, str] = field(default_factory=dict)
+    # Definitions that differ from an earlier one only by address spaces inside their parameter or template
+    # argument types (`f(device T*)` beside `f(thread T*)`, `S<device T*>` beside `S<thread T*>`): one definition
+    # once address spaces are erased, so the erasing transforms drop them (the address-space check keeps them).
+    duplicate_overloads: list[tuple[int, int]] = field(default_factory=list)
+    # Kernel parameters declared as arrays (`constant int64_t strides[3]`): (name token, '[' , last ']')
+    array_parameters: list[tuple[int, int, int]] = field(default_factory=list)
     # Member functions that differ from an earlier one only by address-space qualifiers (`f() device` beside
     # `f() thread`): identical once address spaces are erased, so the transform drops them.
     duplicate_members: list[tuple[int, int]] = field(default_factory=list)
@@ -551,15 +558,16 @@ class Parser:
             else:
                 plain.append(tokens[k])
                 k += 1
-        is_array = False
-        while plain and plain[-1].text == "]":  # `constant int64_t strides[3]`: an array parameter is a pointer
+        suffix: list[Token] = []  # `constant int64_t strides[3]`: an array parameter is a pointer
+        while plain and plain[-1].text == "]":
             depth = 0
             for j in range(len(plain) - 1, -1, -1):
                 depth += {"]": 1, "[": -1}.get(plain[j].text, 0)
                 if depth == 0:
+                    suffix = plain[j:] + suffix
                     plain = plain[:j]
                     break
-            is_array = True
+        is_array = bool(suffix)
         name_tok = next((t for t in reversed(plain) if t.kind == "id"), None)
         if name_tok is None or len(plain) < 2:
             where = tokens[s]
@@ -568,6 +576,10 @@ class Parser:
         type_text = " ".join(t.text for t in type_toks) + (" *" if is_array else "")
         words = {t.text for t in type_toks}
         is_indirect = "*" in words or "&" in words or is_array
+        if is_array:
+            index_of = {t.start: k for k, t in enumerate(tokens[s:e], s)}
+            self.program.array_parameters.append(
+                (index_of[name_tok.start], index_of[suffix[0].start], matching(tokens, index_of[suffix[0].start])))
         condition = None
         role = index = builtin = None
         for a in attrs:
@@ -640,7 +652,7 @@ class Parser:
         self.program.instantiations.append((decl.start, decl.end))
         entry = Entry(host_name or text, kernel, text, decl.start, decl.namespace,
                       max_threads=self.instance_max_threads(kernel, args, tokens[name_idx]),
-                      pointer_type=pointer_type)
+                      pointer_type=pointer_type, parameter_span=params if close is None else None)
         self.program.entries.append(entry)
 
     def instantiated_name(self, decl: Declaration):
@@ -773,7 +785,9 @@ class Parser:
         if fc is not None:
             self.allow([fc], {"function_constant"})
             name_tok = tokens[fc.start - 1]
-            type_toks = [t.text for t in tokens[decl.start : fc.start - 1] if t.text not in ("constant", "static")]
+            # MLX's STEEL_CONST spells these `static constant constexpr const bool name [[function_constant(0)]]`
+            type_toks = [t.text for t in tokens[decl.start : fc.start - 1]
+                         if t.text not in ("constant", "static", "constexpr", "const")]
             self.program.constants[name_tok.text] = FunctionConstant(
                 name_tok.text, " ".join(type_toks), fc.int_arg(self.int_constants), (decl.start, decl.end),
                 name_tok.file, name_tok.line
@@ -942,7 +956,17 @@ class Parser:
             if seen[key] != whole:
                 raise error(tokens[start], "two definitions here differ only by address space but have different "
                                            "bodies: the emulator erases address spaces and cannot keep both")
-            self.program.duplicate_members.append((start, last))
+            qualifiers_only = all(self.after_parameter_list(j) for j in range(start, body)
+                                  if tokens[j].text in ADDRESS_SPACES)
+            (self.program.duplicate_members if qualifiers_only else self.program.duplicate_overloads).append(
+                (start, last))
+
+    def after_parameter_list(self, j: int) -> bool:
+        """Whether the address-space keyword at tokens[j] qualifies a member function (`f() const device`)."""
+        k = j - 1
+        while k >= 0 and self.tokens[k].text in self._QUALIFIERS:
+            k -= 1
+        return k >= 0 and self.tokens[k].text == ")"
 
     def definition_at(self, k: int) -> tuple[int, int, int] | None:
         """(first token, body '{', last token) of a function or class definition whose head ends at tokens[k]

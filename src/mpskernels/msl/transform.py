@@ -242,7 +242,7 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             init = f"{type_name}()"  # undefined: reads as zero; is_function_constant_defined says false
         edits.replace(*span(*fc.statement), f"static {keyword} {type_name} {fc.name} = {init};")
 
-    for first, last in program.duplicate_members:
+    for first, last in program.duplicate_members + program.duplicate_overloads:
         edits.replace(*span(first, last), "")
 
     site = 0  # one storage site per declarator: `threadgroup float a[8], b[8];` declares two arrays

@@ -30,3 +30,10 @@ template [[host_name("limited_4")]] [[kernel]] void limited<4, 32>(device float*
                                                    uint gid [[thread_position_in_grid]]) {
   out[gid] = 3.0f;
 }
+
+// A function constant spelled the way MLX's STEEL_CONST macro spells it.
+static constant constexpr const int steel_style [[function_constant(3)]];
+
+kernel void steel_constant(device int* out [[buffer(0)]], uint gid [[thread_position_in_grid]]) {
+  out[gid] = steel_style;
+}
