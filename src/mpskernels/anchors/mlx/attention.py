@@ -277,4 +277,6 @@ STEEL_ATTENTION = _attention_op(
     "mlx.steel_attention", prepare_steel_attention,
     "case prefill (query length > 8): steel/attn/kernels/steel_attention.h attention, launched as "
     "scaled_dot_product_attention.cpp sdpa_full_self_attention_metal does on GPUs without NAX (BQ 32, BK 32/16, "
-    "4x1 simdgroups; causal, boolean or additive mask; output (B, L, H, D) in memory).")
+    "4x1 simdgroups; causal, boolean or additive mask; output (B, L, H, D) in memory). The host code read is "
+    "MLX's repository snapshot (0.32.2 line); the 0.32.4 header adds a value head dim BV (here = BD), a head-dim "
+    "split WN (here 1, the kernel as before) and save_lse (off), which that host does not set.")
