@@ -72,3 +72,13 @@ def test_dispatch_still_copies_cpu_arguments_there_and_back():
     y = torch.zeros(100, dtype=torch.float16)
     lib.dispatch("scale_add_half", x, y, 3.0, threads=100, group_size=32)
     torch.testing.assert_close(y, (x.float() * 3 + 0.5).half())
+
+
+def test_scalars_pack_as_the_fixed_width_type_the_parameter_declares():
+    from mpskernels.cuda.library import scalar_type
+
+    assert scalar_type("const constant int64_t&", -3) == "long"  # 8 bytes, sign-extended
+    assert scalar_type("constant uint32_t&", 7) == "uint"
+    assert scalar_type("constant size_t&", 7) == "ulong"
+    assert scalar_type("constant float&", 1) == "float"
+    assert scalar_type("constant T&", 1) == "int" and scalar_type("constant T&", 1.5) == "float"

@@ -1,6 +1,6 @@
 """The emulator's conformance kernels (tests/emulator/msl) through the CUDA translation and NVRTC, without a GPU:
-the CUDA shim must accept what the emulator's accepts. Files using what the lane does not model yet (atomics,
-the integer function library, packed types and matrices) or what NVRTC refuses are listed with the reason."""
+the CUDA shim must accept what the emulator's accepts. Files using what the lane does not model yet (packed
+types and matrices) or what NVRTC refuses are listed with the reason."""
 
 import pytest
 
@@ -11,8 +11,6 @@ from mpskernels.cuda.library import compile_file
 pytestmark = pytest.mark.skipif(nvrtc.library() is None, reason="no NVRTC library (nvidia-cuda-nvrtc-cu12)")
 
 NOT_IN_THE_LANE = {
-    "atomics.metal": "atomic_* types and functions",
-    "integer.metal": "clz, popcount, mulhi, addsat and the rest of the integer library",
     "layout.metal": "packed vectors and float2x3-style matrices",
     "stdlib_clang.metal": "NVRTC refuses GNU array-range designators ({[0 ... 7] = x}), at the .metal line",
 }

@@ -13,6 +13,7 @@ launches (no copies, no synchronisation), on the current stream.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,11 +35,17 @@ def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
     return (t + (1, 1, 1))[:3]
 
 
+# Metal's fixed-width and size typedefs (real headers declare `constant int64_t& ...`), as the scalar they name.
+FIXED_WIDTH = {"int64_t": "long", "uint64_t": "ulong", "size_t": "ulong", "int32_t": "int", "uint32_t": "uint",
+               "int16_t": "short", "uint16_t": "ushort", "bfloat16_t": "bfloat", "float32_t": "float",
+               "float16_t": "half"}
+
+
 def scalar_type(type_text: str, value: Any) -> str:
     """The MSL type a scalar argument is packed as: the parameter's own, else one from the Python value."""
-    words = [w for w in type_text.split() if w not in ("constant", "const", "device", "&", "*")]
-    if len(words) == 1 and words[0] in MSL_SCALAR_TYPES:
-        return words[0]
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", type_text) if w not in ("constant", "const", "device")]
+    if len(words) == 1 and FIXED_WIDTH.get(words[0], words[0]) in MSL_SCALAR_TYPES:
+        return FIXED_WIDTH.get(words[0], words[0])
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int, np.integer)):
