@@ -10,6 +10,7 @@ struct Pair {
   constexpr Pair(float x, float y) thread : a(x), b(y) {}
   constexpr Pair(float x, float y) threadgroup : a(x), b(y) {}
   constexpr Pair(float x, float y) device : a(x), b(y) {}
+  constexpr Pair(float x, float y) constant : a(x), b(y) {}
   constexpr Pair() thread : a(0), b(0) {}
   constexpr Pair() threadgroup : a(0), b(0) {}
 };
