@@ -1003,7 +1003,8 @@ class Parser:
         if tokens[k].text == ")":
             open_ = self.opening_paren(k)
             name = tokens[open_ - 1] if open_ > 0 else None
-            is_operator = any(x.text == "operator" for x in tokens[max(0, open_ - 3) : open_])
+            # `operator[]`, `operator()`, and conversion operators (`operator vec<T, 2>() const thread`)
+            is_operator = any(x.text == "operator" for x in tokens[self.definition_start(open_ - 1) : open_])
             if name is None or not (is_operator or (name.kind == "id" and name.text not in _NOT_FUNCTIONS)):
                 return None
             end = k + 1
