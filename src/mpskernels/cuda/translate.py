@@ -133,11 +133,12 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
             edits.replace(*span(first, last), "")  # CUDA allows no initializer on __shared__; Metal does not run it
 
     at_namespace_scope = namespace_scope_tokens(tokens)
+    constructor_qualifiers = set(program.constructor_qualifiers)
 
     def identifier(i: int) -> str | None:
         text = tokens[i].text
         if text == "constant":
-            return constant_keyword(tokens, i, at_namespace_scope[i])
+            return "" if i in constructor_qualifiers else constant_keyword(tokens, i, at_namespace_scope[i])
         if text == "threadgroup" and i in shared_starts:
             return "__shared__"
         if text in ADDRESS_SPACES:

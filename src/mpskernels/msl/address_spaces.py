@@ -172,7 +172,7 @@ def to_checked_cpp(text: str, program: Program) -> str:
                 i += 4
                 continue
             elif _VECTOR_TYPE.fullmatch(t.text) and i + 1 < len(tokens) and tokens[i + 1].text == "(" and (
-                    i == 0 or tokens[i - 1].text not in ("::", ".", "->")):
+                    i == 0 or tokens[i - 1].text not in ("::", ".", "->", "operator")):
                 edits.replace(t.start, t.end, f"::metal::make_vector<::metal::{t.text}>")
         elif t.kind == "num":
             new = float_literal(t)

@@ -153,6 +153,8 @@ class Program:
     # argument types (`f(device T*)` beside `f(thread T*)`, `S<device T*>` beside `S<thread T*>`): one definition
     # once address spaces are erased, so the erasing transforms drop them (the address-space check keeps them).
     duplicate_overloads: list[tuple[int, int]] = field(default_factory=list)
+    # `constant` qualifiers of constructors, which the transforms erase (C++ constructors cannot be const)
+    constructor_qualifiers: list[int] = field(default_factory=list)
     # Kernel parameters declared as arrays (`constant int64_t strides[3]`): (name token, '[' , last ']')
     array_parameters: list[tuple[int, int, int]] = field(default_factory=list)
     # Member functions that differ from an earlier one only by address-space qualifiers (`f() device` beside
@@ -164,11 +166,13 @@ _NOT_FUNCTIONS = {"if", "for", "while", "switch", "return", "sizeof", "alignof",
                   "catch", "noexcept", "alignas"}
 
 
-def erased_text(tokens) -> tuple[str, ...]:
-    """Token texts with `device`, `thread` and `threadgroup` removed and `constant` read as `const`, except where it
-    qualifies a member function or constructor (right after its parameter list), where it goes like the others."""
+def erased_text(tokens, skip: frozenset = frozenset()) -> tuple[str, ...]:
+    """Token texts with `device`, `thread` and `threadgroup` removed and `constant` read as `const` (except the
+    tokens whose `start` is in skip: a constructor's `constant` qualifier, erased like the others)."""
     out = []
     for t in tokens:
+        if t.start in skip:
+            continue
         if t.text == "constant":
             if out and out[-1] != "const" and out[-1] != ")":
                 out.append("const")
@@ -932,6 +936,7 @@ class Parser:
         otherwise the emulator cannot keep both and refuses the source."""
         tokens = self.tokens
         scopes = scope_kinds(tokens)
+        self.find_constructor_qualifiers(scopes)
         enclosing: list[int] = []
         seen: dict[tuple, tuple[str, ...]] = {}
         for k, t in enumerate(tokens):
@@ -948,8 +953,9 @@ class Parser:
             head = tokens[start:body]
             if not any(x.text in ADDRESS_SPACES for x in head):
                 continue
-            key = (enclosing[-1] if enclosing else -1, erased_text(head))
-            whole = erased_text(tokens[start : last + 1])
+            skip = frozenset(tokens[j].start for j in self.program.constructor_qualifiers)
+            key = (enclosing[-1] if enclosing else -1, erased_text(head, skip))
+            whole = erased_text(tokens[start : last + 1], skip)
             if key not in seen:
                 seen[key] = whole
                 continue
@@ -968,6 +974,27 @@ class Parser:
             k -= 1
         return k >= 0 and self.tokens[k].text == ")"
 
+    def find_constructor_qualifiers(self, scopes: list[str]) -> None:
+        """`constant` qualifying a constructor (`complex_t(U x) constant : ...`): erased, not read as const,
+        since C++ constructors cannot be cv-qualified."""
+        tokens = self.tokens
+        enclosing: list[int] = []
+        for k, t in enumerate(tokens):
+            if t.text == "{":
+                enclosing.append(k)
+            elif t.text == "}" and enclosing:
+                enclosing.pop()
+            if t.text != "constant" or not enclosing or scopes[k] != CLASS:
+                continue
+            j = k - 1
+            while j >= 0 and tokens[j].text in self._QUALIFIERS:
+                j -= 1
+            if j < 0 or tokens[j].text != ")":
+                continue
+            open_ = self.opening_paren(j)
+            if open_ > 0 and tokens[open_ - 1].text == self.body_owner(enclosing[-1]):
+                self.program.constructor_qualifiers.append(k)
+
     def definition_at(self, k: int) -> tuple[int, int, int] | None:
         """(first token, body '{', last token) of a function or class definition whose head ends at tokens[k]
         (a parameter list's ')' or a class template specialisation's '>')."""
@@ -976,7 +1003,8 @@ class Parser:
         if tokens[k].text == ")":
             open_ = self.opening_paren(k)
             name = tokens[open_ - 1] if open_ > 0 else None
-            is_operator = self.names_operator(open_)
+            # `operator[]`, `operator()`, and conversion operators (`operator vec<T, 2>() const thread`)
+            is_operator = any(x.text == "operator" for x in tokens[self.definition_start(open_ - 1) : open_])
             if name is None or not (is_operator or (name.kind == "id" and name.text not in _NOT_FUNCTIONS)):
                 return None
             end = k + 1

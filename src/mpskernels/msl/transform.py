@@ -255,12 +255,14 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             site += 1
         edits.replace(*span(*var.statement), " ".join(parts))
 
+    constructor_qualifiers = set(program.constructor_qualifiers)
+
     def identifier(i: int) -> str | None:
         t = tokens[i]
         if t.text == "constant":
             if is_static_constant_variable(tokens, i):
                 return "constexpr"
-            return "" if const_beside(tokens, i) else "const"
+            return "" if const_beside(tokens, i) or i in constructor_qualifiers else "const"
         if t.text in ADDRESS_SPACES and i not in program.address_space_models and t.text != "thread" and (
                 i == 0 or tokens[i - 1].text not in ("::", ".", "->")):
             raise MSLCompileError(Diagnostic(t.file, t.line, f"internal: '{t.text}' reached the transform "

@@ -10,8 +10,11 @@ struct Pair {
   constexpr Pair(float x, float y) thread : a(x), b(y) {}
   constexpr Pair(float x, float y) threadgroup : a(x), b(y) {}
   constexpr Pair(float x, float y) device : a(x), b(y) {}
+  constexpr Pair(float x, float y) constant : a(x), b(y) {}
   constexpr Pair() thread : a(0), b(0) {}
   constexpr Pair() threadgroup : a(0), b(0) {}
+  constexpr operator float2() const thread { return float2(a, b); }
+  constexpr operator float2() const device { return float2(a, b); }
 };
 
 // Free functions overloaded on the pointer's address space.
@@ -51,5 +54,5 @@ kernel void collapse(volatile coherent(system) device float* out [[buffer(0)]],
   Pair p(first(in), first(tile));
   pointee<device const float*>::type x = in[gid];
   float local[1] = {x};
-  out[gid] = p.a * 1000 + p.b * 100 + first(local) + float(strides[0] + strides[1] * strides[2]) + Limits::big;
+  out[gid] = float2(p).x * 1000 + p.b * 100 + first(local) + float(strides[0] + strides[1] * strides[2]) + Limits::big;
 }
