@@ -19,8 +19,16 @@ Timing: CUDA events, warm-up, median over batches. Kernels shorter than GRAPH_BE
 N launches (host launch cost would otherwise dominate a few-microsecond kernel); longer ones back to back on the
 stream, where the GPU queue hides the host. Each result records which.
 
+The jobs (dtype x family, bf16 first) run in a child process: a kernel that leaves a sticky CUDA error or hangs
+costs its own case, not the run. --budget stops starting families; the report is rewritten after each one.
+
     python benches/anchor_lane.py [--families rms_norm,attention] [--dtypes bfloat16] [--quick] [--out FILE.md]
     python benches/anchor_lane.py --render docs/anchor-lane.json   # the Markdown again, no GPU
+
+On a machine whose torch is not 2.13 and that cannot download, the anchors' sources travel with the checkout:
+MPSKERNELS_TORCH_METAL_INCLUDE=<copy of torch 2.13's include/ holding ATen/native/mps/kernels and c10/metal>,
+MPSKERNELS_ANCHOR_CACHE=<copy of the anchor cache holding mlx-metal-<version>/mlx>, MPSKERNELS_TORCH_HEADERS_VERSION
+(for the report) and MPSKERNELS_GIT_COMMIT (a checkout without .git).
 """
 
 from __future__ import annotations
