@@ -19,8 +19,16 @@ Timing: CUDA events, warm-up, median over batches. Kernels shorter than GRAPH_BE
 N launches (host launch cost would otherwise dominate a few-microsecond kernel); longer ones back to back on the
 stream, where the GPU queue hides the host. Each result records which.
 
+The jobs (dtype x family, bf16 first) run in a child process: a kernel that leaves a sticky CUDA error or hangs
+costs its own case, not the run. --budget stops starting families; the report is rewritten after each one.
+
     python benches/anchor_lane.py [--families rms_norm,attention] [--dtypes bfloat16] [--quick] [--out FILE.md]
     python benches/anchor_lane.py --render docs/anchor-lane.json   # the Markdown again, no GPU
+
+On a machine whose torch is not 2.13 and that cannot download, the anchors' sources travel with the checkout:
+MPSKERNELS_TORCH_METAL_INCLUDE=<copy of torch 2.13's include/ holding ATen/native/mps/kernels and c10/metal>,
+MPSKERNELS_ANCHOR_CACHE=<copy of the anchor cache holding mlx-metal-<version>/mlx>, MPSKERNELS_TORCH_HEADERS_VERSION
+(for the report) and MPSKERNELS_GIT_COMMIT (a checkout without .git).
 """
 
 from __future__ import annotations
@@ -693,6 +701,60 @@ def child(opts) -> int:
     return 0
 
 
+@dataclass
+class ChildRows:
+    rows: list[Row] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    finished: set[str] = field(default_factory=set)
+    in_case: str | None = None  # the case started and not finished (where a dead child died)
+    compile_s: float = 0.0
+
+
+def read_rows(rows_file: Path) -> ChildRows:
+    """What a child has written so far (a line cut short by its death is ignored)."""
+    got = ChildRows()
+    for line in rows_file.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "row" in record:
+            got.rows.append(row_from_json(record["row"]))
+            got.in_case = None
+        if "start" in record:
+            got.in_case = record["start"]
+        if "done" in record:
+            got.finished.add(record["done"])
+            got.in_case = None
+            got.compile_s = float(record.get("compile_s", 0.0))  # the child's total so far
+            got.not_run += [record["not_run"]] if record.get("not_run") else []
+            got.not_run += record.get("notes", [])
+    return got
+
+
+def watch(proc: subprocess.Popen, stop_at: float, every_30s: Callable[[], None]) -> int:
+    """Waits for the child; past stop_at it is killed (the one we started, by its id). The report is rewritten
+    every 30 s, so a run cut short from outside still leaves what it measured."""
+    last = time.time()
+    while proc.poll() is None:
+        if time.time() > stop_at:
+            proc.kill()
+            return proc.wait()
+        time.sleep(1.0)
+        if time.time() - last > 30:
+            every_30s()
+            last = time.time()
+    return proc.returncode
+
+
+def write_partial(report: AnchorLaneReport, rows_file: Path, out: Path | None) -> None:
+    if out is None:
+        return
+    done = read_rows(rows_file)
+    write(AnchorLaneReport(report.machine, report.copy_gbps, report.rows + done.rows,
+                           report.not_run + done.not_run + ["(a partial report: the run was still going)"]), out)
+
+
 def run(opts, out: Path | None = None) -> AnchorLaneReport:
     """Runs the jobs in a child process; a child that dies (a CUDA error is sticky: one bad kernel would fail every
     later row) or hangs is replaced by a fresh one for the jobs left, and the case it died in says so."""
@@ -703,39 +765,28 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
     print(f"copy bandwidth {report.copy_gbps:.0f} GB/s", flush=True)
     pending, compile_spent = work_items(opts), 0.0
     rows_file = (out or Path("anchor-lane.md")).with_suffix(".rows.jsonl")
+    deadline = started + opts.budget
     while pending:
+        if time.time() > deadline:  # a child stopped past it: the jobs left are not started
+            report.not_run += [f"{f} {d}: time budget of {opts.budget:.0f} s spent" for d, f in pending]
+            break
         rows_file.write_text("")
-        deadline = started + opts.budget
         command = [sys.executable, str(Path(__file__).resolve()), "--child", "--rows", str(rows_file),
                    "--jobs", ",".join(f"{d}:{f}" for d, f in pending), "--deadline", str(deadline),
                    "--compile-budget", str(max(0.0, opts.compile_budget - compile_spent))]
         command += ["--quick"] * opts.quick + ["--no-compile"] * opts.no_compile
         proc = subprocess.Popen(command)
-        try:
-            code = proc.wait(timeout=max(60.0, deadline - time.time() + opts.grace))
-        except subprocess.TimeoutExpired:
-            proc.kill()  # the child we started, by its id
-            code = proc.wait()
-        in_case, finished, child_compile = None, set(), 0.0
-        for line in rows_file.read_text().splitlines():
-            record = json.loads(line)
-            if "row" in record:
-                report.rows.append(row_from_json(record["row"]))
-            if "start" in record:
-                in_case = record["start"]
-            if "done" in record:
-                finished.add(record["done"])
-                in_case = None
-                child_compile = float(record.get("compile_s", 0.0))  # this child's total so far
-                report.not_run += [record["not_run"]] if record.get("not_run") else []
-                report.not_run += record.get("notes", [])
-        compile_spent += child_compile
-        crashed = next((job for job in pending if f"{job[0]}:{job[1]}" not in finished), None)
-        pending = [job for job in pending if f"{job[0]}:{job[1]}" not in finished]
+        code = watch(proc, deadline + opts.grace, lambda: write_partial(report, rows_file, out))
+        done = read_rows(rows_file)
+        report.rows += done.rows
+        report.not_run += done.not_run
+        compile_spent += done.compile_s
+        crashed = next((job for job in pending if f"{job[0]}:{job[1]}" not in done.finished), None)
+        pending = [job for job in pending if f"{job[0]}:{job[1]}" not in done.finished]
         if crashed is not None:
-            why = f"the process {'was stopped' if code == -9 else f'exited with {code}'} in this case; the run " \
-                  "went on in a fresh process"
-            report.rows.append(Row(crashed[1], crashed[0], in_case or "(before its first case)", None,
+            why = (f"the process {'was stopped past the budget' if code == -9 else f'exited with {code}'} in this "
+                   "case; the jobs left run in a fresh process while the budget lasts")
+            report.rows.append(Row(crashed[1], crashed[0], done.in_case or "(before its first case)", None,
                                    Result(None, None, "error", why)))
             pending.remove(crashed)
         if out is not None:
