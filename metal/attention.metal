@@ -48,8 +48,10 @@ constant constexpr int PREFILL_BK = 32;                          // key rows per
 constant constexpr int TILE_PAD_BYTES = 16;                      // staggers tile rows across memory banks
 constant constexpr int TILE_LOAD_VEC = 4;                        // consecutive elements per thread in tile loads
 
-constant constexpr int DECODE_SIMD_GROUPS = 8;        // power of two: the O tiles are summed as a tree
-static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 256,
+constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
+constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
+constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
+static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
               "keep the max_total_threads_per_threadgroup literals below in step");
 
 typedef simdgroup_matrix<float, 8, 8> frag_t;
@@ -255,144 +257,311 @@ template <typename T, int D>
   }
 }
 
+// ---- decode: split-KV, one or two passes ----
+
+// The decode lane layout for element type T and head dim D (see the header).
 template <typename T, int D>
-[[kernel, max_total_threads_per_threadgroup(256)]] void attention_decode(  // 256 = DECODE_SIMD_GROUPS * 32
-    const device T* q [[buffer(0)]],
-    const device T* k [[buffer(1)]],
-    const device T* v [[buffer(2)]],
-    const device T* mask [[buffer(3), function_constant(has_mask)]],
-    device T* out [[buffer(4)]],
-    constant float& scale [[buffer(5)]],
-    constant uint& num_q_heads [[buffer(6)]],
-    constant uint& gqa_factor [[buffer(7)]],
-    constant uint& q_len [[buffer(8)]],
-    constant uint& kv_capacity [[buffer(9)]],
-    constant uint& kv_len [[buffer(10)]],
-    constant bool& causal [[buffer(11)]],
-    constant uint& mask_stride_b [[buffer(12)]],
-    constant uint& mask_stride_h [[buffer(13)]],
-    constant uint& mask_stride_q [[buffer(14)]],
-    constant uint& mask_stride_k [[buffer(15)]],
-    constant uint& heads_per_group [[buffer(16)]],
-    uint3 tg [[threadgroup_position_in_grid]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]]) {
-  constexpr int DF = D / FRAG;
-  constexpr int SLOTS = DECODE_SIMD_GROUPS / 2;
-  threadgroup float m_part[DECODE_SIMD_GROUPS * FRAG];
-  threadgroup float l_part[DECODE_SIMD_GROUPS * FRAG];
-  threadgroup float o_part[SLOTS * FRAG * D];
+struct DecodeLayout {
+  static constexpr int E = DECODE_VEC_BYTES / int(sizeof(T));  // elements of a key row per lane: 4 or 8
+  static constexpr int CHUNKS = D / E;                          // 16-byte chunks in a row
+  static constexpr int L = CHUNKS <= 8 ? 8 : (CHUNKS <= 16 ? 16 : 32);  // lanes per key (power of two)
+  static constexpr int KPS = 32 / L;                            // keys per SIMD group step
+  static constexpr int ROWS = 32 / E;                           // query rows per threadgroup
+  static constexpr bool FULL = L == CHUNKS;                     // every lane holds a chunk (D = 64, 128)
+  static constexpr int STEP = KPS * DECODE_SIMD_GROUPS;         // keys per threadgroup step
+};
 
-  const uint batch = tg.y;
-  const uint head0 = tg.x * heads_per_group;
+// E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
+template <typename T, int E>
+inline void load_chunk(thread float* dst, const device T* p, bool ok) {
+  const device vec<T, 4>* p4 = reinterpret_cast<const device vec<T, 4>*>(p);
+  for (int c = 0; c < E / 4; c++) {
+    const float4 x = ok ? float4(p4[c]) : float4(0.0f);
+    dst[4 * c + 0] = x.x;
+    dst[4 * c + 1] = x.y;
+    dst[4 * c + 2] = x.z;
+    dst[4 * c + 3] = x.w;
+  }
+}
+
+// Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
+template <int L>
+inline float key_sum(float x) {
+  for (ushort o = 1; o < L; o *= 2) {
+    x += simd_shuffle_xor(x, o);
+  }
+  return x;
+}
+template <int L>
+inline float step_max(float x) {
+  for (ushort o = L; o < 32; o *= 2) {
+    x = max(x, simd_shuffle_xor(x, o));
+  }
+  return x;
+}
+template <int L>
+inline float step_sum(float x) {
+  for (ushort o = L; o < 32; o *= 2) {
+    x += simd_shuffle_xor(x, o);
+  }
+  return x;
+}
+
+// What a decode threadgroup knows about its query rows.
+template <int ROWS>
+struct DecodeRows {
+  uint count;           // valid rows (the last row group of a KV head may be partial)
+  size_t first;         // global index of row 0 in q / out viewed as [B * Hq * Sq, D]
+  uint q_pos[ROWS];     // absolute position of each row's query (causal)
+  uint mask_off[ROWS];  // element offset of each row's mask row
+};
+
+// One step of KPS keys per SIMD group: this lane's key is `key`; scores of every row, online softmax, P V.
+// GUARD: the step may run past k_end (the block's last step); otherwise every key is in range and loads are plain.
+template <typename T, int D, bool GUARD>
+inline void decode_step(uint key, uint k_end, thread const float* q, thread float* o, thread float* m,
+                        thread float* l, thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows,
+                        const device T* k_row, const device T* v_row, bool active, bool causal, const device T* mask,
+                        uint mask_stride_k) {
+  typedef DecodeLayout<T, D> Lay;
+  const bool in_range = !GUARD || key < k_end;
+  float kf[Lay::E], vf[Lay::E];
+  load_chunk<T, Lay::E>(kf, k_row, active && in_range);
+  load_chunk<T, Lay::E>(vf, v_row, active && in_range);
+  for (int r = 0; r < Lay::ROWS; r++) {
+    if (uint(r) >= rows.count) {
+      break;
+    }
+    float s = 0.0f;
+    for (int e = 0; e < Lay::E; e++) {
+      s += q[r * Lay::E + e] * kf[e];
+    }
+    s = key_sum<Lay::L>(s);
+    const bool visible = in_range && (!causal || key <= rows.q_pos[r]);
+    if (has_mask && visible) {
+      s += float(mask[rows.mask_off[r] + key * mask_stride_k]);
+    }
+    s = visible ? s : MASKED;
+    const float m_new = max(m[r], step_max<Lay::L>(s));
+    const float factor = metal::precise::exp(m[r] - m_new);
+    const float p = visible ? metal::precise::exp(s - m_new) : 0.0f;
+    l[r] = l[r] * factor + p;  // this key slot's share; the slots are summed at the end
+    for (int e = 0; e < Lay::E; e++) {
+      o[r * Lay::E + e] = o[r * Lay::E + e] * factor + p * vf[e];
+    }
+    m[r] = m_new;
+  }
+}
+
+// Pass 1 (or the only pass): the rows of one row group of one KV head over keys [block * block_len, ... +
+// block_len) clipped to kv_len. SPLIT writes the block's unnormalised (m, l, O) per row into the partial buffers;
+// otherwise the block is the whole KV length and the normalised result goes to out.
+template <typename T, int D, bool SPLIT>
+inline void decode_block(const device T* q, const device T* k, const device T* v, const device T* mask,
+                         device T* out, device float* o_part, device float* m_part, device float* l_part,
+                         float scale, uint num_q_heads, uint gqa_factor, uint q_len, uint kv_capacity, uint kv_len,
+                         bool causal, uint4 mask_strides, uint block_len, uint3 tg, uint lid, uint lane, uint sg,
+                         threadgroup float* tg_m, threadgroup float* tg_l, threadgroup float* tg_o) {
+  typedef DecodeLayout<T, D> Lay;
+  constexpr int ROWS = Lay::ROWS, E = Lay::E;
+  const uint block = tg.x, batch = tg.z;
+  const uint group_rows = gqa_factor * q_len;  // rows sharing one KV head, consecutive in q
+  const uint row_groups = (group_rows + ROWS - 1) / ROWS;
+  const uint kv_head = tg.y / row_groups, row0 = (tg.y % row_groups) * ROWS;
   const uint num_kv_heads = num_q_heads / gqa_factor;
-  const size_t kv_head = size_t(batch) * num_kv_heads + head0 / gqa_factor;
-  const device T* k_head = k + kv_head * kv_capacity * D;
-  const device T* v_head = v + kv_head * kv_capacity * D;
 
-  // Row r of the 8-row block is query token r % q_len of head head0 + r / q_len.
-  const int row = frag_row(lane), col = frag_col(lane);
-  const bool row_ok = uint(row) < heads_per_group * q_len;
-  const uint head = head0 + (row_ok ? uint(row) / q_len : 0);
-  const uint token = row_ok ? uint(row) % q_len : 0;
-  const size_t q_head = size_t(batch) * num_q_heads + head;
-  const uint q_pos = kv_len - q_len + token;
-
-  frag_t Q[DF];
-  load_queries<T, D>(Q, q + (q_head * q_len + token) * D, row_ok, scale, col);
-  const device T* mask_row = q;  // never read unless has_mask
-  if (has_mask && row_ok) {
-    mask_row = mask + size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h + size_t(token) * mask_stride_q;
+  DecodeRows<ROWS> rows;
+  rows.count = min(uint(ROWS), group_rows - row0);
+  rows.first = (size_t(batch) * num_q_heads + kv_head * gqa_factor) * q_len + row0;
+  for (int r = 0; r < ROWS; r++) {
+    const uint gr = row0 + min(uint(r), rows.count - 1);
+    const uint head = kv_head * gqa_factor + gr / q_len, token = gr % q_len;
+    rows.q_pos[r] = kv_len - q_len + token;
+    rows.mask_off[r] = batch * mask_strides.x + head * mask_strides.y + token * mask_strides.z;
   }
 
-  frag_t O[DF];
-  for (int d = 0; d < DF; d++) {
-    O[d] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
-  }
-  float m_run = MASKED, l_run = 0.0f;
-
-  for (uint k0 = sg * FRAG; k0 < kv_len; k0 += DECODE_SIMD_GROUPS * FRAG) {
-    // S = Q K^T for 8 keys; this lane's K^T elements are K[k0 + col + {0, 1}][d * 8 + row].
-    const uint key_a = k0 + col, key_b = key_a + 1;
-    const device T* ka = k_head + size_t(key_a) * D + row;
-    const device T* kb = k_head + size_t(key_b) * D + row;
-    frag_t S[1];
-    S[0] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
-    for (int d = 0; d < DF; d++) {
-      frag_t Kt;
-      Kt.thread_elements()[0] = key_a < kv_len ? float(ka[d * FRAG]) : 0.0f;
-      Kt.thread_elements()[1] = key_b < kv_len ? float(kb[d * FRAG]) : 0.0f;
-      simdgroup_multiply_accumulate(S[0], Q[d], Kt, S[0]);
+  const uint chunk = lane % Lay::L, slot = lane / Lay::L;
+  const uint d0 = chunk * E;
+  const bool active = Lay::FULL || int(chunk) < Lay::CHUNKS;
+  float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
+  for (int r = 0; r < ROWS; r++) {
+    load_chunk<T, E>(q_reg + r * E, q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active);
+    for (int e = 0; e < E; e++) {
+      q_reg[r * E + e] *= scale;
+      o[r * E + e] = 0.0f;
     }
-    const uint visible = mask_scores<T, 1>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, mask_stride_k);
-    const float factor = online_softmax<1>(S, visible, m_run, l_run);
+    m[r] = MASKED;
+    l[r] = 0.0f;
+  }
 
-    // O += P V; this lane's V elements are V[k0 + row][d * 8 + col + {0, 1}].
-    const uint key_v = k0 + row;
-    const device T* vr = v_head + size_t(key_v) * D + col;
-    for (int d = 0; d < DF; d++) {
-      frag_t Vb;
-      Vb.thread_elements()[0] = key_v < kv_len ? float(vr[d * FRAG]) : 0.0f;
-      Vb.thread_elements()[1] = key_v < kv_len ? float(vr[d * FRAG + 1]) : 0.0f;
-      O[d].thread_elements() *= factor;
-      simdgroup_multiply_accumulate(O[d], S[0], Vb, O[d]);
+  const size_t kv_base = (size_t(batch) * num_kv_heads + kv_head) * kv_capacity;
+  const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
+  const device T* k_lane = k + (kv_base + slot) * D + d0;
+  const device T* v_lane = v + (kv_base + slot) * D + d0;
+  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ...
+  uint base = k_begin + sg * Lay::KPS;
+  for (; base + Lay::KPS <= k_end; base += Lay::STEP) {
+    decode_step<T, D, false>(base + slot, k_end, q_reg, o, m, l, rows, k_lane + size_t(base) * D,
+                             v_lane + size_t(base) * D, active, causal, mask, mask_strides.w);
+  }
+  if (base < k_end) {
+    decode_step<T, D, true>(base + slot, k_end, q_reg, o, m, l, rows, k_lane + size_t(base) * D,
+                            v_lane + size_t(base) * D, active, causal, mask, mask_strides.w);
+  }
+
+  // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.
+  for (int r = 0; r < ROWS; r++) {
+    l[r] = step_sum<Lay::L>(l[r]);
+    for (int e = 0; e < E; e++) {
+      o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
     }
   }
-
-  // Merge the SIMD groups' partial softmax results: global row max and sum, then each rescales its O.
-  if (col == 0) {  // one lane per row
-    m_part[sg * FRAG + row] = m_run;
-    l_part[sg * FRAG + row] = l_run;
+  if (lane == 0) {
+    for (int r = 0; r < ROWS; r++) {
+      tg_m[sg * ROWS + r] = m[r];
+      tg_l[sg * ROWS + r] = l[r];
+    }
+  }
+  if (slot == 0 && active) {
+    for (int r = 0; r < ROWS; r++) {
+      for (int e = 0; e < E; e++) {
+        tg_o[(sg * ROWS + r) * D + d0 + e] = o[r * E + e];
+      }
+    }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  float m_all = MASKED;
-  for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
-    m_all = max(m_all, m_part[s * FRAG + row]);
-  }
-  float l_all = 0.0f;
-  for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
-    l_all += l_part[s * FRAG + row] * metal::precise::exp(m_part[s * FRAG + row] - m_all);
-  }
-  const float own = metal::precise::exp(m_run - m_all) / l_all;  // l_all = 0 (all -inf): NaN, like softmax
-  for (int d = 0; d < DF; d++) {
-    O[d].thread_elements() *= own;
-  }
 
-  // Tree sum of the O tiles: the upper half of the remaining SIMD groups hands its tiles to the lower half.
-  for (uint half_count = SLOTS; half_count >= 1; half_count /= 2) {
-    if (sg >= half_count && sg < 2 * half_count) {
-      threadgroup float* slot = o_part + (sg - half_count) * (FRAG * D);
-      for (int d = 0; d < DF; d++) {
-        slot[row * D + d * FRAG + col] = O[d].thread_elements()[0];
-        slot[row * D + d * FRAG + col + 1] = O[d].thread_elements()[1];
-      }
+  // Merge the SIMD groups: each thread takes 4-float chunks of the ROWS x D result.
+  constexpr int C4 = D / 4;
+  const uint blocks = (kv_len + block_len - 1) / block_len;
+  for (uint idx = lid; idx < uint(ROWS * C4); idx += DECODE_SIMD_GROUPS * 32) {
+    const uint r = idx / C4, c = idx % C4;
+    if (r >= rows.count) {
+      break;
     }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    if (sg < half_count) {
-      const threadgroup float* slot = o_part + sg * (FRAG * D);
-      for (int d = 0; d < DF; d++) {
-        O[d].thread_elements()[0] += slot[row * D + d * FRAG + col];
-        O[d].thread_elements()[1] += slot[row * D + d * FRAG + col + 1];
-      }
+    float m_all = MASKED;
+    for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
+      m_all = max(m_all, tg_m[s * ROWS + r]);
     }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-  }
-
-  if (sg == 0 && row_ok) {
-    device T* o_row = out + (q_head * q_len + token) * D;
-    for (int d = 0; d < DF; d++) {
-      o_row[d * FRAG + col] = T(O[d].thread_elements()[0]);
-      o_row[d * FRAG + col + 1] = T(O[d].thread_elements()[1]);
+    float l_all = 0.0f;
+    float4 acc = float4(0.0f);
+    for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
+      const float w = metal::precise::exp(tg_m[s * ROWS + r] - m_all);
+      l_all += tg_l[s * ROWS + r] * w;
+      const threadgroup float* src = tg_o + (s * ROWS + r) * D + 4 * c;
+      acc += w * float4(src[0], src[1], src[2], src[3]);
+    }
+    const size_t row = rows.first + r;
+    if (SPLIT) {
+      reinterpret_cast<device float4*>(o_part + (row * blocks + block) * D)[c] = acc;
+      if (c == 0) {
+        m_part[row * blocks + block] = m_all;
+        l_part[row * blocks + block] = l_all;
+      }
+    } else {
+      // l_all = 0 (every visible score -inf): 0 / 0 = NaN, as softmax gives.
+      reinterpret_cast<device vec<T, 4>*>(out + row * D)[c] = vec<T, 4>(acc / l_all);
     }
   }
 }
 
-// Host names: attention_<prefill|decode>_d<D>_<dtype>.
-#define INSTANTIATE_ATTENTION(name, T, D)                                                                   \
-  template [[host_name("attention_prefill_d" #D "_" #name)]] [[kernel]] decltype(attention_prefill<T, D>) \
-      attention_prefill<T, D>;                                                                              \
-  template [[host_name("attention_decode_d" #D "_" #name)]] [[kernel]] decltype(attention_decode<T, D>)   \
-      attention_decode<T, D>;
+#define DECODE_PARAMS                                                               \
+  const device T* q [[buffer(0)]], const device T* k [[buffer(1)]],                 \
+      const device T* v [[buffer(2)]],                                              \
+      const device T* mask [[buffer(3), function_constant(has_mask)]],              \
+      constant float& scale [[buffer(5)]], constant uint& num_q_heads [[buffer(6)]], \
+      constant uint& gqa_factor [[buffer(7)]], constant uint& q_len [[buffer(8)]],  \
+      constant uint& kv_capacity [[buffer(9)]], constant uint& kv_len [[buffer(10)]], \
+      constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
+      constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
+      constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
+      uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
+      uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
+
+// The one-pass decode: one block spans the KV length (block_len >= kv_len); writes out.
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode(  // 128 = DECODE_SIMD_GROUPS * 32
+    DECODE_PARAMS, device T* out [[buffer(4)]]) {
+  typedef DecodeLayout<T, D> Lay;
+  threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
+  const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
+  decode_block<T, D, false>(q, k, v, mask, out, nullptr, nullptr, nullptr, scale, num_q_heads, gqa_factor, q_len,
+                            kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l, tg_o);
+}
+
+// Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode_split(  // 128 = DECODE_SIMD_GROUPS * 32
+    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(17)]],
+    device float* l_part [[buffer(18)]]) {
+  typedef DecodeLayout<T, D> Lay;
+  threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
+  const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
+  decode_block<T, D, true>(q, k, v, mask, nullptr, o_part, m_part, l_part, scale, num_q_heads, gqa_factor, q_len,
+                           kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l, tg_o);
+}
+
+// Pass 2 of the split decode: one threadgroup per query row merges the row's `blocks` partial results.
+// M = max m_b, l = sum l_b exp(m_b - M), out = sum O_b exp(m_b - M) / l; a block that saw nothing has m_b =
+// MASKED, l_b = 0 and O_b = 0, so it weighs 0 unless every block is empty (then 0 / 0 = NaN, as softmax gives).
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(256)]] void attention_decode_merge(  // 256 = MERGE_SIMD_GROUPS * 32
+    const device float* o_part [[buffer(0)]],
+    const device float* m_part [[buffer(1)]],
+    const device float* l_part [[buffer(2)]],
+    device T* out [[buffer(3)]],
+    constant uint& blocks [[buffer(4)]],
+    uint row [[threadgroup_position_in_grid]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]]) {
+  constexpr int C4 = D / 4;  // 4-float chunks per row: at most 32, one per lane
+  threadgroup float4 tg_o[MERGE_SIMD_GROUPS * C4];
+  const device float* m_row = m_part + size_t(row) * blocks;
+  const device float* l_row = l_part + size_t(row) * blocks;
+  const device float4* o_row = reinterpret_cast<const device float4*>(o_part + size_t(row) * blocks * D);
+
+  float m_all = MASKED;
+  for (uint b = lane; b < blocks; b += 32) {
+    m_all = max(m_all, m_row[b]);
+  }
+  m_all = simd_max(m_all);
+  float l_all = 0.0f;
+  for (uint b = lane; b < blocks; b += 32) {
+    l_all += l_row[b] * metal::precise::exp(m_row[b] - m_all);
+  }
+  l_all = simd_sum(l_all);
+
+  // SIMD group sg sums blocks sg, sg + MERGE_SIMD_GROUPS, ...; lane c owns chunk c of the row.
+  float4 acc = float4(0.0f);
+  if (lane < uint(C4)) {
+    for (uint b = sg; b < blocks; b += MERGE_SIMD_GROUPS) {
+      acc += metal::precise::exp(m_row[b] - m_all) * o_row[size_t(b) * C4 + lane];
+    }
+    tg_o[sg * C4 + lane] = acc;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0 && lane < uint(C4)) {
+    for (int s = 1; s < MERGE_SIMD_GROUPS; s++) {
+      acc += tg_o[s * C4 + lane];
+    }
+    reinterpret_cast<device vec<T, 4>*>(out + size_t(row) * D)[lane] = vec<T, 4>(acc / l_all);
+  }
+}
+
+// Host names: attention_<prefill|decode|decode_split|decode_merge>_d<D>_<dtype>.
+#define INSTANTIATE_ATTENTION(name, T, D)                                                                           \
+  template [[host_name("attention_prefill_d" #D "_" #name)]] [[kernel]] decltype(attention_prefill<T, D>)         \
+      attention_prefill<T, D>;                                                                                      \
+  template [[host_name("attention_decode_d" #D "_" #name)]] [[kernel]] decltype(attention_decode<T, D>)           \
+      attention_decode<T, D>;                                                                                       \
+  template [[host_name("attention_decode_split_d" #D "_" #name)]] [[kernel]] decltype(attention_decode_split<T, D>) \
+      attention_decode_split<T, D>;                                                                                 \
+  template [[host_name("attention_decode_merge_d" #D "_" #name)]] [[kernel]] decltype(attention_decode_merge<T, D>) \
+      attention_decode_merge<T, D>;
 
 #define INSTANTIATE_ATTENTION_ALL_DIMS(name, T) \
   INSTANTIATE_ATTENTION(name, T, 64)            \

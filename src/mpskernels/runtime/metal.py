@@ -2,7 +2,8 @@
 
 The bridge encodes on PyTorch's current MPS stream with its shared encoder, caches libraries by source hash and
 pipeline states by kernel name, and binds tensors with their storage offsets. Everything it needs arrives ready:
-specialised source text, tensors and packed scalar bytes in [[buffer(i)]] order, grid and threadgroup sizes.
+specialised source text and, for each dispatch of the plan in order, the kernel's name, tensors and packed scalar
+bytes in [[buffer(i)]] order, grid and threadgroup sizes.
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ class MetalBackend:
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
-        launches.record()
         text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
         placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
-        args = []
-        for b in plan.buffers:
-            if isinstance(b, str):
-                args.append(tensors[b])
-            elif isinstance(b, Scalar):
-                args.append(pack_scalar(b))
-            else:
-                args.append(placeholder)
-        _bridge().launch(text, digest, plan.kernel, args, list(plan.threads), list(plan.group_size),
-                         sorted(plan.threadgroup_memory.items()))
+        dispatches = []
+        for d in plan.dispatches:
+            launches.record()
+            args = []
+            for b in d.buffers:
+                if isinstance(b, str):
+                    args.append(tensors[b])
+                elif isinstance(b, Scalar):
+                    args.append(pack_scalar(b))
+                else:
+                    args.append(placeholder)
+            dispatches.append((d.kernel, args, list(d.threads), list(d.group_size),
+                               sorted(d.threadgroup_memory.items())))
+        # One bridge call encodes them all on one encoder, with a buffer barrier between consecutive dispatches.
+        _bridge().launch(text, digest, dispatches)
