@@ -6,8 +6,8 @@
 // Causal semantics: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys
 // at positions <= that (PyTorch's is_causal when Sq == kv_len).
 //
-// Both kernels keep every intermediate in fp32 (q is pre-multiplied by scale as it is loaded): the scores, the
-// running row max m, the running row sum l and the output accumulator O live in registers as 8x8
+// Every kernel keeps every intermediate in fp32 (q is pre-multiplied by scale as it is loaded). In prefill the
+// scores, the running row max m, the running row sum l and the output accumulator O live in registers as 8x8
 // simdgroup matrices (Apple's lane layout: lane l holds row (l / 16) * 4 + (l / 2) % 4, columns
 // ((l / 8) % 2) * 4 + (l % 2) * 2 + {0, 1}; the four lanes sharing a row differ in lane bits 0 and 3, so a row
 // reduction is two simd_shuffle_xor steps). The full score matrix is never materialised. Online softmax per key
@@ -25,15 +25,32 @@
 //   ceil(Sq / PREFILL_BQ) times per query head (halved on average under causal masking), plus the mask once.
 //   Threadgroup memory: PREFILL_BK * (D + pad) elements of T, at most 16.5 KiB (float, D = 128).
 //
-// attention_decode (Sq <= 8): one threadgroup per group of `heads_per_group` query heads that share a KV head
-// (heads_per_group * Sq <= 8 rows, one 8-row matrix). DECODE_SIMD_GROUPS SIMD groups split the KV length (SIMD
-// group s takes key blocks s, s + DECODE_SIMD_GROUPS, ...), loading K and V straight into matrices, each keeping
-// its own (m, l, O); the partial results are merged through threadgroup memory (global row max, rescaled sums, a
-// tree sum of the O tiles). Traffic: q read once, out written once; each K/V element is read Hq / Hk /
-// heads_per_group times (once when a threadgroup covers a whole KV group), which is the minimum for
-// heads_per_group = Hq / Hk. Threadgroup memory: 16 floats per SIMD group for (m, l) plus DECODE_SIMD_GROUPS / 2
-// tiles of 8 x D floats, at most 16.5 KiB (D = 128). The KV length is not split across threadgroups: that needs a
-// second dispatch (or scratch memory) to merge, which one LaunchPlan cannot express.
+// Decode (Sq <= 8): the KV length is split into `blocks` blocks of block_len keys over threadgroups; one
+// threadgroup takes one block for up to ROWS query rows that share one KV head (the G = Hq / Hk heads of a KV group
+// times the Sq tokens are consecutive rows of q: ROWS at a time, so K and V are read once per KV head whenever
+// G * Sq <= ROWS). Grid: (blocks, Hk * row groups, B) threadgroups of DECODE_SIMD_GROUPS SIMD groups.
+//   attention_decode_split (pass 1) writes each row's unnormalised block result (m, l, O in fp32) to scratch;
+//   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
+//   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
+//   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys.
+// Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
+// load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
+// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
+// a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
+// KPS key slots (log2 KPS shuffles), their sums and O stay per slot until the end. SIMD group s of the
+// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, only the
+// block's last step checks the KV length. The SIMD groups' results merge through threadgroup memory.
+// Registers per lane: q and O for ROWS = 32 / E rows of E elements (32 floats each), m and l per row. The head dim
+// is a template constant, so every loop over E, ROWS and the shuffles unrolls.
+// Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
+// contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
+// threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
+// floats, at most 16.1 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
+// Bytes: q read once (once per row group), out written once, K and V read once per KV head (G * Sq <= ROWS: every
+// GQA decode shape up to G = 8 in float, G = 4 in half/bfloat; beyond, once per row group), the mask once. The
+// minimum is those bytes; the split adds 2 x rows x blocks x (D + 2) x 4 bytes of partial results (written, read
+// back), e.g. B1 Hq32 Hk8 N4000 D128 bf16: 1.0 MB against 16.4 MB of K and V (6%).
 #include <metal_stdlib>
 using namespace metal;
 
@@ -284,6 +301,17 @@ inline void load_chunk(thread float* dst, const device T* p, bool ok) {
   }
 }
 
+// The 4 floats of x in T, as one vector for a single store.
+template <typename T>
+inline vec<T, 4> to_vec4(float4 x) {
+  vec<T, 4> y;
+  y.x = T(x.x);
+  y.y = T(x.y);
+  y.z = T(x.z);
+  y.w = T(x.w);
+  return y;
+}
+
 // Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
 template <int L>
 inline float key_sum(float x) {
@@ -460,7 +488,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
       }
     } else {
       // l_all = 0 (every visible score -inf): 0 / 0 = NaN, as softmax gives.
-      reinterpret_cast<device vec<T, 4>*>(out + row * D)[c] = vec<T, 4>(acc / l_all);
+      reinterpret_cast<device vec<T, 4>*>(out + row * D)[c] = to_vec4<T>(acc / l_all);
     }
   }
 }
@@ -548,7 +576,7 @@ template <typename T, int D>
     for (int s = 1; s < MERGE_SIMD_GROUPS; s++) {
       acc += tg_o[s * C4 + lane];
     }
-    reinterpret_cast<device vec<T, 4>*>(out + size_t(row) * D)[lane] = vec<T, 4>(acc / l_all);
+    reinterpret_cast<device vec<T, 4>*>(out + size_t(row) * D)[lane] = to_vec4<T>(acc / l_all);
   }
 }
 

@@ -38,13 +38,18 @@ class FakeShaderLibrary:
 class FakeBridge:
     def __init__(self):
         self.libraries = {}
-        self.calls = []
+        self.calls = []  # (kernel, argument types) per dispatch
+        self.launches = []  # the kernels of each bridge call
 
-    def launch(self, source, source_hash, kernel, args, threads, group_size, threadgroup_memory):
+    def launch(self, source, source_hash, dispatches):
+        """Like the bridge: every dispatch of one op call, in order (each finishes before the next starts, as the
+        bridge's memory barrier between consecutive dispatches guarantees on the GPU)."""
         lib = self.libraries.setdefault(source_hash, compile_source(source, name="bridge.metal"))
-        self.calls.append((kernel, [type(a).__name__ for a in args]))
-        lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
-                     threadgroup_memory=dict(threadgroup_memory))
+        for kernel, args, threads, group_size, threadgroup_memory in dispatches:
+            self.calls.append((kernel, [type(a).__name__ for a in args]))
+            lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
+                         threadgroup_memory=dict(threadgroup_memory))
+        self.launches.append([d[0] for d in dispatches])
 
 
 @pytest.fixture
@@ -113,6 +118,27 @@ def test_bridge_receives_tensors_and_scalar_bytes_in_buffer_order(fake_metal):
         torch.ops.mpskernels.rms_norm(x, None, 1e-5)
     # x, placeholder for the switched-off weight, out, eps bytes, cols bytes
     assert fake_metal.bridge.calls == [("rms_norm_float32", ["Tensor", "Tensor", "Tensor", "bytes", "bytes"])]
+
+
+@pytest.mark.parametrize("backend", ["metal", "metal-jit"])
+def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatch, backend):
+    from mpskernels.kernels import attention as attn
+
+    monkeypatch.setattr(registry.RUNNERS["attention"], "plans", {})
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(*s, generator=gen) for s in ((1, 4, 1, 64), (1, 1, 50, 64), (1, 1, 50, 64)))
+    with use_backend(backend):
+        got = torch.ops.mpskernels.attention(q, k, v, None, False, None, 49)
+    assert compare(got, attn.reference(q.double(), k.double(), v.double(), None, False, None, 49),
+                   torch.float32).ok
+    if backend == "metal":  # scratch binds like any tensor; both dispatches in one call, split first
+        assert fake_metal.bridge.launches == [["attention_decode_split_d64_float32",
+                                               "attention_decode_merge_d64_float32"]]
+        assert fake_metal.bridge.calls[1] == ("attention_decode_merge_d64_float32",
+                                              ["Tensor", "Tensor", "Tensor", "Tensor", "bytes"])
+    else:
+        assert len(fake_metal.compiled) == 1  # both kernels from one specialised library
 
 
 @pytest.mark.parametrize(
