@@ -33,24 +33,27 @@
 //   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
 //   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
 //   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
-//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys.
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys and 8 times the
+//   bytes of its partial results in K and V.
 // Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
 // row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
 // a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
 // KPS key slots (log2 KPS shuffles), their sums and O stay per slot until the end. SIMD group s of the
-// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, only the
-// block's last step checks the KV length. The SIMD groups' results merge through threadgroup memory.
+// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, the K and
+// V of two steps at a time (64 bytes in flight per lane); only the block's last one or two steps check its end.
+// The SIMD groups' results merge through threadgroup memory.
 // Registers per lane: q and O for ROWS = 32 / E rows of E elements (32 floats each), m and l per row. The head dim
 // is a template constant, so every loop over E, ROWS and the shuffles unrolls.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
 // threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
-// floats, at most 16.1 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
+// floats, at most 16.3 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
 // Bytes: q read once (once per row group), out written once, K and V read once per KV head (G * Sq <= ROWS: every
 // GQA decode shape up to G = 8 in float, G = 4 in half/bfloat; beyond, once per row group), the mask once. The
 // minimum is those bytes; the split adds 2 x rows x blocks x (D + 2) x 4 bytes of partial results (written, read
-// back), e.g. B1 Hq32 Hk8 N4000 D128 bf16: 1.0 MB against 16.4 MB of K and V (6%).
+// back), at most 1/8 of the K and V bytes: B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448
+// threadgroups, 1.9 MB of partials against 16.4 MB of K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -67,6 +70,7 @@ constant constexpr int TILE_LOAD_VEC = 4;                        // consecutive 
 
 constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
+constant constexpr int DECODE_UNROLL = 2;        // decode steps whose K and V loads are issued together
 constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
 static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
               "keep the max_total_threads_per_threadgroup literals below in step");
@@ -344,18 +348,14 @@ struct DecodeRows {
   uint mask_off[ROWS];  // element offset of each row's mask row
 };
 
-// One step of KPS keys per SIMD group: this lane's key is `key`; scores of every row, online softmax, P V.
-// GUARD: the step may run past k_end (the block's last step); otherwise every key is in range and loads are plain.
-template <typename T, int D, bool GUARD>
-inline void decode_step(uint key, uint k_end, thread const float* q, thread float* o, thread float* m,
-                        thread float* l, thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows,
-                        const device T* k_row, const device T* v_row, bool active, bool causal, const device T* mask,
-                        uint mask_stride_k) {
+// Scores of this lane's key against every row, then the online-softmax update of (m, l, O) with the key's K and V
+// chunks kf, vf (in_range false: the key lies past the block, a zero chunk that no row sees).
+template <typename T, int D>
+inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
+                          thread const float* q, thread float* o, thread float* m, thread float* l,
+                          thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
+                          const device T* mask, uint mask_stride_k) {
   typedef DecodeLayout<T, D> Lay;
-  const bool in_range = !GUARD || key < k_end;
-  float kf[Lay::E], vf[Lay::E];
-  load_chunk<T, Lay::E>(kf, k_row, active && in_range);
-  load_chunk<T, Lay::E>(vf, v_row, active && in_range);
   for (int r = 0; r < Lay::ROWS; r++) {
     if (uint(r) >= rows.count) {
       break;
@@ -426,15 +426,27 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
   const device T* k_lane = k + (kv_base + slot) * D + d0;
   const device T* v_lane = v + (kv_base + slot) * D + d0;
-  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ...
+  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ... Full steps load
+  // unguarded, DECODE_UNROLL steps' K and V at once (more bytes in flight per lane); the last step checks k_end.
+  constexpr int U = DECODE_UNROLL;
+  float kf[U * E], vf[U * E];
   uint base = k_begin + sg * Lay::KPS;
-  for (; base + Lay::KPS <= k_end; base += Lay::STEP) {
-    decode_step<T, D, false>(base + slot, k_end, q_reg, o, m, l, rows, k_lane + size_t(base) * D,
-                             v_lane + size_t(base) * D, active, causal, mask, mask_strides.w);
+  for (; base + (U - 1) * Lay::STEP + Lay::KPS <= k_end; base += U * Lay::STEP) {
+    for (int u = 0; u < U; u++) {
+      load_chunk<T, E>(kf + u * E, k_lane + size_t(base + u * Lay::STEP) * D, active);
+      load_chunk<T, E>(vf + u * E, v_lane + size_t(base + u * Lay::STEP) * D, active);
+    }
+    for (int u = 0; u < U; u++) {
+      decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
+                          mask, mask_strides.w);
+    }
   }
-  if (base < k_end) {
-    decode_step<T, D, true>(base + slot, k_end, q_reg, o, m, l, rows, k_lane + size_t(base) * D,
-                            v_lane + size_t(base) * D, active, causal, mask, mask_strides.w);
+  for (; base < k_end; base += Lay::STEP) {
+    const uint key = base + slot;
+    const bool in_range = key < k_end;
+    load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
+    load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
+    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, mask_strides.w);
   }
 
   // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.

@@ -110,23 +110,32 @@ def test_decode_layout_loads_16_bytes_per_lane():
     assert layout(torch.float16, 128).step == 2 * attn.DECODE_SIMD_GROUPS
 
 
-@pytest.mark.parametrize("kv_len, threadgroups, step", [(4000, 8, 8), (16000, 64, 8), (512, 8, 16), (33, 1, 4),
-                                                        (32768, 8, 4), (70000, 1, 8), (100, 2048, 8)])
-def test_decode_split_rule(kv_len, threadgroups, step):
-    blocks, block_len = attn.decode_split(kv_len, threadgroups, step)
+@pytest.mark.parametrize("kv_len, threadgroups, step, min_keys", [
+    (4000, 8, 8, 65), (16000, 64, 8, 65), (512, 8, 16, 32), (33, 1, 4, 32), (32768, 8, 4, 65), (70000, 1, 8, 32),
+    (100, 2048, 8, 32)])
+def test_decode_split_rule(kv_len, threadgroups, step, min_keys):
+    blocks, block_len = attn.decode_split(kv_len, threadgroups, step, min_keys)
     assert block_len % step == 0 and (blocks - 1) * block_len < kv_len <= blocks * block_len  # no empty block
     assert blocks <= attn.DECODE_MAX_BLOCKS
     if blocks > 1:
-        assert block_len >= attn.DECODE_MIN_BLOCK_KEYS
+        assert block_len >= min_keys
         assert (blocks - 1) * threadgroups < attn.DECODE_TARGET_THREADGROUPS  # no more blocks than needed
     elif threadgroups < attn.DECODE_TARGET_THREADGROUPS:
-        assert kv_len < 2 * attn.DECODE_MIN_BLOCK_KEYS  # one pass only for a short KV length
+        assert kv_len < 2 * min_keys  # one pass only for a short KV length
+
+
+def test_decode_blocks_read_8_times_their_partial_results():
+    # 4 rows of D = 128: 2 x 4 x 130 fp32 of partials per block, 512 bytes of bf16 K and V per key
+    assert attn.decode_min_block_keys(4, 128, torch.bfloat16) == 65
+    assert attn.decode_min_block_keys(8, 128, torch.float32) == 65
+    assert attn.decode_min_block_keys(1, 64, torch.float16) == attn.DECODE_MIN_BLOCK_KEYS  # 17 < 32
 
 
 def test_decode_plan_two_passes_with_declared_scratch():
     q, k = torch.empty(1, 32, 1, 128, dtype=torch.float16), torch.empty(1, 8, 4096, 128, dtype=torch.float16)
     plan = kernel_for(q, k, kv_len=4000)
-    blocks, block_len = attn.decode_split(4000, 8, 8)  # 8 KV heads of 4 query rows each: one row group
+    blocks, block_len = attn.decode_split(4000, 8, 8, 65)  # 8 KV heads of 4 query rows each: one row group
+    assert (blocks, block_len) == (56, 72)
     assert plan.kernel == "attention_decode_split_d128_float16"
     assert plan.threads == (blocks * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
     assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
@@ -144,6 +153,7 @@ def test_decode_plan_two_passes_with_declared_scratch():
 def small_blocks(monkeypatch, fresh_plans):
     """Blocks of 16 keys (float32, D = 64: steps of 8 keys) so that short KV lengths split."""
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 4096)
 
 

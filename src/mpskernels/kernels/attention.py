@@ -40,9 +40,11 @@ DECODE_VEC_BYTES = 16  # a lane loads 16 bytes of a key row at a time
 # threadgroups of 128 threads keep every core of the largest Apple GPUs (60-80 cores, each holding several such
 # threadgroups at once) busy, and on smaller GPUs the extra blocks only queue up.
 DECODE_TARGET_THREADGROUPS = 1024
-# A block holds at least this many keys (fewer: more partial results to write and merge than keys to read), so a
-# short KV length runs in one pass. At most DECODE_MAX_BLOCKS blocks.
+# A block holds at least DECODE_MIN_BLOCK_KEYS keys, and enough that its K and V bytes are at least
+# DECODE_PARTIAL_SHARE times the partial results it writes and the merge reads back (at most 1/8 more traffic than
+# the one-pass minimum); so a short KV length runs in one pass. At most DECODE_MAX_BLOCKS blocks.
 DECODE_MIN_BLOCK_KEYS = 32
+DECODE_PARTIAL_SHARE = 8
 DECODE_MAX_BLOCKS = 1024
 
 
@@ -101,12 +103,20 @@ class DecodeLayout:
         return 32 // self.lanes_per_key * DECODE_SIMD_GROUPS
 
 
-def decode_split(kv_len: int, threadgroups: int, step: int) -> tuple[int, int]:
+def decode_min_block_keys(rows: int, head_dim: int, dtype: torch.dtype) -> int:
+    """The fewest keys of a block for a threadgroup of `rows` query rows (see DECODE_PARTIAL_SHARE)."""
+    partial_bytes = 2 * rows * (head_dim + 2) * 4  # fp32 (O, m, l) per row, written then read back
+    kv_bytes_per_key = 2 * head_dim * torch.empty((), dtype=dtype).element_size()
+    return max(DECODE_MIN_BLOCK_KEYS, -(-DECODE_PARTIAL_SHARE * partial_bytes // kv_bytes_per_key))
+
+
+def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None = None) -> tuple[int, int]:
     """(blocks, keys per block) for a decode grid of `threadgroups` threadgroups per block: blocks enough to reach
-    DECODE_TARGET_THREADGROUPS, each at least DECODE_MIN_BLOCK_KEYS keys, a block a multiple of `step` keys (only
-    the last block has a partial step)."""
+    DECODE_TARGET_THREADGROUPS, each at least `min_keys` keys (DECODE_MIN_BLOCK_KEYS by default), a block a
+    multiple of `step` keys (only the last block has a partial step)."""
+    min_keys = DECODE_MIN_BLOCK_KEYS if min_keys is None else min_keys
     wanted = -(-DECODE_TARGET_THREADGROUPS // max(threadgroups, 1))
-    blocks = max(1, min(wanted, kv_len // DECODE_MIN_BLOCK_KEYS, DECODE_MAX_BLOCKS))
+    blocks = max(1, min(wanted, kv_len // min_keys, DECODE_MAX_BLOCKS))
     block_len = -(-kv_len // blocks)
     block_len = -(-block_len // step) * step
     return -(-kv_len // block_len), block_len
@@ -119,7 +129,8 @@ def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, constants: dict, n
     layout = DecodeLayout.of(q.dtype, head_dim)
     group_rows = q_heads // kv_heads * q_len  # rows sharing a KV head
     row_groups = -(-group_rows // layout.rows)
-    blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step)
+    min_keys = decode_min_block_keys(min(layout.rows, group_rows), head_dim, q.dtype)
+    blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step, min_keys)
     dtype = DTYPE_NAMES[q.dtype]
     grid = (blocks * DECODE_THREADS, kv_heads * row_groups, batch)
     if blocks == 1:
