@@ -1,5 +1,6 @@
 // Scaled dot-product attention: out = softmax(q k^T * scale + mask) v, per (batch, query head), with grouped KV
-// heads (query head h reads KV head h / (Hq / Hk)), optional causal masking and an optional additive mask.
+// heads (query head h reads KV head h / (Hq / Hk)), optional causal masking and an optional additive or boolean
+// mask (has_mask: added to the scores; has_bool_mask: false hides the key, like SDPA's bool attn_mask).
 //
 // Layouts (contiguous): q, out [B, Hq, Sq, D]; k, v [B, Hk, Sk, D] where Sk is the KV capacity and only the first
 // kv_len positions are attended; mask is indexed with element strides (b, h, q, key), 0 for a broadcast dimension.
@@ -57,7 +58,8 @@
 #include <metal_stdlib>
 using namespace metal;
 
-constant bool has_mask [[function_constant(0)]];
+constant bool has_mask [[function_constant(0)]];       // an additive mask in T
+constant bool has_bool_mask [[function_constant(1)]];  // a boolean mask: true = attend (SDPA's bool attn_mask)
 
 constant constexpr int FRAG = 8;                      // simdgroup matrix side
 constant constexpr float MASKED = -3.402823466e+38f;  // lowest finite float: the score of an invisible position
@@ -100,12 +102,15 @@ inline bool is_visible(uint key, uint kv_len, bool causal, uint q_pos) {
 // elsewhere; returns the visible elements as bits 2 * j + e.
 template <typename T, int N>
 inline uint mask_scores(thread frag_t* S, uint key0, int col, bool row_ok, uint kv_len, bool causal, uint q_pos,
-                        const device T* mask_row, uint mask_stride_k) {
+                        const device T* mask_row, const device bool* bool_mask_row, uint mask_stride_k) {
   uint bits = 0;
   for (int j = 0; j < N; j++) {
     for (int e = 0; e < 2; e++) {
       uint key = key0 + j * FRAG + col + e;
       bool visible = row_ok && is_visible(key, kv_len, causal, q_pos);
+      if (has_bool_mask && visible) {
+        visible = bool_mask_row[key * mask_stride_k];
+      }
       float s = S[j].thread_elements()[e];
       if (has_mask && visible) {
         s += float(mask_row[key * mask_stride_k]);
@@ -178,6 +183,7 @@ template <typename T, int D>
     const device T* v [[buffer(2)]],
     const device T* mask [[buffer(3), function_constant(has_mask)]],
     device T* out [[buffer(4)]],
+    const device bool* bool_mask [[buffer(16), function_constant(has_bool_mask)]],
     constant float& scale [[buffer(5)]],
     constant uint& num_q_heads [[buffer(6)]],
     constant uint& gqa_factor [[buffer(7)]],
@@ -214,9 +220,15 @@ template <typename T, int D>
 
   frag_t Q[DF];
   load_queries<T, D>(Q, q + (q_head * q_len + q_index) * D, row_ok, scale, col);
+  const size_t mask_off = size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h +
+                          size_t(row_ok ? q_index : 0) * mask_stride_q;
   const device T* mask_row = q;  // never read unless has_mask
-  if (has_mask && row_ok) {
-    mask_row = mask + size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h + size_t(q_index) * mask_stride_q;
+  if (has_mask) {
+    mask_row = mask + mask_off;
+  }
+  const device bool* bool_mask_row = nullptr;  // never read unless has_bool_mask
+  if (has_bool_mask) {
+    bool_mask_row = bool_mask + mask_off;
   }
 
   frag_t O[DF];
@@ -248,7 +260,8 @@ template <typename T, int D>
         simdgroup_multiply_accumulate(S[j], Q[d], Kt, S[j]);
       }
     }
-    const uint visible = mask_scores<T, KF>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, mask_stride_k);
+    const uint visible = mask_scores<T, KF>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, bool_mask_row,
+                                            mask_stride_k);
     const float factor = online_softmax<KF>(S, visible, m_run, l_run);
     for (int d = 0; d < DF; d++) {
       O[d].thread_elements() *= factor;
@@ -354,7 +367,7 @@ template <typename T, int D>
 inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
                           thread const float* q, thread float* o, thread float* m, thread float* l,
                           thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
-                          const device T* mask, uint mask_stride_k) {
+                          const device T* mask, const device bool* bool_mask, uint mask_stride_k) {
   typedef DecodeLayout<T, D> Lay;
   for (int r = 0; r < Lay::ROWS; r++) {
     if (uint(r) >= rows.count) {
@@ -365,7 +378,10 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
       s += q[r * Lay::E + e] * kf[e];
     }
     s = key_sum<Lay::L>(s);
-    const bool visible = in_range && (!causal || key <= rows.q_pos[r]);
+    bool visible = in_range && (!causal || key <= rows.q_pos[r]);
+    if (has_bool_mask && visible) {
+      visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
+    }
     if (has_mask && visible) {
       s += float(mask[rows.mask_off[r] + key * mask_stride_k]);
     }
@@ -386,6 +402,7 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
 // otherwise the block is the whole KV length and the normalised result goes to out.
 template <typename T, int D, bool SPLIT>
 inline void decode_block(const device T* q, const device T* k, const device T* v, const device T* mask,
+                         const device bool* bool_mask,
                          device T* out, device float* o_part, device float* m_part, device float* l_part,
                          float scale, uint num_q_heads, uint gqa_factor, uint q_len, uint kv_capacity, uint kv_len,
                          bool causal, uint4 mask_strides, uint block_len, uint3 tg, uint lid, uint lane, uint sg,
@@ -438,7 +455,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
     }
     for (int u = 0; u < U; u++) {
       decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
-                          mask, mask_strides.w);
+                          mask, bool_mask, mask_strides.w);
     }
   }
   for (; base < k_end; base += Lay::STEP) {
@@ -446,7 +463,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
     const bool in_range = key < k_end;
     load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
     load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
-    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, mask_strides.w);
+    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w);
   }
 
   // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.
@@ -515,6 +532,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
       constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
       constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
       constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
+      const device bool* bool_mask [[buffer(17), function_constant(has_bool_mask)]],       \
       uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
       uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
 
@@ -527,22 +545,24 @@ template <typename T, int D>
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
   const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
-  decode_block<T, D, false>(q, k, v, mask, out, nullptr, nullptr, nullptr, scale, num_q_heads, gqa_factor, q_len,
-                            kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l, tg_o);
+  decode_block<T, D, false>(q, k, v, mask, bool_mask, out, nullptr, nullptr, nullptr, scale, num_q_heads, gqa_factor,
+                            q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l,
+                            tg_o);
 }
 
 // Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
 template <typename T, int D>
 [[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode_split(  // 128 = DECODE_SIMD_GROUPS * 32
-    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(17)]],
-    device float* l_part [[buffer(18)]]) {
+    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(18)]],
+    device float* l_part [[buffer(19)]]) {
   typedef DecodeLayout<T, D> Lay;
   threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
   const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
-  decode_block<T, D, true>(q, k, v, mask, nullptr, o_part, m_part, l_part, scale, num_q_heads, gqa_factor, q_len,
-                           kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l, tg_o);
+  decode_block<T, D, true>(q, k, v, mask, bool_mask, nullptr, o_part, m_part, l_part, scale, num_q_heads,
+                           gqa_factor, q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg,
+                           tg_m, tg_l, tg_o);
 }
 
 // Pass 2 of the split decode: one threadgroup per query row merges the row's `blocks` partial results.

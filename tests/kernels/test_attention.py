@@ -1,6 +1,6 @@
 """attention beyond the generated tests: the reference's semantics against PyTorch SDPA, the prefill/decode choice,
-the decode lane layout and KV split (block boundaries, GQA row groups, one and two passes), KV-cache tails, masks (broadcast shapes, -inf, finfo.min, fully masked rows), long KV
-lengths, large scores, lane-order independence, usage errors and fallbacks. Every kernel run is on the emulator,
+the decode lane layout and KV split (block boundaries, GQA row groups, one and two passes), KV-cache tails, masks
+(broadcast shapes, -inf, finfo.min, boolean, fully masked rows), long KV lengths, large scores, lane-order independence, usage errors and fallbacks. Every kernel run is on the emulator,
 compared with the float64 reference."""
 
 import math
@@ -45,7 +45,7 @@ def emulated(q, k, v, mask=None, causal=False, scale=None, kv_len=None):
 
 
 def expected(q, k, v, mask=None, causal=False, scale=None, kv_len=None):
-    up = lambda t: None if t is None else t.double()  # noqa: E731
+    up = lambda t: t if t is None or t.dtype == torch.bool else t.double()  # noqa: E731
     return attn.reference(up(q), up(k), up(v), up(mask), causal, scale, kv_len)
 
 
@@ -73,6 +73,9 @@ def test_reference_is_sdpa_for_self_attention_with_grouped_heads():
                                F.scaled_dot_product_attention(q, full_k, full_v, is_causal=True))
     torch.testing.assert_close(attn.reference(q, k, v, mask, False, 0.2, None),
                                F.scaled_dot_product_attention(q, full_k, full_v, attn_mask=mask, scale=0.2))
+    keep = mask > -0.5
+    torch.testing.assert_close(attn.reference(q, k, v, keep, False, None, None),
+                               F.scaled_dot_product_attention(q, full_k, full_v, attn_mask=keep))
 
 
 def test_reference_with_a_kv_cache_puts_the_queries_at_the_end():
@@ -260,6 +263,29 @@ def test_finfo_min_mask_weighs_visible_keys_like_the_reference(dtype, q_len):
     mask[..., :, 20:] = torch.finfo(dtype).min
     mask[..., 1, :] = torch.finfo(dtype).min  # a fully "masked" row: uniform weights over the visible keys
     check(q, k, v, mask.to(dtype), True, None, 45)
+
+
+@pytest.mark.parametrize("q_len, mask_shape", [(1, (2, 1, 1, 210)), (3, (1, 4, 3, 210)), (20, (20, 70))], ids=str)
+def test_boolean_masks(small_blocks, q_len, mask_shape):
+    """True attends, like SDPA's bool attn_mask: decode over split blocks and prefill; broadcast shapes; a row
+    that hides every key gives NaN."""
+    q, k, v = qkv(2, 4, 1, q_len, 210 if q_len < 20 else 70, 64, seed=q_len)
+    kv_len = 200 if q_len < 20 else 66
+    keep = torch.rand(*mask_shape, generator=torch.Generator().manual_seed(q_len)) > 0.3
+    keep[..., :2] = True  # every row sees a key...
+    keep[(0,) * (len(mask_shape) - 1)] = False  # ...but the first row, broadcast or not
+    if q_len < 20:
+        assert len(kernel_for(q, k, keep, kv_len).dispatches) == 2 and kernel_for(q, k, keep, kv_len).buffers[17]
+    got, want = emulated(q, k, v, keep, False, None, kv_len), expected(q, k, v, keep, False, None, kv_len)
+    assert got.isnan().sum() == want.isnan().sum() > 0
+    assert compare(got, want, q.dtype).ok
+    check(q, k, v, keep[..., :kv_len] | True, True, None, kv_len)  # an all-true mask of width kv_len, causal
+
+
+def test_mask_of_another_dtype_is_a_usage_error():
+    q, k, v = qkv(1, 2, 1, 1, 8, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"mpskernels\.attention: mask has dtype torch.float32: it must be bool"):
+        torch.ops.mpskernels.attention(q, k, v, torch.zeros(1, 8), False)
 
 
 # ---- numerics and scheduling ----

@@ -1,4 +1,5 @@
-"""Scaled dot-product attention with grouped KV heads, causal masking, an additive mask and a KV-cache length.
+"""Scaled dot-product attention with grouped KV heads, causal masking, an additive or boolean mask and a KV-cache
+length.
 
 out = softmax(q k^T * scale + mask) v, computed per (batch, query head) over the first `kv_len` key positions.
 
@@ -8,8 +9,9 @@ out = softmax(q k^T * scale + mask) v, computed per (batch, query head) over the
 - `causal`: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys at
   positions <= that. With Sq == kv_len this is PyTorch SDPA's is_causal; with a KV cache it is the usual
   "new tokens at the end" rule (decode: Sq == 1 sees every cached key). Needs kv_len >= Sq.
-- `mask`: additive, in q's dtype, broadcastable to [B, Hq, Sq, kv_len]; its last dimension is 1, kv_len or Sk
-  (then only the first kv_len columns are read). A row whose scores are all -inf gives NaN, like softmax does.
+- `mask`: additive in q's dtype, or boolean (True: attend, as SDPA's bool attn_mask), broadcastable to
+  [B, Hq, Sq, kv_len]; its last dimension is 1, kv_len or Sk (then only the first kv_len columns are read). A row
+  whose scores are all -inf (or whose keys are all hidden) gives NaN, like softmax does.
 - `scale` defaults to 1 / sqrt(D).
 
 Sq <= DECODE_MAX_QUERIES runs the decode kernels: the KV length is split into blocks over threadgroups (the query
@@ -62,8 +64,9 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     values = v[:, :, :n].to(compute).repeat_interleave(group, dim=1)
     scores = q.to(compute) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(head_dim) if scale is None else scale)
     if mask is not None:
-        m = mask.to(compute)
-        scores = scores + (m if m.shape[-1] == 1 else m[..., :n])
+        m = mask if mask.dtype == torch.bool else mask.to(compute)
+        m = m if m.shape[-1] == 1 else m[..., :n]
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
     if causal:
         query_pos = torch.arange(q_len, device=q.device) + (n - q_len)
         visible = torch.arange(n, device=q.device)[None, :] <= query_pos[:, None]
@@ -122,8 +125,10 @@ def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None
     return -(-kv_len // block_len), block_len
 
 
-def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, constants: dict, n: int) -> LaunchPlan:
-    """One pass when the KV length is one block; else the split pass and the merge pass."""
+def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | None, constants: dict, n: int
+                ) -> LaunchPlan:
+    """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds
+    [[buffer(17)]] (None: no boolean mask)."""
     batch, q_heads, q_len, head_dim = q.shape
     kv_heads = k.shape[1]
     layout = DecodeLayout.of(q.dtype, head_dim)
@@ -134,10 +139,11 @@ def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, constants: dict, n
     dtype = DTYPE_NAMES[q.dtype]
     grid = (blocks * DECODE_THREADS, kv_heads * row_groups, batch)
     if blocks == 1:
-        return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}", buffers=buffers + (Scalar(block_len, "uint"),),
-                          threads=grid, group_size=(DECODE_THREADS, 1, 1), constants=constants)
+        tail = (Scalar(block_len, "uint"),) + ((bool_mask,) if bool_mask else ())
+        return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}", buffers=buffers + tail, threads=grid,
+                          group_size=(DECODE_THREADS, 1, 1), constants=constants)
     rows = batch * q_heads * q_len
-    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part")
+    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), bool_mask, "m_part", "l_part")
     merge = Dispatch(kernel=f"attention_decode_merge_d{head_dim}_{dtype}",
                      buffers=("o_part", "m_part", "l_part", "out", Scalar(blocks, "uint")),
                      threads=(rows * MERGE_THREADS, 1, 1), group_size=(MERGE_THREADS, 1, 1))
@@ -156,19 +162,21 @@ def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, c
     kv_heads, capacity = k.shape[1], k.shape[2]
     n = _kv_length(k, kv_len)
     strides = _mask_strides(mask) if mask is not None else (0, 0, 0, 0)
+    is_bool = mask is not None and mask.dtype == torch.bool
+    bool_mask = "mask" if is_bool else None  # [[buffer(16)]] in prefill, 17 in decode
     buffers = (
-        "q", "k", "v", "mask" if mask is not None else None, "out",
+        "q", "k", "v", "mask" if mask is not None and not is_bool else None, "out",
         Scalar(1.0 / math.sqrt(head_dim) if scale is None else float(scale), "float"),
         Scalar(q_heads, "uint"), Scalar(q_heads // kv_heads, "uint"), Scalar(q_len, "uint"),
         Scalar(capacity, "uint"), Scalar(n, "uint"), Scalar(bool(causal), "bool"),
         *(Scalar(s, "uint") for s in strides),
     )
-    constants = {"has_mask": mask is not None}
+    constants = {"has_mask": mask is not None and not is_bool, "has_bool_mask": is_bool}
     if q_len <= DECODE_MAX_QUERIES:
-        return decode_plan(q, k, buffers, constants, n)
+        return decode_plan(q, k, buffers, bool_mask, constants, n)
     return LaunchPlan(
         kernel=f"attention_prefill_d{head_dim}_{DTYPE_NAMES[q.dtype]}",
-        buffers=buffers,
+        buffers=buffers + ((bool_mask,) if is_bool else ()),
         threads=(-(-q_len // PREFILL_BQ) * PREFILL_THREADS, q_heads, batch),
         group_size=(PREFILL_THREADS, 1, 1),
         constants=constants,
@@ -194,6 +202,8 @@ def validate(inputs) -> None:
         raise ValueError(f"causal attention needs kv_len >= the {q.shape[2]} queries (the queries are the last "
                          f"positions of the sequence), got kv_len {n}")
     if mask is not None:
+        if mask.dtype not in (q.dtype, torch.bool):
+            raise ValueError(f"mask has dtype {mask.dtype}: it must be bool or q's dtype ({q.dtype})")
         want = (q.shape[0], q.shape[1], q.shape[2])
         lead = (1,) * (4 - mask.dim()) + tuple(mask.shape[:-1]) if 1 <= mask.dim() <= 4 else None
         if lead is None or any(m not in (1, w) for m, w in zip(lead, want)) or \
@@ -277,6 +287,7 @@ ATTENTION = KernelFamily(
     name="attention",
     source="attention.metal",
     schema="(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal, float? scale=None, int? kv_len=None) -> Tensor",
+    dtype_args=("q", "k", "v"),  # the mask is q's dtype or bool: validate checks it
     reference=reference,
     dtypes=FLOAT_DTYPES,
     outputs={"out": like("q")},
