@@ -340,3 +340,12 @@ def test_other_head_dims_run_the_reference(monkeypatch, head_dim):
     got = emulated(q, k, v, None, True, None, 7)
     torch.testing.assert_close(got, attn.reference(q, k, v, None, True, None, 7))
     assert launched == []
+
+
+def test_split_decode_does_not_depend_on_lane_order(monkeypatch, small_blocks):
+    q, k, v = qkv(1, 4, 1, 2, 70, 128, dtype=torch.float16)
+    mask = randn(2, 70, seed=4, dtype=torch.float16)
+    assert len(kernel_for(q, k, mask, 66).dispatches) == 2
+    fixed = check(q, k, v, mask, True, None, 66)
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
+    torch.testing.assert_close(emulated(q, k, v, mask, True, None, 66), fixed, rtol=0, atol=0)

@@ -294,8 +294,8 @@ ATTENTION = KernelFamily(
     plan=plan,
     validate=validate,
     constraints=(head_dim_supported, has_keys, fits_uint32),
-    description="Scaled dot-product attention (grouped KV heads, causal, additive mask, KV cache length); "
-                "flash-attention prefill, split-KV decode for <= 8 queries",
+    description="Scaled dot-product attention (grouped KV heads, causal, additive or boolean mask, KV cache "
+                "length); flash-attention prefill, two-pass split-KV decode for <= 8 queries",
     fusions="q k^T, scale, mask, causal mask, online softmax and P v in one kernel; the score matrix is never "
             "materialised",
     examples=examples,
