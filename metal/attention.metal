@@ -29,7 +29,8 @@
 // Decode (Sq <= 8): the KV length is split into `blocks` blocks of block_len keys over threadgroups; one
 // threadgroup takes one block for up to ROWS query rows that share one KV head (the G = Hq / Hk heads of a KV group
 // times the Sq tokens are consecutive rows of q: ROWS at a time, so K and V are read once per KV head whenever
-// G * Sq <= ROWS). Grid: (blocks, Hk * row groups, B) threadgroups of DECODE_SIMD_GROUPS SIMD groups.
+// G * Sq <= ROWS; the row groups of a block are neighbours in the grid, so a re-read hits the cache).
+// Grid: (blocks * row groups, Hk, B) threadgroups of DECODE_SIMD_GROUPS SIMD groups.
 //   attention_decode_split (pass 1) writes each row's unnormalised block result (m, l, O in fp32) to scratch;
 //   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
 //   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
@@ -50,11 +51,12 @@
 // contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
 // threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
 // floats, at most 16.3 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
-// Bytes: q read once (once per row group), out written once, K and V read once per KV head (G * Sq <= ROWS: every
-// GQA decode shape up to G = 8 in float, G = 4 in half/bfloat; beyond, once per row group), the mask once. The
-// minimum is those bytes; the split adds 2 x rows x blocks x (D + 2) x 4 bytes of partial results (written, read
-// back), at most 1/8 of the K and V bytes: B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448
-// threadgroups, 1.9 MB of partials against 16.4 MB of K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
+// Bytes: q read once, out written once, the mask once, K and V once per KV head when G * Sq <= ROWS (every
+// one-token GQA shape up to G = 8 in float, G = 4 in half/bfloat), else once per row group (from the cache when
+// the neighbouring row groups run together). That is the minimum; the split adds 2 x rows x blocks x (D + 2) x 4
+// bytes of partial results (written, read back), per threadgroup at most 1/8 of the K and V bytes it reads:
+// B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448 threadgroups, 1.9 MB of partials against 16.4 MB of
+// K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -68,7 +70,7 @@ constant constexpr int PREFILL_SIMD_GROUPS = 4;
 constant constexpr int PREFILL_BQ = PREFILL_SIMD_GROUPS * FRAG;  // query rows per threadgroup
 constant constexpr int PREFILL_BK = 32;                          // key rows per staged block
 constant constexpr int TILE_PAD_BYTES = 16;                      // staggers tile rows across memory banks
-constant constexpr int TILE_LOAD_VEC = 4;                        // consecutive elements per thread in tile loads
+constant constexpr int TILE_LOAD_VEC = 4;                        // elements per thread in tile loads: a vec<T, 4>
 
 constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
@@ -82,6 +84,17 @@ typedef simdgroup_matrix<float, 8, 8> frag_t;
 // This lane's element coordinates inside an 8x8 simdgroup matrix (it holds (row, col) and (row, col + 1)).
 inline int frag_row(uint lane) { return int((lane / 16) * 4 + (lane / 2) % 4); }
 inline int frag_col(uint lane) { return int(((lane / 8) % 2) * 4 + (lane % 2) * 2); }
+
+// The 4 floats of x in T, as one vector for a single store.
+template <typename T>
+inline vec<T, 4> to_vec4(float4 x) {
+  vec<T, 4> y;
+  y.x = T(x.x);
+  y.y = T(x.y);
+  y.z = T(x.z);
+  y.w = T(x.w);
+  return y;
+}
 
 // Sum and max over the four lanes that hold one matrix row.
 inline float row_max(float x) {
@@ -169,10 +182,9 @@ inline void load_tile(threadgroup T* tile, const device T* src, uint row0, uint 
     uint r = c / CHUNKS_PER_ROW;
     uint col = (c % CHUNKS_PER_ROW) * TILE_LOAD_VEC;
     bool ok = row0 + r < kv_len;
-    const device T* s = src + size_t(row0 + r) * D + col;
-    for (int i = 0; i < TILE_LOAD_VEC; i++) {
-      tile[r * LD + col + i] = ok ? s[i] : T(0);
-    }
+    // One whole-vector load per chunk (rows past kv_len are zeros); tile rows are 16-byte multiples apart.
+    const device vec<T, 4>* s = reinterpret_cast<const device vec<T, 4>*>(src + size_t(row0 + r) * D + col);
+    *reinterpret_cast<threadgroup vec<T, 4>*>(tile + r * LD + col) = to_vec4<T>(ok ? float4(*s) : float4(0.0f));
   }
 }
 
@@ -203,7 +215,9 @@ template <typename T, int D>
   constexpr int LD = D + TILE_PAD_BYTES / int(sizeof(T));
   constexpr int DF = D / FRAG;
   constexpr int KF = PREFILL_BK / FRAG;
-  threadgroup T kv_tile[PREFILL_BK * LD];
+  static_assert(LD % 4 == 0, "tile rows hold whole vec<T, 4>s");
+  threadgroup vec<T, 4> kv_tile_vecs[PREFILL_BK * LD / 4];  // declared as vectors: aligned for vector stores
+  threadgroup T* kv_tile = reinterpret_cast<threadgroup T*>(kv_tile_vecs);
 
   const uint head = tg.y, batch = tg.z;
   const uint num_kv_heads = num_q_heads / gqa_factor;
@@ -318,17 +332,6 @@ inline void load_chunk(thread float* dst, const device T* p, bool ok) {
   }
 }
 
-// The 4 floats of x in T, as one vector for a single store.
-template <typename T>
-inline vec<T, 4> to_vec4(float4 x) {
-  vec<T, 4> y;
-  y.x = T(x.x);
-  y.y = T(x.y);
-  y.z = T(x.z);
-  y.w = T(x.w);
-  return y;
-}
-
 // Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
 template <int L>
 inline float key_sum(float x) {
@@ -409,10 +412,11 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
                          threadgroup float* tg_m, threadgroup float* tg_l, threadgroup float* tg_o) {
   typedef DecodeLayout<T, D> Lay;
   constexpr int ROWS = Lay::ROWS, E = Lay::E;
-  const uint block = tg.x, batch = tg.z;
   const uint group_rows = gqa_factor * q_len;  // rows sharing one KV head, consecutive in q
   const uint row_groups = (group_rows + ROWS - 1) / ROWS;
-  const uint kv_head = tg.y / row_groups, row0 = (tg.y % row_groups) * ROWS;
+  // The row groups of one block are neighbours in the grid, so they run together and share its K/V in the cache.
+  const uint block = tg.x / row_groups, row0 = (tg.x % row_groups) * ROWS;
+  const uint kv_head = tg.y, batch = tg.z;
   const uint num_kv_heads = num_q_heads / gqa_factor;
 
   DecodeRows<ROWS> rows;
@@ -532,14 +536,14 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
       constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
       constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
       constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
-      const device bool* bool_mask [[buffer(17), function_constant(has_bool_mask)]],       \
       uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
       uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
 
 // The one-pass decode: one block spans the KV length (block_len >= kv_len); writes out.
 template <typename T, int D>
 [[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode(  // 128 = DECODE_SIMD_GROUPS * 32
-    DECODE_PARAMS, device T* out [[buffer(4)]]) {
+    DECODE_PARAMS, device T* out [[buffer(4)]],
+    const device bool* bool_mask [[buffer(17), function_constant(has_bool_mask)]]) {
   typedef DecodeLayout<T, D> Lay;
   threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
@@ -553,8 +557,9 @@ template <typename T, int D>
 // Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
 template <typename T, int D>
 [[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode_split(  // 128 = DECODE_SIMD_GROUPS * 32
-    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(18)]],
-    device float* l_part [[buffer(19)]]) {
+    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(17)]],
+    device float* l_part [[buffer(18)]],
+    const device bool* bool_mask [[buffer(19), function_constant(has_bool_mask)]]) {
   typedef DecodeLayout<T, D> Lay;
   threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
