@@ -120,8 +120,10 @@ def test_bridge_receives_tensors_and_scalar_bytes_in_buffer_order(fake_metal):
     assert fake_metal.bridge.calls == [("rms_norm_float32", ["Tensor", "Tensor", "Tensor", "bytes", "bytes"])]
 
 
+@pytest.mark.parametrize("boolean_mask", [False, True], ids=["no-mask", "bool-mask"])
 @pytest.mark.parametrize("backend", ["metal", "metal-jit"])
-def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatch, backend):
+def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatch, backend, boolean_mask):
+    """Scratch binds like any tensor; the switched-off mask buffer of each kind gets a placeholder of its type."""
     from mpskernels.kernels import attention as attn
 
     monkeypatch.setattr(registry.RUNNERS["attention"], "plans", {})
@@ -129,11 +131,12 @@ def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatc
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(*s, generator=gen) for s in ((1, 4, 1, 64), (1, 1, 50, 64), (1, 1, 50, 64)))
+    mask = torch.arange(50) % 3 != 1 if boolean_mask else None
     with use_backend(backend):
-        got = torch.ops.mpskernels.attention(q, k, v, None, False, None, 49)
-    assert compare(got, attn.reference(q.double(), k.double(), v.double(), None, False, None, 49),
+        got = torch.ops.mpskernels.attention(q, k, v, mask, False, None, 49)
+    assert compare(got, attn.reference(q.double(), k.double(), v.double(), mask, False, None, 49),
                    torch.float32).ok
-    if backend == "metal":  # scratch binds like any tensor; both dispatches in one call, split first
+    if backend == "metal":  # both dispatches in one bridge call, the split first
         assert fake_metal.bridge.launches == [["attention_decode_split_d64_float32",
                                                "attention_decode_merge_d64_float32"]]
         assert fake_metal.bridge.calls[1] == ("attention_decode_merge_d64_float32",

@@ -128,8 +128,7 @@ def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None
 def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | None, constants: dict, n: int
                 ) -> LaunchPlan:
     """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds the
-    last buffer, [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask, and no buffer past the others: the
-    Metal backends would bind a placeholder of q's type there)."""
+    last buffer, [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask)."""
     batch, q_heads, q_len, head_dim = q.shape
     kv_heads = k.shape[1]
     layout = DecodeLayout.of(q.dtype, head_dim)
@@ -140,12 +139,11 @@ def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | N
     dtype = DTYPE_NAMES[q.dtype]
     grid = (blocks * row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
     if blocks == 1:
-        tail = (Scalar(block_len, "uint"),) + ((bool_mask,) if bool_mask else ())
-        return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}", buffers=buffers + tail, threads=grid,
+        return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}",
+                          buffers=buffers + (Scalar(block_len, "uint"), bool_mask), threads=grid,
                           group_size=(DECODE_THREADS, 1, 1), constants=constants)
     rows = batch * q_heads * q_len
-    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part")
-    split += (bool_mask,) if bool_mask else ()
+    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part", bool_mask)
     merge = Dispatch(kernel=f"attention_decode_merge_d{head_dim}_{dtype}",
                      buffers=("o_part", "m_part", "l_part", "out", Scalar(blocks, "uint")),
                      threads=(rows * MERGE_THREADS, 1, 1), group_size=(MERGE_THREADS, 1, 1))
@@ -165,7 +163,7 @@ def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, c
     n = _kv_length(k, kv_len)
     strides = _mask_strides(mask) if mask is not None else (0, 0, 0, 0)
     is_bool = mask is not None and mask.dtype == torch.bool
-    bool_mask = "mask" if is_bool else None  # the last buffer of each kernel, bound only when there is one
+    bool_mask = "mask" if is_bool else None  # the last buffer of each kernel
     buffers = (
         "q", "k", "v", "mask" if mask is not None and not is_bool else None, "out",
         Scalar(1.0 / math.sqrt(head_dim) if scale is None else float(scale), "float"),
@@ -178,7 +176,7 @@ def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, c
         return decode_plan(q, k, buffers, bool_mask, constants, n)
     return LaunchPlan(
         kernel=f"attention_prefill_d{head_dim}_{DTYPE_NAMES[q.dtype]}",
-        buffers=buffers + ((bool_mask,) if is_bool else ()),
+        buffers=buffers + (bool_mask,),
         threads=(-(-q_len // PREFILL_BQ) * PREFILL_THREADS, q_heads, batch),
         group_size=(PREFILL_THREADS, 1, 1),
         constants=constants,

@@ -15,7 +15,7 @@ import torch
 
 from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
-from .metal_source import pack_scalar, specialised_source
+from .metal_source import pack_scalar, placeholder as typed_placeholder, placeholder_dtypes, specialised_source
 
 
 @lru_cache(maxsize=256)
@@ -51,11 +51,12 @@ class JitBackend:
         for d in plan.dispatches:
             launches.record()
             args = []
-            for b in d.buffers:
+            for i, b in enumerate(d.buffers):
                 if isinstance(b, str):
                     args.append(tensors[b])
                 elif isinstance(b, Scalar):
                     args.append(_scalar_tensor(b.value, b.msl_type, device))
-                else:
-                    args.append(placeholder)
+                else:  # a buffer switched off by a function constant: something of its declared type
+                    typed = placeholder_dtypes(family.source, d.kernel).get(i)
+                    args.append(placeholder if typed is None else typed_placeholder(typed, str(placeholder.device)))
             getattr(lib, d.kernel)(*args, threads=d.threads, group_size=d.group_size)

@@ -12,7 +12,7 @@ import torch
 
 from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
-from .metal_source import pack_scalar, specialised_source
+from .metal_source import pack_scalar, placeholder as typed_placeholder, placeholder_dtypes, specialised_source
 
 
 def _bridge():
@@ -41,13 +41,14 @@ class MetalBackend:
         for d in plan.dispatches:
             launches.record()
             args = []
-            for b in d.buffers:
+            for i, b in enumerate(d.buffers):
                 if isinstance(b, str):
                     args.append(tensors[b])
                 elif isinstance(b, Scalar):
                     args.append(pack_scalar(b))
-                else:
-                    args.append(placeholder)
+                else:  # a buffer switched off by a function constant: something of its declared type
+                    typed = placeholder_dtypes(family.source, d.kernel).get(i)
+                    args.append(placeholder if typed is None else typed_placeholder(typed, str(placeholder.device)))
             dispatches.append((d.kernel, args, list(d.threads), list(d.group_size),
                                sorted(d.threadgroup_memory.items())))
         # One bridge call encodes them all on one encoder, with a buffer barrier between consecutive dispatches.
