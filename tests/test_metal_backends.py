@@ -170,3 +170,18 @@ def test_backends_report_why_they_are_unavailable_here():
         pytest.skip("this machine has MPS")
     assert "MPS is not available" in runtime.BACKENDS["metal-jit"].unavailable()
     assert "MPS is not available" in runtime.BACKENDS["metal"].unavailable()
+
+
+def test_launch_plan_lists_its_dispatches_and_declares_scratch():
+    from mpskernels.kernels.spec import Dispatch, LaunchPlan, Scratch, allocate_scratch
+
+    second = Dispatch("merge", ("part", "out"), (64, 1, 1), (64, 1, 1))
+    plan = LaunchPlan("split", ("x", "part"), (128, 2, 1), (32, 1, 1), then=(second,),
+                      scratch=(Scratch("part", (2, 3), torch.float32),))
+    assert [d.kernel for d in plan.dispatches] == ["split", "merge"] and plan.dispatches[0].threads == (128, 2, 1)
+    assert not plan.is_empty()
+    assert LaunchPlan("split", (), (128, 1, 1), (32, 1, 1), then=(Dispatch("m", (), (0, 1, 1), (1, 1, 1)),)).is_empty()
+    scratch = allocate_scratch(plan, torch.device("cpu"), poison=True)
+    assert scratch["part"].shape == (2, 3) and scratch["part"].isnan().all()
+    with pytest.raises(ValueError, match="scratch buffer names repeat"):
+        LaunchPlan("k", (), (1, 1, 1), (1, 1, 1), scratch=(Scratch("a", (1,), torch.float32),) * 2)
