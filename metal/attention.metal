@@ -41,7 +41,8 @@
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
 // row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
 // a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
-// KPS key slots (log2 KPS shuffles), their sums and O stay per slot until the end. SIMD group s of the
+// KPS key slots (log2 KPS shuffles; O and l are rescaled only when it grows, a branch uniform over the SIMD group),
+// their sums and O stay per slot until the end. SIMD group s of the
 // threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, the K and
 // V of two steps at a time (64 bytes in flight per lane); only the block's last one or two steps check its end.
 // The SIMD groups' results merge through threadgroup memory.
@@ -390,13 +391,19 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
     }
     s = visible ? s : MASKED;
     const float m_new = max(m[r], step_max<Lay::L>(s));
-    const float factor = metal::precise::exp(m[r] - m_new);
-    const float p = visible ? metal::precise::exp(s - m_new) : 0.0f;
-    l[r] = l[r] * factor + p;  // this key slot's share; the slots are summed at the end
-    for (int e = 0; e < Lay::E; e++) {
-      o[r * Lay::E + e] = o[r * Lay::E + e] * factor + p * vf[e];
+    if (m_new > m[r]) {  // a new row max: rescale. m is the SIMD group's, so the branch is uniform; mostly skipped
+      const float factor = metal::precise::exp(m[r] - m_new);
+      l[r] *= factor;
+      for (int e = 0; e < Lay::E; e++) {
+        o[r * Lay::E + e] *= factor;
+      }
+      m[r] = m_new;
     }
-    m[r] = m_new;
+    const float p = visible ? metal::precise::exp(s - m_new) : 0.0f;
+    l[r] += p;  // this key slot's share; the slots are summed at the end
+    for (int e = 0; e < Lay::E; e++) {
+      o[r * Lay::E + e] += p * vf[e];
+    }
   }
 }
 
