@@ -1,13 +1,14 @@
 // Scaled dot-product attention: out = softmax(q k^T * scale + mask) v, per (batch, query head), with grouped KV
-// heads (query head h reads KV head h / (Hq / Hk)), optional causal masking and an optional additive mask.
+// heads (query head h reads KV head h / (Hq / Hk)), optional causal masking and an optional additive or boolean
+// mask (has_mask: added to the scores; has_bool_mask: false hides the key, like SDPA's bool attn_mask).
 //
 // Layouts (contiguous): q, out [B, Hq, Sq, D]; k, v [B, Hk, Sk, D] where Sk is the KV capacity and only the first
 // kv_len positions are attended; mask is indexed with element strides (b, h, q, key), 0 for a broadcast dimension.
 // Causal semantics: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys
 // at positions <= that (PyTorch's is_causal when Sq == kv_len).
 //
-// Both kernels keep every intermediate in fp32 (q is pre-multiplied by scale as it is loaded): the scores, the
-// running row max m, the running row sum l and the output accumulator O live in registers as 8x8
+// Every kernel keeps every intermediate in fp32 (q is pre-multiplied by scale as it is loaded). In prefill the
+// scores, the running row max m, the running row sum l and the output accumulator O live in registers as 8x8
 // simdgroup matrices (Apple's lane layout: lane l holds row (l / 16) * 4 + (l / 2) % 4, columns
 // ((l / 8) % 2) * 4 + (l % 2) * 2 + {0, 1}; the four lanes sharing a row differ in lane bits 0 and 3, so a row
 // reduction is two simd_shuffle_xor steps). The full score matrix is never materialised. Online softmax per key
@@ -25,19 +26,43 @@
 //   ceil(Sq / PREFILL_BQ) times per query head (halved on average under causal masking), plus the mask once.
 //   Threadgroup memory: PREFILL_BK * (D + pad) elements of T, at most 16.5 KiB (float, D = 128).
 //
-// attention_decode (Sq <= 8): one threadgroup per group of `heads_per_group` query heads that share a KV head
-// (heads_per_group * Sq <= 8 rows, one 8-row matrix). DECODE_SIMD_GROUPS SIMD groups split the KV length (SIMD
-// group s takes key blocks s, s + DECODE_SIMD_GROUPS, ...), loading K and V straight into matrices, each keeping
-// its own (m, l, O); the partial results are merged through threadgroup memory (global row max, rescaled sums, a
-// tree sum of the O tiles). Traffic: q read once, out written once; each K/V element is read Hq / Hk /
-// heads_per_group times (once when a threadgroup covers a whole KV group), which is the minimum for
-// heads_per_group = Hq / Hk. Threadgroup memory: 16 floats per SIMD group for (m, l) plus DECODE_SIMD_GROUPS / 2
-// tiles of 8 x D floats, at most 16.5 KiB (D = 128). The KV length is not split across threadgroups: that needs a
-// second dispatch (or scratch memory) to merge, which one LaunchPlan cannot express.
+// Decode (Sq <= 8): the KV length is split into `blocks` blocks of block_len keys over threadgroups; one
+// threadgroup takes one block for up to ROWS query rows that share one KV head (the G = Hq / Hk heads of a KV group
+// times the Sq tokens are consecutive rows of q: ROWS at a time, so K and V are read once per KV head whenever
+// G * Sq <= ROWS; the row groups of a block are neighbours in the grid, so a re-read hits the cache).
+// Grid: (blocks * row groups, Hk, B) threadgroups of DECODE_SIMD_GROUPS SIMD groups.
+//   attention_decode_split (pass 1) writes each row's unnormalised block result (m, l, O in fp32) to scratch;
+//   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
+//   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
+//   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys and 8 times the
+//   bytes of its partial results in K and V.
+// Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
+// load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
+// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
+// a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
+// KPS key slots (log2 KPS shuffles; O and l are rescaled only when it grows, a branch uniform over the SIMD group),
+// their sums and O stay per slot until the end. SIMD group s of the
+// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, the K and
+// V of two steps at a time (64 bytes in flight per lane); only the block's last one or two steps check its end.
+// The SIMD groups' results merge through threadgroup memory.
+// Registers per lane: q and O for ROWS = 32 / E rows of E elements (32 floats each), m and l per row. The head dim
+// is a template constant, so every loop over E, ROWS and the shuffles unrolls.
+// Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
+// contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
+// threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
+// floats, at most 16.3 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
+// Bytes: q read once, out written once, the mask once, K and V once per KV head when G * Sq <= ROWS (every
+// one-token GQA shape up to G = 8 in float, G = 4 in half/bfloat), else once per row group (from the cache when
+// the neighbouring row groups run together). That is the minimum; the split adds 2 x rows x blocks x (D + 2) x 4
+// bytes of partial results (written, read back), per threadgroup at most 1/8 of the K and V bytes it reads:
+// B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448 threadgroups, 1.9 MB of partials against 16.4 MB of
+// K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
-constant bool has_mask [[function_constant(0)]];
+constant bool has_mask [[function_constant(0)]];       // an additive mask in T
+constant bool has_bool_mask [[function_constant(1)]];  // a boolean mask: true = attend (SDPA's bool attn_mask)
 
 constant constexpr int FRAG = 8;                      // simdgroup matrix side
 constant constexpr float MASKED = -3.402823466e+38f;  // lowest finite float: the score of an invisible position
@@ -46,10 +71,13 @@ constant constexpr int PREFILL_SIMD_GROUPS = 4;
 constant constexpr int PREFILL_BQ = PREFILL_SIMD_GROUPS * FRAG;  // query rows per threadgroup
 constant constexpr int PREFILL_BK = 32;                          // key rows per staged block
 constant constexpr int TILE_PAD_BYTES = 16;                      // staggers tile rows across memory banks
-constant constexpr int TILE_LOAD_VEC = 4;                        // consecutive elements per thread in tile loads
+constant constexpr int TILE_LOAD_VEC = 4;                        // elements per thread in tile loads: a vec<T, 4>
 
-constant constexpr int DECODE_SIMD_GROUPS = 8;        // power of two: the O tiles are summed as a tree
-static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 256,
+constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
+constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
+constant constexpr int DECODE_UNROLL = 2;        // decode steps whose K and V loads are issued together
+constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
+static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
               "keep the max_total_threads_per_threadgroup literals below in step");
 
 typedef simdgroup_matrix<float, 8, 8> frag_t;
@@ -57,6 +85,17 @@ typedef simdgroup_matrix<float, 8, 8> frag_t;
 // This lane's element coordinates inside an 8x8 simdgroup matrix (it holds (row, col) and (row, col + 1)).
 inline int frag_row(uint lane) { return int((lane / 16) * 4 + (lane / 2) % 4); }
 inline int frag_col(uint lane) { return int(((lane / 8) % 2) * 4 + (lane % 2) * 2); }
+
+// The 4 floats of x in T, as one vector for a single store.
+template <typename T>
+inline vec<T, 4> to_vec4(float4 x) {
+  vec<T, 4> y;
+  y.x = T(x.x);
+  y.y = T(x.y);
+  y.z = T(x.z);
+  y.w = T(x.w);
+  return y;
+}
 
 // Sum and max over the four lanes that hold one matrix row.
 inline float row_max(float x) {
@@ -77,12 +116,15 @@ inline bool is_visible(uint key, uint kv_len, bool causal, uint q_pos) {
 // elsewhere; returns the visible elements as bits 2 * j + e.
 template <typename T, int N>
 inline uint mask_scores(thread frag_t* S, uint key0, int col, bool row_ok, uint kv_len, bool causal, uint q_pos,
-                        const device T* mask_row, uint mask_stride_k) {
+                        const device T* mask_row, const device bool* bool_mask_row, uint mask_stride_k) {
   uint bits = 0;
   for (int j = 0; j < N; j++) {
     for (int e = 0; e < 2; e++) {
       uint key = key0 + j * FRAG + col + e;
       bool visible = row_ok && is_visible(key, kv_len, causal, q_pos);
+      if (has_bool_mask && visible) {
+        visible = bool_mask_row[key * mask_stride_k];
+      }
       float s = S[j].thread_elements()[e];
       if (has_mask && visible) {
         s += float(mask_row[key * mask_stride_k]);
@@ -141,10 +183,9 @@ inline void load_tile(threadgroup T* tile, const device T* src, uint row0, uint 
     uint r = c / CHUNKS_PER_ROW;
     uint col = (c % CHUNKS_PER_ROW) * TILE_LOAD_VEC;
     bool ok = row0 + r < kv_len;
-    const device T* s = src + size_t(row0 + r) * D + col;
-    for (int i = 0; i < TILE_LOAD_VEC; i++) {
-      tile[r * LD + col + i] = ok ? s[i] : T(0);
-    }
+    // One whole-vector load per chunk (rows past kv_len are zeros); tile rows are 16-byte multiples apart.
+    const device vec<T, 4>* s = reinterpret_cast<const device vec<T, 4>*>(src + size_t(row0 + r) * D + col);
+    *reinterpret_cast<threadgroup vec<T, 4>*>(tile + r * LD + col) = to_vec4<T>(ok ? float4(*s) : float4(0.0f));
   }
 }
 
@@ -155,6 +196,7 @@ template <typename T, int D>
     const device T* v [[buffer(2)]],
     const device T* mask [[buffer(3), function_constant(has_mask)]],
     device T* out [[buffer(4)]],
+    const device bool* bool_mask [[buffer(16), function_constant(has_bool_mask)]],
     constant float& scale [[buffer(5)]],
     constant uint& num_q_heads [[buffer(6)]],
     constant uint& gqa_factor [[buffer(7)]],
@@ -174,7 +216,9 @@ template <typename T, int D>
   constexpr int LD = D + TILE_PAD_BYTES / int(sizeof(T));
   constexpr int DF = D / FRAG;
   constexpr int KF = PREFILL_BK / FRAG;
-  threadgroup T kv_tile[PREFILL_BK * LD];
+  static_assert(LD % 4 == 0, "tile rows hold whole vec<T, 4>s");
+  threadgroup vec<T, 4> kv_tile_vecs[PREFILL_BK * LD / 4];  // declared as vectors: aligned for vector stores
+  threadgroup T* kv_tile = reinterpret_cast<threadgroup T*>(kv_tile_vecs);
 
   const uint head = tg.y, batch = tg.z;
   const uint num_kv_heads = num_q_heads / gqa_factor;
@@ -191,9 +235,15 @@ template <typename T, int D>
 
   frag_t Q[DF];
   load_queries<T, D>(Q, q + (q_head * q_len + q_index) * D, row_ok, scale, col);
+  const size_t mask_off = size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h +
+                          size_t(row_ok ? q_index : 0) * mask_stride_q;
   const device T* mask_row = q;  // never read unless has_mask
-  if (has_mask && row_ok) {
-    mask_row = mask + size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h + size_t(q_index) * mask_stride_q;
+  if (has_mask) {
+    mask_row = mask + mask_off;
+  }
+  const device bool* bool_mask_row = nullptr;  // never read unless has_bool_mask
+  if (has_bool_mask) {
+    bool_mask_row = bool_mask + mask_off;
   }
 
   frag_t O[DF];
@@ -225,7 +275,8 @@ template <typename T, int D>
         simdgroup_multiply_accumulate(S[j], Q[d], Kt, S[j]);
       }
     }
-    const uint visible = mask_scores<T, KF>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, mask_stride_k);
+    const uint visible = mask_scores<T, KF>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, bool_mask_row,
+                                            mask_stride_k);
     const float factor = online_softmax<KF>(S, visible, m_run, l_run);
     for (int d = 0; d < DF; d++) {
       O[d].thread_elements() *= factor;
@@ -255,144 +306,334 @@ template <typename T, int D>
   }
 }
 
+// ---- decode: split-KV, one or two passes ----
+
+// The decode lane layout for element type T and head dim D (see the header).
 template <typename T, int D>
-[[kernel, max_total_threads_per_threadgroup(256)]] void attention_decode(  // 256 = DECODE_SIMD_GROUPS * 32
-    const device T* q [[buffer(0)]],
-    const device T* k [[buffer(1)]],
-    const device T* v [[buffer(2)]],
-    const device T* mask [[buffer(3), function_constant(has_mask)]],
-    device T* out [[buffer(4)]],
-    constant float& scale [[buffer(5)]],
-    constant uint& num_q_heads [[buffer(6)]],
-    constant uint& gqa_factor [[buffer(7)]],
-    constant uint& q_len [[buffer(8)]],
-    constant uint& kv_capacity [[buffer(9)]],
-    constant uint& kv_len [[buffer(10)]],
-    constant bool& causal [[buffer(11)]],
-    constant uint& mask_stride_b [[buffer(12)]],
-    constant uint& mask_stride_h [[buffer(13)]],
-    constant uint& mask_stride_q [[buffer(14)]],
-    constant uint& mask_stride_k [[buffer(15)]],
-    constant uint& heads_per_group [[buffer(16)]],
-    uint3 tg [[threadgroup_position_in_grid]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]]) {
-  constexpr int DF = D / FRAG;
-  constexpr int SLOTS = DECODE_SIMD_GROUPS / 2;
-  threadgroup float m_part[DECODE_SIMD_GROUPS * FRAG];
-  threadgroup float l_part[DECODE_SIMD_GROUPS * FRAG];
-  threadgroup float o_part[SLOTS * FRAG * D];
+struct DecodeLayout {
+  static constexpr int E = DECODE_VEC_BYTES / int(sizeof(T));  // elements of a key row per lane: 4 or 8
+  static constexpr int CHUNKS = D / E;                          // 16-byte chunks in a row
+  static constexpr int L = CHUNKS <= 8 ? 8 : (CHUNKS <= 16 ? 16 : 32);  // lanes per key (power of two)
+  static constexpr int KPS = 32 / L;                            // keys per SIMD group step
+  static constexpr int ROWS = 32 / E;                           // query rows per threadgroup
+  static constexpr bool FULL = L == CHUNKS;                     // every lane holds a chunk (D = 64, 128)
+  static constexpr int STEP = KPS * DECODE_SIMD_GROUPS;         // keys per threadgroup step
+};
 
-  const uint batch = tg.y;
-  const uint head0 = tg.x * heads_per_group;
-  const uint num_kv_heads = num_q_heads / gqa_factor;
-  const size_t kv_head = size_t(batch) * num_kv_heads + head0 / gqa_factor;
-  const device T* k_head = k + kv_head * kv_capacity * D;
-  const device T* v_head = v + kv_head * kv_capacity * D;
-
-  // Row r of the 8-row block is query token r % q_len of head head0 + r / q_len.
-  const int row = frag_row(lane), col = frag_col(lane);
-  const bool row_ok = uint(row) < heads_per_group * q_len;
-  const uint head = head0 + (row_ok ? uint(row) / q_len : 0);
-  const uint token = row_ok ? uint(row) % q_len : 0;
-  const size_t q_head = size_t(batch) * num_q_heads + head;
-  const uint q_pos = kv_len - q_len + token;
-
-  frag_t Q[DF];
-  load_queries<T, D>(Q, q + (q_head * q_len + token) * D, row_ok, scale, col);
-  const device T* mask_row = q;  // never read unless has_mask
-  if (has_mask && row_ok) {
-    mask_row = mask + size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h + size_t(token) * mask_stride_q;
+// E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
+template <typename T, int E>
+inline void load_chunk(thread float* dst, const device T* p, bool ok) {
+  const device vec<T, 4>* p4 = reinterpret_cast<const device vec<T, 4>*>(p);
+  for (int c = 0; c < E / 4; c++) {
+    const float4 x = ok ? float4(p4[c]) : float4(0.0f);
+    dst[4 * c + 0] = x.x;
+    dst[4 * c + 1] = x.y;
+    dst[4 * c + 2] = x.z;
+    dst[4 * c + 3] = x.w;
   }
+}
 
-  frag_t O[DF];
-  for (int d = 0; d < DF; d++) {
-    O[d] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
+// Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
+template <int L>
+inline float key_sum(float x) {
+  for (ushort o = 1; o < L; o *= 2) {
+    x += simd_shuffle_xor(x, o);
   }
-  float m_run = MASKED, l_run = 0.0f;
+  return x;
+}
+template <int L>
+inline float step_max(float x) {
+  for (ushort o = L; o < 32; o *= 2) {
+    x = max(x, simd_shuffle_xor(x, o));
+  }
+  return x;
+}
+template <int L>
+inline float step_sum(float x) {
+  for (ushort o = L; o < 32; o *= 2) {
+    x += simd_shuffle_xor(x, o);
+  }
+  return x;
+}
 
-  for (uint k0 = sg * FRAG; k0 < kv_len; k0 += DECODE_SIMD_GROUPS * FRAG) {
-    // S = Q K^T for 8 keys; this lane's K^T elements are K[k0 + col + {0, 1}][d * 8 + row].
-    const uint key_a = k0 + col, key_b = key_a + 1;
-    const device T* ka = k_head + size_t(key_a) * D + row;
-    const device T* kb = k_head + size_t(key_b) * D + row;
-    frag_t S[1];
-    S[0] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
-    for (int d = 0; d < DF; d++) {
-      frag_t Kt;
-      Kt.thread_elements()[0] = key_a < kv_len ? float(ka[d * FRAG]) : 0.0f;
-      Kt.thread_elements()[1] = key_b < kv_len ? float(kb[d * FRAG]) : 0.0f;
-      simdgroup_multiply_accumulate(S[0], Q[d], Kt, S[0]);
+// What a decode threadgroup knows about its query rows.
+template <int ROWS>
+struct DecodeRows {
+  uint count;           // valid rows (the last row group of a KV head may be partial)
+  size_t first;         // global index of row 0 in q / out viewed as [B * Hq * Sq, D]
+  uint q_pos[ROWS];     // absolute position of each row's query (causal)
+  uint mask_off[ROWS];  // element offset of each row's mask row
+};
+
+// Scores of this lane's key against every row, then the online-softmax update of (m, l, O) with the key's K and V
+// chunks kf, vf (in_range false: the key lies past the block, a zero chunk that no row sees).
+template <typename T, int D>
+inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
+                          thread const float* q, thread float* o, thread float* m, thread float* l,
+                          thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
+                          const device T* mask, const device bool* bool_mask, uint mask_stride_k) {
+  typedef DecodeLayout<T, D> Lay;
+  for (int r = 0; r < Lay::ROWS; r++) {
+    if (uint(r) >= rows.count) {
+      break;
     }
-    const uint visible = mask_scores<T, 1>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, mask_stride_k);
-    const float factor = online_softmax<1>(S, visible, m_run, l_run);
-
-    // O += P V; this lane's V elements are V[k0 + row][d * 8 + col + {0, 1}].
-    const uint key_v = k0 + row;
-    const device T* vr = v_head + size_t(key_v) * D + col;
-    for (int d = 0; d < DF; d++) {
-      frag_t Vb;
-      Vb.thread_elements()[0] = key_v < kv_len ? float(vr[d * FRAG]) : 0.0f;
-      Vb.thread_elements()[1] = key_v < kv_len ? float(vr[d * FRAG + 1]) : 0.0f;
-      O[d].thread_elements() *= factor;
-      simdgroup_multiply_accumulate(O[d], S[0], Vb, O[d]);
+    float s = 0.0f;
+    for (int e = 0; e < Lay::E; e++) {
+      s += q[r * Lay::E + e] * kf[e];
     }
-  }
-
-  // Merge the SIMD groups' partial softmax results: global row max and sum, then each rescales its O.
-  if (col == 0) {  // one lane per row
-    m_part[sg * FRAG + row] = m_run;
-    l_part[sg * FRAG + row] = l_run;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  float m_all = MASKED;
-  for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
-    m_all = max(m_all, m_part[s * FRAG + row]);
-  }
-  float l_all = 0.0f;
-  for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
-    l_all += l_part[s * FRAG + row] * metal::precise::exp(m_part[s * FRAG + row] - m_all);
-  }
-  const float own = metal::precise::exp(m_run - m_all) / l_all;  // l_all = 0 (all -inf): NaN, like softmax
-  for (int d = 0; d < DF; d++) {
-    O[d].thread_elements() *= own;
-  }
-
-  // Tree sum of the O tiles: the upper half of the remaining SIMD groups hands its tiles to the lower half.
-  for (uint half_count = SLOTS; half_count >= 1; half_count /= 2) {
-    if (sg >= half_count && sg < 2 * half_count) {
-      threadgroup float* slot = o_part + (sg - half_count) * (FRAG * D);
-      for (int d = 0; d < DF; d++) {
-        slot[row * D + d * FRAG + col] = O[d].thread_elements()[0];
-        slot[row * D + d * FRAG + col + 1] = O[d].thread_elements()[1];
+    s = key_sum<Lay::L>(s);
+    bool visible = in_range && (!causal || key <= rows.q_pos[r]);
+    if (has_bool_mask && visible) {
+      visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
+    }
+    if (has_mask && visible) {
+      s += float(mask[rows.mask_off[r] + key * mask_stride_k]);
+    }
+    s = visible ? s : MASKED;
+    const float m_new = max(m[r], step_max<Lay::L>(s));
+    if (m_new > m[r]) {  // a new row max: rescale. m is the SIMD group's, so the branch is uniform; mostly skipped
+      const float factor = metal::precise::exp(m[r] - m_new);
+      l[r] *= factor;
+      for (int e = 0; e < Lay::E; e++) {
+        o[r * Lay::E + e] *= factor;
       }
+      m[r] = m_new;
     }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    if (sg < half_count) {
-      const threadgroup float* slot = o_part + sg * (FRAG * D);
-      for (int d = 0; d < DF; d++) {
-        O[d].thread_elements()[0] += slot[row * D + d * FRAG + col];
-        O[d].thread_elements()[1] += slot[row * D + d * FRAG + col + 1];
-      }
-    }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-  }
-
-  if (sg == 0 && row_ok) {
-    device T* o_row = out + (q_head * q_len + token) * D;
-    for (int d = 0; d < DF; d++) {
-      o_row[d * FRAG + col] = T(O[d].thread_elements()[0]);
-      o_row[d * FRAG + col + 1] = T(O[d].thread_elements()[1]);
+    const float p = visible ? metal::precise::exp(s - m_new) : 0.0f;
+    l[r] += p;  // this key slot's share; the slots are summed at the end
+    for (int e = 0; e < Lay::E; e++) {
+      o[r * Lay::E + e] += p * vf[e];
     }
   }
 }
 
-// Host names: attention_<prefill|decode>_d<D>_<dtype>.
-#define INSTANTIATE_ATTENTION(name, T, D)                                                                   \
-  template [[host_name("attention_prefill_d" #D "_" #name)]] [[kernel]] decltype(attention_prefill<T, D>) \
-      attention_prefill<T, D>;                                                                              \
-  template [[host_name("attention_decode_d" #D "_" #name)]] [[kernel]] decltype(attention_decode<T, D>)   \
-      attention_decode<T, D>;
+// Pass 1 (or the only pass): the rows of one row group of one KV head over keys [block * block_len, ... +
+// block_len) clipped to kv_len. SPLIT writes the block's unnormalised (m, l, O) per row into the partial buffers;
+// otherwise the block is the whole KV length and the normalised result goes to out.
+template <typename T, int D, bool SPLIT>
+inline void decode_block(const device T* q, const device T* k, const device T* v, const device T* mask,
+                         const device bool* bool_mask,
+                         device T* out, device float* o_part, device float* m_part, device float* l_part,
+                         float scale, uint num_q_heads, uint gqa_factor, uint q_len, uint kv_capacity, uint kv_len,
+                         bool causal, uint4 mask_strides, uint block_len, uint3 tg, uint lid, uint lane, uint sg,
+                         threadgroup float* tg_m, threadgroup float* tg_l, threadgroup float* tg_o) {
+  typedef DecodeLayout<T, D> Lay;
+  constexpr int ROWS = Lay::ROWS, E = Lay::E;
+  const uint group_rows = gqa_factor * q_len;  // rows sharing one KV head, consecutive in q
+  const uint row_groups = (group_rows + ROWS - 1) / ROWS;
+  // The row groups of one block are neighbours in the grid, so they run together and share its K/V in the cache.
+  const uint block = tg.x / row_groups, row0 = (tg.x % row_groups) * ROWS;
+  const uint kv_head = tg.y, batch = tg.z;
+  const uint num_kv_heads = num_q_heads / gqa_factor;
+
+  DecodeRows<ROWS> rows;
+  rows.count = min(uint(ROWS), group_rows - row0);
+  rows.first = (size_t(batch) * num_q_heads + kv_head * gqa_factor) * q_len + row0;
+  for (int r = 0; r < ROWS; r++) {
+    const uint gr = row0 + min(uint(r), rows.count - 1);
+    const uint head = kv_head * gqa_factor + gr / q_len, token = gr % q_len;
+    rows.q_pos[r] = kv_len - q_len + token;
+    rows.mask_off[r] = batch * mask_strides.x + head * mask_strides.y + token * mask_strides.z;
+  }
+
+  const uint chunk = lane % Lay::L, slot = lane / Lay::L;
+  const uint d0 = chunk * E;
+  const bool active = Lay::FULL || int(chunk) < Lay::CHUNKS;
+  float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
+  for (int r = 0; r < ROWS; r++) {
+    load_chunk<T, E>(q_reg + r * E, q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active);
+    for (int e = 0; e < E; e++) {
+      q_reg[r * E + e] *= scale;
+      o[r * E + e] = 0.0f;
+    }
+    m[r] = MASKED;
+    l[r] = 0.0f;
+  }
+
+  const size_t kv_base = (size_t(batch) * num_kv_heads + kv_head) * kv_capacity;
+  const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
+  const device T* k_lane = k + (kv_base + slot) * D + d0;
+  const device T* v_lane = v + (kv_base + slot) * D + d0;
+  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ... Full steps load
+  // unguarded, DECODE_UNROLL steps' K and V at once (more bytes in flight per lane); the last step checks k_end.
+  constexpr int U = DECODE_UNROLL;
+  float kf[U * E], vf[U * E];
+  uint base = k_begin + sg * Lay::KPS;
+  for (; base + (U - 1) * Lay::STEP + Lay::KPS <= k_end; base += U * Lay::STEP) {
+    for (int u = 0; u < U; u++) {
+      load_chunk<T, E>(kf + u * E, k_lane + size_t(base + u * Lay::STEP) * D, active);
+      load_chunk<T, E>(vf + u * E, v_lane + size_t(base + u * Lay::STEP) * D, active);
+    }
+    for (int u = 0; u < U; u++) {
+      decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
+                          mask, bool_mask, mask_strides.w);
+    }
+  }
+  for (; base < k_end; base += Lay::STEP) {
+    const uint key = base + slot;
+    const bool in_range = key < k_end;
+    load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
+    load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
+    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w);
+  }
+
+  // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.
+  for (int r = 0; r < ROWS; r++) {
+    l[r] = step_sum<Lay::L>(l[r]);
+    for (int e = 0; e < E; e++) {
+      o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
+    }
+  }
+  if (lane == 0) {
+    for (int r = 0; r < ROWS; r++) {
+      tg_m[sg * ROWS + r] = m[r];
+      tg_l[sg * ROWS + r] = l[r];
+    }
+  }
+  if (slot == 0 && active) {
+    for (int r = 0; r < ROWS; r++) {
+      for (int e = 0; e < E; e++) {
+        tg_o[(sg * ROWS + r) * D + d0 + e] = o[r * E + e];
+      }
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+
+  // Merge the SIMD groups: each thread takes 4-float chunks of the ROWS x D result.
+  constexpr int C4 = D / 4;
+  const uint blocks = (kv_len + block_len - 1) / block_len;
+  for (uint idx = lid; idx < uint(ROWS * C4); idx += DECODE_SIMD_GROUPS * 32) {
+    const uint r = idx / C4, c = idx % C4;
+    if (r >= rows.count) {
+      break;
+    }
+    float m_all = MASKED;
+    for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
+      m_all = max(m_all, tg_m[s * ROWS + r]);
+    }
+    float l_all = 0.0f;
+    float4 acc = float4(0.0f);
+    for (int s = 0; s < DECODE_SIMD_GROUPS; s++) {
+      const float w = metal::precise::exp(tg_m[s * ROWS + r] - m_all);
+      l_all += tg_l[s * ROWS + r] * w;
+      const threadgroup float* src = tg_o + (s * ROWS + r) * D + 4 * c;
+      acc += w * float4(src[0], src[1], src[2], src[3]);
+    }
+    const size_t row = rows.first + r;
+    if (SPLIT) {
+      reinterpret_cast<device float4*>(o_part + (row * blocks + block) * D)[c] = acc;
+      if (c == 0) {
+        m_part[row * blocks + block] = m_all;
+        l_part[row * blocks + block] = l_all;
+      }
+    } else {
+      // l_all = 0 (every visible score -inf): 0 / 0 = NaN, as softmax gives.
+      reinterpret_cast<device vec<T, 4>*>(out + row * D)[c] = to_vec4<T>(acc / l_all);
+    }
+  }
+}
+
+#define DECODE_PARAMS                                                               \
+  const device T* q [[buffer(0)]], const device T* k [[buffer(1)]],                 \
+      const device T* v [[buffer(2)]],                                              \
+      const device T* mask [[buffer(3), function_constant(has_mask)]],              \
+      constant float& scale [[buffer(5)]], constant uint& num_q_heads [[buffer(6)]], \
+      constant uint& gqa_factor [[buffer(7)]], constant uint& q_len [[buffer(8)]],  \
+      constant uint& kv_capacity [[buffer(9)]], constant uint& kv_len [[buffer(10)]], \
+      constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
+      constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
+      constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
+      uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
+      uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
+
+// The one-pass decode: one block spans the KV length (block_len >= kv_len); writes out.
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode(  // 128 = DECODE_SIMD_GROUPS * 32
+    DECODE_PARAMS, device T* out [[buffer(4)]],
+    const device bool* bool_mask [[buffer(17), function_constant(has_bool_mask)]]) {
+  typedef DecodeLayout<T, D> Lay;
+  threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
+  const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
+  decode_block<T, D, false>(q, k, v, mask, bool_mask, out, nullptr, nullptr, nullptr, scale, num_q_heads, gqa_factor,
+                            q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l,
+                            tg_o);
+}
+
+// Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode_split(  // 128 = DECODE_SIMD_GROUPS * 32
+    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(17)]],
+    device float* l_part [[buffer(18)]],
+    const device bool* bool_mask [[buffer(19), function_constant(has_bool_mask)]]) {
+  typedef DecodeLayout<T, D> Lay;
+  threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
+  threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
+  const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
+  decode_block<T, D, true>(q, k, v, mask, bool_mask, nullptr, o_part, m_part, l_part, scale, num_q_heads,
+                           gqa_factor, q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg,
+                           tg_m, tg_l, tg_o);
+}
+
+// Pass 2 of the split decode: one threadgroup per query row merges the row's `blocks` partial results.
+// M = max m_b, l = sum l_b exp(m_b - M), out = sum O_b exp(m_b - M) / l; a block that saw nothing has m_b =
+// MASKED, l_b = 0 and O_b = 0, so it weighs 0 unless every block is empty (then 0 / 0 = NaN, as softmax gives).
+template <typename T, int D>
+[[kernel, max_total_threads_per_threadgroup(256)]] void attention_decode_merge(  // 256 = MERGE_SIMD_GROUPS * 32
+    const device float* o_part [[buffer(0)]],
+    const device float* m_part [[buffer(1)]],
+    const device float* l_part [[buffer(2)]],
+    device T* out [[buffer(3)]],
+    constant uint& blocks [[buffer(4)]],
+    uint row [[threadgroup_position_in_grid]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]]) {
+  constexpr int C4 = D / 4;  // 4-float chunks per row: at most 32, one per lane
+  threadgroup float4 tg_o[MERGE_SIMD_GROUPS * C4];
+  const device float* m_row = m_part + size_t(row) * blocks;
+  const device float* l_row = l_part + size_t(row) * blocks;
+  const device float4* o_row = reinterpret_cast<const device float4*>(o_part + size_t(row) * blocks * D);
+
+  float m_all = MASKED;
+  for (uint b = lane; b < blocks; b += 32) {
+    m_all = max(m_all, m_row[b]);
+  }
+  m_all = simd_max(m_all);
+  float l_all = 0.0f;
+  for (uint b = lane; b < blocks; b += 32) {
+    l_all += l_row[b] * metal::precise::exp(m_row[b] - m_all);
+  }
+  l_all = simd_sum(l_all);
+
+  // SIMD group sg sums blocks sg, sg + MERGE_SIMD_GROUPS, ...; lane c owns chunk c of the row.
+  float4 acc = float4(0.0f);
+  if (lane < uint(C4)) {
+    for (uint b = sg; b < blocks; b += MERGE_SIMD_GROUPS) {
+      acc += metal::precise::exp(m_row[b] - m_all) * o_row[size_t(b) * C4 + lane];
+    }
+    tg_o[sg * C4 + lane] = acc;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0 && lane < uint(C4)) {
+    for (int s = 1; s < MERGE_SIMD_GROUPS; s++) {
+      acc += tg_o[s * C4 + lane];
+    }
+    reinterpret_cast<device vec<T, 4>*>(out + size_t(row) * D)[lane] = to_vec4<T>(acc / l_all);
+  }
+}
+
+// Host names: attention_<prefill|decode|decode_split|decode_merge>_d<D>_<dtype>.
+#define INSTANTIATE_ATTENTION(name, T, D)                                                                           \
+  template [[host_name("attention_prefill_d" #D "_" #name)]] [[kernel]] decltype(attention_prefill<T, D>)         \
+      attention_prefill<T, D>;                                                                                      \
+  template [[host_name("attention_decode_d" #D "_" #name)]] [[kernel]] decltype(attention_decode<T, D>)           \
+      attention_decode<T, D>;                                                                                       \
+  template [[host_name("attention_decode_split_d" #D "_" #name)]] [[kernel]] decltype(attention_decode_split<T, D>) \
+      attention_decode_split<T, D>;                                                                                 \
+  template [[host_name("attention_decode_merge_d" #D "_" #name)]] [[kernel]] decltype(attention_decode_merge<T, D>) \
+      attention_decode_merge<T, D>;
 
 #define INSTANTIATE_ATTENTION_ALL_DIMS(name, T) \
   INSTANTIATE_ATTENTION(name, T, 64)            \

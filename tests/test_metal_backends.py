@@ -38,13 +38,18 @@ class FakeShaderLibrary:
 class FakeBridge:
     def __init__(self):
         self.libraries = {}
-        self.calls = []
+        self.calls = []  # (kernel, argument types) per dispatch
+        self.launches = []  # the kernels of each bridge call
 
-    def launch(self, source, source_hash, kernel, args, threads, group_size, threadgroup_memory):
+    def launch(self, source, source_hash, dispatches):
+        """Like the bridge: every dispatch of one op call, in order (each finishes before the next starts, as the
+        bridge's memory barrier between consecutive dispatches guarantees on the GPU)."""
         lib = self.libraries.setdefault(source_hash, compile_source(source, name="bridge.metal"))
-        self.calls.append((kernel, [type(a).__name__ for a in args]))
-        lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
-                     threadgroup_memory=dict(threadgroup_memory))
+        for kernel, args, threads, group_size, threadgroup_memory in dispatches:
+            self.calls.append((kernel, [type(a).__name__ for a in args]))
+            lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
+                         threadgroup_memory=dict(threadgroup_memory))
+        self.launches.append([d[0] for d in dispatches])
 
 
 @pytest.fixture
@@ -115,6 +120,31 @@ def test_bridge_receives_tensors_and_scalar_bytes_in_buffer_order(fake_metal):
     assert fake_metal.bridge.calls == [("rms_norm_float32", ["Tensor", "Tensor", "Tensor", "bytes", "bytes"])]
 
 
+@pytest.mark.parametrize("boolean_mask", [False, True], ids=["no-mask", "bool-mask"])
+@pytest.mark.parametrize("backend", ["metal", "metal-jit"])
+def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatch, backend, boolean_mask):
+    """Scratch binds like any tensor; the switched-off mask buffer of each kind gets a placeholder of its type."""
+    from mpskernels.kernels import attention as attn
+
+    monkeypatch.setattr(registry.RUNNERS["attention"], "plans", {})
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(*s, generator=gen) for s in ((1, 4, 1, 64), (1, 1, 50, 64), (1, 1, 50, 64)))
+    mask = torch.arange(50) % 3 != 1 if boolean_mask else None
+    with use_backend(backend):
+        got = torch.ops.mpskernels.attention(q, k, v, mask, False, None, 49)
+    assert compare(got, attn.reference(q.double(), k.double(), v.double(), mask, False, None, 49),
+                   torch.float32).ok
+    if backend == "metal":  # both dispatches in one bridge call, the split first
+        assert fake_metal.bridge.launches == [["attention_decode_split_d64_float32",
+                                               "attention_decode_merge_d64_float32"]]
+        assert fake_metal.bridge.calls[1] == ("attention_decode_merge_d64_float32",
+                                              ["Tensor", "Tensor", "Tensor", "Tensor", "bytes"])
+    else:
+        assert len(fake_metal.compiled) == 1  # both kernels from one specialised library
+
+
 @pytest.mark.parametrize(
     "scalar, expected",
     [
@@ -140,3 +170,18 @@ def test_backends_report_why_they_are_unavailable_here():
         pytest.skip("this machine has MPS")
     assert "MPS is not available" in runtime.BACKENDS["metal-jit"].unavailable()
     assert "MPS is not available" in runtime.BACKENDS["metal"].unavailable()
+
+
+def test_launch_plan_lists_its_dispatches_and_declares_scratch():
+    from mpskernels.kernels.spec import Dispatch, LaunchPlan, Scratch, allocate_scratch
+
+    second = Dispatch("merge", ("part", "out"), (64, 1, 1), (64, 1, 1))
+    plan = LaunchPlan("split", ("x", "part"), (128, 2, 1), (32, 1, 1), then=(second,),
+                      scratch=(Scratch("part", (2, 3), torch.float32),))
+    assert [d.kernel for d in plan.dispatches] == ["split", "merge"] and plan.dispatches[0].threads == (128, 2, 1)
+    assert not plan.is_empty()
+    assert LaunchPlan("split", (), (128, 1, 1), (32, 1, 1), then=(Dispatch("m", (), (0, 1, 1), (1, 1, 1)),)).is_empty()
+    scratch = allocate_scratch(plan, torch.device("cpu"), poison=True)
+    assert scratch["part"].shape == (2, 3) and scratch["part"].isnan().all()
+    with pytest.raises(ValueError, match="scratch buffer names repeat"):
+        LaunchPlan("k", (), (1, 1, 1), (1, 1, 1), scratch=(Scratch("a", (1,), torch.float32),) * 2)

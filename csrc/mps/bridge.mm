@@ -1,8 +1,11 @@
-// The Mac-only layer: encode one Metal dispatch on PyTorch's current MPS stream.
+// The Mac-only layer: encode the Metal dispatches of one op call on PyTorch's current MPS stream.
 //
 // Everything above this file is shared with the emulator: Python hands over specialised MSL source (function
-// constants already folded in), its hash, the kernel's host name, the [[buffer(i)]] arguments in order (tensors
-// or packed scalar bytes), the grid and threadgroup sizes and threadgroup memory lengths.
+// constants already folded in), its hash and, per dispatch in launch order, the kernel's host name, the
+// [[buffer(i)]] arguments in order (tensors or packed scalar bytes), the grid and threadgroup sizes and threadgroup
+// memory lengths. A plan of several dispatches (e.g. split-KV attention: partial results, then their merge) is
+// encoded in one go on one encoder, with a buffer memory barrier between consecutive dispatches, so each dispatch
+// sees every write of the ones before it whatever dispatch type the encoder was opened with.
 //
 // The encoding follows PyTorch's own MPS extension test:
 // - all encoding happens inside dispatch_sync on the stream's serial queue;
@@ -67,52 +70,88 @@ id<MTLBuffer> buffer_of(const at::Tensor& t) {
   return (__bridge id<MTLBuffer>)(t.storage().data());
 }
 
-void launch(const std::string& source, const std::string& source_hash, const std::string& kernel,
-            const std::vector<py::object>& args, const std::vector<int64_t>& threads,
-            const std::vector<int64_t>& group_size, const std::vector<std::pair<int64_t, int64_t>>& threadgroup_memory) {
-  TORCH_CHECK(threads.size() == 3 && group_size.size() == 3, "mpskernels: kernel '", kernel,
+// One dispatch with its Python arguments unpacked (done while the GIL protects them).
+struct Dispatch {
+  std::string kernel;
+  std::vector<at::Tensor> tensors;
+  std::vector<std::string> bytes;
+  std::vector<bool> is_tensor;
+  std::vector<int64_t> threads;
+  std::vector<int64_t> group_size;
+  std::vector<std::pair<int64_t, int64_t>> threadgroup_memory;
+  id<MTLComputePipelineState> pipeline = nil;
+};
+
+Dispatch unpack(const std::string& source, const std::string& source_hash, const py::tuple& item) {
+  TORCH_CHECK(item.size() == 5, "mpskernels: a dispatch is (kernel, args, threads, group_size, threadgroup_memory)");
+  Dispatch d;
+  d.kernel = item[0].cast<std::string>();
+  const auto args = item[1].cast<std::vector<py::object>>();
+  d.threads = item[2].cast<std::vector<int64_t>>();
+  d.group_size = item[3].cast<std::vector<int64_t>>();
+  d.threadgroup_memory = item[4].cast<std::vector<std::pair<int64_t, int64_t>>>();
+  TORCH_CHECK(d.threads.size() == 3 && d.group_size.size() == 3, "mpskernels: kernel '", d.kernel,
               "': threads and group_size need 3 dimensions");
-  // Unpack the Python arguments before leaving the GIL's protection: tensors, or scalar bytes.
-  std::vector<at::Tensor> tensors(args.size());
-  std::vector<std::string> bytes(args.size());
-  std::vector<bool> is_tensor(args.size());
+  d.tensors.resize(args.size());
+  d.bytes.resize(args.size());
+  d.is_tensor.resize(args.size());
   for (size_t i = 0; i < args.size(); ++i) {
     if (THPVariable_Check(args[i].ptr())) {
-      tensors[i] = args[i].cast<at::Tensor>();
-      TORCH_CHECK(tensors[i].device().is_mps(), "mpskernels: kernel '", kernel, "': buffer(", i,
-                  ") is on ", tensors[i].device(), ", not on MPS");
-      is_tensor[i] = true;
+      d.tensors[i] = args[i].cast<at::Tensor>();
+      TORCH_CHECK(d.tensors[i].device().is_mps(), "mpskernels: kernel '", d.kernel, "': buffer(", i,
+                  ") is on ", d.tensors[i].device(), ", not on MPS");
+      d.is_tensor[i] = true;
     } else {
-      bytes[i] = args[i].cast<std::string>();
-      is_tensor[i] = false;
+      d.bytes[i] = args[i].cast<std::string>();
+      d.is_tensor[i] = false;
     }
   }
-  id<MTLComputePipelineState> pipeline = pipeline_for(source, source_hash, kernel);
-  const int64_t group_threads = group_size[0] * group_size[1] * group_size[2];
-  TORCH_CHECK(group_threads > 0 && group_threads <= (int64_t)pipeline.maxTotalThreadsPerThreadgroup,
-              "mpskernels: kernel '", kernel, "': a threadgroup of ", group_threads,
-              " threads exceeds the pipeline's limit of ", (int64_t)pipeline.maxTotalThreadsPerThreadgroup);
+  d.pipeline = pipeline_for(source, source_hash, d.kernel);
+  const int64_t group_threads = d.group_size[0] * d.group_size[1] * d.group_size[2];
+  TORCH_CHECK(group_threads > 0 && group_threads <= (int64_t)d.pipeline.maxTotalThreadsPerThreadgroup,
+              "mpskernels: kernel '", d.kernel, "': a threadgroup of ", group_threads,
+              " threads exceeds the pipeline's limit of ", (int64_t)d.pipeline.maxTotalThreadsPerThreadgroup);
+  return d;
+}
+
+void encode(id<MTLComputeCommandEncoder> encoder, const Dispatch& d) {
+  [encoder setComputePipelineState:d.pipeline];
+  for (size_t i = 0; i < d.is_tensor.size(); ++i) {
+    if (d.is_tensor[i]) {
+      const at::Tensor& t = d.tensors[i];
+      [encoder setBuffer:buffer_of(t) offset:t.storage_offset() * t.element_size() atIndex:i];
+    } else {
+      [encoder setBytes:d.bytes[i].data() length:d.bytes[i].size() atIndex:i];
+    }
+  }
+  for (const auto& [index, length] : d.threadgroup_memory) {
+    [encoder setThreadgroupMemoryLength:length atIndex:index];
+  }
+  [encoder dispatchThreads:MTLSizeMake(d.threads[0], d.threads[1], d.threads[2])
+      threadsPerThreadgroup:MTLSizeMake(d.group_size[0], d.group_size[1], d.group_size[2])];
+}
+
+void launch(const std::string& source, const std::string& source_hash, const std::vector<py::tuple>& items) {
+  std::vector<Dispatch> dispatches;
+  dispatches.reserve(items.size());
+  for (const auto& item : items) {
+    dispatches.push_back(unpack(source, source_hash, item));
+  }
 
   at::mps::MPSStream* stream = at::mps::getCurrentMPSStream();
   __block std::exception_ptr failure;  // written inside the block
+  const std::vector<Dispatch>* all = &dispatches;
   dispatch_sync(stream->queue(), ^() {
     @autoreleasepool {
       try {
         id<MTLComputeCommandEncoder> encoder = stream->commandEncoder();
-        [encoder setComputePipelineState:pipeline];
-        for (size_t i = 0; i < args.size(); ++i) {
-          if (is_tensor[i]) {
-            const at::Tensor& t = tensors[i];
-            [encoder setBuffer:buffer_of(t) offset:t.storage_offset() * t.element_size() atIndex:i];
-          } else {
-            [encoder setBytes:bytes[i].data() length:bytes[i].size() atIndex:i];
+        for (size_t i = 0; i < all->size(); ++i) {
+          if (i > 0) {
+            // The next dispatch reads what this one wrote (scratch buffers): make those writes visible.
+            [encoder memoryBarrierWithScope:MTLBarrierScopeBuffers];
           }
+          encode(encoder, (*all)[i]);
         }
-        for (const auto& [index, length] : threadgroup_memory) {
-          [encoder setThreadgroupMemoryLength:length atIndex:index];
-        }
-        [encoder dispatchThreads:MTLSizeMake(threads[0], threads[1], threads[2])
-            threadsPerThreadgroup:MTLSizeMake(group_size[0], group_size[1], group_size[2])];
       } catch (...) {
         failure = std::current_exception();
       }
@@ -125,7 +164,8 @@ void launch(const std::string& source, const std::string& source_hash, const std
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "mpskernels' Objective-C++ bridge: encode Metal dispatches on PyTorch's MPS stream";
-  m.def("launch", &launch, "Encode one dispatch of `kernel` from specialised MSL `source` on the current MPS stream",
-        py::arg("source"), py::arg("source_hash"), py::arg("kernel"), py::arg("args"), py::arg("threads"),
-        py::arg("group_size"), py::arg("threadgroup_memory"));
+  m.def("launch", &launch,
+        "Encode dispatches (kernel, args, threads, group_size, threadgroup_memory) of specialised MSL `source`, in "
+        "order, on the current MPS stream",
+        py::arg("source"), py::arg("source_hash"), py::arg("dispatches"));
 }

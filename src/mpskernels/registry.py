@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import torch
 
 from .kernels import FAMILIES
-from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, no_validation
+from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, allocate_scratch, no_validation
 from .runtime import BackendError, choose_backend
 
 log = logging.getLogger("mpskernels")
@@ -230,12 +230,14 @@ class OpRunner:
             if not (outputs and self.is_empty(outputs)):
                 metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
                 plan = self.family.plan(**metas)
-                if 0 in plan.threads:  # Metal rejects empty dispatches
+                if plan.is_empty():  # Metal rejects empty dispatches
                     plan = None
             if len(self.plans) < 4096:
                 self.plans[key] = plan
         if plan is not None:
-            inputs.update(outputs)  # plans name their buffers: inputs and outputs by name
+            inputs.update(outputs)  # plans name their buffers: inputs, outputs and scratch by name
+            if plan.scratch:
+                inputs.update(allocate_scratch(plan, device, poison_outputs))
             backend.launch(self.family, plan, inputs)
         for original, copy in write_back:
             original.copy_(copy)

@@ -1,6 +1,6 @@
 """attention beyond the generated tests: the reference's semantics against PyTorch SDPA, the prefill/decode choice,
-decode head grouping, KV-cache tails, masks (broadcast shapes, -inf, finfo.min, fully masked rows), long KV
-lengths, large scores, lane-order independence, usage errors and fallbacks. Every kernel run is on the emulator,
+the decode lane layout and KV split (block boundaries, GQA row groups, one and two passes), KV-cache tails, masks
+(broadcast shapes, -inf, finfo.min, boolean, fully masked rows), long KV lengths, large scores, lane-order independence, usage errors and fallbacks. Every kernel run is on the emulator,
 compared with the float64 reference."""
 
 import math
@@ -45,7 +45,7 @@ def emulated(q, k, v, mask=None, causal=False, scale=None, kv_len=None):
 
 
 def expected(q, k, v, mask=None, causal=False, scale=None, kv_len=None):
-    up = lambda t: None if t is None else t.double()  # noqa: E731
+    up = lambda t: t if t is None or t.dtype == torch.bool else t.double()  # noqa: E731
     return attn.reference(up(q), up(k), up(v), up(mask), causal, scale, kv_len)
 
 
@@ -73,6 +73,9 @@ def test_reference_is_sdpa_for_self_attention_with_grouped_heads():
                                F.scaled_dot_product_attention(q, full_k, full_v, is_causal=True))
     torch.testing.assert_close(attn.reference(q, k, v, mask, False, 0.2, None),
                                F.scaled_dot_product_attention(q, full_k, full_v, attn_mask=mask, scale=0.2))
+    keep = mask > -0.5
+    torch.testing.assert_close(attn.reference(q, k, v, keep, False, None, None),
+                               F.scaled_dot_product_attention(q, full_k, full_v, attn_mask=keep))
 
 
 def test_reference_with_a_kv_cache_puts_the_queries_at_the_end():
@@ -100,21 +103,110 @@ def test_plan_runs_decode_up_to_8_queries_and_prefill_beyond():
     assert math.isclose(plan.buffers[5].value, 1 / math.sqrt(64))
 
 
-def test_decode_heads_per_group_fills_at_most_8_rows_and_keeps_threadgroups():
-    assert attn.decode_heads_per_group(1, 32, 8, 1) == 1  # 32 threadgroups need one head each
-    assert attn.decode_heads_per_group(4, 32, 8, 1) == 4  # 4 * 8 threadgroups with all 4 heads of a KV group
-    assert attn.decode_heads_per_group(4, 32, 8, 3) == 2  # 3 tokens: 2 heads fill 6 rows
-    assert attn.decode_heads_per_group(1, 8, 8, 8) == 1
+def test_decode_layout_loads_16_bytes_per_lane():
+    layout = attn.DecodeLayout.of
+    assert layout(torch.float32, 128) == attn.DecodeLayout(4, 32, 8)  # one key per SIMD group step
+    assert layout(torch.float16, 128) == attn.DecodeLayout(8, 16, 4)  # two keys per step
+    assert layout(torch.bfloat16, 64) == attn.DecodeLayout(8, 8, 4)  # four keys per step
+    assert layout(torch.float16, 80) == attn.DecodeLayout(8, 16, 4)  # 10 of 16 lanes hold a chunk
+    assert layout(torch.float32, 96) == attn.DecodeLayout(4, 32, 8)  # 24 of 32
+    assert layout(torch.float16, 128).step == 2 * attn.DECODE_SIMD_GROUPS
 
 
-@pytest.mark.parametrize("q_len, per_group", [(2, 4), (3, 2), (1, 4)])
-def test_decode_threadgroups_covering_several_query_heads(monkeypatch, fresh_plans, q_len, per_group):
-    monkeypatch.setattr(attn, "DECODE_MIN_THREADGROUPS", 1)
-    q, k, v = qkv(1, 8, 2, q_len, 45, 80, seed=q_len)
-    assert kernel_for(q, k, kv_len=41).buffers[-1].value == per_group
-    mask = randn(1, 8, q_len, 45, seed=9)
-    check(q, k, v, mask, True, None, 41)
-    check(q, k, v, None, False, 0.1, 41)
+@pytest.mark.parametrize("kv_len, threadgroups, step, min_keys", [
+    (4000, 8, 8, 65), (16000, 64, 8, 65), (512, 8, 16, 32), (33, 1, 4, 32), (32768, 8, 4, 65), (70000, 1, 8, 32),
+    (100, 2048, 8, 32)])
+def test_decode_split_rule(kv_len, threadgroups, step, min_keys):
+    blocks, block_len = attn.decode_split(kv_len, threadgroups, step, min_keys)
+    assert block_len % step == 0 and (blocks - 1) * block_len < kv_len <= blocks * block_len  # no empty block
+    assert blocks <= attn.DECODE_MAX_BLOCKS
+    if blocks > 1:
+        assert block_len >= min_keys
+        assert (blocks - 1) * threadgroups < attn.DECODE_TARGET_THREADGROUPS  # no more blocks than needed
+    elif threadgroups < attn.DECODE_TARGET_THREADGROUPS:
+        assert kv_len < 2 * min_keys  # one pass only for a short KV length
+
+
+def test_decode_blocks_read_8_times_their_partial_results():
+    # 4 rows of D = 128: 2 x 4 x 130 fp32 of partials per block, 512 bytes of bf16 K and V per key
+    assert attn.decode_min_block_keys(4, 128, torch.bfloat16) == 65
+    assert attn.decode_min_block_keys(8, 128, torch.float32) == 65
+    assert attn.decode_min_block_keys(1, 64, torch.float16) == attn.DECODE_MIN_BLOCK_KEYS  # 17 < 32
+
+
+def test_decode_plan_two_passes_with_declared_scratch():
+    q, k = torch.empty(1, 32, 1, 128, dtype=torch.float16), torch.empty(1, 8, 4096, 128, dtype=torch.float16)
+    plan = kernel_for(q, k, kv_len=4000)
+    blocks, block_len = attn.decode_split(4000, 8, 8, 65)  # 8 KV heads of 4 query rows each: one row group
+    assert (blocks, block_len) == (56, 72)
+    assert plan.kernel == "attention_decode_split_d128_float16"
+    assert plan.threads == (blocks * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
+    assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
+                                                   "attention_decode_merge_d128_float16"]
+    assert plan.then[0].threads == (32 * attn.MERGE_THREADS, 1, 1) and plan.then[0].buffers[4].value == blocks
+    assert {s.name: (s.shape, s.dtype) for s in plan.scratch} == {
+        "o_part": ((32, blocks, 128), torch.float32), "m_part": ((32, blocks), torch.float32),
+        "l_part": ((32, blocks), torch.float32)}
+    one = kernel_for(q, k, kv_len=40)  # one block: one pass straight into out
+    assert one.kernel == "attention_decode_d128_float16" and one.then == () and one.scratch == ()
+    assert one.buffers[16].value >= 40
+
+
+@pytest.fixture
+def small_blocks(monkeypatch, fresh_plans):
+    """Blocks of 16 keys (float32, D = 64: steps of 8 keys) so that short KV lengths split."""
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
+    monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 4096)
+
+
+# (kv_len, blocks, keys per block): one block (short, exact, one step over), an exact split, one more and one
+# fewer than a block, and many blocks with a partial last one.
+SPLITS = [(15, 1, 16), (17, 1, 24), (32, 2, 16), (33, 2, 24), (47, 2, 24), (48, 3, 16), (49, 3, 24), (200, 9, 24)]
+
+
+@pytest.mark.parametrize("kv_len, blocks, block_len", SPLITS)
+def test_decode_split_boundaries(small_blocks, kv_len, blocks, block_len):
+    q, k, v = qkv(1, 4, 1, 1, 210, 64, seed=kv_len)
+    k[:, :, kv_len:] = float("nan")  # past kv_len: never read, however the blocks fall
+    plan = kernel_for(q, k, kv_len=kv_len)
+    assert (plan.buffers[16].value, len(plan.dispatches)) == (block_len, 1 if blocks == 1 else 2)
+    if blocks > 1:
+        assert plan.then[0].buffers[4].value == blocks
+    mask = randn(1, 4, 1, 210, seed=3)
+    mask[..., 16:20] = NEG_INF  # across the first block boundary
+    check(q, k, v, mask, False, None, kv_len)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("q_heads, kv_heads, q_len, head_dim", [(2, 2, 1, 128), (4, 1, 1, 64), (8, 1, 1, 128),
+                                                                (8, 2, 3, 64)])
+def test_decode_gqa_groups_over_split_blocks(small_blocks, dtype, q_heads, kv_heads, q_len, head_dim):
+    """GQA 1, 4 and 8 (8 query rows: two row groups in the 2-byte types), and 3 tokens of 4 heads (12 rows)."""
+    q, k, v = qkv(2, q_heads, kv_heads, q_len, 100, head_dim, dtype=dtype, seed=q_heads + head_dim)
+    assert len(kernel_for(q, k, kv_len=97).dispatches) == 2
+    check(q, k, v, None, True, None, 97)
+    check(q, k, v, randn(2, q_heads, q_len, 100, seed=1, dtype=dtype), False, 0.3, 97)
+
+
+def test_decode_fully_masked_rows_and_blocks_over_a_split(small_blocks):
+    q, k, v = qkv(1, 4, 1, 2, 64, 64)
+    mask = randn(1, 4, 2, 64, seed=2)
+    mask[0, 0, 1, :] = NEG_INF  # a whole row: NaN like softmax
+    mask[0, 1, :, :48] = NEG_INF  # every block but the last
+    mask[0, 2, :, 16:] = NEG_INF  # every block but the first
+    assert len(kernel_for(q, k, mask).dispatches) == 2
+    got, want = emulated(q, k, v, mask), expected(q, k, v, mask)
+    assert got[0, 0, 1].isnan().all() and got.isnan().sum() == want.isnan().sum() == 64
+    assert compare(got, want, q.dtype).ok
+
+
+def test_decode_finfo_min_mask_over_a_split(small_blocks):
+    q, k, v = qkv(1, 2, 1, 1, 64, 64, dtype=torch.bfloat16)
+    mask = torch.zeros(1, 2, 1, 64)
+    mask[0, 0, :, 20:] = torch.finfo(torch.bfloat16).min  # visible keys only in the first block
+    mask[0, 1] = torch.finfo(torch.bfloat16).min  # uniform weights over every key
+    check(q, k, v, mask.to(torch.bfloat16), False, None, 60)
 
 
 # ---- KV cache ----
@@ -173,6 +265,29 @@ def test_finfo_min_mask_weighs_visible_keys_like_the_reference(dtype, q_len):
     check(q, k, v, mask.to(dtype), True, None, 45)
 
 
+@pytest.mark.parametrize("q_len, mask_shape", [(1, (2, 1, 1, 210)), (3, (1, 4, 3, 210)), (20, (20, 70))], ids=str)
+def test_boolean_masks(small_blocks, q_len, mask_shape):
+    """True attends, like SDPA's bool attn_mask: decode over split blocks and prefill; broadcast shapes; a row
+    that hides every key gives NaN."""
+    q, k, v = qkv(2, 4, 1, q_len, 210 if q_len < 20 else 70, 64, seed=q_len)
+    kv_len = 200 if q_len < 20 else 66
+    keep = torch.rand(*mask_shape, generator=torch.Generator().manual_seed(q_len)) > 0.3
+    keep[..., :2] = True  # every row sees a key...
+    keep[(0,) * (len(mask_shape) - 1)] = False  # ...but the first row, broadcast or not
+    if q_len < 20:
+        assert len(kernel_for(q, k, keep, kv_len).dispatches) == 2 and kernel_for(q, k, keep, kv_len).buffers[19]
+    got, want = emulated(q, k, v, keep, False, None, kv_len), expected(q, k, v, keep, False, None, kv_len)
+    assert got.isnan().sum() == want.isnan().sum() > 0
+    assert compare(got, want, q.dtype).ok
+    check(q, k, v, keep[..., :kv_len] | True, True, None, kv_len)  # an all-true mask of width kv_len, causal
+
+
+def test_mask_of_another_dtype_is_a_usage_error():
+    q, k, v = qkv(1, 2, 1, 1, 8, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"mpskernels\.attention: mask has dtype torch.float32: it must be bool"):
+        torch.ops.mpskernels.attention(q, k, v, torch.zeros(1, 8), False)
+
+
 # ---- numerics and scheduling ----
 
 
@@ -225,3 +340,12 @@ def test_other_head_dims_run_the_reference(monkeypatch, head_dim):
     got = emulated(q, k, v, None, True, None, 7)
     torch.testing.assert_close(got, attn.reference(q, k, v, None, True, None, 7))
     assert launched == []
+
+
+def test_split_decode_does_not_depend_on_lane_order(monkeypatch, small_blocks):
+    q, k, v = qkv(1, 4, 1, 2, 70, 128, dtype=torch.float16)
+    mask = randn(2, 70, seed=4, dtype=torch.float16)
+    assert len(kernel_for(q, k, mask, 66).dispatches) == 2
+    fixed = check(q, k, v, mask, True, None, 66)
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
+    torch.testing.assert_close(emulated(q, k, v, mask, True, None, 66), fixed, rtol=0, atol=0)

@@ -89,9 +89,12 @@ def test_every_family_example_maps_to_a_launch(family):
                 continue
             metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
             plan = family.plan(**metas)
-            entry = cuda_source(family.source, tuple(sorted(plan.constants.items()))).entries[plan.kernel]
-            names = set(inputs) | set(family.outputs)
-            launch = plan_launch(entry, plan, {n: 4096 * (i + 1) for i, n in enumerate(sorted(names))})
-            assert len(launch.words) == entry.buffer_slots
-            if 0 not in plan.threads and plan.threads[0] * plan.threads[1] * plan.threads[2] <= 65536:
-                covered(launch.regions, plan.threads, plan.group_size)
+            entries = cuda_source(family.source, tuple(sorted(plan.constants.items()))).entries
+            names = set(inputs) | set(family.outputs) | {s.name for s in plan.scratch}
+            for dispatch in plan.dispatches:  # every dispatch of a multi-pass plan, scratch buffers included
+                entry = entries[dispatch.kernel]
+                launch = plan_launch(entry, dispatch, {n: 4096 * (i + 1) for i, n in enumerate(sorted(names))})
+                assert len(launch.words) == entry.buffer_slots
+                threads = dispatch.threads
+                if 0 not in threads and threads[0] * threads[1] * threads[2] <= 65536:
+                    covered(launch.regions, threads, dispatch.group_size)

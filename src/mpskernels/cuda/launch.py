@@ -1,4 +1,7 @@
-"""LaunchPlan -> CUDA launches: grid regions, argument words, dynamic shared memory. Pure: no GPU needed.
+"""LaunchPlan dispatch -> CUDA launches: grid regions, argument words, dynamic shared memory. Pure: no GPU needed.
+
+`plan_launch` takes one dispatch: a LaunchPlan (its first dispatch) or a Dispatch from `plan.dispatches`; a plan
+of several dispatches is launched one dispatch after the other on one stream (runner.launcher).
 
 Metal's dispatchThreads runs a grid that need not be a multiple of the threadgroup size; the threadgroups at the
 far edge are smaller, and their threads_per_threadgroup says so. CUDA blocks all have one size, so a plan is
@@ -13,7 +16,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..kernels.spec import LaunchPlan, Scalar
+from ..kernels.spec import Dispatch, LaunchPlan, Scalar
 from ..runtime.metal_source import pack_scalar
 from .translate import CudaEntry
 
@@ -68,7 +71,7 @@ def scalar_word(s: Scalar) -> int:
     return int.from_bytes(pack_scalar(s).ljust(8, b"\0"), "little")
 
 
-def check_geometry(entry: CudaEntry, plan: LaunchPlan) -> None:
+def check_geometry(entry: CudaEntry, plan: LaunchPlan | Dispatch) -> None:
     threads, group = tuple(plan.threads), tuple(plan.group_size)
     if len(threads) != 3 or len(group) != 3 or min(group) < 1 or min(threads) < 0:
         raise ValueError(f"{plan.kernel}: bad dispatch threads={threads} group_size={group}")
@@ -81,7 +84,7 @@ def check_geometry(entry: CudaEntry, plan: LaunchPlan) -> None:
             raise ValueError(f"{plan.kernel}: {-(-n // g)} threadgroups in dimension {d}, more than CUDA's {limit}")
 
 
-def plan_launch(entry: CudaEntry, plan: LaunchPlan, pointers: Mapping[str, int], tensors: Mapping[str, Any] = {}
+def plan_launch(entry: CudaEntry, plan: LaunchPlan | Dispatch, pointers: Mapping[str, int], tensors: Mapping[str, Any] = {}
                 ) -> CudaLaunch:
     """The launch of `plan` through `entry`; `pointers` maps the plan's buffer names to device addresses."""
     check_geometry(entry, plan)

@@ -7,14 +7,14 @@ stream is too: kernel launches, PyTorch ops and CUDA events stay in order withou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
 import torch
 
 from .. import registry
-from ..kernels.spec import KernelFamily, LaunchPlan, TensorMeta
+from ..kernels.spec import KernelFamily, LaunchPlan, TensorMeta, allocate_scratch
 from .launch import CudaLaunch, plan_launch
 from .source import cuda_source, nvrtc_options
 
@@ -49,6 +49,8 @@ class PreparedCall:
     inputs: dict[str, Any]
     outputs: dict[str, torch.Tensor]
     launch: Callable[[], None]
+    # The plan's scratch tensors: the launcher holds their raw pointers, so the call keeps them alive.
+    scratch: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def results(self) -> tuple[torch.Tensor, ...]:
         """The op's outputs, then the inputs it mutates (schema order), as the tests compare them."""
@@ -56,25 +58,29 @@ class PreparedCall:
 
 
 def launcher(source: str, plan: LaunchPlan, tensors: dict[str, Any]) -> Callable[[], None]:
-    """A function that launches `plan` (all its regions) with the bound tensors."""
+    """A function that launches every dispatch of `plan` (all its regions), in order, with the bound tensors.
+
+    The dispatches go to one stream one after the other, so each sees every write of the ones before it (CUDA
+    stream order), as consecutive dispatches on one Metal encoder do."""
     cupy()  # a clear error here when CuPy is missing, before any compiling
     np = __import__("numpy")
     compiled = cuda_source(source, constants_key(plan))
-    entry = compiled.entries.get(plan.kernel)
-    if entry is None:
-        raise KeyError(f"{source} has no kernel '{plan.kernel}'")
+    module = compiled_module(source, constants_key(plan))
     pointers = {k: v.data_ptr() for k, v in tensors.items() if isinstance(v, torch.Tensor)}
-    launch: CudaLaunch = plan_launch(entry, plan, pointers)
-    function = compiled_module(source, constants_key(plan)).get_function(entry.symbol)
     calls = []
-    for region in launch.regions:
-        words, small = launch.arguments(region)
-        args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
-        calls.append((region.blocks, region.block, args))
-    shared = launch.shared_bytes
+    for dispatch in plan.dispatches:
+        entry = compiled.entries.get(dispatch.kernel)
+        if entry is None:
+            raise KeyError(f"{source} has no kernel '{dispatch.kernel}'")
+        launch: CudaLaunch = plan_launch(entry, dispatch, pointers)
+        function = module.get_function(entry.symbol)
+        for region in launch.regions:
+            words, small = launch.arguments(region)
+            args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
+            calls.append((function, region.blocks, region.block, args, launch.shared_bytes))
 
     def run() -> None:
-        for blocks, block, args in calls:
+        for function, blocks, block, args, shared in calls:
             function(blocks, block, args, shared_mem=shared)
 
     return run
@@ -106,10 +112,13 @@ def prepare(family: KernelFamily, args: tuple, poison: bool = True) -> PreparedC
     if not (outputs and all(t.numel() == 0 for t in outputs.values())):
         metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         plan = family.plan(**metas)
-        if 0 in plan.threads:
+        if plan.is_empty():
             plan = None
-    launch = launcher(family.source, plan, {**inputs, **outputs}) if plan is not None else (lambda: None)
-    return PreparedCall(family, plan, inputs, outputs, launch)
+    launch, scratch = (lambda: None), {}
+    if plan is not None:
+        scratch = allocate_scratch(plan, device, poison)
+        launch = launcher(family.source, plan, {**inputs, **outputs, **scratch})
+    return PreparedCall(family, plan, inputs, outputs, launch, scratch)
 
 
 @lru_cache(maxsize=None)
@@ -126,13 +135,15 @@ def run_source(source: str, plan: LaunchPlan, tensors: dict[str, Any]) -> None:
 
     unit = msl.read_source(source, "control.metal")
     compiled = to_cuda(unit.text, unit.program, Specialization.of(dict(plan.constants)))
-    entry = compiled.entries[plan.kernel]
-    launch = plan_launch(entry, plan, {k: v.data_ptr() for k, v in tensors.items()})
-    function = _text_module(compiled.text).get_function(entry.symbol)
-    for region in launch.regions:
-        words, small = launch.arguments(region)
-        args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
-        function(region.blocks, region.block, args, shared_mem=launch.shared_bytes)
+    pointers = {k: v.data_ptr() for k, v in tensors.items()}
+    for dispatch in plan.dispatches:
+        entry = compiled.entries[dispatch.kernel]
+        launch = plan_launch(entry, dispatch, pointers)
+        function = _text_module(compiled.text).get_function(entry.symbol)
+        for region in launch.regions:
+            words, small = launch.arguments(region)
+            args = tuple(np.uint64(w) for w in words) + tuple(np.uint32(v) for v in small)
+            function(region.blocks, region.block, args, shared_mem=launch.shared_bytes)
 
 
 def run(family: KernelFamily, args: tuple, poison: bool = True) -> tuple[torch.Tensor, ...]:

@@ -1,4 +1,5 @@
-"""Scaled dot-product attention with grouped KV heads, causal masking, an additive mask and a KV-cache length.
+"""Scaled dot-product attention with grouped KV heads, causal masking, an additive or boolean mask and a KV-cache
+length.
 
 out = softmax(q k^T * scale + mask) v, computed per (batch, query head) over the first `kv_len` key positions.
 
@@ -8,31 +9,45 @@ out = softmax(q k^T * scale + mask) v, computed per (batch, query head) over the
 - `causal`: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys at
   positions <= that. With Sq == kv_len this is PyTorch SDPA's is_causal; with a KV cache it is the usual
   "new tokens at the end" rule (decode: Sq == 1 sees every cached key). Needs kv_len >= Sq.
-- `mask`: additive, in q's dtype, broadcastable to [B, Hq, Sq, kv_len]; its last dimension is 1, kv_len or Sk
-  (then only the first kv_len columns are read). A row whose scores are all -inf gives NaN, like softmax does.
+- `mask`: additive in q's dtype, or boolean (True: attend, as SDPA's bool attn_mask), broadcastable to
+  [B, Hq, Sq, kv_len]; its last dimension is 1, kv_len or Sk (then only the first kv_len columns are read). A row
+  whose scores are all -inf (or whose keys are all hidden) gives NaN, like softmax does.
 - `scale` defaults to 1 / sqrt(D).
 
-Sq <= DECODE_MAX_QUERIES runs attention_decode (the KV length split across SIMD groups, partial softmax results
-merged); longer queries run attention_prefill (flash-attention tiling). Both are in metal/attention.metal.
+Sq <= DECODE_MAX_QUERIES runs the decode kernels: the KV length is split into blocks over threadgroups (the query
+heads sharing a KV head in one threadgroup), attention_decode_split writes each block's partial softmax results
+and attention_decode_merge combines them (two dispatches); a KV length of one block runs attention_decode alone.
+Longer queries run attention_prefill (flash-attention tiling). All are in metal/attention.metal.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, like
+from .spec import DTYPE_NAMES, FLOAT_DTYPES, Dispatch, KernelFamily, LaunchPlan, Scalar, Scratch, TensorMeta, like
 
 HEAD_DIMS = (64, 80, 96, 128)  # instantiated in metal/attention.metal
-DECODE_MAX_QUERIES = 8  # one 8-row simdgroup matrix holds every query row of a decode threadgroup
+DECODE_MAX_QUERIES = 8  # queries per call that still take the decode kernels
 PREFILL_BQ = 32  # query rows per prefill threadgroup: PREFILL_BQ in metal/attention.metal
 PREFILL_THREADS = 128  # PREFILL_SIMD_GROUPS * 32
-DECODE_THREADS = 256  # DECODE_SIMD_GROUPS * 32
-# Decode groups the query heads that share a KV head into one threadgroup (each K/V element read once) only while
-# that still leaves this many threadgroups; below it, fewer heads per threadgroup trade K/V re-reads (served by the
-# cache) for parallelism across GPU cores. Not yet tuned on an Apple GPU.
-DECODE_MIN_THREADGROUPS = 32
+DECODE_THREADS = 128  # DECODE_SIMD_GROUPS * 32
+DECODE_SIMD_GROUPS = 4
+MERGE_THREADS = 256  # MERGE_SIMD_GROUPS * 32
+DECODE_VEC_BYTES = 16  # a lane loads 16 bytes of a key row at a time
+# The KV length is split into blocks until the decode grid has about this many threadgroups. A documented constant,
+# not the GPU's core count (PyTorch exposes no core count, and asking IOKit costs more than a decode step): 1024
+# threadgroups of 128 threads keep every core of the largest Apple GPUs (60-80 cores, each holding several such
+# threadgroups at once) busy, and on smaller GPUs the extra blocks only queue up.
+DECODE_TARGET_THREADGROUPS = 1024
+# A block holds at least DECODE_MIN_BLOCK_KEYS keys, and enough that its K and V bytes are at least
+# DECODE_PARTIAL_SHARE times the partial results it writes and the merge reads back (at most 1/8 more traffic than
+# the one-pass minimum); so a short KV length runs in one pass. At most DECODE_MAX_BLOCKS blocks.
+DECODE_MIN_BLOCK_KEYS = 32
+DECODE_PARTIAL_SHARE = 8
+DECODE_MAX_BLOCKS = 1024
 
 
 def _kv_length(k: torch.Tensor | TensorMeta, kv_len: int | None) -> int:
@@ -49,8 +64,9 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     values = v[:, :, :n].to(compute).repeat_interleave(group, dim=1)
     scores = q.to(compute) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(head_dim) if scale is None else scale)
     if mask is not None:
-        m = mask.to(compute)
-        scores = scores + (m if m.shape[-1] == 1 else m[..., :n])
+        m = mask if mask.dtype == torch.bool else mask.to(compute)
+        m = m if m.shape[-1] == 1 else m[..., :n]
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
     if causal:
         query_pos = torch.arange(q_len, device=q.device) + (n - q_len)
         visible = torch.arange(n, device=q.device)[None, :] <= query_pos[:, None]
@@ -69,14 +85,75 @@ def _mask_strides(mask: TensorMeta) -> tuple[int, int, int, int]:
     return tuple(strides)
 
 
-def decode_heads_per_group(batch: int, q_heads: int, kv_heads: int, q_len: int) -> int:
-    """Query heads (all sharing one KV head) per decode threadgroup; their heads * q_len rows fill at most 8."""
-    group = q_heads // kv_heads
-    fits = [d for d in range(group, 0, -1) if group % d == 0 and d * q_len <= DECODE_MAX_QUERIES]
-    for d in fits:
-        if batch * (q_heads // d) >= DECODE_MIN_THREADGROUPS:
-            return d
-    return 1
+@dataclass(frozen=True)
+class DecodeLayout:
+    """The decode kernels' lane layout for a dtype and head dim (DecodeLayout in metal/attention.metal)."""
+
+    elements: int  # elements of a key row per lane (16 bytes)
+    lanes_per_key: int
+    rows: int  # query rows per threadgroup
+
+    @classmethod
+    def of(cls, dtype: torch.dtype, head_dim: int) -> "DecodeLayout":
+        elements = DECODE_VEC_BYTES // torch.empty((), dtype=dtype).element_size()
+        chunks = head_dim // elements
+        lanes = 8 if chunks <= 8 else 16 if chunks <= 16 else 32
+        return cls(elements, lanes, 32 // elements)
+
+    @property
+    def step(self) -> int:
+        """Keys a threadgroup consumes per step (every SIMD group takes 32 / lanes_per_key keys)."""
+        return 32 // self.lanes_per_key * DECODE_SIMD_GROUPS
+
+
+def decode_min_block_keys(rows: int, head_dim: int, dtype: torch.dtype) -> int:
+    """The fewest keys of a block for a threadgroup of `rows` query rows (see DECODE_PARTIAL_SHARE)."""
+    partial_bytes = 2 * rows * (head_dim + 2) * 4  # fp32 (O, m, l) per row, written then read back
+    kv_bytes_per_key = 2 * head_dim * torch.empty((), dtype=dtype).element_size()
+    return max(DECODE_MIN_BLOCK_KEYS, -(-DECODE_PARTIAL_SHARE * partial_bytes // kv_bytes_per_key))
+
+
+def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None = None) -> tuple[int, int]:
+    """(blocks, keys per block) for a decode grid of `threadgroups` threadgroups per block: blocks enough to reach
+    DECODE_TARGET_THREADGROUPS, each at least `min_keys` keys (DECODE_MIN_BLOCK_KEYS by default), a block a
+    multiple of `step` keys (only the last block has a partial step)."""
+    min_keys = DECODE_MIN_BLOCK_KEYS if min_keys is None else min_keys
+    wanted = -(-DECODE_TARGET_THREADGROUPS // max(threadgroups, 1))
+    blocks = max(1, min(wanted, kv_len // min_keys, DECODE_MAX_BLOCKS))
+    block_len = -(-kv_len // blocks)
+    block_len = -(-block_len // step) * step
+    return -(-kv_len // block_len), block_len
+
+
+def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | None, constants: dict, n: int
+                ) -> LaunchPlan:
+    """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds the
+    last buffer, [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask)."""
+    batch, q_heads, q_len, head_dim = q.shape
+    kv_heads = k.shape[1]
+    layout = DecodeLayout.of(q.dtype, head_dim)
+    group_rows = q_heads // kv_heads * q_len  # rows sharing a KV head
+    row_groups = -(-group_rows // layout.rows)
+    min_keys = decode_min_block_keys(min(layout.rows, group_rows), head_dim, q.dtype)
+    blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step, min_keys)
+    dtype = DTYPE_NAMES[q.dtype]
+    grid = (blocks * row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
+    if blocks == 1:
+        return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}",
+                          buffers=buffers + (Scalar(block_len, "uint"), bool_mask), threads=grid,
+                          group_size=(DECODE_THREADS, 1, 1), constants=constants)
+    rows = batch * q_heads * q_len
+    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part", bool_mask)
+    merge = Dispatch(kernel=f"attention_decode_merge_d{head_dim}_{dtype}",
+                     buffers=("o_part", "m_part", "l_part", "out", Scalar(blocks, "uint")),
+                     threads=(rows * MERGE_THREADS, 1, 1), group_size=(MERGE_THREADS, 1, 1))
+    return LaunchPlan(
+        kernel=f"attention_decode_split_d{head_dim}_{dtype}", buffers=split, threads=grid,
+        group_size=(DECODE_THREADS, 1, 1), constants=constants, then=(merge,),
+        scratch=(Scratch("o_part", (rows, blocks, head_dim), torch.float32),
+                 Scratch("m_part", (rows, blocks), torch.float32),
+                 Scratch("l_part", (rows, blocks), torch.float32)),
+    )
 
 
 def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, causal: bool,
@@ -85,29 +162,24 @@ def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, c
     kv_heads, capacity = k.shape[1], k.shape[2]
     n = _kv_length(k, kv_len)
     strides = _mask_strides(mask) if mask is not None else (0, 0, 0, 0)
+    is_bool = mask is not None and mask.dtype == torch.bool
+    bool_mask = "mask" if is_bool else None  # the last buffer of each kernel
     buffers = (
-        "q", "k", "v", "mask" if mask is not None else None, "out",
+        "q", "k", "v", "mask" if mask is not None and not is_bool else None, "out",
         Scalar(1.0 / math.sqrt(head_dim) if scale is None else float(scale), "float"),
         Scalar(q_heads, "uint"), Scalar(q_heads // kv_heads, "uint"), Scalar(q_len, "uint"),
         Scalar(capacity, "uint"), Scalar(n, "uint"), Scalar(bool(causal), "bool"),
         *(Scalar(s, "uint") for s in strides),
     )
-    dtype = DTYPE_NAMES[q.dtype]
+    constants = {"has_mask": mask is not None and not is_bool, "has_bool_mask": is_bool}
     if q_len <= DECODE_MAX_QUERIES:
-        per_group = decode_heads_per_group(batch, q_heads, kv_heads, q_len)
-        return LaunchPlan(
-            kernel=f"attention_decode_d{head_dim}_{dtype}",
-            buffers=buffers + (Scalar(per_group, "uint"),),
-            threads=(q_heads // per_group * DECODE_THREADS, batch, 1),
-            group_size=(DECODE_THREADS, 1, 1),
-            constants={"has_mask": mask is not None},
-        )
+        return decode_plan(q, k, buffers, bool_mask, constants, n)
     return LaunchPlan(
-        kernel=f"attention_prefill_d{head_dim}_{dtype}",
-        buffers=buffers,
+        kernel=f"attention_prefill_d{head_dim}_{DTYPE_NAMES[q.dtype]}",
+        buffers=buffers + (bool_mask,),
         threads=(-(-q_len // PREFILL_BQ) * PREFILL_THREADS, q_heads, batch),
         group_size=(PREFILL_THREADS, 1, 1),
-        constants={"has_mask": mask is not None},
+        constants=constants,
     )
 
 
@@ -130,6 +202,8 @@ def validate(inputs) -> None:
         raise ValueError(f"causal attention needs kv_len >= the {q.shape[2]} queries (the queries are the last "
                          f"positions of the sequence), got kv_len {n}")
     if mask is not None:
+        if mask.dtype not in (q.dtype, torch.bool):
+            raise ValueError(f"mask has dtype {mask.dtype}: it must be bool or q's dtype ({q.dtype})")
         want = (q.shape[0], q.shape[1], q.shape[2])
         lead = (1,) * (4 - mask.dim()) + tuple(mask.shape[:-1]) if 1 <= mask.dim() <= 4 else None
         if lead is None or any(m not in (1, w) for m, w in zip(lead, want)) or \
@@ -213,14 +287,15 @@ ATTENTION = KernelFamily(
     name="attention",
     source="attention.metal",
     schema="(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal, float? scale=None, int? kv_len=None) -> Tensor",
+    dtype_args=("q", "k", "v"),  # the mask is q's dtype or bool: validate checks it
     reference=reference,
     dtypes=FLOAT_DTYPES,
     outputs={"out": like("q")},
     plan=plan,
     validate=validate,
     constraints=(head_dim_supported, has_keys, fits_uint32),
-    description="Scaled dot-product attention (grouped KV heads, causal, additive mask, KV cache length); "
-                "flash-attention prefill, split-KV decode for <= 8 queries",
+    description="Scaled dot-product attention (grouped KV heads, causal, additive or boolean mask, KV cache "
+                "length); flash-attention prefill, two-pass split-KV decode for <= 8 queries",
     fusions="q k^T, scale, mask, causal mask, online softmax and P v in one kernel; the score matrix is never "
             "materialised",
     examples=examples,

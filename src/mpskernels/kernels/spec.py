@@ -40,11 +40,36 @@ class Scalar:
 
 
 @dataclass(frozen=True)
-class LaunchPlan:
-    """Everything a backend needs to encode one dispatch, and nothing about how.
+class Dispatch:
+    """One kernel dispatch: `buffers[i]` binds `[[buffer(i)]]` (a tensor's name, a Scalar, or None for a slot the
+    kernel does not read in this specialisation: a buffer switched off by a function constant)."""
 
-    `buffers[i]` binds `[[buffer(i)]]`: the name of an input or output tensor, a Scalar, or None for a slot the
-    kernel does not read in this specialisation (a buffer switched off by a function constant).
+    kernel: str
+    buffers: tuple[str | Scalar | None, ...]
+    threads: tuple[int, int, int]
+    group_size: tuple[int, int, int]
+    threadgroup_memory: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A temporary buffer a plan's dispatches pass between them (e.g. per-block partial results): allocated by the
+    runtime on the call's device, contiguous, uninitialised (written before it is read), bound by `name`."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a backend needs to encode one op call, and nothing about how.
+
+    The plan's own fields are its first dispatch (`buffers[i]` binds `[[buffer(i)]]`: the name of an input, output
+    or scratch tensor, a Scalar, or None for a slot switched off by a function constant). `then` lists further
+    dispatches of the same .metal file and function constants, run in order on the same stream, each seeing every
+    write of the ones before it; `scratch` declares the temporaries they exchange. Most families have one dispatch
+    and no scratch.
     """
 
     kernel: str
@@ -53,6 +78,31 @@ class LaunchPlan:
     group_size: tuple[int, int, int]
     constants: Mapping[str, bool | int | float] = field(default_factory=dict)
     threadgroup_memory: Mapping[int, int] = field(default_factory=dict)
+    then: tuple[Dispatch, ...] = ()
+    scratch: tuple[Scratch, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.scratch]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.kernel}: scratch buffer names repeat: {names}")
+
+    @property
+    def dispatches(self) -> tuple[Dispatch, ...]:
+        """Every dispatch, in launch order."""
+        first = Dispatch(self.kernel, self.buffers, self.threads, self.group_size, self.threadgroup_memory)
+        return (first, *self.then)
+
+    def is_empty(self) -> bool:
+        """Whether some dispatch has an empty grid (Metal rejects those): then nothing is launched."""
+        return any(0 in d.threads for d in self.dispatches)
+
+
+def allocate_scratch(plan: LaunchPlan, device: torch.device, poison: bool = False) -> dict[str, torch.Tensor]:
+    """The plan's scratch tensors, by name, on `device`; `poison` fills them with NaN (the tests do), so a dispatch
+    that reads scratch nobody wrote cannot pass."""
+    if poison:
+        return {s.name: torch.full(s.shape, float("nan"), dtype=s.dtype, device=device) for s in plan.scratch}
+    return {s.name: torch.empty(s.shape, dtype=s.dtype, device=device) for s in plan.scratch}
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ class EmulatorBackend:
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
-        args = [
-            tensors[b] if isinstance(b, str) else b.value if isinstance(b, Scalar) else None for b in plan.buffers
-        ]
-        library(family.source).dispatch(
-            plan.kernel, *args, threads=plan.threads, group_size=plan.group_size, constants=dict(plan.constants),
-            threadgroup_memory=dict(plan.threadgroup_memory),
-        )
+        # Dispatches run one after the other, each to completion: a later one sees every write of the earlier.
+        lib = library(family.source)
+        for d in plan.dispatches:
+            args = [tensors[b] if isinstance(b, str) else b.value if isinstance(b, Scalar) else None
+                    for b in d.buffers]
+            lib.dispatch(d.kernel, *args, threads=d.threads, group_size=d.group_size, constants=dict(plan.constants),
+                         threadgroup_memory=dict(d.threadgroup_memory))

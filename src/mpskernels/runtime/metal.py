@@ -2,7 +2,8 @@
 
 The bridge encodes on PyTorch's current MPS stream with its shared encoder, caches libraries by source hash and
 pipeline states by kernel name, and binds tensors with their storage offsets. Everything it needs arrives ready:
-specialised source text, tensors and packed scalar bytes in [[buffer(i)]] order, grid and threadgroup sizes.
+specialised source text and, for each dispatch of the plan in order, the kernel's name, tensors and packed scalar
+bytes in [[buffer(i)]] order, grid and threadgroup sizes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
-from .metal_source import pack_scalar, specialised_source
+from .metal_source import pack_scalar, placeholder as typed_placeholder, placeholder_dtypes, specialised_source
 
 
 def _bridge():
@@ -34,16 +35,21 @@ class MetalBackend:
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
-        launches.record()
         text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
         placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
-        args = []
-        for b in plan.buffers:
-            if isinstance(b, str):
-                args.append(tensors[b])
-            elif isinstance(b, Scalar):
-                args.append(pack_scalar(b))
-            else:
-                args.append(placeholder)
-        _bridge().launch(text, digest, plan.kernel, args, list(plan.threads), list(plan.group_size),
-                         sorted(plan.threadgroup_memory.items()))
+        dispatches = []
+        for d in plan.dispatches:
+            launches.record()
+            args = []
+            for i, b in enumerate(d.buffers):
+                if isinstance(b, str):
+                    args.append(tensors[b])
+                elif isinstance(b, Scalar):
+                    args.append(pack_scalar(b))
+                else:  # a buffer switched off by a function constant: something of its declared type
+                    typed = placeholder_dtypes(family.source, d.kernel).get(i)
+                    args.append(placeholder if typed is None else typed_placeholder(typed, str(placeholder.device)))
+            dispatches.append((d.kernel, args, list(d.threads), list(d.group_size),
+                               sorted(d.threadgroup_memory.items())))
+        # One bridge call encodes them all on one encoder, with a buffer barrier between consecutive dispatches.
+        _bridge().launch(text, digest, dispatches)

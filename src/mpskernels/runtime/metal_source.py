@@ -31,6 +31,32 @@ def specialised_source(source: str, constants: tuple) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
+# Element types a switched-off buffer may be declared with, spelled out (a template parameter like T is not here:
+# such a slot gets the call's first tensor, which carries the op's dtype).
+_PLACEHOLDER_DTYPES = {"bool": torch.bool, "float": torch.float32, "half": torch.float16, "bfloat": torch.bfloat16,
+                       "int": torch.int32, "uint": torch.int32, "char": torch.int8, "uchar": torch.uint8}
+
+
+@lru_cache(maxsize=None)
+def placeholder_dtypes(source: str, kernel: str) -> dict[int, torch.dtype]:
+    """Buffer slot -> dtype of a placeholder for the kernel's buffers that a function constant can switch off and
+    whose element type is spelled out: the specialised source keeps them as parameters, so both Metal backends bind
+    something there, of the declared type (as Metal's validation layer expects)."""
+    entry = next((e for e in _unit(source).program.entries if e.host_name == kernel), None)
+    out = {}
+    for p in entry.kernel.params if entry is not None else ():
+        words = p.type_text.replace("*", " ").split()
+        if p.role == "buffer" and p.condition and words and words[-1] in _PLACEHOLDER_DTYPES:
+            out[p.index] = _PLACEHOLDER_DTYPES[words[-1]]
+    return out
+
+
+@lru_cache(maxsize=64)
+def placeholder(dtype: torch.dtype, device: str) -> torch.Tensor:
+    """A small tensor bound where a switched-off buffer of a spelled-out type sits (never read)."""
+    return torch.zeros(16, dtype=dtype, device=device)
+
+
 def pack_scalar(s: Scalar) -> bytes:
     """The bytes of a `constant T&` argument, as setBytes wants them."""
     if s.msl_type == "half":
