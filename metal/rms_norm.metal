@@ -20,8 +20,8 @@
 //   most 1024): a 4096-wide fp32 row takes 256 threads, so several rows' threadgroups stay resident per core and
 //   one row's loads overlap another's reduction. The sum reduces with simd_sum, then across SIMD groups through
 //   threadgroup memory (one barrier: every SIMD group re-reduces the per-group partials itself).
-// The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (R = threads_per_threadgroup.y),
-// so a 1-D grid of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
+// The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (metal/rows.h), so a 1-D grid
+// of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
 //
 // Numerics: the sum of squares accumulates in fp32 in a fixed order per thread (the same whichever path moves
 // the bytes), and each output is rounded once.
@@ -35,64 +35,11 @@
 #include <metal_stdlib>
 using namespace metal;
 
-#include "chunk_io.h"
+#include "rows.h"
 
 constant bool has_weight [[function_constant(0)]];
 
-constant constexpr int SIMD_SIZE = 32;
 constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
-
-// Sum of `value` over the threadgroup, returned to every thread. `partials` holds one float per SIMD group and
-// must not be reused by a later reduction in the same threadgroup without a barrier.
-inline float threadgroup_sum(float value, threadgroup float* partials, uint threads, uint simd_lane,
-                             uint simd_group) {
-  value = simd_sum(value);
-  if (simd_lane == 0) {
-    partials[simd_group] = value;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
-  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);  // the last group may be partial
-  float total = 0.0f;
-  for (uint i = simd_lane; i < num_groups; i += lanes) {
-    total += partials[i];
-  }
-  return simd_sum(total);
-}
-
-// The row a thread works on, its index among the row's threads, and how many threads the row has.
-struct RowSlot {
-  uint row;
-  uint lid;
-  uint threads;
-};
-
-inline RowSlot row_slot(uint2 group_pos, uint2 lid, uint2 group_size) {
-  return RowSlot{group_pos.x * group_size.y + lid.y, lid.x, group_size.x};
-}
-
-// Sum over the row's threads: one SIMD group (P <= 32, including the 32 x R layout) or the whole threadgroup.
-inline float row_sum(float value, RowSlot s, threadgroup float* partials, uint simd_lane, uint simd_group) {
-  if (s.threads <= SIMD_SIZE) {
-    return simd_sum(value);
-  }
-  return threadgroup_sum(value, partials, s.threads, simd_lane, simd_group);
-}
-
-// Chunk c of the values the norm sees: x, or the rounded residual sum (also stored to residual_out).
-template <typename T, bool RESIDUAL>
-inline void load_input(const device T* x, const device T* residual, device T* residual_out, uint c, uint n,
-                       bool vec, thread float* v) {
-  load_chunk(x, c, n, vec, v);
-  if (RESIDUAL) {
-    float r[ChunkOf<T>::N];
-    load_chunk(residual, c, n, vec, r);
-    for (int i = 0; i < ChunkOf<T>::N; i++) {
-      v[i] = float(T(v[i] + r[i]));
-    }
-    store_chunk(residual_out, c, n, vec, v);
-  }
-}
 
 template <typename T>
 inline void scale_and_store(device T* out, const device T* weight, uint c, uint n, bool vec, float inv_rms,
@@ -137,7 +84,7 @@ inline void rms_norm_row(
   for (int s = 0; s < N_CHUNKS; s++) {
     const uint c = slot.lid + s * P;
     if (c < chunks) {
-      load_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
+      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
     } else {
       for (int i = 0; i < N; i++) {
         v[s][i] = 0.0f;
@@ -150,7 +97,7 @@ inline void rms_norm_row(
   // Past the register capacity: accumulate now, read again for the store.
   for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
     float h[N];
-    load_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
+    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
     for (int i = 0; i < N; i++) {
       sum_sq += h[i] * h[i];
     }

@@ -148,7 +148,7 @@ def vector_width_cols(dtype):
     return sorted({c + d for c in (simd_row, group_row) for d in (-1, 0, 1, n // 2)})
 
 
-@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm"])
+@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
 def test_row_kernels_fast_path_and_tail(kernel, dtype):
     """Plans as shipped, at column counts that hit the 16-byte fast path, the element-wise tail and rows that
@@ -178,7 +178,11 @@ def test_row_kernels_fast_path_and_tail(kernel, dtype):
             plan = family.plan(**metas, eps=1e-5)
             tensors = {"x": x, "residual": residual, "weight": w, "bias": b, **outs}
             dispatch_plan(family.source, plan, tensors, bounds_check)
-            wants = row_reference(kernel, *float64((x, residual, w, b)), 1e-5)
+            if residual_op:  # the op rounds x + residual to its dtype before normalising, as unfused code does
+                h = x + residual
+                wants = row_reference(kernel.removeprefix("add_"), *float64((h, None, w, b)), 1e-5) + (h,)
+            else:
+                wants = row_reference(kernel, *float64((x, residual, w, b)), 1e-5)
             for (name, got), want in zip(outs.items(), wants):
                 result = compare(got, want, dtype)
                 assert result.ok, f"{kernel} {dtype} {rows}x{cols} offset {offset} {name}: {result}"
