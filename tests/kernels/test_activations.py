@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mpskernels import registry, runtime
+from mpskernels import launches, registry, runtime
 from mpskernels._paths import metal_dir
 from mpskernels.emulator import compile_source
 from mpskernels.kernels import activations as act
@@ -295,6 +295,7 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     copies (which end at a page, so their alignment follows their size) and on the tensors' own memory, also bound
     at an element offset."""
     monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    before = launches.count()
     for offset in (0, 1):
         for n in around_chunks(dtype, 20):
             x, b = randn(n, seed=n, dtype=dtype), randn(n, seed=n + 1, dtype=dtype)
@@ -306,6 +307,7 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
             check("bias_act", x, randn(half, seed=7, dtype=dtype), "gelu", -1)
             check("bias_act", offset_view(randn(2, 3, half, seed=half, dtype=dtype), offset),
                   randn(3, seed=8, dtype=dtype), "silu", 1)
+    assert launches.count() == before + 2 * 4 * 5  # every call ran its kernel: none fell back to the reference
 
 
 # ---- usage errors and fallbacks ----

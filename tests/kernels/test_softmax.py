@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from mpskernels import registry, runtime
+from mpskernels import launches, registry, runtime
 from mpskernels.kernels import softmax as sm
 from mpskernels.kernels.spec import TensorMeta
 from mpskernels.runtime import use_backend
@@ -317,6 +317,7 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     n = 16 // torch.empty((), dtype=dtype).element_size()
     chunk_counts = (8, 40) + ((sm.BLOCK_ROW_CHUNKS + 2,) if dtype == torch.float32 else ())
     seen = set()
+    before = launches.count()
     for chunks in chunk_counts:
         for cols in (chunks * n - 1, chunks * n, chunks * n + 1, chunks * n + n // 2):
             seen.add(sm.variant_for(cols, dtype))
@@ -326,3 +327,4 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
                 for op in OPS:
                     check(op, x, mask, 0.5)
     assert seen == ({"simd", "block", "looped"} if dtype == torch.float32 else {"simd", "block"})
+    assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back
