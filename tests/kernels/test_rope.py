@@ -409,3 +409,26 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
                 want = rope.reference(*(t.double() for t in (q, k, cos, sin)), None, 0, interleaved)
                 for g, w in zip(got, want):
                     assert_matches(g, w, dtype)
+
+
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_kv_cache_append_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Head sizes of whole 16-byte chunks, one element more and one fewer; sources bound at an element offset;
+    the copy is bit for bit, NaN payloads included."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    gen = torch.Generator().manual_seed(4)
+    for d in (4 * n - 1, 4 * n, 4 * n + 1):
+        for offset in (0, 1):
+            k_cache, v_cache = (torch.randn(2, 2, 9, d, generator=gen).to(dtype) for _ in range(2))
+            k, v = (offset_view(torch.randn(2, 2, 3, d, generator=gen).to(dtype), offset) for _ in range(2))
+            k.view(torch.int16 if dtype != torch.float32 else torch.int32)[0, 0, 0, 0] = -3  # a NaN with a payload
+            want_k, want_v = k_cache.clone(), v_cache.clone()
+            want_k[:, :, 5:8], want_v[:, :, 5:8] = k, v
+            before = launches.count()
+            with use_backend("emulator"):
+                torch.ops.mpskernels.kv_cache_append(k_cache, v_cache, k, v, 5)
+            assert launches.count() == before + 1
+            for got, want in ((k_cache, want_k), (v_cache, want_v)):
+                assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))
