@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mpskernels import registry
+from mpskernels import launches, registry
 from mpskernels.emulator import compile_file, compile_source
 from mpskernels._paths import metal_dir
 from mpskernels.kernels import group_norm as gn
@@ -22,7 +22,6 @@ from mpskernels.runtime import use_backend
 from mpskernels.tolerances import compare
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-REGISTER_CAPACITY = rn.N_READS * rn.N_STEPS  # elements a group_norm thread keeps in registers
 
 
 @pytest.fixture(autouse=True)
@@ -208,6 +207,28 @@ def test_group_norm_is_correct_at_any_threadgroup_size(shape, groups):
         assert result.ok, f"group_norm {shape} groups {groups} threads {group}: {result}"
 
 
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_group_norm_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Channel planes of whole 16-byte chunks (one channel per chunk) and not (chunks straddling channels, groups
+    ending in a partial chunk); on the emulator's guarded copies and on the tensors' own memory, also bound at an
+    element offset."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = rn.chunk_elements(dtype)
+    gen = torch.Generator().manual_seed(12)
+    for shape, groups in (((2, 4, 2 * n), 2), ((2, 4, 2 * n + 1), 2), ((1, 6, 3, n - 1), 3), ((2, 8, 4 * n), 4)):
+        for offset in (0, 1):
+            flat = (torch.randn(math.prod(shape) + offset, generator=gen) * 2 - 1).to(dtype)
+            x = flat[offset:].view(shape)
+            w = (torch.rand(shape[1], generator=gen) + 0.5).to(dtype)
+            b = torch.randn(shape[1], generator=gen).to(dtype)
+            before = launches.count()
+            got = emulated("group_norm", x, groups, w, b, 1e-5)
+            assert launches.count() == before + 1
+            result = compare(got, gn.reference(*float64((x, groups, w, b)), 1e-5), dtype)
+            assert result.ok, f"group_norm {dtype} {shape} offset {offset}: {result}"
+
+
 def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
     for dtype, capacity in ((torch.float32, 16384), (torch.float16, 32768), (torch.bfloat16, 32768)):
         for cols in (1, 31, 33, 100, 4096, 4097, capacity, capacity + 1, 100000):
@@ -219,10 +240,6 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
             assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
             assert group[0] == p and (group[1] == 1 or p == 32)
             assert threads[0] // group[0] * group[1] == 6  # one row per SIMD group or per threadgroup
-    for cols in (1, 31, 33, 100, 4096, 4097, 16384, 16385, 100000):
-        group = rn.group_size_for(cols)
-        assert group % 32 == 0 and 32 <= group <= 1024
-        assert (group * REGISTER_CAPACITY >= cols) == (cols <= 16384)
     p = gn.plan(TensorMeta((2, 320, 64, 64), torch.float16), 32, None, None, 1e-5)
     assert p.threads[0] == 2 * 32 * 1024 and p.group_size[0] == 1024
 

@@ -7,15 +7,12 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-# Tunables of the row kernels (metal/rms_norm.metal and metal/layer_norm.metal):
+# Tunables of the row kernels (metal/rms_norm.metal, metal/layer_norm.metal and metal/group_norm.metal):
 CHUNK_BYTES = 16  # a thread moves 16-byte chunks (metal/chunk_io.h)
 N_CHUNKS = 4  # chunks a thread keeps in registers (N_CHUNKS in the .metal files)
 SIMD = 32
 MAX_GROUP = 1024
 ROWS_PER_GROUP = (8, 4, 2, 1)  # short rows: one SIMD group each, the largest of these dividing the row count
-# metal/group_norm.metal's tunables (group_size_for below):
-N_READS = 4  # consecutive elements a thread loads per step
-N_STEPS = 4  # steps a thread keeps in registers
 
 
 def chunk_elements(dtype: torch.dtype) -> int:
@@ -57,13 +54,6 @@ def add_reference(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor 
                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     h = x + residual  # in the op's dtype: the updated residual is rounded before it is normalised, as unfused code
     return reference(h, weight, eps), h
-
-
-def group_size_for(cols: int) -> int:
-    """metal/group_norm.metal: enough SIMD groups to cover a row in one step where possible (one thread per
-    N_READS elements)."""
-    threads = -(-cols // N_READS)
-    return min(MAX_GROUP, max(32, -(-threads // 32) * 32))
 
 
 def plan(x: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
