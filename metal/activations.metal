@@ -5,11 +5,12 @@
 //   gated_split  out[r, j] = act(x[r, j]) * x[r, H + j]      the same on one tensor whose last dimension (2H)
 //                                                            holds a then b, as in `a, b = x.chunk(2, -1)`
 //
-// Each thread handles N_READS consecutive elements (of the flat tensor, or of one row for gated_split, whose grid
-// is 2-D: x over a row's halves, y over rows, so no thread divides to find its row). Contiguous per-thread runs
-// make a SIMD group's accesses one contiguous span. Everything is computed in fp32 and rounded once on store.
-// Memory traffic per output element: unary one read + one write; gated and gated_split two reads + one write.
-// That is the minimum: every input element is read once and every output element written once.
+// Each thread handles one 16-byte chunk (see "kernels" below) of the flat tensor, or of one row for gated_split,
+// whose grid is 2-D: x over a row's halves, y over rows, so no thread divides to find its row. Everything is
+// computed in fp32 and rounded once on store.
+// Memory traffic per output element (E = sizeof(T)): unary one read + one write (2E); gated and gated_split two
+// reads + one write (3E). That is the minimum: every input element is read once and every output element written
+// once.
 //
 // Accuracy. erf is not in the Metal standard library, so this file carries its own fp32 erf and erfc:
 //   |x| < 0.875     erf(x) = x + x * P(x^2), P of degree 5 (a weighted least-squares fit that converged to the
@@ -28,6 +29,8 @@
 // this file for the activation functors.
 #include <metal_stdlib>
 using namespace metal;
+
+#include "chunk_io.h"
 
 // ---- erf and erfc in fp32 ----
 
@@ -161,54 +164,61 @@ struct HardSwish {
 #ifndef MPSK_ACTIVATION_FUNCTIONS_ONLY
 
 // ---- kernels ----
+// One 16-byte chunk per thread (metal/chunk_io.h: 4 floats or 8 halves / bfloats): consecutive threads take
+// consecutive chunks, so a SIMD group moves one contiguous 512-byte span per access and every access of a whole
+// chunk at a 16-byte aligned address is a single 16-byte load or store. Only the tensor's (or the row's) last
+// partial chunk, or buffers not 16-byte aligned (a storage offset; a _split row of odd width), go element by
+// element with a guard on each. Threadgroups of 256 threads (the host's GROUP): 8 SIMD groups, small enough for
+// several to be resident per Apple GPU core, with no threadgroup memory or barriers.
 
-template <typename T, typename Op, int N_READS>
+template <typename T, typename Op>
 [[kernel]] void unary(
     const device T* x [[buffer(0)]],
     device T* out [[buffer(1)]],
     constant uint& size [[buffer(2)]],
     uint tid [[thread_position_in_grid]]) {
-  const uint base = tid * N_READS;
-  for (int i = 0; i < N_READS; i++) {
-    if (base + i < size) {
-      out[base + i] = T(Op::apply(float(x[base + i])));
-    }
+  const bool vec = aligned16(x) && aligned16(out);
+  float v[ChunkOf<T>::N];
+  load_chunk(x, tid, size, vec, v);
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    v[i] = Op::apply(v[i]);
   }
+  store_chunk(out, tid, size, vec, v);
 }
 
-template <typename T, typename Op, int N_READS>
+// act(a) * b over chunk c of n elements.
+template <typename T, typename Op>
+inline void gated_chunk(const device T* a, const device T* b, device T* out, uint c, uint n) {
+  const bool vec = aligned16(a) && aligned16(b) && aligned16(out);
+  float va[ChunkOf<T>::N];
+  float vb[ChunkOf<T>::N];
+  load_chunk(a, c, n, vec, va);
+  load_chunk(b, c, n, vec, vb);
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    va[i] = Op::apply(va[i]) * vb[i];
+  }
+  store_chunk(out, c, n, vec, va);
+}
+
+template <typename T, typename Op>
 [[kernel]] void gated(
     const device T* a [[buffer(0)]],
     const device T* b [[buffer(1)]],
     device T* out [[buffer(2)]],
     constant uint& size [[buffer(3)]],
     uint tid [[thread_position_in_grid]]) {
-  const uint base = tid * N_READS;
-  for (int i = 0; i < N_READS; i++) {
-    const uint k = base + i;
-    if (k < size) {
-      out[k] = T(Op::apply(float(a[k])) * float(b[k]));
-    }
-  }
+  gated_chunk<T, Op>(a, b, out, tid, size);
 }
 
-// x is (rows, 2 * half), out is (rows, half). Grid: (ceil(half / N_READS), rows).
-template <typename T, typename Op, int N_READS>
+// x is (rows, 2 * half), out is (rows, half). Grid: (chunks of half, rows).
+template <typename T, typename Op>
 [[kernel]] void gated_split(
     const device T* x [[buffer(0)]],
     device T* out [[buffer(1)]],
     constant uint& half_size [[buffer(2)]],
     uint2 tid [[thread_position_in_grid]]) {
-  const uint col = tid.x * N_READS;
   const device T* gate = x + tid.y * (2 * half_size);  // x has fewer than 2^32 elements (the host checks)
-  const device T* up = gate + half_size;
-  device T* o = out + tid.y * half_size;
-  for (int i = 0; i < N_READS; i++) {
-    const uint j = col + i;
-    if (j < half_size) {
-      o[j] = T(Op::apply(float(gate[j])) * float(up[j]));
-    }
-  }
+  gated_chunk<T, Op>(gate, gate + half_size, out + tid.y * half_size, tid.x, half_size);
 }
 
 // Host names: <op>_<dtype>, <op>_<variant>_<dtype> (variant: tanh for GELU's tanh form, split for one input).
@@ -218,12 +228,12 @@ template <typename T, typename Op, int N_READS>
   INSTANTIATE(__VA_ARGS__, bfloat16, bfloat)
 
 #define INSTANTIATE_UNARY(op, Op, name, T) \
-  template [[host_name(#op "_" #name)]] [[kernel]] decltype(unary<T, Op, 4>) unary<T, Op, 4>;
+  template [[host_name(#op "_" #name)]] [[kernel]] decltype(unary<T, Op>) unary<T, Op>;
 
-#define INSTANTIATE_GATED(op, Op, name, T)                                                          \
-  template [[host_name(#op "_" #name)]] [[kernel]] decltype(gated<T, Op, 4>) gated<T, Op, 4>;      \
-  template [[host_name(#op "_split_" #name)]] [[kernel]] decltype(gated_split<T, Op, 4>)           \
-      gated_split<T, Op, 4>;
+#define INSTANTIATE_GATED(op, Op, name, T)                                                      \
+  template [[host_name(#op "_" #name)]] [[kernel]] decltype(gated<T, Op>) gated<T, Op>;        \
+  template [[host_name(#op "_split_" #name)]] [[kernel]] decltype(gated_split<T, Op>)          \
+      gated_split<T, Op>;
 
 INSTANTIATE_FOR_TYPES(INSTANTIATE_UNARY, silu, Silu)
 INSTANTIATE_FOR_TYPES(INSTANTIATE_UNARY, gelu, Gelu)

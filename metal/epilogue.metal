@@ -4,9 +4,13 @@
 //   bias_act_channels  x viewed as (outer * C, inner), bias[C]: bias along an inner dimension, e.g. dim 1 of a
 //                      convolution's NCHW output (inner = H * W); row r takes bias[r % C].
 //
-// Both use a 2-D grid: x covers one row, N_READS consecutive elements per thread (contiguous runs, so a SIMD group
-// reads one contiguous span), y the rows; a thread finds its bias element without dividing (rows) or with one
-// modulo (channels). The bias is computed in fp32 together with the activation and rounded once on store.
+// Both use a 2-D grid: x covers one row, one 16-byte chunk per thread (metal/chunk_io.h: 4 floats or 8 halves /
+// bfloats; consecutive threads take consecutive chunks, so a SIMD group moves one contiguous span), y the rows; a
+// thread finds its bias element without dividing (rows) or with one modulo (channels). Whole chunks of rows whose
+// buffers are 16-byte aligned move as single 16-byte loads and stores; a row's last partial chunk, or a row that
+// is not aligned (an odd column count, a storage offset), goes element by element with a guard on each.
+// Threadgroups of 256 threads (the host's GROUP, spread over rows when a row needs fewer), as the activations.
+// The bias is computed in fp32 together with the activation and rounded once on store.
 // Memory traffic per element: one read of x, one write of out, plus the bias (cols or C elements, cached), the
 // minimum for an epilogue that is not fused into the matmul or convolution itself.
 // The activation functors (and their accuracy notes) come from metal/activations.metal.
@@ -17,26 +21,34 @@ using namespace metal;
 #include "activations.metal"
 #undef MPSK_ACTIVATION_FUNCTIONS_ONLY
 
-// x and out are (rows, cols); grid (ceil(cols / N_READS), rows).
-template <typename T, typename Op, int N_READS>
+// out[j] = act(x[j] + bias[j]) over chunk c of an n-element row; the row's buffers aligned: `vec`.
+template <typename T, typename Op>
+inline void bias_act_chunk(const device T* x, const device T* bias, device T* out, uint c, uint n, bool vec) {
+  float v[ChunkOf<T>::N];
+  float b[ChunkOf<T>::N];
+  load_chunk(x, c, n, vec, v);
+  load_chunk(bias, c, n, vec, b);
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    v[i] = Op::apply(v[i] + b[i]);
+  }
+  store_chunk(out, c, n, vec, v);
+}
+
+// x and out are (rows, cols); grid (chunks of cols, rows).
+template <typename T, typename Op>
 [[kernel]] void bias_act_rows(
     const device T* x [[buffer(0)]],
     const device T* bias [[buffer(1)]],
     device T* out [[buffer(2)]],
     constant uint& cols [[buffer(3)]],
     uint2 tid [[thread_position_in_grid]]) {
-  const uint col = tid.x * N_READS;
   const uint row_start = tid.y * cols;  // x has fewer than 2^32 elements (the host checks)
-  for (int i = 0; i < N_READS; i++) {
-    const uint j = col + i;
-    if (j < cols) {
-      out[row_start + j] = T(Op::apply(float(x[row_start + j]) + float(bias[j])));
-    }
-  }
+  const bool vec = aligned16(x + row_start) && aligned16(out + row_start) && aligned16(bias);
+  bias_act_chunk<T, Op>(x + row_start, bias, out + row_start, tid.x, cols, vec);
 }
 
-// x and out are (outer * channels, inner); grid (ceil(inner / N_READS), outer * channels).
-template <typename T, typename Op, int N_READS>
+// x and out are (outer * channels, inner); grid (chunks of inner, outer * channels).
+template <typename T, typename Op>
 [[kernel]] void bias_act_channels(
     const device T* x [[buffer(0)]],
     const device T* bias [[buffer(1)]],
@@ -44,23 +56,23 @@ template <typename T, typename Op, int N_READS>
     constant uint& inner [[buffer(3)]],
     constant uint& channels [[buffer(4)]],
     uint2 tid [[thread_position_in_grid]]) {
-  const uint col = tid.x * N_READS;
   const uint row_start = tid.y * inner;
+  const bool vec = aligned16(x + row_start) && aligned16(out + row_start);
   const float b = float(bias[tid.y % channels]);
-  for (int i = 0; i < N_READS; i++) {
-    const uint j = col + i;
-    if (j < inner) {
-      out[row_start + j] = T(Op::apply(float(x[row_start + j]) + b));
-    }
+  float v[ChunkOf<T>::N];
+  load_chunk(x + row_start, tid.x, inner, vec, v);
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    v[i] = Op::apply(v[i] + b);
   }
+  store_chunk(out + row_start, tid.x, inner, vec, v);
 }
 
 // Host names: bias_act_<act>_<dtype> and bias_act_channels_<act>_<dtype>.
 #define INSTANTIATE_BIAS_ACT(act, Op, name, T)                                                            \
-  template [[host_name("bias_act_" #act "_" #name)]] [[kernel]] decltype(bias_act_rows<T, Op, 4>)        \
-      bias_act_rows<T, Op, 4>;                                                                            \
+  template [[host_name("bias_act_" #act "_" #name)]] [[kernel]] decltype(bias_act_rows<T, Op>)           \
+      bias_act_rows<T, Op>;                                                                               \
   template [[host_name("bias_act_channels_" #act "_" #name)]] [[kernel]]                                  \
-      decltype(bias_act_channels<T, Op, 4>) bias_act_channels<T, Op, 4>;
+      decltype(bias_act_channels<T, Op>) bias_act_channels<T, Op>;
 
 #define INSTANTIATE_BIAS_ACT_ALL_TYPES(act, Op)  \
   INSTANTIATE_BIAS_ACT(act, Op, float32, float)  \

@@ -5,81 +5,80 @@
 // where (n, g) runs over the C/G * HW elements of group g of sample n. In a contiguous (N, C, *) tensor these are
 // one contiguous span of group_elems = C/G * HW elements starting at (n * G + g) * group_elems, so the kernel is a
 // row norm over that span: one threadgroup per (n, group), the channel of element k of the span being
-// g * C/G + k / HW (tracked incrementally per chunk: one division per N_READS elements, only with an affine).
+// g * C/G + k / HW (tracked incrementally: one division per 16-byte chunk, only with an affine).
 //
-// Each thread loads N_READS consecutive elements per step, steps of threads * N_READS elements apart, and keeps
-// the first N_STEPS steps in registers (16384 elements at 1024 threads). Statistics in fp32, stably: sum -> mean,
-// then sum of (v - mean)^2 over the register-held values; elements past the register capacity keep a running
-// per-thread count / mean / m2 merged a chunk at a time (Chan et al.) and contribute m2 + count * (mean_t - mean)^2.
-// Both reductions: simd_sum, then across SIMD groups through threadgroup memory.
+// The span moves in 16-byte chunks (metal/chunk_io.h: 4 floats or 8 halves / bfloats): thread lid takes chunks
+// lid + s * threads (a SIMD group moves one contiguous 512-byte span per step) and keeps its first N_CHUNKS chunks
+// in registers (16384 floats or 32768 halves at 1024 threads), all loaded before the first reduction. Whole chunks
+// of a 16-byte aligned span are single 16-byte loads and stores; the span's last partial chunk, or an unaligned
+// span (a group size that is not a whole number of chunks, a storage offset), goes element by element with a guard
+// on each. Threadgroups: the span's chunks / N_CHUNKS in whole SIMD groups, at most 1024 (Apple GPUs: SIMD width
+// 32, at most 1024 threads): image-model groups are long, so one threadgroup per (n, group) uses them all.
+// Statistics in fp32, stably: sum -> mean, then sum of (v - mean)^2 over the register-held values; chunks past the
+// register capacity keep a running per-thread count / mean / m2 merged a chunk at a time (Chan et al.) and
+// contribute m2 + count * (mean_t - mean)^2. Both reductions: simd_sum, then across SIMD groups through
+// threadgroup memory (metal/rows.h).
 //
 // Passes over memory and bytes per element (E = sizeof(T)):
-//   group_elems <= threads * N_READS * N_STEPS (16384 at 1024 threads): x read once, out written once = 2E,
-//     the minimum.
-//   longer groups (typical of image models: C/G * HW = 10 * 64 * 64 = 40960 for C = 320, G = 32): the elements
-//     past the first 16384 are read twice (statistics pass, then the normalising pass) = 3E for those elements;
-//     a 40960-element group moves 2E * 16384 + 3E * 24576 bytes, 2.6E per element on average against 2E.
+//   group_elems <= threads * N_CHUNKS chunks (16384 floats, 32768 halves at 1024 threads): x read once, out
+//     written once = 2E, the minimum.
+//   longer groups (typical of image models: C/G * HW = 16 * 64 * 64 = 65536 for C = 512, G = 32): the elements
+//     past the register capacity are read twice (statistics pass, then the normalising pass) = 3E for those
+//     elements; a 65536-element fp32 group moves 2.75E per element on average, a bf16 one 2.5E, against 2E.
 // weight and bias: one value per channel (C/G per group), loaded per element where used: served from cache.
 // `has_weight` and `has_bias` are function constants: absent ones bind no buffer and cost no branch.
 #include <metal_stdlib>
 using namespace metal;
 
+#include "rows.h"
+
 constant bool has_weight [[function_constant(0)]];
 constant bool has_bias [[function_constant(1)]];
 
-constant constexpr int SIMD_SIZE = 32;
-constant constexpr int N_READS = 4;  // consecutive elements a thread loads per step
-constant constexpr int N_STEPS = 4;  // steps a thread keeps in registers
+constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
 
-// Sum of `value` over the threadgroup, returned to every thread. `partials` holds one float per SIMD group and
-// must not be reused by a later reduction in the same threadgroup without a barrier.
-inline float threadgroup_sum(float value, threadgroup float* partials, uint threads, uint simd_lane,
-                             uint simd_group) {
-  value = simd_sum(value);
-  if (simd_lane == 0) {
-    partials[simd_group] = value;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
-  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);  // the last group may be partial
-  float total = 0.0f;
-  for (uint i = simd_lane; i < num_groups; i += lanes) {
-    total += partials[i];
-  }
-  return simd_sum(total);
-}
-
-// Stores y[0..READS) at span positions base.. (those below size), applying the channel's affine.
-template <typename T, int READS>
-inline void store_chunk(device T* out, const device T* weight, const device T* bias, uint base, uint size,
-                        uint first_channel, uint spatial, thread const float* y) {
-  uint channel = 0;
-  uint offset = 0;  // position of base + i inside its channel's spatial plane
+// Stores chunk c of the span (y holds (v - mean) * inv_std), applying each element's channel affine.
+template <typename T>
+inline void store_group_chunk(device T* out, const device T* weight, const device T* bias, uint c, uint size,
+                              bool vec, uint first_channel, uint spatial, thread float* y) {
+  constexpr int N = ChunkOf<T>::N;
   if (has_weight || has_bias) {
-    channel = first_channel + base / spatial;
-    offset = base % spatial;
-  }
-  for (int i = 0; i < READS; i++) {
-    if (base + i < size) {
-      float value = y[i];
-      if (has_weight) {
-        value *= float(weight[channel]);
+    const uint base = c * N;
+    uint channel = first_channel + base / spatial;
+    uint offset = base % spatial;  // position of base + i inside its channel's spatial plane
+    if (offset + N <= spatial && base + N <= size) {  // the whole chunk in one channel (HW a multiple of N)
+      const float w = has_weight ? float(weight[channel]) : 1.0f;
+      const float b = has_bias ? float(bias[channel]) : 0.0f;
+      for (int i = 0; i < N; i++) {
+        if (has_weight) {
+          y[i] *= w;
+        }
+        if (has_bias) {
+          y[i] += b;
+        }
       }
-      if (has_bias) {
-        value += float(bias[channel]);
-      }
-      out[base + i] = T(value);
+      store_chunk(out, c, size, vec, y);
+      return;
     }
-    if (has_weight || has_bias) {
+    for (int i = 0; i < N; i++) {
+      if (base + i < size) {  // past the span, the channel may lie past C
+        if (has_weight) {
+          y[i] *= float(weight[channel]);
+        }
+        if (has_bias) {
+          y[i] += float(bias[channel]);
+        }
+      }
       if (++offset == spatial) {
         offset = 0;
         channel++;
       }
     }
   }
+  store_chunk(out, c, size, vec, y);
 }
 
-template <typename T, int READS, int STEPS>
+template <typename T>
 [[kernel]] void group_norm(
     const device T* x [[buffer(0)]],
     const device T* weight [[buffer(1), function_constant(has_weight)]],
@@ -94,6 +93,7 @@ template <typename T, int READS, int STEPS>
     uint threads [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
+  constexpr int N = ChunkOf<T>::N;
   threadgroup float partial_sums[SIMD_SIZE];
   threadgroup float partial_m2[SIMD_SIZE];
 
@@ -101,16 +101,16 @@ template <typename T, int READS, int STEPS>
   x += span;
   out += span;
   const uint size = group_elems;
+  const uint chunks = (size + N - 1) / N;
   const uint first_channel = (group_index % groups) * (group_elems / spatial);
-  const uint step = threads * READS;
-  const uint held = step * STEPS;  // elements of the span kept in registers
+  const bool vec = aligned16(x) && aligned16(out);
+  const RowSlot slot = {group_index, lid, threads};
 
-  float v[STEPS][READS];
+  float v[N_CHUNKS][N];
   float sum = 0.0f;
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      v[s][i] = base + i < size ? float(x[base + i]) : 0.0f;
+  for (int s = 0; s < N_CHUNKS; s++) {
+    load_chunk(x, lid + s * threads, size, vec, v[s]);  // chunks past the span read as 0
+    for (int i = 0; i < N; i++) {
       sum += v[s][i];
     }
   }
@@ -118,41 +118,37 @@ template <typename T, int READS, int STEPS>
   float tail_count = 0.0f;
   float tail_mean = 0.0f;
   float tail_m2 = 0.0f;
-  for (uint base = held + lid * READS; base < size; base += step) {
-    float c[READS];
+  for (uint c = lid + N_CHUNKS * threads; c < chunks; c += threads) {
+    float h[N];
+    load_chunk(x, c, size, vec, h);
+    const int valid = int(min(uint(N), size - c * N));
     float c_sum = 0.0f;
-    int n = 0;
-    for (int i = 0; i < READS; i++) {
-      c[i] = 0.0f;
-      if (base + i < size) {
-        c[i] = float(x[base + i]);
-        c_sum += c[i];
-        n++;
-      }
+    for (int i = 0; i < N; i++) {
+      c_sum += h[i];  // elements past the span read as 0
     }
-    const float c_mean = c_sum / float(n);
+    const float c_mean = c_sum / float(valid);
     float c_m2 = 0.0f;
-    for (int i = 0; i < READS; i++) {
-      if (i < n) {
-        const float d = c[i] - c_mean;
+    for (int i = 0; i < N; i++) {
+      if (i < valid) {
+        const float d = h[i] - c_mean;
         c_m2 += d * d;
       }
     }
-    const float merged = tail_count + float(n);
+    const float merged = tail_count + float(valid);
     const float delta = c_mean - tail_mean;
-    tail_mean += delta * (float(n) / merged);
-    tail_m2 += c_m2 + delta * delta * (tail_count * float(n) / merged);
+    tail_mean += delta * (float(valid) / merged);
+    tail_m2 += c_m2 + delta * delta * (tail_count * float(valid) / merged);
     tail_count = merged;
     sum += c_sum;
   }
 
-  const float mean = threadgroup_sum(sum, partial_sums, threads, simd_lane, simd_group) / float(size);
+  const float mean = row_sum(sum, slot, partial_sums, simd_lane, simd_group) / float(size);
 
   float m2 = 0.0f;
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      if (base + i < size) {
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = lid + s * threads;
+    for (int i = 0; i < N; i++) {
+      if (c * N + i < size) {
         const float d = v[s][i] - mean;
         m2 += d * d;
       }
@@ -162,32 +158,31 @@ template <typename T, int READS, int STEPS>
     const float d = tail_mean - mean;
     m2 += tail_m2 + tail_count * d * d;
   }
-  const float var = threadgroup_sum(m2, partial_m2, threads, simd_lane, simd_group) / float(size);
+  const float var = row_sum(m2, slot, partial_m2, simd_lane, simd_group) / float(size);
   const float inv_std = metal::precise::rsqrt(var + eps);
 
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    if (base < size) {
-      float y[READS];
-      for (int i = 0; i < READS; i++) {
-        y[i] = (v[s][i] - mean) * inv_std;
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = lid + s * threads;
+    if (c < chunks) {
+      for (int i = 0; i < N; i++) {
+        v[s][i] = (v[s][i] - mean) * inv_std;
       }
-      store_chunk<T, READS>(out, weight, bias, base, size, first_channel, spatial, y);
+      store_group_chunk(out, weight, bias, c, size, vec, first_channel, spatial, v[s]);
     }
   }
-  for (uint base = held + lid * READS; base < size; base += step) {
-    float y[READS];
-    for (int i = 0; i < READS; i++) {
-      y[i] = base + i < size ? (float(x[base + i]) - mean) * inv_std : 0.0f;
+  for (uint c = lid + N_CHUNKS * threads; c < chunks; c += threads) {
+    float h[N];
+    load_chunk(x, c, size, vec, h);
+    for (int i = 0; i < N; i++) {
+      h[i] = (h[i] - mean) * inv_std;
     }
-    store_chunk<T, READS>(out, weight, bias, base, size, first_channel, spatial, y);
+    store_group_chunk(out, weight, bias, c, size, vec, first_channel, spatial, h);
   }
 }
 
 // Host names: group_norm_<dtype>.
-#define INSTANTIATE_GROUP_NORM(name, T)                                                          \
-  template [[host_name("group_norm_" #name)]] [[kernel]] decltype(group_norm<T, N_READS, N_STEPS>) \
-      group_norm<T, N_READS, N_STEPS>;
+#define INSTANTIATE_GROUP_NORM(name, T) \
+  template [[host_name("group_norm_" #name)]] [[kernel]] decltype(group_norm<T>) group_norm<T>;
 
 INSTANTIATE_GROUP_NORM(float32, float)
 INSTANTIATE_GROUP_NORM(float16, half)

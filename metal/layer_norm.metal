@@ -4,76 +4,69 @@
 //   add_layer_norm:  h = T(x + residual) (rounded to T, as the unfused `h = x + residual` in T);
 //                    residual_out = h;  out = layer_norm(h)
 //
-// One threadgroup per row. Each thread loads N_READS consecutive elements per step (a SIMD group reads one
-// contiguous span), steps of threads * N_READS elements apart, and keeps the first N_STEPS steps in registers:
-// rows up to threads * N_READS * N_STEPS elements (16384 at 1024 threads) are read from memory once.
+// Work split, as metal/rms_norm.metal: a row is cut into 16-byte chunks (metal/chunk_io.h: 4 floats or 8 halves /
+// bfloats); the P threads of a row take chunk c = lid + s * P at step s (a SIMD group moves one contiguous
+// 512-byte span per step) and keep their first N_CHUNKS chunks in registers, every load issued before the first
+// reduction: rows up to P * N_CHUNKS chunks (16384 floats or 32768 halves at P = 1024) are read once. Whole
+// aligned chunks move as single 16-byte loads and stores; the row's last partial chunk, or a row whose buffers
+// are not 16-byte aligned (an odd column count, a storage offset), goes element by element with a guard on each.
+//
+// Threadgroups (metal/rows.h; sizes for Apple GPUs: SIMD width 32, at most 1024 threads): rows of at most
+// 32 * N_CHUNKS chunks take one SIMD group each, R rows per 32 x R threadgroup, and reduce with simd_sum alone (no
+// barrier); longer rows take one threadgroup of P threads (the row's chunks / N_CHUNKS in whole SIMD groups, at
+// most 1024: 256 for a 4096-wide fp32 row), small enough that several rows stay resident per core and one row's
+// loads overlap another's reductions.
 //
 // Statistics in fp32, stably, without E[x^2] - E[x]^2:
-//   1. sum of the row (simd_sum, then across SIMD groups through threadgroup memory) -> mean;
+//   1. sum of the row -> mean;
 //   2. sum of (v - mean)^2 over the values held in registers (an exact second pass over registers, not memory)
-//      -> variance.
-// Elements past the register capacity (rows longer than 16384, or a dispatch with fewer threads than the row
-// needs) are not held: in the first pass each thread keeps running count / mean / sum of squared deviations of
-// them, merged a chunk at a time (Chan et al.), and in step 2 adds m2 + count * (chunk_mean - mean)^2 — still no
+//      -> variance. A constant row has variance exactly 0.
+// Chunks past the register capacity (rows longer than that, or a dispatch with fewer threads than the row needs)
+// are not held: in the first pass each thread keeps running count / mean / sum of squared deviations of them,
+// merged a chunk at a time (Chan et al.), and in step 2 adds m2 + count * (chunk_mean - mean)^2 — still no
 // cancellation. They are read a second time for the store.
 //
 // Memory traffic per element (E = sizeof(T)), rows that fit in registers — the minimum for both ops:
 //   layer_norm:     read x (E), write out (E)                                              = 2E   (minimum 2E)
 //   add_layer_norm: read x, residual (2E), write out, residual_out (2E)                    = 4E   (minimum 4E)
-// Elements past the register capacity: one extra read (x, or residual_out for add_layer_norm) = 3E / 5E.
+// Chunks past the register capacity: one extra read (x, or residual_out for add_layer_norm) = 3E / 5E.
 // weight and bias (E each per element of a row) are read once per row where they are used: cached across rows.
 // `has_weight` and `has_bias` are function constants: absent ones bind no buffer and cost no branch.
 #include <metal_stdlib>
 using namespace metal;
 
+#include "rows.h"
+
 constant bool has_weight [[function_constant(0)]];
 constant bool has_bias [[function_constant(1)]];
 
-constant constexpr int SIMD_SIZE = 32;
-constant constexpr int N_READS = 4;  // consecutive elements a thread loads per step
-constant constexpr int N_STEPS = 4;  // steps a thread keeps in registers
+constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
 
-// Sum of `value` over the threadgroup, returned to every thread. `partials` holds one float per SIMD group and
-// must not be reused by a later reduction in the same threadgroup without a barrier.
-inline float threadgroup_sum(float value, threadgroup float* partials, uint threads, uint simd_lane,
-                             uint simd_group) {
-  value = simd_sum(value);
-  if (simd_lane == 0) {
-    partials[simd_group] = value;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
-  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);  // the last group may be partial
-  float total = 0.0f;
-  for (uint i = simd_lane; i < num_groups; i += lanes) {
-    total += partials[i];
-  }
-  return simd_sum(total);
-}
-
-// The value the norm sees at k: x[k], or the rounded residual sum (which is also stored as residual_out).
-template <typename T, bool RESIDUAL>
-inline float load_input(const device T* x, const device T* residual, device T* residual_out, uint k) {
-  if (RESIDUAL) {
-    const T h = T(float(x[k]) + float(residual[k]));
-    residual_out[k] = h;
-    return float(h);
-  }
-  return float(x[k]);
-}
-
+// out = y [* weight] [+ bias] for chunk c; y holds (v - mean) * inv_std.
 template <typename T>
-inline void store_affine(device T* out, const device T* weight, const device T* bias, uint k, float y) {
+inline void store_affine(device T* out, const device T* weight, const device T* bias, uint c, uint n, bool vec,
+                         thread float* y) {
+  constexpr int N = ChunkOf<T>::N;
+  float w[N];
+  float b[N];
   if (has_weight) {
-    y *= float(weight[k]);
+    load_chunk(weight, c, n, vec, w);
   }
   if (has_bias) {
-    y += float(bias[k]);
+    load_chunk(bias, c, n, vec, b);
   }
-  out[k] = T(y);
+  for (int i = 0; i < N; i++) {
+    if (has_weight) {
+      y[i] *= w[i];
+    }
+    if (has_bias) {
+      y[i] += b[i];
+    }
+  }
+  store_chunk(out, c, n, vec, y);
 }
 
-template <typename T, int READS, int STEPS, bool RESIDUAL>
+template <typename T, bool RESIDUAL>
 inline void layer_norm_row(
     const device T* x,
     const device T* residual,
@@ -82,23 +75,32 @@ inline void layer_norm_row(
     device T* out,
     device T* residual_out,
     float eps,
-    uint axis_size,
-    uint lid,
-    uint threads,
+    uint n,
+    RowSlot slot,
     uint simd_lane,
     uint simd_group,
     threadgroup float* partial_sums,
     threadgroup float* partial_m2) {
-  const uint step = threads * READS;
-  const uint held = step * STEPS;  // elements of the row kept in registers
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+  const uint P = slot.threads;
+  bool vec = aligned16(x) && aligned16(out) && (!has_weight || aligned16(weight)) && (!has_bias || aligned16(bias));
+  if (RESIDUAL) {
+    vec = vec && aligned16(residual) && aligned16(residual_out);
+  }
 
-  float v[STEPS][READS];
+  float v[N_CHUNKS][N];
   float sum = 0.0f;
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      v[s][i] = k < axis_size ? load_input<T, RESIDUAL>(x, residual, residual_out, k) : 0.0f;
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = slot.lid + s * P;
+    if (c < chunks) {
+      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
+    } else {
+      for (int i = 0; i < N; i++) {
+        v[s][i] = 0.0f;
+      }
+    }
+    for (int i = 0; i < N; i++) {
       sum += v[s][i];
     }
   }
@@ -106,41 +108,37 @@ inline void layer_norm_row(
   float tail_count = 0.0f;
   float tail_mean = 0.0f;
   float tail_m2 = 0.0f;
-  for (uint base = held + lid * READS; base < axis_size; base += step) {
-    float c[READS];
+  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
+    float h[N];
+    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
+    const int valid = int(min(uint(N), n - c * N));
     float c_sum = 0.0f;
-    int n = 0;
-    for (int i = 0; i < READS; i++) {
-      c[i] = 0.0f;
-      if (base + i < axis_size) {
-        c[i] = load_input<T, RESIDUAL>(x, residual, residual_out, base + i);
-        c_sum += c[i];
-        n++;
-      }
+    for (int i = 0; i < N; i++) {
+      c_sum += h[i];  // elements past n read as 0
     }
-    const float c_mean = c_sum / float(n);
+    const float c_mean = c_sum / float(valid);
     float c_m2 = 0.0f;
-    for (int i = 0; i < READS; i++) {
-      if (i < n) {
-        const float d = c[i] - c_mean;
+    for (int i = 0; i < N; i++) {
+      if (i < valid) {
+        const float d = h[i] - c_mean;
         c_m2 += d * d;
       }
     }
-    const float merged = tail_count + float(n);
+    const float merged = tail_count + float(valid);
     const float delta = c_mean - tail_mean;
-    tail_mean += delta * (float(n) / merged);
-    tail_m2 += c_m2 + delta * delta * (tail_count * float(n) / merged);
+    tail_mean += delta * (float(valid) / merged);
+    tail_m2 += c_m2 + delta * delta * (tail_count * float(valid) / merged);
     tail_count = merged;
     sum += c_sum;
   }
 
-  const float mean = threadgroup_sum(sum, partial_sums, threads, simd_lane, simd_group) / float(axis_size);
+  const float mean = row_sum(sum, slot, partial_sums, simd_lane, simd_group) / float(n);
 
   float m2 = 0.0f;
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      if (base + i < axis_size) {
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = slot.lid + s * P;
+    for (int i = 0; i < N; i++) {
+      if (c * N + i < n) {
         const float d = v[s][i] - mean;
         m2 += d * d;
       }
@@ -150,31 +148,29 @@ inline void layer_norm_row(
     const float d = tail_mean - mean;
     m2 += tail_m2 + tail_count * d * d;
   }
-  const float var = threadgroup_sum(m2, partial_m2, threads, simd_lane, simd_group) / float(axis_size);
+  const float var = row_sum(m2, slot, partial_m2, simd_lane, simd_group) / float(n);
   const float inv_std = metal::precise::rsqrt(var + eps);
 
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        store_affine(out, weight, bias, k, (v[s][i] - mean) * inv_std);
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = slot.lid + s * P;
+    if (c < chunks) {
+      for (int i = 0; i < N; i++) {
+        v[s][i] = (v[s][i] - mean) * inv_std;
       }
+      store_affine(out, weight, bias, c, n, vec, v[s]);
     }
   }
-  for (uint base = held + lid * READS; base < axis_size; base += step) {
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        // The same thread stored residual_out[k] in the first pass.
-        const float h = RESIDUAL ? float(residual_out[k]) : float(x[k]);
-        store_affine(out, weight, bias, k, (h - mean) * inv_std);
-      }
+  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
+    float h[N];
+    load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h);  // this thread stored residual_out's chunk c
+    for (int i = 0; i < N; i++) {
+      h[i] = (h[i] - mean) * inv_std;
     }
+    store_affine(out, weight, bias, c, n, vec, h);
   }
 }
 
-template <typename T, int READS, int STEPS>
+template <typename T>
 [[kernel]] void layer_norm(
     const device T* x [[buffer(0)]],
     const device T* weight [[buffer(1), function_constant(has_weight)]],
@@ -182,19 +178,20 @@ template <typename T, int READS, int STEPS>
     device T* out [[buffer(3)]],
     constant float& eps [[buffer(4)]],
     constant uint& axis_size [[buffer(5)]],
-    uint row [[threadgroup_position_in_grid]],
-    uint lid [[thread_position_in_threadgroup]],
-    uint threads [[threads_per_threadgroup]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint2 lid [[thread_position_in_threadgroup]],
+    uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   threadgroup float partial_sums[SIMD_SIZE];
   threadgroup float partial_m2[SIMD_SIZE];
-  const size_t offset = size_t(row) * axis_size;
-  layer_norm_row<T, READS, STEPS, false>(x + offset, x, weight, bias, out + offset, out, eps, axis_size, lid,
-                                         threads, simd_lane, simd_group, partial_sums, partial_m2);
+  const RowSlot slot = row_slot(group_pos, lid, group_size);
+  const size_t offset = size_t(slot.row) * axis_size;
+  layer_norm_row<T, false>(x + offset, x, weight, bias, out + offset, out, eps, axis_size, slot, simd_lane,
+                           simd_group, partial_sums, partial_m2);
 }
 
-template <typename T, int READS, int STEPS>
+template <typename T>
 [[kernel]] void add_layer_norm(
     const device T* x [[buffer(0)]],
     const device T* residual [[buffer(1)]],
@@ -204,25 +201,23 @@ template <typename T, int READS, int STEPS>
     device T* residual_out [[buffer(5)]],
     constant float& eps [[buffer(6)]],
     constant uint& axis_size [[buffer(7)]],
-    uint row [[threadgroup_position_in_grid]],
-    uint lid [[thread_position_in_threadgroup]],
-    uint threads [[threads_per_threadgroup]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint2 lid [[thread_position_in_threadgroup]],
+    uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   threadgroup float partial_sums[SIMD_SIZE];
   threadgroup float partial_m2[SIMD_SIZE];
-  const size_t offset = size_t(row) * axis_size;
-  layer_norm_row<T, READS, STEPS, true>(x + offset, residual + offset, weight, bias, out + offset,
-                                        residual_out + offset, eps, axis_size, lid, threads, simd_lane, simd_group,
-                                        partial_sums, partial_m2);
+  const RowSlot slot = row_slot(group_pos, lid, group_size);
+  const size_t offset = size_t(slot.row) * axis_size;
+  layer_norm_row<T, true>(x + offset, residual + offset, weight, bias, out + offset, residual_out + offset, eps,
+                          axis_size, slot, simd_lane, simd_group, partial_sums, partial_m2);
 }
 
 // Host names: layer_norm_<dtype> and add_layer_norm_<dtype>.
-#define INSTANTIATE_LAYER_NORM(name, T)                                                                   \
-  template [[host_name("layer_norm_" #name)]] [[kernel]] decltype(layer_norm<T, N_READS, N_STEPS>)          \
-      layer_norm<T, N_READS, N_STEPS>;                                                                      \
-  template [[host_name("add_layer_norm_" #name)]] [[kernel]] decltype(add_layer_norm<T, N_READS, N_STEPS>)  \
-      add_layer_norm<T, N_READS, N_STEPS>;
+#define INSTANTIATE_LAYER_NORM(name, T)                                                                       \
+  template [[host_name("layer_norm_" #name)]] [[kernel]] decltype(layer_norm<T>) layer_norm<T>;             \
+  template [[host_name("add_layer_norm_" #name)]] [[kernel]] decltype(add_layer_norm<T>) add_layer_norm<T>;
 
 INSTANTIATE_LAYER_NORM(float32, float)
 INSTANTIATE_LAYER_NORM(float16, half)

@@ -4,61 +4,61 @@
 //   add_rms_norm:  h = T(x + residual) (rounded to T, as the unfused `h = x + residual` in T);
 //                  residual_out = h;  out = h * rsqrt(mean(h^2) + eps) [* weight]
 //
-// One threadgroup per row. Each thread loads N_READS consecutive elements per step (a SIMD group reads one
-// contiguous span), steps of threads * N_READS elements apart, and keeps the first N_STEPS steps in registers:
-// rows up to threads * N_READS * N_STEPS elements (16384 at 1024 threads) are read from memory once. The sum of
-// squares accumulates in fp32, reduces inside each SIMD group with simd_sum, then across SIMD groups through
-// threadgroup memory (every SIMD group re-reduces the per-group partials itself, so one barrier suffices), and
-// each thread scales and stores the values it holds, rounding once.
+// Work split. A row is cut into 16-byte chunks (metal/chunk_io.h: 4 floats or 8 halves / bfloats). The P threads
+// of a row take chunk c = lid + s * P at step s (consecutive threads, consecutive chunks: a SIMD group moves one
+// contiguous 512-byte span per step), and keep their first N_CHUNKS chunks in registers, all loads of a thread
+// issued before the reduction waits on any of them: rows up to P * N_CHUNKS chunks (16384 floats or 32768 halves
+// at P = 1024) are read from memory once. Whole aligned chunks move as single 16-byte loads and stores; only the
+// row's last partial chunk, or a row whose buffers are not 16-byte aligned (an odd column count, a storage
+// offset), goes element by element with a guard on each.
 //
-// Longer rows (or a dispatch with fewer threads than the row needs) are still correct: elements past the register
-// capacity are accumulated in the same first pass and read again for the store.
+// Threadgroups (sizes for Apple GPUs: SIMD width 32, at most 1024 threads). The host picks P = threads per row:
+//   rows of at most 32 * N_CHUNKS chunks: one SIMD group per row (P = 32), R rows per threadgroup (a 32 x R
+//   threadgroup, R of 8, 4, 2 or 1 dividing the row count so every threadgroup is whole): the sum reduces with one
+//   simd_sum, no threadgroup memory and no barrier, and R rows share a threadgroup's launch cost.
+//   longer rows: one threadgroup per row, P = the row's chunks / N_CHUNKS rounded up to whole SIMD groups (at
+//   most 1024): a 4096-wide fp32 row takes 256 threads, so several rows' threadgroups stay resident per core and
+//   one row's loads overlap another's reduction. The sum reduces with simd_sum, then across SIMD groups through
+//   threadgroup memory (one barrier: every SIMD group re-reduces the per-group partials itself).
+// The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (metal/rows.h), so a 1-D grid
+// of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
+//
+// Numerics: the sum of squares accumulates in fp32 in a fixed order per thread (the same whichever path moves
+// the bytes), and each output is rounded once.
 //
 // Memory traffic per element (E = sizeof(T)), rows that fit in registers — the minimum for both ops:
 //   rms_norm:     read x (E), write out (E)                                              = 2E   (minimum 2E)
 //   add_rms_norm: read x, residual (2E), write out, residual_out (2E)                    = 4E   (minimum 4E)
-// Elements past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E.
+// Chunks past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E.
 // weight (E per element of a row) is read once per row, where it is used: cached across rows.
 // `has_weight` is a function constant, so the unweighted variant carries no branch and binds no weight buffer.
 #include <metal_stdlib>
 using namespace metal;
 
+#include "rows.h"
+
 constant bool has_weight [[function_constant(0)]];
 
-constant constexpr int SIMD_SIZE = 32;
-constant constexpr int N_READS = 4;  // consecutive elements a thread loads per step
-constant constexpr int N_STEPS = 4;  // steps a thread keeps in registers
+constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
 
-// Sum of `value` over the threadgroup, returned to every thread. `partials` holds one float per SIMD group and
-// must not be reused by a later reduction in the same threadgroup without a barrier.
-inline float threadgroup_sum(float value, threadgroup float* partials, uint threads, uint simd_lane,
-                             uint simd_group) {
-  value = simd_sum(value);
-  if (simd_lane == 0) {
-    partials[simd_group] = value;
+template <typename T>
+inline void scale_and_store(device T* out, const device T* weight, uint c, uint n, bool vec, float inv_rms,
+                            thread float* v) {
+  constexpr int N = ChunkOf<T>::N;
+  float w[N];
+  if (has_weight) {
+    load_chunk(weight, c, n, vec, w);
   }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
-  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);  // the last group may be partial
-  float total = 0.0f;
-  for (uint i = simd_lane; i < num_groups; i += lanes) {
-    total += partials[i];
+  for (int i = 0; i < N; i++) {
+    v[i] *= inv_rms;
+    if (has_weight) {
+      v[i] *= w[i];
+    }
   }
-  return simd_sum(total);
+  store_chunk(out, c, n, vec, v);
 }
 
-// The value the norm sees at k: x[k], or the rounded residual sum (which is also stored as residual_out).
 template <typename T, bool RESIDUAL>
-inline float load_input(const device T* x, const device T* residual, device T* residual_out, uint k) {
-  if (RESIDUAL) {
-    const T h = T(float(x[k]) + float(residual[k]));
-    residual_out[k] = h;
-    return float(h);
-  }
-  return float(x[k]);
-}
-
-template <typename T, int READS, int STEPS, bool RESIDUAL>
 inline void rms_norm_row(
     const device T* x,
     const device T* residual,
@@ -66,86 +66,79 @@ inline void rms_norm_row(
     device T* out,
     device T* residual_out,
     float eps,
-    uint axis_size,
-    uint lid,
-    uint threads,
+    uint n,
+    RowSlot slot,
     uint simd_lane,
     uint simd_group,
     threadgroup float* partials) {
-  const uint step = threads * READS;
-  const uint held = step * STEPS;  // elements of the row kept in registers
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+  const uint P = slot.threads;
+  bool vec = aligned16(x) && aligned16(out) && (!has_weight || aligned16(weight));
+  if (RESIDUAL) {
+    vec = vec && aligned16(residual) && aligned16(residual_out);
+  }
 
-  float v[STEPS][READS];
+  float v[N_CHUNKS][N];
   float sum_sq = 0.0f;
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      v[s][i] = k < axis_size ? load_input<T, RESIDUAL>(x, residual, residual_out, k) : 0.0f;
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = slot.lid + s * P;
+    if (c < chunks) {
+      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
+    } else {
+      for (int i = 0; i < N; i++) {
+        v[s][i] = 0.0f;
+      }
+    }
+    for (int i = 0; i < N; i++) {
       sum_sq += v[s][i] * v[s][i];
     }
   }
   // Past the register capacity: accumulate now, read again for the store.
-  for (uint base = held + lid * READS; base < axis_size; base += step) {
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        const float h = load_input<T, RESIDUAL>(x, residual, residual_out, k);
-        sum_sq += h * h;
-      }
+  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
+    float h[N];
+    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
+    for (int i = 0; i < N; i++) {
+      sum_sq += h[i] * h[i];
     }
   }
 
-  const float total = threadgroup_sum(sum_sq, partials, threads, simd_lane, simd_group);
-  const float inv_rms = metal::precise::rsqrt(total / float(axis_size) + eps);
+  const float total = row_sum(sum_sq, slot, partials, simd_lane, simd_group);
+  const float inv_rms = metal::precise::rsqrt(total / float(n) + eps);
 
-  for (int s = 0; s < STEPS; s++) {
-    const uint base = s * step + lid * READS;
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        float y = v[s][i] * inv_rms;
-        if (has_weight) {
-          y *= float(weight[k]);
-        }
-        out[k] = T(y);
-      }
+  for (int s = 0; s < N_CHUNKS; s++) {
+    const uint c = slot.lid + s * P;
+    if (c < chunks) {
+      scale_and_store(out, weight, c, n, vec, inv_rms, v[s]);
     }
   }
-  for (uint base = held + lid * READS; base < axis_size; base += step) {
-    for (int i = 0; i < READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        // The same thread stored residual_out[k] in the first pass.
-        float y = (RESIDUAL ? float(residual_out[k]) : float(x[k])) * inv_rms;
-        if (has_weight) {
-          y *= float(weight[k]);
-        }
-        out[k] = T(y);
-      }
-    }
+  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
+    float h[N];
+    load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h);  // this thread stored residual_out's chunk c
+    scale_and_store(out, weight, c, n, vec, inv_rms, h);
   }
 }
 
-template <typename T, int READS, int STEPS>
+template <typename T>
 [[kernel]] void rms_norm(
     const device T* x [[buffer(0)]],
     const device T* weight [[buffer(1), function_constant(has_weight)]],
     device T* out [[buffer(2)]],
     constant float& eps [[buffer(3)]],
     constant uint& axis_size [[buffer(4)]],
-    uint row [[threadgroup_position_in_grid]],
-    uint lid [[thread_position_in_threadgroup]],
-    uint threads [[threads_per_threadgroup]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint2 lid [[thread_position_in_threadgroup]],
+    uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   threadgroup float partials[SIMD_SIZE];
-  const size_t offset = size_t(row) * axis_size;
-  rms_norm_row<T, READS, STEPS, false>(x + offset, x, weight, out + offset, out, eps, axis_size, lid, threads,
-                                       simd_lane, simd_group, partials);
+  const RowSlot slot = row_slot(group_pos, lid, group_size);
+  const size_t offset = size_t(slot.row) * axis_size;
+  rms_norm_row<T, false>(x + offset, x, weight, out + offset, out, eps, axis_size, slot, simd_lane, simd_group,
+                         partials);
 }
 
-template <typename T, int READS, int STEPS>
+template <typename T>
 [[kernel]] void add_rms_norm(
     const device T* x [[buffer(0)]],
     const device T* residual [[buffer(1)]],
@@ -154,23 +147,22 @@ template <typename T, int READS, int STEPS>
     device T* residual_out [[buffer(4)]],
     constant float& eps [[buffer(5)]],
     constant uint& axis_size [[buffer(6)]],
-    uint row [[threadgroup_position_in_grid]],
-    uint lid [[thread_position_in_threadgroup]],
-    uint threads [[threads_per_threadgroup]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint2 lid [[thread_position_in_threadgroup]],
+    uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   threadgroup float partials[SIMD_SIZE];
-  const size_t offset = size_t(row) * axis_size;
-  rms_norm_row<T, READS, STEPS, true>(x + offset, residual + offset, weight, out + offset, residual_out + offset,
-                                      eps, axis_size, lid, threads, simd_lane, simd_group, partials);
+  const RowSlot slot = row_slot(group_pos, lid, group_size);
+  const size_t offset = size_t(slot.row) * axis_size;
+  rms_norm_row<T, true>(x + offset, residual + offset, weight, out + offset, residual_out + offset, eps, axis_size,
+                        slot, simd_lane, simd_group, partials);
 }
 
 // Host names: rms_norm_<dtype> and add_rms_norm_<dtype>, the grammar the host code rebuilds from a tensor's dtype.
-#define INSTANTIATE_RMS_NORM(name, T)                                                                 \
-  template [[host_name("rms_norm_" #name)]] [[kernel]] decltype(rms_norm<T, N_READS, N_STEPS>)          \
-      rms_norm<T, N_READS, N_STEPS>;                                                                    \
-  template [[host_name("add_rms_norm_" #name)]] [[kernel]] decltype(add_rms_norm<T, N_READS, N_STEPS>)  \
-      add_rms_norm<T, N_READS, N_STEPS>;
+#define INSTANTIATE_RMS_NORM(name, T)                                                                       \
+  template [[host_name("rms_norm_" #name)]] [[kernel]] decltype(rms_norm<T>) rms_norm<T>;                 \
+  template [[host_name("add_rms_norm_" #name)]] [[kernel]] decltype(add_rms_norm<T>) add_rms_norm<T>;
 
 INSTANTIATE_RMS_NORM(float32, float)
 INSTANTIATE_RMS_NORM(float16, half)

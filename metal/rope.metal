@@ -8,10 +8,15 @@
 // Interleaved layout (GPT-J: rotate_every_two):   i0 = 2j, i1 = 2j + 1.
 // That is exactly HF's `x * cos + rotate_half(x) * sin` element by element, whatever the tables hold.
 //
-// Grid: x = one unit per pair (rotary_dim / 2 units) then one unit per two pass-through elements; y = a block of
-// heads_per_thread heads, counting q's heads first, then k's; z = the token (b * seq + s). A thread loads its four
+// Grid: x = one unit per 16-byte chunk of a head row (metal/chunk_io.h: N = 4 floats or 8 halves / bfloats; see
+// rope_unit for the units of each layout), then one unit per chunk of pass-through elements; y = a block of
+// heads_per_thread heads, counting q's heads first, then k's; z = the token (b * seq + s). A thread loads its
 // table values once (in fp32) and applies them to every head of its block (the host picks 4 heads per thread for
-// large inputs, 1 for decode-sized ones to keep enough threads). The table row is position_ids[b, s] when given
+// large inputs, 1 for decode-sized ones to keep enough threads). Whole chunks of rows whose buffers are 16-byte
+// aligned move as single 16-byte loads and stores (a 128-wide half-split bf16 head: 8 units, each two 16-byte
+// loads and two stores of x, four of the tables); a row's partial chunk, or an unaligned row (an odd rotary half,
+// a storage offset), goes element by element with a guard on each. Threadgroups of 256 threads (the host's GROUP,
+// whole SIMD groups along x, the rest over heads). The table row is position_ids[b, s] when given
 // (ids outside [0, table_rows) are clamped so a bad id cannot read out of bounds), else offset + s; a table may
 // carry a batch dimension (cos_batch_stride = table_rows * rotary_dim) or be shared across the batch (stride 0).
 // The position source is a kernel variant rather than a function constant, so each variant binds only the buffers
@@ -22,6 +27,8 @@
 // read per thread. Math in fp32, rounded once on store.
 #include <metal_stdlib>
 using namespace metal;
+
+#include "chunk_io.h"
 
 constant bool interleaved [[function_constant(0)]];
 
@@ -41,50 +48,101 @@ inline uint table_row(long id, uint rows) {
   return id < 0 ? 0u : (id >= long(rows) ? rows - 1 : uint(id));
 }
 
-// The work of one thread: unit gid.x of the head rows of token (b, s) in heads [gid.y * heads_per_thread, ...),
-// with the tables' row pos.
+// Elements [u * M, u * M + M) of an n-element table row into fp32, M = one chunk of the head rows' type (8 for
+// 16-bit q and k, 4 for fp32), which is a whole number of the table type's chunks.
+template <typename CT, int M>
+inline void load_span(const device CT* p, uint u, uint n, bool vec, thread float* v) {
+  constexpr int PER = M / ChunkOf<CT>::N;
+  for (int k = 0; k < PER; k++) {
+    load_chunk(p, u * PER + k, n, vec, v + k * ChunkOf<CT>::N);
+  }
+}
+
+// Start of head h's row of token (b, s), q's heads first.
+inline size_t head_row(RopeDims d, uint h, uint b, uint s) {
+  return h < d.q_heads ? ((size_t(b) * d.q_heads + h) * d.seq + s) * d.head_dim
+                       : ((size_t(b) * d.k_heads + (h - d.q_heads)) * d.seq + s) * d.head_dim;
+}
+
+// The work of one thread: unit gid.x (one 16-byte chunk of T, N elements) of the head rows of token (b, s) in heads
+// [gid.y * heads_per_thread, ...), with the tables' row pos. Units along a row:
+//   half-split:  unit u < ceil(R / 2 / N) rotates pairs j = u * N + i: chunk u of x[0, R/2) and of x[R/2, R);
+//   interleaved: unit u < ceil(R / N) rotates the N / 2 pairs in chunk u of x[0, R);
+//   then pass-through units: chunk u of x[R, head_dim), copied.
+// Whole chunks at 16-byte aligned addresses (checked per row and table row) are single vector accesses.
 template <typename T, typename CT>
 inline void rope_unit(
     const device T* q, const device T* k, const device CT* cos_table, const device CT* sin_table,
     device T* q_out, device T* k_out, RopeDims d, uint3 gid, uint b, uint s, uint pos) {
-  const uint unit = gid.x;
+  constexpr int N = ChunkOf<T>::N;
   const uint half_rot = d.rotary_dim / 2;
+  const uint rot_span = interleaved ? d.rotary_dim : half_rot;  // elements each rotary chunk index runs over
+  const uint rot_units = (rot_span + N - 1) / N;
   const uint head_begin = gid.y * d.heads_per_thread;
   const uint head_end = min(head_begin + d.heads_per_thread, d.q_heads + d.k_heads);
 
-  if (unit < half_rot) {
-    const uint i0 = interleaved ? 2 * unit : unit;
-    const uint i1 = interleaved ? 2 * unit + 1 : unit + half_rot;
+  if (gid.x < rot_units) {
+    const uint u = gid.x;
     const size_t row = size_t(b) * d.cos_batch_stride + size_t(pos) * d.rotary_dim;
-    const float c0 = float(cos_table[row + i0]);
-    const float c1 = float(cos_table[row + i1]);
-    const float s0 = float(sin_table[row + i0]);
-    const float s1 = float(sin_table[row + i1]);
+    const device CT* cos_row = cos_table + row;
+    const device CT* sin_row = sin_table + row;
+    // Table values: interleaved, c0/s0 hold the chunk itself; half-split, c0/s0 the first half, c1/s1 the second.
+    float c0[N], s0[N], c1[N], s1[N];
+    if (interleaved) {
+      const bool tvec = aligned16(cos_row) && aligned16(sin_row);
+      load_span<CT, N>(cos_row, u, rot_span, tvec, c0);
+      load_span<CT, N>(sin_row, u, rot_span, tvec, s0);
+    } else {
+      const bool tvec = aligned16(cos_row) && aligned16(sin_row) && aligned16(cos_row + half_rot) &&
+                        aligned16(sin_row + half_rot);
+      load_span<CT, N>(cos_row, u, half_rot, tvec, c0);
+      load_span<CT, N>(sin_row, u, half_rot, tvec, s0);
+      load_span<CT, N>(cos_row + half_rot, u, half_rot, tvec, c1);
+      load_span<CT, N>(sin_row + half_rot, u, half_rot, tvec, s1);
+    }
 
     for (uint h = head_begin; h < head_end; h++) {
-      const bool is_q = h < d.q_heads;
-      const size_t base = is_q ? ((size_t(b) * d.q_heads + h) * d.seq + s) * d.head_dim
-                               : ((size_t(b) * d.k_heads + (h - d.q_heads)) * d.seq + s) * d.head_dim;
-      const device T* x = (is_q ? q : k) + base;
-      device T* out = (is_q ? q_out : k_out) + base;
-      const float x0 = float(x[i0]);
-      const float x1 = float(x[i1]);
-      out[i0] = T(x0 * c0 - x1 * s0);
-      out[i1] = T(x1 * c1 + x0 * s1);
+      const size_t base = head_row(d, h, b, s);
+      const device T* x = (h < d.q_heads ? q : k) + base;
+      device T* out = (h < d.q_heads ? q_out : k_out) + base;
+      float a[N];
+      if (interleaved) {
+        const bool vec = aligned16(x) && aligned16(out);
+        load_chunk(x, u, rot_span, vec, a);
+        for (int p = 0; p < N; p += 2) {
+          const float x0 = a[p];
+          const float x1 = a[p + 1];
+          a[p] = x0 * c0[p] - x1 * s0[p];
+          a[p + 1] = x1 * c0[p + 1] + x0 * s0[p + 1];
+        }
+        store_chunk(out, u, rot_span, vec, a);
+      } else {
+        const bool vec = aligned16(x) && aligned16(out) && aligned16(x + half_rot) && aligned16(out + half_rot);
+        float e[N];
+        load_chunk(x, u, half_rot, vec, a);
+        load_chunk(x + half_rot, u, half_rot, vec, e);
+        for (int i = 0; i < N; i++) {
+          const float x0 = a[i];
+          const float x1 = e[i];
+          a[i] = x0 * c0[i] - x1 * s0[i];
+          e[i] = x1 * c1[i] + x0 * s1[i];
+        }
+        store_chunk(out, u, half_rot, vec, a);
+        store_chunk(out + half_rot, u, half_rot, vec, e);
+      }
     }
   } else {
-    // Pass-through columns of a partial rotary (rotary_dim < head_dim), two per thread.
-    const uint j = d.rotary_dim + 2 * (unit - half_rot);
+    // Pass-through columns of a partial rotary (rotary_dim < head_dim).
+    const uint u = gid.x - rot_units;
+    const uint rest = d.head_dim - d.rotary_dim;
     for (uint h = head_begin; h < head_end; h++) {
-      const bool is_q = h < d.q_heads;
-      const size_t base = is_q ? ((size_t(b) * d.q_heads + h) * d.seq + s) * d.head_dim
-                               : ((size_t(b) * d.k_heads + (h - d.q_heads)) * d.seq + s) * d.head_dim;
-      const device T* x = (is_q ? q : k) + base;
-      device T* out = (is_q ? q_out : k_out) + base;
-      out[j] = x[j];
-      if (j + 1 < d.head_dim) {
-        out[j + 1] = x[j + 1];
-      }
+      const size_t base = head_row(d, h, b, s) + d.rotary_dim;
+      const device T* x = (h < d.q_heads ? q : k) + base;
+      device T* out = (h < d.q_heads ? q_out : k_out) + base;
+      const bool vec = aligned16(x) && aligned16(out);
+      float a[N];
+      load_chunk(x, u, rest, vec, a);
+      store_chunk(out, u, rest, vec, a);
     }
   }
 }

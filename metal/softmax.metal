@@ -4,16 +4,23 @@
 //   log_softmax: out = (v - max(v)) - log(sum(exp(v - max(v))))
 // All arithmetic is fp32 (rounded once on store); subtracting the row maximum keeps exp from overflowing.
 //
-// Three variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py):
-//   softmax_simd   rows <= SIMD_SIZE * N_READS (128): one SIMD group per row, several rows per threadgroup. Each
-//                  lane keeps its N_READS elements in registers; the row's max and sum are simd_max / simd_sum, with
-//                  no threadgroup memory and no barrier.
-//   softmax_block  rows <= 1024 * N_READS (4096): one threadgroup per row, sized so every thread holds its N_READS
-//                  elements in registers. Max and sum reduce inside SIMD groups, then across them through
-//                  threadgroup memory (two barriers in all).
-//   softmax_looped any length: one threadgroup per row. Pass 1 is an online softmax: each thread keeps a running
-//                  max m and a sum s of exp(v - m), rescaling s by exp(m_old - m_new) when m grows; the threads'
-//                  (m, s) pairs combine across the threadgroup. Pass 2 reads the row again and writes it.
+// Rows move in 16-byte chunks (metal/chunk_io.h: 4 floats or 8 halves / bfloats): consecutive threads take
+// consecutive chunks, so a SIMD group moves one contiguous 512-byte span per access, and a whole chunk of a row
+// whose buffers (x, out, the mask row) are 16-byte aligned is one 16-byte load or store. Only the row's last partial
+// chunk, or an unaligned row (an odd row length, a storage offset), goes element by element with a guard on each.
+//
+// Three variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py), each thread holding
+// one chunk in registers (threadgroup sizes for Apple GPUs: SIMD width 32, at most 1024 threads):
+//   softmax_simd   rows of at most SIMD_SIZE chunks (128 floats, 256 halves): one SIMD group per row, 8 rows per
+//                  threadgroup. The row's max and sum are simd_max / simd_sum, with no threadgroup memory and no
+//                  barrier.
+//   softmax_block  rows of at most 1024 chunks (4096 floats, 8192 halves): one threadgroup per row, one chunk per
+//                  thread. Max and sum reduce inside SIMD groups, then across them through threadgroup memory (two
+//                  barriers in all).
+//   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax: each thread
+//                  keeps a running max m and a sum s of exp(v - m), rescaling s by exp(m_old - m_new) when m grows;
+//                  the threads' (m, s) pairs combine across the threadgroup. Pass 2 reads the row again and writes
+//                  it.
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
@@ -34,19 +41,11 @@
 #include <metal_stdlib>
 using namespace metal;
 
+#include "chunk_io.h"
+
 constant bool has_mask [[function_constant(0)]];
 
 constant constexpr int SIMD_SIZE = 32;
-
-// v = x * scale + mask for element k of the row (mask is only dereferenced when has_mask).
-template <typename T>
-inline float logit(const device T* x, const device T* mask, uint k, float scale) {
-  float v = float(x[k]) * scale;
-  if (has_mask) {
-    v += float(mask[k]);
-  }
-  return v;
-}
 
 inline size_t mask_row(uint row, uint div0, uint mod0, uint stride0, uint div1, uint mod1, uint stride1) {
   return size_t(row / div0 % mod0) * stride0 + size_t(row / div1 % mod1) * stride1;
@@ -74,38 +73,38 @@ inline float threadgroup_sum(float v, threadgroup float* scratch, uint simd_lane
   return simd_sum(v);
 }
 
-// Shared by the one-pass variants once the row's max and sum are known: `e` holds exp(v - max) for softmax and
-// v itself for log_softmax.
-template <typename T, bool LOG, int N_READS>
-inline void store_row(device T* out, thread float* e, uint base, uint axis_size, float row_max, float row_sum) {
-  const float inv_sum = 1.0f / row_sum;
-  const float log_sum = LOG ? metal::precise::log(row_sum) : 0.0f;
-  for (int i = 0; i < N_READS; i++) {
-    if (base + i < axis_size) {
-      out[base + i] = T(LOG ? (e[i] - row_max) - log_sum : e[i] * inv_sum);
-    }
+// Chunk c of the row's logits v = x * scale [+ mask] (metal/chunk_io.h: 16 bytes of T, one vector access where
+// `vec` and the chunk is whole); elements past the row's end read as -inf. Returns their maximum.
+template <typename T>
+inline float load_logits(const device T* x, const device T* mask, uint c, uint n, float scale, bool vec,
+                         thread float* v) {
+  constexpr int N = ChunkOf<T>::N;
+  load_chunk(x, c, n, vec, v);
+  float mv[N];
+  if (has_mask) {
+    load_chunk(mask, c, n, vec, mv);
   }
-}
-
-// Loads this thread's N_READS elements (out-of-row ones as -inf) and returns their maximum.
-template <typename T, int N_READS>
-inline float load_row(const device T* x, const device T* mask, uint base, uint axis_size, float scale,
-                      thread float* v) {
   float m = -INFINITY;
-  for (int i = 0; i < N_READS; i++) {
-    v[i] = base + i < axis_size ? logit(x, mask, base + i, scale) : -INFINITY;
+  for (int i = 0; i < N; i++) {
+    v[i] *= scale;
+    if (has_mask) {
+      v[i] += mv[i];
+    }
+    if (c * N + i >= n) {
+      v[i] = -INFINITY;
+    }
     m = max(m, v[i]);
   }
   return m;
 }
 
-// sum of exp(v - row_max) over this thread's in-row elements; for softmax, v becomes exp(v - row_max).
-template <bool LOG, int N_READS>
-inline float exp_sum(thread float* v, uint base, uint axis_size, float row_max) {
+// sum of exp(v - row_max) over the chunk's in-row elements; for softmax, v becomes exp(v - row_max).
+template <typename T, bool LOG>
+inline float exp_sum(thread float* v, uint c, uint n, float row_max) {
   float s = 0.0f;
-  for (int i = 0; i < N_READS; i++) {
-    if (base + i < axis_size) {
-      float e = metal::precise::exp(v[i] - row_max);
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    if (c * ChunkOf<T>::N + i < n) {
+      const float e = metal::precise::exp(v[i] - row_max);
       s += e;
       if (!LOG) {
         v[i] = e;
@@ -115,8 +114,30 @@ inline float exp_sum(thread float* v, uint base, uint axis_size, float row_max) 
   return s;
 }
 
-// One SIMD group per row (axis_size <= SIMD_SIZE * N_READS); the grid has rows * SIMD_SIZE threads.
-template <typename T, bool LOG, int N_READS>
+// Writes chunk c once the row's max and sum are known: `e` holds exp(v - max) for softmax and v for log_softmax.
+template <typename T, bool LOG>
+inline void store_probs(device T* out, thread float* e, uint c, uint n, bool vec, float row_max, float row_sum) {
+  const float inv_sum = 1.0f / row_sum;
+  const float log_sum = LOG ? metal::precise::log(row_sum) : 0.0f;
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    e[i] = LOG ? (e[i] - row_max) - log_sum : e[i] * inv_sum;
+  }
+  store_chunk(out, c, n, vec, e);
+}
+
+// The row's mask (x stands in when there is no mask: never read then) and whether all its buffers are 16-byte
+// aligned.
+template <typename T>
+inline const device T* row_mask_of(const device T* x, const device T* mask, uint row, uint axis_size, uint div0,
+                                   uint mod0, uint stride0, uint div1, uint mod1, uint stride1) {
+  if (has_mask) {
+    return mask + mask_row(row, div0, mod0, stride0, div1, mod1, stride1) * axis_size;
+  }
+  return x;
+}
+
+// One SIMD group per row (at most SIMD_SIZE chunks); the grid has rows * SIMD_SIZE threads.
+template <typename T, bool LOG>
 [[kernel]] void softmax_simd(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
@@ -132,23 +153,22 @@ template <typename T, bool LOG, int N_READS>
     uint gid [[thread_position_in_grid]],
     uint simd_lane [[thread_index_in_simdgroup]]) {
   const uint row = gid / SIMD_SIZE;
+  const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
   x += size_t(row) * axis_size;
   out += size_t(row) * axis_size;
-  const device T* row_mask = x;  // stands in when there is no mask (never read then)
-  if (has_mask) {
-    row_mask = mask + mask_row(row, div0, mod0, stride0, div1, mod1, stride1) * axis_size;
-  }
-  const uint base = simd_lane * N_READS;
+  const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  float v[N_READS];
-  const float row_max = simd_max(load_row<T, N_READS>(x, row_mask, base, axis_size, scale, v));
-  const float row_sum = simd_sum(exp_sum<LOG, N_READS>(v, base, axis_size, row_max));
-  store_row<T, LOG, N_READS>(out, v, base, axis_size, row_max, row_sum);
+  float v[ChunkOf<T>::N];
+  const float row_max = simd_max(load_logits(x, row_mask, simd_lane, axis_size, scale, vec, v));
+  const float row_sum = simd_sum(exp_sum<T, LOG>(v, simd_lane, axis_size, row_max));
+  if (simd_lane * ChunkOf<T>::N < axis_size) {
+    store_probs<T, LOG>(out, v, simd_lane, axis_size, vec, row_max, row_sum);
+  }
 }
 
-// One threadgroup per row, threads * N_READS >= axis_size: every element stays in a register between the read and
-// the write.
-template <typename T, bool LOG, int N_READS>
+// One threadgroup per row, one chunk per thread (threads * chunk >= axis_size): every element stays in a register
+// between the read and the write.
+template <typename T, bool LOG>
 [[kernel]] void softmax_block(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
@@ -170,24 +190,24 @@ template <typename T, bool LOG, int N_READS>
   threadgroup float sum_scratch[SIMD_SIZE];
   const uint n_simd = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
 
+  const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
   x += size_t(row) * axis_size;
   out += size_t(row) * axis_size;
-  const device T* row_mask = x;  // stands in when there is no mask (never read then)
-  if (has_mask) {
-    row_mask = mask + mask_row(row, div0, mod0, stride0, div1, mod1, stride1) * axis_size;
-  }
-  const uint base = lid * N_READS;
+  const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  float v[N_READS];
-  const float local_max = load_row<T, N_READS>(x, row_mask, base, axis_size, scale, v);
+  float v[ChunkOf<T>::N];
+  const float local_max = load_logits(x, row_mask, lid, axis_size, scale, vec, v);
   const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);
-  const float local_sum = exp_sum<LOG, N_READS>(v, base, axis_size, row_max);
+  const float local_sum = exp_sum<T, LOG>(v, lid, axis_size, row_max);
   const float row_sum = threadgroup_sum(local_sum, sum_scratch, simd_lane, simd_group, n_simd);
-  store_row<T, LOG, N_READS>(out, v, base, axis_size, row_max, row_sum);
+  if (lid * ChunkOf<T>::N < axis_size) {
+    store_probs<T, LOG>(out, v, lid, axis_size, vec, row_max, row_sum);
+  }
 }
 
-// One threadgroup per row of any length: online max and sum, then a second pass that writes.
-template <typename T, bool LOG, int N_READS>
+// One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
+// chunks lid, lid + threads, ... (a SIMD group moves one contiguous span per step).
+template <typename T, bool LOG>
 [[kernel]] void softmax_looped(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
@@ -209,25 +229,23 @@ template <typename T, bool LOG, int N_READS>
   threadgroup float sum_scratch[SIMD_SIZE];
   const uint n_simd = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
 
+  const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
   x += size_t(row) * axis_size;
   out += size_t(row) * axis_size;
-  const device T* row_mask = x;  // stands in when there is no mask (never read then)
-  if (has_mask) {
-    row_mask = mask + mask_row(row, div0, mod0, stride0, div1, mod1, stride1) * axis_size;
-  }
-  const uint step = threads * N_READS;
+  const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
+  const uint chunks = (axis_size + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
 
   // Pass 1: running (m, s) with s = sum of exp(v - m) over the elements seen. While everything seen is -inf the
   // pair stays (-inf, 0), which avoids exp(-inf - -inf) = NaN for rows that are only partly masked.
   float m = -INFINITY;
   float s = 0.0f;
-  for (uint base = lid * N_READS; base < axis_size; base += step) {
-    float v[N_READS];
-    const float new_max = max(m, load_row<T, N_READS>(x, row_mask, base, axis_size, scale, v));
+  for (uint c = lid; c < chunks; c += threads) {
+    float v[ChunkOf<T>::N];
+    const float new_max = max(m, load_logits(x, row_mask, c, axis_size, scale, vec, v));
     if (new_max != -INFINITY) {
       s *= metal::precise::exp(m - new_max);
       m = new_max;
-      s += exp_sum<true, N_READS>(v, base, axis_size, m);
+      s += exp_sum<T, true>(v, c, axis_size, m);
     }
   }
 
@@ -238,25 +256,22 @@ template <typename T, bool LOG, int N_READS>
   const float row_sum = threadgroup_sum(s, sum_scratch, simd_lane, simd_group, n_simd);
 
   // Pass 2: read the row again and write it.
-  const float inv_sum = 1.0f / row_sum;
-  const float log_sum = LOG ? metal::precise::log(row_sum) : 0.0f;
-  for (uint base = lid * N_READS; base < axis_size; base += step) {
-    for (int i = 0; i < N_READS; i++) {
-      const uint k = base + i;
-      if (k < axis_size) {
-        const float d = logit(x, row_mask, k, scale) - row_max;
-        out[k] = T(LOG ? d - log_sum : metal::precise::exp(d) * inv_sum);
+  for (uint c = lid; c < chunks; c += threads) {
+    float v[ChunkOf<T>::N];
+    load_logits(x, row_mask, c, axis_size, scale, vec, v);
+    if (!LOG) {
+      for (int i = 0; i < ChunkOf<T>::N; i++) {
+        v[i] = metal::precise::exp(v[i] - row_max);
       }
     }
+    store_probs<T, LOG>(out, v, c, axis_size, vec, row_max, row_sum);
   }
 }
 
-// Host names: <op>_<variant>_<dtype>, e.g. log_softmax_block_float16. N_READS must match softmax.py.
-#define SOFTMAX_N_READS 4
-
-#define INSTANTIATE_SOFTMAX_VARIANT(op, LOG, variant, name, T)                                   \
-  template [[host_name(#op "_" #variant "_" #name)]] [[kernel]]                                  \
-  decltype(softmax_##variant<T, LOG, SOFTMAX_N_READS>) softmax_##variant<T, LOG, SOFTMAX_N_READS>;
+// Host names: <op>_<variant>_<dtype>, e.g. log_softmax_block_float16.
+#define INSTANTIATE_SOFTMAX_VARIANT(op, LOG, variant, name, T)  \
+  template [[host_name(#op "_" #variant "_" #name)]] [[kernel]] \
+  decltype(softmax_##variant<T, LOG>) softmax_##variant<T, LOG>;
 
 #define INSTANTIATE_SOFTMAX(op, LOG, name, T)           \
   INSTANTIATE_SOFTMAX_VARIANT(op, LOG, simd, name, T)   \

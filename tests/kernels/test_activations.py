@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mpskernels import registry, runtime
+from mpskernels import launches, registry, runtime
 from mpskernels._paths import metal_dir
 from mpskernels.emulator import compile_source
 from mpskernels.kernels import activations as act
@@ -261,13 +261,53 @@ def test_bias_act_matches_linear_and_conv_epilogues():
 def test_plans_pick_the_layout():
     meta = lambda *s: TensorMeta(s, torch.float16)  # noqa: E731
     rows = epilogue.plan(meta(8, 33), meta(33), "relu", -1)
-    assert rows.kernel == "bias_act_relu_float16" and rows.threads == (9, 8, 1) and rows.group_size == (16, 16, 1)
+    # One 16-byte chunk (8 halves) per thread.
+    assert rows.kernel == "bias_act_relu_float16" and rows.threads == (5, 8, 1) and rows.group_size == (8, 32, 1)
     chans = epilogue.plan(meta(2, 3, 10, 10), meta(3), "silu", 1)
-    assert chans.kernel == "bias_act_channels_silu_float16" and chans.threads == (25, 6, 1)
+    assert chans.kernel == "bias_act_channels_silu_float16" and chans.threads == (13, 6, 1)
     assert epilogue.plan(meta(2, 3, 1, 1), meta(3), "silu", 1).kernel == "bias_act_silu_float16"  # inner of 1
     split = act.split_plan("geglu")(meta(4, 2 * 2000), "tanh")
-    assert split.kernel == "geglu_tanh_split_float16" and split.threads == (500, 4, 1)
+    assert split.kernel == "geglu_tanh_split_float16" and split.threads == (250, 4, 1)
     assert split.group_size == (256, 1, 1)
+    assert act.unary_plan("silu")(TensorMeta((10, 9), torch.float32)).threads == (23, 1, 1)  # 4 floats per thread
+
+
+# ---- the 16-byte fast path and its guarded tail ----
+
+
+def around_chunks(dtype, chunks):
+    """Element counts at `chunks` whole 16-byte chunks, one more and one fewer, and half a chunk more."""
+    n = act.chunk_elements(dtype)
+    return [chunks * n + d for d in (-1, 0, 1, n // 2)]
+
+
+def offset_view(t, offset):
+    """t's values in a contiguous tensor bound `offset` elements into its storage (never 16-byte aligned)."""
+    flat = torch.empty(t.numel() + offset, dtype=t.dtype)
+    flat[offset:] = t.reshape(-1)
+    return flat[offset:].view(t.shape)
+
+
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Sizes that hit whole 16-byte chunks, the element-wise tail and unaligned rows, on the emulator's guarded
+    copies (which end at a page, so their alignment follows their size) and on the tensors' own memory, also bound
+    at an element offset."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    before = launches.count()
+    for offset in (0, 1):
+        for n in around_chunks(dtype, 20):
+            x, b = randn(n, seed=n, dtype=dtype), randn(n, seed=n + 1, dtype=dtype)
+            check("silu", offset_view(x, offset))
+            check("swiglu", offset_view(x, offset), b)
+        for half in around_chunks(dtype, 3):
+            check("geglu_split", offset_view(randn(3, 2 * half, seed=half, dtype=dtype), offset))
+            x = offset_view(randn(3, half, seed=half, dtype=dtype), offset)
+            check("bias_act", x, randn(half, seed=7, dtype=dtype), "gelu", -1)
+            check("bias_act", offset_view(randn(2, 3, half, seed=half, dtype=dtype), offset),
+                  randn(3, seed=8, dtype=dtype), "silu", 1)
+    assert launches.count() == before + 2 * 4 * 5  # every call ran its kernel: none fell back to the reference
 
 
 # ---- usage errors and fallbacks ----

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mpskernels import registry
+from mpskernels import launches, registry
 from mpskernels.emulator import compile_file, compile_source
 from mpskernels._paths import metal_dir
 from mpskernels.kernels import group_norm as gn
@@ -22,7 +22,6 @@ from mpskernels.runtime import use_backend
 from mpskernels.tolerances import compare
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-REGISTER_CAPACITY = rn.N_READS * rn.N_STEPS  # elements a thread keeps in registers
 
 
 @pytest.fixture(autouse=True)
@@ -132,6 +131,62 @@ def test_row_kernels_are_correct_at_any_threadgroup_size(kernel):
                 assert result.ok, f"{kernel} group {group} cols {cols}: {result}"
 
 
+def dispatch_plan(source, plan, tensors, bounds_check):
+    """Runs a family's launch plan on the emulator with the buffers it names."""
+    lib = compile_file(metal_dir() / source)
+    args = [tensors[b] if isinstance(b, str) else (None if b is None else b.value) for b in plan.buffers]
+    lib.dispatch(plan.kernel, *args, threads=plan.threads, group_size=plan.group_size, constants=plan.constants,
+                 bounds_check=bounds_check)
+
+
+def vector_width_cols(dtype):
+    """Column counts around the 16-byte chunk: whole chunks, one element more and one fewer, half a chunk more
+    (rows alternate between 16-byte aligned and not), for one-SIMD-group rows and one-threadgroup rows."""
+    n = rn.chunk_elements(dtype)
+    simd_row, group_row = 8 * n, 33 * rn.N_CHUNKS * n
+    return sorted({c + d for c in (simd_row, group_row) for d in (-1, 0, 1, n // 2)})
+
+
+@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_row_kernels_fast_path_and_tail(kernel, dtype):
+    """Plans as shipped, at column counts that hit the 16-byte fast path, the element-wise tail and rows that
+    are not 16-byte aligned; on the emulator's guarded copies (which end at a page, so their alignment follows
+    their size) and on the tensors' own memory, also bound at an element offset (never 16-byte aligned)."""
+    family = {"rms_norm": rn.RMS_NORM, "add_rms_norm": rn.ADD_RMS_NORM,
+              "layer_norm": ln.LAYER_NORM, "add_layer_norm": ln.ADD_LAYER_NORM}[kernel]
+    residual_op, layer = kernel.startswith("add_"), "layer" in kernel
+    gen = torch.Generator().manual_seed(11)
+    for cols in vector_width_cols(dtype):
+        for rows, bounds_check, offset in ((4, True, 0), (3, False, 0), (2, False, 1)):
+            def make(shape):
+                flat = (torch.randn(math.prod(shape) + offset, generator=gen) + 0.25).to(dtype)
+                return flat[offset:].view(shape)
+            x = make((rows, cols))
+            residual = make((rows, cols)) if residual_op else None
+            w = (torch.rand(cols, generator=gen) + 0.5).to(dtype)
+            b = torch.randn(cols, generator=gen).to(dtype) if layer else None
+            outs = {"out": torch.full((rows, cols), float("nan"), dtype=dtype)}
+            if residual_op:
+                outs["residual_out"] = torch.full((rows, cols), float("nan"), dtype=dtype)
+            metas = {"x": TensorMeta.of(x), "weight": TensorMeta.of(w)}
+            if residual_op:
+                metas["residual"] = TensorMeta.of(residual)
+            if layer:
+                metas["bias"] = TensorMeta.of(b)
+            plan = family.plan(**metas, eps=1e-5)
+            tensors = {"x": x, "residual": residual, "weight": w, "bias": b, **outs}
+            dispatch_plan(family.source, plan, tensors, bounds_check)
+            if residual_op:  # the op rounds x + residual to its dtype before normalising, as unfused code does
+                h = x + residual
+                wants = row_reference(kernel.removeprefix("add_"), *float64((h, None, w, b)), 1e-5) + (h,)
+            else:
+                wants = row_reference(kernel, *float64((x, residual, w, b)), 1e-5)
+            for (name, got), want in zip(outs.items(), wants):
+                result = compare(got, want, dtype)
+                assert result.ok, f"{kernel} {dtype} {rows}x{cols} offset {offset} {name}: {result}"
+
+
 @pytest.mark.parametrize("shape, groups", [((2, 6, 5, 7), 3), ((1, 4, 33, 7), 2), ((2, 8, 130), 4), ((3, 16), 4)])
 def test_group_norm_is_correct_at_any_threadgroup_size(shape, groups):
     lib = compile_file(metal_dir() / "group_norm.metal")
@@ -152,11 +207,39 @@ def test_group_norm_is_correct_at_any_threadgroup_size(shape, groups):
         assert result.ok, f"group_norm {shape} groups {groups} threads {group}: {result}"
 
 
-def test_plans_use_whole_simd_groups_and_hold_rows_up_to_16384_in_registers():
-    for cols in (1, 31, 33, 100, 4096, 4097, 16384, 16385, 100000):
-        group = rn.group_size_for(cols)
-        assert group % 32 == 0 and 32 <= group <= 1024
-        assert (group * REGISTER_CAPACITY >= cols) == (cols <= 16384)
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_group_norm_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Channel planes of whole 16-byte chunks (one channel per chunk) and not (chunks straddling channels, groups
+    ending in a partial chunk); on the emulator's guarded copies and on the tensors' own memory, also bound at an
+    element offset."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = rn.chunk_elements(dtype)
+    gen = torch.Generator().manual_seed(12)
+    for shape, groups in (((2, 4, 2 * n), 2), ((2, 4, 2 * n + 1), 2), ((1, 6, 3, n - 1), 3), ((2, 8, 4 * n), 4)):
+        for offset in (0, 1):
+            flat = (torch.randn(math.prod(shape) + offset, generator=gen) * 2 - 1).to(dtype)
+            x = flat[offset:].view(shape)
+            w = (torch.rand(shape[1], generator=gen) + 0.5).to(dtype)
+            b = torch.randn(shape[1], generator=gen).to(dtype)
+            before = launches.count()
+            got = emulated("group_norm", x, groups, w, b, 1e-5)
+            assert launches.count() == before + 1
+            result = compare(got, gn.reference(*float64((x, groups, w, b)), 1e-5), dtype)
+            assert result.ok, f"group_norm {dtype} {shape} offset {offset}: {result}"
+
+
+def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
+    for dtype, capacity in ((torch.float32, 16384), (torch.float16, 32768), (torch.bfloat16, 32768)):
+        for cols in (1, 31, 33, 100, 4096, 4097, capacity, capacity + 1, 100000):
+            p = rn.threads_per_row(cols, dtype)
+            assert p % 32 == 0 and 32 <= p <= 1024
+            held = p * rn.N_CHUNKS * rn.chunk_elements(dtype)
+            assert (held >= cols) == (cols <= capacity)
+            threads, group = rn.row_launch(cols, 6, dtype)
+            assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
+            assert group[0] == p and (group[1] == 1 or p == 32)
+            assert threads[0] // group[0] * group[1] == 6  # one row per SIMD group or per threadgroup
     p = gn.plan(TensorMeta((2, 320, 64, 64), torch.float16), 32, None, None, 1e-5)
     assert p.threads[0] == 2 * 32 * 1024 and p.group_size[0] == 1024
 

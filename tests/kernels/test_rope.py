@@ -11,7 +11,7 @@ backends' argument binding for tuple and in-place results. Every kernel run is o
 import pytest
 import torch
 
-from mpskernels import registry, runtime
+from mpskernels import launches, registry, runtime
 from mpskernels.kernels import kv_cache, rope
 from mpskernels.kernels.spec import TensorMeta
 from mpskernels.runtime import use_backend
@@ -195,12 +195,12 @@ def test_plan_picks_variant_and_geometry():
 
     half = torch.float16
     p = plan_of(((1, 32, 1, 128), half), ((1, 8, 1, 128), half), ((4096, 128), half), offset=100)
-    assert p.kernel == "rope_float16" and p.threads == (64, 40, 1) and p.buffers[15].value == 1
+    assert p.kernel == "rope_float16" and p.threads == (8, 40, 1) and p.buffers[15].value == 1
     assert p.group_size[0] * p.group_size[1] % 32 == 0 and p.group_size[0] * p.group_size[1] <= 1024
     p = plan_of(((1, 32, 2048, 128), half), ((1, 8, 2048, 128), half), ((2048, 128), torch.float32),
                 ids=((1, 2048), torch.int64))
     assert p.kernel == "rope_ids64_f32tables_float16" and p.buffers[-1] == "position_ids"
-    assert p.buffers[15].value == rope.HEADS_PER_THREAD and p.threads == (64, 10, 2048)
+    assert p.buffers[15].value == rope.HEADS_PER_THREAD and p.threads == (8, 10, 2048)  # 8-half chunks
 
 
 def test_kernel_clamps_out_of_range_ids():
@@ -375,3 +375,60 @@ def test_metal_backends_bind_tuple_and_in_place_results(fake_metal, backend, nam
             assert len(got) == len(want) > 0
             for g, w in zip(got, want):
                 assert_matches(g, w, dtype)
+
+
+# ---- the 16-byte fast path and its guarded tail ----
+
+
+def offset_view(t, offset):
+    """t's values in a contiguous tensor bound `offset` elements into its storage (never 16-byte aligned)."""
+    flat = torch.empty(t.numel() + offset, dtype=t.dtype)
+    flat[offset:] = t.reshape(-1)
+    return flat[offset:].view(t.shape)
+
+
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Head rows whose rotary halves (or interleaved rotary part) are whole 16-byte chunks, a pair more or fewer,
+    and a pass-through part of whole chunks or not; on the emulator's guarded copies and on the tensors' own memory,
+    also bound at an element offset."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    gen = torch.Generator().manual_seed(3)
+    for interleaved in (False, True):
+        for head_dim, rotary_dim in ((4 * n, 4 * n), (4 * n + 2, 4 * n + 2), (4 * n - 2, 4 * n - 2),
+                                     (5 * n, 4 * n), (5 * n + 1, 4 * n)):
+            for offset in (0, 1):
+                q = offset_view(torch.randn(2, 3, 4, head_dim, generator=gen).to(dtype), offset)
+                k = offset_view(torch.randn(2, 1, 4, head_dim, generator=gen).to(dtype), offset)
+                cos, sin = rope.tables(4, rotary_dim, interleaved, dtype)
+                before = launches.count()
+                got = emulated_rope(q, k, offset_view(cos, offset), sin, None, 0, interleaved)
+                assert launches.count() == before + 1  # the kernel ran: no fallback to the reference
+                want = rope.reference(*(t.double() for t in (q, k, cos, sin)), None, 0, interleaved)
+                for g, w in zip(got, want):
+                    assert_matches(g, w, dtype)
+
+
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_kv_cache_append_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Head sizes of whole 16-byte chunks, one element more and one fewer; sources bound at an element offset;
+    the copy is bit for bit, NaN payloads included."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    gen = torch.Generator().manual_seed(4)
+    for d in (4 * n - 1, 4 * n, 4 * n + 1):
+        for offset in (0, 1):
+            k_cache, v_cache = (torch.randn(2, 2, 9, d, generator=gen).to(dtype) for _ in range(2))
+            k, v = (offset_view(torch.randn(2, 2, 3, d, generator=gen).to(dtype), offset) for _ in range(2))
+            k.view(torch.int16 if dtype != torch.float32 else torch.int32)[0, 0, 0, 0] = -3  # a NaN with a payload
+            want_k, want_v = k_cache.clone(), v_cache.clone()
+            want_k[:, :, 5:8], want_v[:, :, 5:8] = k, v
+            before = launches.count()
+            with use_backend("emulator"):
+                torch.ops.mpskernels.kv_cache_append(k_cache, v_cache, k, v, 5)
+            assert launches.count() == before + 1
+            for got, want in ((k_cache, want_k), (v_cache, want_v)):
+                assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))

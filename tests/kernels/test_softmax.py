@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from mpskernels import registry, runtime
+from mpskernels import launches, registry, runtime
 from mpskernels.kernels import softmax as sm
 from mpskernels.kernels.spec import TensorMeta
 from mpskernels.runtime import use_backend
@@ -295,3 +295,36 @@ def test_mask_and_scale_default_to_none_and_one():
         torch.testing.assert_close(ops.softmax(x, mask=mask), torch.softmax(x + mask, -1))
         torch.testing.assert_close(torch.ops.mpskernels.log_softmax(x, mask, scale=2.0),
                                    torch.log_softmax(2.0 * x + mask, -1))
+
+
+# ---- the 16-byte fast path and its guarded tail ----
+
+
+def offset_view(t, offset):
+    """t's values in a contiguous tensor bound `offset` elements into its storage (never 16-byte aligned)."""
+    flat = torch.empty(t.numel() + offset, dtype=t.dtype)
+    flat[offset:] = t.reshape(-1)
+    return flat[offset:].view(t.shape)
+
+
+@pytest.mark.parametrize("bounds", ["guarded", "own-memory"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_fast_path_and_tail(dtype, bounds, monkeypatch):
+    """Row lengths at whole 16-byte chunks, one element more and one fewer, and half a chunk more (rows alternate
+    between aligned and not), in every variant, with and without a mask; on the emulator's guarded copies (whose
+    alignment follows their size) and on the tensors' own memory, also bound at an element offset."""
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    chunk_counts = (8, 40) + ((sm.BLOCK_ROW_CHUNKS + 2,) if dtype == torch.float32 else ())
+    seen = set()
+    before = launches.count()
+    for chunks in chunk_counts:
+        for cols in (chunks * n - 1, chunks * n, chunks * n + 1, chunks * n + n // 2):
+            seen.add(sm.variant_for(cols, dtype))
+            for offset in (0, 1):
+                x = offset_view(randn(4, cols, seed=cols, dtype=dtype), offset)
+                mask = offset_view(randn(4, cols, seed=cols + 1, dtype=dtype), offset) if offset else None
+                for op in OPS:
+                    check(op, x, mask, 0.5)
+    assert seen == ({"simd", "block", "looped"} if dtype == torch.float32 else {"simd", "block"})
+    assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-N_READS = 4  # elements per thread; matches the <T, Op, 4> instantiations in metal/activations.metal
+CHUNK_BYTES = 16  # a thread moves one 16-byte chunk (metal/chunk_io.h): 4 floats or 8 halves / bfloats
 GROUP = 256  # threads per threadgroup
 GELU_APPROXIMATIONS = ("none", "tanh")  # torch.nn.GELU's `approximate`
 
@@ -71,15 +71,20 @@ def kernel_name(op: str, approximate: str, dtype: torch.dtype, variant: str = ""
     return "_".join(parts + [DTYPE_NAMES[dtype]])
 
 
-def flat_launch(kernel: str, buffers: tuple, n: int) -> LaunchPlan:
-    """1-D grid, N_READS consecutive elements per thread."""
-    return LaunchPlan(kernel=kernel, buffers=buffers, threads=(-(-n // N_READS), 1, 1), group_size=(GROUP, 1, 1))
+def chunk_elements(dtype: torch.dtype) -> int:
+    return CHUNK_BYTES // torch.empty((), dtype=dtype).element_size()
 
 
-def row_grid(cols: int, rows: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """(threads, group_size) of a 2-D grid: x covers a row N_READS elements per thread, y the rows. A threadgroup
+def flat_launch(kernel: str, buffers: tuple, n: int, dtype: torch.dtype) -> LaunchPlan:
+    """1-D grid, one 16-byte chunk per thread."""
+    chunks = -(-n // chunk_elements(dtype))
+    return LaunchPlan(kernel=kernel, buffers=buffers, threads=(chunks, 1, 1), group_size=(GROUP, 1, 1))
+
+
+def row_grid(cols: int, rows: int, dtype: torch.dtype) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(threads, group_size) of a 2-D grid: x covers a row one 16-byte chunk per thread, y the rows. A threadgroup
     holds GROUP threads: as many as a row needs along x (a power of two), the rest spread over rows."""
-    per_row = max(1, -(-cols // N_READS))
+    per_row = max(1, -(-cols // chunk_elements(dtype)))
     gx = 1
     while gx < per_row and gx < GROUP:
         gx *= 2
@@ -89,20 +94,21 @@ def row_grid(cols: int, rows: int) -> tuple[tuple[int, int, int], tuple[int, int
 def unary_plan(op: str):
     def plan(x: TensorMeta) -> LaunchPlan:
         n = x.numel()
-        return flat_launch(f"{op}_{DTYPE_NAMES[x.dtype]}", ("x", "out", Scalar(n, "uint")), n)
+        return flat_launch(f"{op}_{DTYPE_NAMES[x.dtype]}", ("x", "out", Scalar(n, "uint")), n, x.dtype)
 
     return plan
 
 
 def gelu_plan(x: TensorMeta, approximate: str = "none") -> LaunchPlan:
     n = x.numel()
-    return flat_launch(kernel_name("gelu", approximate, x.dtype), ("x", "out", Scalar(n, "uint")), n)
+    return flat_launch(kernel_name("gelu", approximate, x.dtype), ("x", "out", Scalar(n, "uint")), n, x.dtype)
 
 
 def gated_plan(op: str):
     def plan(a: TensorMeta, b: TensorMeta, approximate: str = "none") -> LaunchPlan:
         n = a.numel()
-        return flat_launch(kernel_name(op, approximate, a.dtype), ("a", "b", "out", Scalar(n, "uint")), n)
+        return flat_launch(kernel_name(op, approximate, a.dtype), ("a", "b", "out", Scalar(n, "uint")), n,
+                           a.dtype)
 
     return plan
 
@@ -111,7 +117,7 @@ def split_plan(op: str):
     def plan(x: TensorMeta, approximate: str = "none") -> LaunchPlan:
         half = x.shape[-1] // 2
         rows = x.numel() // max(1, x.shape[-1])
-        threads, group = row_grid(half, rows)
+        threads, group = row_grid(half, rows, x.dtype)
         return LaunchPlan(
             kernel=kernel_name(op, approximate, x.dtype, "split"),
             buffers=("x", "out", Scalar(half, "uint")),

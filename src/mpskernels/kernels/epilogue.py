@@ -48,14 +48,14 @@ def plan(x: TensorMeta, bias: TensorMeta, act: str = "none", dim: int = -1) -> L
         inner *= s
     dtype = DTYPE_NAMES[x.dtype]
     if inner == 1:  # bias along the last (non-trivial) dimension: rows of `channels` elements
-        threads, group = row_grid(channels, x.numel() // max(1, channels))
+        threads, group = row_grid(channels, x.numel() // max(1, channels), x.dtype)
         return LaunchPlan(
             kernel=f"bias_act_{act}_{dtype}",
             buffers=("x", "bias", "out", Scalar(channels, "uint")),
             threads=threads,
             group_size=group,
         )
-    threads, group = row_grid(inner, x.numel() // max(1, inner))
+    threads, group = row_grid(inner, x.numel() // max(1, inner), x.dtype)
     return LaunchPlan(
         kernel=f"bias_act_channels_{act}_{dtype}",
         buffers=("x", "bias", "out", Scalar(inner, "uint"), Scalar(channels, "uint")),

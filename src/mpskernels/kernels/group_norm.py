@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .rms_norm import accumulation_dtype, group_size_for
+from .rms_norm import accumulation_dtype, threads_per_row
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
 
@@ -32,7 +32,7 @@ def plan(x: TensorMeta, groups: int, weight: TensorMeta | None, bias: TensorMeta
     n, c = x.shape[:2]
     spatial = math.prod(x.shape[2:])  # 1 for (N, C) inputs
     group_elems = c // groups * spatial
-    group = group_size_for(group_elems)
+    group = threads_per_row(group_elems, x.dtype)
     return LaunchPlan(
         kernel=f"group_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", "weight" if weight is not None else None, "bias" if bias is not None else None, "out",
@@ -62,7 +62,7 @@ def grid_fits_uint32(inputs) -> str | None:
     if x.numel() == 0:
         return None
     n, c = x.shape[:2]
-    threads = n * groups * group_size_for(c // groups * math.prod(x.shape[2:]))  # one threadgroup per (n, group)
+    threads = n * groups * threads_per_row(c // groups * math.prod(x.shape[2:]), x.dtype)  # one threadgroup per (n, group)
     return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
 
 

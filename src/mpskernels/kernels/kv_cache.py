@@ -13,7 +13,7 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta
 
-N_READS = 4  # elements per thread; matches kv_cache_append<T, 4> in metal/kv_cache.metal
+CHUNK_BYTES = 16  # a thread copies one 16-byte chunk (4 floats or 8 halves / bfloats), as metal/kv_cache.metal
 GROUP = 256
 
 
@@ -58,7 +58,7 @@ def plan(k_cache: TensorMeta, v_cache: TensorMeta, k: TensorMeta, v: TensorMeta,
                  Scalar(k_chunk, "uint"), Scalar(v_chunk, "uint"),
                  Scalar(cache_len * k_dim, "uint"), Scalar(cache_len * v_dim, "uint"),
                  Scalar(offset * k_dim, "uint"), Scalar(offset * v_dim, "uint")),
-        threads=(-(-max(k_chunk, v_chunk) // N_READS), batch * heads, 2),
+        threads=(-(-max(k_chunk, v_chunk) // (CHUNK_BYTES // k.dtype.itemsize)), batch * heads, 2),
         group_size=(GROUP, 1, 1),
     )
 
@@ -74,7 +74,7 @@ def examples(dtype: torch.dtype):
         (rand(2, 3, 40, 32), rand(2, 3, 40, 31), rand(2, 3, 33, 32), rand(2, 3, 33, 31), 0),
         # One decode token at the last row.
         (rand(1, 2, 17, 64), rand(1, 2, 17, 64), rand(1, 2, 1, 64), rand(1, 2, 1, 64), 16),
-        # A chunk in the middle, odd head size (rows not aligned to N_READS), more elements than one group step.
+        # A chunk in the middle, odd head size (rows not aligned to 16 bytes), more elements than one group step.
         (rand(3, 1, 50, 37), rand(3, 1, 50, 37), rand(3, 1, 31, 37), rand(3, 1, 31, 37), 7),
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .rms_norm import (accumulation_dtype, check_per_column, check_residual, grid, grid_fits_uint32, group_size_for,
+from .rms_norm import (accumulation_dtype, check_per_column, check_residual, grid, grid_fits_uint32, row_launch,
                        needs_a_dimension)
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
@@ -34,14 +34,13 @@ def _buffer(t: TensorMeta | None, name: str) -> str | None:
 
 def plan(x: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None, eps: float) -> LaunchPlan:
     cols = x.shape[-1]
-    rows = x.numel() // cols
-    group = group_size_for(cols)
+    threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
         kernel=f"layer_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", _buffer(weight, "weight"), _buffer(bias, "bias"), "out", Scalar(eps, "float"),
                  Scalar(cols, "uint")),
-        threads=(rows * group, 1, 1),
-        group_size=(group, 1, 1),
+        threads=threads,
+        group_size=group,
         constants={"has_weight": weight is not None, "has_bias": bias is not None},
     )
 
@@ -49,14 +48,13 @@ def plan(x: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None, eps:
 def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, bias: TensorMeta | None,
              eps: float) -> LaunchPlan:
     cols = x.shape[-1]
-    rows = x.numel() // cols
-    group = group_size_for(cols)
+    threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
         kernel=f"add_layer_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", "residual", _buffer(weight, "weight"), _buffer(bias, "bias"), "out", "residual_out",
                  Scalar(eps, "float"), Scalar(cols, "uint")),
-        threads=(rows * group, 1, 1),
-        group_size=(group, 1, 1),
+        threads=threads,
+        group_size=group,
         constants={"has_weight": weight is not None, "has_bias": bias is not None},
     )
 
@@ -131,7 +129,7 @@ LAYER_NORM = KernelFamily(
     constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
     description="LayerNorm over the last dimension, optional weight and bias",
     fusions="mean, variance (two passes over registers), normalise, weight and bias in one pass per row; "
-            "x read once for rows up to 16384",
+            "x read once for rows up to 64 KiB",
     examples=examples,
     fallback_examples=fallback_examples,
 )

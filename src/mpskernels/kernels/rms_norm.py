@@ -7,10 +7,34 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-# Tunables of metal/rms_norm.metal (also metal/layer_norm.metal and metal/group_norm.metal, which import them here):
-N_READS = 4  # consecutive elements a thread loads per step (N_READS in the .metal file)
-N_STEPS = 4  # steps a thread keeps in registers (N_STEPS): rows up to group * N_READS * N_STEPS are read once
+# Tunables of the row kernels (metal/rms_norm.metal, metal/layer_norm.metal and metal/group_norm.metal):
+CHUNK_BYTES = 16  # a thread moves 16-byte chunks (metal/chunk_io.h)
+N_CHUNKS = 4  # chunks a thread keeps in registers (N_CHUNKS in the .metal files)
+SIMD = 32
 MAX_GROUP = 1024
+ROWS_PER_GROUP = (8, 4, 2, 1)  # short rows: one SIMD group each, the largest of these dividing the row count
+
+
+def chunk_elements(dtype: torch.dtype) -> int:
+    return CHUNK_BYTES // torch.empty((), dtype=dtype).element_size()
+
+
+def threads_per_row(cols: int, dtype: torch.dtype) -> int:
+    """P: one SIMD group for rows of at most SIMD * N_CHUNKS chunks, else enough whole SIMD groups to hold the
+    row in registers (at most MAX_GROUP; longer rows loop)."""
+    chunks = -(-cols // chunk_elements(dtype))
+    threads = -(-chunks // N_CHUNKS)
+    return min(MAX_GROUP, -(-threads // SIMD) * SIMD)
+
+
+def row_launch(cols: int, rows: int, dtype: torch.dtype) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(threads, group_size) of a row kernel: 32 x R threadgroups of R short rows (R dividing the row count, so
+    each threadgroup is whole), or one threadgroup of P threads per row."""
+    p = threads_per_row(cols, dtype)
+    if p > SIMD:
+        return (rows * p, 1, 1), (p, 1, 1)
+    r = next(r for r in ROWS_PER_GROUP if rows % r == 0)
+    return (SIMD * (rows // r), r, 1), (SIMD, r, 1)
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -32,35 +56,27 @@ def add_reference(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor 
     return reference(h, weight, eps), h
 
 
-def group_size_for(cols: int) -> int:
-    """Enough SIMD groups to cover a row in one step where possible (one thread per N_READS elements)."""
-    threads = -(-cols // N_READS)
-    return min(MAX_GROUP, max(32, -(-threads // 32) * 32))
-
-
 def plan(x: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
     cols = x.shape[-1]
-    rows = x.numel() // cols
-    group = group_size_for(cols)
+    threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
         kernel=f"rms_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", "weight" if weight is not None else None, "out", Scalar(eps, "float"), Scalar(cols, "uint")),
-        threads=(rows * group, 1, 1),
-        group_size=(group, 1, 1),
+        threads=threads,
+        group_size=group,
         constants={"has_weight": weight is not None},
     )
 
 
 def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
     cols = x.shape[-1]
-    rows = x.numel() // cols
-    group = group_size_for(cols)
+    threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
         kernel=f"add_rms_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", "residual", "weight" if weight is not None else None, "out", "residual_out",
                  Scalar(eps, "float"), Scalar(cols, "uint")),
-        threads=(rows * group, 1, 1),
-        group_size=(group, 1, 1),
+        threads=threads,
+        group_size=group,
         constants={"has_weight": weight is not None},
     )
 
@@ -98,7 +114,7 @@ def grid_fits_uint32(inputs) -> str | None:
     if x.dim() == 0 or x.numel() == 0:
         return None
     cols = x.shape[-1]
-    threads = x.numel() // cols * group_size_for(cols)  # one threadgroup per row
+    threads = x.numel() // cols * threads_per_row(cols, x.dtype)
     return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
 
 
@@ -159,7 +175,7 @@ RMS_NORM = KernelFamily(
     validate=validate,
     constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
     description="RMSNorm over the last dimension, optional weight",
-    fusions="square, mean, rsqrt, scale and weight in one pass per row; x read once for rows up to 16384",
+    fusions="square, mean, rsqrt, scale and weight in one pass per row; x read once for rows up to 64 KiB",
     examples=examples,
     fallback_examples=fallback_examples,
 )

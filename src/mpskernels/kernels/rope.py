@@ -136,9 +136,13 @@ def supported_position_dtype(inputs) -> str | None:
 # ---- launch ----
 
 
-def units_per_row(head_dim: int, rotary_dim: int) -> int:
-    """Threads along a head row: one per rotated pair, one per two pass-through elements."""
-    return rotary_dim // 2 + (head_dim - rotary_dim + 1) // 2
+def units_per_row(head_dim: int, rotary_dim: int, interleaved: bool, dtype: torch.dtype) -> int:
+    """Threads along a head row, each one 16-byte chunk (n elements of the dtype): chunks of the first rotary
+    half (half-split; its pairs' second elements come along) or of the rotary part (interleaved), then chunks of
+    the pass-through part."""
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    rotated = rotary_dim if interleaved else rotary_dim // 2
+    return -(-rotated // n) + -(-(head_dim - rotary_dim) // n)
 
 
 def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, position_ids: TensorMeta | None,
@@ -148,11 +152,15 @@ def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, positio
     rotary_dim, rows = cos.shape[-1], cos.shape[-2]
     table_batch = cos.shape[0] if len(cos.shape) >= 3 else 1
     heads = q_heads + k_heads
-    units = units_per_row(head_dim, rotary_dim)
+    units = units_per_row(head_dim, rotary_dim, interleaved, q.dtype)
     per_thread = HEADS_PER_THREAD if units * batch * seq * heads >= HEADS_PER_THREAD * FILL_THREADS else 1
     head_blocks = -(-heads // per_thread)
-    group_x = min(GROUP, -(-units // 32) * 32)  # a multiple of 32, so the group is one too
-    group_y = max(1, min(GROUP // group_x, head_blocks))
+    # A power of two along the row (a 128-wide bf16 half-split row is 8 units), the rest of GROUP over heads: the
+    # declared group is always GROUP threads, whole SIMD groups (edge groups of a smaller grid shrink).
+    group_x = 1
+    while group_x < min(units, GROUP):
+        group_x *= 2
+    group_y = GROUP // group_x
 
     ids = position_ids
     ids_batch = ids.shape[0] if ids is not None and len(ids.shape) == 2 else 1
