@@ -5,7 +5,7 @@ import struct
 import pytest
 import torch
 
-from mpskernels.anchors.launch import buffer_of, in_order, threadgroups, uint_vector
+from mpskernels.anchors.launch import in_order, span, threadgroups, uint_vector
 
 
 def test_threadgroups_become_total_threads():
@@ -25,14 +25,14 @@ def test_a_uint3_takes_sixteen_bytes_like_metal_s():
 def test_a_view_is_bound_where_it_lies():
     cache = torch.arange(2 * 3 * 10 * 4, dtype=torch.float32).reshape(2, 3, 10, 4)
     view = cache[:, :, 2:7]
-    buf = buffer_of(view)
+    buf = span(view)
     assert buf.is_contiguous() and buf.data_ptr() == view.data_ptr()
     last = view[-1, -1, -1, -1]
     assert buf[-1] == last  # the buffer ends at the view's last element
     mask = torch.ones(5, 10, dtype=torch.bool).expand(2, 3, 5, 10)  # broadcast: stride 0 over batch and heads
-    assert buffer_of(mask).numel() == 50
+    assert span(mask).numel() == 50
     contiguous = torch.zeros(3, 4)
-    assert buffer_of(contiguous) is contiguous
+    assert span(contiguous) is contiguous
 
 
 def test_in_order_runs_each_launch_once_in_turn():

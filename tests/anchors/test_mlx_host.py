@@ -130,7 +130,7 @@ class _FakeLibrary:
 
 @pytest.mark.parametrize("backend, with_prepare", [("emulator", True), ("cuda", True), ("cuda", False)])
 def test_launcher_prepares_on_the_lane_and_dispatches_elsewhere(monkeypatch, backend, with_prepare):
-    from mpskernels.anchors.mlx import launch
+    from mpskernels.anchors import launch
 
     lib = _FakeLibrary(with_prepare)
     monkeypatch.setattr(launch, "load", lambda name, b: lib)

@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-from .launch import buffer_of, in_order, launcher, threadgroups, uint_vector
-from .library import load
+from .launch import in_order, launcher, span, threadgroups, uint_vector
 from .op import AnchorOp, Prepared, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -134,7 +133,7 @@ class _Decode:
 
     def buffers(self) -> list[torch.Tensor]:
         """q, k and v bound where they lie (the kernels index them with the strides passed beside them)."""
-        return [buffer_of(self.q), buffer_of(self.k), buffer_of(self.v)]
+        return [span(self.q), span(self.k), span(self.v)]
 
     def common_args(self) -> list[Any]:
         """gqa_factor, N, the head strides and sequence strides of q, k, v, and the scale, in slot order."""
@@ -150,7 +149,7 @@ class _Decode:
         if m is None:
             return [torch.zeros(1, dtype=torch.float32, device=self.q.device), uint_vector(0, 0, 0, 0)]
         strides = [m.stride(d) if m.size(d) > 1 else 0 for d in (3, 2, 1, 0)]
-        return [buffer_of(m), uint_vector(*strides)]
+        return [span(m), uint_vector(*strides)]
 
     def batch_args(self) -> bytes:
         """(q, k, v batch strides, number of query heads)."""
@@ -174,8 +173,7 @@ def prepare_sdpa_vector(backend: str, query: torch.Tensor, key: torch.Tensor, va
     out = _empty((batch, heads, q_len, dim), d.q.dtype, d.q.device)
     name = d.name("sdpa_vector")
     args = [*d.buffers(), out, *d.common_args(), *d.mask_args(), d.batch_args()]
-    lib = load("torch_decode_attention", backend)
-    launch = launcher(lib, backend, name, *args, **threadgroups((batch * heads, q_len, 1), (1024, 1, 1)))
+    launch = launcher(backend, "torch_decode_attention", name, *args, **threadgroups((batch * heads, q_len, 1), (1024, 1, 1)))
     return Prepared(launch, d.output(out), (name,))
 
 
@@ -194,10 +192,9 @@ def prepare_sdpa_vector_2pass(backend: str, query: torch.Tensor, key: torch.Tens
     maxs = _empty((batch, heads, q_len, TWO_PASS_BLOCKS), torch.float32, device)
     first = d.name("sdpa_vector_2pass_1")
     second = f"sdpa_vector_2pass_2_{METAL_TYPE[d.q.dtype]}_{d.v.size(3)}"
-    lib = load("torch_decode_attention", backend)
-    pass1 = launcher(lib, backend, first, *d.buffers(), partials, sums, maxs, *d.common_args(), *d.mask_args(),
+    pass1 = launcher(backend, "torch_decode_attention", first, *d.buffers(), partials, sums, maxs, *d.common_args(), *d.mask_args(),
                      d.batch_args(), **threadgroups((batch * heads, q_len, TWO_PASS_BLOCKS), (8 * SIMD_SIZE, 1, 1)))
-    pass2 = launcher(lib, backend, second, partials, sums, maxs, out,
+    pass2 = launcher(backend, "torch_decode_attention", second, partials, sums, maxs, out,
                      **threadgroups((batch * heads, q_len, 1), (1024, 1, 1)))
     return Prepared(in_order(pass1, pass2), d.output(out), (first, second))
 
@@ -251,15 +248,14 @@ def prepare_prefill_attention(backend: str, query: torch.Tensor, key: torch.Tens
         elif mask.dtype != q.dtype:
             raise TypeError("sdpa prefill: float mask dtype must match query dtype")
         mask = kernel_strides(mask)  # the kernel assumes a unit key stride
-        mask_args = [struct.pack("<4i", *_int32s(mask.stride(), "mask strides")), buffer_of(mask)]
+        mask_args = [struct.pack("<4i", *_int32s(mask.stride(), "mask strides")), span(mask)]
     bq, bk, wm, wn = PREFILL_BLOCKS[dim]
     name = (f"prefill_attention_{PREFILL_TYPE[q.dtype]}_bq{bq}_bk{bk}_bd{dim}_wm{wm}_wn{wn}"
             f"_hm{int(mask is not None)}_dc{int(is_causal)}_mask{mask_type}")
     params = prefill_params(q, k, v, out, calculate_scale(query, scale))
-    lib = load("torch_prefill_attention", backend)
     grid = (-(-q_len // bq), heads, batch)
-    args = [buffer_of(q), buffer_of(k), buffer_of(v), out, params, *mask_args]
-    launch = launcher(lib, backend, name, *args, **threadgroups(grid, (32, wm, wn)))
+    args = [span(q), span(k), span(v), out, params, *mask_args]
+    launch = launcher(backend, "torch_prefill_attention", name, *args, **threadgroups(grid, (32, wm, wn)))
     return Prepared(launch, out.view(query.shape) if unsqueezed else out, (name,))
 
 

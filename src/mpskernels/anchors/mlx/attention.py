@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..op import AnchorOp, Prepared, register
-from .launch import FLOATS, TYPE_NAME, TYPE_STRING, check_dtype, grid, launcher, packed, sequence, span
+from .launch import FLOATS, TYPE_NAME, TYPE_STRING, check_dtype, in_order, launcher, packed, span, threadgroups
 
 # The GPU whose choices the host logic makes (Metal's device architecture name: generation, then the size
 # class: 'g' base, 'p' Pro, 's' Max, 'd' Ultra). The default is an M4 Max, the largest single-die part.
@@ -137,7 +137,7 @@ def prepare_sdpa_vector(backend: str, q, k, v, *, scale=None, mask=None, causal=
         args += [mask_args[0], None] if is_bool else [None, mask_args[0]]
         args += mask_args[1:]
     groups, group = (a.batch * a.heads, a.q_len, 1), (1024, 1, 1)
-    launch = launcher(backend, "mlx_sdpa_vector", name, *args, threads=grid(groups, group), group_size=group,
+    launch = launcher(backend, "mlx_sdpa_vector", name, *args, **threadgroups(groups, group),
                       constants=vector_constants(a, is_bool, is_float))
     return Prepared(launch, out, (name,))
 
@@ -188,15 +188,14 @@ def prepare_sdpa_vector_2pass(backend: str, q, k, v, *, scale=None, mask=None, c
         args += [mask_args[0], None] if is_bool else [None, mask_args[0]]
         args += mask_args[1:]
     group = (32, a.gqa_factor, a.q_len)
-    pass1 = launcher(backend, "mlx_sdpa_vector", first, *args, threads=grid((a.kv_heads, a.batch, blocks), group),
-                     group_size=group, constants=constants)
+    pass1 = launcher(backend, "mlx_sdpa_vector", first, *args, **threadgroups((a.kv_heads, a.batch, blocks), group), constants=constants)
     second = f"sdpa_vector_2pass_2_{tstr}_{a.v_dim}"
     # Pass 2 takes the block count as a buffer, not as the function constant; it is given the first pass's
     # constants only because the emulator's front end counts its parameter `blocks` as a use of the constant.
     pass2 = launcher(backend, "mlx_sdpa_vector", second, partials, sums, maxs, out, blocks,
-                     threads=grid((a.batch * a.heads, a.q_len, 1), (1024, 1, 1)), group_size=(1024, 1, 1),
+                     **threadgroups((a.batch * a.heads, a.q_len, 1), (1024, 1, 1)),
                      constants=constants)
-    return Prepared(sequence(pass1, pass2), out, (first, second))
+    return Prepared(in_order(pass1, pass2), out, (first, second))
 
 
 def decode_route(q: torch.Tensor, k: torch.Tensor, arch: str = DEFAULT_ARCH) -> str:
@@ -249,7 +248,7 @@ def prepare_steel_attention(backend: str, q, k, v, *, scale=None, mask=None, cau
                  "do_causal": a.causal, "has_sinks": False, "save_lse": False}
     group = (32, STEEL_WM, STEEL_WN)
     groups = (-(-a.q_len // STEEL_BQ), a.heads, a.batch)
-    launch = launcher(backend, "mlx_steel_attention", name, *args, threads=grid(groups, group), group_size=group,
+    launch = launcher(backend, "mlx_steel_attention", name, *args, **threadgroups(groups, group),
                       constants=constants)
     return Prepared(launch, out, (name,))
 

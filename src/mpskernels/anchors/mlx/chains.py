@@ -19,7 +19,7 @@ import torch
 
 from ..op import AnchorOp, Prepared, register
 from .binary import binary_launch
-from .launch import FLOATS, sequence
+from .launch import FLOATS, in_order
 from .unary import unary_launch
 
 
@@ -48,7 +48,7 @@ class Chain:
                                                                            device=like.device)))
 
     def done(self, out: torch.Tensor) -> Prepared:
-        return Prepared(sequence(*self.launches), out, self.kernels)
+        return Prepared(in_order(*self.launches), out, self.kernels)
 
 
 def silu(chain: Chain, x: torch.Tensor) -> torch.Tensor:

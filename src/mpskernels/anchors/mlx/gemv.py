@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..op import AnchorOp, Prepared, register
-from .launch import FLOATS, TYPE_NAME, check_dtype, grid, int32s, int64s, launcher, row_contiguous
+from .launch import FLOATS, TYPE_NAME, check_dtype, int32s, int64s, launcher, row_contiguous, threadgroups
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,7 @@ def _prepare(backend: str, x: torch.Tensor, w: torch.Tensor, transposed: bool) -
     # MLX leaves unbound here; the emulator binds every declared buffer, so they get harmless values.
     args = (w, x, x, out, in_len, out_len, w.shape[1], 1.0, 0.0, 1, int32s([1], x), zero, zero, zero, 0)
     group = (32, tile.bn, tile.bm)
-    launch = launcher(backend, "mlx_gemv", name, *args, threads=grid((-(-out_len // per_group), 1, 1), group),
-                      group_size=group)
+    launch = launcher(backend, "mlx_gemv", name, *args, **threadgroups((-(-out_len // per_group), 1, 1), group))
     return Prepared(launch, out, (name,))
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..op import AnchorOp, Prepared, register
 from .attention import DEFAULT_ARCH
-from .launch import FLOATS, TYPE_STRING, check_dtype, grid, int32s, int64s, launcher, row_contiguous
+from .launch import FLOATS, TYPE_STRING, check_dtype, int32s, int64s, launcher, row_contiguous, threadgroups
 
 BITS = 4
 GROUP_SIZE = 64
@@ -64,7 +64,7 @@ def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Te
     unused = (0, int32s([1], x), int64s([0], x), 0, int32s([1], x), int64s([0], x), int64s([0], x), int64s([0], x))
     group = (BK, 2, 1)
     launch = launcher(backend, "mlx_quantized", name, w, scales, biases, x, out, k, n, *unused,
-                      threads=grid((m, -(-n // BN), 1), group), group_size=group)
+                      **threadgroups((m, -(-n // BN), 1), group))
     return Prepared(launch, out, (name,))
 
 
