@@ -138,7 +138,7 @@ def examples(dtype: torch.dtype):
 def grid(shape: tuple[int, ...], gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """Multiples of 1/16 in [-3.75, 3.75]: sums of two are exact in bfloat16 too, so the op's dtype-rounded
     residual equals the float64 oracle's and the generic float64 comparison stays meaningful. Rounding of the
-    residual sum itself is tested with random data in tests/kernels/test_norms.py."""
+    residual sum itself is tested with random data in tests/kernel_families/test_norms.py."""
     return (torch.randint(-60, 61, shape, generator=gen) / 16).to(dtype)
 
 
