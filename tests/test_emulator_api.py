@@ -93,6 +93,31 @@ def test_function_constants_by_index_and_compile_shader_call_style(lib):
     assert y.tolist() == [12.0] * 4
 
 
+SHADOWED_CONSTANT = """
+#include <metal_stdlib>
+using namespace metal;
+constant int blocks [[function_constant(0)]];
+[[kernel]] void uses_constant(device int* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = blocks;
+}
+[[kernel]] void shadows_constant(device int* out [[buffer(0)]], constant int& blocks [[buffer(1)]],
+                                 uint i [[thread_position_in_grid]]) {
+  out[i] = blocks;  // the parameter, not the function constant
+}
+"""
+
+
+def test_a_parameter_shadowing_a_function_constant_needs_no_value():
+    lib = compile_source(SHADOWED_CONSTANT, name="shadow.metal")
+    out = torch.zeros(2, dtype=torch.int32)
+    lib.shadows_constant(out, 7, threads=2, group_size=2)
+    assert out.tolist() == [7, 7]
+    with pytest.raises(DispatchError, match="uses function constant"):
+        lib.uses_constant(out, threads=2, group_size=2)
+    lib.uses_constant(out, threads=2, group_size=2, constants={"blocks": 3})
+    assert out.tolist() == [3, 3]
+
+
 def test_member_functions_overloaded_by_address_space_run(lib):
     accs = np.array([1.5, -2.0, 4.0], dtype=np.float32)
     out = torch.full((3,), float("nan"))

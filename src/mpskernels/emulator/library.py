@@ -249,6 +249,9 @@ class Library:
         entry = next(e for e in program.entries if e.host_name == info.host_name)
         tokens = program.tokens
         s, e = entry.kernel.body
+        # A kernel parameter of the same name shadows the constant inside the body (MLX's sdpa_vector_2pass_2 takes
+        # `constant int& blocks` beside the function constant `blocks`): Metal builds it with no constants given.
+        shadowed = {p.name for p in entry.kernel.params}
         used = set()
         k = s
         while k < e:
@@ -256,7 +259,7 @@ class Library:
             if t.text == "is_function_constant_defined":
                 k += 4  # `is_function_constant_defined ( name )` asks; it does not use the value
                 continue
-            if t.text in program.constants:
+            if t.text in program.constants and t.text not in shadowed:
                 used.add(t.text)
             k += 1
         missing = sorted(used - set(constants))

@@ -190,8 +190,8 @@ def prepare_sdpa_vector_2pass(backend: str, q, k, v, *, scale=None, mask=None, c
     group = (32, a.gqa_factor, a.q_len)
     pass1 = launcher(backend, "mlx_sdpa_vector", first, *args, **threadgroups((a.kv_heads, a.batch, blocks), group), constants=constants)
     second = f"sdpa_vector_2pass_2_{tstr}_{a.v_dim}"
-    # Pass 2 takes the block count as a buffer, not as the function constant; it is given the first pass's
-    # constants only because the emulator's front end counts its parameter `blocks` as a use of the constant.
+    # Pass 2 reads no function constant (its parameter `blocks` shadows the constant of that name); it gets the
+    # first pass's constants anyway so that one compiled specialisation of the file serves both passes.
     pass2 = launcher(backend, "mlx_sdpa_vector", second, partials, sums, maxs, out, blocks,
                      **threadgroups((a.batch * a.heads, a.q_len, 1), (1024, 1, 1)),
                      constants=constants)
