@@ -13,7 +13,8 @@ optimize() keeps that forward and routes two kinds of calls made inside it:
 - a rotary function the forward calls by a global name (HF's `apply_rotary_pos_emb(q, k, cos, sin)`): a plain
   function of four tensors returning the rotated (q, k), confirmed by probing against `ops.rope` (half-split or
   interleaved; partial rotary where the function passes the dimensions past the tables' width through). The
-  forward runs as a copy of itself whose globals map that name to the rope op.
+  forward runs as a copy of itself whose globals map that name to the rope op. With Hugging Face's `kernels`
+  package installed, that global is a stateless nn.Module standing in for the function (see `_function_module`).
 
 Attention written out with matmul + softmax is left to the compile backend: in eager mode the scores are already
 computed when the pattern completes, so routing it would save nothing.
@@ -160,15 +161,36 @@ _rope_forms: dict[Callable, RotaryForm | None] = {}  # probing results by functi
 TENSOR_ANNOTATIONS = (inspect.Parameter.empty, torch.Tensor, "torch.Tensor", "Tensor")
 
 
-def _four_tensor_function(f: Any) -> bool:
-    """A plain Python function whose first four parameters are the only ones without defaults, and are not
-    annotated as anything but tensors (so a function taking a config first is never probed)."""
-    if not isinstance(f, types.FunctionType):
-        return False
+def _function_module(f: Any) -> bool:
+    """A module that is only a function in a module's clothing: Hugging Face's `kernels` package
+    (`use_kernel_forward_from_hub` on a function, which transformers applies to `apply_rotary_pos_emb` when
+    `kernels` is installed) replaces the module-level function with an instance of a parameterless nn.Module whose
+    forward calls the function, so that `kernels.kernelize` can give it a Hub kernel by replacing `forward` on an
+    instance. Such an instance is probed like the function, as long as nothing is attached to it: no parameters,
+    buffers, children or hooks, and no forward of its own (a kernelized instance runs someone else's kernel)."""
+    return isinstance(f, nn.Module) and "forward" not in f.__dict__ and \
+        isinstance(inspect.getattr_static(type(f), "forward", None), types.FunctionType) and \
+        not (f._parameters or f._buffers or f._modules or f._forward_hooks or f._forward_pre_hooks)
+
+
+def _signature(f: Any) -> inspect.Signature | None:
+    """The parameters a call of `f` binds: a plain function's, or a function module's forward's (the forward's
+    `__signature__`, which `kernels` copies from the function, without self)."""
+    if not (isinstance(f, types.FunctionType) or _function_module(f)):
+        return None
     try:
-        parameters = list(inspect.signature(f).parameters.values())
+        return inspect.signature(f if isinstance(f, types.FunctionType) else f.forward)
     except (TypeError, ValueError):
+        return None
+
+
+def _four_tensor_function(f: Any) -> bool:
+    """A plain Python function (or a function module) whose first four parameters are the only ones without
+    defaults, and are not annotated as anything but tensors (so a function taking a config first is never probed)."""
+    signature = _signature(f)
+    if signature is None:
         return False
+    parameters = list(signature.parameters.values())
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     return len(positional) >= 4 and required == positional[:4] and \
@@ -204,9 +226,9 @@ def rotary_form(f: Any) -> RotaryForm | None:
     return _rope_forms[f]
 
 
-def _rope_call(original: Callable, form: RotaryForm, stats: RouteStats) -> Callable:
+def _rope_call(name: str, original: Callable, form: RotaryForm, stats: RouteStats) -> Callable:
     """`original`'s stand-in: the rope op for calls shaped as it was probed, `original` for the others."""
-    signature = inspect.signature(original)
+    signature = _signature(original)
     defaults = {n: p.default for n, p in list(signature.parameters.items())[4:]}
 
     def rope(*args: Any, **kwargs: Any) -> Any:
@@ -218,7 +240,7 @@ def _rope_call(original: Callable, form: RotaryForm, stats: RouteStats) -> Calla
         extra = {n: v for n, v in bound.items() if n in defaults}
         reason = _rope_mismatch(q, k, cos, sin, extra, defaults, form.partial)
         if reason:
-            stats.not_routed[f"{original.__name__}: {reason}"] += 1
+            stats.not_routed[f"{name}: {reason}"] += 1
             return original(*args, **kwargs)
         stats.routed["rope"] += 1
         return ops.rope(q, k, cos, sin, None, 0, form.interleaved)
@@ -307,14 +329,34 @@ def calls_sdpa_in_code(module: nn.Module) -> bool:
     return False
 
 
-def rotary_functions(module: nn.Module) -> dict[str, tuple[Callable, RotaryForm]]:
-    """Global functions the module's forward calls that compute the rotary embedding: name -> (function, form)."""
+def rotary_functions(module: nn.Module) -> tuple[dict[str, tuple[Callable, RotaryForm]], list[str]]:
+    """Global functions the module's forward calls that compute the rotary embedding: name -> (function, form);
+    and why a rotary function found is not routed for this module."""
     found: dict[str, tuple[Callable, RotaryForm]] = {}
+    reasons = []
     for name, value in _called_globals(type(module).forward).items():
         form = rotary_form(value)
-        if form is not None:
-            found[name] = (value, form)
-    return found
+        if form is None:
+            continue
+        kernelized = _kernelized_copies(module, value)
+        if kernelized:
+            reasons.append(f"its rotary function {name} runs a kernel set on this module's copy of it "
+                           f"(kernels.kernelize: {', '.join(kernelized)}); left as it is")
+            continue
+        found[name] = (value, form)
+    return found, reasons
+
+
+def _kernelized_copies(module: nn.Module, function: Any) -> list[str]:
+    """The module's private copies of a function module that were given another forward. A class decorated with
+    `kernels.use_kernelized_func(f)` keeps its own instance of f's module class in `_kernel_funcs`, and its forward
+    (wrapping the class's own) makes calls of the global f inside it run that instance, which `kernels.kernelize`
+    may have given a Hub kernel's forward. Routing the global name would then replace that kernel, whose meaning
+    the probe of the global never saw."""
+    copies = module.__dict__.get("_kernel_funcs")
+    if not isinstance(copies, dict):
+        return []
+    return [key for key, c in copies.items() if type(c) is type(function) and "forward" in c.__dict__]
 
 
 # ---- the routed forward ----
@@ -329,7 +371,7 @@ class RoutedForward:
         self.rotary = sorted(rotary)
         forward = self.original = module.forward
         if rotary:
-            names = {n: _rope_call(f, form, self.stats) for n, (f, form) in rotary.items()}
+            names = {n: _rope_call(n, f, form, self.stats) for n, (f, form) in rotary.items()}
             forward = _retargeted(type(module).forward, names).__get__(module)
         self.forward = forward
 
@@ -368,7 +410,8 @@ def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], 
     if ruled_out:
         reasons.append(ruled_out)
         attention = False
-    rotary = rotary_functions(module)
+    rotary, not_routed = rotary_functions(module)
+    reasons.extend(not_routed)
     ruled_out = allowed("rope") if rotary else None
     if ruled_out:
         reasons.append(ruled_out)
