@@ -22,7 +22,7 @@ def answer(kernel: str = KERNEL, declaration: dict | str = DECLARATION, preface:
 
 
 CORRECT = answer()
-COMPILE_ERROR = answer(KERNEL.replace("float sum = 0.0f;", "float sum = 0.0f"))  # a missing semicolon, line 25
+COMPILE_ERROR = answer(KERNEL.replace("float sum = 0.0f;", "float sum = 0.0f"))  # a missing semicolon, line 24
 WRONG_NUMERICS = answer(KERNEL.replace(" * float(w[j])", ""))  # forgets the weight
 # Hard-codes the row length it was shown: right at that size, wrong at held-out sizes.
 HARD_CODED_SIZE = answer(KERNEL.replace("partial[0] / float(n)", "partial[0] / 48.0f"))

@@ -346,10 +346,11 @@ def fake_metal(monkeypatch):
 
     libraries = {}
 
-    def launch(source, source_hash, kernel, args, threads, group_size, threadgroup_memory):
+    def launch(source, source_hash, dispatches):  # the bridge's call: every dispatch of one op call, in order
         lib = libraries.setdefault(source_hash, compile_source(source, name="bridge.metal"))
-        lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
-                     threadgroup_memory=dict(threadgroup_memory))
+        for kernel, args, threads, group_size, threadgroup_memory in dispatches:
+            lib.dispatch(kernel, *args, threads=tuple(threads), group_size=tuple(group_size),
+                         threadgroup_memory=dict(threadgroup_memory))
 
     monkeypatch.setattr(torch.mps, "compile_shader", FakeShaderLibrary, raising=False)
     monkeypatch.setitem(sys.modules, "mpskernels._mps_bridge", types.SimpleNamespace(launch=launch))
