@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 import mpskernels  # noqa: F401  (registers the ops: schema defaults, checks, allocation)
 from mpskernels import registry
-from mpskernels.cuda import runner
+from mpskernels.cuda import runner, timing
 from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, row_from_json, row_json, to_json,
                                            to_markdown)
 from mpskernels.kernels import FAMILIES
@@ -318,23 +318,8 @@ def _events():
 
 
 def stream_us(fn: Callable[[], Any], batches: int = 7, batch_ms: float = 2.0) -> float:
-    """Median over batches of back-to-back calls (about `batch_ms` each), per call (benches/nvidia_lane.py's rule)."""
-    start, end = _events()
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    batch = max(1, min(50, int(batch_ms / max(start.elapsed_time(end), 1e-3))))
-    times = []
-    for _ in range(batches):
-        start, end = _events()
-        start.record()
-        for _ in range(batch):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000 / batch)
-    return statistics.median(times)
+    """Median over batches of back-to-back calls (about `batch_ms` each, up to 50 calls), per call."""
+    return timing.median_us(fn, batches, warmup=0, batch_ms=batch_ms, max_batch=50)
 
 
 def graph_us(fn: Callable[[], Any], n: int, replays: int = 9) -> float:

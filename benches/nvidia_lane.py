@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 import torch
 
 import mpskernels  # noqa: F401  (registers the ops; the lane reuses their checks, allocation and plans)
-from mpskernels.cuda import runner
+from mpskernels.cuda import runner, timing
 import json
 
 from mpskernels.cuda.report import Check, LaneReport, SanitizerRun, Timing, from_json, merge, to_json, to_markdown
@@ -200,26 +199,8 @@ def check(family, dtype: torch.dtype, label: str, args: tuple, own_dtype_too: bo
 
 
 def median_us(fn, batches: int = 7, warmup: int = 3, batch_ms: float = 2.0) -> float:
-    """Median over batches of back-to-back calls (batches of about `batch_ms`, 1 to 20 calls), per call, by CUDA
-    events: the GPU stays busy within a batch, so host launch overhead is hidden for kernels longer than it."""
-    for _ in range(warmup):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    batch = max(1, min(20, int(batch_ms / max(start.elapsed_time(end), 1e-3))))
-    times = []
-    for _ in range(batches):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(batch):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000 / batch)
-    return statistics.median(times)
+    """The lane's timing rule (mpskernels.cuda.timing) with three warm-up calls and batches of up to 20 calls."""
+    return timing.median_us(fn, batches, warmup, batch_ms, max_batch=20)
 
 
 def copy_bandwidth_gbps(nbytes: int = 2**30) -> float:
