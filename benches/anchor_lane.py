@@ -21,6 +21,8 @@ stream, where the GPU queue hides the host. Each result records which.
 
 The jobs (dtype x family, bf16 first) run in a child process: a kernel that leaves a sticky CUDA error or hangs
 costs its own case, not the run. --budget stops starting families; the report is rewritten after each one.
+--warm N compiles every kernel first in N processes at once (CuPy keeps each in its disk cache), so the timed run,
+which is one process, does not wait on NVRTC one translation unit at a time.
 
     python benches/anchor_lane.py [--families rms_norm,attention] [--dtypes bfloat16] [--quick] [--out FILE.md]
     python benches/anchor_lane.py --render docs/anchor-lane.json   # the Markdown again, no GPU
@@ -65,6 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 DEVICE = "cuda"  # a CPU dry run of the harness sets "cpu"
 GRAPH_BELOW_US = 200.0  # above this the launch queue hides the host's ~10 µs per launch
+CHECK_ONLY = False  # a --warm child: run and check every kernel once, time nothing (set by child())
 
 
 # ---- cases ----
@@ -373,7 +376,7 @@ def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want
         torch.cuda.synchronize()
         err, why = max_abs_error(got, want, dtype)
         del got
-        us, how = measure(launch)
+        us, how = (None, "not timed (warm-up pass)") if CHECK_ONLY else measure(launch)
         status = ("loose" if baseline else "wrong") if why else "ok"
         return Result(us, err, status, why, kernels, how)
     except NotImplementedError as e:
@@ -647,6 +650,8 @@ def work_items(opts) -> list[tuple[str, str]]:
 
 def child(opts) -> int:
     """Runs --jobs, appending to --rows (JSON lines) as it goes: the parent reads what a crashed child finished."""
+    global CHECK_ONLY
+    CHECK_ONLY = opts.check_only
     family_of = {f.name: f for f in FAMILIES}
     compiled = None if opts.no_compile else Compiled(opts.compile_budget)
     notes: list[str] = []
@@ -740,6 +745,26 @@ def write_partial(report: AnchorLaneReport, rows_file: Path, out: Path | None) -
                            report.not_run + done.not_run + ["(a partial report: the run was still going)"]), out)
 
 
+def warm_caches(opts, stop_at: float) -> float:
+    """Compiles every kernel the run will time, in `opts.warm` processes at once, so the timed run finds them in
+    CuPy's disk cache: NVRTC compiles one translation unit on one core, and PyTorch's prefill header alone takes
+    minutes. Each warm process runs and checks every case once and times nothing; its rows are dropped (the timed run
+    checks each kernel again). Returns the seconds it took."""
+    started = time.time()
+    jobs = [f"{d}:{f}" for d, f in work_items(opts)]
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    procs = []
+    for i in range(min(opts.warm, len(jobs))):
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", "--check-only", "--no-compile",
+                   "--rows", str(scratch / f"anchor-lane-warm-{i}.jsonl"), "--jobs", ",".join(jobs[i::opts.warm]),
+                   "--deadline", str(stop_at)]
+        command += ["--quick"] * opts.quick
+        procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+    for proc in procs:
+        watch(proc, stop_at, lambda: None)
+    return time.time() - started
+
+
 def run(opts, out: Path | None = None) -> AnchorLaneReport:
     """Runs the jobs in a child process; a child that dies (a CUDA error is sticky: one bad kernel would fail every
     later row) or hangs is replaced by a fresh one for the jobs left, and the case it died in says so."""
@@ -748,6 +773,10 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
     report.copy_gbps = copy_bandwidth_gbps()
     torch.cuda.empty_cache()
     print(f"copy bandwidth {report.copy_gbps:.0f} GB/s", flush=True)
+    if opts.warm:
+        warm_s = warm_caches(opts, started + opts.warm_budget)
+        report.machine["kernel compile (warm-up pass)"] = f"{warm_s:.0f} s in {opts.warm} processes"
+        print(f"warm-up pass: {warm_s:.0f} s", flush=True)
     pending, compile_spent = work_items(opts), 0.0
     rows_file = (out or Path("anchor-lane.md")).with_suffix(".rows.jsonl")
     deadline = started + opts.budget
@@ -794,6 +823,11 @@ def main() -> int:
     parser.add_argument("--render", metavar="JSON", help="write the Markdown from an earlier run's JSON; runs nothing")
     parser.add_argument("--grace", type=float, default=150.0,
                         help="seconds a child may run past the budget (its last family) before it is stopped")
+    parser.add_argument("--warm", type=int, default=0, metavar="N",
+                        help="first compile every kernel in N processes at once (no timing), then time them in one")
+    parser.add_argument("--warm-budget", type=float, default=240.0,
+                        help="seconds the warm-up pass may take (counted in --budget)")
+    parser.add_argument("--check-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", help=argparse.SUPPRESS)
     parser.add_argument("--rows", help=argparse.SUPPRESS)
