@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..runtime import BackendError, choose_backend
-from .apply import check_model_output, install_swaps, sort_entries
+from .apply import check_model_output, drop_uncalled, install_swaps, sort_entries
 from .cache import DecisionCache
 from .check import capture, check
 from .config import OptimizeConfig
@@ -86,6 +86,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     install_swaps(swaps, report)
     if original_output is not None:
         check_model_output(model, checking, original_output, config, report)
+        drop_uncalled(model, swaps, report)
     sort_entries(model, report)
     return model
 

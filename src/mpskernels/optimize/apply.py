@@ -10,10 +10,11 @@ from torch import nn
 
 from .compare import agree, tensors_in
 from .config import OptimizeConfig
-from .install import install
+from .check import fast_path_reason
+from .install import calls, install, uninstall
 from .matchers import Replacement
 from .plan import Swap
-from .report import SWAPPED, Report, ReportEntry
+from .report import NOT_LAUNCHED, SWAPPED, Report, ReportEntry
 
 
 def install_swaps(swaps: list[Swap], report: Report) -> None:
@@ -54,6 +55,23 @@ def check_model_output(model: nn.Module, example: tuple[Sequence[Any], dict], or
         checks = [agree(got, want, scale) for got, want in pairs]
         failed = [detail for ok, detail, _ in checks if not ok]
         report.output_check = failed[0] if failed else checks[0][1]
+
+
+def drop_uncalled(model: nn.Module, swaps: list[Swap], report: Report) -> None:
+    """Swaps that the model's own run (the output check, without optimize()'s hooks) never called are undone and
+    reported as not launched: a transformer encoder layer takes PyTorch's fused fast path once no hooks are attached
+    (on CPU and CUDA tensors, in eval mode without gradients), bypassing its modules' forwards."""
+    uncalled = {s.name: s for s in swaps if s.fusion is None and s.launches and calls(s.module) == 0}
+    if not uncalled:
+        return
+    for i, entry in enumerate(report.entries):
+        swap = uncalled.get(entry.module)
+        if swap is not None and entry.status == SWAPPED:
+            uninstall(swap.module)
+            why = fast_path_reason(model, swap.name) or ": the model's own forward does not call it"
+            report.entries[i] = ReportEntry(entry.module, entry.module_type, NOT_LAUNCHED, entry.kernel,
+                                            entry.matched_by, f"checked, but not called when the model runs without "
+                                            f"optimize()'s hooks{why}", entry.max_abs_error, entry.backend, entry.launches)
 
 
 def sort_entries(model: nn.Module, report: Report) -> None:

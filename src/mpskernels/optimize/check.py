@@ -5,8 +5,7 @@ kernel does not take, the op fell back to the PyTorch reference) is reported as 
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -31,13 +30,13 @@ def capture(model: nn.Module, swaps: list[Swap], example: tuple[Sequence[Any], d
     call, so only one copy of a large argument (a KV cache holding the earlier layers) is alive at a time; the copy
     is kept only with `keep_inputs` (the timing stage replays it)."""
     watched: dict[str, nn.Module] = {}
-    replays: dict[str, Callable[[tuple, dict], Any]] = {}
+    replays: dict[str, Replacement] = {}
     for s in swaps:
         watched[s.name] = s.module
         if s.fusion is not None:
             watched[s.fusion.second] = s.partner
         elif s.replacement.full_signature:
-            replays[s.name] = functools.partial(call_replacement, s.module, s.replacement)
+            replays[s.name] = s.replacement
     seen: dict[str, Call] = {}
     replaying = []  # calls made by a replay are not the model's own
     handles = []
@@ -50,12 +49,14 @@ def capture(model: nn.Module, swaps: list[Swap], example: tuple[Sequence[Any], d
                 replaying.append(_name)
                 start = launches.count()
                 try:
-                    call.replayed = replays[_name](call.args, call.kwargs)
+                    call.replayed = call_replacement(mod, replays[_name], call.args, call.kwargs)
                 except Exception as e:  # reported as the swap's failure
                     call.replayed = e
                 finally:
                     replaying.pop()
                 call.launches = launches.count() - start
+                if not call.launches:  # say why while the arguments are at hand
+                    call.no_launch = why_no_launch(replays[_name], args, kwargs)
                 if keep_inputs:
                     call.args, call.kwargs = copy_arguments(args), copy_arguments(kwargs)
                 else:
@@ -155,7 +156,8 @@ def check_module(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
         swap.routes = f"{replacement.detail} ({routes.describe()})"
         swap.replacement = routed_replacement(replacement.forward.narrowed())
     if swap.launches == 0:
-        return not_launched(swap, EMPTY if detail == EMPTY else why_no_launch(replacement, call))
+        return not_launched(swap, EMPTY if detail == EMPTY else
+                            call.no_launch or why_no_launch(replacement, call.args, call.kwargs))
     swap.checked = f"checked on example inputs: {detail}"
     return None
 
@@ -165,26 +167,27 @@ def not_launched(swap: Swap, reason: str) -> ReportEntry:
                        reason, backend=swap.backend, launches=swap.launches)
 
 
-def why_no_launch(replacement: Replacement, call: Call) -> str:
+def why_no_launch(replacement: Replacement, args: tuple, kwargs: dict) -> str:
     """Why the kernel did not launch on a call that was checked (the module's own forward or the reference ran)."""
     if replacement.explain is not None:
-        reason = replacement.explain(call.args or (), call.kwargs or {})
+        reason = replacement.explain(args, kwargs)
         if reason:
             return reason
-    if not replacement.full_signature and not (len(call.args or ()) == 1 and not call.kwargs):
+    if not replacement.full_signature and not (len(args) == 1 and not kwargs):
         return "called with arguments beyond the input tensor, which the kernel does not take"
     return ("the kernel did not launch on the example inputs: the op ran its PyTorch reference for them "
             "(inputs outside the kernel's constraints; the mpskernels log says which)")
 
 
 def fast_path_reason(model: nn.Module, name: str) -> str:
-    """Why a module inside a transformer encoder layer was not called: PyTorch's fused fast path."""
+    """Why a module inside a transformer encoder layer is not called: PyTorch's fused fast path, taken when no hooks
+    are attached, in eval mode without gradients, on CPU and CUDA tensors (never on MPS: there the modules run)."""
     modules = dict(model.named_modules())
     parts = name.split(".")
     for i in range(len(parts) - 1, -1, -1):
         owner = modules.get(".".join(parts[:i]))
         if isinstance(owner, FAST_PATH_LAYERS) and not owner.training and torch.backends.mha.get_fastpath_enabled():
-            return (f": its {type(owner).__name__} ran PyTorch's fused fast path (eval mode, no gradients), which "
-                    f"bypasses the forwards of its modules; that fused kernel is left to run (it does the whole layer "
-                    f"in one op)")
+            return (f": its {type(owner).__name__} runs PyTorch's fused fast path (eval mode, no gradients, "
+                    f"{next(owner.parameters()).device.type} tensors), which bypasses the forwards of its modules; "
+                    f"that fused op does the whole layer and is left to run")
     return ""

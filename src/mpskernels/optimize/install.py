@@ -26,15 +26,17 @@ class InstalledSwap:
     kernel: str
     matched_by: str
     previous_forward: Any  # the instance's own forward before the swap, or _NO_INSTANCE_FORWARD
+    calls: int = 0  # calls of the swapped forward (optimize() checks that the model's own run makes some)
 
 
-def swapped_forward(module: nn.Module, replacement: Replacement) -> Callable[..., Any]:
+def swapped_forward(module: nn.Module, replacement: Replacement, record: InstalledSwap) -> Callable[..., Any]:
     """The forward a swap installs: the replacement for the call shapes it takes, the module's own for the rest."""
     original = module.forward
     parameters = list(inspect.signature(original).parameters)
     first = parameters[0] if parameters else None
 
     def forward(*args: Any, **kwargs: Any) -> Any:
+        record.calls += 1
         if disabled():
             return original(*args, **kwargs)
         if replacement.full_signature:
@@ -50,10 +52,10 @@ def swapped_forward(module: nn.Module, replacement: Replacement) -> Callable[...
 
 
 def install(module: nn.Module, replacement: Replacement) -> None:
-    previous = module.__dict__.get("forward", _NO_INSTANCE_FORWARD)
-    forward = swapped_forward(module, replacement)
-    object.__setattr__(module, "forward", forward)
-    object.__setattr__(module, SWAP_ATTRIBUTE, InstalledSwap(replacement.kernel, replacement.matched_by, previous))
+    record = InstalledSwap(replacement.kernel, replacement.matched_by,
+                           module.__dict__.get("forward", _NO_INSTANCE_FORWARD))
+    object.__setattr__(module, "forward", swapped_forward(module, replacement, record))
+    object.__setattr__(module, SWAP_ATTRIBUTE, record)
 
 
 def uninstall(module: nn.Module) -> None:
@@ -62,6 +64,10 @@ def uninstall(module: nn.Module) -> None:
         module.__dict__.pop("forward", None)
     else:
         object.__setattr__(module, "forward", swap.previous_forward)
+
+
+def calls(module: nn.Module) -> int:
+    return module.__dict__[SWAP_ATTRIBUTE].calls
 
 
 def is_swapped(module: nn.Module) -> bool:

@@ -33,6 +33,7 @@ class Call:
     output: Any = None
     replayed: Any = None  # the replacement's output, for calls replayed at once
     launches: int = 0  # kernel launches made by the replay
+    no_launch: str = ""  # why the replay launched no kernel
 
 
 @dataclass
