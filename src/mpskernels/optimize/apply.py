@@ -69,9 +69,10 @@ def drop_uncalled(model: nn.Module, swaps: list[Swap], report: Report) -> None:
         if swap is not None and entry.status == SWAPPED:
             uninstall(swap.module)
             why = fast_path_reason(model, swap.name) or ": the model's own forward does not call it"
+            detail = f"checked, but not called when the model runs without optimize()'s hooks{why}"
             report.entries[i] = ReportEntry(entry.module, entry.module_type, NOT_LAUNCHED, entry.kernel,
-                                            entry.matched_by, f"checked, but not called when the model runs without "
-                                            f"optimize()'s hooks{why}", entry.max_abs_error, entry.backend, entry.launches)
+                                            entry.matched_by, detail, entry.max_abs_error, entry.backend,
+                                            entry.launches)
 
 
 def sort_entries(model: nn.Module, report: Report) -> None:
