@@ -114,3 +114,35 @@ def test_the_emulator_is_not_timed_under_auto():
     report = model.mpskernels_report
     assert swapped_modules(model) == {"0": "silu"} and report.timing.startswith("not timed: emulator")
     assert report.swapped[0].backend == "emulator" and report.swapped[0].launches == 1
+
+
+class Cache:
+    """A stateful argument (like a KV cache) whose copying costs the fake device 5 µs."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __deepcopy__(self, memo):
+        self.device.charge(5 * US)
+        return Cache(self.device)
+
+
+def test_a_call_with_a_stateful_argument_is_timed_on_copies_whose_cost_is_taken_off(gpu):
+    from mpskernels.optimize.matchers import Replacement
+    from mpskernels.optimize.plan import Call, Swap
+    from mpskernels.optimize.timing import measure, stateful
+
+    class Block(nn.Module):
+        def forward(self, x, cache):
+            cache.device.charge(30 * US)
+            return x
+
+    def kernel(x, cache):
+        cache.device.charge(12 * US)
+        return x
+
+    call = Call((X, Cache(gpu)), {})
+    assert stateful(call.args, call.kwargs) and not stateful((X, 3, None), {"mask": X})
+    swap = Swap("block", Block(), Replacement("k", kernel, "type", full_signature=True), call=call)
+    before, after = measure(swap, gpu.synchronize, lambda: gpu.now)
+    assert (before.median_ms * 1e3, after.median_ms * 1e3) == (pytest.approx(30), pytest.approx(12))

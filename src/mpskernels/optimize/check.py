@@ -105,9 +105,12 @@ def check_fusion(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
                  model: nn.Module) -> ReportEntry | None:
     f = swap.fusion
     swap.backend, swap.launches = "pytorch", None  # the folded convolution is PyTorch's own: no kernel of ours
-    if captured is None or f.first not in captured or f.second not in captured:
-        swap.checked = "not checked (" + ("not called on the example inputs" if captured else "no example inputs") + ")"
+    if captured is None:
+        swap.checked = "not checked (no example inputs given)"
         return None
+    if f.first not in captured or f.second not in captured:
+        return ReportEntry(f.first, swap.module_type, NOT_LAUNCHED, f.kernel, "fusion",
+                           "not called on the example inputs", backend="pytorch")
     swap.call, swap.partner_call = captured[f.first], captured[f.second]
     with torch.no_grad():
         got = f.forward(swap.call.args[0])
