@@ -133,7 +133,7 @@ def test_kill_switch(emulator, monkeypatch):
     assert "disabled" in str(fresh.mpskernels_report)
 
 
-def test_config_include_exclude_and_skip():
+def test_config_include_exclude_and_skip(emulator):
     model = optimize(make_model(), OptimizeConfig(exclude={"silu", "gelu"}))
     assert set(swapped_modules(model).values()) == {"rms_norm"}
     assert any("excluded by config" in e.detail for e in model.mpskernels_report.skipped)
@@ -152,7 +152,7 @@ def test_config_is_frozen_and_round_trips():
         OptimizeConfig.from_dict({"inclde": ["silu"]})
 
 
-def test_optimize_twice_changes_nothing_more():
+def test_optimize_twice_changes_nothing_more(emulator):
     model = optimize(make_model())
     first = swapped_modules(model)
     optimize(model)

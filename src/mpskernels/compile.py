@@ -224,8 +224,9 @@ def rewrite_residual_norms(graph: fx.Graph) -> int:
     return count
 
 
-def rewrite_direct(graph: fx.Graph) -> int:
-    """aten ops with an mpskernels op of the same meaning: swap the call target."""
+def rewrite_direct(graph: fx.Graph, gate: Any = None) -> int:
+    """aten ops with an mpskernels op of the same meaning: swap the call target (where `gate`, a SpeedGate, says
+    the kernel is faster at these shapes: see docs/optimize.md)."""
     table = _direct_table()
     count = 0
     for node in list(graph.nodes):
@@ -237,9 +238,30 @@ def rewrite_direct(graph: fx.Graph) -> int:
         args = arguments(node)
         if val is None or val.dtype not in FLOAT_DTYPES or args is None:
             continue
+        if gate is not None and not _faster(gate, node, target, args):
+            continue
         node.target, node.args, node.kwargs = target, args, {}
         count += 1
     return count
+
+
+def _faster(gate: Any, node: fx.Node, target: Any, args: tuple) -> bool:
+    """The gate's answer for this call, timed (if not cached) on random tensors of the nodes' dtypes and shapes."""
+    made: dict[fx.Node, Any] = {}
+
+    def real(a: Any) -> Any:
+        if not isinstance(a, fx.Node):
+            return a
+        if a not in made:
+            v = _val(a)
+            made[a] = torch.randn(v.shape, dtype=v.dtype, device=v.device) if isinstance(v, torch.Tensor) else v
+        return made[a]
+
+    original = (tuple(real(a) for a in node.args), {k: real(v) for k, v in node.kwargs.items()})
+    new = tuple(real(a) for a in args)
+    described = [_val(a) if isinstance(a, fx.Node) else a for a in node.args]
+    return gate.keep(str(target).split(".")[-2], f"aten:{node.target}", described,
+                     lambda: node.target(*original[0], **original[1]), lambda: target(*new))
 
 
 def _sdpa_arguments(node: fx.Node) -> dict[str, Any] | None:
@@ -444,8 +466,12 @@ REWRITES: list[Callable[[fx.Graph], int]] = [rewrite_rms_norm, rewrite_norms, re
                                              rewrite_direct, rewrite_rotary, rewrite_attention, rewrite_residual_norms]
 
 
-def rewrite(gm: fx.GraphModule) -> dict[str, int]:
-    counts = {r.__name__: r(gm.graph) for r in REWRITES}
+def rewrite(gm: fx.GraphModule, gate: Any = None) -> dict[str, int]:
+    """Applies every rewrite; `gate` (optimize.gate.SpeedGate, on a GPU backend) decides the single-op ones by
+    speed, from the decision cache optimize() shares."""
+    counts = {r.__name__: r(gm.graph, gate) if r is rewrite_direct else r(gm.graph) for r in REWRITES}
+    if gate is not None:
+        gate.save()
     gm.graph.eliminate_dead_code()
     gm.graph.lint()
     gm.recompile()
@@ -525,7 +551,9 @@ def backend(gm: fx.GraphModule, example_inputs: list, options: dict[str, Any] | 
         log.warning("mpskernels backend: could not trace the graph to aten ops (%s: %s); running it eagerly",
                     type(e).__name__, e)
         return gm.forward
-    counts = rewrite(aten_gm)
+    from .optimize.gate import speed_gate
+
+    counts = rewrite(aten_gm, speed_gate(example_inputs))
     log.info("mpskernels backend: rewrote %s", counts)
     compiled = _compile_rest(aten_gm, example_inputs)
     return _verified(compiled, gm.forward, scale) if verify else compiled

@@ -89,7 +89,7 @@ def test_folded_weights_follow_parameter_updates(emulator):
     torch.testing.assert_close(optimized, model(*inputs), rtol=1e-4, atol=1e-5)
 
 
-def test_batch_norm_in_training_mode_is_not_folded():
+def test_batch_norm_in_training_mode_is_not_folded(emulator):
     model, _ = resnet()
     model[1].train()
     mpskernels.optimize(model)

@@ -12,6 +12,7 @@ probe inputs of several shapes and distributions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,6 +36,8 @@ class Replacement:
     # True: the new forward still runs the module's children (a routed forward), so they may be swapped too.
     keeps_children: bool = False
     detail: str = ""  # what the replacement does, for the report (routed forwards)
+    # Why a call (args, kwargs) is one the kernel does not take, for the report (None: the generic reasons apply).
+    explain: Callable[[tuple, dict], str | None] | None = None
 
 
 Match = Replacement | str | None
@@ -170,7 +173,22 @@ def match_multihead_attention(m: nn.Module) -> Match:
         return "bias_k/bias_v or add_zero_attn"
     if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
         return "key/value dimensions differ from the embedding dimension"
-    return Replacement("attention", _multihead_attention(m), "type", full_signature=True)
+    return Replacement("attention", _multihead_attention(m), "type", full_signature=True,
+                       explain=functools.partial(_multihead_attention_declines, m))
+
+
+def _multihead_attention_declines(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> str | None:
+    """Why nn.MultiheadAttention's own path ran for this call (the kernel computes no attention weights)."""
+    names = ("query", "key", "value", "key_padding_mask", "need_weights")
+    bound = {**dict(zip(names, args)), **kwargs}
+    if bound.get("need_weights", True):
+        return ("called with need_weights=True (nn.MultiheadAttention's default): the module must return the "
+                "attention weights, which the kernel never forms; call it with need_weights=False to use the kernel")
+    if bound.get("key_padding_mask") is not None:
+        return "called with a key_padding_mask, which the kernel does not take"
+    if m.training and m.dropout > 0:
+        return "attention dropout in training mode"
+    return None
 
 
 TYPE_MATCHERS: list[Matcher] = [match_rms_norm, match_silu, match_gelu, match_mish, match_hardswish,

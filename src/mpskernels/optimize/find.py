@@ -1,0 +1,78 @@
+"""Stage 1, find candidates: which modules a kernel could replace, and with what (kernel packs first, then the
+type and computation matchers, then routed attention and rotary calls). Nothing is run here but matchers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch import nn
+
+from .config import OptimizeConfig
+from .install import is_swapped
+from .matchers import Replacement, candidates, find_replacement, is_torch_builtin
+from .plan import Candidate
+from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, routed_forward
+
+WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "
+               "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
+
+
+def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
+                    example: tuple[Sequence[Any], dict] | None) -> list[Candidate]:
+    """Every module not swapped yet, in named_modules() order, with its proposals or why it has none."""
+    calls = None
+    if example is not None and any(not is_torch_builtin(m) for m in model.modules()):
+        calls = attention_calls(model, tuple(example[0]), example[1])  # which modules call SDPA, seen running
+    found = []
+    for name, module in model.named_modules():
+        if is_swapped(module):
+            continue  # already swapped by an earlier optimize()
+        candidate = Candidate(name, module)
+        answer = pack_replacement(module, packs) or find_replacement(module)
+        if isinstance(answer, str):
+            candidate.refusal = answer
+        else:
+            candidate.proposals = [answer] if isinstance(answer, Replacement) else candidates(module)
+            if answer is None and not is_torch_builtin(module):
+                routed = routed_proposal(name, module, calls, config)
+                if isinstance(routed, Replacement):
+                    candidate.proposals.append(routed)
+                elif routed:
+                    candidate.rejected.append(routed)
+        found.append(candidate)
+    return found
+
+
+def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
+                    config: OptimizeConfig) -> Replacement | str:
+    """The module's own forward with its SDPA calls (seen on the example inputs, or named in its code) and its
+    rotary functions routed to mpskernels ops; or why it gets none (empty: nothing to say)."""
+    seen = (calls or {}).get(name, {})
+    sdpa = seen.get("sdpa", 0) > 0 or calls_sdpa_in_code(module)
+    routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name))
+    if isinstance(routed, str):
+        return "; ".join(r for r in (routed, WRITTEN_OUT if seen.get("softmax") else "") if r)
+    return routed_replacement(routed)
+
+
+def routed_replacement(routed: RoutedForward) -> Replacement:
+    return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
+                       detail=routed.describe())
+
+
+def load_packs(kernel_packs: Sequence[Any]) -> list[Any]:
+    from ..packs import KernelPack, load_pack
+
+    return [p if isinstance(p, KernelPack) else load_pack(p) for p in kernel_packs]
+
+
+def pack_replacement(module: nn.Module, packs: list[Any]) -> Replacement | None:
+    """The first pack generated for this module's class, as a replacement taking the module's whole call."""
+    from ..packs import PackModule
+
+    for pack in packs:
+        if pack.matches(module):
+            runner = PackModule(pack, module, strict=False)
+            return Replacement(f"pack:{pack.name}", lambda *a, **k: runner.run(a, k), "kernel pack",
+                               full_signature=True)
+    return None
