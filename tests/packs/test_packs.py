@@ -238,3 +238,14 @@ def test_cheating_packs_are_rejected(tmp_path, emulator, change, check):
     pack = KernelPack("cheat", source, declaration, class_key(problem.at().namespace["Model"])).save(tmp_path)
     verdict = verify_problem(problem, pack.make_candidate, VerifyOptions(seeds=(0,)))  # strict: outputs start NaN
     assert not verdict.correct and verdict.failures[0].name.startswith(check), verdict.feedback()
+
+
+def test_a_regenerated_pack_of_the_same_name_is_not_the_same_kernel_to_the_timing_cache(tmp_path):
+    from mpskernels.optimize.find import pack_replacement
+
+    first = make_pack(tmp_path / "first")
+    regenerated = KernelPack("row_rms", SOURCE + "\n// regenerated\n", first.declaration, first.module_class,
+                             provenance={"author": "test"}).save(tmp_path / "second")
+    a, b = (pack_replacement(RMSNorm(8), [p]) for p in (first, regenerated))
+    assert a.kernel == b.kernel == "pack:row_rms"  # the report names both alike
+    assert a.version and b.version and a.version != b.version  # timing decisions are cached apart

@@ -3,6 +3,7 @@ type and computation matchers, then routed attention and rotary calls). Nothing 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Sequence
 
 from torch import nn
@@ -74,5 +75,5 @@ def pack_replacement(module: nn.Module, packs: list[Any]) -> Replacement | None:
         if pack.matches(module):
             runner = PackModule(pack, module, strict=False)
             return Replacement(f"pack:{pack.name}", lambda *a, **k: runner.run(a, k), "kernel pack",
-                               full_signature=True)
+                               full_signature=True, version=hashlib.sha256(pack.source.encode()).hexdigest()[:16])
     return None

@@ -38,6 +38,9 @@ class Replacement:
     detail: str = ""  # what the replacement does, for the report (routed forwards)
     # Why a call (args, kwargs) is one the kernel does not take, for the report (None: the generic reasons apply).
     explain: Callable[[tuple, dict], str | None] | None = None
+    # What else identifies the code that runs, for the timing cache (a pack's source digest: a regenerated pack
+    # of the same name is timed again).
+    version: str = ""
 
 
 Match = Replacement | str | None

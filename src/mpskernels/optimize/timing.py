@@ -94,7 +94,8 @@ def time_swaps(swaps: list[Swap], backend: Any, refresh: bool, cache: decision_c
             swap.timing_note = "not timed: no example call"
             kept.append(swap)
             continue
-        key = decision_cache.cache_key(machine, swap.replacement.kernel, type(swap.module).__qualname__,
+        kernel = "@".join(filter(None, (swap.replacement.kernel, swap.replacement.version)))
+        key = decision_cache.cache_key(machine, kernel, type(swap.module).__qualname__,
                                        decision_cache.signature(swap.module, swap.call.args, swap.call.kwargs))
         found = None if refresh else cache.get(key)
         decision = Decision.from_dict(found) if found is not None else None
