@@ -9,7 +9,15 @@ from .runtime import use_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["OptimizeConfig", "generate", "optimize", "registry", "restore", "use_backend"]
+__all__ = ["OptimizeConfig", "doctor", "generate", "optimize", "registry", "restore", "use_backend"]
+
+
+def doctor(as_json: bool = False) -> int:
+    """Prints what this machine has (OS, chip, torch and MPS, each kernel backend, the compilers, the cache) and which
+    backend optimize() would use; returns 0 when a GPU kernel backend can run here, else 1. See mpskernels.checkup."""
+    from .checkup import doctor as run
+
+    return run(as_json)
 
 
 def generate(module_cls, init_args, example_inputs, models, out_dir, config=None, on_event=None, **provider_options):

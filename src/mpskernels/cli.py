@@ -13,6 +13,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .checkup import doctor
+
+    return doctor(as_json=args.json)
+
+
 def _emulate(args: argparse.Namespace) -> int:
     from .emulator import MSLCompileError, compile_file
 
@@ -47,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the shipped kernels through the emulator and check them against PyTorch")
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=_demo)
+    doctor = sub.add_parser("doctor", help="what this machine has, and which backend optimize() would use "
+                                           "(exit code 0 when a GPU kernel backend can run)")
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON")
+    doctor.set_defaults(func=_doctor)
     emulate = sub.add_parser("emulate", help="compile a .metal file for the CPU emulator and list its kernels")
     emulate.add_argument("file")
     emulate.add_argument("--check-address-spaces", action="store_true",
