@@ -293,3 +293,22 @@ def test_float32_norm_weights_with_bfloat16_activations_fall_back(emulator):
         torch.testing.assert_close(norm(x), want)  # before: TypeError from mpskernels.rms_norm
         checked = optimize(nn.RMSNorm(16, eps=1e-5), example_inputs=(x,))
         assert "mixed dtypes" in checked.mpskernels_report.skipped[0].detail
+
+
+def test_a_routed_attention_block_copies_and_pickles(emulator):
+    from tests.test_optimize import SelfAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 128)
+    block = optimize(SelfAttention().eval(), example_inputs=(x,))
+    assert swapped_modules(block) == {"": "rope+attention"}
+    buffer = io.BytesIO()
+    torch.save(block, buffer)
+    buffer.seek(0)
+    for other in (copy.deepcopy(block), torch.load(buffer, weights_only=False)):
+        with torch.no_grad():
+            other.out.weight.mul_(2)
+        got, n = launched(lambda: other(x))
+        assert n == 2  # rope and attention, bound to the copy
+        with torch.no_grad():
+            torch.testing.assert_close(got, restore(copy.deepcopy(other))(x), rtol=1e-4, atol=1e-5)
