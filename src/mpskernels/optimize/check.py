@@ -116,7 +116,14 @@ def check_fusion(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
                            "not called on the example inputs", backend="pytorch")
     swap.call, swap.partner_call = captured[f.first], captured[f.second]
     with torch.no_grad():
-        got = f.forward(swap.call.args[0])
+        try:
+            got = f.forward(swap.call.args[0])
+        except Exception as e:  # reported as the fold's failure, never raised out of optimize()
+            return ReportEntry(f.first, swap.module_type, ROLLED_BACK, f.kernel, "fusion",
+                               f"failed on the example inputs: {type(e).__name__}: {e}", backend="pytorch")
+    if got is NotImplemented:
+        return ReportEntry(f.first, swap.module_type, SKIPPED, f.kernel, "fusion",
+                           "not folded: the pair cannot be folded for this call", backend="pytorch")
     ok, detail, swap.max_abs = agree(got, swap.partner_call.output, config.tolerance_scale)
     if not ok:
         return ReportEntry(f.first, swap.module_type, ROLLED_BACK, f.kernel, "fusion", detail, swap.max_abs,

@@ -86,7 +86,9 @@ class SwappedForward:
         # A computation match holds only in the training mode it was confirmed in (a dropout inside, say).
         self.training = module.training if replacement.probe_shapes is not None else None
         self._replacement: Replacement | None = replacement
-        self.whole_call = replacement.full_signature
+        # Mixed dtypes are the replacement's to judge when it takes the whole call (per op) or is PyTorch's own
+        # (the folded convolution).
+        self.whole_call = replacement.full_signature or replacement.matched_by == "fusion"
 
     # -- copies and pickles: the module maps to the copy's own; the kernel's forward is built again for it --
 
