@@ -47,8 +47,42 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Optional packages the commands import, and the extra that installs each.
+EXTRAS = {"rich": "bench", "matplotlib": "bench", "anthropic": "generate", "openai": "openai",
+          "transformers": "models"}
+
+
+def missing_package(e: ModuleNotFoundError, command: str) -> str:
+    """One line for an optional package that is not installed, naming the extra that installs it."""
+    top = (e.name or "").split(".")[0]
+    extra = "generate" if top == "rich" and command == "generate" else EXTRAS.get(top)
+    if extra is None:
+        return f"mpskernels {command}: the package {top!r} is not installed ({e})"
+    return f"mpskernels {command}: needs the optional package {top!r}: pip install 'mpskernels[{extra}]'"
+
+
+def missing_compiler(args: argparse.Namespace) -> str | None:
+    """Why a command that compiles kernels for the emulator cannot run here (no C++ compiler, no clang), or None."""
+    if args.command == "emulate" and args.check_address_spaces:
+        from .msl.address_spaces import clang
+
+        if clang() is None:
+            return "mpskernels emulate --check-address-spaces: needs clang++ on PATH (install clang)"
+    if args.command in ("demo", "emulate"):
+        from .msl.preprocess import compiler
+
+        try:
+            compiler()
+        except RuntimeError as e:
+            return f"mpskernels {args.command}: {e} (install clang or g++)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="mpskernels", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mpskernels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the shipped kernels through the emulator and check them against PyTorch")
     demo.add_argument("-v", "--verbose", action="store_true")
@@ -69,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
 
     add_generate(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    missing = missing_compiler(args)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 1
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as e:
+        print(missing_package(e, args.command), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -535,6 +535,26 @@ def to_aten(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule:
         return make_fx(gm, tracing_mode="fake", _allow_non_fake_inputs=True)(*example_inputs)
 
 
+def needs_gradients(example_inputs: list) -> bool:
+    """Autograd records the graph's run: gradients enabled and an input (the parameters are inputs) requires them."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in example_inputs)
+
+
+def ops_without_backward(gm: fx.GraphModule) -> list[str]:
+    """The mpskernels ops in the graph that have no registered backward (a graph that needs gradients must not
+    hold them: autograd would drop the gradient through them)."""
+    from .registry import HAS_BACKWARD
+
+    names = set()
+    for node in gm.graph.nodes:
+        target = getattr(node.target, "name", None)
+        if node.op == "call_function" and callable(target) and target().startswith("mpskernels::"):
+            name = target().split("::")[1].split(".")[0]
+            if name not in HAS_BACKWARD:
+                names.add(name)
+    return sorted(names)
+
+
 def backend(gm: fx.GraphModule, example_inputs: list, options: dict[str, Any] | None = None) -> Callable:
     """Dynamo backend for inference; torch.compile(..., options={...}) passes `options`: verify (bool: check the
     first call against eager), tolerance_scale (float, default 4: the verification tolerance relative to the
@@ -555,6 +575,11 @@ def backend(gm: fx.GraphModule, example_inputs: list, options: dict[str, Any] | 
 
     counts = rewrite(aten_gm, speed_gate(example_inputs))
     log.info("mpskernels backend: rewrote %s", counts)
+    lacking = ops_without_backward(aten_gm) if needs_gradients(example_inputs) else []
+    if lacking:
+        log.info("mpskernels backend: the graph needs gradients and %s has no backward; left as it was",
+                 ", ".join(lacking))
+        aten_gm = to_aten(gm, example_inputs)
     compiled = _compile_rest(aten_gm, example_inputs)
     return _verified(compiled, gm.forward, scale) if verify else compiled
 

@@ -278,3 +278,55 @@ def op(name: str):
 
 for _family in FAMILIES:
     register(_family)
+
+
+# ---- gradients: every op's backward is its PyTorch reference's ----
+
+
+def reference_backward(family: KernelFamily):
+    """(setup_context, backward) for torch.library.register_autograd: the backward re-runs the op's reference on
+    the saved inputs with autograd recording and differentiates it, so the gradient is exactly the reference's (the
+    kernel computes the same function, to rounding)."""
+    names = argument_names(family.schema)
+
+    def setup_context(ctx, inputs, output):
+        ctx.tensor_positions = [i for i, v in enumerate(inputs) if isinstance(v, torch.Tensor)]
+        ctx.scalars = [None if isinstance(v, torch.Tensor) else v for v in inputs]
+        ctx.save_for_backward(*(inputs[i] for i in ctx.tensor_positions))
+
+    def backward(ctx, *grads):
+        arguments = list(ctx.scalars)
+        wanted = []  # (position, leaf) of the inputs whose gradient is asked for
+        for position, saved in zip(ctx.tensor_positions, ctx.saved_tensors):
+            leaf = saved.detach()
+            if ctx.needs_input_grad[position]:
+                leaf.requires_grad_(True)
+                wanted.append((position, leaf))
+            arguments[position] = leaf
+        result = [None] * len(names)
+        if not wanted:
+            return tuple(result)
+        with torch.enable_grad():
+            outputs = family.reference(*arguments)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
+        found = torch.autograd.grad([o for o, _ in pairs], [leaf for _, leaf in wanted], [g for _, g in pairs],
+                                    allow_unused=True, create_graph=torch.is_grad_enabled())
+        for (position, leaf), grad in zip(wanted, found):
+            result[position] = grad if grad is not None else torch.zeros_like(leaf)
+        return tuple(result)
+
+    return setup_context, backward
+
+
+def register_backward(family: KernelFamily) -> bool:
+    """Registers the reference's backward for an op that returns new tensors (True). An op writing its inputs in
+    place (kv_cache_append) gets none: it is a cache update, not a differentiable function."""
+    if family.mutates or not family.outputs:
+        return False
+    setup_context, backward = reference_backward(family)
+    torch.library.register_autograd(family.qualified_name, backward, setup_context=setup_context, lib=_LIBRARY)
+    return True
+
+
+HAS_BACKWARD = {_family.name for _family in FAMILIES if register_backward(_family)}

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..runtime import BackendError, choose_backend
-from .apply import check_model_output, drop_uncalled, install_swaps, sort_entries
+from .apply import check_model_output, drop_uncalled, earlier_swaps, install_swaps, kept_state, sort_entries
 from .cache import DecisionCache
 from .check import capture, check
 from .config import OptimizeConfig
@@ -59,7 +59,12 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
             raise ValueError(f"example_inputs must be a sequence of arguments or {FIRST_CALL!r}, "
                              f"got {example_inputs!r}")
         return _optimize_on_first_call(model, config, verify, kernel_packs)
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)  # one tensor is the call's one argument, not a batch of arguments
+    if example_inputs is None and example_kwargs is not None:
+        example_inputs = ()  # keyword arguments alone are a whole call (the usual one for Hugging Face models)
     report = Report()
+    report.entries = earlier_swaps(model)  # a second optimize() keeps what the first swapped in the report
     object.__setattr__(model, "mpskernels_report", report)
     if disabled():
         report.disabled = True
@@ -76,17 +81,18 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
     timed, report.timing = timing_mode(config.timing, backend.name if backend else "reference")
     timed = timed and backend is not None and checking is not None
 
-    found = find_candidates(model, config, load_packs(kernel_packs), example)
-    swaps = confirm(found, config, device, report)
-    swaps += _fusions(model, config, {s.name for s in swaps}, report)
-    captured, original_output = capture(model, swaps, checking, keep_inputs=timed) if checking else (None, None)
-    swaps = check(swaps, captured, model, config, backend.name if backend else "reference", report)
-    if timed:
-        swaps = time_swaps(swaps, backend, config.timing == "always", DecisionCache(), Progress(), report)
-    install_swaps(swaps, report)
-    if original_output is not None:
-        check_model_output(model, checking, original_output, config, report)
-        drop_uncalled(model, swaps, report)
+    with kept_state(model):  # the example calls must not move BatchNorm statistics (or any buffer)
+        found = find_candidates(model, config, load_packs(kernel_packs), example)
+        swaps = confirm(found, config, device, report)
+        swaps += _fusions(model, config, {s.name for s in swaps}, report)
+        captured, original_output = capture(model, swaps, checking, keep_inputs=timed) if checking else (None, None)
+        swaps = check(swaps, captured, model, config, backend.name if backend else "reference", report)
+        if timed:
+            swaps = time_swaps(swaps, backend, config.timing == "always", DecisionCache(), Progress(), report)
+        install_swaps(swaps, report)
+        if original_output is not None:
+            check_model_output(model, checking, original_output, config, report, swaps)
+            drop_uncalled(model, swaps, report)
     sort_entries(model, report)
     return model
 

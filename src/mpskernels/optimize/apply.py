@@ -3,7 +3,9 @@ its report line (the check, what was routed, the timing), followed by the whole 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+import dataclasses
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -11,10 +13,11 @@ from torch import nn
 from .compare import agree, tensors_in
 from .config import OptimizeConfig
 from .check import fast_path_reason
-from .install import calls, install, uninstall
+from .fusions import fold_replacement, folded_away_replacement
+from .install import calls, install, is_swapped, uninstall
 from .matchers import Replacement
 from .plan import Swap
-from .report import NOT_LAUNCHED, SWAPPED, Report, ReportEntry
+from .report import NOT_LAUNCHED, ROLLED_BACK, SWAPPED, Report, ReportEntry
 
 
 def install_swaps(swaps: list[Swap], report: Report) -> None:
@@ -25,8 +28,8 @@ def install_swaps(swaps: list[Swap], report: Report) -> None:
                 (timing.reason + (" (cached decision)" if timing.cached else "")) if timing else swap.timing_note]
         if swap.fusion is not None:
             f = swap.fusion
-            install(swap.module, Replacement(f.kernel, f.forward, "fusion"))
-            install(swap.partner, Replacement(f.kernel, lambda x: x, "fusion"))
+            install(swap.module, fold_replacement(swap.partner, swap.module), partners=(swap.partner,))
+            install(swap.partner, folded_away_replacement(swap.module, swap.partner), partners=(swap.module,))
             what = f"{swap.module_type} + {type(swap.partner).__name__} folded into one convolution"
             report.add(ReportEntry(f.first, swap.module_type, SWAPPED, f.kernel, "fusion", _join([what, *said]),
                                    swap.max_abs, backend=swap.backend, **times))
@@ -45,7 +48,7 @@ def _join(parts: Sequence[str]) -> str:
 
 @torch.no_grad()
 def check_model_output(model: nn.Module, example: tuple[Sequence[Any], dict], original_output: Any,
-                       config: OptimizeConfig, report: Report) -> None:
+                       config: OptimizeConfig, report: Report, swaps: list[Swap]) -> None:
     """The whole model's output with every swap installed, against the original's (errors add up through the
     layers, so the tolerance grows with the number of swaps)."""
     new_output = model(*example[0], **example[1])
@@ -55,13 +58,54 @@ def check_model_output(model: nn.Module, example: tuple[Sequence[Any], dict], or
         checks = [agree(got, want, scale) for got, want in pairs]
         failed = [detail for ok, detail, _ in checks if not ok]
         report.output_check = failed[0] if failed else checks[0][1]
+        if failed:
+            undo_all(model, swaps, report, failed[0])
+
+
+def undo_all(model: nn.Module, swaps: list[Swap], report: Report, why: str) -> None:
+    """Every swap undone: each agreed with its module, yet the model computes something else with them (a caller
+    reading an input that the original module changed in place, say), so none of them can be trusted."""
+    modules = dict(model.named_modules())
+    ours = {s.name for s in swaps} | {s.fusion.second for s in swaps if s.fusion is not None}
+    for i, entry in enumerate(report.entries):
+        if entry.status == SWAPPED and entry.module in ours:
+            if is_swapped(modules[entry.module]):
+                uninstall(modules[entry.module])
+            detail = (f"undone: the whole model's output with the swaps disagrees with the original's ({why}); "
+                      f"the model is left as it was")
+            report.entries[i] = dataclasses.replace(entry, status=ROLLED_BACK, detail=detail)
+    report.output_check = f"{why}: every swap undone, the model is unchanged"
+
+
+def earlier_swaps(model: nn.Module) -> list[ReportEntry]:
+    """The report lines of modules an earlier optimize() swapped that are still swapped (this run leaves them)."""
+    earlier = model.__dict__.get("mpskernels_report")
+    if not isinstance(earlier, Report):
+        return []
+    modules = dict(model.named_modules())
+    return [e for e in earlier.entries
+            if e.status == SWAPPED and e.module in modules and is_swapped(modules[e.module])]
+
+
+@contextlib.contextmanager
+def kept_state(model: nn.Module) -> Iterator[None]:
+    """The model's buffers (BatchNorm's running statistics and batch count) as they were before optimize() ran its
+    example and probe calls: a model in training mode updates them on every forward."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def drop_uncalled(model: nn.Module, swaps: list[Swap], report: Report) -> None:
     """Swaps that the model's own run (the output check, without optimize()'s hooks) never called are undone and
     reported as not launched: a transformer encoder layer takes PyTorch's fused fast path once no hooks are attached
     (on CPU and CUDA tensors, in eval mode without gradients), bypassing its modules' forwards."""
-    uncalled = {s.name: s for s in swaps if s.fusion is None and s.launches and calls(s.module) == 0}
+    uncalled = {s.name: s for s in swaps
+                if s.fusion is None and s.launches and is_swapped(s.module) and calls(s.module) == 0}
     if not uncalled:
         return
     for i, entry in enumerate(report.entries):

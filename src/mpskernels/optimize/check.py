@@ -14,6 +14,7 @@ from .. import launches
 from .compare import EMPTY, agree, first_tensor
 from .config import OptimizeConfig
 from .find import routed_replacement
+from .install import unsupported_tensors
 from .matchers import Replacement
 from .plan import Call, Swap
 from .report import NOT_LAUNCHED, ROLLED_BACK, SKIPPED, Report, ReportEntry
@@ -45,6 +46,7 @@ def capture(model: nn.Module, swaps: list[Swap], example: tuple[Sequence[Any], d
             if _name in seen or replaying:
                 return
             call = seen[_name] = Call(copy_arguments(args), copy_arguments(kwargs))
+            call.unsupported = unsupported_tensors([mod], args, kwargs, mixed=_name not in replays)
             if _name in replays:
                 replaying.append(_name)
                 start = launches.count()
@@ -79,10 +81,11 @@ def call_replacement(module: nn.Module, replacement: Replacement, args: tuple, k
     """What the swapped module would return for this call (its own forward where the kernel does not apply)."""
     if replacement.full_signature:
         result = replacement.forward(*args, **kwargs)
-        return module.forward(*args, **kwargs) if result is NotImplemented else result
-    if len(args) == 1 and not kwargs:
-        return replacement.forward(args[0])
-    return module.forward(*args, **kwargs)
+    elif len(args) == 1 and not kwargs:
+        result = replacement.forward(args[0])
+    else:
+        result = NotImplemented
+    return module.forward(*args, **kwargs) if result is NotImplemented else result
 
 
 def check(swaps: list[Swap], captured: dict[str, Call] | None, model: nn.Module, config: OptimizeConfig,
@@ -113,7 +116,14 @@ def check_fusion(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
                            "not called on the example inputs", backend="pytorch")
     swap.call, swap.partner_call = captured[f.first], captured[f.second]
     with torch.no_grad():
-        got = f.forward(swap.call.args[0])
+        try:
+            got = f.forward(swap.call.args[0])
+        except Exception as e:  # reported as the fold's failure, never raised out of optimize()
+            return ReportEntry(f.first, swap.module_type, ROLLED_BACK, f.kernel, "fusion",
+                               f"failed on the example inputs: {type(e).__name__}: {e}", backend="pytorch")
+    if got is NotImplemented:
+        return ReportEntry(f.first, swap.module_type, SKIPPED, f.kernel, "fusion",
+                           "not folded: the pair cannot be folded for this call", backend="pytorch")
     ok, detail, swap.max_abs = agree(got, swap.partner_call.output, config.tolerance_scale)
     if not ok:
         return ReportEntry(f.first, swap.module_type, ROLLED_BACK, f.kernel, "fusion", detail, swap.max_abs,
@@ -134,6 +144,9 @@ def check_module(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
     if name not in captured:
         return not_launched(swap, f"not called on the example inputs{fast_path_reason(model, name)}")
     call = swap.call = captured[name]
+    if call.unsupported:  # the swapped forward would run the module's own forward for such calls
+        return ReportEntry(name, swap.module_type, SKIPPED, replacement.kernel, replacement.matched_by,
+                           f"called with {call.unsupported}", backend=swap.backend)
     if replacement.full_signature:
         got, swap.launches = call.replayed, call.launches
     else:

@@ -10,6 +10,17 @@ READABLE_VERSIONS = (1, 2)
 TIMING_MODES = ("auto", "off", "always")
 
 
+def kernel_names() -> list[str]:
+    """The kernel names optimize() swaps in: the ops, and the Conv + BatchNorm fold."""
+    from ..kernels import FAMILIES
+
+    return sorted({f.name for f in FAMILIES} | {"fold_conv_batchnorm"})
+
+
+def is_kernel_name(name: str) -> bool:
+    return name in kernel_names() or (name.startswith("pack:") and len(name) > 5)
+
+
 @dataclass(frozen=True)
 class OptimizeConfig:
     """Which kernels optimize() may swap in.
@@ -40,13 +51,19 @@ class OptimizeConfig:
             raise ValueError(f"tolerance_scale must be positive, got {self.tolerance_scale}")
         if self.timing not in TIMING_MODES:
             raise ValueError(f"timing must be one of {', '.join(TIMING_MODES)}, got {self.timing!r}")
+        for name in ("include", "exclude"):
+            unknown = sorted(k for k in getattr(self, name) or () if not is_kernel_name(k))
+            if unknown:
+                raise ValueError(f"OptimizeConfig {name}: unknown kernel name(s) {', '.join(map(repr, unknown))}; "
+                                 f"valid names: {', '.join(kernel_names())} (and pack:<name> for kernel packs)")
 
     def allows(self, kernel: str, module_name: str) -> str | None:
         """Why this config rules the swap out, or None."""
         if module_name in self.skip:
             return "skipped by config"
-        if kernel in self.exclude or (self.include is not None and kernel not in self.include):
-            return f"kernel {kernel} excluded by config"
+        for part in kernel.split("+"):  # a routed forward runs several kernels ("rope+attention")
+            if part in self.exclude or (self.include is not None and part not in self.include):
+                return f"kernel {part} excluded by config"
         return None
 
     def to_dict(self) -> dict[str, Any]:

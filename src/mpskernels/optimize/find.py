@@ -10,9 +10,11 @@ from torch import nn
 
 from .config import OptimizeConfig
 from .install import is_swapped
-from .matchers import Replacement, candidates, find_replacement, is_torch_builtin
+import functools
+
+from .matchers import Replacement, candidates, is_torch_builtin, type_match
 from .plan import Candidate
-from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, routed_forward
+from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, routed_forward, rotary_functions
 
 WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "
                "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
@@ -29,7 +31,7 @@ def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
         if is_swapped(module):
             continue  # already swapped by an earlier optimize()
         candidate = Candidate(name, module)
-        answer = pack_replacement(module, packs) or find_replacement(module)
+        answer = pack_replacement(module, packs) or type_match(module)
         if isinstance(answer, str):
             candidate.refusal = answer
         else:
@@ -57,8 +59,17 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
 
 
 def routed_replacement(routed: RoutedForward) -> Replacement:
+    rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary))
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
-                       detail=routed.describe())
+                       detail=routed.describe(), rebuild=rebuild)
+
+
+def rebuild_routed(attention: bool, rotary: tuple[str, ...], module: nn.Module) -> Replacement | None:
+    """The same routes for a copy of the module they were found on."""
+    found, _ = rotary_functions(module)
+    if any(name not in found for name in rotary):
+        return None
+    return routed_replacement(RoutedForward(module, attention, {name: found[name] for name in rotary}))
 
 
 def load_packs(kernel_packs: Sequence[Any]) -> list[Any]:
@@ -75,5 +86,10 @@ def pack_replacement(module: nn.Module, packs: list[Any]) -> Replacement | None:
         if pack.matches(module):
             runner = PackModule(pack, module, strict=False)
             return Replacement(f"pack:{pack.name}", lambda *a, **k: runner.run(a, k), "kernel pack",
-                               full_signature=True, version=hashlib.sha256(pack.source.encode()).hexdigest()[:16])
+                               full_signature=True, version=hashlib.sha256(pack.source.encode()).hexdigest()[:16],
+                               rebuild=functools.partial(rebuild_pack, pack))
     return None
+
+
+def rebuild_pack(pack: Any, module: nn.Module) -> Replacement | None:
+    return pack_replacement(module, [pack])

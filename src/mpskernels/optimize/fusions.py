@@ -2,17 +2,21 @@
 
 Conv + BatchNorm (inference): the normalisation folds into the convolution's weight and bias, so one convolution
 replaces two ops. The folded weights are computed from the modules' own parameters and buffers (never stored in
-the state dict) and recomputed whenever one of them changes.
+the state dict) and recomputed at every call, so edits to them after optimize() are always seen.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from .matchers import Replacement
+
+FOLD = "fold_conv_batchnorm"
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -25,35 +29,43 @@ class PairFusion:
     forward: Callable[[torch.Tensor], torch.Tensor]
 
 
-def _folded_conv(conv: nn.Module, bn: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    cache: dict[str, object] = {}
+def _folded_conv(conv: nn.Module, bn: nn.Module) -> Callable[[torch.Tensor], Any]:
+    """The convolution with the normalisation folded in, computed from the modules' state at every call: a cache
+    keyed on the tensors' versions would miss edits through `.data` (which bump no version) and a changed eps.
+    While the pair cannot be folded (the BatchNorm back in training mode), it declines: both modules run their own."""
 
-    def parameters_key() -> tuple:
-        tensors = [conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var]
-        return tuple((t.data_ptr(), t._version) if t is not None else None for t in tensors)
-
-    def folded() -> tuple[torch.Tensor, torch.Tensor]:
-        key = parameters_key()
-        if cache.get("key") != key:
-            with torch.no_grad():
-                scale = torch.rsqrt(bn.running_var.float() + bn.eps)
-                if bn.weight is not None:
-                    scale = scale * bn.weight.float()
-                shift = -bn.running_mean.float() * scale
-                if bn.bias is not None:
-                    shift = shift + bn.bias.float()
-                if conv.bias is not None:
-                    shift = shift + conv.bias.float() * scale
-                shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-                weight = (conv.weight.float() * scale.reshape(shape)).to(conv.weight.dtype)
-                cache.update(key=key, weight=weight, bias=shift.to(conv.weight.dtype))
-        return cache["weight"], cache["bias"]
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        weight, bias = folded()
-        return conv._conv_forward(x, weight, bias)
+    def forward(x: torch.Tensor) -> Any:
+        if _foldable(conv, bn):
+            return NotImplemented
+        with torch.no_grad():
+            scale = torch.rsqrt(bn.running_var.float() + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight.float()
+            shift = -bn.running_mean.float() * scale
+            if bn.bias is not None:
+                shift = shift + bn.bias.float()
+            if conv.bias is not None:
+                shift = shift + conv.bias.float() * scale
+            shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+            weight = (conv.weight.float() * scale.reshape(shape)).to(conv.weight.dtype)
+        return conv._conv_forward(x, weight, shift.to(conv.weight.dtype))
 
     return forward
+
+
+def _folded_away(conv: nn.Module, bn: nn.Module) -> Callable[[torch.Tensor], Any]:
+    """The BatchNorm's forward once folded into the convolution before it: the identity, while the pair folds."""
+    return lambda x: NotImplemented if _foldable(conv, bn) else x
+
+
+def fold_replacement(bn: nn.Module, conv: nn.Module) -> Replacement:
+    """The convolution's replacement (rebuilt for a copy of the pair: a picklable partial over the BatchNorm)."""
+    return Replacement(FOLD, _folded_conv(conv, bn), "fusion", rebuild=functools.partial(fold_replacement, bn))
+
+
+def folded_away_replacement(conv: nn.Module, bn: nn.Module) -> Replacement:
+    return Replacement(FOLD, _folded_away(conv, bn), "fusion",
+                       rebuild=functools.partial(folded_away_replacement, conv))
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> str | None:
@@ -83,5 +95,5 @@ def sequential_fusions(model: nn.Module) -> tuple[list[PairFusion], list[tuple[s
             if reason:
                 refused.append((qualified[1], reason))
                 continue
-            fusions.append(PairFusion("fold_conv_batchnorm", qualified[0], qualified[1], _folded_conv(first, second)))
+            fusions.append(PairFusion(FOLD, qualified[0], qualified[1], _folded_conv(first, second)))
     return fusions, refused

@@ -12,6 +12,7 @@ probe inputs of several shapes and distributions.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -41,6 +42,9 @@ class Replacement:
     # What else identifies the code that runs, for the timing cache (a pack's source digest: a regenerated pack
     # of the same name is timed again).
     version: str = ""
+    # Builds this replacement again for another module (a deep copy or an unpickled model of the one it was made
+    # for): a picklable callable, module -> Replacement (anything else: that module runs its own forward).
+    rebuild: Callable[[nn.Module], Any] | None = None
 
 
 Match = Replacement | str | None
@@ -54,24 +58,37 @@ def _has_op(name: str) -> bool:
 # ---- by type ----
 
 
+def is_plain(m: nn.Module, module_type: type) -> bool:
+    """`m` is a `module_type` whose forward is that class's own: a subclass with its own forward computes
+    something else (it is left to the computation recognisers, which confirm by probing)."""
+    return isinstance(m, module_type) and type(m).forward is module_type.forward
+
+
 def match_rms_norm(m: nn.Module) -> Match:
-    if not isinstance(m, nn.RMSNorm):
+    if not is_plain(m, nn.RMSNorm):
         return None
     if len(m.normalized_shape) != 1:
         return "normalises over more than the last dimension"
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        eps = m.eps if m.eps is not None else torch.finfo(x.dtype).eps
-        return ops.rms_norm(x, m.weight, eps)
+        return ops.rms_norm(x, m.weight, default_eps(m.eps, x.dtype))
 
     return Replacement("rms_norm", forward, "type")
+
+
+def default_eps(eps: float | None, dtype: torch.dtype) -> float:
+    """nn.RMSNorm's epsilon: eps=None means the machine epsilon of the type PyTorch computes in, which for
+    float16 and bfloat16 inputs is float32 (their own epsilon is 1000x larger and shifts the output visibly)."""
+    if eps is not None:
+        return eps
+    return torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
 
 
 def _elementwise_matcher(module_type: type, kernel: str) -> Matcher:
     """A torch.nn activation with an `inplace` flag and an mpskernels op taking the lone input."""
 
     def match(m: nn.Module) -> Match:
-        if not isinstance(m, module_type):
+        if not is_plain(m, module_type):
             return None
         if m.inplace:
             return f"in-place {module_type.__name__} (the kernel writes a new tensor)"
@@ -87,14 +104,13 @@ match_hardswish = _elementwise_matcher(nn.Hardswish, "hardswish")
 
 
 def match_gelu(m: nn.Module) -> Match:
-    if not isinstance(m, nn.GELU):
+    if not is_plain(m, nn.GELU):
         return None
-    approximate = m.approximate
-    return Replacement("gelu", lambda x: ops.gelu(x, approximate), "type")
+    return Replacement("gelu", lambda x: ops.gelu(x, m.approximate), "type")  # read at call time: may change
 
 
 def match_layer_norm(m: nn.Module) -> Match:
-    if not isinstance(m, nn.LayerNorm):
+    if not is_plain(m, nn.LayerNorm):
         return None
     if len(m.normalized_shape) != 1:
         return "normalises over more than the last dimension"
@@ -102,7 +118,7 @@ def match_layer_norm(m: nn.Module) -> Match:
 
 
 def match_group_norm(m: nn.Module) -> Match:
-    if not isinstance(m, nn.GroupNorm):
+    if not is_plain(m, nn.GroupNorm):
         return None
     return Replacement("group_norm", lambda x: ops.group_norm(x, m.num_groups, m.weight, m.bias, m.eps), "type")
 
@@ -113,7 +129,7 @@ def _last_dim_forward(m: nn.Module, kernel: str) -> Callable[[torch.Tensor], tor
     op = getattr(ops, kernel)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        dim = m.dim if m.dim is not None else -1
+        dim = m.dim if m.dim is not None else legacy_softmax_dim(x.dim())
         if x.dim() > 0 and dim in (-1, x.dim() - 1):
             return op(x, None, 1.0)
         return original(m, x)
@@ -121,10 +137,16 @@ def _last_dim_forward(m: nn.Module, kernel: str) -> Callable[[torch.Tensor], tor
     return forward
 
 
+def legacy_softmax_dim(ndim: int) -> int:
+    """The dimension nn.Softmax(dim=None) and nn.LogSoftmax(dim=None) take (PyTorch's deprecated implicit
+    choice): 0 for 0-, 1- and 3-D inputs, 1 otherwise."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 def match_softmax(m: nn.Module) -> Match:
-    if isinstance(m, nn.Softmax):
+    if is_plain(m, nn.Softmax):
         return Replacement("softmax", _last_dim_forward(m, "softmax"), "type")
-    if isinstance(m, nn.LogSoftmax):
+    if is_plain(m, nn.LogSoftmax):
         return Replacement("log_softmax", _last_dim_forward(m, "log_softmax"), "type")
     return None
 
@@ -170,7 +192,7 @@ def _multihead_attention(m: nn.MultiheadAttention) -> Callable[..., Any]:
 
 
 def match_multihead_attention(m: nn.Module) -> Match:
-    if not isinstance(m, nn.MultiheadAttention):
+    if not is_plain(m, nn.MultiheadAttention):
         return None
     if m.bias_k is not None or m.add_zero_attn:
         return "bias_k/bias_v or add_zero_attn"
@@ -219,10 +241,15 @@ def recognise_rms_norm(m: nn.Module) -> Match:
     weight = params.get("weight")
     if set(params) != {"weight"} or weight.dim() != 1:
         return None
-    eps = next((getattr(m, a) for a in EPS_ATTRIBUTES if isinstance(getattr(m, a, None), float)), None)
-    if eps is None:
+    attribute = next((a for a in EPS_ATTRIBUTES if isinstance(getattr(m, a, None), float)), None)
+    if attribute is None:
         return None
-    return Replacement("rms_norm", lambda x: ops.rms_norm(x, m.weight, eps), "computation",
+
+    def forward(x: torch.Tensor) -> Any:
+        eps = getattr(m, attribute, None)  # read at call time: it may be changed after optimize()
+        return ops.rms_norm(x, m.weight, eps) if isinstance(eps, float) else NotImplemented
+
+    return Replacement("rms_norm", forward, "computation",
                        probe_shapes=lambda mod: [(3, weight.shape[0]), (2, 5, weight.shape[0])])
 
 
@@ -275,22 +302,31 @@ def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
                                                   for k, o in linears.items() if k != n)]
     if len(downs) != 1:
         return None
-    down = linears[downs[0]]
-    first, second = [linears[n] for n in linears if n != downs[0]]
-    d = down.out_features
+    first, second = [n for n in linears if n != downs[0]]
+    d = linears[downs[0]].out_features
     out = []
     for gate_kind in ([kind] if kind != "unknown" else ["silu", "gelu"]):
         fused = getattr(ops, GATES[gate_kind], None) if hasattr(ops, GATES[gate_kind]) else None
         if fused is None:
             continue
         for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(
-                GATES[gate_kind],
-                lambda x, g=gate, u=up, f=fused: down(f(g(x), u(x))),
-                "computation",
-                probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)],
-            ))
+            out.append(Replacement(GATES[gate_kind], _gated_forward(m, gate, up, downs[0], fused), "computation",
+                                   probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)]))
     return out
+
+
+def _gated_forward(m: nn.Module, gate: str, up: str, down: str, fused: Callable) -> Callable[[torch.Tensor], Any]:
+    """down(fused(gate(x), up(x))) with the children looked up at call time: a child replaced after optimize() (a
+    LoRA or quantisation wrapper, another activation) is not the one probed, so the module's own forward runs."""
+    probed = dict(m._modules)
+
+    def forward(x: torch.Tensor) -> Any:
+        if any(m._modules.get(name) is not child for name, child in probed.items()) or len(m._modules) != len(probed):
+            return NotImplemented
+        children = m._modules
+        return children[down](fused(children[gate](x), children[up](x)))
+
+    return forward
 
 
 COMPUTATION_RECOGNISERS: list[Callable[[nn.Module], Match | list[Replacement]]] = [
@@ -316,5 +352,17 @@ def candidates(m: nn.Module) -> list[Replacement]:
         answer = recogniser(m)
         for proposal in answer if isinstance(answer, list) else [answer]:
             if isinstance(proposal, Replacement) and _has_op(proposal.kernel):
-                out.append(proposal)
+                out.append(dataclasses.replace(proposal, rebuild=functools.partial(candidate_at, len(out))))
     return out
+
+
+def candidate_at(index: int, m: nn.Module) -> Replacement | None:
+    """The index-th computation proposal for `m` (a copy of the module it was confirmed on)."""
+    found = candidates(m)
+    return found[index] if index < len(found) else None
+
+
+def type_match(m: nn.Module) -> Match:
+    """find_replacement, as the rebuild of what it answered."""
+    answer = find_replacement(m)
+    return dataclasses.replace(answer, rebuild=type_match) if isinstance(answer, Replacement) else answer

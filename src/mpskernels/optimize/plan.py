@@ -34,6 +34,7 @@ class Call:
     replayed: Any = None  # the replacement's output, for calls replayed at once
     launches: int = 0  # kernel launches made by the replay
     no_launch: str = ""  # why the replay launched no kernel
+    unsupported: str | None = None  # why the kernels cannot take these inputs (float64, meta, mixed dtypes)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from torch import nn
 
 from .compare import agree
 from .config import OptimizeConfig
+from .install import unsupported_tensors
 from .matchers import Replacement
 from .plan import Candidate, Swap
 from .report import SKIPPED, Report, ReportEntry
@@ -36,13 +37,20 @@ def module_dtype_device(module: nn.Module, default: torch.device) -> tuple[torch
 def confirm_by_probing(module: nn.Module, replacement: Replacement, device: torch.device,
                        scale: float) -> tuple[bool, str]:
     dtype, device = module_dtype_device(module, device)
+    unsupported = unsupported_tensors([module], (), {})
+    if unsupported:
+        return False, f"its parameters are {unsupported}"
     for shape in replacement.probe_shapes(module):
         for x in probe_inputs(shape, dtype, device):
             try:
                 want = module.forward(x.clone())
             except Exception as e:  # the module does not take a lone tensor of this shape
                 return False, f"forward failed on a probe input ({type(e).__name__})"
-            ok, detail, _ = agree(replacement.forward(x.clone()), want, scale)
+            try:
+                got = replacement.forward(x.clone())
+            except Exception as e:  # reported as a mismatch: the kernel does not compute this module
+                return False, f"the kernel failed on a probe input ({type(e).__name__}: {e})"
+            ok, detail, _ = agree(got, want, scale)
             if not ok:
                 return False, detail
     return True, "agrees on probe inputs"
@@ -60,6 +68,10 @@ def confirm(found: list[Candidate], config: OptimizeConfig, device: torch.device
             report.add(ReportEntry(name, type(module).__name__, SKIPPED, detail=candidate.refusal))
             continue
         rejected = list(candidate.rejected)
+        unsupported = unsupported_tensors([module], (), {}) if candidate.proposals else None
+        if unsupported:  # float64 or meta parameters: the swapped forward would never run a kernel
+            report.add(ReportEntry(name, type(module).__name__, SKIPPED, detail=f"its parameters are {unsupported}"))
+            continue
         for proposal in candidate.proposals:
             ruled_out = config.allows(proposal.kernel, name)
             if ruled_out:

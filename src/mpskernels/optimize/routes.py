@@ -362,6 +362,14 @@ def _kernelized_copies(module: nn.Module, function: Any) -> list[str]:
 # ---- the routed forward ----
 
 
+def own_forward(module: nn.Module) -> Callable:
+    """The module's forward before any swap: a routed forward built again for a copy of a swapped module (see
+    install.SwappedForward) must not call the swap that holds it."""
+    forward = module.forward
+    unswapped = getattr(forward, "original", None)
+    return unswapped() if callable(unswapped) and getattr(forward, "module", None) is module else forward
+
+
 class RoutedForward:
     """The module's own forward, with SDPA calls and rotary functions routed to mpskernels ops."""
 
@@ -369,7 +377,7 @@ class RoutedForward:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
         self.rotary = sorted(rotary)
-        forward = self.original = module.forward
+        forward = self.original = own_forward(module)
         if rotary:
             names = {n: _rope_call(n, f, form, self.stats) for n, (f, form) in rotary.items()}
             forward = _retargeted(type(module).forward, names).__get__(module)
