@@ -143,7 +143,11 @@ template <class T, int N> struct is_fp_base<::mtl::vec<T, N>> : is_fp_base<T> {}
 template <class T> struct is_integral : is_integral_base<remove_cv_t<T>> {};
 template <class T> struct is_floating_point : is_fp_base<remove_cv_t<T>> {};
 template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
-template <class T> struct is_scalar : bool_constant<is_arithmetic<T>::value || is_pointer<T>::value || is_enum<T>::value> {};
+// A vector is integral or floating-point (above) but never a scalar: is_scalar tells the two apart, as in the emulator.
+template <class T> struct is_scalar_base
+    : bool_constant<is_integral_base<T>::value || is_fp_base<T>::value || is_pointer<T>::value || is_enum<T>::value> {};
+template <class T, int N> struct is_scalar_base<::mtl::vec<T, N>> : false_type {};
+template <class T> struct is_scalar : is_scalar_base<remove_cv_t<T>> {};
 template <class T> struct is_signed_base : bool_constant<is_floating_point<T>::value> {};
 #define MTL_SIGNED(T) template <> struct is_signed_base<T> : true_type {};
 MTL_SIGNED(signed char) MTL_SIGNED(short) MTL_SIGNED(int) MTL_SIGNED(long) MTL_SIGNED(long long)
