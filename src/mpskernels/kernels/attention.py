@@ -193,6 +193,9 @@ def validate(inputs) -> None:
         raise ValueError(f"k and v must have one shape, got {tuple(k.shape)} and {tuple(v.shape)}")
     if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree in batch and head_dim")
+    if q.shape[3] == 0:
+        raise ValueError(f"q, k and v have head_dim 0: there is nothing to attend over (the default scale "
+                         f"1 / sqrt(head_dim) is undefined)")
     if k.shape[1] == 0 or q.shape[1] % k.shape[1]:
         raise ValueError(f"q's {q.shape[1]} heads must be a multiple of k's {k.shape[1]} heads")
     n = _kv_length(k, kv_len)
