@@ -62,7 +62,11 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     group = q.shape[1] // k.shape[1]
     keys = k[:, :, :n].to(compute).repeat_interleave(group, dim=1)
     values = v[:, :, :n].to(compute).repeat_interleave(group, dim=1)
-    scores = q.to(compute) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(head_dim) if scale is None else scale)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
+    # As the kernels: q times the scale's part up to 1, the dot products times the rest, so neither product
+    # overflows unless the scaled score does (q @ k^T * scale overflowed for large q, k and a small scale).
+    q_factor, score_factor = math.copysign(min(abs(scale), 1.0), scale), max(abs(scale), 1.0)
+    scores = (q.to(compute) * q_factor) @ keys.transpose(-1, -2) * score_factor
     if mask is not None:
         m = mask if mask.dtype == torch.bool else mask.to(compute)
         m = m if m.shape[-1] == 1 else m[..., :n]
