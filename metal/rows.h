@@ -104,14 +104,16 @@ inline void load_row_input(const device T* x, const device T* residual, device T
 // also keeps rows with a large mean and a small spread accurate. Then, as before, two passes over the registers:
 // mean of d, then the sum of (d - mean)^2 (no E[x^2] - E[x]^2 cancellation).
 //
-// Overflow: d and its square are fp32, so a row of finite values spread over more than about 1e19 (bf16 or fp32
-// values near +-3.4e38) overflows the sums where the exact result is finite. Such a row (its variance comes out inf
-// or NaN while every value is finite) is done again with d scaled by a power of two, d * s = v * s - k * s, s
-// chosen from the row's largest |d| (one max reduction): the mean and variance are then those of d * s, eps is
-// scaled by s^2, and (d * s - mean) * rsqrt(var + eps * s^2) is the same normalised value. This rescue is a
-// branch uniform over the row (it follows a reduction), taken only by such rows; it re-reads the chunks past the
-// register capacity, the ordinary path costs one extra load of the row's first value (cached) and one fma per
-// element. A row holding inf or NaN normalises to NaN throughout, as PyTorch's formula does.
+// Range: d and its square are fp32, so a row of finite values spread over more than about 1e19 (bf16 or fp32
+// values near +-3.4e38) overflows the sums where the exact result is finite, and one spread over less than about
+// 1e-15 (tiny values) has a variance that underflows, which matters where eps does not dominate it (eps = 0).
+// Such a row (variance inf or NaN with every value finite, or variance + eps below 2^-100) is done again with d
+// scaled by a power of two, d * s = v * s - k * s, s chosen from the row's largest |d| (one max reduction): the
+// mean and variance are then those of d * s, eps is scaled by s^2, and (d * s - mean) * rsqrt(var + eps * s^2) is
+// the same normalised value. This rescue is a branch uniform over the row (it follows a reduction), taken only by
+// such rows; it re-reads the chunks past the register capacity. The ordinary path costs one extra load of the
+// row's first value (cached) and one fma per element. A row holding inf or NaN normalises to NaN throughout, as
+// PyTorch's formula does.
 
 // Whether x is inf or NaN, from its bits (fast math may fold isfinite / isnan away).
 inline bool is_nonfinite(float x) {
@@ -265,16 +267,19 @@ inline RowStatistics row_statistics(thread const float* v, float k, const device
   float2 moments = row_moments<T, NC, RESIDUAL>(v, x, residual, residual_out, n, vec, slot, true, 1.0f, k,
                                                 simd_lane, simd_group, partials_a, partials_b);
   float s = 1.0f;
-  if (is_nonfinite(moments.y)) {  // uniform over the row: it follows a reduction
+  // Uniform over the row (both follow a reduction): an overflowed variance, or one so small (with eps) that it
+  // lies in or below fp32's subnormal range (values spread over less than ~1e-15 at eps = 0: the variance
+  // underflows to 0 and the normalised values to +-inf where the formula's are finite).
+  if (is_nonfinite(moments.y) || moments.y + eps < 0x1p-100f) {
     const float half_spread = row_half_spread<T, NC, RESIDUAL>(v, x, residual_out, n, vec, slot, k, simd_lane,
                                                                simd_group, partials_a);
     if (is_nonfinite(half_spread)) {
       moments.y = as_type<float>(0x7fc00000u);  // inf or NaN in the row: NaN throughout
-    } else {
+    } else if (half_spread > 0.0f) {  // a constant row keeps variance 0 (0 * rsqrt(eps), NaN at eps = 0)
       // s = 2^(146 - E), E the biased exponent of half_spread: the largest |d * s| lands in [2^20, 2^21), so
-      // the sums of d * s and of its square stay far from overflow; never above 1 (a rescued row is huge).
+      // the sums of d * s and of its square neither overflow nor underflow.
       const uint e = (as_type<uint>(half_spread) >> 23) & 0xffu;
-      s = as_type<float>(uint(min(273 - int(e), 127)) << 23);
+      s = as_type<float>(uint(clamp(273 - int(e), 1, 254)) << 23);
       moments = row_moments<T, NC, RESIDUAL>(v, x, residual, residual_out, n, vec, slot, false, s, k * s,
                                              simd_lane, simd_group, partials_b, partials_a);
     }

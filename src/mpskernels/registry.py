@@ -274,6 +274,10 @@ class OpRunner:
                 if k in self.mutated:
                     write_back.append((v, copy))
                 inputs[k] = copy
+        for k in self.family.aligned_inputs:
+            v = inputs[k]
+            if v is not None and v.data_ptr() % 16:
+                inputs[k] = v.clone()  # contiguous already: a fresh, aligned allocation
         if self.like_outputs is not None and not poison_outputs:
             outputs = {name: torch.empty_like(inputs[source]) for name, source in self.like_outputs}
         else:

@@ -122,7 +122,7 @@ def geglu_split(x, approximate="none"):
 
 ACTIVATIONS = {
     "none": lambda y: y,
-    "relu": lambda y: torch.where(y > 0, y, torch.where(torch.isnan(y), y, 0.0 * y.abs())),
+    "relu": lambda y: torch.where(torch.isnan(y), y, y.clamp(min=0.0)),
     "relu6": lambda y: torch.where(torch.isnan(y), y, y.clamp(0.0, 6.0)),
     "sigmoid": lambda y: 1.0 / (1.0 + torch.exp(-y)),
     "tanh": torch.tanh,
@@ -149,10 +149,19 @@ def _softmax(z: torch.Tensor) -> torch.Tensor:
     return e / e.sum(-1, keepdim=True)
 
 
+FLT_MAX = torch.finfo(torch.float32).max
+
+
+def _as_fp32_range(z: torch.Tensor) -> torch.Tensor:
+    """Values beyond fp32's range as +-inf (documented: softmax's logits are fp32 values)."""
+    return torch.where(z.abs() > FLT_MAX, z.sign() * math.inf, z)
+
+
 def _logits(x, mask, scale):
-    z = f64(x) * scale
+    """x * scale + mask, each step an fp32 value (docs/kernels.md: beyond +-FLT_MAX a logit is +-inf)."""
+    z = _as_fp32_range(f64(x) * scale)
     if mask is not None:
-        z = z + f64(mask)
+        z = _as_fp32_range(z + f64(mask))
     return z
 
 
@@ -172,11 +181,85 @@ def attention(q, k, v, mask, causal, scale=None, kv_len=None):
     group = q.shape[1] // k.shape[1]
     keys = f64(k[:, :, :n]).repeat_interleave(group, dim=1)
     values = f64(v[:, :, :n]).repeat_interleave(group, dim=1)
-    s = f64(q) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(d) if scale is None else scale)
+    # The scores, as softmax's logits, are fp32 values (docs/kernels.md): beyond +-FLT_MAX they are +-inf.
+    s = _as_fp32_range(f64(q) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(d) if scale is None else scale))
     if mask is not None:
         m = mask if mask.shape[-1] == 1 else mask[..., :n]
-        s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else s + f64(m)
+        s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else _as_fp32_range(s + f64(m))
     if causal:
         pos = torch.arange(sq) + (n - sq)
         s = s.masked_fill(torch.arange(n)[None, :] > pos[:, None], -math.inf)
     return _softmax(s) @ values
+
+
+def attention_magnitude(q, k, v, mask, causal, scale=None, kv_len=None):
+    """softmax(s) @ |v| and the largest |score| of each row: the scale of the rounding an fp32 kernel makes
+    (its scores are off by about |s| * 2^-24, which every probability carries)."""
+    out = attention(q, k, v.abs(), mask, causal, scale, kv_len)
+    n = k.shape[2] if kv_len is None else kv_len
+    group = q.shape[1] // k.shape[1]
+    keys = f64(k[:, :, :n]).repeat_interleave(group, dim=1)
+    s = f64(q) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(q.shape[3]) if scale is None else scale)
+    return out, s.abs().amax(-1, keepdim=True)
+
+
+# ---- rope and the KV-cache append ----
+
+
+def rope(q, k, cos, sin, position_ids, offset, interleaved, magnitude=False):
+    """Rotation of each pair of the first R = cos.shape[-1] dims by the angle of the token's table row (row
+    position_ids[b, s], or offset + s); the pairs are (2i, 2i + 1) when interleaved, else (i, i + R / 2)."""
+    batch, seq = q.shape[0], q.shape[2]
+    c, s = f64(cos), f64(sin)
+    if c.dim() == 4:
+        c, s = c[:, 0], s[:, 0]
+    if c.dim() == 2:
+        c, s = c.expand(batch, -1, -1), s.expand(batch, -1, -1)
+    c, s = c.expand(batch, -1, -1), s.expand(batch, -1, -1)
+    if position_ids is None:
+        rows = torch.arange(offset, offset + seq).expand(batch, seq)
+    else:
+        rows = position_ids.long().reshape(-1, seq).expand(batch, seq)
+    cb = torch.stack([c[b, rows[b]] for b in range(batch)])[:, None]  # [B, 1, S, R]
+    sb = torch.stack([s[b, rows[b]] for b in range(batch)])[:, None]
+    r = c.shape[-1]
+    if interleaved:
+        first, second = torch.arange(0, r, 2), torch.arange(1, r, 2)
+    else:
+        first, second = torch.arange(0, r // 2), torch.arange(r // 2, r)
+
+    def apply(x):
+        x = f64(x)
+        out = x.clone()
+        x1, x2 = x[..., first], x[..., second]
+        if magnitude:  # |x1 c| + |x2 s|: the scale of an fp32 evaluation's rounding (it may cancel)
+            out = out.abs()
+            out[..., first] = (x1 * cb[..., first]).abs() + (x2 * sb[..., first]).abs()
+            out[..., second] = (x2 * cb[..., second]).abs() + (x1 * sb[..., second]).abs()
+            return out
+        out[..., first] = x1 * cb[..., first] - x2 * sb[..., first]
+        out[..., second] = x2 * cb[..., second] + x1 * sb[..., second]
+        return out
+
+    return apply(q), apply(k)
+
+
+def kv_cache_append(k_cache, v_cache, k, v, offset):
+    """The caches after the append: rows offset .. offset + S_new - 1 replaced by k and v."""
+    kc, vc = f64(k_cache).clone(), f64(v_cache).clone()
+    new = k.shape[2]
+    kc[:, :, offset:offset + new] = f64(k)
+    vc[:, :, offset:offset + new] = f64(v)
+    return kc, vc
+
+
+def attention_unspecified_rows(q, k, v, mask, causal, scale=None, kv_len=None):
+    """Rows outside attention's contract (docs/kernels.md): some key's fp32 dot product q . k may overflow on the
+    way (sum |q_i k_i| * max(|scale|, 1) beyond FLT_MAX), so its score is inf or NaN depending on the order of the
+    sum, as in PyTorch's own fp32 matmul."""
+    n = k.shape[2] if kv_len is None else kv_len
+    group = q.shape[1] // k.shape[1]
+    keys = f64(k[:, :, :n]).abs().repeat_interleave(group, dim=1)
+    scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else scale
+    bound = f64(q).abs() @ keys.transpose(-1, -2) * max(abs(scale), 1.0)
+    return (bound > FLT_MAX).any(-1, keepdim=True)

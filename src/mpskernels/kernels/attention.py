@@ -307,5 +307,6 @@ ATTENTION = KernelFamily(
             "materialised",
     examples=examples,
     fallback_examples=fallback_examples,
+    aligned_inputs=("q", "k", "v"),  # 16-byte vector loads of q (decode), k and v rows
 )
 FAMILIES = (ATTENTION,)
