@@ -270,7 +270,7 @@ inline RowStatistics row_statistics(thread const float* v, float k, const device
   // Uniform over the row (both follow a reduction): an overflowed variance, or one so small (with eps) that it
   // lies in or below fp32's subnormal range (values spread over less than ~1e-15 at eps = 0: the variance
   // underflows to 0 and the normalised values to +-inf where the formula's are finite).
-  if (is_nonfinite(moments.y) || moments.y + eps < 0x1p-100f) {
+  if (is_nonfinite(moments.y) || moments.y + eps < 7.8886090522101181e-31f) {  // 2^-100
     const float half_spread = row_half_spread<T, NC, RESIDUAL>(v, x, residual_out, n, vec, slot, k, simd_lane,
                                                                simd_group, partials_a);
     if (is_nonfinite(half_spread)) {

@@ -53,7 +53,8 @@ def check(op: str, index: int) -> str | None:
     before = [a.clone() if isinstance(a, torch.Tensor) else None for a in case.args]
     expected = getattr(oracles, op)(*case.args)
     expected = expected if isinstance(expected, tuple) else (expected,)
-    where = f"replay({op!r}, {index})  # {case.note}: {describe(case.args)}"
+    where = (f"PYTHONPATH=src:tests python -c \"from fuzz.test_fuzz import replay; replay({op!r}, {index})\"  "
+             f"# {case.note}: {describe(case.args)}")
     try:
         with use_backend("emulator"):
             out = registry.op(op)(*args)

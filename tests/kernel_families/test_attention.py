@@ -387,3 +387,21 @@ def test_attention_results_the_formula_gets_finite_are_finite(q_len, kv, dtype):
             assert got.isfinite().all(), what
             result = compare(got, want, dtype)
             assert result.ok, f"{what}: {result}"
+
+
+@pytest.mark.parametrize("q_len", [3, 20], ids=["decode", "prefill"])
+def test_inputs_at_a_misaligned_offset_are_copied_before_the_vector_loads(q_len):
+    """Found by tests/fuzz: contiguous q, k, v views at a storage offset of 5 floats (not 16-byte aligned) reached
+    the kernels' 16-byte vector loads and crashed the emulator (a misaligned vector load, undefined on Metal)."""
+    q, k, v = qkv(1, 4, 2, q_len, 24, 64, seed=6)
+
+    def misaligned(t):
+        storage = torch.full((t.numel() + 5,), float("nan"))
+        view = storage[5:].view(t.shape)
+        view.copy_(t)
+        assert view.is_contiguous() and view.data_ptr() % 16
+        return view
+
+    got = emulated(misaligned(q), misaligned(k), misaligned(v), causal=True, scale=0.05)
+    result = compare(got, expected(q, k, v, causal=True, scale=0.05), torch.float32)
+    assert result.ok, str(result)

@@ -464,3 +464,21 @@ def test_norms_of_rows_with_inf_or_nan_are_nan():
     x[0, 3], x[1, 0], x[2, 5] = float("inf"), float("-inf"), float("nan")
     for out in (emulated("layer_norm", x, None, None, 1e-5), ln.reference(x, None, None, 1e-5)):
         assert out[:3].isnan().all() and out[3].isfinite().all()
+
+
+@pytest.mark.parametrize("cols", [40, 20000], ids=["registers", "past-registers"])
+def test_tiny_values_at_eps_0_are_normalised_not_infinite(cols):
+    """Found by tests/fuzz: values of 1e-30 at eps = 0 have an fp32 variance of 0 (1e-60 underflows), so
+    (v - mean) * rsqrt(0) was +-inf; the formula's value is finite (about +-1)."""
+    gen = torch.Generator().manual_seed(cols)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = (torch.randn(2, cols, generator=gen) * 1e-30).to(dtype)
+        for name, args, want in [
+            ("layer_norm", (x, None, None, 0.0), oracles.layer_norm(x, None, None, 0.0)),
+            ("group_norm", (x.reshape(2, 4, -1), 2, None, None, 0.0), oracles.group_norm(x.reshape(2, 4, -1), 2,
+                                                                                          None, None, 0.0)),
+        ]:
+            family = ln.LAYER_NORM if name == "layer_norm" else gn.GROUP_NORM
+            for out in (emulated(name, *args), family.reference(*args)):
+                result = compare(out, want, dtype)
+                assert result.ok, f"{name} {dtype}: {result}"
