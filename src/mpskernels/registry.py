@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 import struct
 from typing import Any, Mapping
@@ -64,7 +65,7 @@ def _type_name(value: Any) -> str:
 def _check_float(op: str, name: str, value: Any) -> None:
     """A float argument: a real number every backend can pass to a kernel as a float32 (finite, |value| <= FLT_MAX;
     values that round to FLT_MAX included, as struct packing rounds them)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real too
         raise TypeError(f"{op}: {name} must be a float, got {_type_name(value)}")
     try:
         finite = math.isfinite(value) and struct.pack("<f", value) is not None
@@ -91,7 +92,7 @@ def check_argument_types(family: KernelFamily, inputs: Mapping[str, Any]) -> Non
         elif base == "float":
             _check_float(op, name, value)
         elif base == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{op}: {name} must be an int, got {_type_name(value)}")
             if not -2**63 <= value < 2**63:
                 raise ValueError(f"{op}: {name} = {value} does not fit in 64 bits")
