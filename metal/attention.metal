@@ -7,7 +7,12 @@
 // Causal semantics: query i (0-based) of the Sq queries sits at absolute position kv_len - Sq + i and attends keys
 // at positions <= that (PyTorch's is_causal when Sq == kv_len).
 //
-// Every kernel keeps every intermediate in fp32 (q is pre-multiplied by scale as it is loaded). In prefill the
+// Every kernel keeps every intermediate in fp32. Arithmetic order (so that a result the plain formula gets finite
+// in fp32 is finite here too): q is multiplied by the scale's part up to 1 as it is loaded, the scores by the rest
+// after the dot product (split_scale), so neither product overflows unless the score itself does; probabilities
+// are accumulated times 2^-ceil(log2 kv_len) (probability_scale), so l <= 1 and the unnormalised O = sum p v stays
+// within max |v| wherever it is summed (per key slot, SIMD group, block or merge), and dividing by l at the end
+// cancels the factor. In prefill the
 // scores, the running row max m, the running row sum l and the output accumulator O live in registers as 8x8
 // simdgroup matrices (Apple's lane layout: lane l holds row (l / 16) * 4 + (l / 2) % 4, columns
 // ((l / 8) % 2) * 4 + (l % 2) * 2 + {0, 1}; the four lanes sharing a row differ in lane bits 0 and 3, so a row
@@ -107,6 +112,19 @@ inline float row_sum(float x) {
   return x + simd_shuffle_xor(x, ushort(8));
 }
 
+// scale = q_scale * score_scale with |q_scale| <= 1 and score_scale >= 1: q * q_scale cannot overflow, and
+// (q . k) * score_scale overflows only where (q . k) * scale does.
+inline float2 split_scale(float scale) {
+  const float magnitude = abs(scale);
+  return float2(copysign(min(magnitude, 1.0f), scale), max(magnitude, 1.0f));
+}
+
+// 2^-k with 2^k >= kv_len: probabilities (each <= 1) times this sum to at most 1 over all kv_len keys.
+inline float probability_scale(uint kv_len) {
+  const uint k = kv_len <= 1 ? 0u : 32u - clz(kv_len - 1);
+  return as_type<float>((127u - k) << 23);
+}
+
 // Whether query position q_pos may see key position `key`.
 inline bool is_visible(uint key, uint kv_len, bool causal, uint q_pos) {
   return key < kv_len && (!causal || key <= q_pos);
@@ -140,7 +158,8 @@ inline uint mask_scores(thread frag_t* S, uint key0, int col, bool row_ok, uint 
 // max and sum of the lane's row, turns S into probabilities (0 where not visible) and returns the factor that
 // rescales O. While a row has seen nothing visible, m stays MASKED, factor is 1 and l and O stay 0.
 template <int N>
-inline float online_softmax(thread frag_t* S, uint visible, thread float& m_run, thread float& l_run) {
+inline float online_softmax(thread frag_t* S, uint visible, thread float& m_run, thread float& l_run,
+                            float p_scale) {
   float block_max = MASKED;
   for (int j = 0; j < N; j++) {
     block_max = max(block_max, max(S[j].thread_elements()[0], S[j].thread_elements()[1]));
@@ -150,7 +169,8 @@ inline float online_softmax(thread frag_t* S, uint visible, thread float& m_run,
   float block_sum = 0.0f;
   for (int j = 0; j < N; j++) {
     for (int e = 0; e < 2; e++) {
-      float p = (visible >> (2 * j + e)) & 1u ? metal::precise::exp(S[j].thread_elements()[e] - m_new) : 0.0f;
+      float p = (visible >> (2 * j + e)) & 1u ? metal::precise::exp(S[j].thread_elements()[e] - m_new) * p_scale
+                                              : 0.0f;
       S[j].thread_elements()[e] = p;
       block_sum += p;
     }
@@ -233,8 +253,10 @@ template <typename T, int D>
   const bool row_ok = q_index < q_len;
   const uint q_pos = kv_len - q_len + q_index;      // its absolute position (causal)
 
+  const float2 scales = split_scale(scale);  // (q's factor, the scores' factor)
+  const float p_scale = probability_scale(kv_len);
   frag_t Q[DF];
-  load_queries<T, D>(Q, q + (q_head * q_len + q_index) * D, row_ok, scale, col);
+  load_queries<T, D>(Q, q + (q_head * q_len + q_index) * D, row_ok, scales.x, col);
   const size_t mask_off = size_t(batch) * mask_stride_b + size_t(head) * mask_stride_h +
                           size_t(row_ok ? q_index : 0) * mask_stride_q;
   const device T* mask_row = q;  // never read unless has_mask
@@ -274,10 +296,11 @@ template <typename T, int D>
         Kt.thread_elements()[1] = float(kv_tile[(j * FRAG + col + 1) * LD + d * FRAG + row]);
         simdgroup_multiply_accumulate(S[j], Q[d], Kt, S[j]);
       }
+      S[j].thread_elements() *= scales.y;
     }
     const uint visible = mask_scores<T, KF>(S, k0, col, row_ok, kv_len, causal, q_pos, mask_row, bool_mask_row,
                                             mask_stride_k);
-    const float factor = online_softmax<KF>(S, visible, m_run, l_run);
+    const float factor = online_softmax<KF>(S, visible, m_run, l_run, p_scale);
     for (int d = 0; d < DF; d++) {
       O[d].thread_elements() *= factor;
     }
@@ -371,7 +394,8 @@ template <typename T, int D>
 inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
                           thread const float* q, thread float* o, thread float* m, thread float* l,
                           thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
-                          const device T* mask, const device bool* bool_mask, uint mask_stride_k) {
+                          const device T* mask, const device bool* bool_mask, uint mask_stride_k,
+                          float score_scale, float p_scale) {
   typedef DecodeLayout<T, D> Lay;
   for (int r = 0; r < Lay::ROWS; r++) {
     if (uint(r) >= rows.count) {
@@ -381,7 +405,7 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
     for (int e = 0; e < Lay::E; e++) {
       s += q[r * Lay::E + e] * kf[e];
     }
-    s = key_sum<Lay::L>(s);
+    s = key_sum<Lay::L>(s) * score_scale;
     bool visible = in_range && (!causal || key <= rows.q_pos[r]);
     if (has_bool_mask && visible) {
       visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
@@ -399,7 +423,7 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
       }
       m[r] = m_new;
     }
-    const float p = visible ? metal::precise::exp(s - m_new) : 0.0f;
+    const float p = visible ? metal::precise::exp(s - m_new) * p_scale : 0.0f;
     l[r] += p;  // this key slot's share; the slots are summed at the end
     for (int e = 0; e < Lay::E; e++) {
       o[r * Lay::E + e] += p * vf[e];
@@ -439,11 +463,13 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint chunk = lane % Lay::L, slot = lane / Lay::L;
   const uint d0 = chunk * E;
   const bool active = Lay::FULL || int(chunk) < Lay::CHUNKS;
+  const float2 scales = split_scale(scale);  // (q's factor, the scores' factor)
+  const float p_scale = probability_scale(kv_len);
   float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
   for (int r = 0; r < ROWS; r++) {
     load_chunk<T, E>(q_reg + r * E, q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active);
     for (int e = 0; e < E; e++) {
-      q_reg[r * E + e] *= scale;
+      q_reg[r * E + e] *= scales.x;
       o[r * E + e] = 0.0f;
     }
     m[r] = MASKED;
@@ -466,7 +492,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
     }
     for (int u = 0; u < U; u++) {
       decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
-                          mask, bool_mask, mask_strides.w);
+                          mask, bool_mask, mask_strides.w, scales.y, p_scale);
     }
   }
   for (; base < k_end; base += Lay::STEP) {
@@ -474,7 +500,8 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
     const bool in_range = key < k_end;
     load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
     load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
-    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w);
+    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w,
+                        scales.y, p_scale);
   }
 
   // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.

@@ -14,10 +14,13 @@
 // span (a group size that is not a whole number of chunks, a storage offset), goes element by element with a guard
 // on each. Threadgroups: the span's chunks / N_CHUNKS in whole SIMD groups, at most 1024 (Apple GPUs: SIMD width
 // 32, at most 1024 threads): image-model groups are long, so one threadgroup per (n, group) uses them all.
-// Statistics in fp32, stably: sum -> mean, then sum of (v - mean)^2 over the register-held values; chunks past the
-// register capacity keep a running per-thread count / mean / m2 merged a chunk at a time (Chan et al.) and
-// contribute m2 + count * (mean_t - mean)^2. Both reductions: simd_sum, then across SIMD groups through
-// threadgroup memory (metal/rows.h).
+// Statistics in fp32, stably (metal/rows.h, row_statistics): values shifted by the span's first value k (a constant
+// group normalises to exactly 0, NaN at eps = 0, as PyTorch), sum of (v - k) -> mean, then sum of
+// (v - k - mean)^2 over the register-held values; chunks past the register capacity keep a running per-thread
+// count / mean / m2 merged a chunk at a time (Chan et al.) and contribute m2 + count * (mean_t - mean)^2. Both
+// reductions: simd_sum, then across SIMD groups through threadgroup memory. A group whose fp32 sums overflow
+// although its values are finite is done again on values scaled by a power of two (one max reduction more, and
+// one more read of the chunks past the register capacity, for such groups only); inf or NaN gives NaN throughout.
 //
 // Passes over memory and bytes per element (E = sizeof(T)):
 //   group_elems <= threads * N_CHUNKS chunks (16384 floats, 32768 halves at 1024 threads): x read once, out
@@ -94,8 +97,8 @@ template <typename T>
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   constexpr int N = ChunkOf<T>::N;
-  threadgroup float partial_sums[SIMD_SIZE];
-  threadgroup float partial_m2[SIMD_SIZE];
+  threadgroup float partials_a[SIMD_SIZE];
+  threadgroup float partials_b[SIMD_SIZE];
 
   const size_t span = size_t(group_index) * group_elems;
   x += span;
@@ -106,75 +109,27 @@ template <typename T>
   const bool vec = aligned16(x) && aligned16(out);
   const RowSlot slot = {group_index, lid, threads};
 
-  float v[N_CHUNKS][N];
-  float sum = 0.0f;
+  float v[N_CHUNKS * N];
   for (int s = 0; s < N_CHUNKS; s++) {
-    load_chunk(x, lid + s * threads, size, vec, v[s]);  // chunks past the span read as 0
-    for (int i = 0; i < N; i++) {
-      sum += v[s][i];
-    }
+    load_chunk(x, lid + s * threads, size, vec, v + s * N);  // chunks past the span read as 0
   }
-  // Past the register capacity: running count, mean and m2 of this thread's elements, merged per chunk.
-  float tail_count = 0.0f;
-  float tail_mean = 0.0f;
-  float tail_m2 = 0.0f;
-  for (uint c = lid + N_CHUNKS * threads; c < chunks; c += threads) {
-    float h[N];
-    load_chunk(x, c, size, vec, h);
-    const int valid = int(min(uint(N), size - c * N));
-    float c_sum = 0.0f;
-    for (int i = 0; i < N; i++) {
-      c_sum += h[i];  // elements past the span read as 0
-    }
-    const float c_mean = c_sum / float(valid);
-    float c_m2 = 0.0f;
-    for (int i = 0; i < N; i++) {
-      if (i < valid) {
-        const float d = h[i] - c_mean;
-        c_m2 += d * d;
-      }
-    }
-    const float merged = tail_count + float(valid);
-    const float delta = c_mean - tail_mean;
-    tail_mean += delta * (float(valid) / merged);
-    tail_m2 += c_m2 + delta * delta * (tail_count * float(valid) / merged);
-    tail_count = merged;
-    sum += c_sum;
-  }
-
-  const float mean = row_sum(sum, slot, partial_sums, simd_lane, simd_group) / float(size);
-
-  float m2 = 0.0f;
-  for (int s = 0; s < N_CHUNKS; s++) {
-    const uint c = lid + s * threads;
-    for (int i = 0; i < N; i++) {
-      if (c * N + i < size) {
-        const float d = v[s][i] - mean;
-        m2 += d * d;
-      }
-    }
-  }
-  if (tail_count > 0.0f) {
-    const float d = tail_mean - mean;
-    m2 += tail_m2 + tail_count * d * d;
-  }
-  const float var = row_sum(m2, slot, partial_m2, simd_lane, simd_group) / float(size);
-  const float inv_std = metal::precise::rsqrt(var + eps);
+  const RowStatistics st = row_statistics<T, N_CHUNKS, false>(v, float(x[0]), x, x, out, size, vec, slot, eps,
+                                                              simd_lane, simd_group, partials_a, partials_b);
 
   for (int s = 0; s < N_CHUNKS; s++) {
     const uint c = lid + s * threads;
     if (c < chunks) {
       for (int i = 0; i < N; i++) {
-        v[s][i] = (v[s][i] - mean) * inv_std;
+        v[s * N + i] = (fma(v[s * N + i], st.scale, -st.shift) - st.mean) * st.inv_std;
       }
-      store_group_chunk(out, weight, bias, c, size, vec, first_channel, spatial, v[s]);
+      store_group_chunk(out, weight, bias, c, size, vec, first_channel, spatial, v + s * N);
     }
   }
   for (uint c = lid + N_CHUNKS * threads; c < chunks; c += threads) {
     float h[N];
     load_chunk(x, c, size, vec, h);
     for (int i = 0; i < N; i++) {
-      h[i] = (h[i] - mean) * inv_std;
+      h[i] = (fma(h[i], st.scale, -st.shift) - st.mean) * st.inv_std;
     }
     store_group_chunk(out, weight, bias, c, size, vec, first_channel, spatial, h);
   }

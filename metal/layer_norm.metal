@@ -17,14 +17,19 @@
 // most 1024: 256 for a 4096-wide fp32 row), small enough that several rows stay resident per core and one row's
 // loads overlap another's reductions.
 //
-// Statistics in fp32, stably, without E[x^2] - E[x]^2:
-//   1. sum of the row -> mean;
-//   2. sum of (v - mean)^2 over the values held in registers (an exact second pass over registers, not memory)
-//      -> variance. A constant row has variance exactly 0.
+// Statistics in fp32, stably, without E[x^2] - E[x]^2 (metal/rows.h, row_statistics): every value is shifted by
+// the row's first value k (a constant row then normalises to exactly 0, NaN at eps = 0, as PyTorch);
+//   1. sum of (v - k) -> mean of the shifted row;
+//   2. sum of (v - k - mean)^2 over the values held in registers (a second pass over registers, not memory)
+//      -> variance.
 // Chunks past the register capacity (rows longer than that, or a dispatch with fewer threads than the row needs)
 // are not held: in the first pass each thread keeps running count / mean / sum of squared deviations of them,
 // merged a chunk at a time (Chan et al.), and in step 2 adds m2 + count * (chunk_mean - mean)^2 — still no
 // cancellation. They are read a second time for the store.
+// A row whose fp32 sums overflow although its values are finite (values spread over more than ~1e19: bf16 or
+// fp32 near +-3.4e38) takes one more max reduction and recomputes the statistics on values scaled by a power of
+// two; its chunks past the register capacity are then read once more (only such rows pay this extra pass). A row
+// holding inf or NaN gives NaN throughout.
 //
 // Memory traffic per element (E = sizeof(T)), rows that fit in registers — the minimum for both ops:
 //   layer_norm:     read x (E), write out (E)                                              = 2E   (minimum 2E)
@@ -79,8 +84,8 @@ inline void layer_norm_row(
     RowSlot slot,
     uint simd_lane,
     uint simd_group,
-    threadgroup float* partial_sums,
-    threadgroup float* partial_m2) {
+    threadgroup float* partials_a,
+    threadgroup float* partials_b) {
   constexpr int N = ChunkOf<T>::N;
   const uint chunks = (n + N - 1) / N;
   const uint P = slot.threads;
@@ -89,82 +94,37 @@ inline void layer_norm_row(
     vec = vec && aligned16(residual) && aligned16(residual_out);
   }
 
-  float v[N_CHUNKS][N];
-  float sum = 0.0f;
+  float v[N_CHUNKS * N];
   for (int s = 0; s < N_CHUNKS; s++) {
     const uint c = slot.lid + s * P;
     if (c < chunks) {
-      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
+      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v + s * N);
     } else {
       for (int i = 0; i < N; i++) {
-        v[s][i] = 0.0f;
-      }
-    }
-    for (int i = 0; i < N; i++) {
-      sum += v[s][i];
-    }
-  }
-  // Past the register capacity: running count, mean and m2 of this thread's elements, merged per chunk.
-  float tail_count = 0.0f;
-  float tail_mean = 0.0f;
-  float tail_m2 = 0.0f;
-  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
-    float h[N];
-    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
-    const int valid = int(min(uint(N), n - c * N));
-    float c_sum = 0.0f;
-    for (int i = 0; i < N; i++) {
-      c_sum += h[i];  // elements past n read as 0
-    }
-    const float c_mean = c_sum / float(valid);
-    float c_m2 = 0.0f;
-    for (int i = 0; i < N; i++) {
-      if (i < valid) {
-        const float d = h[i] - c_mean;
-        c_m2 += d * d;
-      }
-    }
-    const float merged = tail_count + float(valid);
-    const float delta = c_mean - tail_mean;
-    tail_mean += delta * (float(valid) / merged);
-    tail_m2 += c_m2 + delta * delta * (tail_count * float(valid) / merged);
-    tail_count = merged;
-    sum += c_sum;
-  }
-
-  const float mean = row_sum(sum, slot, partial_sums, simd_lane, simd_group) / float(n);
-
-  float m2 = 0.0f;
-  for (int s = 0; s < N_CHUNKS; s++) {
-    const uint c = slot.lid + s * P;
-    for (int i = 0; i < N; i++) {
-      if (c * N + i < n) {
-        const float d = v[s][i] - mean;
-        m2 += d * d;
+        v[s * N + i] = 0.0f;
       }
     }
   }
-  if (tail_count > 0.0f) {
-    const float d = tail_mean - mean;
-    m2 += tail_m2 + tail_count * d * d;
-  }
-  const float var = row_sum(m2, slot, partial_m2, simd_lane, simd_group) / float(n);
-  const float inv_std = metal::precise::rsqrt(var + eps);
+  // The shift: the row's first value, as the kernel sees it (h = T(x + residual) for add_layer_norm).
+  const float k = RESIDUAL ? float(T(float(x[0]) + float(residual[0]))) : float(x[0]);
+  const RowStatistics st = row_statistics<T, N_CHUNKS, RESIDUAL>(v, k, x, residual, residual_out, n, vec, slot,
+                                                                 eps, simd_lane, simd_group, partials_a,
+                                                                 partials_b);
 
   for (int s = 0; s < N_CHUNKS; s++) {
     const uint c = slot.lid + s * P;
     if (c < chunks) {
       for (int i = 0; i < N; i++) {
-        v[s][i] = (v[s][i] - mean) * inv_std;
+        v[s * N + i] = (fma(v[s * N + i], st.scale, -st.shift) - st.mean) * st.inv_std;
       }
-      store_affine(out, weight, bias, c, n, vec, v[s]);
+      store_affine(out, weight, bias, c, n, vec, v + s * N);
     }
   }
   for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
     float h[N];
     load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h);  // this thread stored residual_out's chunk c
     for (int i = 0; i < N; i++) {
-      h[i] = (h[i] - mean) * inv_std;
+      h[i] = (fma(h[i], st.scale, -st.shift) - st.mean) * st.inv_std;
     }
     store_affine(out, weight, bias, c, n, vec, h);
   }
@@ -183,12 +143,12 @@ template <typename T>
     uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
-  threadgroup float partial_sums[SIMD_SIZE];
-  threadgroup float partial_m2[SIMD_SIZE];
+  threadgroup float partials_a[SIMD_SIZE];
+  threadgroup float partials_b[SIMD_SIZE];
   const RowSlot slot = row_slot(group_pos, lid, group_size);
   const size_t offset = size_t(slot.row) * axis_size;
   layer_norm_row<T, false>(x + offset, x, weight, bias, out + offset, out, eps, axis_size, slot, simd_lane,
-                           simd_group, partial_sums, partial_m2);
+                           simd_group, partials_a, partials_b);
 }
 
 template <typename T>
@@ -206,12 +166,12 @@ template <typename T>
     uint2 group_size [[threads_per_threadgroup]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
-  threadgroup float partial_sums[SIMD_SIZE];
-  threadgroup float partial_m2[SIMD_SIZE];
+  threadgroup float partials_a[SIMD_SIZE];
+  threadgroup float partials_b[SIMD_SIZE];
   const RowSlot slot = row_slot(group_pos, lid, group_size);
   const size_t offset = size_t(slot.row) * axis_size;
   layer_norm_row<T, true>(x + offset, residual + offset, weight, bias, out + offset, residual_out + offset, eps,
-                          axis_size, slot, simd_lane, simd_group, partial_sums, partial_m2);
+                          axis_size, slot, simd_lane, simd_group, partials_a, partials_b);
 }
 
 // Host names: layer_norm_<dtype> and add_layer_norm_<dtype>.

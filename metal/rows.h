@@ -1,5 +1,6 @@
-// What the row kernels (metal/rms_norm.metal, metal/layer_norm.metal) share: which row a thread works on, the
-// row's sum over its threads, and the fused residual add.
+// What the row kernels (metal/rms_norm.metal, metal/layer_norm.metal, metal/group_norm.metal) share: which row a
+// thread works on, the row's sum and max over its threads, the fused residual add, and the mean / variance
+// statistics of the LayerNorm-style kernels (row_statistics, at the end).
 //
 // Layouts (sizes for Apple GPUs: SIMD width 32, at most 1024 threads per threadgroup):
 //   32 x R threadgroups: one SIMD group per row, R rows per threadgroup. The row reduces with one simd_sum: no
@@ -34,6 +35,23 @@ inline float threadgroup_sum(float value, threadgroup float* partials, uint thre
   return simd_sum(total);
 }
 
+// Max of `value` over the threadgroup, returned to every thread (same partials rule as threadgroup_sum).
+inline float threadgroup_max(float value, threadgroup float* partials, uint threads, uint simd_lane,
+                             uint simd_group) {
+  value = simd_max(value);
+  if (simd_lane == 0) {
+    partials[simd_group] = value;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
+  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);
+  float total = 0.0f;  // the values reduced here are >= 0
+  for (uint i = simd_lane; i < num_groups; i += lanes) {
+    total = max(total, partials[i]);
+  }
+  return simd_max(total);
+}
+
 // The row a thread works on, its index among the row's threads, and how many threads the row has.
 struct RowSlot {
   uint row;
@@ -53,6 +71,14 @@ inline float row_sum(float value, RowSlot s, threadgroup float* partials, uint s
   return threadgroup_sum(value, partials, s.threads, simd_lane, simd_group);
 }
 
+// Max over the row's threads (of values >= 0).
+inline float row_max(float value, RowSlot s, threadgroup float* partials, uint simd_lane, uint simd_group) {
+  if (s.threads <= SIMD_SIZE) {
+    return simd_max(value);
+  }
+  return threadgroup_max(value, partials, s.threads, simd_lane, simd_group);
+}
+
 // Chunk c of the values a norm sees: x, or the residual sum rounded to T (as the unfused `h = x + residual` in
 // T), which is also stored to residual_out.
 template <typename T, bool RESIDUAL>
@@ -67,4 +93,196 @@ inline void load_row_input(const device T* x, const device T* residual, device T
     }
     store_chunk(residual_out, c, n, vec, v);
   }
+}
+
+// ---- Mean and variance of a row (layer_norm, add_layer_norm, group_norm) ----
+//
+// The row's values are shifted by its first value k before anything is summed: d = v - k. Summing v itself and
+// dividing by n gives a mean a few ulps off for a constant row, hence a variance of delta^2 instead of 0 and
+// (v - mean) * rsqrt(delta^2 + eps) near +-1 when eps << delta^2 (BERT's eps = 1e-12). Shifted, a constant row has
+// d = 0 exactly, so mean 0, variance 0 and a normalised value of exactly 0 (NaN at eps = 0, as PyTorch). The shift
+// also keeps rows with a large mean and a small spread accurate. Then, as before, two passes over the registers:
+// mean of d, then the sum of (d - mean)^2 (no E[x^2] - E[x]^2 cancellation).
+//
+// Range: d and its square are fp32, so a row of finite values spread over more than about 1e19 (bf16 or fp32
+// values near +-3.4e38) overflows the sums where the exact result is finite, and one spread over less than about
+// 1e-15 (tiny values) has a variance that underflows, which matters where eps does not dominate it (eps = 0).
+// Such a row (variance inf or NaN with every value finite, or variance + eps below 2^-100) is done again with d
+// scaled by a power of two, d * s = v * s - k * s, s chosen from the row's largest |d| (one max reduction): the
+// mean and variance are then those of d * s, eps is scaled by s^2, and (d * s - mean) * rsqrt(var + eps * s^2) is
+// the same normalised value. This rescue is a branch uniform over the row (it follows a reduction), taken only by
+// such rows; it re-reads the chunks past the register capacity. The ordinary path costs one extra load of the
+// row's first value (cached) and one fma per element. A row holding inf or NaN normalises to NaN throughout, as
+// PyTorch's formula does.
+
+// Whether x is inf or NaN, from its bits (fast math may fold isfinite / isnan away).
+inline bool is_nonfinite(float x) {
+  return (as_type<uint>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+// The number of the N elements of chunk c that lie inside an n-element row (0 past it).
+inline int chunk_valid(uint c, uint n, int N) {
+  return c * N >= n ? 0 : int(min(uint(N), n - c * N));
+}
+
+// Running count / mean / m2 of a thread's shifted values past its register capacity, merged a chunk at a time
+// (Chan et al.). A constant row keeps mean = m2 = 0 exactly.
+struct TailMoments {
+  float count;
+  float mean;
+  float m2;
+};
+
+// Merges the first `valid` values d[i] = v[i] * s - ks of a chunk into t; returns their sum.
+template <int N>
+inline float merge_tail_chunk(thread TailMoments& t, thread const float* v, int valid, float s, float ks) {
+  float d[N];
+  float c_sum = 0.0f;
+  for (int i = 0; i < N; i++) {
+    d[i] = fma(v[i], s, -ks);
+    if (i < valid) {
+      c_sum += d[i];
+    }
+  }
+  const float c_mean = c_sum / float(valid);
+  float c_m2 = 0.0f;
+  for (int i = 0; i < N; i++) {
+    if (i < valid) {
+      const float e = d[i] - c_mean;
+      c_m2 += e * e;
+    }
+  }
+  const float merged = t.count + float(valid);
+  const float delta = c_mean - t.mean;
+  t.mean += delta * (float(valid) / merged);
+  t.m2 += c_m2 + delta * delta * (t.count * float(valid) / merged);
+  t.count = merged;
+  return c_sum;
+}
+
+// Chunk c of a row past the register capacity. The first pass reads x (and residual, storing residual_out:
+// load_row_input); later passes read back x, or the residual_out this thread stored.
+template <typename T, bool RESIDUAL>
+inline void load_tail_chunk(const device T* x, const device T* residual, device T* residual_out, uint c, uint n,
+                            bool vec, bool first, thread float* h) {
+  if (first) {
+    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
+  } else if (RESIDUAL) {
+    load_chunk(residual_out, c, n, vec, h);
+  } else {
+    load_chunk(x, c, n, vec, h);
+  }
+}
+
+// (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
+// at v + j * N), the rest comes through load_tail_chunk. Two reductions, through partials_a then partials_b.
+template <typename T, int NC, bool RESIDUAL>
+inline float2 row_moments(thread const float* v, const device T* x, const device T* residual,
+                          device T* residual_out, uint n, bool vec, RowSlot slot, bool first, float s, float ks,
+                          uint simd_lane, uint simd_group, threadgroup float* partials_a,
+                          threadgroup float* partials_b) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+  const uint P = slot.threads;
+  float sum = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    const int valid = chunk_valid(slot.lid + j * P, n, N);
+    for (int i = 0; i < N; i++) {
+      if (i < valid) {
+        sum += fma(v[j * N + i], s, -ks);
+      }
+    }
+  }
+  TailMoments tail = {0.0f, 0.0f, 0.0f};
+  for (uint c = slot.lid + NC * P; c < chunks; c += P) {
+    float h[N];
+    load_tail_chunk<T, RESIDUAL>(x, residual, residual_out, c, n, vec, first, h);
+    sum += merge_tail_chunk<N>(tail, h, chunk_valid(c, n, N), s, ks);
+  }
+  const float mean = row_sum(sum, slot, partials_a, simd_lane, simd_group) / float(n);
+
+  float m2 = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    const int valid = chunk_valid(slot.lid + j * P, n, N);
+    for (int i = 0; i < N; i++) {
+      if (i < valid) {
+        const float e = fma(v[j * N + i], s, -ks) - mean;
+        m2 += e * e;
+      }
+    }
+  }
+  if (tail.count > 0.0f) {
+    const float e = tail.mean - mean;
+    m2 += tail.m2 + tail.count * e * e;
+  }
+  return float2(mean, row_sum(m2, slot, partials_b, simd_lane, simd_group) / float(n));
+}
+
+// Half the largest |v - k| over the row (halved so it cannot overflow), or inf if the row holds inf or NaN.
+template <typename T, int NC, bool RESIDUAL>
+inline float row_half_spread(thread const float* v, const device T* x, device T* residual_out, uint n, bool vec,
+                             RowSlot slot, float k, uint simd_lane, uint simd_group, threadgroup float* partials) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+  const uint P = slot.threads;
+  float spread = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    const int valid = chunk_valid(slot.lid + j * P, n, N);
+    for (int i = 0; i < N; i++) {
+      const float d = fma(v[j * N + i], 0.5f, -0.5f * k);
+      if (i < valid) {
+        spread = is_nonfinite(d) ? as_type<float>(0x7f800000u) : max(spread, abs(d));
+      }
+    }
+  }
+  for (uint c = slot.lid + NC * P; c < chunks; c += P) {
+    float h[N];
+    load_tail_chunk<T, RESIDUAL>(x, x, residual_out, c, n, vec, false, h);
+    const int valid = chunk_valid(c, n, N);
+    for (int i = 0; i < N; i++) {
+      const float d = fma(h[i], 0.5f, -0.5f * k);
+      if (i < valid) {
+        spread = is_nonfinite(d) ? as_type<float>(0x7f800000u) : max(spread, abs(d));
+      }
+    }
+  }
+  return row_max(spread, slot, partials, simd_lane, simd_group);
+}
+
+// normalised = fma(v, scale, -shift) - mean) * inv_std
+struct RowStatistics {
+  float scale;
+  float shift;
+  float mean;
+  float inv_std;
+};
+
+// The row's statistics (see the section comment): the ordinary pass, and the scaled one for rows whose fp32
+// sums overflow. partials_a and partials_b: one float per SIMD group each.
+template <typename T, int NC, bool RESIDUAL>
+inline RowStatistics row_statistics(thread const float* v, float k, const device T* x, const device T* residual,
+                                    device T* residual_out, uint n, bool vec, RowSlot slot, float eps,
+                                    uint simd_lane, uint simd_group, threadgroup float* partials_a,
+                                    threadgroup float* partials_b) {
+  float2 moments = row_moments<T, NC, RESIDUAL>(v, x, residual, residual_out, n, vec, slot, true, 1.0f, k,
+                                                simd_lane, simd_group, partials_a, partials_b);
+  float s = 1.0f;
+  // Uniform over the row (both follow a reduction): an overflowed variance, or one so small (with eps) that it
+  // lies in or below fp32's subnormal range (values spread over less than ~1e-15 at eps = 0: the variance
+  // underflows to 0 and the normalised values to +-inf where the formula's are finite).
+  if (is_nonfinite(moments.y) || moments.y + eps < 7.8886090522101181e-31f) {  // 2^-100
+    const float half_spread = row_half_spread<T, NC, RESIDUAL>(v, x, residual_out, n, vec, slot, k, simd_lane,
+                                                               simd_group, partials_a);
+    if (is_nonfinite(half_spread)) {
+      moments.y = as_type<float>(0x7fc00000u);  // inf or NaN in the row: NaN throughout
+    } else if (half_spread > 0.0f) {  // a constant row keeps variance 0 (0 * rsqrt(eps), NaN at eps = 0)
+      // s = 2^(146 - E), E the biased exponent of half_spread: the largest |d * s| lands in [2^20, 2^21), so
+      // the sums of d * s and of its square neither overflow nor underflow.
+      const uint e = (as_type<uint>(half_spread) >> 23) & 0xffu;
+      s = as_type<float>(uint(clamp(273 - int(e), 1, 254)) << 23);
+      moments = row_moments<T, NC, RESIDUAL>(v, x, residual, residual_out, n, vec, slot, false, s, k * s,
+                                             simd_lane, simd_group, partials_b, partials_a);
+    }
+  }
+  return RowStatistics{s, k * s, moments.x, metal::precise::rsqrt(moments.y + eps * s * s)};
 }

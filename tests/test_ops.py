@@ -246,3 +246,103 @@ def test_kernels_are_race_free_under_shuffled_lane_order(family, poisoned_output
         for out, want in zip(got, run_reference(family, args, torch.float64)):
             result = compare(out, want, out.dtype if out.is_floating_point() else torch.float32)
             assert result.ok, str(result)
+
+
+# ---- issue 16: scalars, argument types, memory, every error named ----
+
+BACKENDS_TO_CHECK = ["reference", "emulator", None]  # None: the automatic choice (the reference on CPU)
+
+
+def raises_named(call, backend, exc, pattern):
+    ctx = use_backend(backend) if backend else __import__("contextlib").nullcontext()
+    with ctx, pytest.raises(exc, match=pattern):
+        call()
+
+
+@pytest.mark.parametrize("backend", BACKENDS_TO_CHECK)
+@pytest.mark.parametrize("name, make", [
+    ("softmax", lambda s: (torch.randn(2, 5), None, s)),
+    ("log_softmax", lambda s: (torch.randn(2, 5), None, s)),
+    ("attention", lambda s: (torch.randn(1, 1, 3, 64), torch.randn(1, 1, 3, 64), torch.randn(1, 1, 3, 64), None,
+                             False, s)),
+])
+@pytest.mark.parametrize("scale", [3.5e38, float("inf"), -float("inf"), float("nan")])
+def test_scalars_out_of_range_are_refused_by_every_backend(name, make, scale, backend):
+    """Item 3: scale >= FLT_MAX made the default backend return NaN while the emulator raised; now every backend
+    refuses it before anything runs, naming the op and the argument."""
+    raises_named(lambda: getattr(mpskernels.ops, name)(*make(scale)), backend, ValueError,
+                 rf"mpskernels\.{name}: scale must be a finite float32 value")
+
+
+@pytest.mark.parametrize("backend", BACKENDS_TO_CHECK)
+def test_eps_is_checked_up_front(backend):
+    for name, args in [("layer_norm", (torch.randn(2, 4), None, None)), ("rms_norm", (torch.randn(2, 4), None)),
+                       ("group_norm", (torch.randn(2, 4), 2, None, None))]:
+        for eps, pattern in [(-1e-5, "eps must be >= 0"), (1e39, "eps must be a finite float32"),
+                             (float("nan"), "eps must be a finite float32")]:
+            raises_named(lambda: getattr(mpskernels.ops, name)(*args, eps), backend, ValueError,
+                         rf"mpskernels\.{name}: {pattern}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS_TO_CHECK)
+@pytest.mark.parametrize("call, exc, pattern", [
+    (lambda: mpskernels.ops.softmax([1.0, 2.0]), TypeError, r"mpskernels\.softmax: x must be a tensor, got list"),
+    (lambda: mpskernels.ops.layer_norm(torch.randn(2, 3), [1.0, 1.0, 1.0], None, 1e-5), TypeError,
+     r"mpskernels\.layer_norm: weight must be a tensor or None, got list"),
+    (lambda: mpskernels.ops.rms_norm(torch.randn(2, 3), None, "1e-5"), TypeError,
+     r"mpskernels\.rms_norm: eps must be a float, got str"),
+    (lambda: mpskernels.ops.group_norm(torch.randn(2, 4), 2.0, None, None, 1e-5), TypeError,
+     r"mpskernels\.group_norm: groups must be an int, got float"),
+    (lambda: mpskernels.ops.attention(torch.randn(1, 1, 2, 0), torch.randn(1, 1, 2, 0), torch.randn(1, 1, 2, 0),
+                                      None, False), ValueError, r"mpskernels\.attention: .*head_dim 0"),
+    (lambda: mpskernels.ops.attention(torch.randn(1, 1, 2, 64), torch.randn(1, 1, 2, 64),
+                                      torch.randn(1, 1, 2, 64), None, 1), TypeError,
+     r"mpskernels\.attention: causal must be a bool, got int"),
+])
+def test_usage_errors_name_the_op_and_the_argument(call, exc, pattern, backend):
+    """Item 5: a list where a tensor belongs raised `unhashable type: 'list'`, head dim 0 a ZeroDivisionError."""
+    raises_named(call, backend, exc, pattern)
+
+
+def test_meta_tensors_under_a_forced_emulator_name_the_op():
+    with use_backend("emulator"), pytest.raises(BackendError, match=r"mpskernels\.layer_norm: the emulator backend "
+                                                                    r"runs on cpu tensors, got meta"):
+        mpskernels.ops.layer_norm(torch.randn(2, 3, device="meta"), None, None, 1e-5)
+
+
+def kv_args():
+    return torch.zeros(1, 2, 8, 4), torch.zeros(1, 2, 8, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS_TO_CHECK)
+def test_kv_cache_append_refuses_shared_memory_and_grad_leaves(backend):
+    """Item 4: new rows overlapping the rows they are written to were silently wrong on the default backend;
+    k_cache is v_cache was accepted (a race on a GPU); a leaf cache requiring grad was written."""
+    append = mpskernels.ops.kv_cache_append
+    kc, vc, k, v = kv_args()
+    raises_named(lambda: append(kc, kc, k, v, 0), backend, ValueError,
+                 r"mpskernels\.kv_cache_append: k_cache and v_cache share memory")
+    raises_named(lambda: append(kc, vc, kc[:, :, 1:4], v, 2), backend, ValueError,
+                 r"mpskernels\.kv_cache_append: k shares memory with k_cache")
+    raises_named(lambda: append(kc, vc, k, kc[:, :, :3], 0), backend, ValueError,
+                 r"mpskernels\.kv_cache_append: v shares memory with k_cache")
+    both = torch.zeros(2, 1, 2, 8, 4)
+    raises_named(lambda: append(both[0], both[0].view(1, 2, 8, 4), k, v, 0), backend, ValueError,
+                 r"k_cache and v_cache share memory")
+    raises_named(lambda: append(torch.zeros(1, 1, 8, 4).expand(1, 2, 8, 4), vc, k, v, 0), backend, ValueError,
+                 r"mpskernels\.kv_cache_append: k_cache has internal overlap")
+    leaf = torch.zeros(1, 2, 8, 4, requires_grad=True)
+    raises_named(lambda: append(leaf, vc, k, v, 0), backend, ValueError,
+                 r"mpskernels\.kv_cache_append: k_cache requires grad")
+    assert not leaf.detach().any() and not kc.any() and not vc.any()  # nothing was written by a refused call
+    with torch.no_grad():  # allowed, as PyTorch allows in-place writes to leaves under no_grad
+        ctx = use_backend(backend) if backend else __import__("contextlib").nullcontext()
+        with ctx:
+            append(leaf, vc, k, v, 0)
+    assert torch.equal(leaf.detach()[:, :, :3], k)
+    # Two halves of one buffer that do not overlap are fine.
+    halves = torch.zeros(2, 1, 2, 8, 4)
+    ctx = use_backend(backend) if backend else __import__("contextlib").nullcontext()
+    with ctx:
+        append(halves[0], halves[1], k, v, 5)
+    assert torch.equal(halves[0][:, :, 5:], k) and torch.equal(halves[1][:, :, 5:], v)

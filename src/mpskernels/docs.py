@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .kernels import FAMILIES
+from .kernels.contract import NUMERICS
 from .kernels.spec import KernelFamily
 
 HEADER = """# Kernels
@@ -29,7 +30,7 @@ def kernel_table() -> str:
         dtypes = ", ".join(str(d).replace("torch.", "") for d in f.dtypes)
         rows.append(f"| `{f.name}` | `{f.schema}` | {dtypes} | {_constraints(f)} | {f.fusions} | "
                     f"`metal/{f.source}` | {f.provenance.author}; {f.provenance.verified} |")
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + NUMERICS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,10 @@ depend only on shapes, dtypes, devices and scalars, so each is decided once per 
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import re
+import struct
 from typing import Any, Mapping
 
 import torch
@@ -55,9 +58,55 @@ def dtype_arguments(family: KernelFamily) -> tuple[str, ...]:
     return tuple(name for type_, name in schema_arguments(family.schema) if type_.startswith("Tensor"))
 
 
-def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
-    """Errors for inputs no kernel or reference of this op should take: mixed devices, dtypes, bad shapes."""
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_float(op: str, name: str, value: Any) -> None:
+    """A float argument: a real number every backend can pass to a kernel as a float32 (finite, |value| <= FLT_MAX;
+    values that round to FLT_MAX included, as struct packing rounds them)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real too
+        raise TypeError(f"{op}: {name} must be a float, got {_type_name(value)}")
+    try:
+        finite = math.isfinite(value) and struct.pack("<f", value) is not None
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise ValueError(f"{op}: {name} must be a finite float32 value (|{name}| <= 3.4028235e38), got {value!r}")
+
+
+def check_argument_types(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
+    """Every argument has its schema type: a tensor where a Tensor belongs, a finite float32 value for a float, an
+    int (not a bool) for an int. The errors name the op and the argument. Runs before anything uses the values."""
     op = f"mpskernels.{family.name}"
+    for type_, name in schema_arguments(family.schema):
+        value = inputs.get(name)
+        optional = type_.endswith("?")
+        if optional and value is None:
+            continue
+        base = type_.rstrip("?").split("(")[0]
+        if base == "Tensor":
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{op}: {name} must be a tensor{' or None' if optional else ''}, "
+                                f"got {_type_name(value)}")
+        elif base == "float":
+            _check_float(op, name, value)
+        elif base == "int":
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{op}: {name} must be an int, got {_type_name(value)}")
+            if not -2**63 <= value < 2**63:
+                raise ValueError(f"{op}: {name} = {value} does not fit in 64 bits")
+        elif base == "bool" and not isinstance(value, bool):
+            raise TypeError(f"{op}: {name} must be a bool, got {_type_name(value)}")
+        elif base == "str" and not isinstance(value, str):
+            raise TypeError(f"{op}: {name} must be a str, got {_type_name(value)}")
+
+
+def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
+    """Errors for inputs no kernel or reference of this op should take: wrong argument types, scalars no kernel can
+    take, mixed devices, dtypes, bad shapes. Every backend's call passes here first."""
+    op = f"mpskernels.{family.name}"
+    check_argument_types(family, inputs)
     tensors = _tensors(inputs)
     devices = {t.device for t in tensors.values()}
     if len(devices) > 1:
@@ -175,13 +224,20 @@ class OpRunner:
                 key.append(a)
         key = tuple(key)
         inputs = dict(zip(self.names, args))
-        decision = self.decisions.get(key)
+        try:
+            decision = self.decisions.get(key)
+        except TypeError:  # an unhashable argument (a list where a tensor belongs): a usage error, named
+            check_argument_types(family, inputs)
+            raise
         if decision is None:
             decision = self.decide(inputs, key)  # raises for inputs the op rejects
         elif self.validates:
             validate(family, inputs)  # may look at values (e.g. position ids on CPU): every call
         reason, device = decision
-        backend, explicit = choose_backend(device)
+        try:
+            backend, explicit = choose_backend(device)
+        except BackendError as e:
+            raise BackendError(f"mpskernels.{family.name}: {e}") from None
         if reason is not None or backend is None:
             _log_fallback_once(family, reason or f"no kernel backend for {device.type} tensors")
             return family.reference(*args)
@@ -219,6 +275,10 @@ class OpRunner:
                 if k in self.mutated:
                     write_back.append((v, copy))
                 inputs[k] = copy
+        for k in self.family.aligned_inputs:
+            v = inputs[k]
+            if v is not None and v.data_ptr() % 16:
+                inputs[k] = v.clone()  # contiguous already: a fresh, aligned allocation
         if self.like_outputs is not None and not poison_outputs:
             outputs = {name: torch.empty_like(inputs[source]) for name, source in self.like_outputs}
         else:

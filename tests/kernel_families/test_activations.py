@@ -359,3 +359,29 @@ def test_2_to_the_32_elements_fall_back_to_the_reference(monkeypatch, caplog):
     messages = [r.getMessage() for r in caplog.records]
     for name in calls:
         assert any(f"mpskernels.{name}: using the PyTorch reference: " in m and "32-bit" in m for m in messages), name
+
+
+# ---- issue 16, item 6: one non-finite contract for every backend (docs/kernels.md) ----
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_references_and_kernels_follow_the_formula_at_the_edges(dtype):
+    """F.gelu's vectorised CPU kernel gives NaN at +inf and inf at 3e38, F.hardswish inf at 3e38; the formulas
+    give +inf and 3e38 (x * Phi(x), x * relu6(x + 3) / 6), as the kernels do. -inf gives -inf * 0 = NaN."""
+    inf = float("inf")
+    x = torch.tensor([inf, -inf, float("nan"), 3e38, -3e38, 20.0, -20.0, 0.0]).to(dtype)
+    want = {
+        "gelu": [inf, None, None, 3e38, -0.0, 20.0, -0.0, 0.0],
+        "hardswish": [inf, None, None, 3e38, -0.0, 20.0, -0.0, 0.0],
+    }
+    from mpskernels.kernels import activations as acts
+    from mpskernels.kernels import epilogue
+
+    for name, values in want.items():
+        expected = torch.tensor([math.nan if v is None else v for v in values]).to(dtype)
+        reference = getattr(acts, f"{name}_reference")(x)
+        with use_backend("emulator"):
+            kernel = getattr(torch.ops.mpskernels, name)(x)
+            fused = torch.ops.mpskernels.bias_act(x[None], torch.zeros(8, dtype=dtype), name)[0]
+        for got in (reference, kernel, fused, epilogue.reference(x[None], torch.zeros(8, dtype=dtype), name)[0]):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)

@@ -349,3 +349,59 @@ def test_split_decode_does_not_depend_on_lane_order(monkeypatch, small_blocks):
     fixed = check(q, k, v, mask, True, None, 66)
     monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
     torch.testing.assert_close(emulated(q, k, v, mask, True, None, 66), fixed, rtol=0, atol=0)
+
+
+# ---- issue 16, item 2: arithmetic order ----
+
+from fuzz import oracles  # noqa: E402  (tests/ is on sys.path: float64 oracles written from the formulas)
+
+
+def overflow_cases(q_len, kv, dtype):
+    """(q, k, v, scale, what) whose float64 result is finite but an fp32 kernel could overflow on the way."""
+    big = 3.0e38 if dtype != torch.float16 else 6.0e4
+    q0, k0, v0 = qkv(1, 2, 1, q_len, kv, 64, dtype=dtype, seed=kv)
+    cases = []
+    if dtype == torch.float32:
+        # q * scale overflows (q near FLT_MAX, scale 4) though every score is 0 (k is 0 where q is huge).
+        q = q0 / 32  # scores of order 1 after the scale of 4: the comparison tests overflow, not conditioning
+        q[..., 0] = 2e38
+        k = k0.clone()
+        k[..., 0] = 0.0
+        cases.append((q, k, v0, 4.0, "q * scale"))
+        # q . k overflows fp32 (6.4e41) though the scaled score (6.4e11) does not.
+        cases.append((torch.full_like(q0, 1e20), torch.full_like(k0, 1e20), v0, 1e-30, "q . k"))
+    # Equal scores, v near the dtype's max: sum p v is kv times max in fp32 unless normalised.
+    v = torch.full_like(v0, big)
+    v[..., 1::2] = -big
+    cases.append((torch.zeros_like(q0), k0, v, None, "sum p v"))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("q_len, kv", [(1, 40), (3, 1000), (20, 70)], ids=["decode", "decode-split", "prefill"])
+def test_attention_results_the_formula_gets_finite_are_finite(q_len, kv, dtype):
+    for q, k, v, scale, what in overflow_cases(q_len, kv, dtype):
+        want = oracles.attention(q, k, v, None, False, scale)
+        assert want.isfinite().all(), what
+        for got in (emulated(q, k, v, scale=scale), attn.reference(q, k, v, None, False, scale)):
+            assert got.isfinite().all(), what
+            result = compare(got, want, dtype)
+            assert result.ok, f"{what}: {result}"
+
+
+@pytest.mark.parametrize("q_len", [3, 20], ids=["decode", "prefill"])
+def test_inputs_at_a_misaligned_offset_are_copied_before_the_vector_loads(q_len):
+    """Found by tests/fuzz: contiguous q, k, v views at a storage offset of 5 floats (not 16-byte aligned) reached
+    the kernels' 16-byte vector loads and crashed the emulator (a misaligned vector load, undefined on Metal)."""
+    q, k, v = qkv(1, 4, 2, q_len, 24, 64, seed=6)
+
+    def misaligned(t):
+        storage = torch.full((t.numel() + 5,), float("nan"))
+        view = storage[5:].view(t.shape)
+        view.copy_(t)
+        assert view.is_contiguous() and view.data_ptr() % 16
+        return view
+
+    got = emulated(misaligned(q), misaligned(k), misaligned(v), causal=True, scale=0.05)
+    result = compare(got, expected(q, k, v, causal=True, scale=0.05), torch.float32)
+    assert result.ok, str(result)

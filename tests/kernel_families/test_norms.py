@@ -376,3 +376,109 @@ def test_the_demo_still_runs_the_rms_norm_kernel(capsys):
     from mpskernels.demo import run_demo
 
     assert run_demo() == 0
+
+
+# ---- issue 16: constant rows, huge values ----
+
+from fuzz import oracles  # noqa: E402  (tests/ is on sys.path: float64 oracles written from the formulas)
+
+CONSTANT_CASES = [
+    ("layer_norm", lambda x, w, b, eps: (x, w, b, eps), lambda x: x.shape[-1]),
+    ("add_layer_norm", lambda x, w, b, eps: (x, torch.zeros_like(x), w, b, eps), lambda x: x.shape[-1]),
+    ("group_norm", lambda x, w, b, eps: (x.reshape(x.shape[0], 2, -1), 1, w[:2], b[:2], eps), None),
+]
+
+
+def constant_rows(dtype, cols):
+    values = torch.tensor([27.07, -3.3, 1e4 + 0.1, 7e-3])  # one constant row each
+    return values[:, None].expand(4, cols).to(dtype).contiguous()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("cols", [768, 20008], ids=["registers", "past-registers"])
+@pytest.mark.parametrize("name, make, _", CONSTANT_CASES, ids=[c[0] for c in CONSTANT_CASES])
+def test_constant_rows_give_exactly_the_bias_and_nan_at_eps_0(name, make, _, dtype, cols):
+    """Issue 16, item 1: BERT's eps = 1e-12 on constant (padding) rows. The mean as sum / n is a few ulps off, so
+    the old kernels and reference gave about +-1 * w + b. Exactly b is what the exactly-rounded float64 formula
+    gives (PyTorch's float64 F.layer_norm / F.group_norm agree to 1e-6; its fp32 CPU group_norm has the same
+    defect on 768-element groups); at eps = 0, NaN."""
+    gen = torch.Generator().manual_seed(cols)
+    x = constant_rows(dtype, cols)
+    w, b = (torch.rand(cols, generator=gen) + 0.5).to(dtype), torch.randn(cols, generator=gen).to(dtype)
+    args = make(x, w, b, 1e-12)
+    fn = getattr(oracles, name)
+    family = getattr(ln if "layer" in name else gn, "ADD_LAYER_NORM" if name.startswith("add") else
+                     "LAYER_NORM" if "layer" in name else "GROUP_NORM")
+    want = fn(*args)
+    want = want[0] if isinstance(want, tuple) else want
+    if name == "group_norm":
+        torch_says = F.group_norm(args[0].double(), 1, args[2].double(), args[3].double(), 1e-12)
+    else:
+        torch_says = F.layer_norm(x.double(), (cols,), w.double(), b.double(), 1e-12)
+    bias = args[2] if name == "layer_norm" else args[3]
+    expected_bias = torch.broadcast_to(bias.float().reshape((1, 2, 1) if name == "group_norm" else (1, cols)),
+                                       want.shape)
+    assert torch.equal(want, expected_bias.double())  # the oracle: exactly b
+    torch.testing.assert_close(torch_says, expected_bias.double(), rtol=0, atol=1e-6)  # PyTorch: b
+    for result in (emulated(name, *args), family.reference(*args)):
+        out = result[0] if isinstance(result, tuple) else result
+        assert torch.equal(out, expected_bias.to(dtype)), f"{name}: {(out.float() - expected_bias).abs().max()}"
+    zero_eps = make(x, w, b, 0.0)
+    for result in (emulated(name, *zero_eps), family.reference(*zero_eps)):
+        out = result[0] if isinstance(result, tuple) else result
+        assert out.isnan().all()
+
+
+def test_issue_16_constant_row_reproducer():
+    x = torch.full((2, 768), 27.07)
+    assert torch.equal(emulated("layer_norm", x, None, None, 1e-12), torch.zeros(2, 768))
+    assert torch.equal(ln.reference(x, None, None, 1e-12), torch.zeros(2, 768))
+
+
+@pytest.mark.parametrize("cols", [300, 20000], ids=["registers", "past-registers"])
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm"])
+def test_norms_of_values_near_the_float_max_stay_finite(name, cols):
+    """Issue 16, item 2: bf16 values near +-3.4e38 overflow the fp32 sums; the formula's result (float64) is
+    finite, and so must the kernel's and the reference's be. Also a fp32 row with a large mean and a spread of
+    1e20 (its squares overflow fp32)."""
+    gen = torch.Generator().manual_seed(cols)
+    cases = [((torch.rand(2, cols, generator=gen) * 2 - 1) * 3.3e38).to(torch.bfloat16),
+             (torch.rand(2, cols, generator=gen) * 3e38).to(torch.bfloat16),
+             torch.randn(2, cols, generator=gen) * 1e20 + 1e25]
+    for x in cases:
+        if name == "layer_norm":
+            args, want = (x, None, None, 1e-5), oracles.layer_norm(x, None, None, 1e-5)
+        else:
+            args, want = (x.reshape(2, 4, -1), 2, None, None, 1e-5), None
+            want = oracles.group_norm(*args)
+        family = ln.LAYER_NORM if name == "layer_norm" else gn.GROUP_NORM
+        for out in (emulated(name, *args), family.reference(*args)):
+            assert out.isfinite().all()
+            result = compare(out, want, x.dtype)
+            assert result.ok, str(result)
+
+
+def test_norms_of_rows_with_inf_or_nan_are_nan():
+    """A row holding inf or NaN is NaN throughout (the formula's mean is inf or NaN); other rows are unaffected."""
+    x = torch.randn(4, 40)
+    x[0, 3], x[1, 0], x[2, 5] = float("inf"), float("-inf"), float("nan")
+    for out in (emulated("layer_norm", x, None, None, 1e-5), ln.reference(x, None, None, 1e-5)):
+        assert out[:3].isnan().all() and out[3].isfinite().all()
+
+
+@pytest.mark.parametrize("cols", [40, 20000], ids=["registers", "past-registers"])
+def test_tiny_values_at_eps_0_are_normalised_not_infinite(cols):
+    """Found by tests/fuzz: values of 1e-30 at eps = 0 have an fp32 variance of 0 (1e-60 underflows), so
+    (v - mean) * rsqrt(0) was +-inf; the formula's value is finite (about +-1)."""
+    gen = torch.Generator().manual_seed(cols)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = (torch.randn(2, cols, generator=gen) * 1e-30).to(dtype)
+        for name, args, want in [
+            ("layer_norm", (x, None, None, 0.0), oracles.layer_norm(x, None, None, 0.0)),
+            ("group_norm", (x.reshape(2, 4, -1), 2, None, None, 0.0), oracles.group_norm(x.reshape(2, 4, -1), 2,
+                                                                                          None, None, 0.0)),
+        ]:
+            family = ln.LAYER_NORM if name == "layer_norm" else gn.GROUP_NORM
+            for out in (emulated(name, *args), family.reference(*args)):
+                result = compare(out, want, dtype)
+                assert result.ok, f"{name} {dtype}: {result}"

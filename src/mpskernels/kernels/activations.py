@@ -26,12 +26,26 @@ def compute(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
+# PyTorch's formulas, evaluated so that their value is the one the formula gives (the contract of every backend,
+# docs/kernels.md): F.gelu's vectorised CPU kernel gives NaN at +inf and inf at 3e38 (x * (1 + erf) overflows), and
+# F.hardswish inf at 3e38 (x * 6 overflows). Where the formula equals x in the working precision (GELU beyond 10:
+# 1 - Phi(10) ~ 8e-24; HardSwish from 3 on) the references return x itself.
+
+
+def gelu(t: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    return torch.where(t > 10, t, F.gelu(t, approximate=approximate))
+
+
+def hardswish(t: torch.Tensor) -> torch.Tensor:
+    return torch.where(t >= 3, t, F.hardswish(t))
+
+
 def silu_reference(x: torch.Tensor) -> torch.Tensor:
     return F.silu(compute(x)).to(x.dtype)
 
 
 def gelu_reference(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    return F.gelu(compute(x), approximate=approximate).to(x.dtype)
+    return gelu(compute(x), approximate).to(x.dtype)
 
 
 def mish_reference(x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +53,7 @@ def mish_reference(x: torch.Tensor) -> torch.Tensor:
 
 
 def hardswish_reference(x: torch.Tensor) -> torch.Tensor:
-    return F.hardswish(compute(x)).to(x.dtype)
+    return hardswish(compute(x)).to(x.dtype)
 
 
 def swiglu_reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -47,7 +61,7 @@ def swiglu_reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def geglu_reference(a: torch.Tensor, b: torch.Tensor, approximate: str = "none") -> torch.Tensor:
-    return (F.gelu(compute(a), approximate=approximate) * compute(b)).to(a.dtype)
+    return (gelu(compute(a), approximate) * compute(b)).to(a.dtype)
 
 
 def swiglu_split_reference(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +71,7 @@ def swiglu_split_reference(x: torch.Tensor) -> torch.Tensor:
 
 def geglu_split_reference(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     a, b = compute(x).chunk(2, -1)
-    return (F.gelu(a, approximate=approximate) * b).to(x.dtype)
+    return (gelu(a, approximate) * b).to(x.dtype)
 
 
 # ---- launch plans ----

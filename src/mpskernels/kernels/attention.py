@@ -62,7 +62,11 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     group = q.shape[1] // k.shape[1]
     keys = k[:, :, :n].to(compute).repeat_interleave(group, dim=1)
     values = v[:, :, :n].to(compute).repeat_interleave(group, dim=1)
-    scores = q.to(compute) @ keys.transpose(-1, -2) * (1.0 / math.sqrt(head_dim) if scale is None else scale)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
+    # As the kernels: q times the scale's part up to 1, the dot products times the rest, so neither product
+    # overflows unless the scaled score does (q @ k^T * scale overflowed for large q, k and a small scale).
+    q_factor, score_factor = math.copysign(min(abs(scale), 1.0), scale), max(abs(scale), 1.0)
+    scores = (q.to(compute) * q_factor) @ keys.transpose(-1, -2) * score_factor
     if mask is not None:
         m = mask if mask.dtype == torch.bool else mask.to(compute)
         m = m if m.shape[-1] == 1 else m[..., :n]
@@ -193,6 +197,9 @@ def validate(inputs) -> None:
         raise ValueError(f"k and v must have one shape, got {tuple(k.shape)} and {tuple(v.shape)}")
     if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree in batch and head_dim")
+    if q.shape[3] == 0:
+        raise ValueError(f"q, k and v have head_dim 0: there is nothing to attend over (the default scale "
+                         f"1 / sqrt(head_dim) is undefined)")
     if k.shape[1] == 0 or q.shape[1] % k.shape[1]:
         raise ValueError(f"q's {q.shape[1]} heads must be a multiple of k's {k.shape[1]} heads")
     n = _kv_length(k, kv_len)
@@ -300,5 +307,6 @@ ATTENTION = KernelFamily(
             "materialised",
     examples=examples,
     fallback_examples=fallback_examples,
+    aligned_inputs=("q", "k", "v"),  # 16-byte vector loads of q (decode), k and v rows
 )
 FAMILIES = (ATTENTION,)

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from .activations import compute, row_grid
+from .activations import compute, gelu, hardswish, row_grid
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
 # act -> the PyTorch function it stands for (the reference); the names are the kernels' host-name infixes.
@@ -22,10 +22,10 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "silu": F.silu,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda y: F.gelu(y, approximate="tanh"),
+    "gelu": gelu,
+    "gelu_tanh": lambda y: gelu(y, "tanh"),
     "mish": F.mish,
-    "hardswish": F.hardswish,
+    "hardswish": hardswish,
 }
 
 

@@ -7,7 +7,8 @@ import math
 
 import torch
 
-from .rms_norm import accumulation_dtype, threads_per_row
+from .rms_norm import accumulation_dtype, check_eps, threads_per_row
+from .row_stats import normalize_rows
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
 
@@ -17,9 +18,7 @@ def reference(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: t
     n, c = x.shape[:2]
     # Each (sample, group): C/groups channels x all spatial positions (sizes spelled out: N or HW may be 0).
     g = x.to(acc).reshape(n, groups, c // groups * math.prod(x.shape[2:]))
-    mean = g.mean(-1, keepdim=True)
-    var = (g - mean).pow(2).mean(-1, keepdim=True)  # biased, as torch.nn.functional.group_norm
-    y = ((g - mean) * torch.rsqrt(var + eps)).reshape(x.shape)
+    y = normalize_rows(g, eps).reshape(x.shape)  # biased variance, as torch.nn.functional.group_norm
     per_channel = (1, c) + (1,) * (x.dim() - 2)
     if weight is not None:
         y = y * weight.to(acc).reshape(per_channel)
@@ -54,6 +53,7 @@ def validate(inputs) -> None:
         t = inputs[name]
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"{name} must have shape ({c},) to match x's channels, got {tuple(t.shape)}")
+    check_eps(inputs["eps"])
 
 
 def grid_fits_uint32(inputs) -> str | None:

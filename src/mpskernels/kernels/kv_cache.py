@@ -23,6 +23,47 @@ def reference(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: 
     v_cache[:, :, offset : offset + new].copy_(v)
 
 
+def _byte_range(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last) byte addresses t's elements span (empty for an empty tensor)."""
+    if t.numel() == 0:
+        return 0, 0
+    extent = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + extent * t.element_size()
+
+
+def _share_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether a and b may have an element in common: their address ranges overlap within one storage (a range
+    test, so two interleaved views that never touch the same element count as sharing). Disjoint ranges are
+    disjoint memory; overlapping ones are confirmed by the storage (on MPS, data_ptr is a buffer handle plus an
+    offset, so two buffers' ranges may seem to overlap)."""
+    (a0, a1), (b0, b1) = _byte_range(a), _byte_range(b)
+    if a0 == a1 or b0 == b1 or a1 <= b0 or b1 <= a0:
+        return False
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def check_memory(inputs) -> None:
+    """What the op refuses about memory (every backend alike, checked on every call): caches that share memory
+    with each other (on a GPU the two halves of one launch would race), new rows that share memory with a cache
+    (the copy would read rows it has already overwritten), a cache with internal overlap (two positions of one
+    element), and a cache that requires grad while grad mode is on (the op has no autograd formula; PyTorch
+    refuses in-place writes to leaves that require grad)."""
+    for name in ("k_cache", "v_cache"):
+        cache = inputs[name]
+        if torch._debug_has_internal_overlap(cache) == 1:
+            raise ValueError(f"{name} has internal overlap (several positions share one element: an expanded or "
+                             f"stride-0 view); pass a cache with its own memory")
+        if cache.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"{name} requires grad; the in-place append has no autograd formula (run it under "
+                             f"torch.no_grad(), or pass a cache that does not require grad)")
+    if _share_memory(inputs["k_cache"], inputs["v_cache"]):
+        raise ValueError("k_cache and v_cache share memory; pass two separate caches")
+    for new in ("k", "v"):
+        for cache in ("k_cache", "v_cache"):
+            if _share_memory(inputs[new], inputs[cache]):
+                raise ValueError(f"{new} shares memory with {cache}; pass {new}.clone()")
+
+
 def validate(inputs) -> None:
     k_cache, v_cache, k, v, offset = (inputs[n] for n in ("k_cache", "v_cache", "k", "v", "offset"))
     shapes = {n: tuple(inputs[n].shape) for n in ("k_cache", "v_cache", "k", "v")}
@@ -37,6 +78,7 @@ def validate(inputs) -> None:
     if offset < 0 or offset + k.shape[2] > k_cache.shape[2]:
         raise ValueError(f"offset {offset} + {k.shape[2]} new entries must fit the cache length "
                          f"{k_cache.shape[2]}")
+    check_memory(inputs)
 
 
 def per_head_fits_uint32(inputs) -> str | None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from .rms_norm import (accumulation_dtype, check_per_column, check_residual, grid, grid_fits_uint32, row_launch,
-                       needs_a_dimension)
+from .rms_norm import (accumulation_dtype, check_eps, check_per_column, check_residual, grid, grid_fits_uint32,
+                       row_launch, needs_a_dimension)
+from .row_stats import normalize_rows
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
 
 def reference(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
-    x32 = x.to(accumulation_dtype(x.dtype))
-    mean = x32.mean(-1, keepdim=True)
-    var = (x32 - mean).pow(2).mean(-1, keepdim=True)  # biased, as torch.nn.functional.layer_norm
-    y = (x32 - mean) * torch.rsqrt(var + eps)
+    y = normalize_rows(x.to(accumulation_dtype(x.dtype)), eps)  # biased variance, as F.layer_norm
     if weight is not None:
         y = y * weight.to(y.dtype)
     if bias is not None:
@@ -62,6 +60,7 @@ def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, bia
 def validate(inputs) -> None:
     check_per_column(inputs["x"], "weight", inputs["weight"])
     check_per_column(inputs["x"], "bias", inputs["bias"])
+    check_eps(inputs["eps"])
 
 
 def add_validate(inputs) -> None:
@@ -128,7 +127,7 @@ LAYER_NORM = KernelFamily(
     validate=validate,
     constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
     description="LayerNorm over the last dimension, optional weight and bias",
-    fusions="mean, variance (two passes over registers), normalise, weight and bias in one pass per row; "
+    fusions="mean and variance of the row shifted by its first value (two passes over registers), normalise, weight and bias in one pass per row; "
             "x read once for rows up to 64 KiB",
     examples=examples,
     fallback_examples=fallback_examples,

@@ -93,13 +93,21 @@ def check_residual(x: torch.Tensor, residual: torch.Tensor) -> None:
         raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
 
 
+def check_eps(eps: float) -> None:
+    """eps is added to a variance (>= 0): a negative one could make the sum negative, its rsqrt NaN."""
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+
+
 def validate(inputs) -> None:
     check_per_column(inputs["x"], "weight", inputs["weight"])
+    check_eps(inputs["eps"])
 
 
 def add_validate(inputs) -> None:
     check_residual(inputs["x"], inputs["residual"])
     check_per_column(inputs["x"], "weight", inputs["weight"])
+    check_eps(inputs["eps"])
 
 
 def needs_a_dimension(inputs) -> str | None:

@@ -155,6 +155,10 @@ class KernelFamily:
     # Tensor arguments that carry the op's dtype (one of `dtypes`, all alike); None: every tensor argument.
     # Others (indices, positions) are checked by `validate`.
     dtype_args: tuple[str, ...] | None = None
+    # Tensor inputs the kernel reads with 16-byte vector loads and no alignment test: one whose data pointer is not
+    # 16-byte aligned (a view with a storage offset) is copied to fresh, aligned memory before the launch (Metal
+    # leaves misaligned vector loads undefined; the emulator faults on them).
+    aligned_inputs: tuple[str, ...] = ()
     # Small argument tuples for a dtype: every one runs on the emulator in the tests, and through opcheck.
     examples: Callable[[torch.dtype], Sequence[tuple]] = lambda dtype: ()
     # Argument tuples that hit a constraint: the tests check they run the reference and launch nothing.
