@@ -128,3 +128,24 @@ def test_stdlib_clang_extensions(msl):
     close(got[:, 0], np.full(n, 2.0))
     close(got[:, 1], np.full(n, 7 * 2.5))
     close(got[:, 2], np.full(n, 2.5))
+
+
+def test_stdlib_half_conversions(msl):
+    """half converts as Metal's arithmetic type although the emulator's is a class: `c ? x : y` takes the usual
+    arithmetic conversions (half with float is float, with an integer half) and stays an lvalue; half -> uint is
+    implicit and truncates; a class with `operator bool` converts on to half and bfloat; a half argument picks
+    `f(float)` over `f(Pair)` with Pair constructible from half."""
+    vals = np.array([1.5, 2.25, 4096, 3000, 0.1, 3.75, 65504, 7] * 4, np.float16)
+    n = len(vals)
+    got = run(msl("stdlib_half_conversions.metal"), "half_conversions", (torch.from_numpy(vals),), 8, n)
+    h, odd = vals.astype(np.float64), np.arange(n) % 2 == 1
+    f32 = lambda v: np.asarray(v, np.float64).astype(np.float32).astype(np.float64)  # noqa: E731
+    # float(1/3) is not a half: exact float32 comparison for the odd lanes
+    np.testing.assert_array_equal(got[:, 0], f32(np.where(odd, f32(1 / 3), h) + 100))
+    np.testing.assert_array_equal(got[:, 1], np.where(odd, h, 1) + 100)
+    np.testing.assert_array_equal(got[:, 2], np.where(odd, 7 + 10 * -h, h + 70))
+    np.testing.assert_array_equal(got[:, 3], np.trunc(h) - 1000 * np.trunc(h))
+    np.testing.assert_array_equal(got[:, 4], np.full(n, 11.0))
+    np.testing.assert_array_equal(got[:, 5], f32(h / 3))  # float division: 7/3 is 2.3333333, not half's 2.334
+    np.testing.assert_array_equal(got[:, 6], np.where(odd, -1, h))
+    np.testing.assert_array_equal(got[:, 7], f32(h + np.where(odd, h, 0.5)))
