@@ -9,7 +9,7 @@ using namespace metal;
 
 struct Pair {
   float re, im;
-  template <typename U, typename = typename enable_if<is_convertible_v<U, float>>::type>
+  template <typename U>
   Pair(U x) : re(static_cast<float>(x)), im(0) {}
 };
 
