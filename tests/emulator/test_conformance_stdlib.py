@@ -134,10 +134,10 @@ def test_stdlib_half_conversions(msl):
     """half converts as Metal's arithmetic type although the emulator's is a class: `c ? x : y` takes the usual
     arithmetic conversions (half with float is float, with an integer half) and stays an lvalue; half -> uint is
     implicit and truncates; a class with `operator bool` converts on to half and bfloat; a half argument picks
-    `f(float)` over `f(Pair)` with Pair constructible from half."""
+    `f(float)` over `f(Pair)` with Pair constructible from half; `x op= h` computes in x's type or half's; an integer operand is rounded to half or bfloat first."""
     vals = np.array([1.5, 2.25, 4096, 3000, 0.1, 3.75, 65504, 7] * 4, np.float16)
     n = len(vals)
-    got = run(msl("stdlib_half_conversions.metal"), "half_conversions", (torch.from_numpy(vals),), 8, n)
+    got = run(msl("stdlib_half_conversions.metal"), "half_conversions", (torch.from_numpy(vals),), 12, n)
     h, odd = vals.astype(np.float64), np.arange(n) % 2 == 1
     f32 = lambda v: np.asarray(v, np.float64).astype(np.float32).astype(np.float64)  # noqa: E731
     # float(1/3) is not a half: exact float32 comparison for the odd lanes
@@ -149,3 +149,8 @@ def test_stdlib_half_conversions(msl):
     np.testing.assert_array_equal(got[:, 5], f32(h / 3))  # float division: 7/3 is 2.3333333, not half's 2.334
     np.testing.assert_array_equal(got[:, 6], np.where(odd, -1, h))
     np.testing.assert_array_equal(got[:, 7], f32(h + np.where(odd, h, 0.5)))
+    np.testing.assert_array_equal(got[:, 8], f32(f32(1 / 3) + h))
+    np.testing.assert_array_equal(got[:, 9], np.trunc((np.float16(3001) + np.where(vals < 60000, vals, np.float16(1))).astype(np.float64)))
+    bf = lambda v: torch.tensor(v, dtype=torch.float64).bfloat16().double().numpy()  # noqa: E731
+    np.testing.assert_array_equal(got[:, 10], np.full(n, bf(1 + bf(257))))
+    np.testing.assert_array_equal(got[:, 11], np.full(n, 11.0 if np.float16(3001) == 3000 else 0.0))

@@ -104,7 +104,8 @@ using if_arithmetic_class = std::enable_if_t<std::is_class<D>::value && !std::is
 namespace bases {
 
 // Operators shared by half and bfloat.  T op T rounds to T after every
-// operation (models Apple GPUs); T op float is float; T op int is T.
+// operation (models Apple GPUs); T op float is float; T op int is T, the integer first converted (rounded) to T
+// as MSL's usual arithmetic conversions do (half(3001) is 3000, so `h == 3001` holds for h = 3000).
 template <class T>
 struct fp16_ops {
 #define MTL_FP16_ARITH(op)                                                                   \
@@ -112,9 +113,9 @@ struct fp16_ops {
   friend constexpr float operator op(T a, float b) { return float(a) op b; }                 \
   friend constexpr float operator op(float a, T b) { return a op float(b); }                 \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr T operator op(T a, I b) { return T(float(a) op float(b)); }               \
+  friend constexpr T operator op(T a, I b) { return T(float(a) op float(T(b))); }            \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr T operator op(I a, T b) { return T(float(a) op float(b)); }               \
+  friend constexpr T operator op(I a, T b) { return T(float(T(a)) op float(b)); }            \
   friend constexpr T& operator op##=(T& a, float b) { return a = T(float(a) op b); }
   MTL_FP16_ARITH(+)
   MTL_FP16_ARITH(-)
@@ -127,9 +128,9 @@ struct fp16_ops {
   friend constexpr bool operator op(T a, float b) { return float(a) op b; }                  \
   friend constexpr bool operator op(float a, T b) { return a op float(b); }                  \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr bool operator op(T a, I b) { return float(a) op float(b); }               \
+  friend constexpr bool operator op(T a, I b) { return float(a) op float(T(b)); }            \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr bool operator op(I a, T b) { return float(a) op float(b); }
+  friend constexpr bool operator op(I a, T b) { return float(T(a)) op float(b); }
   MTL_FP16_CMP(==)
   MTL_FP16_CMP(!=)
   MTL_FP16_CMP(<)
@@ -137,6 +138,18 @@ struct fp16_ops {
   MTL_FP16_CMP(>)
   MTL_FP16_CMP(>=)
 #undef MTL_FP16_CMP
+
+  // `x op= h` for an arithmetic x is `x = x op h` (float += half is float arithmetic; int += half is half's).
+  // Spelled out because the built-in `float& += R` candidates would each take a half through another of its
+  // conversions (to float, int, long...) and tie.
+#define MTL_FP16_COMPOUND(op)                                                                 \
+  template <class A, std::enable_if_t<std::is_arithmetic<A>::value, int> = 0>                 \
+  friend constexpr A& operator op##=(A& a, T b) { return a = static_cast<A>(a op b); }
+  MTL_FP16_COMPOUND(+)
+  MTL_FP16_COMPOUND(-)
+  MTL_FP16_COMPOUND(*)
+  MTL_FP16_COMPOUND(/)
+#undef MTL_FP16_COMPOUND
 
   // Integer-only operators: MSL rejects them on floating operands. Without these, the implicit conversion to the
   // integers would let the built-in `int % int`, `int << int`... take a half.

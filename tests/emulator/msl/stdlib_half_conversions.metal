@@ -3,6 +3,8 @@
 //   with an integer or bool is a half; two half lvalues still make an lvalue.
 // - half converts implicitly to the integers, truncating (MLX's sort.metal assigns a half to a uint).
 // - a class with `operator bool` converts on to half and bfloat (MLX's _NoMask in steel_gemm_masked.metal).
+// - `x op= h` is `x = x op h`: float arithmetic for a float x, half arithmetic for an integer x.
+// - an integer operand of half/bfloat arithmetic is converted (rounded) to that type first.
 // - a half argument picks the float overload of `f(float)` / `f(Pair)` (MLX's log1p with complex64_t).
 #include <metal_stdlib>
 using namespace metal;
@@ -27,12 +29,12 @@ struct Scale {
   T scale;
 };
 
-// out[8 * gid + k]: the values listed in test_conformance_stdlib.py.
+// out[12 * gid + k]: the values listed in test_conformance_stdlib.py.
 kernel void half_conversions(const device half* xs [[buffer(0)]], device float* out [[buffer(1)]],
                              uint gid [[thread_position_in_grid]]) {
   const half h = xs[gid];
   const bool odd = gid % 2 == 1;
-  device float* o = out + 8 * gid;
+  device float* o = out + 12 * gid;
   const auto f = odd ? 1.0f / 3.0f : h;  // MSL: float, so 1/3 keeps float precision
   o[0] = f + (is_same_v<decltype(odd ? NAN : h), float> ? 100.0f : 0.0f);
   const auto z = odd ? h : 1;  // MSL: half
@@ -52,4 +54,13 @@ kernel void half_conversions(const device half* xs [[buffer(0)]], device float* 
   const half r = odd ? NAN : h;  // float NaN converted to half
   o[6] = isnan(r) ? -1.0f : float(r);
   o[7] = float(h + (odd ? h : 0.5f));  // half + float is float
+  float acc = 1.0f / 3.0f;
+  acc += h;
+  o[8] = acc;
+  int k = 3001;
+  k += h < half(60000) ? h : half(1);  // half(3001) + h, rounded to half, truncated (65504 would overflow)
+  o[9] = float(k);
+  const bfloat one = bfloat(1.0f + float(gid % 1));  // not a constant the compiler folds
+  o[10] = float(one + 257);  // 257 is 256 in bfloat: 1 + 256 rounds to 256 (even), not 258
+  o[11] = (half(3000.0f * float(one)) == 3001 ? 1.0f : 0.0f) + (3001 == half(3000) ? 10.0f : 0.0f);  // 3001 is 3000 in half
 }
