@@ -154,3 +154,10 @@ def test_stdlib_half_conversions(msl):
     bf = lambda v: torch.tensor(v, dtype=torch.float64).bfloat16().double().numpy()  # noqa: E731
     np.testing.assert_array_equal(got[:, 10], np.full(n, bf(1 + bf(257))))
     np.testing.assert_array_equal(got[:, 11], np.full(n, 11.0 if np.float16(3001) == 3000 else 0.0))
+
+
+def test_conditional_threadgroup_bound(msl):
+    """`threadgroup float tile[wide ? 64 : 32];` in a kernel template: the conditional is left to C++ there."""
+    out = torch.zeros(32)
+    msl("stdlib_half_conversions.metal").conditional_bound_wide(out, threads=32, group_size=32)
+    assert (out == 64).all()

@@ -136,8 +136,17 @@ def _plain(tokens: list[Token], lo: int, hi: int) -> bool:
 def conditionals(tokens: list[Token]) -> dict[int, tuple[int, int]]:
     """`?` index -> (index of its `:`, index past its third operand), for each conditional this pass rewrites."""
     found: dict[int, tuple[int, int]] = {}
+    opened: list[int] = []  # indices of the brackets open at each token
     for q, t in enumerate(tokens):
+        if t.text in _OPEN:
+            opened.append(q)
+        elif t.text in _CLOSE and opened:
+            opened.pop()
         if t.text != "?":
+            continue
+        if opened and tokens[opened[-1]].text == "[" and opened[-1] > 0 and tokens[opened[-1] - 1].text == ")":
+            # The bound of a parenthesised declarator, `T (&tile)[c ? a : b]` (threadgroup arrays): with the casts
+            # clang reads the statement as an expression. The bound is an integer constant anyway.
             continue
         colon = _colon(tokens, q)
         end = None if colon is None else _end(tokens, colon)

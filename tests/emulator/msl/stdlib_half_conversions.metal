@@ -64,3 +64,13 @@ kernel void half_conversions(const device half* xs [[buffer(0)]], device float* 
   o[10] = float(one + 257);  // 257 is 256 in bfloat: 1 + 256 rounds to 256 (even), not 258
   o[11] = (half(3000.0f * float(one)) == 3001 ? 1.0f : 0.0f) + (3001 == half(3000) ? 10.0f : 0.0f);  // 3001 is 3000 in half
 }
+
+// A conditional array bound of a threadgroup array (MLX's quantized.h): still one shared array of that size.
+template <bool wide>
+kernel void conditional_bound(device float* out [[buffer(0)]], uint lid [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[wide ? 64 : 32];
+  tile[lid] = float(sizeof(tile) / sizeof(float));
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[lid] = tile[31 - lid];
+}
+template [[host_name("conditional_bound_wide")]] kernel void conditional_bound<true>(device float*, uint);
