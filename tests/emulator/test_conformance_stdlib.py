@@ -128,3 +128,36 @@ def test_stdlib_clang_extensions(msl):
     close(got[:, 0], np.full(n, 2.0))
     close(got[:, 1], np.full(n, 7 * 2.5))
     close(got[:, 2], np.full(n, 2.5))
+
+
+def test_stdlib_half_conversions(msl):
+    """half converts as Metal's arithmetic type although the emulator's is a class: `c ? x : y` takes the usual
+    arithmetic conversions (half with float is float, with an integer half) and stays an lvalue; half -> uint is
+    implicit and truncates; a class with `operator bool` converts on to half and bfloat; a half argument picks
+    `f(float)` over `f(Pair)` with Pair constructible from half; `x op= h` computes in x's type or half's; an integer operand is rounded to half or bfloat first."""
+    vals = np.array([1.5, 2.25, 4096, 3000, 0.1, 3.75, 65504, 7] * 4, np.float16)
+    n = len(vals)
+    got = run(msl("stdlib_half_conversions.metal"), "half_conversions", (torch.from_numpy(vals),), 12, n)
+    h, odd = vals.astype(np.float64), np.arange(n) % 2 == 1
+    f32 = lambda v: np.asarray(v, np.float64).astype(np.float32).astype(np.float64)  # noqa: E731
+    # float(1/3) is not a half: exact float32 comparison for the odd lanes
+    np.testing.assert_array_equal(got[:, 0], f32(np.where(odd, f32(1 / 3), h) + 100))
+    np.testing.assert_array_equal(got[:, 1], np.where(odd, h, 1) + 100)
+    np.testing.assert_array_equal(got[:, 2], np.where(odd, 7 + 10 * -h, h + 70))
+    np.testing.assert_array_equal(got[:, 3], np.trunc(h) - 1000 * np.trunc(h))
+    np.testing.assert_array_equal(got[:, 4], np.full(n, 11.0))
+    np.testing.assert_array_equal(got[:, 5], f32(h / 3))  # float division: 7/3 is 2.3333333, not half's 2.334
+    np.testing.assert_array_equal(got[:, 6], np.where(odd, -1, h))
+    np.testing.assert_array_equal(got[:, 7], f32(h + np.where(odd, h, 0.5)))
+    np.testing.assert_array_equal(got[:, 8], f32(f32(1 / 3) + h))
+    np.testing.assert_array_equal(got[:, 9], np.trunc((np.float16(3001) + np.where(vals < 60000, vals, np.float16(1))).astype(np.float64)))
+    bf = lambda v: torch.tensor(v, dtype=torch.float64).bfloat16().double().numpy()  # noqa: E731
+    np.testing.assert_array_equal(got[:, 10], np.full(n, bf(1 + bf(257))))
+    np.testing.assert_array_equal(got[:, 11], np.full(n, 11.0 if np.float16(3001) == 3000 else 0.0))
+
+
+def test_conditional_threadgroup_bound(msl):
+    """`threadgroup float tile[wide ? 64 : 32];` in a kernel template: the conditional is left to C++ there."""
+    out = torch.zeros(32)
+    msl("stdlib_half_conversions.metal").conditional_bound_wide(out, threads=32, group_size=32)
+    assert (out == 64).all()

@@ -84,6 +84,19 @@ constexpr float bf16_to_f32(uint16_t b) { return __builtin_bit_cast(float, uint3
 template <class I>
 using if_intlike = std::enable_if_t<std::is_integral<I>::value || std::is_enum<I>::value, int>;
 
+// A class that converts to an arithmetic type (MLX's `_NoMask`, `operator bool`) converts on to half in MSL: its
+// conversion function, then a standard conversion. With half a class that chain would take two user-defined
+// conversions, so half and bfloat take such classes in a converting constructor of their own, through float
+// (exact for bool and for every integer that does not round to infinity in half). Classes that convert to the
+// 16-bit type themselves keep that conversion; vectors convert to nothing implicitly and are not matched.
+template <class T, class C, class = void> struct converts_itself_to : std::false_type {};
+template <class T, class C>
+struct converts_itself_to<T, C, std::void_t<decltype(std::declval<C&>().operator T())>> : std::true_type {};
+template <class T, class C, class D = std::decay_t<C>>
+using if_arithmetic_class = std::enable_if_t<std::is_class<D>::value && !std::is_same<D, ::half>::value &&
+                                             !std::is_same<D, ::bfloat>::value && std::is_convertible<C, float>::value &&
+                                             !converts_itself_to<T, D>::value, int>;
+
 }  // namespace detail
 
 // ADL-visible bases live in their own namespace so that argument-dependent
@@ -91,7 +104,8 @@ using if_intlike = std::enable_if_t<std::is_integral<I>::value || std::is_enum<I
 namespace bases {
 
 // Operators shared by half and bfloat.  T op T rounds to T after every
-// operation (models Apple GPUs); T op float is float; T op int is T.
+// operation (models Apple GPUs); T op float is float; T op int is T, the integer first converted (rounded) to T
+// as MSL's usual arithmetic conversions do (half(3001) is 3000, so `h == 3001` holds for h = 3000).
 template <class T>
 struct fp16_ops {
 #define MTL_FP16_ARITH(op)                                                                   \
@@ -99,9 +113,9 @@ struct fp16_ops {
   friend constexpr float operator op(T a, float b) { return float(a) op b; }                 \
   friend constexpr float operator op(float a, T b) { return a op float(b); }                 \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr T operator op(T a, I b) { return T(float(a) op float(b)); }               \
+  friend constexpr T operator op(T a, I b) { return T(float(a) op float(T(b))); }            \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr T operator op(I a, T b) { return T(float(a) op float(b)); }               \
+  friend constexpr T operator op(I a, T b) { return T(float(T(a)) op float(b)); }            \
   friend constexpr T& operator op##=(T& a, float b) { return a = T(float(a) op b); }
   MTL_FP16_ARITH(+)
   MTL_FP16_ARITH(-)
@@ -114,9 +128,9 @@ struct fp16_ops {
   friend constexpr bool operator op(T a, float b) { return float(a) op b; }                  \
   friend constexpr bool operator op(float a, T b) { return a op float(b); }                  \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr bool operator op(T a, I b) { return float(a) op float(b); }               \
+  friend constexpr bool operator op(T a, I b) { return float(a) op float(T(b)); }            \
   template <class I, detail::if_intlike<I> = 0>                                              \
-  friend constexpr bool operator op(I a, T b) { return float(a) op float(b); }
+  friend constexpr bool operator op(I a, T b) { return float(T(a)) op float(b); }
   MTL_FP16_CMP(==)
   MTL_FP16_CMP(!=)
   MTL_FP16_CMP(<)
@@ -124,6 +138,33 @@ struct fp16_ops {
   MTL_FP16_CMP(>)
   MTL_FP16_CMP(>=)
 #undef MTL_FP16_CMP
+
+  // `x op= h` for an arithmetic x is `x = x op h` (float += half is float arithmetic; int += half is half's).
+  // Spelled out because the built-in `float& += R` candidates would each take a half through another of its
+  // conversions (to float, int, long...) and tie.
+#define MTL_FP16_COMPOUND(op)                                                                 \
+  template <class A, std::enable_if_t<std::is_arithmetic<A>::value, int> = 0>                 \
+  friend constexpr A& operator op##=(A& a, T b) { return a = static_cast<A>(a op b); }
+  MTL_FP16_COMPOUND(+)
+  MTL_FP16_COMPOUND(-)
+  MTL_FP16_COMPOUND(*)
+  MTL_FP16_COMPOUND(/)
+#undef MTL_FP16_COMPOUND
+
+  // Integer-only operators: MSL rejects them on floating operands. Without these, the implicit conversion to the
+  // integers would let the built-in `int % int`, `int << int`... take a half.
+#define MTL_FP16_NO_INT_OP(op)                                                                \
+  template <class X> friend void operator op(T, const X&) = delete;                           \
+  template <class X> friend void operator op(const X&, T) = delete;                           \
+  template <class X> friend void operator op##=(X&, T) = delete;
+  MTL_FP16_NO_INT_OP(%)
+  MTL_FP16_NO_INT_OP(<<)
+  MTL_FP16_NO_INT_OP(>>)
+  MTL_FP16_NO_INT_OP(&)
+  MTL_FP16_NO_INT_OP(|)
+  MTL_FP16_NO_INT_OP(^)
+#undef MTL_FP16_NO_INT_OP
+  friend void operator~(T) = delete;
 
   // Sign flip is exact, so it works on the bits (also for NaN).
   friend constexpr T operator-(T a) { return T(uint16_t(a.bits ^ 0x8000u), detail::bits_tag{}); }
@@ -141,17 +182,19 @@ struct fp16_ops {
 // half (IEEE binary16) and bfloat (bfloat16): 16-bit storage, float compute.
 // Implicit conversions both ways with float; constructible from integers.
 // ---------------------------------------------------------------------------
-// Conversions out of half/bfloat: implicit to float and bool (PyTorch's kernels assign a half mask to a bool),
-// explicit to the other integers. An implicit conversion to int would make `cond ? 0 : h` ambiguous (int
-// converts to half as well); MSL gives that expression type half. The conversion is a template restricted to
-// float and bool so that no standard conversion (float -> int) can follow it.
+// Conversions out of half/bfloat: implicit to float, bool and the integers, as in MSL (`uint u = h;` truncates
+// toward zero). Each is a template that deduces exactly its target type, so no standard conversion follows it
+// (a non-template `operator float` would also serve `int i = h` via float -> int). With both directions implicit,
+// `cond ? 0 : h` and `cond ? NAN : h` are ambiguous in C++; the front end gives every `?:` its MSL operand types
+// (metal::detail::cond_operand_t, emitted by mpskernels.msl.conditional).
 #define MTL_FP16_CONVERSIONS(to_float)                                                                \
   template <class F, std::enable_if_t<std::is_same<F, float>::value, int> = 0>                       \
   constexpr operator F() const { return to_float; }                                                   \
   template <class F, std::enable_if_t<std::is_same<F, bool>::value, int> = 0, int = 0>               \
   constexpr operator F() const { return to_float != 0.0f; }                                           \
-  template <class I, std::enable_if_t<std::is_integral<I>::value && !std::is_same<I, bool>::value, int> = 0> \
-  explicit constexpr operator I() const { return I(float(*this)); }
+  template <class I, std::enable_if_t<std::is_integral<I>::value && !std::is_same<I, bool>::value, int> = 0, \
+            int = 0, int = 0>                                                                         \
+  constexpr operator I() const { return I(float(*this)); }
 
 struct half : metal::bases::fp16_ops<half> {
   uint16_t bits;
@@ -159,6 +202,8 @@ struct half : metal::bases::fp16_ops<half> {
   constexpr half(float f) : fp16_ops{}, bits(metal::detail::f32_to_f16(f)) {}
   template <class I, metal::detail::if_intlike<I> = 0>
   constexpr half(I i) : fp16_ops{}, bits(metal::detail::f32_to_f16(float(i))) {}
+  template <class C, metal::detail::if_arithmetic_class<half, C> = 0>
+  constexpr half(C&& c) : fp16_ops{}, bits(metal::detail::f32_to_f16(static_cast<float>(static_cast<C&&>(c)))) {}
   constexpr half(uint16_t b, metal::detail::bits_tag) : fp16_ops{}, bits(b) {}
   static constexpr half from_bits(uint16_t b) { return half(b, metal::detail::bits_tag{}); }
   MTL_FP16_CONVERSIONS(metal::detail::f16_to_f32(bits))
@@ -170,6 +215,8 @@ struct bfloat : metal::bases::fp16_ops<bfloat> {
   constexpr bfloat(float f) : fp16_ops{}, bits(metal::detail::f32_to_bf16(f)) {}
   template <class I, metal::detail::if_intlike<I> = 0>
   constexpr bfloat(I i) : fp16_ops{}, bits(metal::detail::f32_to_bf16(float(i))) {}
+  template <class C, metal::detail::if_arithmetic_class<bfloat, C> = 0>
+  constexpr bfloat(C&& c) : fp16_ops{}, bits(metal::detail::f32_to_bf16(static_cast<float>(static_cast<C&&>(c)))) {}
   constexpr bfloat(uint16_t b, metal::detail::bits_tag) : fp16_ops{}, bits(b) {}
   static constexpr bfloat from_bits(uint16_t b) { return bfloat(b, metal::detail::bits_tag{}); }
   MTL_FP16_CONVERSIONS(metal::detail::bf16_to_f32(bits))
@@ -195,6 +242,22 @@ namespace detail {
 template <class T> struct is_fp16 : std::false_type {};
 template <> struct is_fp16<half> : std::true_type {};
 template <> struct is_fp16<bfloat> : std::true_type {};
+
+// The operand types of `c ? x : y` as MSL gives them (the usual arithmetic conversions), where half and bfloat,
+// being classes here, would make C++ refuse the expression (each operand converts to the other): half/bfloat with
+// float -> float; with an integer, bool or enumeration -> the 16-bit type. X and Y are decltype((x)) and
+// decltype((y)); the front end (mpskernels.msl.conditional) casts x to cond_operand_t<X, Y> and y to
+// cond_operand_t<Y, X>. Every other pair keeps its type (X), so C++'s own rules and errors apply.
+template <class X, class Y>
+struct cond_operand {
+  using A = std::remove_cv_t<std::remove_reference_t<X>>;
+  using B = std::remove_cv_t<std::remove_reference_t<Y>>;
+  static constexpr bool to_float = (is_fp16<A>::value && std::is_same<B, float>::value) ||
+                                   (is_fp16<B>::value && std::is_same<A, float>::value);
+  static constexpr bool to_fp16 = is_fp16<B>::value && (std::is_integral<A>::value || std::is_enum<A>::value);
+  using type = std::conditional_t<to_float, float, std::conditional_t<to_fp16, B, X>>;
+};
+template <class X, class Y> using cond_operand_t = typename cond_operand<X, Y>::type;
 
 // MSL floating types (double is deliberately not one of them).
 template <class T> constexpr bool is_fp_v = std::is_same<T, float>::value || is_fp16<T>::value;

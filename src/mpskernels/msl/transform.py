@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from .conditional import give_operand_types
 from .errors import Diagnostic, MSLCompileError
+from .half_overloads import half_forwarders
 from .lexer import Token
 from .lexer import matching
-from .parse import ADDRESS_SPACES, BUILTINS, FunctionConstant, Program, is_attribute_start
+from .parse import ADDRESS_SPACES, BUILTINS, FunctionConstant, Program, is_attribute_start, split_declarations
 
 ROLE_CODES = {"buffer": "::mtl::kRoleBuffer", "threadgroup": "::mtl::kRoleThreadgroup", "builtin": "::mtl::kRoleBuiltin"}
 # thread_index_in_simdgroup -> ::mtl::kThreadIndexInSimdgroup (the runtime's Builtin enum)
@@ -255,6 +257,10 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
             site += 1
         edits.replace(*span(*var.statement), " ".join(parts))
 
+    # `f(half)` picks `f(float)` over `f(complex64_t)`, as in MSL (half_overloads.py)
+    for after, forwarder in half_forwarders(tokens, split_declarations(tokens)):
+        edits.replace(tokens[after].end, tokens[after].end, forwarder)
+
     constructor_qualifiers = set(program.constructor_qualifiers)
 
     def identifier(i: int) -> str | None:
@@ -270,7 +276,7 @@ def to_cpp(text: str, program: Program, spec: Specialization, shim_header: str) 
         return "" if t.text in ADDRESS_SPACES else None
 
     rewrite_tokens(edits, program, values, identifier)
-    body = edits.apply()
+    body = give_operand_types(edits.apply())  # `c ? NAN : h` is a float, as in MSL (conditional.py)
     header = f'#include "{shim_header}"\n#pragma GCC poison double\n'
     return header + body + registry(program, alias_of)
 
