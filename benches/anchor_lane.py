@@ -62,11 +62,17 @@ from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.epilogue import ACTIVATIONS, bias_shape
 from mpskernels.kernels.rope import tables
 from mpskernels.tolerances import tolerance_for
+from mpskernels.verify.check import REFERENCE_ERROR_FACTOR
 
 ROOT = Path(__file__).resolve().parent.parent
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 DEVICE = "cuda"  # a CPU dry run of the harness sets "cpu"
 GRAPH_BELOW_US = 200.0  # above this the launch queue hides the host's ~10 µs per launch
+# An anchor kernel outside the verifier's bound but within this many times the dtype's tolerance (at the result's
+# largest magnitude) computes in its storage dtype by design (MLX's half-precision elementwise chains, PyTorch's
+# prefill rounding q * scale): it is what Mac users run, so it is timed and compared as "loose" (†). Our kernels
+# get no such allowance.
+PLAUSIBLE = 8.0
 CHECK_ONLY = False  # a --warm child: run and check every kernel once, time nothing (set by child())
 
 
@@ -292,25 +298,63 @@ def oracle(family, args: tuple) -> tuple:
     return (out,)
 
 
-def max_abs_error(got: tuple, want: tuple, dtype: torch.dtype) -> tuple[float, str]:
-    """Largest |got - want| over every result, and "" when all are within the dtype's tolerance, else why not."""
+class Expected(tuple):
+    """The float64 results, as the oracle lists them, and `slack`: per result, how far beyond the dtype's tolerance a
+    result may be, by the verifier's rule (mpskernels.verify.check): twice PyTorch's own error in the dtype plus rtol
+    times the result's RMS. A long reduction in fp32 or a half-precision op is then held to what PyTorch's own kernel
+    achieves in that dtype, as the unit tests hold our kernels."""
+
+    slack: tuple = ()
+
+
+def _rms(t: torch.Tensor) -> float:
+    finite = t[t.isfinite()]
+    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
+
+
+def expected(family, args: tuple, dtype: torch.dtype) -> Expected:
+    want = Expected(oracle(family, args))
+    rtol = tolerance_for(dtype).rtol
+    fn, _ = native_fn(family)
+    mine = fresh_args(family, args)
+    try:
+        with torch.no_grad():
+            in_dtype = results_of(family, mine, fn(*mine))
+    except Exception:  # noqa: BLE001  (no PyTorch result in this dtype: the RMS term alone)
+        in_dtype = (None,) * len(want)
+    want.slack = tuple(
+        rtol * _rms(w) + (0.0 if r is None or r.shape != w.shape else
+                          (REFERENCE_ERROR_FACTOR * (r.double() - w).abs()).nan_to_num(nan=0.0, posinf=0.0))
+        for r, w in zip(in_dtype, want))
+    return want
+
+
+def max_abs_error(got: tuple, want: Expected, dtype: torch.dtype) -> tuple[float, str, bool]:
+    """(largest |got - want| over every result; "" when all are within the dtype's tolerance plus the slack, else
+    why not; whether every result is at least plausible: within PLAUSIBLE times the dtype's tolerance at the
+    result's largest magnitude, as rounding in the op's own dtype can be, where a wrong element or a missed block
+    is not)."""
     if len(got) != len(want):
-        return math.nan, f"{len(got)} results, the reference has {len(want)}"
-    tol, worst, bad = tolerance_for(dtype), 0.0, []
+        return math.nan, f"{len(got)} results, the reference has {len(want)}", False
+    tol, worst, bad, plausible = tolerance_for(dtype), 0.0, [], True
     for i, (g, w) in enumerate(zip(got, want)):
         if tuple(g.shape) != tuple(w.shape):
-            return math.nan, f"result {i}: shape {tuple(g.shape)}, the reference's is {tuple(w.shape)}"
+            return math.nan, f"result {i}: shape {tuple(g.shape)}, the reference's is {tuple(w.shape)}", False
         a = g.detach().double()
         diff = (a - w).abs()
         both_nan = a.isnan() & w.isnan()
         same_inf = a.isinf() & w.isinf() & (a == w)
         finite = ~(both_nan | same_inf)
-        out = finite & ~(diff <= tol.atol + tol.rtol * w.abs())
-        worst = max(worst, float(diff[finite].max()) if finite.any() else 0.0)
+        slack = want.slack[i] if i < len(want.slack) else 0.0
+        out = finite & ~(diff <= tol.atol + tol.rtol * w.abs() + slack)
+        largest = float(diff[finite].max()) if finite.any() else 0.0
+        worst = max(worst, largest)
+        magnitude = float(w[w.isfinite()].abs().max()) if w.isfinite().any() else 0.0
+        plausible &= bool(largest <= PLAUSIBLE * (tol.atol + tol.rtol * magnitude))
         if out.any():
             bad.append(f"result {i}: {int(out.sum())} of {out.numel()} elements outside atol {tol.atol} "
-                       f"rtol {tol.rtol}")
-    return worst, "; ".join(bad)
+                       f"rtol {tol.rtol} and the verifier's slack")
+    return worst, "; ".join(bad), plausible
 
 
 # ---- timing ----
@@ -367,17 +411,20 @@ def measure(fn: Callable[[], Any]) -> tuple[float, str]:
         return us, f"stream (graph capture failed: {type(e).__name__}: {str(e)[:120]})"
 
 
-def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want: tuple, dtype: torch.dtype,
-                kernels: tuple[str, ...] = (), baseline: bool = False) -> Result:
+def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want: Expected, dtype: torch.dtype,
+                kernels: tuple[str, ...] = (), baseline: bool = False, anchor: bool = False) -> Result:
     """Runs once, compares with the oracle, times it. Outside the tolerance, ours or an anchor's is "wrong" (timed,
     never compared); a PyTorch baseline is "loose" (its own rounding between kernels; still the baseline)."""
     try:
         got = results(launch())
         torch.cuda.synchronize()
-        err, why = max_abs_error(got, want, dtype)
+        err, why, plausible = max_abs_error(got, want, dtype)
         del got
         us, how = (None, "not timed (warm-up pass)") if CHECK_ONLY else measure(launch)
-        status = ("loose" if baseline else "wrong") if why else "ok"
+        loose = baseline or (anchor and plausible)
+        status = ("loose" if loose else "wrong") if why else "ok"
+        if why and anchor and loose:
+            why += f" (within {PLAUSIBLE:g}x the tolerance: the anchor's own rounding in {dtype})"
         return Result(us, err, status, why, kernels, how)
     except NotImplementedError as e:
         return Result(None, None, "n/a", str(e)[:300], kernels)
@@ -492,7 +539,7 @@ def anchor(family, op, args: tuple, want: tuple, dtype: torch.dtype, extra: dict
             return results_of(family, mine, None)
         return as_tuple(prepared.out)
 
-    return run_checked(prepared.launch, results, want, dtype, tuple(prepared.kernels))
+    return run_checked(prepared.launch, results, want, dtype, tuple(prepared.kernels), anchor=True)
 
 
 def torch_result(family, fn: Callable[..., Any], args: tuple, want: tuple, dtype: torch.dtype, note: str) -> Result:
@@ -553,7 +600,7 @@ def minimum_bytes(family, args: tuple, want: tuple, dtype: torch.dtype) -> int:
 
 
 def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Compiled | None) -> Row:
-    want = oracle(family, case.args)
+    want = expected(family, case.args, dtype)
     moved = case.bytes_moved if case.bytes_moved != -1 else minimum_bytes(family, case.args, want, dtype)
     row = Row(family.name, str(dtype).replace("torch.", ""), case.label, moved, ours(family, case.args, want, dtype),
               fits_l2=footprint(case.args, want) <= l2_bytes())
