@@ -165,3 +165,26 @@ def test_compile_backend_leaves_a_graph_needing_gradients_when_an_op_has_no_back
         assert any("mpskernels.silu" in str(n.target) for n in graphs[-1].graph.nodes)
     finally:
         torch._dynamo.reset()
+
+
+def test_mpskernels_ops_called_directly_keep_gradients_and_run_the_kernel(emulator):
+    x, w = torch.randn(4, 33, requires_grad=True), (torch.rand(33) + 0.5).requires_grad_()
+    start = launches.count()
+    out = mpskernels.ops.rms_norm(x, w, 1e-5)
+    assert launches.count() > start and out.grad_fn is not None  # before: the kernel ran, and no grad_fn
+    out.pow(2).sum().backward()
+    x2, w2 = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    F.rms_norm(x2, (33,), w2, 1e-5).pow(2).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w.grad, w2.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_an_eval_model_called_without_no_grad_still_runs_its_kernels(emulator):
+    model = small_model().eval()
+    x = torch.randn(5, 8)
+    optimize(model, example_inputs=(x,))
+    start = launches.count()
+    out = model(x)  # parameters require grad: autograd records, the kernels run through the registered ops
+    assert launches.count() - start == 2
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

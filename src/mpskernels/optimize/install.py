@@ -8,8 +8,11 @@ a picklable recipe (`Replacement.rebuild`) that builds the kernel's forward agai
 on the first call after a copy or a load. It runs the module's own computation instead of the kernel whenever the
 kernel would compute something else or cannot take the call:
 
-- autograd would record the call (gradients enabled and an input or a parameter requires them): the original
-  computation is what autograd differentiates, so gradients are exact;
+- autograd would record the call (gradients enabled and an input or a parameter requires them) and the replacement
+  is not built from mpskernels' ops: a kernel pack or a Conv + BatchNorm fold runs the original computation, which
+  autograd differentiates. Type and computation matches call `mpskernels.ops`, which go through the registered op
+  (with its backward, derived from the reference) whenever autograd records, so they keep their kernels: a model
+  in eval mode called without `torch.no_grad()` still runs them, and its gradients are exact;
 - an input or parameter is not float32/float16/bfloat16 on a real device (float64, meta), or they mix dtypes;
 - a module matched by its computation (confirmed by probing in one training mode) runs in the other mode;
 - the replacement declines the call (returns NotImplemented: a call shape or state it does not cover).
@@ -89,12 +92,14 @@ class SwappedForward:
         # Mixed dtypes are the replacement's to judge when it takes the whole call (per op) or is PyTorch's own
         # (the folded convolution).
         self.whole_call = replacement.full_signature or replacement.matched_by == "fusion"
+        # Built from mpskernels.ops (registered ops with a backward): autograd needs no fallback.
+        self.differentiable = replacement.matched_by in ("type", "computation")
 
     # -- copies and pickles: the module maps to the copy's own; the kernel's forward is built again for it --
 
     def __getstate__(self) -> dict[str, Any]:
         return {"module": self.module, "record": self.record, "partners": self.partners, "rebuild": self.rebuild,
-                "training": self.training, "whole_call": self.whole_call}
+                "training": self.training, "whole_call": self.whole_call, "differentiable": self.differentiable}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -119,7 +124,7 @@ class SwappedForward:
         modules = [self.module, *self.partners]
         if self.training is not None and self.module.training != self.training:
             return True
-        return needs_grad(modules, args, kwargs) or \
+        return (not self.differentiable and needs_grad(modules, args, kwargs)) or \
             unsupported_tensors(modules, args, kwargs, mixed=not self.whole_call) is not None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
