@@ -32,133 +32,176 @@ using namespace metal;
 
 #include "chunk_io.h"
 
-// ---- erf and erfc in fp32 ----
+// ---- the standard normal's lower tail, Phi(-a) = erfc(a / sqrt 2) / 2 for a = |x| ----
+// One formula over the whole range, so a SIMD group never diverges: Phi(-a) = exp(-a^2 / 2) * s * R(s) with
+// s = 1 / (2 + a / sqrt 2) in (0, 1/2], R a polynomial fitted (Lawson's iteration to the minimax) for least
+// relative error on a / sqrt 2 in [0, 10.5] (x to -14.85, where Phi underflows fp32). Taking a^2 from x itself,
+// not from x / sqrt 2, keeps the rounding of that product out of the exponent, where it would grow with a^2.
 
-constant constexpr float ERF_SERIES_LIMIT = 0.875f;  // erf by its odd polynomial below this |x|
-constant constexpr float ERFC_SERIES_LIMIT = 0.5f;   // erfc as 1 - erf below this a
-constant constexpr float ERFC_ZERO_FROM = 10.5f;     // erfc(a) underflows fp32 from about 10.05 on
+constant constexpr float NORMAL_TAIL_ZERO_FROM = 14.85f;  // Phi(-a) is below fp32's smallest subnormal from 14.5
 
-// erf(x) for |x| < ERF_SERIES_LIMIT.
-inline float erf_series(float x) {
-  const float t = x * x;
-  float p = -6.2032545e-4f;
-  p = fma(p, t, 5.0321813e-3f);
-  p = fma(p, t, -2.6791463e-2f);
-  p = fma(p, t, 1.1282455e-1f);
-  p = fma(p, t, -3.761255e-1f);
-  p = fma(p, t, 1.2837915e-1f);  // 2 / sqrt(pi) - 1
-  return fma(x, p, x);
+// a = |x| clamped to NORMAL_TAIL_ZERO_FROM (NaN kept): keeps a * a and fma(a, a, -a * a) finite.
+inline float normal_tail_argument(float x) {
+  const float a = fabs(x);
+  return a > NORMAL_TAIL_ZERO_FROM ? NORMAL_TAIL_ZERO_FROM : a;
 }
 
-// erfc(a) for a >= ERFC_SERIES_LIMIT (NaN stays NaN; values past ERFC_ZERO_FROM give 0).
-inline float erfc_tail(float a) {
-  a = a > ERFC_ZERO_FROM ? ERFC_ZERO_FROM : a;  // keeps NaN, keeps inf * inf out of the fma below
-  const float t = metal::precise::divide(2.0f, 2.0f + a);
-  float q = -3.199266e-2f;
-  q = fma(q, t, 7.410276e-2f);
-  q = fma(q, t, 4.9014956e-2f);
-  q = fma(q, t, -2.565823e-1f);
-  q = fma(q, t, 1.4172816e-1f);
-  q = fma(q, t, 2.3144437e-2f);
-  q = fma(q, t, 1.9171156e-1f);
-  q = fma(q, t, 2.4445741e-1f);
-  q = fma(q, t, 2.822988e-1f);
-  q = fma(q, t, 2.8208733e-1f);
+// fp32 outputs: R of degree 8 (relative error 4.3e-8 in exact arithmetic), s to within an ulp, exp(-a^2 / 2)
+// with the rounding of a^2 corrected to first order.
+inline float normal_tail_f32(float a) {
+  const float d = fma(a, M_SQRT1_2_F, 2.0f);  // in [2, 12.5]: no special cases for the division
+  float s = metal::fast::divide(1.0f, d);
+  s = fma(s, fma(-d, s, 1.0f), s);  // one Newton step
+  float r = -15.153486f;
+  r = fma(r, s, 36.503387f);
+  r = fma(r, s, -31.261482f);
+  r = fma(r, s, 8.944396f);
+  r = fma(r, s, -0.4419728f);
+  r = fma(r, s, 1.624879f);
+  r = fma(r, s, 0.9719865f);
+  r = fma(r, s, 0.5647801f);
+  r = fma(r, s, 0.28208557f);
   const float hi = a * a;
   const float lo = fma(a, a, -hi);  // a^2 = hi + lo exactly
-  float e = metal::precise::exp(-hi);
-  e = fma(-e, lo, e);  // exp(-hi - lo) to first order in lo (|lo| <= 2^-24 hi)
-  return e * (t * q);
+  const float e = metal::precise::exp(-0.5f * hi);
+  return fma(-0.5f * e, lo, e) * (s * r);  // exp(-hi / 2 - lo / 2) to first order in lo
 }
 
-inline float erf_f32(float x) {
-  const float a = fabs(x);
-  if (a < ERF_SERIES_LIMIT) {
-    return erf_series(x);
-  }
-  return copysign(1.0f - erfc_tail(a), x);
+// 16-bit outputs: R of degree 5 (relative error 2.7e-5), fast reciprocal and exp.
+inline float normal_tail_f16(float a) {
+  const float s = metal::fast::divide(1.0f, fma(a, M_SQRT1_2_F, 2.0f));
+  float r = -1.8872507f;
+  r = fma(r, s, -0.10402591f);
+  r = fma(r, s, 2.4040701f);
+  r = fma(r, s, 0.7624212f);
+  r = fma(r, s, 0.5860045f);
+  r = fma(r, s, 0.28133515f);
+  return metal::fast::exp(-0.5f * a * a) * (s * r);
 }
 
-inline float erfc_f32(float x) {
-  const float a = fabs(x);
-  if (a < ERFC_SERIES_LIMIT) {
-    return 1.0f - erf_series(x);
-  }
-  const float tail = erfc_tail(a);
-  return x < 0.0f ? 2.0f - tail : tail;
-}
-
-// ---- activation functors: static float apply(float) ----
+// ---- activation functors: static float apply(float), and Low, the form a kernel applies for 16-bit outputs ----
+// Low uses fast::exp and fast::divide where the fp32 form uses precise ones (MSL's fast-math bounds: exp within
+// 3 + floor(2 |x|) ulp, at most 1.1e-5 relative over the arguments reached here; divide within 2.5 ulp), and
+// GELU's Low a shorter polynomial: all far below fp16's tolerance (1e-3 relative, of which rounding to fp16 takes
+// 4.9e-4) and bf16's (1e-2). Functors without a cheaper form are their own Low.
 
 struct Identity {
+  using Low = Identity;
   static float apply(float x) { return x; }
 };
 
 struct Relu {
+  using Low = Relu;
   static float apply(float x) { return x < 0.0f ? 0.0f : x; }  // NaN passes through, as in torch
 };
 
 struct Relu6 {
+  using Low = Relu6;
   static float apply(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
 };
 
+struct SigmoidLow {
+  using Low = SigmoidLow;
+  static float apply(float x) { return metal::fast::divide(1.0f, 1.0f + metal::fast::exp(-x)); }
+};
+
 struct Sigmoid {
+  using Low = SigmoidLow;
   static float apply(float x) { return metal::precise::divide(1.0f, 1.0f + metal::precise::exp(-x)); }
 };
 
 struct Tanh {
+  using Low = Tanh;
   static float apply(float x) { return metal::precise::tanh(x); }
 };
 
-struct Silu {
-  static float apply(float x) { return x / (1.0f + metal::precise::exp(-x)); }
+struct SiluLow {
+  using Low = SiluLow;
+  static float apply(float x) { return metal::fast::divide(x, 1.0f + metal::fast::exp(-x)); }
 };
 
-// x * Phi(x), Phi the standard normal CDF: Phi(x) = erfc(-x / sqrt 2) / 2.
+struct Silu {
+  using Low = SiluLow;
+  static float apply(float x) { return metal::precise::divide(x, 1.0f + metal::precise::exp(-x)); }
+};
+
+// x * Phi(x): Phi(x) = 1 - Phi(-x) for x > 0, selected rather than branched on. NaN stays NaN (x > 0 is false).
+inline float gelu_from_tail(float x, float lower_tail) {
+  return x * (x > 0.0f ? 1.0f - lower_tail : lower_tail);
+}
+
+struct GeluLow {
+  using Low = GeluLow;
+  static float apply(float x) { return gelu_from_tail(x, normal_tail_f16(normal_tail_argument(x))); }
+};
+
 struct Gelu {
-  static float apply(float x) {
-    const float z = x * M_SQRT1_2_F;
-    const float a = fabs(z);
-    float phi;
-    if (a < ERF_SERIES_LIMIT) {
-      phi = fma(0.5f, erf_series(z), 0.5f);
-    } else {
-      const float half_tail = 0.5f * erfc_tail(a);  // Phi(-|x|)
-      phi = z > 0.0f ? 1.0f - half_tail : half_tail;
-    }
-    return x * phi;
-  }
+  using Low = GeluLow;
+  static float apply(float x) { return gelu_from_tail(x, normal_tail_f32(normal_tail_argument(x))); }
 };
 
 // 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3), written as x * sigmoid(2u).
+inline float gelu_tanh_exponent(float x) {
+  return -1.5957691216057308f * fma(0.044715f * x, x * x, x);  // -2u; 2 sqrt(2 / pi) = 1.5957691...
+}
+
+struct GeluTanhLow {
+  using Low = GeluTanhLow;
+  static float apply(float x) { return metal::fast::divide(x, 1.0f + metal::fast::exp(gelu_tanh_exponent(x))); }
+};
+
 struct GeluTanh {
+  using Low = GeluTanhLow;
   static float apply(float x) {
-    const float two_u = 1.5957691216057308f * fma(0.044715f * x, x * x, x);  // 2 sqrt(2 / pi) = 1.5957691...
-    return metal::precise::divide(x, 1.0f + metal::precise::exp(-two_u));
+    return metal::precise::divide(x, 1.0f + metal::precise::exp(gelu_tanh_exponent(x)));
   }
 };
 
-// x tanh(softplus(x)); tanh(log(1 + e)) with e = exp(x) is n / (n + 2), n = e (e + 2).
-struct Mish {
+// x tanh(softplus(x)); tanh(log(1 + e)) with e = exp(x) is n / (n + 2), n = e (e + 2). From x = 20 on the factor
+// rounds to 1 (and n overflows past 44): x is selected there, so NaN from inf / inf never reaches the result.
+constant constexpr float MISH_IDENTITY_FROM = 20.0f;
+
+struct MishLow {
+  using Low = MishLow;
   static float apply(float x) {
-    if (x > 20.0f) {
-      return x;  // tanh(softplus(x)) rounds to 1 from here on (and n would overflow past 44)
-    }
+    const float e = metal::fast::exp(x);
+    const float n = e * (e + 2.0f);
+    return x > MISH_IDENTITY_FROM ? x : x * metal::fast::divide(n, n + 2.0f);
+  }
+};
+
+struct Mish {
+  using Low = MishLow;
+  static float apply(float x) {
     const float e = metal::precise::exp(x);
     const float n = e * (e + 2.0f);
-    return x * metal::precise::divide(n, n + 2.0f);
+    return x > MISH_IDENTITY_FROM ? x : x * metal::precise::divide(n, n + 2.0f);
   }
 };
 
-// x * relu6(x + 3) / 6.
+// x * relu6(x + 3) / 6, the division as a multiplication by 1/6 (within 1.5 ulp).
 struct HardSwish {
+  using Low = HardSwish;
   static float apply(float x) {
     const float r = x + 3.0f;
-    if (r >= 6.0f) {
-      return x;  // exact, and x * 6 cannot overflow
-    }
-    return r < 0.0f ? x * 0.0f : x * r / 6.0f;  // x * 0: NaN and -inf give NaN, -x gives -0, as in torch
+    const float below = x * 0.0f;  // r < 0: NaN and -inf give NaN, -x gives -0, as in torch
+    const float middle = x * r * (1.0f / 6.0f);
+    return r >= 6.0f ? x : (r < 0.0f ? below : middle);  // r >= 6: exact, and x * 6 cannot overflow
   }
+};
+
+// The functor applied for outputs of type T: Op, or Op::Low for 16-bit outputs.
+template <typename Op, typename T>
+struct ForOutput {
+  using type = Op;
+};
+template <typename Op>
+struct ForOutput<Op, half> {
+  using type = typename Op::Low;
+};
+template <typename Op>
+struct ForOutput<Op, bfloat> {
+  using type = typename Op::Low;
 };
 
 #ifndef MPSK_ACTIVATION_FUNCTIONS_ONLY
@@ -181,7 +224,7 @@ template <typename T, typename Op>
   float v[ChunkOf<T>::N];
   load_chunk(x, tid, size, vec, v);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    v[i] = Op::apply(v[i]);
+    v[i] = ForOutput<Op, T>::type::apply(v[i]);
   }
   store_chunk(out, tid, size, vec, v);
 }
@@ -195,7 +238,7 @@ inline void gated_chunk(const device T* a, const device T* b, device T* out, uin
   load_chunk(a, c, n, vec, va);
   load_chunk(b, c, n, vec, vb);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    va[i] = Op::apply(va[i]) * vb[i];
+    va[i] = ForOutput<Op, T>::type::apply(va[i]) * vb[i];
   }
   store_chunk(out, c, n, vec, va);
 }

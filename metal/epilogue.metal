@@ -29,7 +29,7 @@ inline void bias_act_chunk(const device T* x, const device T* bias, device T* ou
   load_chunk(x, c, n, vec, v);
   load_chunk(bias, c, n, vec, b);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    v[i] = Op::apply(v[i] + b[i]);
+    v[i] = ForOutput<Op, T>::type::apply(v[i] + b[i]);
   }
   store_chunk(out, c, n, vec, v);
 }
@@ -62,7 +62,7 @@ template <typename T, typename Op>
   float v[ChunkOf<T>::N];
   load_chunk(x + row_start, tid.x, inner, vec, v);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    v[i] = Op::apply(v[i] + b);
+    v[i] = ForOutput<Op, T>::type::apply(v[i] + b);
   }
   store_chunk(out + row_start, tid.x, inner, vec, v);
 }
