@@ -400,3 +400,25 @@ def test_references_and_kernels_follow_the_formula_at_the_edges(dtype):
             fused = torch.ops.mpskernels.bias_act(x[None], torch.zeros(8, dtype=dtype), name)[0]
         for got in (reference, kernel, fused, epilogue.reference(x[None], torch.zeros(8, dtype=dtype), name)[0]):
             torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+
+
+# ---- every activation's 16-byte fast path and guarded tail, in every dtype (16-bit outputs take Op::Low) ----
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_activation_at_whole_chunks_and_one_more_and_fewer(dtype):
+    """Element counts at multiples of the chunk (4 floats, 8 halves) and one more and one fewer, spanning the
+    functions' whole range (both GELU regimes, Mish's identity cut-off, HardSwish's three pieces)."""
+    before = launches.count()
+    for n in around_chunks(dtype, 40)[:3]:
+        x = torch.linspace(-25, 25, n).to(dtype)
+        for name in UNARY:
+            check(name, x)
+        check("gelu", x, "tanh")
+        b = randn(n, seed=n, dtype=dtype)
+        check("swiglu", x, b)
+        check("geglu", x, b, "none")
+        check("geglu", x, b, "tanh")
+        for name in ("sigmoid", "tanh", "gelu", "mish", "silu"):
+            check("bias_act", x.view(1, n), b, name, -1)
+    assert launches.count() == before + 3 * 13  # every call ran its kernel
