@@ -5,25 +5,44 @@
 //   gated_split  out[r, j] = act(x[r, j]) * x[r, H + j]      the same on one tensor whose last dimension (2H)
 //                                                            holds a then b, as in `a, b = x.chunk(2, -1)`
 //
-// Each thread handles one 16-byte chunk (see "kernels" below) of the flat tensor, or of one row for gated_split,
-// whose grid is 2-D: x over a row's halves, y over rows, so no thread divides to find its row. Everything is
-// computed in fp32 and rounded once on store.
-// Memory traffic per output element (E = sizeof(T)): unary one read + one write (2E); gated and gated_split two
+// Bytes moved per output element (E = sizeof(T)): unary one read + one write (2E); gated and gated_split two
 // reads + one write (3E). That is the minimum: every input element is read once and every output element written
-// once.
+// once. Each thread moves one 16-byte chunk per tensor (see "kernels" below): 16 bytes is the widest single
+// access, and one chunk per thread over a grid of millions of threads already keeps the memory system full (the
+// fp32 kernels reach 94-101% of copy bandwidth on the lane), so the kernels do not loop and need no unrolling.
+// Everything is computed in fp32 (a 16-bit element converted once on load) and rounded once on store.
 //
-// Accuracy. erf is not in the Metal standard library, so this file carries its own fp32 erf and erfc:
-//   |x| < 0.875     erf(x) = x + x * P(x^2), P of degree 5 (a weighted least-squares fit that converged to the
-//                   minimax, relative error 8.5e-9 in exact arithmetic); the leading 1 is kept out of P so its
-//                   rounding is not scaled up.
-//   a >= 0.5        erfc(a) = exp(-a^2) * t * Q(t), t = 2 / (2 + a), Q of degree 9 fitted the same way on
-//                   [0.5, 10.5] (relative error 2.7e-9); exp(-a^2) splits a^2 = hi + lo with an fma and
-//                   corrects exp(-hi) by (1 - lo), so the rounding of a^2 does not grow with a.
-// In fp32 this gives erf within 1.6 ulp (1.2e-7 relative) and erfc within 4e-7 relative down to its underflow
-// (tests/kernels/test_activations.py sweeps both densely against float64). GELU uses erfc for x <= -1.24 instead
-// of 1 + erf(x / sqrt 2), so its negative tail keeps full relative accuracy instead of cancelling.
+// Math per element. Memory-bound only while the math per element fits in the time its bytes take; 16-bit types
+// bring twice the elements per byte, so each functor has a `Low` form that 16-bit outputs use (ForOutput below).
+// GELU (erf form) was compute-bound: an erf in three regimes, with branches that diverge within a SIMD group on
+// ordinary data (|x| < 1.24 takes the series, the rest the erfc tail), so every group paid for both: ~12 ops of
+// series + select, ~30 ops of tail (precise division, degree-9 polynomial, hi/lo square) and a precise exp. Now
+// one branch-free formula for the normal tail Phi(-|x|) (below) and a select:
+//   fp32 outputs   ~22 ops + a precise exp: clamp, fma, reciprocal + Newton step (3), degree-8 polynomial (8),
+//                  hi/lo square (2), correction (2), 2 multiplies, select + subtract, multiply
+//   16-bit         ~14 ops + a fast exp: clamp, fma, fast reciprocal, degree-5 polynomial (5), 2 multiplies for
+//                  the exponent, 2 for the product, select + subtract, multiply
+// SiLU, sigmoid, GELU (tanh) and Mish for 16-bit outputs use fast::exp and fast::divide (a reciprocal and a
+// multiply) instead of the precise ones (a range reduction and polynomial; a division with special-case
+// handling). Mish and HardSwish select instead of branching, and HardSwish multiplies by 1/6.
+//
+// Accuracy, measured on the emulator (precise arithmetic for fast::) over a dense sweep against float64
+// (tests/kernel_families/test_activations.py):
+//   Phi(-|x|), fp32 form    relative error <= 3.7e-7 wherever Phi is a normal fp32 number (|x| < 13.0), 0 where
+//                           it underflows; GELU (fp32) <= 3.8e-7 relative for |x| < 13, 8.1e-7 where Phi is
+//                           subnormal: 12x under fp32's tolerance (1e-5 relative). The negative tail keeps this
+//                           relative accuracy: no 1 + erf(x) is ever formed.
+//   Phi(-|x|), 16-bit form  relative error <= 2.9e-5, and GELU's the same; MSL's fast-math bounds add at most
+//                           1.3e-5 (exp within 3 + floor(2 |arg|) ulp, arg >= -110; divide within 2.5 ulp): under
+//                           5e-5 in all, against fp16's 1e-3 (rounding to fp16 takes 4.9e-4 of it) and bf16's 1e-2.
 // GELU's tanh form is evaluated as x * sigmoid(2u) (= 0.5 x (1 + tanh u)) and Mish as x * n / (n + 2) with
 // n = e^x (e^x + 2) (= x tanh(softplus x)): the same functions, without cancellation for negative x.
+//
+// Before (the anchor lane on an NVIDIA H200, not an Apple GPU: % of the lane's measured copy bandwidth, 4246 GB/s,
+// for the minimum bytes; 4096 x 11008, bf16 / fp16 / fp32): silu 78 / 87 / 97; gelu (erf) 40 / 44 / 76 (bf16
+// 107 us, torch's native op 60 us); gelu tanh 67 / 78 / 96; mish 65 / 76 / 94; hardswish 69 / 80 / 94; geglu
+// 56 / 60 / 98; geglu_split (4096 x 22016) 51 / 54 / 92; swiglu 89 / 93 / 101; swiglu_split 79 / 85 / 98. Part of
+// the 16-bit gap is the lane's own (bfloat <-> float takes a few integer ops there; Apple GPUs convert natively).
 //
 // The instantiations are skipped when MPSK_ACTIVATION_FUNCTIONS_ONLY is defined: metal/epilogue.metal includes
 // this file for the activation functors.

@@ -103,6 +103,7 @@ def lower_tail64(x: torch.Tensor) -> torch.Tensor:
 
 # Measured maxima (this sweep, emulator): stated in metal/activations.metal's header; the bounds leave a little room.
 TAIL_F32_MAX_REL = 5e-7
+GELU_F32_MAX_REL = 1e-6  # 3.8e-7 for |x| < 13, 8.1e-7 where Phi(-|x|) is subnormal
 TAIL_F16_MAX_REL = 3.5e-5
 GELU_F16_MAX_REL = 3.5e-5
 
@@ -117,6 +118,10 @@ def test_normal_tail_keeps_relative_accuracy_down_to_its_underflow(probe):
     assert rel.max() <= TAIL_F32_MAX_REL, f"max relative error {rel.max():.3g} at x = {x[normal][rel.argmax()]:.9g}"
     assert torch.all(got[want < 1e-46] == 0)
     assert x[normal].abs().max() > 12.9  # the sweep reached fp32's normal range's end
+    exact = 0.5 * x.double() * torch.erfc(-x.double() / math.sqrt(2))
+    big = exact.abs() > torch.finfo(torch.float32).tiny
+    rel = (probe(x)["gelu"].double() - exact).abs()[big] / exact.abs()[big]
+    assert rel.max() <= GELU_F32_MAX_REL, f"gelu max relative error {rel.max():.3g} at x = {x[big][rel.argmax()]:.9g}"
 
 
 def test_normal_tail_for_16_bit_outputs(probe):
