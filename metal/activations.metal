@@ -5,25 +5,44 @@
 //   gated_split  out[r, j] = act(x[r, j]) * x[r, H + j]      the same on one tensor whose last dimension (2H)
 //                                                            holds a then b, as in `a, b = x.chunk(2, -1)`
 //
-// Each thread handles one 16-byte chunk (see "kernels" below) of the flat tensor, or of one row for gated_split,
-// whose grid is 2-D: x over a row's halves, y over rows, so no thread divides to find its row. Everything is
-// computed in fp32 and rounded once on store.
-// Memory traffic per output element (E = sizeof(T)): unary one read + one write (2E); gated and gated_split two
+// Bytes moved per output element (E = sizeof(T)): unary one read + one write (2E); gated and gated_split two
 // reads + one write (3E). That is the minimum: every input element is read once and every output element written
-// once.
+// once. Each thread moves one 16-byte chunk per tensor (see "kernels" below): 16 bytes is the widest single
+// access, and one chunk per thread over a grid of millions of threads already keeps the memory system full (the
+// fp32 kernels reach 94-101% of copy bandwidth on the lane), so the kernels do not loop and need no unrolling.
+// Everything is computed in fp32 (a 16-bit element converted once on load) and rounded once on store.
 //
-// Accuracy. erf is not in the Metal standard library, so this file carries its own fp32 erf and erfc:
-//   |x| < 0.875     erf(x) = x + x * P(x^2), P of degree 5 (a weighted least-squares fit that converged to the
-//                   minimax, relative error 8.5e-9 in exact arithmetic); the leading 1 is kept out of P so its
-//                   rounding is not scaled up.
-//   a >= 0.5        erfc(a) = exp(-a^2) * t * Q(t), t = 2 / (2 + a), Q of degree 9 fitted the same way on
-//                   [0.5, 10.5] (relative error 2.7e-9); exp(-a^2) splits a^2 = hi + lo with an fma and
-//                   corrects exp(-hi) by (1 - lo), so the rounding of a^2 does not grow with a.
-// In fp32 this gives erf within 1.6 ulp (1.2e-7 relative) and erfc within 4e-7 relative down to its underflow
-// (tests/kernels/test_activations.py sweeps both densely against float64). GELU uses erfc for x <= -1.24 instead
-// of 1 + erf(x / sqrt 2), so its negative tail keeps full relative accuracy instead of cancelling.
+// Math per element. Memory-bound only while the math per element fits in the time its bytes take; 16-bit types
+// bring twice the elements per byte, so each functor has a `Low` form that 16-bit outputs use (ForOutput below).
+// GELU (erf form) was compute-bound: an erf in three regimes, with branches that diverge within a SIMD group on
+// ordinary data (|x| < 1.24 takes the series, the rest the erfc tail), so every group paid for both: ~12 ops of
+// series + select, ~30 ops of tail (precise division, degree-9 polynomial, hi/lo square) and a precise exp. Now
+// one branch-free formula for the normal tail Phi(-|x|) (below) and a select:
+//   fp32 outputs   ~22 ops + a precise exp: clamp, fma, reciprocal + Newton step (3), degree-8 polynomial (8),
+//                  hi/lo square (2), correction (2), 2 multiplies, select + subtract, multiply
+//   16-bit         ~14 ops + a fast exp: clamp, fma, fast reciprocal, degree-5 polynomial (5), 2 multiplies for
+//                  the exponent, 2 for the product, select + subtract, multiply
+// SiLU, sigmoid, GELU (tanh) and Mish for 16-bit outputs use fast::exp and fast::divide (a reciprocal and a
+// multiply) instead of the precise ones (a range reduction and polynomial; a division with special-case
+// handling). Mish and HardSwish select instead of branching, and HardSwish multiplies by 1/6.
+//
+// Accuracy, measured on the emulator (precise arithmetic for fast::) over a dense sweep against float64
+// (tests/kernel_families/test_activations.py):
+//   Phi(-|x|), fp32 form    relative error <= 3.7e-7 wherever Phi is a normal fp32 number (|x| < 13.0), 0 where
+//                           it underflows; GELU (fp32) <= 3.8e-7 relative for |x| < 13, 8.1e-7 where Phi is
+//                           subnormal: 12x under fp32's tolerance (1e-5 relative). The negative tail keeps this
+//                           relative accuracy: no 1 + erf(x) is ever formed.
+//   Phi(-|x|), 16-bit form  relative error <= 2.9e-5, and GELU's the same; MSL's fast-math bounds add at most
+//                           1.3e-5 (exp within 3 + floor(2 |arg|) ulp, arg >= -110; divide within 2.5 ulp): under
+//                           5e-5 in all, against fp16's 1e-3 (rounding to fp16 takes 4.9e-4 of it) and bf16's 1e-2.
 // GELU's tanh form is evaluated as x * sigmoid(2u) (= 0.5 x (1 + tanh u)) and Mish as x * n / (n + 2) with
 // n = e^x (e^x + 2) (= x tanh(softplus x)): the same functions, without cancellation for negative x.
+//
+// Before (the anchor lane on an NVIDIA H200, not an Apple GPU: % of the lane's measured copy bandwidth, 4246 GB/s,
+// for the minimum bytes; 4096 x 11008, bf16 / fp16 / fp32): silu 78 / 87 / 97; gelu (erf) 40 / 44 / 76 (bf16
+// 107 us, torch's native op 60 us); gelu tanh 67 / 78 / 96; mish 65 / 76 / 94; hardswish 69 / 80 / 94; geglu
+// 56 / 60 / 98; geglu_split (4096 x 22016) 51 / 54 / 92; swiglu 89 / 93 / 101; swiglu_split 79 / 85 / 98. Part of
+// the 16-bit gap is the lane's own (bfloat <-> float takes a few integer ops there; Apple GPUs convert natively).
 //
 // The instantiations are skipped when MPSK_ACTIVATION_FUNCTIONS_ONLY is defined: metal/epilogue.metal includes
 // this file for the activation functors.
@@ -32,133 +51,176 @@ using namespace metal;
 
 #include "chunk_io.h"
 
-// ---- erf and erfc in fp32 ----
+// ---- the standard normal's lower tail, Phi(-a) = erfc(a / sqrt 2) / 2 for a = |x| ----
+// One formula over the whole range, so a SIMD group never diverges: Phi(-a) = exp(-a^2 / 2) * s * R(s) with
+// s = 1 / (2 + a / sqrt 2) in (0, 1/2], R a polynomial fitted (Lawson's iteration to the minimax) for least
+// relative error on a / sqrt 2 in [0, 10.5] (x to -14.85, where Phi underflows fp32). Taking a^2 from x itself,
+// not from x / sqrt 2, keeps the rounding of that product out of the exponent, where it would grow with a^2.
 
-constant constexpr float ERF_SERIES_LIMIT = 0.875f;  // erf by its odd polynomial below this |x|
-constant constexpr float ERFC_SERIES_LIMIT = 0.5f;   // erfc as 1 - erf below this a
-constant constexpr float ERFC_ZERO_FROM = 10.5f;     // erfc(a) underflows fp32 from about 10.05 on
+constant constexpr float NORMAL_TAIL_ZERO_FROM = 14.85f;  // Phi(-a) is below fp32's smallest subnormal from 14.5
 
-// erf(x) for |x| < ERF_SERIES_LIMIT.
-inline float erf_series(float x) {
-  const float t = x * x;
-  float p = -6.2032545e-4f;
-  p = fma(p, t, 5.0321813e-3f);
-  p = fma(p, t, -2.6791463e-2f);
-  p = fma(p, t, 1.1282455e-1f);
-  p = fma(p, t, -3.761255e-1f);
-  p = fma(p, t, 1.2837915e-1f);  // 2 / sqrt(pi) - 1
-  return fma(x, p, x);
+// a = |x| clamped to NORMAL_TAIL_ZERO_FROM (NaN kept): keeps a * a and fma(a, a, -a * a) finite.
+inline float normal_tail_argument(float x) {
+  const float a = fabs(x);
+  return a > NORMAL_TAIL_ZERO_FROM ? NORMAL_TAIL_ZERO_FROM : a;
 }
 
-// erfc(a) for a >= ERFC_SERIES_LIMIT (NaN stays NaN; values past ERFC_ZERO_FROM give 0).
-inline float erfc_tail(float a) {
-  a = a > ERFC_ZERO_FROM ? ERFC_ZERO_FROM : a;  // keeps NaN, keeps inf * inf out of the fma below
-  const float t = metal::precise::divide(2.0f, 2.0f + a);
-  float q = -3.199266e-2f;
-  q = fma(q, t, 7.410276e-2f);
-  q = fma(q, t, 4.9014956e-2f);
-  q = fma(q, t, -2.565823e-1f);
-  q = fma(q, t, 1.4172816e-1f);
-  q = fma(q, t, 2.3144437e-2f);
-  q = fma(q, t, 1.9171156e-1f);
-  q = fma(q, t, 2.4445741e-1f);
-  q = fma(q, t, 2.822988e-1f);
-  q = fma(q, t, 2.8208733e-1f);
+// fp32 outputs: R of degree 8 (relative error 4.3e-8 in exact arithmetic), s to within an ulp, exp(-a^2 / 2)
+// with the rounding of a^2 corrected to first order.
+inline float normal_tail_f32(float a) {
+  const float d = fma(a, M_SQRT1_2_F, 2.0f);  // in [2, 12.5]: no special cases for the division
+  float s = metal::fast::divide(1.0f, d);
+  s = fma(s, fma(-d, s, 1.0f), s);  // one Newton step
+  float r = -15.153486f;
+  r = fma(r, s, 36.503387f);
+  r = fma(r, s, -31.261482f);
+  r = fma(r, s, 8.944396f);
+  r = fma(r, s, -0.4419728f);
+  r = fma(r, s, 1.624879f);
+  r = fma(r, s, 0.9719865f);
+  r = fma(r, s, 0.5647801f);
+  r = fma(r, s, 0.28208557f);
   const float hi = a * a;
   const float lo = fma(a, a, -hi);  // a^2 = hi + lo exactly
-  float e = metal::precise::exp(-hi);
-  e = fma(-e, lo, e);  // exp(-hi - lo) to first order in lo (|lo| <= 2^-24 hi)
-  return e * (t * q);
+  const float e = metal::precise::exp(-0.5f * hi);
+  return fma(-0.5f * e, lo, e) * (s * r);  // exp(-hi / 2 - lo / 2) to first order in lo
 }
 
-inline float erf_f32(float x) {
-  const float a = fabs(x);
-  if (a < ERF_SERIES_LIMIT) {
-    return erf_series(x);
-  }
-  return copysign(1.0f - erfc_tail(a), x);
+// 16-bit outputs: R of degree 5 (relative error 2.7e-5), fast reciprocal and exp.
+inline float normal_tail_f16(float a) {
+  const float s = metal::fast::divide(1.0f, fma(a, M_SQRT1_2_F, 2.0f));
+  float r = -1.8872507f;
+  r = fma(r, s, -0.10402591f);
+  r = fma(r, s, 2.4040701f);
+  r = fma(r, s, 0.7624212f);
+  r = fma(r, s, 0.5860045f);
+  r = fma(r, s, 0.28133515f);
+  return metal::fast::exp(-0.5f * a * a) * (s * r);
 }
 
-inline float erfc_f32(float x) {
-  const float a = fabs(x);
-  if (a < ERFC_SERIES_LIMIT) {
-    return 1.0f - erf_series(x);
-  }
-  const float tail = erfc_tail(a);
-  return x < 0.0f ? 2.0f - tail : tail;
-}
-
-// ---- activation functors: static float apply(float) ----
+// ---- activation functors: static float apply(float), and Low, the form a kernel applies for 16-bit outputs ----
+// Low uses fast::exp and fast::divide where the fp32 form uses precise ones (MSL's fast-math bounds: exp within
+// 3 + floor(2 |x|) ulp, at most 1.1e-5 relative over the arguments reached here; divide within 2.5 ulp), and
+// GELU's Low a shorter polynomial: all far below fp16's tolerance (1e-3 relative, of which rounding to fp16 takes
+// 4.9e-4) and bf16's (1e-2). Functors without a cheaper form are their own Low.
 
 struct Identity {
+  using Low = Identity;
   static float apply(float x) { return x; }
 };
 
 struct Relu {
+  using Low = Relu;
   static float apply(float x) { return x < 0.0f ? 0.0f : x; }  // NaN passes through, as in torch
 };
 
 struct Relu6 {
+  using Low = Relu6;
   static float apply(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
 };
 
+struct SigmoidLow {
+  using Low = SigmoidLow;
+  static float apply(float x) { return metal::fast::divide(1.0f, 1.0f + metal::fast::exp(-x)); }
+};
+
 struct Sigmoid {
+  using Low = SigmoidLow;
   static float apply(float x) { return metal::precise::divide(1.0f, 1.0f + metal::precise::exp(-x)); }
 };
 
 struct Tanh {
+  using Low = Tanh;
   static float apply(float x) { return metal::precise::tanh(x); }
 };
 
-struct Silu {
-  static float apply(float x) { return x / (1.0f + metal::precise::exp(-x)); }
+struct SiluLow {
+  using Low = SiluLow;
+  static float apply(float x) { return metal::fast::divide(x, 1.0f + metal::fast::exp(-x)); }
 };
 
-// x * Phi(x), Phi the standard normal CDF: Phi(x) = erfc(-x / sqrt 2) / 2.
+struct Silu {
+  using Low = SiluLow;
+  static float apply(float x) { return metal::precise::divide(x, 1.0f + metal::precise::exp(-x)); }
+};
+
+// x * Phi(x): Phi(x) = 1 - Phi(-x) for x > 0, selected rather than branched on. NaN stays NaN (x > 0 is false).
+inline float gelu_from_tail(float x, float lower_tail) {
+  return x * (x > 0.0f ? 1.0f - lower_tail : lower_tail);
+}
+
+struct GeluLow {
+  using Low = GeluLow;
+  static float apply(float x) { return gelu_from_tail(x, normal_tail_f16(normal_tail_argument(x))); }
+};
+
 struct Gelu {
-  static float apply(float x) {
-    const float z = x * M_SQRT1_2_F;
-    const float a = fabs(z);
-    float phi;
-    if (a < ERF_SERIES_LIMIT) {
-      phi = fma(0.5f, erf_series(z), 0.5f);
-    } else {
-      const float half_tail = 0.5f * erfc_tail(a);  // Phi(-|x|)
-      phi = z > 0.0f ? 1.0f - half_tail : half_tail;
-    }
-    return x * phi;
-  }
+  using Low = GeluLow;
+  static float apply(float x) { return gelu_from_tail(x, normal_tail_f32(normal_tail_argument(x))); }
 };
 
 // 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3), written as x * sigmoid(2u).
+inline float gelu_tanh_exponent(float x) {
+  return -1.5957691216057308f * fma(0.044715f * x, x * x, x);  // -2u; 2 sqrt(2 / pi) = 1.5957691...
+}
+
+struct GeluTanhLow {
+  using Low = GeluTanhLow;
+  static float apply(float x) { return metal::fast::divide(x, 1.0f + metal::fast::exp(gelu_tanh_exponent(x))); }
+};
+
 struct GeluTanh {
+  using Low = GeluTanhLow;
   static float apply(float x) {
-    const float two_u = 1.5957691216057308f * fma(0.044715f * x, x * x, x);  // 2 sqrt(2 / pi) = 1.5957691...
-    return metal::precise::divide(x, 1.0f + metal::precise::exp(-two_u));
+    return metal::precise::divide(x, 1.0f + metal::precise::exp(gelu_tanh_exponent(x)));
   }
 };
 
-// x tanh(softplus(x)); tanh(log(1 + e)) with e = exp(x) is n / (n + 2), n = e (e + 2).
-struct Mish {
+// x tanh(softplus(x)); tanh(log(1 + e)) with e = exp(x) is n / (n + 2), n = e (e + 2). From x = 20 on the factor
+// rounds to 1 (and n overflows past 44): x is selected there, so NaN from inf / inf never reaches the result.
+constant constexpr float MISH_IDENTITY_FROM = 20.0f;
+
+struct MishLow {
+  using Low = MishLow;
   static float apply(float x) {
-    if (x > 20.0f) {
-      return x;  // tanh(softplus(x)) rounds to 1 from here on (and n would overflow past 44)
-    }
+    const float e = metal::fast::exp(x);
+    const float n = e * (e + 2.0f);
+    return x > MISH_IDENTITY_FROM ? x : x * metal::fast::divide(n, n + 2.0f);
+  }
+};
+
+struct Mish {
+  using Low = MishLow;
+  static float apply(float x) {
     const float e = metal::precise::exp(x);
     const float n = e * (e + 2.0f);
-    return x * metal::precise::divide(n, n + 2.0f);
+    return x > MISH_IDENTITY_FROM ? x : x * metal::precise::divide(n, n + 2.0f);
   }
 };
 
-// x * relu6(x + 3) / 6.
+// x * relu6(x + 3) / 6, the division as a multiplication by 1/6 (within 1.5 ulp).
 struct HardSwish {
+  using Low = HardSwish;
   static float apply(float x) {
     const float r = x + 3.0f;
-    if (r >= 6.0f) {
-      return x;  // exact, and x * 6 cannot overflow
-    }
-    return r < 0.0f ? x * 0.0f : x * r / 6.0f;  // x * 0: NaN and -inf give NaN, -x gives -0, as in torch
+    const float below = x * 0.0f;  // r < 0: NaN and -inf give NaN, -x gives -0, as in torch
+    const float middle = x * r * (1.0f / 6.0f);
+    return r >= 6.0f ? x : (r < 0.0f ? below : middle);  // r >= 6: exact, and x * 6 cannot overflow
   }
+};
+
+// The functor applied for outputs of type T: Op, or Op::Low for 16-bit outputs.
+template <typename Op, typename T>
+struct ForOutput {
+  using type = Op;
+};
+template <typename Op>
+struct ForOutput<Op, half> {
+  using type = typename Op::Low;
+};
+template <typename Op>
+struct ForOutput<Op, bfloat> {
+  using type = typename Op::Low;
 };
 
 #ifndef MPSK_ACTIVATION_FUNCTIONS_ONLY
@@ -181,7 +243,7 @@ template <typename T, typename Op>
   float v[ChunkOf<T>::N];
   load_chunk(x, tid, size, vec, v);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    v[i] = Op::apply(v[i]);
+    v[i] = ForOutput<Op, T>::type::apply(v[i]);
   }
   store_chunk(out, tid, size, vec, v);
 }
@@ -195,7 +257,7 @@ inline void gated_chunk(const device T* a, const device T* b, device T* out, uin
   load_chunk(a, c, n, vec, va);
   load_chunk(b, c, n, vec, vb);
   for (int i = 0; i < ChunkOf<T>::N; i++) {
-    va[i] = Op::apply(va[i]) * vb[i];
+    va[i] = ForOutput<Op, T>::type::apply(va[i]) * vb[i];
   }
   store_chunk(out, c, n, vec, va);
 }

@@ -171,7 +171,7 @@ def validate_split(inputs: Mapping[str, Any]) -> None:
     check_approximate(inputs)
 
 
-# ---- examples: cross the SIMD width (31, 32, 33), a prime, size-1 dimensions, every erf/erfc branch ----
+# ---- examples: cross the SIMD width (31, 32, 33), a prime, size-1 dimensions, GELU down to its tail's underflow ----
 
 
 def _gen() -> torch.Generator:
