@@ -80,7 +80,8 @@ constant constexpr int TILE_LOAD_VEC = 4;                        // elements per
 
 constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
-constant constexpr int DECODE_UNROLL = 2;        // decode steps whose K and V loads are issued together
+constant constexpr int DECODE_TILE = 32;         // keys a SIMD group scores at once: one per lane, once folded
+constant constexpr int DECODE_ROWS = 4;          // query rows of a decode threadgroup (registers: see the header)
 constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
 static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
               "keep the max_total_threads_per_threadgroup literals below in step");
@@ -337,10 +338,11 @@ struct DecodeLayout {
   static constexpr int E = DECODE_VEC_BYTES / int(sizeof(T));  // elements of a key row per lane: 4 or 8
   static constexpr int CHUNKS = D / E;                          // 16-byte chunks in a row
   static constexpr int L = CHUNKS <= 8 ? 8 : (CHUNKS <= 16 ? 16 : 32);  // lanes per key (power of two)
+  static constexpr int LEVELS = L == 8 ? 3 : (L == 16 ? 4 : 5);  // log2 L: fold steps of a tile's scores
   static constexpr int KPS = 32 / L;                            // keys per SIMD group step
-  static constexpr int ROWS = 32 / E;                           // query rows per threadgroup
+  static constexpr int ROWS = DECODE_ROWS;                      // query rows per threadgroup
   static constexpr bool FULL = L == CHUNKS;                     // every lane holds a chunk (D = 64, 128)
-  static constexpr int STEP = KPS * DECODE_SIMD_GROUPS;         // keys per threadgroup step
+  static_assert(KPS * L == DECODE_TILE, "a tile is L steps of KPS keys: one key per lane once folded");
 };
 
 // E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
@@ -356,27 +358,23 @@ inline void load_chunk(thread float* dst, const device T* p, bool ok) {
   }
 }
 
-// Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
-template <int L>
-inline float key_sum(float x) {
-  for (ushort o = 1; o < L; o *= 2) {
-    x += simd_shuffle_xor(x, o);
-  }
-  return x;
-}
-template <int L>
-inline float step_max(float x) {
-  for (ushort o = L; o < 32; o *= 2) {
-    x = max(x, simd_shuffle_xor(x, o));
-  }
-  return x;
-}
+// Sum over the key slots of a SIMD group (xor offsets L and up): the lanes that hold one chunk of different keys.
 template <int L>
 inline float step_sum(float x) {
   for (ushort o = L; o < 32; o *= 2) {
     x += simd_shuffle_xor(x, o);
   }
   return x;
+}
+
+// One reduce-scatter step over xor offset o (o < L, so both lanes hold chunks of the same keys). a and b are this
+// lane's partial sums for two groups of keys (a the earlier steps); the lane keeps the group its bit o selects,
+// hands the other to its partner and adds the partner's share of the kept one: one shuffle halves the values per
+// lane and doubles the lanes each value sums over.
+inline float fold(float a, float b, ushort o, uint lane) {
+  const bool hi = (lane & o) != 0;
+  const float keep = hi ? b : a, send = hi ? a : b;
+  return keep + simd_shuffle_xor(send, o);
 }
 
 // What a decode threadgroup knows about its query rows.
@@ -388,24 +386,52 @@ struct DecodeRows {
   uint mask_off[ROWS];  // element offset of each row's mask row
 };
 
-// Scores of this lane's key against every row, then the online-softmax update of (m, l, O) with the key's K and V
-// chunks kf, vf (in_range false: the key lies past the block, a zero chunk that no row sees).
-template <typename T, int D>
-inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
-                          thread const float* q, thread float* o, thread float* m, thread float* l,
-                          thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
-                          const device T* mask, const device bool* bool_mask, uint mask_stride_k,
-                          float score_scale, float p_scale) {
+// One tile of DECODE_TILE keys for one SIMD group: step i (i < L) reads keys tile0 + i * KPS + slot, K and V at
+// k_tile / v_tile (this lane's chunk of the tile's first keys). GUARD: the tile may reach past k_end (only the
+// block's last tile), so loads and visibility check it; a full tile has no per-key check.
+//   1. Scores: per step and row E FMAs; each new partial is folded into the pending ones like a binary counter
+//      (step i folds once per trailing one bit of i), so after the L steps this lane holds the full score of key
+//      tile0 + chunk * KPS + slot: L - 1 folds for L keys' sums instead of log2 L shuffles per key.
+//   2. Softmax, once per tile and row: the lanes' scores are 32 different keys, so mask, max (one simd_max),
+//      rescale of O and l, and exp are per tile or per lane, not per (lane, key).
+//   3. O += p v: step i broadcasts its keys' p from the lanes that hold them (one shuffle per row) to their V chunks.
+template <typename T, int D, bool GUARD>
+inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const device T* v_tile, uint lane,
+                        bool active, thread const float* q, thread float* o, thread float* m, thread float* l,
+                        thread const DecodeRows<DECODE_ROWS>& rows, bool causal, const device T* mask,
+                        const device bool* bool_mask, uint mask_stride_k, float score_scale, float p_scale) {
   typedef DecodeLayout<T, D> Lay;
-  for (int r = 0; r < Lay::ROWS; r++) {
+  constexpr int ROWS = Lay::ROWS, E = Lay::E, L = Lay::L, KPS = Lay::KPS;
+  const uint chunk = lane % L, slot = lane / L;
+
+  float pend[Lay::LEVELS + 1][ROWS];  // pend[j]: the partial of 2^j steps, summed over 2^j lanes
+  for (int i = 0; i < L; i++) {
+    float kf[E];
+    load_chunk<T, E>(kf, k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    for (int r = 0; r < ROWS; r++) {
+      if (uint(r) >= rows.count) {  // uniform over the threadgroup
+        break;
+      }
+      float s = 0.0f;
+      for (int e = 0; e < E; e++) {
+        s += q[r * E + e] * kf[e];
+      }
+      int j = 0;
+      for (; (i >> j) & 1; j++) {
+        s = fold(pend[j][r], s, ushort(1 << j), lane);
+      }
+      pend[j][r] = s;
+    }
+  }
+
+  const uint key = tile0 + chunk * KPS + slot;  // this lane's key, whose score pend[LEVELS] holds
+  const bool in_range = !GUARD || key < k_end;
+  float p[ROWS];
+  for (int r = 0; r < ROWS; r++) {
     if (uint(r) >= rows.count) {
       break;
     }
-    float s = 0.0f;
-    for (int e = 0; e < Lay::E; e++) {
-      s += q[r * Lay::E + e] * kf[e];
-    }
-    s = key_sum<Lay::L>(s) * score_scale;
+    float s = pend[Lay::LEVELS][r] * score_scale;
     bool visible = in_range && (!causal || key <= rows.q_pos[r]);
     if (has_bool_mask && visible) {
       visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
@@ -414,19 +440,29 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
       s += float(mask[rows.mask_off[r] + key * mask_stride_k]);
     }
     s = visible ? s : MASKED;
-    const float m_new = max(m[r], step_max<Lay::L>(s));
-    if (m_new > m[r]) {  // a new row max: rescale. m is the SIMD group's, so the branch is uniform; mostly skipped
-      const float factor = metal::precise::exp(m[r] - m_new);
-      l[r] *= factor;
-      for (int e = 0; e < Lay::E; e++) {
-        o[r * Lay::E + e] *= factor;
-      }
-      m[r] = m_new;
+    // The SIMD group's running max; factor is exactly 1 when it does not grow, so no branch.
+    const float m_new = max(m[r], simd_max(s));
+    const float factor = metal::precise::exp(m[r] - m_new);
+    m[r] = m_new;
+    for (int e = 0; e < E; e++) {
+      o[r * E + e] *= factor;
     }
-    const float p = visible ? metal::precise::exp(s - m_new) * p_scale : 0.0f;
-    l[r] += p;  // this key slot's share; the slots are summed at the end
-    for (int e = 0; e < Lay::E; e++) {
-      o[r * Lay::E + e] += p * vf[e];
+    p[r] = visible ? metal::precise::exp(s - m_new) * p_scale : 0.0f;
+    l[r] = l[r] * factor + p[r];  // this lane's keys' share; the lanes are summed at the end
+  }
+
+  for (int i = 0; i < L; i++) {
+    float vf[E];
+    load_chunk<T, E>(vf, v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
+    for (int r = 0; r < ROWS; r++) {
+      if (uint(r) >= rows.count) {
+        break;
+      }
+      const float pi = simd_shuffle(p[r], src);
+      for (int e = 0; e < E; e++) {
+        o[r * E + e] += pi * vf[e];
+      }
     }
   }
 }
@@ -480,33 +516,23 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
   const device T* k_lane = k + (kv_base + slot) * D + d0;
   const device T* v_lane = v + (kv_base + slot) * D + d0;
-  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ... Full steps load
-  // unguarded, DECODE_UNROLL steps' K and V at once (more bytes in flight per lane); the last step checks k_end.
-  constexpr int U = DECODE_UNROLL;
-  float kf[U * E], vf[U * E];
-  uint base = k_begin + sg * Lay::KPS;
-  for (; base + (U - 1) * Lay::STEP + Lay::KPS <= k_end; base += U * Lay::STEP) {
-    for (int u = 0; u < U; u++) {
-      load_chunk<T, E>(kf + u * E, k_lane + size_t(base + u * Lay::STEP) * D, active);
-      load_chunk<T, E>(vf + u * E, v_lane + size_t(base + u * Lay::STEP) * D, active);
-    }
-    for (int u = 0; u < U; u++) {
-      decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
-                          mask, bool_mask, mask_strides.w, scales.y, p_scale);
-    }
+  // SIMD group sg takes the tiles k_begin + (i * DECODE_SIMD_GROUPS + sg) * DECODE_TILE, i = 0, 1, ...; full
+  // tiles run unguarded, only a tile reaching past k_end (the block's last) checks it.
+  constexpr int TG_TILES = DECODE_SIMD_GROUPS * DECODE_TILE;
+  uint tile0 = k_begin + sg * DECODE_TILE;
+  for (; tile0 + DECODE_TILE <= k_end; tile0 += TG_TILES) {
+    decode_tile<T, D, false>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane, active,
+                             q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
   }
-  for (; base < k_end; base += Lay::STEP) {
-    const uint key = base + slot;
-    const bool in_range = key < k_end;
-    load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
-    load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
-    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w,
-                        scales.y, p_scale);
+  if (tile0 < k_end) {
+    decode_tile<T, D, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane, active,
+                            q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
   }
 
-  // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.
+  // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of
+  // different keys); they all share m. Then hand (m, l, O) to the threadgroup.
   for (int r = 0; r < ROWS; r++) {
-    l[r] = step_sum<Lay::L>(l[r]);
+    l[r] = simd_sum(l[r]);
     for (int e = 0; e < E; e++) {
       o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
     }
