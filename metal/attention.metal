@@ -388,14 +388,15 @@ struct DecodeRows {
 
 // One tile of DECODE_TILE keys for one SIMD group: step i (i < L) reads keys tile0 + i * KPS + slot, K and V at
 // k_tile / v_tile (this lane's chunk of the tile's first keys). GUARD: the tile may reach past k_end (only the
-// block's last tile), so loads and visibility check it; a full tile has no per-key check.
+// block's last tile), so loads and visibility check it; a full tile has no per-key check. CHECK_ROWS: the row
+// group is partial (rows.count < ROWS), so every row loop stops at rows.count; a full row group has no row check.
 //   1. Scores: per step and row E FMAs; each new partial is folded into the pending ones like a binary counter
 //      (step i folds once per trailing one bit of i), so after the L steps this lane holds the full score of key
 //      tile0 + chunk * KPS + slot: L - 1 folds for L keys' sums instead of log2 L shuffles per key.
 //   2. Softmax, once per tile and row: the lanes' scores are 32 different keys, so mask, max (one simd_max),
 //      rescale of O and l, and exp are per tile or per lane, not per (lane, key).
 //   3. O += p v: step i broadcasts its keys' p from the lanes that hold them (one shuffle per row) to their V chunks.
-template <typename T, int D, bool GUARD>
+template <typename T, int D, bool GUARD, bool CHECK_ROWS>
 inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const device T* v_tile, uint lane,
                         bool active, thread const float* q, thread float* o, thread float* m, thread float* l,
                         thread const DecodeRows<DECODE_ROWS>& rows, bool causal, const device T* mask,
@@ -409,7 +410,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     float kf[E];
     load_chunk<T, E>(kf, k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
     for (int r = 0; r < ROWS; r++) {
-      if (uint(r) >= rows.count) {  // uniform over the threadgroup
+      if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
         break;
       }
       float s = 0.0f;
@@ -428,7 +429,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
   const bool in_range = !GUARD || key < k_end;
   float p[ROWS];
   for (int r = 0; r < ROWS; r++) {
-    if (uint(r) >= rows.count) {
+    if (CHECK_ROWS && uint(r) >= rows.count) {
       break;
     }
     float s = pend[Lay::LEVELS][r] * score_scale;
@@ -456,7 +457,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     load_chunk<T, E>(vf, v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
     const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
     for (int r = 0; r < ROWS; r++) {
-      if (uint(r) >= rows.count) {
+      if (CHECK_ROWS && uint(r) >= rows.count) {
         break;
       }
       const float pi = simd_shuffle(p[r], src);
@@ -520,13 +521,22 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   // tiles run unguarded, only a tile reaching past k_end (the block's last) checks it.
   constexpr int TG_TILES = DECODE_SIMD_GROUPS * DECODE_TILE;
   uint tile0 = k_begin + sg * DECODE_TILE;
+  const bool all_rows = rows.count == uint(ROWS);  // the usual GQA shape: no row checks in the tiles
   for (; tile0 + DECODE_TILE <= k_end; tile0 += TG_TILES) {
-    decode_tile<T, D, false>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane, active,
-                             q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
+    const device T* k_tile = k_lane + size_t(tile0) * D;
+    const device T* v_tile = v_lane + size_t(tile0) * D;
+    if (all_rows) {
+      decode_tile<T, D, false, false>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
+                                      bool_mask, mask_strides.w, scales.y, p_scale);
+    } else {
+      decode_tile<T, D, false, true>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
+                                     bool_mask, mask_strides.w, scales.y, p_scale);
+    }
   }
-  if (tile0 < k_end) {
-    decode_tile<T, D, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane, active,
-                            q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
+  if (tile0 < k_end) {  // the block's last tile reaches past its end: the one guarded tile
+    decode_tile<T, D, true, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane,
+                                  active, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y,
+                                  p_scale);
   }
 
   // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of

@@ -193,16 +193,19 @@ def test_decode_gqa_groups_over_split_blocks(small_blocks, dtype, q_heads, kv_he
 @pytest.mark.parametrize("dtype, head_dim", [(torch.float32, 96), (torch.bfloat16, 128), (torch.float16, 64)],
                          ids=str)
 @pytest.mark.parametrize("kv_len", [255, 256, 257])
-def test_one_pass_decode_over_several_tiles_per_simd_group(monkeypatch, fresh_plans, dtype, head_dim, kv_len):
+@pytest.mark.parametrize("q_heads", [3, 4])
+def test_one_pass_decode_over_several_tiles_per_simd_group(monkeypatch, fresh_plans, dtype, head_dim, kv_len,
+                                                           q_heads):
     """One block of two rounds of tiles (4 SIMD groups x 32 keys each): full tiles fold unguarded, then the last
-    tile is one key short, absent or one key long; 3 query rows of 4 (a partial row group), a mask, and a cache
-    tail that poisons any read past kv_len. D = 96 leaves 8 of 32 lanes idle (float32)."""
+    tile is one key short, absent or one key long; 3 query rows of 4 (a partial row group: every row loop checks
+    the count) or 4 (none does), a mask, and a cache tail that poisons any read past kv_len. D = 96 leaves 8 of 32
+    lanes idle (float32)."""
     monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 1)
-    q, k, v = qkv(1, 3, 1, 1, 260, head_dim, dtype=dtype, seed=kv_len)
+    q, k, v = qkv(1, q_heads, 1, 1, 260, head_dim, dtype=dtype, seed=kv_len)
     k[:, :, kv_len:] = float("nan")
     v[:, :, kv_len:] = float("inf")
     assert kernel_for(q, k, kv_len=kv_len).then == ()
-    got = check(q, k, v, randn(1, 3, 1, 260, seed=4, dtype=dtype), False, None, kv_len)
+    got = check(q, k, v, randn(1, q_heads, 1, 260, seed=4, dtype=dtype), False, None, kv_len)
     assert got.isfinite().all()
 
 
