@@ -40,29 +40,52 @@
 //   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
 //   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
 //   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
-//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys and 8 times the
-//   bytes of its partial results in K and V.
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each whole tiles of 32 keys and at least
+//   8 times the bytes of its partial results in K and V.
 // Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
-// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
-// a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
-// KPS key slots (log2 KPS shuffles; O and l are rescaled only when it grows, a branch uniform over the SIMD group),
-// their sums and O stay per slot until the end. SIMD group s of the
-// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, the K and
-// V of two steps at a time (64 bytes in flight per lane); only the block's last one or two steps check its end.
-// The SIMD groups' results merge through threadgroup memory.
-// Registers per lane: q and O for ROWS = 32 / E rows of E elements (32 floats each), m and l per row. The head dim
-// is a template constant, so every loop over E, ROWS and the shuffles unrolls.
+// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per step. A SIMD group
+// works in tiles of DECODE_TILE = 32 keys, L steps of KPS keys (decode_tile): the lane's partial dot products of
+// the L steps are folded as they come by a reduce-scatter butterfly (each fold keeps half of two values and adds
+// the partner's share: L - 1 shuffles for L keys, not log2 L per key), so after the tile every lane holds the
+// full score of one of its 32 keys. Mask, running max (one simd_max per row and tile, shared by the SIMD group),
+// the rescale of O and l (factor exactly 1 when the max does not grow: no branch) and exp are then done once per
+// (row, tile) or (row, lane), not once per (row, lane, key); step i of O += p v takes its keys' p from the lanes
+// holding them (one shuffle per row). l stays per lane, O per key slot, until the end. SIMD group s of the
+// threadgroup takes the tiles block0 + (i * DECODE_SIMD_GROUPS + s) * 32; full tiles load unguarded, only a tile
+// reaching past the block's end checks it (a block is whole tiles, so that is the KV length's last tile). A full
+// row group (rows.count == ROWS, the usual GQA shape) runs without per-row checks. The SIMD groups' results merge
+// through threadgroup memory.
+// Instructions per key, counted from the code per lane (= SIMD-group issues), exp counted as one, for a full row
+// group, per query row and key (+ per key for all rows: loads, half/bfloat -> float conversions, addresses):
+//   before (one key per lane slot per step: E FMAs, log2 L shuffle-adds, a log2 KPS shuffle-max, max, a compare
+//   and uniform branch, exp, p, l, E FMAs, a row-count check; all divided by KPS):
+//     float D128 32 (5 shuffles, 1 exp) + 6;  half D128 20 (2.5 shuffles, 0.5 exp) + 11;  float D64 16;  half D64 10
+//   after (per tile and row: L E FMAs + 4 (L - 1) folds + 22 + E softmax + L (E + 1) for p v; divided by 32):
+//     float D128 13.7 (2.1 shuffles, 1/16 exp) + 4;  half D128 11.3 (1.1 shuffles) + 10;  float D64 7.2;  half D64 6.1
+//   so at G = 4 rows per KV head: float D128 134 -> 59 per key, half D128 91 -> 55. The floor is 2 D / 32 FMAs
+//   per row and key (8 at D = 128).
+// Registers per lane (floats): q and O for ROWS = DECODE_ROWS = 4 rows of E elements (2 x 16 float, 2 x 32 half),
+// m and l per row (8), the fold's pending partials (log2 L + 1 per row: 24 float D128, 20 half D128), one K or V
+// chunk (E), p per row after the fold (4, while the partials are dead): at most 68 (float) and 100 (half/bfloat)
+// live at D = 128, against 96 and 104 before the tiles (two steps' K and V chunks in flight).
+// ROWS is 4 in every dtype (it was 32 / E: 8 in float, where the fold's partials would push float to ~130).
+// The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
+// Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
+// 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
+// N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
+// 2-pass 873 us): bound by instructions per key, not by memory. Not yet measured after.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
-// contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
-// threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
-// floats, at most 16.3 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
+// contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
+// threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
+// DECODE_SIMD_GROUPS * ROWS * (D + 2) floats, at most 8.2 KiB (D = 128) of the 32 KiB; the merge pass uses 256
+// threads and 4 KiB.
 // Bytes: q read once, out written once, the mask once, K and V once per KV head when G * Sq <= ROWS (every
-// one-token GQA shape up to G = 8 in float, G = 4 in half/bfloat), else once per row group (from the cache when
+// one-token GQA shape up to G = 4), else once per row group (from the cache when
 // the neighbouring row groups run together). That is the minimum; the split adds 2 x rows x blocks x (D + 2) x 4
 // bytes of partial results (written, read back), per threadgroup at most 1/8 of the K and V bytes it reads:
-// B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448 threadgroups, 1.9 MB of partials against 16.4 MB of
-// K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
+// B1 Hq32 Hk8 N4000 D128 bf16 runs 42 blocks of 96 keys, 336 threadgroups, 1.4 MB of partials against 16.4 MB of
+// K and V (8.5%); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
