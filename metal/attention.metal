@@ -40,29 +40,52 @@
 //   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
 //   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
 //   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
-//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 32 keys and 8 times the
-//   bytes of its partial results in K and V.
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each whole tiles of 32 keys and at least
+//   8 times the bytes of its partial results in K and V.
 // Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
-// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per load. The score of
-// a (row, key) is a dot product over the key's lanes (log2 L shuffles); the rows' running max is shared by the
-// KPS key slots (log2 KPS shuffles; O and l are rescaled only when it grows, a branch uniform over the SIMD group),
-// their sums and O stay per slot until the end. SIMD group s of the
-// threadgroup takes keys block0 + (i * DECODE_SIMD_GROUPS + s) * KPS + slot; full steps load unguarded, the K and
-// V of two steps at a time (64 bytes in flight per lane); only the block's last one or two steps check its end.
-// The SIMD groups' results merge through threadgroup memory.
-// Registers per lane: q and O for ROWS = 32 / E rows of E elements (32 floats each), m and l per row. The head dim
-// is a template constant, so every loop over E, ROWS and the shuffles unrolls.
+// row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per step. A SIMD group
+// works in tiles of DECODE_TILE = 32 keys, L steps of KPS keys (decode_tile): the lane's partial dot products of
+// the L steps are folded as they come by a reduce-scatter butterfly (each fold keeps half of two values and adds
+// the partner's share: L - 1 shuffles for L keys, not log2 L per key), so after the tile every lane holds the
+// full score of one of its 32 keys. Mask, running max (one simd_max per row and tile, shared by the SIMD group),
+// the rescale of O and l (factor exactly 1 when the max does not grow: no branch) and exp are then done once per
+// (row, tile) or (row, lane), not once per (row, lane, key); step i of O += p v takes its keys' p from the lanes
+// holding them (one shuffle per row). l stays per lane, O per key slot, until the end. SIMD group s of the
+// threadgroup takes the tiles block0 + (i * DECODE_SIMD_GROUPS + s) * 32; full tiles load unguarded, only a tile
+// reaching past the block's end checks it (a block is whole tiles, so that is the KV length's last tile). A full
+// row group (rows.count == ROWS, the usual GQA shape) runs without per-row checks. The SIMD groups' results merge
+// through threadgroup memory.
+// Instructions per key, counted from the code per lane (= SIMD-group issues), exp counted as one, for a full row
+// group, per query row and key (+ per key for all rows: loads, half/bfloat -> float conversions, addresses):
+//   before (one key per lane slot per step: E FMAs, log2 L shuffle-adds, a log2 KPS shuffle-max, max, a compare
+//   and uniform branch, exp, p, l, E FMAs, a row-count check; all divided by KPS):
+//     float D128 32 (5 shuffles, 1 exp) + 6;  half D128 20 (2.5 shuffles, 0.5 exp) + 11;  float D64 16;  half D64 10
+//   after (per tile and row: L E FMAs + 4 (L - 1) folds + 22 + E softmax + L (E + 1) for p v; divided by 32):
+//     float D128 13.7 (2.1 shuffles, 1/16 exp) + 4;  half D128 11.3 (1.1 shuffles) + 10;  float D64 7.2;  half D64 6.1
+//   so at G = 4 rows per KV head: float D128 134 -> 59 per key, half D128 91 -> 55. The floor is 2 D / 32 FMAs
+//   per row and key (8 at D = 128).
+// Registers per lane (floats): q and O for ROWS = DECODE_ROWS = 4 rows of E elements (2 x 16 float, 2 x 32 half),
+// m and l per row (8), the fold's pending partials (log2 L + 1 per row: 24 float D128, 20 half D128), one K or V
+// chunk (E), p per row after the fold (4, while the partials are dead): at most 68 (float) and 100 (half/bfloat)
+// live at D = 128, against 96 and 104 before the tiles (two steps' K and V chunks in flight).
+// ROWS is 4 in every dtype (it was 32 / E: 8 in float, where the fold's partials would push float to ~130).
+// The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
+// Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
+// 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
+// N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
+// 2-pass 873 us): bound by instructions per key, not by memory. Not yet measured after.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
-// contiguous run; 4 SIMD groups (128 threads) per threadgroup keep the merge cheap and let a core hold several
-// threadgroups (register pressure is ~80 floats a lane); threadgroup memory is DECODE_SIMD_GROUPS * ROWS * (D + 2)
-// floats, at most 16.3 KiB (float, D = 128) of the 32 KiB; the merge pass uses 256 threads and 4 KiB.
+// contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
+// threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
+// DECODE_SIMD_GROUPS * ROWS * (D + 2) floats, at most 8.2 KiB (D = 128) of the 32 KiB; the merge pass uses 256
+// threads and 4 KiB.
 // Bytes: q read once, out written once, the mask once, K and V once per KV head when G * Sq <= ROWS (every
-// one-token GQA shape up to G = 8 in float, G = 4 in half/bfloat), else once per row group (from the cache when
+// one-token GQA shape up to G = 4), else once per row group (from the cache when
 // the neighbouring row groups run together). That is the minimum; the split adds 2 x rows x blocks x (D + 2) x 4
 // bytes of partial results (written, read back), per threadgroup at most 1/8 of the K and V bytes it reads:
-// B1 Hq32 Hk8 N4000 D128 bf16 runs 56 blocks of 72 keys, 448 threadgroups, 1.9 MB of partials against 16.4 MB of
-// K and V (11%); B8 Hk8 N16000: 16 blocks, 0.8%.
+// B1 Hq32 Hk8 N4000 D128 bf16 runs 42 blocks of 96 keys, 336 threadgroups, 1.4 MB of partials against 16.4 MB of
+// K and V (8.5%); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -80,7 +103,8 @@ constant constexpr int TILE_LOAD_VEC = 4;                        // elements per
 
 constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
-constant constexpr int DECODE_UNROLL = 2;        // decode steps whose K and V loads are issued together
+constant constexpr int DECODE_TILE = 32;         // keys a SIMD group scores at once: one per lane, once folded
+constant constexpr int DECODE_ROWS = 4;          // query rows of a decode threadgroup (registers: see the header)
 constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
 static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
               "keep the max_total_threads_per_threadgroup literals below in step");
@@ -337,10 +361,11 @@ struct DecodeLayout {
   static constexpr int E = DECODE_VEC_BYTES / int(sizeof(T));  // elements of a key row per lane: 4 or 8
   static constexpr int CHUNKS = D / E;                          // 16-byte chunks in a row
   static constexpr int L = CHUNKS <= 8 ? 8 : (CHUNKS <= 16 ? 16 : 32);  // lanes per key (power of two)
+  static constexpr int LEVELS = L == 8 ? 3 : (L == 16 ? 4 : 5);  // log2 L: fold steps of a tile's scores
   static constexpr int KPS = 32 / L;                            // keys per SIMD group step
-  static constexpr int ROWS = 32 / E;                           // query rows per threadgroup
+  static constexpr int ROWS = DECODE_ROWS;                      // query rows per threadgroup
   static constexpr bool FULL = L == CHUNKS;                     // every lane holds a chunk (D = 64, 128)
-  static constexpr int STEP = KPS * DECODE_SIMD_GROUPS;         // keys per threadgroup step
+  static_assert(KPS * L == DECODE_TILE, "a tile is L steps of KPS keys: one key per lane once folded");
 };
 
 // E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
@@ -356,27 +381,23 @@ inline void load_chunk(thread float* dst, const device T* p, bool ok) {
   }
 }
 
-// Sum over the lanes of one key (xor offsets below L), max over the keys of one step (xor offsets L and up).
-template <int L>
-inline float key_sum(float x) {
-  for (ushort o = 1; o < L; o *= 2) {
-    x += simd_shuffle_xor(x, o);
-  }
-  return x;
-}
-template <int L>
-inline float step_max(float x) {
-  for (ushort o = L; o < 32; o *= 2) {
-    x = max(x, simd_shuffle_xor(x, o));
-  }
-  return x;
-}
+// Sum over the key slots of a SIMD group (xor offsets L and up): the lanes that hold one chunk of different keys.
 template <int L>
 inline float step_sum(float x) {
   for (ushort o = L; o < 32; o *= 2) {
     x += simd_shuffle_xor(x, o);
   }
   return x;
+}
+
+// One reduce-scatter step over xor offset o (o < L, so both lanes hold chunks of the same keys). a and b are this
+// lane's partial sums for two groups of keys (a the earlier steps); the lane keeps the group its bit o selects,
+// hands the other to its partner and adds the partner's share of the kept one: one shuffle halves the values per
+// lane and doubles the lanes each value sums over.
+inline float fold(float a, float b, ushort o, uint lane) {
+  const bool hi = (lane & o) != 0;
+  const float keep = hi ? b : a, send = hi ? a : b;
+  return keep + simd_shuffle_xor(send, o);
 }
 
 // What a decode threadgroup knows about its query rows.
@@ -388,24 +409,53 @@ struct DecodeRows {
   uint mask_off[ROWS];  // element offset of each row's mask row
 };
 
-// Scores of this lane's key against every row, then the online-softmax update of (m, l, O) with the key's K and V
-// chunks kf, vf (in_range false: the key lies past the block, a zero chunk that no row sees).
-template <typename T, int D>
-inline void decode_update(uint key, bool in_range, thread const float* kf, thread const float* vf,
-                          thread const float* q, thread float* o, thread float* m, thread float* l,
-                          thread const DecodeRows<DecodeLayout<T, D>::ROWS>& rows, bool causal,
-                          const device T* mask, const device bool* bool_mask, uint mask_stride_k,
-                          float score_scale, float p_scale) {
+// One tile of DECODE_TILE keys for one SIMD group: step i (i < L) reads keys tile0 + i * KPS + slot, K and V at
+// k_tile / v_tile (this lane's chunk of the tile's first keys). GUARD: the tile may reach past k_end (only the
+// block's last tile), so loads and visibility check it; a full tile has no per-key check. CHECK_ROWS: the row
+// group is partial (rows.count < ROWS), so every row loop stops at rows.count; a full row group has no row check.
+//   1. Scores: per step and row E FMAs; each new partial is folded into the pending ones like a binary counter
+//      (step i folds once per trailing one bit of i), so after the L steps this lane holds the full score of key
+//      tile0 + chunk * KPS + slot: L - 1 folds for L keys' sums instead of log2 L shuffles per key.
+//   2. Softmax, once per tile and row: the lanes' scores are 32 different keys, so mask, max (one simd_max),
+//      rescale of O and l, and exp are per tile or per lane, not per (lane, key).
+//   3. O += p v: step i broadcasts its keys' p from the lanes that hold them (one shuffle per row) to their V chunks.
+template <typename T, int D, bool GUARD, bool CHECK_ROWS>
+inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const device T* v_tile, uint lane,
+                        bool active, thread const float* q, thread float* o, thread float* m, thread float* l,
+                        thread const DecodeRows<DECODE_ROWS>& rows, bool causal, const device T* mask,
+                        const device bool* bool_mask, uint mask_stride_k, float score_scale, float p_scale) {
   typedef DecodeLayout<T, D> Lay;
-  for (int r = 0; r < Lay::ROWS; r++) {
-    if (uint(r) >= rows.count) {
+  constexpr int ROWS = Lay::ROWS, E = Lay::E, L = Lay::L, KPS = Lay::KPS;
+  const uint chunk = lane % L, slot = lane / L;
+
+  float pend[Lay::LEVELS + 1][ROWS];  // pend[j]: the partial of 2^j steps, summed over 2^j lanes
+  for (int i = 0; i < L; i++) {
+    float kf[E];
+    load_chunk<T, E>(kf, k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    for (int r = 0; r < ROWS; r++) {
+      if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
+        break;
+      }
+      float s = 0.0f;
+      for (int e = 0; e < E; e++) {
+        s += q[r * E + e] * kf[e];
+      }
+      int j = 0;
+      for (; (i >> j) & 1; j++) {
+        s = fold(pend[j][r], s, ushort(1 << j), lane);
+      }
+      pend[j][r] = s;
+    }
+  }
+
+  const uint key = tile0 + chunk * KPS + slot;  // this lane's key, whose score pend[LEVELS] holds
+  const bool in_range = !GUARD || key < k_end;
+  float p[ROWS];
+  for (int r = 0; r < ROWS; r++) {
+    if (CHECK_ROWS && uint(r) >= rows.count) {
       break;
     }
-    float s = 0.0f;
-    for (int e = 0; e < Lay::E; e++) {
-      s += q[r * Lay::E + e] * kf[e];
-    }
-    s = key_sum<Lay::L>(s) * score_scale;
+    float s = pend[Lay::LEVELS][r] * score_scale;
     bool visible = in_range && (!causal || key <= rows.q_pos[r]);
     if (has_bool_mask && visible) {
       visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
@@ -414,19 +464,29 @@ inline void decode_update(uint key, bool in_range, thread const float* kf, threa
       s += float(mask[rows.mask_off[r] + key * mask_stride_k]);
     }
     s = visible ? s : MASKED;
-    const float m_new = max(m[r], step_max<Lay::L>(s));
-    if (m_new > m[r]) {  // a new row max: rescale. m is the SIMD group's, so the branch is uniform; mostly skipped
-      const float factor = metal::precise::exp(m[r] - m_new);
-      l[r] *= factor;
-      for (int e = 0; e < Lay::E; e++) {
-        o[r * Lay::E + e] *= factor;
-      }
-      m[r] = m_new;
+    // The SIMD group's running max; factor is exactly 1 when it does not grow, so no branch.
+    const float m_new = max(m[r], simd_max(s));
+    const float factor = metal::precise::exp(m[r] - m_new);
+    m[r] = m_new;
+    for (int e = 0; e < E; e++) {
+      o[r * E + e] *= factor;
     }
-    const float p = visible ? metal::precise::exp(s - m_new) * p_scale : 0.0f;
-    l[r] += p;  // this key slot's share; the slots are summed at the end
-    for (int e = 0; e < Lay::E; e++) {
-      o[r * Lay::E + e] += p * vf[e];
+    p[r] = visible ? metal::precise::exp(s - m_new) * p_scale : 0.0f;
+    l[r] = l[r] * factor + p[r];  // this lane's keys' share; the lanes are summed at the end
+  }
+
+  for (int i = 0; i < L; i++) {
+    float vf[E];
+    load_chunk<T, E>(vf, v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
+    for (int r = 0; r < ROWS; r++) {
+      if (CHECK_ROWS && uint(r) >= rows.count) {
+        break;
+      }
+      const float pi = simd_shuffle(p[r], src);
+      for (int e = 0; e < E; e++) {
+        o[r * E + e] += pi * vf[e];
+      }
     }
   }
 }
@@ -480,33 +540,32 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
   const device T* k_lane = k + (kv_base + slot) * D + d0;
   const device T* v_lane = v + (kv_base + slot) * D + d0;
-  // SIMD group sg takes keys k_begin + (i * DECODE_SIMD_GROUPS + sg) * KPS + slot, i = 0, 1, ... Full steps load
-  // unguarded, DECODE_UNROLL steps' K and V at once (more bytes in flight per lane); the last step checks k_end.
-  constexpr int U = DECODE_UNROLL;
-  float kf[U * E], vf[U * E];
-  uint base = k_begin + sg * Lay::KPS;
-  for (; base + (U - 1) * Lay::STEP + Lay::KPS <= k_end; base += U * Lay::STEP) {
-    for (int u = 0; u < U; u++) {
-      load_chunk<T, E>(kf + u * E, k_lane + size_t(base + u * Lay::STEP) * D, active);
-      load_chunk<T, E>(vf + u * E, v_lane + size_t(base + u * Lay::STEP) * D, active);
-    }
-    for (int u = 0; u < U; u++) {
-      decode_update<T, D>(base + u * Lay::STEP + slot, true, kf + u * E, vf + u * E, q_reg, o, m, l, rows, causal,
-                          mask, bool_mask, mask_strides.w, scales.y, p_scale);
+  // SIMD group sg takes the tiles k_begin + (i * DECODE_SIMD_GROUPS + sg) * DECODE_TILE, i = 0, 1, ...; full
+  // tiles run unguarded, only a tile reaching past k_end (the block's last) checks it.
+  constexpr int TG_TILES = DECODE_SIMD_GROUPS * DECODE_TILE;
+  uint tile0 = k_begin + sg * DECODE_TILE;
+  const bool all_rows = rows.count == uint(ROWS);  // the usual GQA shape: no row checks in the tiles
+  for (; tile0 + DECODE_TILE <= k_end; tile0 += TG_TILES) {
+    const device T* k_tile = k_lane + size_t(tile0) * D;
+    const device T* v_tile = v_lane + size_t(tile0) * D;
+    if (all_rows) {
+      decode_tile<T, D, false, false>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
+                                      bool_mask, mask_strides.w, scales.y, p_scale);
+    } else {
+      decode_tile<T, D, false, true>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
+                                     bool_mask, mask_strides.w, scales.y, p_scale);
     }
   }
-  for (; base < k_end; base += Lay::STEP) {
-    const uint key = base + slot;
-    const bool in_range = key < k_end;
-    load_chunk<T, E>(kf, k_lane + size_t(base) * D, active && in_range);
-    load_chunk<T, E>(vf, v_lane + size_t(base) * D, active && in_range);
-    decode_update<T, D>(key, in_range, kf, vf, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w,
-                        scales.y, p_scale);
+  if (tile0 < k_end) {  // the block's last tile reaches past its end: the one guarded tile
+    decode_tile<T, D, true, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane,
+                                  active, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y,
+                                  p_scale);
   }
 
-  // Sum the key slots of this SIMD group (they share m), then hand (m, l, O) to the threadgroup.
+  // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of
+  // different keys); they all share m. Then hand (m, l, O) to the threadgroup.
   for (int r = 0; r < ROWS; r++) {
-    l[r] = step_sum<Lay::L>(l[r]);
+    l[r] = simd_sum(l[r]);
     for (int e = 0; e < E; e++) {
       o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
     }

@@ -105,12 +105,13 @@ def test_plan_runs_decode_up_to_8_queries_and_prefill_beyond():
 
 def test_decode_layout_loads_16_bytes_per_lane():
     layout = attn.DecodeLayout.of
-    assert layout(torch.float32, 128) == attn.DecodeLayout(4, 32, 8)  # one key per SIMD group step
+    assert layout(torch.float32, 128) == attn.DecodeLayout(4, 32, 4)  # one key per SIMD group step
     assert layout(torch.float16, 128) == attn.DecodeLayout(8, 16, 4)  # two keys per step
     assert layout(torch.bfloat16, 64) == attn.DecodeLayout(8, 8, 4)  # four keys per step
     assert layout(torch.float16, 80) == attn.DecodeLayout(8, 16, 4)  # 10 of 16 lanes hold a chunk
-    assert layout(torch.float32, 96) == attn.DecodeLayout(4, 32, 8)  # 24 of 32
-    assert layout(torch.float16, 128).step == 2 * attn.DECODE_SIMD_GROUPS
+    assert layout(torch.float32, 96) == attn.DecodeLayout(4, 32, 4)  # 24 of 32
+    # blocks are whole tiles of 32 keys (a SIMD group's L steps of 32 / L keys), whatever the layout
+    assert layout(torch.float16, 128).step == layout(torch.float32, 64).step == attn.DECODE_TILE == 32
 
 
 @pytest.mark.parametrize("kv_len, threadgroups, step, min_keys", [
@@ -137,8 +138,8 @@ def test_decode_blocks_read_8_times_their_partial_results():
 def test_decode_plan_two_passes_with_declared_scratch():
     q, k = torch.empty(1, 32, 1, 128, dtype=torch.float16), torch.empty(1, 8, 4096, 128, dtype=torch.float16)
     plan = kernel_for(q, k, kv_len=4000)
-    blocks, block_len = attn.decode_split(4000, 8, 8, 65)  # 8 KV heads of 4 query rows each: one row group
-    assert (blocks, block_len) == (56, 72)
+    blocks, block_len = attn.decode_split(4000, 8, 32, 65)  # 8 KV heads of 4 query rows each: one row group
+    assert (blocks, block_len) == (42, 96)
     assert plan.kernel == "attention_decode_split_d128_float16"
     assert plan.threads == (blocks * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
     assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
@@ -154,15 +155,15 @@ def test_decode_plan_two_passes_with_declared_scratch():
 
 @pytest.fixture
 def small_blocks(monkeypatch, fresh_plans):
-    """Blocks of 16 keys (float32, D = 64: steps of 8 keys) so that short KV lengths split."""
+    """Blocks of one 32-key tile so that short KV lengths split."""
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 4096)
 
 
-# (kv_len, blocks, keys per block): one block (short, exact, one step over), an exact split, one more and one
-# fewer than a block, and many blocks with a partial last one.
-SPLITS = [(15, 1, 16), (17, 1, 24), (32, 2, 16), (33, 2, 24), (47, 2, 24), (48, 3, 16), (49, 3, 24), (200, 9, 24)]
+# (kv_len, blocks, keys per block): one block (short, exact), a tile over, one fewer than two tiles, an exact split,
+# one more, and many blocks with a partial last one (a block is whole tiles of 32 keys).
+SPLITS = [(15, 1, 32), (32, 1, 32), (33, 2, 32), (63, 2, 32), (64, 2, 32), (65, 3, 32), (200, 7, 32)]
 
 
 @pytest.mark.parametrize("kv_len, blocks, block_len", SPLITS)
@@ -174,7 +175,7 @@ def test_decode_split_boundaries(small_blocks, kv_len, blocks, block_len):
     if blocks > 1:
         assert plan.then[0].buffers[4].value == blocks
     mask = randn(1, 4, 1, 210, seed=3)
-    mask[..., 16:20] = NEG_INF  # across the first block boundary
+    mask[..., 30:34] = NEG_INF  # across the first block boundary
     check(q, k, v, mask, False, None, kv_len)
 
 
@@ -182,19 +183,38 @@ def test_decode_split_boundaries(small_blocks, kv_len, blocks, block_len):
 @pytest.mark.parametrize("q_heads, kv_heads, q_len, head_dim", [(2, 2, 1, 128), (4, 1, 1, 64), (8, 1, 1, 128),
                                                                 (8, 2, 3, 64)])
 def test_decode_gqa_groups_over_split_blocks(small_blocks, dtype, q_heads, kv_heads, q_len, head_dim):
-    """GQA 1, 4 and 8 (8 query rows: two row groups in the 2-byte types), and 3 tokens of 4 heads (12 rows)."""
+    """GQA 1, 4 and 8 (8 query rows: two row groups of 4), and 3 tokens of 4 heads (12 rows: three)."""
     q, k, v = qkv(2, q_heads, kv_heads, q_len, 100, head_dim, dtype=dtype, seed=q_heads + head_dim)
     assert len(kernel_for(q, k, kv_len=97).dispatches) == 2
     check(q, k, v, None, True, None, 97)
     check(q, k, v, randn(2, q_heads, q_len, 100, seed=1, dtype=dtype), False, 0.3, 97)
 
 
+@pytest.mark.parametrize("dtype, head_dim", [(torch.float32, 96), (torch.bfloat16, 128), (torch.float16, 64)],
+                         ids=str)
+@pytest.mark.parametrize("kv_len", [255, 256, 257])
+@pytest.mark.parametrize("q_heads", [3, 4])
+def test_one_pass_decode_over_several_tiles_per_simd_group(monkeypatch, fresh_plans, dtype, head_dim, kv_len,
+                                                           q_heads):
+    """One block of two rounds of tiles (4 SIMD groups x 32 keys each): full tiles fold unguarded, then the last
+    tile is one key short, absent or one key long; 3 query rows of 4 (a partial row group: every row loop checks
+    the count) or 4 (none does), a mask, and a cache tail that poisons any read past kv_len. D = 96 leaves 8 of 32
+    lanes idle (float32)."""
+    monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 1)
+    q, k, v = qkv(1, q_heads, 1, 1, 260, head_dim, dtype=dtype, seed=kv_len)
+    k[:, :, kv_len:] = float("nan")
+    v[:, :, kv_len:] = float("inf")
+    assert kernel_for(q, k, kv_len=kv_len).then == ()
+    got = check(q, k, v, randn(1, q_heads, 1, 260, seed=4, dtype=dtype), False, None, kv_len)
+    assert got.isfinite().all()
+
+
 def test_decode_fully_masked_rows_and_blocks_over_a_split(small_blocks):
     q, k, v = qkv(1, 4, 1, 2, 64, 64)
     mask = randn(1, 4, 2, 64, seed=2)
     mask[0, 0, 1, :] = NEG_INF  # a whole row: NaN like softmax
-    mask[0, 1, :, :48] = NEG_INF  # every block but the last
-    mask[0, 2, :, 16:] = NEG_INF  # every block but the first
+    mask[0, 1, :, :32] = NEG_INF  # every block but the last
+    mask[0, 2, :, 32:] = NEG_INF  # every block but the first
     assert len(kernel_for(q, k, mask).dispatches) == 2
     got, want = emulated(q, k, v, mask), expected(q, k, v, mask)
     assert got[0, 0, 1].isnan().all() and got.isnan().sum() == want.isnan().sum() == 64

@@ -37,6 +37,8 @@ DECODE_THREADS = 128  # DECODE_SIMD_GROUPS * 32
 DECODE_SIMD_GROUPS = 4
 MERGE_THREADS = 256  # MERGE_SIMD_GROUPS * 32
 DECODE_VEC_BYTES = 16  # a lane loads 16 bytes of a key row at a time
+DECODE_ROWS = 4  # query rows per decode threadgroup: DECODE_ROWS in metal/attention.metal
+DECODE_TILE = 32  # keys a decode SIMD group scores at once (one per lane): DECODE_TILE in metal/attention.metal
 # The KV length is split into blocks until the decode grid has about this many threadgroups. A documented constant,
 # not the GPU's core count (PyTorch exposes no core count, and asking IOKit costs more than a decode step): 1024
 # threadgroups of 128 threads keep every core of the largest Apple GPUs (60-80 cores, each holding several such
@@ -102,12 +104,13 @@ class DecodeLayout:
         elements = DECODE_VEC_BYTES // torch.empty((), dtype=dtype).element_size()
         chunks = head_dim // elements
         lanes = 8 if chunks <= 8 else 16 if chunks <= 16 else 32
-        return cls(elements, lanes, 32 // elements)
+        return cls(elements, lanes, DECODE_ROWS)
 
     @property
     def step(self) -> int:
-        """Keys a threadgroup consumes per step (every SIMD group takes 32 / lanes_per_key keys)."""
-        return 32 // self.lanes_per_key * DECODE_SIMD_GROUPS
+        """The granule of a block's length: a SIMD group's tile of DECODE_TILE keys, so that only a block's last
+        tile is partial (the kernel checks the block's end in that tile alone)."""
+        return DECODE_TILE
 
 
 def decode_min_block_keys(rows: int, head_dim: int, dtype: torch.dtype) -> int:
