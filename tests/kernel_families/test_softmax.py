@@ -15,7 +15,7 @@ from mpskernels.tolerances import compare
 OPS = ("softmax", "log_softmax")
 NEG_INF = float("-inf")
 # Row lengths of each variant, with its edges.
-LENGTHS = {"simd": (1, 31, 33, 128), "block": (129, 4096), "looped": (4097, 5000)}
+LENGTHS = {"simd": (1, 31, 33, 128, 512), "block": (513, 16384), "looped": (16385, 17000)}
 
 
 @pytest.fixture(autouse=True)
@@ -65,11 +65,15 @@ def test_plan_picks_the_variant_by_row_length(name, lengths):
 
 
 def test_geometry():
-    assert sm.geometry(13, 33) == ("simd", 13 * 32, 8 * 32)  # 8 rows per threadgroup, the last has 5
-    assert sm.geometry(3, 1) == ("simd", 96, 96)
-    assert sm.geometry(2, 129) == ("block", 2 * 64, 64)  # 33 threads round up to two SIMD groups
-    assert sm.geometry(2, 4096) == ("block", 2 * 1024, 1024)
-    assert sm.geometry(2, 4097) == ("looped", 2 * 1024, 1024)
+    assert sm.geometry(13, 33) == ("simd", 13 * 4, 64)  # 9 chunks: 4 lanes of 4 chunks, 8 rows per SIMD group
+    assert sm.geometry(3, 1) == ("simd", 3, 32)  # one lane per row
+    assert sm.geometry(100, 512) == ("simd", 100 * 32, 256)  # 128 chunks: a SIMD group, 8 rows per threadgroup
+    assert sm.geometry(1000, 128, torch.float16) == ("simd", 4000, 256)  # 16 chunks: 4 lanes, every lane loads
+    assert sm.geometry(1000, 128) == ("simd", 8000, 256)  # 32 chunks: 8 lanes, 4 rows per SIMD group
+    assert sm.geometry(2, 513) == ("block", 2 * 64, 64)  # 129 chunks: 33 threads round up to two SIMD groups
+    assert sm.geometry(2, 16384) == ("block", 2 * 1024, 1024)
+    assert sm.geometry(2, 16385) == ("looped", 2 * 1024, 1024)
+    assert [sm.row_lanes(c) for c in (1, 4, 16, 17, 32, 33, 64, 65, 512)] == [1, 1, 1, 2, 2, 4, 4, 8, 32]
 
 
 def test_examples_exercise_every_variant_without_falling_back():
@@ -107,7 +111,7 @@ def test_every_variant_at_its_edges(op, cols):
         ((2, 3, 4, 20), (2, 1, 4, 20), ((12, 2, 4), (1, 4, 1))),  # [B, 1, Q, K]
         ((2, 3, 4, 20), (1, 3, 1, 20), ((4, 3, 1),)),  # per head
         ((2, 1, 3, 20), (2, 1, 3, 20), ((1, 6, 1),)),  # size-1 dimensions join either side
-        ((2, 1, 3, 150), (1, 1, 3, 150), ((1, 3, 1),)),  # block variant
+        ((2, 1, 3, 600), (1, 1, 3, 600), ((1, 3, 1),)),  # block variant
     ],
 )
 @pytest.mark.parametrize("op", OPS)
@@ -138,7 +142,7 @@ def test_scale_applies_before_the_mask(op):
 
 
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500], ids=lambda c: sm.variant_for(c))
 def test_masked_places_are_exactly_zero_or_minus_inf(op, cols):
     x = randn(2, cols, seed=9)
     mask = torch.zeros(2, cols)
@@ -151,7 +155,7 @@ def test_masked_places_are_exactly_zero_or_minus_inf(op, cols):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [1, 33, 300, 5000], ids=lambda c: f"{sm.variant_for(c)}{c}")
+@pytest.mark.parametrize("cols", [1, 33, 1500, 16500], ids=lambda c: f"{sm.variant_for(c)}{c}")
 def test_fully_masked_rows_are_nan_like_pytorch(op, cols, dtype):
     x = randn(3, cols, seed=10, dtype=dtype)
     mask = torch.zeros(3, cols)
@@ -163,7 +167,7 @@ def test_fully_masked_rows_are_nan_like_pytorch(op, cols, dtype):
 
 
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500], ids=lambda c: sm.variant_for(c))
 def test_inf_and_nan_inputs_give_nan_rows_like_pytorch(op, cols):
     x = randn(4, cols, seed=11)
     x[1, cols // 3] = float("inf")
@@ -182,7 +186,7 @@ def test_inf_and_nan_inputs_give_nan_rows_like_pytorch(op, cols):
     ids=str,
 )
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500], ids=lambda c: sm.variant_for(c))
 def test_large_magnitudes_do_not_overflow(op, cols, dtype, magnitude):
     x = (randn(2, cols, seed=12).clamp(-1, 1) * magnitude).to(dtype)
     assert x.isfinite().all()
@@ -200,7 +204,7 @@ def test_large_magnitudes_do_not_overflow(op, cols, dtype, magnitude):
     ids=str,
 )
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 301, 4099], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1501, 16387], ids=lambda c: sm.variant_for(c))
 def test_rows_far_below_zero_do_not_underflow(op, cols, dtype, low, spread):
     # Row lengths that leave threads with out-of-row slots: those must not pull the row maximum up to 0.
     x = (low + spread * randn(2, cols, seed=22).clamp(-1, 1)).to(dtype)
@@ -315,7 +319,7 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     alignment follows their size) and on the tensors' own memory, also bound at an element offset."""
     monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
     n = 16 // torch.empty((), dtype=dtype).element_size()
-    chunk_counts = (8, 40) + ((sm.BLOCK_ROW_CHUNKS + 2,) if dtype == torch.float32 else ())
+    chunk_counts = (8, 40, sm.SIMD_ROW_CHUNKS + 2) + ((sm.BLOCK_ROW_CHUNKS + 2,) if dtype == torch.float32 else ())
     seen = set()
     before = launches.count()
     for chunks in chunk_counts:
