@@ -13,13 +13,20 @@
 // offset), goes element by element with a guard on each.
 //
 // Threadgroups (sizes for Apple GPUs: SIMD width 32, at most 1024 threads). The host picks P = threads per row:
-//   rows of at most 32 * N_CHUNKS chunks: one SIMD group per row (P = 32), R rows per threadgroup (a 32 x R
+//   rows of at most 32 * 16 = 512 elements: one SIMD group per row (P = 32), R rows per threadgroup (a 32 x R
 //   threadgroup, R of 8, 4, 2 or 1 dividing the row count so every threadgroup is whole): the sum reduces with one
 //   simd_sum, no threadgroup memory and no barrier, and R rows share a threadgroup's launch cost.
-//   longer rows: one threadgroup per row, P = the row's chunks / N_CHUNKS rounded up to whole SIMD groups (at
+//   longer rows: one threadgroup per row, P = the row's elements / 16 rounded up to whole SIMD groups (at
 //   most 1024): a 4096-wide fp32 row takes 256 threads, so several rows' threadgroups stay resident per core and
 //   one row's loads overlap another's reduction. The sum reduces with simd_sum, then across SIMD groups through
 //   threadgroup memory (one barrier: every SIMD group re-reduces the per-group partials itself).
+// Threads per row (src/mpskernels/kernels/rms_norm.py, threads_per_row): the row's elements / 16 in whole SIMD
+// groups, so every dtype holds 16 elements per thread (4 fp32 chunks, 2 16-bit chunks: 64 or 32 bytes in flight)
+// and a 16-bit row has as many threads, and the same fp32 arithmetic per thread, as an fp32 row; only rows past
+// 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. Before (H200 lane,
+// % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
+// threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
+//   4096 x 4096 40/40/89%.
 // The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (metal/rows.h), so a 1-D grid
 // of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
 //

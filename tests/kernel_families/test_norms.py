@@ -314,7 +314,7 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
             assert group[0] == p and (group[1] == 1 or p == 32)
             assert threads[0] // group[0] * group[1] == 6  # one row per SIMD group or per threadgroup
     p = gn.plan(TensorMeta((64, 320, 16, 16), torch.float16), 32, None, None, 1e-5)  # 2048 groups of 2560
-    assert not p.then and p.threads[0] == 64 * 32 * 96 and p.group_size[0] == 96
+    assert not p.then and p.threads[0] == 64 * 32 * 160 and p.group_size[0] == 160  # 16 elements a thread
 
 
 def test_group_norm_splits_groups_over_blocks_where_few_groups_would_idle_the_gpu():
