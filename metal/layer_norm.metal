@@ -12,7 +12,8 @@
 // are not 16-byte aligned (an odd column count, a storage offset), goes element by element with a guard on each.
 //
 // Threadgroups (metal/rows.h; sizes for Apple GPUs: SIMD width 32, at most 1024 threads): rows of at most
-// 512 elements (32 threads x 16) take one SIMD group each, R rows per 32 x R threadgroup, and reduce with simd_sum alone (no
+// 512 elements (32 threads x 16) take W lanes each (the fewest power of two at 16 elements a lane: 8 for 128),
+// R rows per W x R threadgroup (up to 256 threads), and reduce with a butterfly over the row's lanes (no
 // barrier); longer rows take one threadgroup of P threads (the row's elements / 16 in whole SIMD groups, at
 // most 1024: 256 for a 4096-wide fp32 row), small enough that several rows stay resident per core and one row's
 // loads overlap another's reductions.

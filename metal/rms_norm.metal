@@ -13,9 +13,12 @@
 // offset), goes element by element with a guard on each.
 //
 // Threadgroups (sizes for Apple GPUs: SIMD width 32, at most 1024 threads). The host picks P = threads per row:
-//   rows of at most 32 * 16 = 512 elements: one SIMD group per row (P = 32), R rows per threadgroup (a 32 x R
-//   threadgroup, R of 8, 4, 2 or 1 dividing the row count so every threadgroup is whole): the sum reduces with one
-//   simd_sum, no threadgroup memory and no barrier, and R rows share a threadgroup's launch cost.
+//   rows of at most 32 * 16 = 512 elements: W lanes per row, the fewest power of two holding it at 16 elements a
+//   lane (a 128-element QK-norm row: 8 lanes, 4 rows per SIMD group, every lane loading; before, one SIMD group
+//   per row left 24 of 32 lanes idle on such rows), R rows per W x R threadgroup (the largest power of two up to
+//   256 / W dividing the row count, so every threadgroup is whole; W = 32 where no R fills a SIMD group). The sum
+//   reduces with a simd_shuffle_xor butterfly over the row's W lanes (simd_sum at W = 32): no threadgroup memory,
+//   no barrier, and R rows share a threadgroup's launch cost.
 //   longer rows: one threadgroup per row, P = the row's elements / 16 rounded up to whole SIMD groups (at
 //   most 1024): a 4096-wide fp32 row takes 256 threads, so several rows' threadgroups stay resident per core and
 //   one row's loads overlap another's reduction. The sum reduces with simd_sum, then across SIMD groups through

@@ -131,6 +131,30 @@ def test_row_kernels_are_correct_at_any_threadgroup_size(kernel):
                 assert result.ok, f"{kernel} group {group} cols {cols}: {result}"
 
 
+@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
+def test_short_rows_share_simd_groups(kernel):
+    """W x R threadgroups of short rows: W = 1..32 lanes per row (butterfly reductions over the row's lanes), R
+    rows per threadgroup, lanes in fixed and shuffled order; 16 rows, two threadgroups."""
+    source = "rms_norm.metal" if "rms" in kernel else "layer_norm.metal"
+    lib = compile_file(metal_dir() / source)
+    residual_op, layer = kernel.startswith("add_"), "layer" in kernel
+    gen = torch.Generator().manual_seed(15)
+    for runs, cols in enumerate((1, 5, 17, 40, 100, 250, 512)):
+        w_lanes = rn.row_lanes(cols)
+        x = torch.randn(16, cols, generator=gen) + 0.5
+        residual = torch.randn(16, cols, generator=gen) if residual_op else None
+        w = torch.rand(cols, generator=gen) + 0.5
+        b = torch.randn(cols, generator=gen) if layer else None
+        outs = [torch.full_like(x, float("nan")) for _ in range(2 if residual_op else 1)]
+        args = [x] + ([residual] if residual_op else []) + [w] + ([b] if layer else []) + outs + [1e-5, cols]
+        constants = {"has_weight": True, **({"has_bias": True} if layer else {})}
+        lib.dispatch(f"{kernel}_float32", *args, threads=(2 * w_lanes, 8), group_size=(w_lanes, 8),
+                     constants=constants, order="shuffled" if runs % 2 else "fixed", seed=runs)
+        for got, want in zip(outs, row_reference(kernel, *float64((x, residual, w, b)), 1e-5)):
+            result = compare(got, want, torch.float32)
+            assert result.ok, f"{kernel} W {w_lanes} cols {cols}: {result}"
+
+
 def dispatch_plan(source, plan, tensors, bounds_check):
     """Runs a family's launch plan on the emulator with the buffers it names."""
     lib = compile_file(metal_dir() / source)
@@ -158,7 +182,7 @@ def test_row_kernels_fast_path_and_tail(kernel, dtype):
     residual_op, layer = kernel.startswith("add_"), "layer" in kernel
     gen = torch.Generator().manual_seed(11)
     for cols in vector_width_cols(dtype):
-        for rows, bounds_check, offset in ((4, True, 0), (3, False, 0), (2, False, 1)):
+        for rows, bounds_check, offset in ((48, True, 0), (3, False, 0), (2, False, 1)):  # 48: W x R
             def make(shape):
                 flat = (torch.randn(math.prod(shape) + offset, generator=gen) + 0.25).to(dtype)
                 return flat[offset:].view(shape)
@@ -309,10 +333,18 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
             assert p % 32 == 0 and 32 <= p <= 1024
             held = p * rn.N_CHUNKS * rn.chunk_elements(dtype)
             assert (held >= cols) == (cols <= capacity)
-            threads, group = rn.row_launch(cols, 6, dtype)
-            assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
-            assert group[0] == p and (group[1] == 1 or p == 32)
-            assert threads[0] // group[0] * group[1] == 6  # one row per SIMD group or per threadgroup
+            for rows in (6, 4096, 7):
+                threads, group = rn.row_launch(cols, rows, dtype)
+                assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
+                assert threads[0] // group[0] * group[1] == rows  # one row per W lanes or per threadgroup
+                if p > 32:
+                    assert group == (p, 1, 1)
+                else:  # W x R: W a power of two holding the row at 16 elements a lane, whole SIMD groups
+                    w, r = group[:2]
+                    assert w & (w - 1) == 0 and w * rn.HELD_ELEMENTS >= cols and w * r <= 256
+                    assert (w * r) % 32 == 0 or (w == 32 and r == 1)
+    assert rn.row_launch(128, 4096, torch.float16) == ((8 * 4096 // 32, 32, 1), (8, 32, 1))  # QK-norm rows
+    assert rn.row_launch(128, 6, torch.float16) == ((32 * 3, 2, 1), (32, 2, 1))  # 8 x 2 < a SIMD group
     p = gn.plan(TensorMeta((64, 320, 16, 16), torch.float16), 32, None, None, 1e-5)  # 2048 groups of 2560
     assert not p.then and p.threads[0] == 64 * 32 * 160 and p.group_size[0] == 160  # 16 elements a thread
 

@@ -224,8 +224,10 @@ def test_near_constant_and_negative_rows(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_results_do_not_depend_on_lane_order(op, monkeypatch):
-    cases = [(randn(13, 33, seed=13), randn(33, seed=14)), (randn(2, 257, seed=15), None),
-             (randn(1, 4500, seed=16), randn(1, 4500, seed=17))]
+    cases = [(randn(13, 33, seed=13), randn(33, seed=14)), (randn(2, 257, seed=15), None),  # simd, 4 and 32 lanes
+             (randn(37, 128, seed=20, dtype=torch.float16), None),  # simd, 4 lanes: 8 rows per SIMD group
+             (randn(3, 1100, seed=21), None),  # block
+             (randn(1, 16500, seed=16), randn(1, 16500, seed=17))]  # looped
     fixed = [emulated(op, x, m, 0.5) for x, m in cases]
     monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
     for (x, m), want in zip(cases, fixed):

@@ -166,8 +166,9 @@ GROUP_NORM = KernelFamily(
     validate=validate,
     constraints=(fits_uint32("x"), grid_fits_uint32),
     description="GroupNorm over (N, C, *) inputs, optional per-channel weight and bias",
-    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once for groups of up to "
-            "16384 elements, twice beyond",
+    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once where the groups fill "
+            "the GPU and fit in registers, else each group split over 16 KiB blocks (partials, then normalise: "
+            "x read twice)",
     examples=examples,
 )
 FAMILIES = (GROUP_NORM,)

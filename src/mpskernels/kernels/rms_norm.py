@@ -12,7 +12,8 @@ CHUNK_BYTES = 16  # a thread moves 16-byte chunks (metal/chunk_io.h)
 N_CHUNKS = 4  # chunks a thread keeps in registers (N_CHUNKS in the .metal files)
 SIMD = 32
 MAX_GROUP = 1024
-ROWS_PER_GROUP = (8, 4, 2, 1)  # short rows: one SIMD group each, the largest of these dividing the row count
+ROWS_PER_GROUP = (256, 128, 64, 32, 16, 8, 4, 2, 1)  # short rows per threadgroup: the largest dividing the row count
+SHORT_ROW_GROUP = 256  # threads of a threadgroup of short rows (8 SIMD groups)
 
 
 def chunk_elements(dtype: torch.dtype) -> int:
@@ -34,14 +35,29 @@ def threads_per_row(cols: int, dtype: torch.dtype) -> int:
     return min(MAX_GROUP, -(-threads // SIMD) * SIMD)
 
 
+def row_lanes(cols: int) -> int:
+    """Lanes of a short row (at most SIMD * HELD_ELEMENTS elements): the fewest power of two holding it at
+    HELD_ELEMENTS elements a lane, so that rows of 128 (a head dimension, as in QK-norm) take 8 lanes and four of
+    them share a SIMD group, every lane loading."""
+    lanes = 1
+    while lanes * HELD_ELEMENTS < cols:
+        lanes *= 2
+    return lanes
+
+
 def row_launch(cols: int, rows: int, dtype: torch.dtype) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """(threads, group_size) of a row kernel: 32 x R threadgroups of R short rows (R dividing the row count, so
-    each threadgroup is whole), or one threadgroup of P threads per row."""
+    """(threads, group_size) of a row kernel: W x R threadgroups of R short rows of W lanes (W a power of two up to
+    32, R the largest power of two up to 256 / W dividing the row count, so each threadgroup is whole), or one
+    threadgroup of P threads per row. Where no such R fills a SIMD group (an odd row count), W = 32."""
     p = threads_per_row(cols, dtype)
     if p > SIMD:
         return (rows * p, 1, 1), (p, 1, 1)
-    r = next(r for r in ROWS_PER_GROUP if rows % r == 0)
-    return (SIMD * (rows // r), r, 1), (SIMD, r, 1)
+    w = row_lanes(cols)
+    r = next(r for r in ROWS_PER_GROUP if rows % r == 0 and r * w <= SHORT_ROW_GROUP)
+    if w * r < SIMD:
+        w = SIMD
+        r = next(r for r in ROWS_PER_GROUP if rows % r == 0 and r * w <= SHORT_ROW_GROUP)
+    return (w * (rows // r), r, 1), (w, r, 1)
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
