@@ -298,6 +298,23 @@ def test_group_norm_split_path(dtype):
             assert result.ok, f"{dtype} {shape} slice {slice_chunks} threads {threads} offset {offset}: {result}"
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_group_norm_op_takes_the_split_plan(dtype):
+    """Through the op as shipped (NaN-poisoned outputs and scratch): two groups of 8400 elements are too few to
+    fill a GPU, so each is split over 16 KiB blocks (3 for fp32, 2 for 16-bit; the last one partial), with a
+    per-channel affine whose channels straddle the blocks."""
+    gen = torch.Generator().manual_seed(23)
+    x = (torch.randn(1, 6, 2800, generator=gen) * 3 + 2).to(dtype)
+    w, b = (torch.rand(6, generator=gen) + 0.5).to(dtype), torch.randn(6, generator=gen).to(dtype)
+    plan = gn.plan(TensorMeta.of(x), 2, TensorMeta.of(w), TensorMeta.of(b), 1e-5)
+    assert plan.then and plan.scratch[0].shape == (2 * (3 if dtype == torch.float32 else 2), 4)
+    before = launches.count()
+    got = emulated("group_norm", x, 2, w, b, 1e-5)
+    assert launches.count() == before + 2
+    result = compare(got, gn.reference(*float64((x, 2, w, b)), 1e-5), dtype)
+    assert result.ok, f"{dtype}: {result}"
+
+
 def test_group_norm_split_path_edge_values():
     """Per-block statistics merged across blocks: a constant group gives exactly the bias (NaN at eps = 0); inf in
     one block makes its whole group NaN and no other; bf16 values near the float max and tiny values at eps = 0
