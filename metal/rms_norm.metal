@@ -39,7 +39,8 @@
 // Memory traffic per element (E = sizeof(T)), rows that fit in registers — the minimum for both ops:
 //   rms_norm:     read x (E), write out (E)                                              = 2E   (minimum 2E)
 //   add_rms_norm: read x, residual (2E), write out, residual_out (2E)                    = 4E   (minimum 4E)
-// Chunks past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E.
+// Chunks past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E; both passes
+// over them load N_CHUNKS chunks per thread before using any.
 // weight (E per element of a row) is read once per row, where it is used: cached across rows.
 // `has_weight` is a function constant, so the unweighted variant carries no branch and binds no weight buffer.
 #include <metal_stdlib>
@@ -104,12 +105,24 @@ inline void rms_norm_row(
       sum_sq += v[s][i] * v[s][i];
     }
   }
-  // Past the register capacity: accumulate now, read again for the store.
-  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
-    float h[N];
-    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
-    for (int i = 0; i < N; i++) {
-      sum_sq += h[i] * h[i];
+  // Past the register capacity: accumulate now, read again for the store. N_CHUNKS chunks per step, all loaded
+  // before any is used, so these reads keep as many bytes in flight as the first ones.
+  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
+    float h[N_CHUNKS][N];
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h[s]);
+      } else {
+        for (int i = 0; i < N; i++) {
+          h[s][i] = 0.0f;
+        }
+      }
+    }
+    for (int s = 0; s < N_CHUNKS; s++) {
+      for (int i = 0; i < N; i++) {
+        sum_sq += h[s][i] * h[s][i];
+      }
     }
   }
 
@@ -122,10 +135,20 @@ inline void rms_norm_row(
       scale_and_store(out, weight, c, n, vec, inv_rms, v[s]);
     }
   }
-  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
-    float h[N];
-    load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h);  // this thread stored residual_out's chunk c
-    scale_and_store(out, weight, c, n, vec, inv_rms, h);
+  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
+    float h[N_CHUNKS][N];
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h[s]);  // this thread stored residual_out's chunk c
+      }
+    }
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        scale_and_store(out, weight, c, n, vec, inv_rms, h[s]);
+      }
+    }
   }
 }
 
