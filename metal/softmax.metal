@@ -9,8 +9,8 @@
 // whose buffers (x, out, the mask row) are 16-byte aligned is one 16-byte load or store. Only the row's last partial
 // chunk, or an unaligned row (an odd row length, a storage offset), goes element by element with a guard on each.
 //
-// Three variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py). Each thread holds
-// ROW_CHUNKS = 4 chunks (64 bytes), all loaded before the first reduction waits on any (threadgroup sizes for Apple
+// Four variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py). Each thread holds
+// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any (threadgroup sizes for Apple
 // GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256 bytes are used):
 //   softmax_simd   rows of at most 32 * 4 chunks (512 floats, 1024 halves): `row_lanes` lanes per row, the fewest
 //                  power of two holding the row at 4 chunks a lane, so 32 / row_lanes rows share a SIMD group and
@@ -25,6 +25,9 @@
 //                  32x2048x2048 bf16 54%, fp16 61%, fp32 71%; 2048 x 32000 (then looped) 43/51/60%. Now a
 //                  2048-wide row is 128 (fp32) or 64 (16-bit) threads of 64 bytes in flight each, and a 32000-wide
 //                  16-bit row (4000 chunks) is read once instead of twice.
+//   softmax_wide   rows of at most 1024 * 8 chunks (32768 floats, 65536 halves): softmax_block with 8 chunks per
+//                  thread (128 bytes in flight, 32 fp32 registers of data for fp32, 64 for 16-bit types), so a
+//                  32000-wide fp32 vocabulary row (before: looped, 2048 x 32000 fp32 60%) is read once, not twice.
 //   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax over steps of
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
@@ -151,12 +154,12 @@ inline const device T* row_mask_of(const device T* x, const device T* mask, uint
 constant constexpr int ROW_CHUNKS = 4;  // chunks per thread in the simd and block variants (64 bytes in flight)
 
 // Loads the thread's chunks; returns their maximum.
-template <typename T>
+template <typename T, int K = ROW_CHUNKS>
 inline float load_row(const device T* x, const device T* mask, uint first, uint stride, uint n, float scale,
                       bool vec, thread float* v) {
   const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
   float m = -INFINITY;
-  for (int k = 0; k < ROW_CHUNKS; k++) {
+  for (int k = 0; k < K; k++) {
     const uint c = first + k * stride;
     if (c < chunks) {
       m = max(m, load_logits(x, mask, c, n, scale, vec, v + k * ChunkOf<T>::N));
@@ -169,21 +172,21 @@ inline float load_row(const device T* x, const device T* mask, uint first, uint 
   return m;
 }
 
-template <typename T, bool LOG>
+template <typename T, bool LOG, int K = ROW_CHUNKS>
 inline float exp_sum_row(thread float* v, uint first, uint stride, uint n,
                          float row_max) {
   float s = 0.0f;
-  for (int k = 0; k < ROW_CHUNKS; k++) {
+  for (int k = 0; k < K; k++) {
     s += exp_sum<T, LOG>(v + k * ChunkOf<T>::N, first + k * stride, n, row_max);  // 0 past the row
   }
   return s;
 }
 
-template <typename T, bool LOG>
+template <typename T, bool LOG, int K = ROW_CHUNKS>
 inline void store_row(device T* out, thread float* v, uint first, uint stride, uint n,
                       bool vec, float row_max, float row_sum) {
   const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
-  for (int k = 0; k < ROW_CHUNKS; k++) {
+  for (int k = 0; k < K; k++) {
     const uint c = first + k * stride;
     if (c < chunks) {
       store_probs<T, LOG>(out, v + k * ChunkOf<T>::N, c, n, vec, row_max, row_sum);
@@ -238,9 +241,9 @@ template <typename T, bool LOG>
   store_row<T, LOG>(out, v, lane, row_lanes, axis_size, vec, row_max, row_sum);
 }
 
-// One threadgroup per row, ROW_CHUNKS chunks per thread (threads * ROW_CHUNKS chunks >= the row): every element
+// One threadgroup per row, K chunks per thread (threads * K chunks >= the row; K = 4: block, 8: wide): every element
 // stays in a register between the read and the write.
-template <typename T, bool LOG>
+template <typename T, bool LOG, int K>
 [[kernel]] void softmax_block(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
@@ -267,12 +270,12 @@ template <typename T, bool LOG>
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  float v[ROW_CHUNKS * ChunkOf<T>::N];
-  const float local_max = load_row(x, row_mask, lid, threads, axis_size, scale, vec, v);
+  float v[K * ChunkOf<T>::N];
+  const float local_max = load_row<T, K>(x, row_mask, lid, threads, axis_size, scale, vec, v);
   const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);
-  const float local_sum = exp_sum_row<T, LOG>(v, lid, threads, axis_size, row_max);
+  const float local_sum = exp_sum_row<T, LOG, K>(v, lid, threads, axis_size, row_max);
   const float row_sum = threadgroup_sum(local_sum, sum_scratch, simd_lane, simd_group, n_simd);
-  store_row<T, LOG>(out, v, lid, threads, axis_size, vec, row_max, row_sum);
+  store_row<T, LOG, K>(out, v, lid, threads, axis_size, vec, row_max, row_sum);
 }
 
 // One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
@@ -345,9 +348,14 @@ template <typename T, bool LOG>
   template [[host_name(#op "_" #variant "_" #name)]] [[kernel]] \
   decltype(softmax_##variant<T, LOG>) softmax_##variant<T, LOG>;
 
-#define INSTANTIATE_SOFTMAX(op, LOG, name, T)           \
-  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, simd, name, T)   \
-  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, block, name, T)  \
+#define INSTANTIATE_SOFTMAX_BLOCK(op, LOG, variant, K, name, T)                                 \
+  template [[host_name(#op "_" #variant "_" #name)]] [[kernel]] decltype(softmax_block<T, LOG, K>) \
+      softmax_block<T, LOG, K>;
+
+#define INSTANTIATE_SOFTMAX(op, LOG, name, T)                  \
+  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, simd, name, T)          \
+  INSTANTIATE_SOFTMAX_BLOCK(op, LOG, block, ROW_CHUNKS, name, T) \
+  INSTANTIATE_SOFTMAX_BLOCK(op, LOG, wide, 2 * ROW_CHUNKS, name, T) \
   INSTANTIATE_SOFTMAX_VARIANT(op, LOG, looped, name, T)
 
 INSTANTIATE_SOFTMAX(softmax, false, float32, float)

@@ -11,8 +11,8 @@ row containing +inf or NaN gives NaN throughout.
 
 The plan picks a variant by row length L (see metal/softmax.metal): `simd` (at most 128 16-byte chunks: 512 floats,
 1024 halves; 1 to 32 lanes per row, several rows per SIMD group), `block` (at most 4096 chunks: 16384 floats, 32768
-halves; one threadgroup per row; both hold 4 chunks per thread in registers: one read and one write per element)
-and `looped` (any L, online softmax: two reads and one write per element).
+halves; one threadgroup per row; both hold 4 chunks per thread in registers: one read and one write per element),
+`wide` (at most 8192 chunks: 32768 floats, 65536 halves; `block` at 8 chunks per thread) and `looped` (any L, online softmax: two reads and one write per element).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ MAX_GROUP = 1024
 ROW_CHUNKS = 4  # chunks a thread of the simd and block variants holds (ROW_CHUNKS in metal/softmax.metal)
 SIMD_ROW_CHUNKS = SIMD_SIZE * ROW_CHUNKS  # longest row (in chunks) one SIMD group holds in registers
 BLOCK_ROW_CHUNKS = MAX_GROUP * ROW_CHUNKS  # longest row (in chunks) one threadgroup holds in registers
+WIDE_CHUNKS = 2 * ROW_CHUNKS  # chunks a thread of the wide variant holds
+WIDE_ROW_CHUNKS = MAX_GROUP * WIDE_CHUNKS  # longest row (in chunks) the wide variant holds
 SIMD_ROWS_PER_GROUP = 8  # SIMD groups per threadgroup in the simd variant
 LOOPED_GROUP = 1024  # threadgroup size of the looped variant
 MASK_GROUPS = 2  # groups of leading dimensions the kernels' mask indexing describes
@@ -92,6 +94,8 @@ def variant_for(cols: int, dtype: torch.dtype = torch.float32) -> str:
         return "simd"
     if chunks <= BLOCK_ROW_CHUNKS:
         return "block"
+    if chunks <= WIDE_ROW_CHUNKS:
+        return "wide"
     return "looped"
 
 
@@ -111,8 +115,9 @@ def geometry(rows: int, cols: int, dtype: torch.dtype = torch.float32) -> tuple[
         threads = rows * row_lanes(cols, dtype)
         group = min(SIMD_ROWS_PER_GROUP * SIMD_SIZE, -(-threads // SIMD_SIZE) * SIMD_SIZE)
         return variant, threads, group
-    if variant == "block":
-        group = -(-chunks_of(cols, dtype) // (ROW_CHUNKS * SIMD_SIZE)) * SIMD_SIZE
+    if variant in ("block", "wide"):
+        held = ROW_CHUNKS if variant == "block" else WIDE_CHUNKS
+        group = -(-chunks_of(cols, dtype) // (held * SIMD_SIZE)) * SIMD_SIZE
     else:
         group = LOOPED_GROUP
     return variant, rows * group, group
@@ -207,8 +212,8 @@ def examples(dtype: torch.dtype):
         (randn(5, 1), None, 1.0),  # a single column
         (randn(2, 2, 33), with_neg_inf(torch.randn(2, 2, 33, generator=gen), 0.2), 0.3),  # same-shape mask
         (randn(2, 3, 1100), with_neg_inf(torch.randn(2, 1, 1100, generator=gen), 0.1), 0.125),  # block, [.., 1, L]
-        (randn(2, 17000, std=8.0), looped_mask.to(dtype), 1.0),  # looped in fp32 (block in 16-bit), [L] mask
-        (randn(1, 33000, std=200.0), None, 1.0),  # looped (in every dtype: past 4096 chunks), large magnitudes
+        (randn(2, 17000, std=8.0), looped_mask.to(dtype), 1.0),  # wide in fp32 (block in 16-bit), [L] mask
+        (randn(1, 33000, std=200.0), None, 1.0),  # looped in fp32 (wide in 16-bit), large magnitudes
     ]
 
 
@@ -243,11 +248,11 @@ def family(name: str, reference, description: str, fusions: str) -> KernelFamily
 SOFTMAX = family(
     "softmax", softmax_reference,
     "softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 64 KiB (two reads above)",
+    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 128 KiB (two reads above)",
 )
 LOG_SOFTMAX = family(
     "log_softmax", log_softmax_reference,
     "log_softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 64 KiB (two reads above)",
+    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 128 KiB (two reads above)",
 )
 FAMILIES = (SOFTMAX, LOG_SOFTMAX)
