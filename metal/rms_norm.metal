@@ -13,13 +13,23 @@
 // offset), goes element by element with a guard on each.
 //
 // Threadgroups (sizes for Apple GPUs: SIMD width 32, at most 1024 threads). The host picks P = threads per row:
-//   rows of at most 32 * N_CHUNKS chunks: one SIMD group per row (P = 32), R rows per threadgroup (a 32 x R
-//   threadgroup, R of 8, 4, 2 or 1 dividing the row count so every threadgroup is whole): the sum reduces with one
-//   simd_sum, no threadgroup memory and no barrier, and R rows share a threadgroup's launch cost.
-//   longer rows: one threadgroup per row, P = the row's chunks / N_CHUNKS rounded up to whole SIMD groups (at
+//   rows of at most 32 * 16 = 512 elements: W lanes per row, the fewest power of two holding it at 16 elements a
+//   lane (a 128-element QK-norm row: 8 lanes, 4 rows per SIMD group, every lane loading; before, one SIMD group
+//   per row left 24 of 32 lanes idle on such rows), R rows per W x R threadgroup (the largest power of two up to
+//   256 / W dividing the row count, so every threadgroup is whole; W = 32 where no R fills a SIMD group). The sum
+//   reduces with a simd_shuffle_xor butterfly over the row's W lanes (simd_sum at W = 32): no threadgroup memory,
+//   no barrier, and R rows share a threadgroup's launch cost.
+//   longer rows: one threadgroup per row, P = the row's elements / 16 rounded up to whole SIMD groups (at
 //   most 1024): a 4096-wide fp32 row takes 256 threads, so several rows' threadgroups stay resident per core and
 //   one row's loads overlap another's reduction. The sum reduces with simd_sum, then across SIMD groups through
 //   threadgroup memory (one barrier: every SIMD group re-reduces the per-group partials itself).
+// Threads per row (src/mpskernels/kernels/rms_norm.py, threads_per_row): the row's elements / 16 in whole SIMD
+// groups, so every dtype holds 16 elements per thread (4 fp32 chunks, 2 16-bit chunks: 64 or 32 bytes in flight)
+// and a 16-bit row has as many threads, and the same fp32 arithmetic per thread, as an fp32 row; only rows past
+// 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. Before (H200 lane,
+// % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
+// threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
+//   4096 x 4096 40/40/89%.
 // The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (metal/rows.h), so a 1-D grid
 // of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
 //
@@ -29,7 +39,8 @@
 // Memory traffic per element (E = sizeof(T)), rows that fit in registers — the minimum for both ops:
 //   rms_norm:     read x (E), write out (E)                                              = 2E   (minimum 2E)
 //   add_rms_norm: read x, residual (2E), write out, residual_out (2E)                    = 4E   (minimum 4E)
-// Chunks past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E.
+// Chunks past the register capacity: one extra read (x, or residual_out for add_rms_norm) = 3E / 5E; both passes
+// over them load N_CHUNKS chunks per thread before using any.
 // weight (E per element of a row) is read once per row, where it is used: cached across rows.
 // `has_weight` is a function constant, so the unweighted variant carries no branch and binds no weight buffer.
 #include <metal_stdlib>
@@ -94,12 +105,24 @@ inline void rms_norm_row(
       sum_sq += v[s][i] * v[s][i];
     }
   }
-  // Past the register capacity: accumulate now, read again for the store.
-  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
-    float h[N];
-    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
-    for (int i = 0; i < N; i++) {
-      sum_sq += h[i] * h[i];
+  // Past the register capacity: accumulate now, read again for the store. N_CHUNKS chunks per step, all loaded
+  // before any is used, so these reads keep as many bytes in flight as the first ones.
+  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
+    float h[N_CHUNKS][N];
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h[s]);
+      } else {
+        for (int i = 0; i < N; i++) {
+          h[s][i] = 0.0f;
+        }
+      }
+    }
+    for (int s = 0; s < N_CHUNKS; s++) {
+      for (int i = 0; i < N; i++) {
+        sum_sq += h[s][i] * h[s][i];
+      }
     }
   }
 
@@ -112,10 +135,20 @@ inline void rms_norm_row(
       scale_and_store(out, weight, c, n, vec, inv_rms, v[s]);
     }
   }
-  for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {
-    float h[N];
-    load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h);  // this thread stored residual_out's chunk c
-    scale_and_store(out, weight, c, n, vec, inv_rms, h);
+  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
+    float h[N_CHUNKS][N];
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h[s]);  // this thread stored residual_out's chunk c
+      }
+    }
+    for (int s = 0; s < N_CHUNKS; s++) {
+      const uint c = c0 + s * P;
+      if (c < chunks) {
+        scale_and_store(out, weight, c, n, vec, inv_rms, h[s]);
+      }
+    }
   }
 }
 

@@ -3,12 +3,13 @@
 // statistics of the LayerNorm-style kernels (row_statistics, at the end).
 //
 // Layouts (sizes for Apple GPUs: SIMD width 32, at most 1024 threads per threadgroup):
-//   32 x R threadgroups: one SIMD group per row, R rows per threadgroup. The row reduces with one simd_sum: no
-//     threadgroup memory, no barrier.
+//   W x R threadgroups: W lanes per row (a power of two up to 32), R rows per threadgroup; a SIMD group holds
+//     32 / W rows. The row reduces with one simd_sum (W = 32) or a simd_shuffle_xor butterfly over its W lanes:
+//     no threadgroup memory, no barrier.
 //   P x 1 threadgroups: one threadgroup of P threads per row; the row reduces with simd_sum and then across SIMD
 //     groups through threadgroup memory.
 // The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (R = threads_per_threadgroup.y),
-// so the grid must hold whole threadgroups along y, and a threadgroup with R > 1 must be 32 wide.
+// so the grid must hold whole threadgroups along y, and a threadgroup with R > 1 must be a power of two wide.
 #pragma once
 #include <metal_stdlib>
 using namespace metal;
@@ -63,8 +64,21 @@ inline RowSlot row_slot(uint2 group_pos, uint2 lid, uint2 group_size) {
   return RowSlot{group_pos.x * group_size.y + lid.y, lid.x, group_size.x};
 }
 
-// Sum over the row's threads: one SIMD group (P <= 32, including the 32 x R layout) or the whole threadgroup.
+// Whether the row's P threads are a power of two below 32: then (W x R layout) a SIMD group holds 32 / P rows,
+// each on P consecutive lanes aligned to P, and the row reduces with a butterfly over those lanes.
+inline bool row_shares_simd_group(RowSlot s) {
+  return s.threads < SIMD_SIZE && (s.threads & (s.threads - 1)) == 0;
+}
+
+// Sum over the row's threads: a butterfly over its lanes (W x R, W < 32), one SIMD group (P <= 32, including the
+// 32 x R layout), or the whole threadgroup. The butterfly leaves the same value on every lane of the row.
 inline float row_sum(float value, RowSlot s, threadgroup float* partials, uint simd_lane, uint simd_group) {
+  if (row_shares_simd_group(s)) {
+    for (uint w = s.threads / 2; w > 0; w /= 2) {
+      value += simd_shuffle_xor(value, ushort(w));
+    }
+    return value;
+  }
   if (s.threads <= SIMD_SIZE) {
     return simd_sum(value);
   }
@@ -73,6 +87,12 @@ inline float row_sum(float value, RowSlot s, threadgroup float* partials, uint s
 
 // Max over the row's threads (of values >= 0).
 inline float row_max(float value, RowSlot s, threadgroup float* partials, uint simd_lane, uint simd_group) {
+  if (row_shares_simd_group(s)) {
+    for (uint w = s.threads / 2; w > 0; w /= 2) {
+      value = max(value, simd_shuffle_xor(value, ushort(w)));
+    }
+    return value;
+  }
   if (s.threads <= SIMD_SIZE) {
     return simd_max(value);
   }

@@ -9,24 +9,35 @@
 // whose buffers (x, out, the mask row) are 16-byte aligned is one 16-byte load or store. Only the row's last partial
 // chunk, or an unaligned row (an odd row length, a storage offset), goes element by element with a guard on each.
 //
-// Three variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py), each thread holding
-// one chunk in registers (threadgroup sizes for Apple GPUs: SIMD width 32, at most 1024 threads):
-//   softmax_simd   rows of at most SIMD_SIZE chunks (128 floats, 256 halves): one SIMD group per row, 8 rows per
-//                  threadgroup. The row's max and sum are simd_max / simd_sum, with no threadgroup memory and no
-//                  barrier.
-//   softmax_block  rows of at most 1024 chunks (4096 floats, 8192 halves): one threadgroup per row, one chunk per
-//                  thread. Max and sum reduce inside SIMD groups, then across them through threadgroup memory (two
-//                  barriers in all).
-//   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax: each thread
-//                  keeps a running max m and a sum s of exp(v - m), rescaling s by exp(m_old - m_new) when m grows;
-//                  the threads' (m, s) pairs combine across the threadgroup. Pass 2 reads the row again and writes
-//                  it.
+// Four variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py). Each thread holds
+// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any (threadgroup sizes for Apple
+// GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256 bytes are used):
+//   softmax_simd   rows of at most 32 * 4 chunks (512 floats, 1024 halves): `row_lanes` lanes per row, the fewest
+//                  power of two holding the row at 4 chunks a lane, so 32 / row_lanes rows share a SIMD group and
+//                  every lane loads; 256-thread threadgroups. Max and sum are butterflies of simd_shuffle_xor over
+//                  the row's lanes: no threadgroup memory, no barrier. Before (H200 lane, % of copy bandwidth for
+//                  the minimum bytes), with one chunk per lane and 32 lanes per row: 262144 x 128 bf16 28%, fp16
+//                  32% (16 of 32 lanes loaded), fp32 89%; now 4 lanes x 4 chunks per 128-half row (8 rows per
+//                  SIMD group), 8 lanes per 128-float row.
+//   softmax_block  rows of at most 1024 * 4 chunks (16384 floats, 32768 halves): one threadgroup per row of
+//                  chunks / 4 threads in whole SIMD groups. Max and sum reduce inside SIMD groups, then across them
+//                  through threadgroup memory (two barriers in all). Before, one chunk (16 bytes) per thread:
+//                  32x2048x2048 bf16 54%, fp16 61%, fp32 71%; 2048 x 32000 (then looped) 43/51/60%. Now a
+//                  2048-wide row is 128 (fp32) or 64 (16-bit) threads of 64 bytes in flight each, and a 32000-wide
+//                  16-bit row (4000 chunks) is read once instead of twice.
+//   softmax_wide   rows of at most 1024 * 8 chunks (32768 floats, 65536 halves): softmax_block with 8 chunks per
+//                  thread (128 bytes in flight, 32 fp32 registers of data for fp32, 64 for 16-bit types), so a
+//                  32000-wide fp32 vocabulary row (before: looped, 2048 x 32000 fp32 60%) is read once, not twice.
+//   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax over steps of
+//                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
+//                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
+//                  Pass 2 reads the row again and writes it.
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
 //   looped:       x and mask read twice (pass 1 and pass 2), out written once: 3b against 2b without a mask
 //                 (fp32: 12 bytes against 8), 5b against 3b with one (fp32: 20 against 12). The second read of a
-//                 row (a 5000-element fp32 row is 20 KiB) can hit the cache; that is not measured here.
+//                 row (a 20000-element fp32 row is 80 KiB) can hit the cache; that is not measured here.
 //   A broadcast mask is read once per output row it serves (counted above as if it were not broadcast).
 //
 // Mask broadcasting. The host makes the mask contiguous and describes which mask row serves output row r as
@@ -136,7 +147,72 @@ inline const device T* row_mask_of(const device T* x, const device T* mask, uint
   return x;
 }
 
-// One SIMD group per row (at most SIMD_SIZE chunks); the grid has rows * SIMD_SIZE threads.
+// ---- K chunks per thread, all loaded before the first reduction ----
+// A thread takes chunks first, first + stride, ... (K of them; stride = the row's threads, so a row's lanes move
+// consecutive 16-byte chunks per step); chunks past the row hold -inf and are neither read nor written.
+
+constant constexpr int ROW_CHUNKS = 4;  // chunks per thread in the simd and block variants (64 bytes in flight)
+
+// Loads the thread's chunks; returns their maximum.
+template <typename T, int K = ROW_CHUNKS>
+inline float load_row(const device T* x, const device T* mask, uint first, uint stride, uint n, float scale,
+                      bool vec, thread float* v) {
+  const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
+  float m = -INFINITY;
+  for (int k = 0; k < K; k++) {
+    const uint c = first + k * stride;
+    if (c < chunks) {
+      m = max(m, load_logits(x, mask, c, n, scale, vec, v + k * ChunkOf<T>::N));
+    } else {
+      for (int i = 0; i < ChunkOf<T>::N; i++) {
+        v[k * ChunkOf<T>::N + i] = -INFINITY;
+      }
+    }
+  }
+  return m;
+}
+
+template <typename T, bool LOG, int K = ROW_CHUNKS>
+inline float exp_sum_row(thread float* v, uint first, uint stride, uint n,
+                         float row_max) {
+  float s = 0.0f;
+  for (int k = 0; k < K; k++) {
+    s += exp_sum<T, LOG>(v + k * ChunkOf<T>::N, first + k * stride, n, row_max);  // 0 past the row
+  }
+  return s;
+}
+
+template <typename T, bool LOG, int K = ROW_CHUNKS>
+inline void store_row(device T* out, thread float* v, uint first, uint stride, uint n,
+                      bool vec, float row_max, float row_sum) {
+  const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
+  for (int k = 0; k < K; k++) {
+    const uint c = first + k * stride;
+    if (c < chunks) {
+      store_probs<T, LOG>(out, v + k * ChunkOf<T>::N, c, n, vec, row_max, row_sum);
+    }
+  }
+}
+
+// Max and sum over the `lanes` lanes of a row inside a SIMD group (lanes a power of two dividing 32, the row's
+// lanes aligned to it): a butterfly, so every lane of the row ends with the same value, no threadgroup memory.
+inline float lanes_max(float v, uint lanes) {
+  for (uint w = lanes / 2; w > 0; w /= 2) {
+    v = max(v, simd_shuffle_xor(v, ushort(w)));
+  }
+  return v;
+}
+
+inline float lanes_sum(float v, uint lanes) {
+  for (uint w = lanes / 2; w > 0; w /= 2) {
+    v += simd_shuffle_xor(v, ushort(w));
+  }
+  return v;
+}
+
+// Rows of at most 32 * ROW_CHUNKS chunks: `row_lanes` lanes per row (a power of two <= 32), 32 / row_lanes rows
+// per SIMD group, each lane ROW_CHUNKS chunks. The grid has rows * row_lanes threads, so a row's lanes are
+// consecutive threads of one SIMD group.
 template <typename T, bool LOG>
 [[kernel]] void softmax_simd(
     const device T* x [[buffer(0)]],
@@ -150,25 +226,24 @@ template <typename T, bool LOG>
     constant uint& div1 [[buffer(8)]],
     constant uint& mod1 [[buffer(9)]],
     constant uint& stride1 [[buffer(10)]],
-    uint gid [[thread_position_in_grid]],
-    uint simd_lane [[thread_index_in_simdgroup]]) {
-  const uint row = gid / SIMD_SIZE;
+    constant uint& row_lanes [[buffer(11)]],
+    uint gid [[thread_position_in_grid]]) {
+  const uint row = gid / row_lanes;
+  const uint lane = gid % row_lanes;
   const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
   x += size_t(row) * axis_size;
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  float v[ChunkOf<T>::N];
-  const float row_max = simd_max(load_logits(x, row_mask, simd_lane, axis_size, scale, vec, v));
-  const float row_sum = simd_sum(exp_sum<T, LOG>(v, simd_lane, axis_size, row_max));
-  if (simd_lane * ChunkOf<T>::N < axis_size) {
-    store_probs<T, LOG>(out, v, simd_lane, axis_size, vec, row_max, row_sum);
-  }
+  float v[ROW_CHUNKS * ChunkOf<T>::N];
+  const float row_max = lanes_max(load_row(x, row_mask, lane, row_lanes, axis_size, scale, vec, v), row_lanes);
+  const float row_sum = lanes_sum(exp_sum_row<T, LOG>(v, lane, row_lanes, axis_size, row_max), row_lanes);
+  store_row<T, LOG>(out, v, lane, row_lanes, axis_size, vec, row_max, row_sum);
 }
 
-// One threadgroup per row, one chunk per thread (threads * chunk >= axis_size): every element stays in a register
-// between the read and the write.
-template <typename T, bool LOG>
+// One threadgroup per row, K chunks per thread (threads * K chunks >= the row; K = 4: block, 8: wide): every element
+// stays in a register between the read and the write.
+template <typename T, bool LOG, int K>
 [[kernel]] void softmax_block(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
@@ -195,14 +270,12 @@ template <typename T, bool LOG>
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  float v[ChunkOf<T>::N];
-  const float local_max = load_logits(x, row_mask, lid, axis_size, scale, vec, v);
+  float v[K * ChunkOf<T>::N];
+  const float local_max = load_row<T, K>(x, row_mask, lid, threads, axis_size, scale, vec, v);
   const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);
-  const float local_sum = exp_sum<T, LOG>(v, lid, axis_size, row_max);
+  const float local_sum = exp_sum_row<T, LOG, K>(v, lid, threads, axis_size, row_max);
   const float row_sum = threadgroup_sum(local_sum, sum_scratch, simd_lane, simd_group, n_simd);
-  if (lid * ChunkOf<T>::N < axis_size) {
-    store_probs<T, LOG>(out, v, lid, axis_size, vec, row_max, row_sum);
-  }
+  store_row<T, LOG, K>(out, v, lid, threads, axis_size, vec, row_max, row_sum);
 }
 
 // One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
@@ -235,17 +308,19 @@ template <typename T, bool LOG>
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
   const uint chunks = (axis_size + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
 
-  // Pass 1: running (m, s) with s = sum of exp(v - m) over the elements seen. While everything seen is -inf the
-  // pair stays (-inf, 0), which avoids exp(-inf - -inf) = NaN for rows that are only partly masked.
+  // Pass 1: running (m, s) with s = sum of exp(v - m) over the elements seen, ROW_CHUNKS chunks per step (all
+  // loaded before they are used: 64 bytes in flight per thread). While everything seen is -inf the pair stays
+  // (-inf, 0), which avoids exp(-inf - -inf) = NaN for rows that are only partly masked.
+  const uint step = threads * ROW_CHUNKS;
   float m = -INFINITY;
   float s = 0.0f;
-  for (uint c = lid; c < chunks; c += threads) {
-    float v[ChunkOf<T>::N];
-    const float new_max = max(m, load_logits(x, row_mask, c, axis_size, scale, vec, v));
+  for (uint c0 = 0; c0 < chunks; c0 += step) {
+    float v[ROW_CHUNKS * ChunkOf<T>::N];
+    const float new_max = max(m, load_row(x, row_mask, c0 + lid, threads, axis_size, scale, vec, v));
     if (new_max != -INFINITY) {
       s *= metal::precise::exp(m - new_max);
       m = new_max;
-      s += exp_sum<T, true>(v, c, axis_size, m);
+      s += exp_sum_row<T, true>(v, c0 + lid, threads, axis_size, m);
     }
   }
 
@@ -255,16 +330,16 @@ template <typename T, bool LOG>
   s *= metal::precise::exp(m - row_max);
   const float row_sum = threadgroup_sum(s, sum_scratch, simd_lane, simd_group, n_simd);
 
-  // Pass 2: read the row again and write it.
-  for (uint c = lid; c < chunks; c += threads) {
-    float v[ChunkOf<T>::N];
-    load_logits(x, row_mask, c, axis_size, scale, vec, v);
+  // Pass 2: read the row again and write it, ROW_CHUNKS chunks per step.
+  for (uint c0 = 0; c0 < chunks; c0 += step) {
+    float v[ROW_CHUNKS * ChunkOf<T>::N];
+    load_row(x, row_mask, c0 + lid, threads, axis_size, scale, vec, v);
     if (!LOG) {
-      for (int i = 0; i < ChunkOf<T>::N; i++) {
+      for (int i = 0; i < ROW_CHUNKS * ChunkOf<T>::N; i++) {
         v[i] = metal::precise::exp(v[i] - row_max);
       }
     }
-    store_probs<T, LOG>(out, v, c, axis_size, vec, row_max, row_sum);
+    store_row<T, LOG>(out, v, c0 + lid, threads, axis_size, vec, row_max, row_sum);
   }
 }
 
@@ -273,9 +348,14 @@ template <typename T, bool LOG>
   template [[host_name(#op "_" #variant "_" #name)]] [[kernel]] \
   decltype(softmax_##variant<T, LOG>) softmax_##variant<T, LOG>;
 
-#define INSTANTIATE_SOFTMAX(op, LOG, name, T)           \
-  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, simd, name, T)   \
-  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, block, name, T)  \
+#define INSTANTIATE_SOFTMAX_BLOCK(op, LOG, variant, K, name, T)                                 \
+  template [[host_name(#op "_" #variant "_" #name)]] [[kernel]] decltype(softmax_block<T, LOG, K>) \
+      softmax_block<T, LOG, K>;
+
+#define INSTANTIATE_SOFTMAX(op, LOG, name, T)                  \
+  INSTANTIATE_SOFTMAX_VARIANT(op, LOG, simd, name, T)          \
+  INSTANTIATE_SOFTMAX_BLOCK(op, LOG, block, ROW_CHUNKS, name, T) \
+  INSTANTIATE_SOFTMAX_BLOCK(op, LOG, wide, 2 * ROW_CHUNKS, name, T) \
   INSTANTIATE_SOFTMAX_VARIANT(op, LOG, looped, name, T)
 
 INSTANTIATE_SOFTMAX(softmax, false, float32, float)

@@ -131,6 +131,30 @@ def test_row_kernels_are_correct_at_any_threadgroup_size(kernel):
                 assert result.ok, f"{kernel} group {group} cols {cols}: {result}"
 
 
+@pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
+def test_short_rows_share_simd_groups(kernel):
+    """W x R threadgroups of short rows: W = 1..32 lanes per row (butterfly reductions over the row's lanes), R
+    rows per threadgroup, lanes in fixed and shuffled order; 16 rows, two threadgroups."""
+    source = "rms_norm.metal" if "rms" in kernel else "layer_norm.metal"
+    lib = compile_file(metal_dir() / source)
+    residual_op, layer = kernel.startswith("add_"), "layer" in kernel
+    gen = torch.Generator().manual_seed(15)
+    for runs, cols in enumerate((1, 5, 17, 40, 100, 250, 512)):
+        w_lanes = rn.row_lanes(cols)
+        x = torch.randn(16, cols, generator=gen) + 0.5
+        residual = torch.randn(16, cols, generator=gen) if residual_op else None
+        w = torch.rand(cols, generator=gen) + 0.5
+        b = torch.randn(cols, generator=gen) if layer else None
+        outs = [torch.full_like(x, float("nan")) for _ in range(2 if residual_op else 1)]
+        args = [x] + ([residual] if residual_op else []) + [w] + ([b] if layer else []) + outs + [1e-5, cols]
+        constants = {"has_weight": True, **({"has_bias": True} if layer else {})}
+        lib.dispatch(f"{kernel}_float32", *args, threads=(2 * w_lanes, 8), group_size=(w_lanes, 8),
+                     constants=constants, order="shuffled" if runs % 2 else "fixed", seed=runs)
+        for got, want in zip(outs, row_reference(kernel, *float64((x, residual, w, b)), 1e-5)):
+            result = compare(got, want, torch.float32)
+            assert result.ok, f"{kernel} W {w_lanes} cols {cols}: {result}"
+
+
 def dispatch_plan(source, plan, tensors, bounds_check):
     """Runs a family's launch plan on the emulator with the buffers it names."""
     lib = compile_file(metal_dir() / source)
@@ -158,7 +182,7 @@ def test_row_kernels_fast_path_and_tail(kernel, dtype):
     residual_op, layer = kernel.startswith("add_"), "layer" in kernel
     gen = torch.Generator().manual_seed(11)
     for cols in vector_width_cols(dtype):
-        for rows, bounds_check, offset in ((4, True, 0), (3, False, 0), (2, False, 1)):
+        for rows, bounds_check, offset in ((48, True, 0), (3, False, 0), (2, False, 1)):  # 48: W x R
             def make(shape):
                 flat = (torch.randn(math.prod(shape) + offset, generator=gen) + 0.25).to(dtype)
                 return flat[offset:].view(shape)
@@ -229,6 +253,96 @@ def test_group_norm_fast_path_and_tail(dtype, bounds, monkeypatch):
             assert result.ok, f"group_norm {dtype} {shape} offset {offset}: {result}"
 
 
+def split_group_norm(lib, x, groups, w, b, eps, slice_chunks, threads, order="fixed"):
+    """group_norm through the split path's two kernels, with blocks of slice_chunks chunks and `threads` threads
+    (the plan's are 1024 chunks and 256 threads: small ones reach the same code paths at small shapes)."""
+    dtype = DTYPE_NAMES_[x.dtype]
+    n, c = x.shape[:2]
+    spatial = math.prod(x.shape[2:])
+    group_elems = c // groups * spatial
+    slice_ = slice_chunks * rn.chunk_elements(x.dtype)
+    blocks = -(-group_elems // slice_)
+    partials = torch.full((n * groups * blocks, 4), float("nan"))
+    out = torch.full_like(x, float("nan"))
+    grid = (n * groups * blocks * threads,)
+    constants = {"has_weight": w is not None, "has_bias": b is not None}
+    lib.dispatch(f"group_norm_partials_{dtype}", x, partials, group_elems, slice_, blocks, threads=grid,
+                 group_size=(threads,), constants=constants, order=order)
+    lib.dispatch(f"group_norm_apply_{dtype}", x, w, b, out, partials, eps, group_elems, spatial, groups, slice_,
+                 blocks, threads=grid, group_size=(threads,), constants=constants, order=order)
+    return out
+
+
+DTYPE_NAMES_ = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_group_norm_split_path(dtype):
+    """Groups over several blocks: blocks of whole chunks with a partial last block (group sizes a multiple of the
+    chunk, one more and one fewer), blocks held in registers or looping past them (slice > threads * 4 chunks),
+    shuffled lane order, a span bound at an element offset, weight and bias changing channel inside a block."""
+    lib = compile_file(metal_dir() / "group_norm.metal")
+    n = rn.chunk_elements(dtype)
+    gen = torch.Generator().manual_seed(21)
+    runs = 0
+    for shape, groups in (((2, 4, 24 * n), 2), ((1, 6, 24 * n + 1), 3), ((2, 2, 3, 8 * n - 1), 1)):
+        for slice_chunks, threads, offset in ((8, 32, 0), (16, 32, 1), (48, 64, 0), (12, 3, 0)):
+            flat = (torch.randn(math.prod(shape) + offset, generator=gen) * 2 + 1).to(dtype)
+            x = flat[offset:].view(shape)
+            w = (torch.rand(shape[1], generator=gen) + 0.5).to(dtype)
+            b = torch.randn(shape[1], generator=gen).to(dtype)
+            got = split_group_norm(lib, x, groups, w, b, 1e-5, slice_chunks, threads,
+                                   "shuffled" if runs % 2 else "fixed")
+            runs += 1
+            result = compare(got, gn.reference(*float64((x, groups, w, b)), 1e-5), dtype)
+            assert result.ok, f"{dtype} {shape} slice {slice_chunks} threads {threads} offset {offset}: {result}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+def test_group_norm_op_takes_the_split_plan(dtype):
+    """Through the op as shipped (NaN-poisoned outputs and scratch): two groups of 8400 elements are too few to
+    fill a GPU, so each is split over 16 KiB blocks (3 for fp32, 2 for 16-bit; the last one partial), with a
+    per-channel affine whose channels straddle the blocks."""
+    gen = torch.Generator().manual_seed(23)
+    x = (torch.randn(1, 6, 2800, generator=gen) * 3 + 2).to(dtype)
+    w, b = (torch.rand(6, generator=gen) + 0.5).to(dtype), torch.randn(6, generator=gen).to(dtype)
+    plan = gn.plan(TensorMeta.of(x), 2, TensorMeta.of(w), TensorMeta.of(b), 1e-5)
+    assert plan.then and plan.scratch[0].shape == (2 * (3 if dtype == torch.float32 else 2), 4)
+    before = launches.count()
+    got = emulated("group_norm", x, 2, w, b, 1e-5)
+    assert launches.count() == before + 2
+    result = compare(got, gn.reference(*float64((x, 2, w, b)), 1e-5), dtype)
+    assert result.ok, f"{dtype}: {result}"
+
+
+def test_group_norm_split_path_edge_values():
+    """Per-block statistics merged across blocks: a constant group gives exactly the bias (NaN at eps = 0); inf in
+    one block makes its whole group NaN and no other; bf16 values near the float max and tiny values at eps = 0
+    stay finite and accurate although each block scales its sums by its own power of two."""
+    lib = compile_file(metal_dir() / "group_norm.metal")
+    gen = torch.Generator().manual_seed(22)
+    b = torch.randn(4, generator=gen)
+    const = torch.full((1, 4, 100), 27.07)
+    got = split_group_norm(lib, const, 2, None, b, 1e-12, 8, 32)
+    assert torch.equal(got, b.view(1, 4, 1).expand(1, 4, 100))
+    assert split_group_norm(lib, const, 2, None, b, 0.0, 8, 32).isnan().all()
+    x = torch.randn(1, 4, 100, generator=gen)
+    x[0, 1, 70] = float("inf")  # group 0, its third block
+    got = split_group_norm(lib, x, 2, None, None, 1e-5, 8, 32)
+    assert got[0, :2].isnan().all() and got[0, 2:].isfinite().all()
+    # one block of small values beside blocks of large ones: the merged scale differs from the block's
+    mixed = torch.randn(1, 2, 256, generator=gen)
+    mixed[0, 0, :32] *= 1e-6
+    huge = ((torch.rand(1, 2, 256, generator=gen) * 2 - 1) * 3.3e38).to(torch.bfloat16)
+    tiny = torch.randn(1, 2, 256, generator=gen) * 1e-30
+    for x, dtype, eps in ((mixed, torch.float32, 1e-5), (huge, torch.bfloat16, 1e-5), (tiny, torch.float32, 0.0),
+                          (tiny, torch.float32, 1e-5)):
+        got = split_group_norm(lib, x, 1, None, None, eps, 16, 32)
+        assert got.isfinite().all()
+        result = compare(got, oracles.group_norm(x, 1, None, None, eps), dtype)
+        assert result.ok, f"{dtype} eps {eps}: {result}"
+
+
 def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
     for dtype, capacity in ((torch.float32, 16384), (torch.float16, 32768), (torch.bfloat16, 32768)):
         for cols in (1, 31, 33, 100, 4096, 4097, capacity, capacity + 1, 100000):
@@ -236,12 +350,36 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
             assert p % 32 == 0 and 32 <= p <= 1024
             held = p * rn.N_CHUNKS * rn.chunk_elements(dtype)
             assert (held >= cols) == (cols <= capacity)
-            threads, group = rn.row_launch(cols, 6, dtype)
-            assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
-            assert group[0] == p and (group[1] == 1 or p == 32)
-            assert threads[0] // group[0] * group[1] == 6  # one row per SIMD group or per threadgroup
-    p = gn.plan(TensorMeta((2, 320, 64, 64), torch.float16), 32, None, None, 1e-5)
-    assert p.threads[0] == 2 * 32 * 1024 and p.group_size[0] == 1024
+            for rows in (6, 4096, 7):
+                threads, group = rn.row_launch(cols, rows, dtype)
+                assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
+                assert threads[0] // group[0] * group[1] == rows  # one row per W lanes or per threadgroup
+                if p > 32:
+                    assert group == (p, 1, 1)
+                else:  # W x R: W a power of two holding the row at 16 elements a lane, whole SIMD groups
+                    w, r = group[:2]
+                    assert w & (w - 1) == 0 and w * rn.HELD_ELEMENTS >= cols and w * r <= 256
+                    assert (w * r) % 32 == 0 or (w == 32 and r == 1)
+    assert rn.row_launch(128, 4096, torch.float16) == ((8 * 4096 // 32, 32, 1), (8, 32, 1))  # QK-norm rows
+    assert rn.row_launch(128, 6, torch.float16) == ((32 * 3, 2, 1), (32, 2, 1))  # 8 x 2 < a SIMD group
+    p = gn.plan(TensorMeta((64, 320, 16, 16), torch.float16), 32, None, None, 1e-5)  # 2048 groups of 2560
+    assert not p.then and p.threads[0] == 64 * 32 * 160 and p.group_size[0] == 160  # 16 elements a thread
+
+
+def test_group_norm_splits_groups_over_blocks_where_few_groups_would_idle_the_gpu():
+    """Image-model group norms (32 groups x 1..8 samples, groups of 16k-160k elements) are split over blocks of
+    16 KiB; many groups that fit in registers keep the one-pass kernel."""
+    for shape, dtype, blocks in (((8, 512, 64, 64), torch.bfloat16, 8), ((8, 512, 64, 64), torch.float32, 16),
+                                 ((1, 320, 128, 128), torch.float16, 20), ((1, 64, 8, 9), torch.float32, 1)):
+        p = gn.plan(TensorMeta(shape, dtype), 32, TensorMeta((shape[1],), dtype), None, 1e-5)
+        n_groups = shape[0] * 32
+        if blocks == 1:
+            assert not p.then and not p.scratch
+            continue
+        assert p.kernel.startswith("group_norm_partials_") and p.then[0].kernel.startswith("group_norm_apply_")
+        assert p.threads == p.then[0].threads == (n_groups * blocks * gn.BLOCK_THREADS, 1, 1)
+        assert p.scratch[0].shape == (n_groups * blocks, 4)
+        assert blocks * gn.slice_elements(dtype) >= math.prod(shape[1:]) // 32 > (blocks - 1) * gn.slice_elements(dtype)
 
 
 def test_launches_past_32_bit_grids_fall_back():

@@ -15,7 +15,8 @@ from mpskernels.tolerances import compare
 OPS = ("softmax", "log_softmax")
 NEG_INF = float("-inf")
 # Row lengths of each variant, with its edges.
-LENGTHS = {"simd": (1, 31, 33, 128), "block": (129, 4096), "looped": (4097, 5000)}
+LENGTHS = {"simd": (1, 31, 33, 128, 512), "block": (513, 16384), "wide": (16385, 32768),
+           "looped": (32769, 33000)}
 
 
 @pytest.fixture(autouse=True)
@@ -65,11 +66,17 @@ def test_plan_picks_the_variant_by_row_length(name, lengths):
 
 
 def test_geometry():
-    assert sm.geometry(13, 33) == ("simd", 13 * 32, 8 * 32)  # 8 rows per threadgroup, the last has 5
-    assert sm.geometry(3, 1) == ("simd", 96, 96)
-    assert sm.geometry(2, 129) == ("block", 2 * 64, 64)  # 33 threads round up to two SIMD groups
-    assert sm.geometry(2, 4096) == ("block", 2 * 1024, 1024)
-    assert sm.geometry(2, 4097) == ("looped", 2 * 1024, 1024)
+    assert sm.geometry(13, 33) == ("simd", 13 * 4, 64)  # 9 chunks: 4 lanes of 4 chunks, 8 rows per SIMD group
+    assert sm.geometry(3, 1) == ("simd", 3, 32)  # one lane per row
+    assert sm.geometry(100, 512) == ("simd", 100 * 32, 256)  # 128 chunks: a SIMD group, 8 rows per threadgroup
+    assert sm.geometry(1000, 128, torch.float16) == ("simd", 4000, 256)  # 16 chunks: 4 lanes, every lane loads
+    assert sm.geometry(1000, 128) == ("simd", 8000, 256)  # 32 chunks: 8 lanes, 4 rows per SIMD group
+    assert sm.geometry(2, 513) == ("block", 2 * 64, 64)  # 129 chunks: 33 threads round up to two SIMD groups
+    assert sm.geometry(2, 16384) == ("block", 2 * 1024, 1024)
+    assert sm.geometry(2, 16385) == ("wide", 2 * 544, 544)  # 4097 chunks at 8 per thread: 513 threads
+    assert sm.geometry(2, 32000) == ("wide", 2 * 1024, 1024)
+    assert sm.geometry(2, 32769) == ("looped", 2 * 1024, 1024)
+    assert [sm.row_lanes(c) for c in (1, 4, 16, 17, 32, 33, 64, 65, 512)] == [1, 1, 1, 2, 2, 4, 4, 8, 32]
 
 
 def test_examples_exercise_every_variant_without_falling_back():
@@ -79,7 +86,7 @@ def test_examples_exercise_every_variant_without_falling_back():
             inputs = dict(zip(("x", "mask", "scale"), args))
             assert registry.unsupported_reason(sm.SOFTMAX, inputs) is None
             seen.add(variant(args[0], args[1]))
-        assert seen == {"simd", "block", "looped"}
+        assert seen == ({"simd", "block", "wide", "looped"} if dtype == torch.float32 else {"simd", "block", "wide"})
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -107,7 +114,7 @@ def test_every_variant_at_its_edges(op, cols):
         ((2, 3, 4, 20), (2, 1, 4, 20), ((12, 2, 4), (1, 4, 1))),  # [B, 1, Q, K]
         ((2, 3, 4, 20), (1, 3, 1, 20), ((4, 3, 1),)),  # per head
         ((2, 1, 3, 20), (2, 1, 3, 20), ((1, 6, 1),)),  # size-1 dimensions join either side
-        ((2, 1, 3, 150), (1, 1, 3, 150), ((1, 3, 1),)),  # block variant
+        ((2, 1, 3, 600), (1, 1, 3, 600), ((1, 3, 1),)),  # block variant
     ],
 )
 @pytest.mark.parametrize("op", OPS)
@@ -138,7 +145,7 @@ def test_scale_applies_before_the_mask(op):
 
 
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500, 33000], ids=lambda c: sm.variant_for(c))
 def test_masked_places_are_exactly_zero_or_minus_inf(op, cols):
     x = randn(2, cols, seed=9)
     mask = torch.zeros(2, cols)
@@ -151,7 +158,7 @@ def test_masked_places_are_exactly_zero_or_minus_inf(op, cols):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [1, 33, 300, 5000], ids=lambda c: f"{sm.variant_for(c)}{c}")
+@pytest.mark.parametrize("cols", [1, 33, 1500, 16500, 33000], ids=lambda c: f"{sm.variant_for(c)}{c}")
 def test_fully_masked_rows_are_nan_like_pytorch(op, cols, dtype):
     x = randn(3, cols, seed=10, dtype=dtype)
     mask = torch.zeros(3, cols)
@@ -163,7 +170,7 @@ def test_fully_masked_rows_are_nan_like_pytorch(op, cols, dtype):
 
 
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500, 33000], ids=lambda c: sm.variant_for(c))
 def test_inf_and_nan_inputs_give_nan_rows_like_pytorch(op, cols):
     x = randn(4, cols, seed=11)
     x[1, cols // 3] = float("inf")
@@ -182,7 +189,7 @@ def test_inf_and_nan_inputs_give_nan_rows_like_pytorch(op, cols):
     ids=str,
 )
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 300, 5000], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1500, 16500, 33000], ids=lambda c: sm.variant_for(c))
 def test_large_magnitudes_do_not_overflow(op, cols, dtype, magnitude):
     x = (randn(2, cols, seed=12).clamp(-1, 1) * magnitude).to(dtype)
     assert x.isfinite().all()
@@ -200,7 +207,7 @@ def test_large_magnitudes_do_not_overflow(op, cols, dtype, magnitude):
     ids=str,
 )
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("cols", [33, 301, 4099], ids=lambda c: sm.variant_for(c))
+@pytest.mark.parametrize("cols", [33, 1501, 16387, 32771], ids=lambda c: sm.variant_for(c))
 def test_rows_far_below_zero_do_not_underflow(op, cols, dtype, low, spread):
     # Row lengths that leave threads with out-of-row slots: those must not pull the row maximum up to 0.
     x = (low + spread * randn(2, cols, seed=22).clamp(-1, 1)).to(dtype)
@@ -220,8 +227,11 @@ def test_near_constant_and_negative_rows(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_results_do_not_depend_on_lane_order(op, monkeypatch):
-    cases = [(randn(13, 33, seed=13), randn(33, seed=14)), (randn(2, 257, seed=15), None),
-             (randn(1, 4500, seed=16), randn(1, 4500, seed=17))]
+    cases = [(randn(13, 33, seed=13), randn(33, seed=14)), (randn(2, 257, seed=15), None),  # simd, 4 and 32 lanes
+             (randn(37, 128, seed=20, dtype=torch.float16), None),  # simd, 4 lanes: 8 rows per SIMD group
+             (randn(3, 1100, seed=21), None),  # block
+             (randn(1, 16500, seed=16), randn(1, 16500, seed=17)),  # wide
+             (randn(1, 33000, seed=24), None)]  # looped
     fixed = [emulated(op, x, m, 0.5) for x, m in cases]
     monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
     for (x, m), want in zip(cases, fixed):
@@ -315,7 +325,8 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     alignment follows their size) and on the tensors' own memory, also bound at an element offset."""
     monkeypatch.setenv("MPSKERNELS_EMULATOR_BOUNDS", "1" if bounds == "guarded" else "0")
     n = 16 // torch.empty((), dtype=dtype).element_size()
-    chunk_counts = (8, 40) + ((sm.BLOCK_ROW_CHUNKS + 2,) if dtype == torch.float32 else ())
+    chunk_counts = (8, 40, sm.SIMD_ROW_CHUNKS + 2) + ((sm.BLOCK_ROW_CHUNKS + 2, sm.WIDE_ROW_CHUNKS + 2)
+                                                      if dtype == torch.float32 else ())
     seen = set()
     before = launches.count()
     for chunks in chunk_counts:
@@ -326,5 +337,5 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
                 mask = offset_view(randn(4, cols, seed=cols + 1, dtype=dtype), offset) if offset else None
                 for op in OPS:
                     check(op, x, mask, 0.5)
-    assert seen == ({"simd", "block", "looped"} if dtype == torch.float32 else {"simd", "block"})
+    assert seen == ({"simd", "block", "wide", "looped"} if dtype == torch.float32 else {"simd", "block"})
     assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back

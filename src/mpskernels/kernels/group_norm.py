@@ -7,9 +7,35 @@ import math
 
 import torch
 
-from .rms_norm import accumulation_dtype, check_eps, threads_per_row
+from .rms_norm import N_CHUNKS, accumulation_dtype, check_eps, chunk_elements, threads_per_row
 from .row_stats import normalize_rows
-from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
+from .spec import (DTYPE_NAMES, FLOAT_DTYPES, Dispatch, KernelFamily, LaunchPlan, Scalar, Scratch, TensorMeta,
+                   fits_uint32, like)
+
+# The split path (metal/group_norm.metal, group_norm_partials + group_norm_apply): a group over several blocks of
+# BLOCK_THREADS threads, each holding BLOCK_THREADS * N_CHUNKS chunks (16 KiB: 4096 floats, 8192 halves) in
+# registers. 256 threads: 64 bytes in flight per thread, several blocks resident per core, and a 65536-element
+# group becomes 16 (fp32) or 8 (16-bit) blocks.
+BLOCK_THREADS = 256
+# One threadgroup per (sample, group) is kept while it fills the GPU and holds the group in registers (x read
+# once: 2E per element); below BUSY_THREADS threads in all (about 2^17: 80 Apple GPU cores at ~1.5k resident
+# threads each, a wave of an H200's 132 SMs at 1k), or past the register capacity of 1024 threads (where the one-
+# block kernel reads x twice anyway), the group is split: 3E per element (read x, read x again, write), every
+# core busy. Image models' 32 groups x 1..8 samples are 32..256 threadgroups: far too few for the one-block kernel.
+BUSY_THREADS = 1 << 17
+
+
+def slice_elements(dtype: torch.dtype) -> int:
+    """Elements of a group one block of the split path holds in registers."""
+    return BLOCK_THREADS * N_CHUNKS * chunk_elements(dtype)
+
+
+def split_blocks(n_groups: int, group_elems: int, dtype: torch.dtype) -> int:
+    """Blocks per group: 1 for the one-block kernel, else enough blocks of slice_elements to cover the group."""
+    blocks = -(-group_elems // slice_elements(dtype))
+    capacity = 1024 * N_CHUNKS * chunk_elements(dtype)
+    busy = n_groups * threads_per_row(group_elems, dtype) >= BUSY_THREADS
+    return 1 if blocks < 2 or (busy and group_elems <= capacity) else blocks
 
 
 def reference(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -31,6 +57,9 @@ def plan(x: TensorMeta, groups: int, weight: TensorMeta | None, bias: TensorMeta
     n, c = x.shape[:2]
     spatial = math.prod(x.shape[2:])  # 1 for (N, C) inputs
     group_elems = c // groups * spatial
+    blocks = split_blocks(n * groups, group_elems, x.dtype)
+    if blocks > 1:
+        return split_plan(x, n * groups, group_elems, spatial, groups, blocks, weight, bias, eps)
     group = threads_per_row(group_elems, x.dtype)
     return LaunchPlan(
         kernel=f"group_norm_{DTYPE_NAMES[x.dtype]}",
@@ -40,6 +69,37 @@ def plan(x: TensorMeta, groups: int, weight: TensorMeta | None, bias: TensorMeta
         group_size=(group, 1, 1),
         constants={"has_weight": weight is not None, "has_bias": bias is not None},
     )
+
+
+def split_plan(x: TensorMeta, n_groups: int, group_elems: int, spatial: int, groups: int, blocks: int,
+               weight: TensorMeta | None, bias: TensorMeta | None, eps: float) -> LaunchPlan:
+    """Partial statistics per block into scratch, then every block merges its group's partials and normalises."""
+    dtype = DTYPE_NAMES[x.dtype]
+    slice_ = Scalar(slice_elements(x.dtype), "uint")
+    grid = (n_groups * blocks * BLOCK_THREADS, 1, 1)
+    apply = Dispatch(
+        kernel=f"group_norm_apply_{dtype}",
+        buffers=("x", "weight" if weight is not None else None, "bias" if bias is not None else None, "out",
+                 "partials", Scalar(eps, "float"), Scalar(group_elems, "uint"), Scalar(spatial, "uint"),
+                 Scalar(groups, "uint"), slice_, Scalar(blocks, "uint")),
+        threads=grid, group_size=(BLOCK_THREADS, 1, 1))
+    return LaunchPlan(
+        kernel=f"group_norm_partials_{dtype}",
+        buffers=("x", "partials", Scalar(group_elems, "uint"), slice_, Scalar(blocks, "uint")),
+        threads=grid,
+        group_size=(BLOCK_THREADS, 1, 1),
+        constants={"has_weight": weight is not None, "has_bias": bias is not None},
+        then=(apply,),
+        scratch=(Scratch("partials", (n_groups * blocks, 4), torch.float32),),
+    )
+
+
+def launch_threads(n_groups: int, group_elems: int, dtype: torch.dtype) -> int:
+    """Threads of the plan's largest dispatch."""
+    blocks = split_blocks(n_groups, group_elems, dtype)
+    if blocks > 1:
+        return n_groups * blocks * BLOCK_THREADS
+    return n_groups * threads_per_row(group_elems, dtype)
 
 
 def validate(inputs) -> None:
@@ -62,7 +122,7 @@ def grid_fits_uint32(inputs) -> str | None:
     if x.numel() == 0:
         return None
     n, c = x.shape[:2]
-    threads = n * groups * threads_per_row(c // groups * math.prod(x.shape[2:]), x.dtype)  # one threadgroup per (n, group)
+    threads = launch_threads(n * groups, c // groups * math.prod(x.shape[2:]), x.dtype)
     return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
 
 
@@ -106,8 +166,9 @@ GROUP_NORM = KernelFamily(
     validate=validate,
     constraints=(fits_uint32("x"), grid_fits_uint32),
     description="GroupNorm over (N, C, *) inputs, optional per-channel weight and bias",
-    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once for groups of up to "
-            "16384 elements, twice beyond",
+    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once where the groups fill "
+            "the GPU and fit in registers, else each group split over 16 KiB blocks (partials, then normalise: "
+            "x read twice)",
     examples=examples,
 )
 FAMILIES = (GROUP_NORM,)

@@ -12,29 +12,52 @@ CHUNK_BYTES = 16  # a thread moves 16-byte chunks (metal/chunk_io.h)
 N_CHUNKS = 4  # chunks a thread keeps in registers (N_CHUNKS in the .metal files)
 SIMD = 32
 MAX_GROUP = 1024
-ROWS_PER_GROUP = (8, 4, 2, 1)  # short rows: one SIMD group each, the largest of these dividing the row count
+ROWS_PER_GROUP = (256, 128, 64, 32, 16, 8, 4, 2, 1)  # short rows per threadgroup: the largest dividing the row count
+SHORT_ROW_GROUP = 256  # threads of a threadgroup of short rows (8 SIMD groups)
 
 
 def chunk_elements(dtype: torch.dtype) -> int:
     return CHUNK_BYTES // torch.empty((), dtype=dtype).element_size()
 
 
+# Elements a thread normalises where the row allows (4 chunks of fp32, 2 of a 16-bit type): the same fp32
+# arithmetic per thread and the same threads per row in every dtype. The lane (H200, before) had 16-bit rows at 4
+# chunks (32 elements) per thread, half as many threads as fp32, and reached 25-65% of copy bandwidth on
+# 4096 x 4096 where fp32 (16 elements per thread) reached 76-80%. Rows longer than MAX_GROUP * HELD_ELEMENTS still
+# take up to N_CHUNKS chunks per thread (32768 halves at 1024 threads) before looping.
+HELD_ELEMENTS = 16
+
+
 def threads_per_row(cols: int, dtype: torch.dtype) -> int:
-    """P: one SIMD group for rows of at most SIMD * N_CHUNKS chunks, else enough whole SIMD groups to hold the
-    row in registers (at most MAX_GROUP; longer rows loop)."""
-    chunks = -(-cols // chunk_elements(dtype))
-    threads = -(-chunks // N_CHUNKS)
+    """P: one SIMD group for rows of at most SIMD * HELD_ELEMENTS elements, else enough whole SIMD groups that each
+    thread holds HELD_ELEMENTS (at most MAX_GROUP threads, each holding up to N_CHUNKS chunks; longer rows loop)."""
+    threads = -(-cols // HELD_ELEMENTS)
     return min(MAX_GROUP, -(-threads // SIMD) * SIMD)
 
 
+def row_lanes(cols: int) -> int:
+    """Lanes of a short row (at most SIMD * HELD_ELEMENTS elements): the fewest power of two holding it at
+    HELD_ELEMENTS elements a lane, so that rows of 128 (a head dimension, as in QK-norm) take 8 lanes and four of
+    them share a SIMD group, every lane loading."""
+    lanes = 1
+    while lanes * HELD_ELEMENTS < cols:
+        lanes *= 2
+    return lanes
+
+
 def row_launch(cols: int, rows: int, dtype: torch.dtype) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """(threads, group_size) of a row kernel: 32 x R threadgroups of R short rows (R dividing the row count, so
-    each threadgroup is whole), or one threadgroup of P threads per row."""
+    """(threads, group_size) of a row kernel: W x R threadgroups of R short rows of W lanes (W a power of two up to
+    32, R the largest power of two up to 256 / W dividing the row count, so each threadgroup is whole), or one
+    threadgroup of P threads per row. Where no such R fills a SIMD group (an odd row count), W = 32."""
     p = threads_per_row(cols, dtype)
     if p > SIMD:
         return (rows * p, 1, 1), (p, 1, 1)
-    r = next(r for r in ROWS_PER_GROUP if rows % r == 0)
-    return (SIMD * (rows // r), r, 1), (SIMD, r, 1)
+    w = row_lanes(cols)
+    r = next(r for r in ROWS_PER_GROUP if rows % r == 0 and r * w <= SHORT_ROW_GROUP)
+    if w * r < SIMD:
+        w = SIMD
+        r = next(r for r in ROWS_PER_GROUP if rows % r == 0 and r * w <= SHORT_ROW_GROUP)
+    return (w * (rows // r), r, 1), (w, r, 1)
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:

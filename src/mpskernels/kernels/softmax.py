@@ -9,9 +9,10 @@ two groups of x's leading dimensions (only possible for x with 6 or more dimensi
 Non-finite values follow PyTorch: a row that is -inf everywhere (fully masked) gives NaN, as torch.softmax does; a
 row containing +inf or NaN gives NaN throughout.
 
-The plan picks a variant by row length L (see metal/softmax.metal): `simd` (L <= 128, one SIMD group per row),
-`block` (L <= 4096, one threadgroup per row, elements in registers, one read and one write per element) and
-`looped` (any L, online softmax: two reads and one write per element).
+The plan picks a variant by row length L (see metal/softmax.metal): `simd` (at most 128 16-byte chunks: 512 floats,
+1024 halves; 1 to 32 lanes per row, several rows per SIMD group), `block` (at most 4096 chunks: 16384 floats, 32768
+halves; one threadgroup per row; both hold 4 chunks per thread in registers: one read and one write per element),
+`wide` (at most 8192 chunks: 32768 floats, 65536 halves; `block` at 8 chunks per thread) and `looped` (any L, online softmax: two reads and one write per element).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-CHUNK_BYTES = 16  # a thread holds one 16-byte chunk (metal/chunk_io.h): 4 floats or 8 halves / bfloats
+CHUNK_BYTES = 16  # a thread moves 16-byte chunks (metal/chunk_io.h): 4 floats or 8 halves / bfloats
 SIMD_SIZE = 32
 MAX_GROUP = 1024
-SIMD_ROW_CHUNKS = SIMD_SIZE  # longest row (in chunks) one SIMD group holds in registers
-BLOCK_ROW_CHUNKS = MAX_GROUP  # longest row (in chunks) one threadgroup holds in registers
-SIMD_ROWS_PER_GROUP = 8  # rows (SIMD groups) per threadgroup in the simd variant
+ROW_CHUNKS = 4  # chunks a thread of the simd and block variants holds (ROW_CHUNKS in metal/softmax.metal)
+SIMD_ROW_CHUNKS = SIMD_SIZE * ROW_CHUNKS  # longest row (in chunks) one SIMD group holds in registers
+BLOCK_ROW_CHUNKS = MAX_GROUP * ROW_CHUNKS  # longest row (in chunks) one threadgroup holds in registers
+WIDE_CHUNKS = 2 * ROW_CHUNKS  # chunks a thread of the wide variant holds
+WIDE_ROW_CHUNKS = MAX_GROUP * WIDE_CHUNKS  # longest row (in chunks) the wide variant holds
+SIMD_ROWS_PER_GROUP = 8  # SIMD groups per threadgroup in the simd variant
 LOOPED_GROUP = 1024  # threadgroup size of the looped variant
 MASK_GROUPS = 2  # groups of leading dimensions the kernels' mask indexing describes
 UNUSED_GROUP = (1, 1, 0)  # (div, mod, stride) of a group that contributes nothing
@@ -90,17 +94,30 @@ def variant_for(cols: int, dtype: torch.dtype = torch.float32) -> str:
         return "simd"
     if chunks <= BLOCK_ROW_CHUNKS:
         return "block"
+    if chunks <= WIDE_ROW_CHUNKS:
+        return "wide"
     return "looped"
+
+
+def row_lanes(cols: int, dtype: torch.dtype = torch.float32) -> int:
+    """Lanes per row of the simd variant: the fewest (a power of two) holding the row at ROW_CHUNKS chunks each,
+    so short rows share a SIMD group and every lane loads (128 halves: 4 lanes, 8 rows per SIMD group)."""
+    lanes = 1
+    while lanes * ROW_CHUNKS < chunks_of(cols, dtype):
+        lanes *= 2
+    return lanes
 
 
 def geometry(rows: int, cols: int, dtype: torch.dtype = torch.float32) -> tuple[str, int, int]:
     """(variant, total threads, threadgroup size) for `rows` rows of length `cols`."""
     variant = variant_for(cols, dtype)
     if variant == "simd":
-        group = max(1, min(rows, SIMD_ROWS_PER_GROUP)) * SIMD_SIZE
-        return variant, rows * SIMD_SIZE, group
-    if variant == "block":
-        group = -(-chunks_of(cols, dtype) // SIMD_SIZE) * SIMD_SIZE
+        threads = rows * row_lanes(cols, dtype)
+        group = min(SIMD_ROWS_PER_GROUP * SIMD_SIZE, -(-threads // SIMD_SIZE) * SIMD_SIZE)
+        return variant, threads, group
+    if variant in ("block", "wide"):
+        held = ROW_CHUNKS if variant == "block" else WIDE_CHUNKS
+        group = -(-chunks_of(cols, dtype) // (held * SIMD_SIZE)) * SIMD_SIZE
     else:
         group = LOOPED_GROUP
     return variant, rows * group, group
@@ -119,7 +136,7 @@ def make_plan(op: str):
         return LaunchPlan(
             kernel=f"{op}_{variant}_{DTYPE_NAMES[x.dtype]}",
             buffers=("x", "mask" if mask is not None else None, "out", Scalar(scale, "float"), Scalar(cols, "uint"),
-                     *mask_args),
+                     *mask_args) + ((Scalar(row_lanes(cols, x.dtype), "uint"),) if variant == "simd" else ()),
             threads=(threads, 1, 1),
             group_size=(group, 1, 1),
             constants={"has_mask": mask is not None},
@@ -187,16 +204,16 @@ def examples(dtype: torch.dtype):
         return mask.masked_fill(hit, float("-inf")).to(dtype)
 
     causal = torch.full((32, 32), float("-inf")).triu(1)[:3]  # rows 0..2 of a causal mask over 32 keys
-    looped_mask = torch.zeros(5000)
-    looped_mask[:1500] = float("-inf")  # the first threads' first step sees only -inf
+    looped_mask = torch.zeros(17000)
+    looped_mask[:5000] = float("-inf")  # the first threads' first step sees only -inf
     return [
         (randn(33, 31), None, 1.0),  # simd: 31 < 32 columns, 33 rows (a partial last threadgroup)
         (randn(2, 3, 32, std=4.0), causal.to(dtype), 0.5),  # simd: [Q, K] mask over [B, Q, K]
         (randn(5, 1), None, 1.0),  # a single column
         (randn(2, 2, 33), with_neg_inf(torch.randn(2, 2, 33, generator=gen), 0.2), 0.3),  # same-shape mask
-        (randn(2, 3, 257), with_neg_inf(torch.randn(2, 1, 257, generator=gen), 0.1), 0.125),  # block, [.., 1, L]
-        (randn(2, 5000, std=8.0), looped_mask.to(dtype), 1.0),  # looped, [L] mask
-        (randn(1, 8500, std=200.0), None, 1.0),  # looped (in every dtype: past 1024 chunks), large magnitudes
+        (randn(2, 3, 1100), with_neg_inf(torch.randn(2, 1, 1100, generator=gen), 0.1), 0.125),  # block, [.., 1, L]
+        (randn(2, 17000, std=8.0), looped_mask.to(dtype), 1.0),  # wide in fp32 (block in 16-bit), [L] mask
+        (randn(1, 33000, std=200.0), None, 1.0),  # looped in fp32 (wide in 16-bit), large magnitudes
     ]
 
 
@@ -231,11 +248,11 @@ def family(name: str, reference, description: str, fusions: str) -> KernelFamily
 SOFTMAX = family(
     "softmax", softmax_reference,
     "softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 4096 (two reads above)",
+    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 128 KiB (two reads above)",
 )
 LOG_SOFTMAX = family(
     "log_softmax", log_softmax_reference,
     "log_softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 4096 (two reads above)",
+    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 128 KiB (two reads above)",
 )
 FAMILIES = (SOFTMAX, LOG_SOFTMAX)
