@@ -296,7 +296,7 @@ def test_float32_norm_weights_with_bfloat16_activations_fall_back(emulator):
 
 
 def test_a_routed_attention_block_copies_and_pickles(emulator):
-    from tests.test_optimize import SelfAttention
+    from test_optimize import SelfAttention  # tests/ is on sys.path (rootdir conftest), as for the other shared tests
 
     torch.manual_seed(0)
     x = torch.randn(1, 4, 128)
