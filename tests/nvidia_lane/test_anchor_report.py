@@ -104,3 +104,11 @@ def test_family_summary_geomeans():
     assert "| softmax | 1 | 1.50× | 1.50× | 0.60× | 0.60× |" in text
     assert geomean([2.0, 0.5]) == pytest.approx(1.0)
     assert geomean([]) is None
+
+
+def test_the_family_bandwidth_figure_leaves_out_cases_that_fit_l2():
+    big = Row("silu", "float32", "x 4096x11008", 2 * 4096 * 11008 * 4, Result(100.0, 1e-7))
+    small = Row("silu", "float32", "x 8x11008", 2 * 8 * 11008 * 4, Result(2.0, 1e-7), fits_l2=True)
+    text = to_markdown(AnchorLaneReport({}, GBPS, [big, small], []))
+    big_pct = pct_copy(big.bytes_moved, 100.0, GBPS)
+    assert f"| silu | 2 | — | — | — | — | {big_pct:.0f}% | 0 |" in text  # not the 8-row case's latency-bound 4%

@@ -174,14 +174,15 @@ def _cell(result: Result | None) -> str:
 
 def family_summary(report: AnchorLaneReport) -> list[str]:
     lines = ["| family | rows | ours vs best anchor (geomean) | worst | ours vs best torch (geomean) | worst | "
-             "% of copy (min) | problems |", "|---|---|---|---|---|---|---|---|"]
+             "% of copy (min, cases past L2) | problems |", "|---|---|---|---|---|---|---|---|"]
     families: dict[str, list[dict]] = {}
     for r in report.rows:
         families.setdefault(r.family, []).append(row_json(r, report.copy_gbps))
     for family, rows in families.items():
         vs_anchor = [r["speedup_vs_anchor"] for r in rows if r["speedup_vs_anchor"] is not None]
         vs_torch = [r["speedup_vs_torch"] for r in rows if r["speedup_vs_torch"] is not None]
-        pcts = [r["pct_copy"] for r in rows if r["pct_copy"] is not None]
+        # The bandwidth target is for model sizes: a case that fits L2 (8 rows) is bound by latency, not bytes.
+        pcts = [r["pct_copy"] for r in rows if r["pct_copy"] is not None and not r["fits_l2"]]
         problems = sum(1 for r in rows if r["ours_status"] != "ok") + sum(
             1 for r in rows for a in r["anchors"].values() if a["status"] in ("wrong", "error"))
         lines.append(f"| {family} | {len(rows)} | {_x(geomean(vs_anchor))} | {_x(min(vs_anchor, default=None))} | "
