@@ -29,12 +29,12 @@ class Check:
 
 
 def _system() -> list[Check]:
-    from .bench.machine import _chip
+    from .bench.machine import chip_name
 
     mps_built, mps_available = torch.backends.mps.is_built(), torch.backends.mps.is_available()
     return [
         Check("os", platform.platform(), None),
-        Check("chip", _chip(), None),
+        Check("chip", chip_name(), None),
         Check("python", platform.python_version(), None),
         Check("torch", torch.__version__, None),
         Check("mpskernels", __version__, None),

@@ -113,7 +113,7 @@ def environment(device: str = "auto", max_elements: int | None = None) -> BenchE
         budget = max_elements or EMULATOR_MAX_ELEMENTS
         timing = ("unavailable: no Apple GPU on this machine; correctness ran on the MSL CPU emulator"
                   if not has_mps else "unavailable: --device cpu runs correctness on the MSL CPU emulator only")
-    machine = Machine(chip=_chip(), os=platform.platform(), python=platform.python_version(),
+    machine = Machine(chip=chip_name(), os=platform.platform(), python=platform.python_version(),
                       torch=torch.__version__, mpskernels=__version__, device="mps" if on_gpu else "cpu",
                       backend=backend, memory_gb=_memory_gb(), timing=timing,
                       mps_fallback=os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK", "") not in ("", "0"))
@@ -124,7 +124,7 @@ def _gpu_budget() -> int:
     return int(torch.mps.recommended_max_memory()) // BYTES_PER_ELEMENT_BUDGET
 
 
-def _chip() -> str:
+def chip_name() -> str:
     if platform.system() == "Darwin":
         try:
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,

@@ -32,17 +32,18 @@ def default_path() -> Path:
 
 
 @lru_cache(maxsize=None)
-def chip_name() -> str:
-    """The chip the kernels run on (an Apple chip is CPU and GPU in one: its name names the GPU)."""
-    from ..bench.machine import _chip
+def gpu_name() -> str:
+    """The chip the kernels run on (an Apple chip is CPU and GPU in one: its name names the GPU); asked once (it runs
+    sysctl). Imported here: mpskernels.bench imports optimize."""
+    from ..bench.machine import chip_name
 
-    return _chip()
+    return chip_name()
 
 
 def machine(backend: str) -> dict[str, str]:
     from .. import __version__
 
-    return {"gpu": chip_name(), "os": platform.platform(), "torch": torch.__version__,
+    return {"gpu": gpu_name(), "os": platform.platform(), "torch": torch.__version__,
             "mpskernels": __version__, "backend": backend}
 
 

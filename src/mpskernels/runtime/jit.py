@@ -15,7 +15,7 @@ import torch
 
 from .. import launches
 from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
-from .metal_source import pack_scalar, placeholder as typed_placeholder, placeholder_dtypes, specialised_source
+from .metal_source import buffer_arguments, pack_scalar, specialised_source
 
 
 @lru_cache(maxsize=256)
@@ -43,20 +43,11 @@ class JitBackend:
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
         lib = _library(family.source, tuple(sorted(plan.constants.items())))
-        placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))  # for switched-off buffers
-        device = str(placeholder.device)
+        device = str(next(v for v in tensors.values() if isinstance(v, torch.Tensor)).device)
         # Each call encodes on PyTorch's MPS stream through its shared compute encoder, which PyTorch opens with the
         # default (serial) dispatch type: a dispatch starts after the previous one has finished and sees its
         # writes. PyTorch's own two-pass decode attention relies on the same order. Hence no barrier here.
         for d in plan.dispatches:
             launches.record()
-            args = []
-            for i, b in enumerate(d.buffers):
-                if isinstance(b, str):
-                    args.append(tensors[b])
-                elif isinstance(b, Scalar):
-                    args.append(_scalar_tensor(b.value, b.msl_type, device))
-                else:  # a buffer switched off by a function constant: something of its declared type
-                    typed = placeholder_dtypes(family.source, d.kernel).get(i)
-                    args.append(placeholder if typed is None else typed_placeholder(typed, str(placeholder.device)))
+            args = buffer_arguments(family.source, d, tensors, lambda b: _scalar_tensor(b.value, b.msl_type, device))
             getattr(lib, d.kernel)(*args, threads=d.threads, group_size=d.group_size)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from .. import launches
-from ..kernels.spec import KernelFamily, LaunchPlan, Scalar
-from .metal_source import pack_scalar, placeholder as typed_placeholder, placeholder_dtypes, specialised_source
+from ..kernels.spec import KernelFamily, LaunchPlan
+from .metal_source import buffer_arguments, pack_scalar, specialised_source
 
 
 def _bridge():
@@ -36,19 +36,10 @@ class MetalBackend:
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
         text, digest = specialised_source(family.source, tuple(sorted(plan.constants.items())))
-        placeholder = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
         dispatches = []
         for d in plan.dispatches:
             launches.record()
-            args = []
-            for i, b in enumerate(d.buffers):
-                if isinstance(b, str):
-                    args.append(tensors[b])
-                elif isinstance(b, Scalar):
-                    args.append(pack_scalar(b))
-                else:  # a buffer switched off by a function constant: something of its declared type
-                    typed = placeholder_dtypes(family.source, d.kernel).get(i)
-                    args.append(placeholder if typed is None else typed_placeholder(typed, str(placeholder.device)))
+            args = buffer_arguments(family.source, d, tensors, pack_scalar)
             dispatches.append((d.kernel, args, list(d.threads), list(d.group_size),
                                sorted(d.threadgroup_memory.items())))
         # One bridge call encodes them all on one encoder, with a buffer barrier between consecutive dispatches.

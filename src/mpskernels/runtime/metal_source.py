@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from functools import lru_cache
+from typing import Any, Callable
 
 import torch
 
@@ -55,6 +56,24 @@ def placeholder_dtypes(source: str, kernel: str) -> dict[int, torch.dtype]:
 def placeholder(dtype: torch.dtype, device: str) -> torch.Tensor:
     """A small tensor bound where a switched-off buffer of a spelled-out type sits (never read)."""
     return torch.zeros(16, dtype=dtype, device=device)
+
+
+def buffer_arguments(family_source: str, dispatch: Any, tensors: dict[str, Any],
+                     scalar: Callable[[Scalar], Any]) -> list:
+    """A dispatch's [[buffer(i)]] arguments in order, as both Metal backends bind them: the tensor a buffer names,
+    `scalar(s)` for a Scalar (packed bytes for the bridge, a typed one-element tensor for compile_shader), and for a
+    buffer a function constant switched off, a placeholder of its declared type (any tensor where none is spelled)."""
+    placeholder_tensor = next(v for v in tensors.values() if isinstance(v, torch.Tensor))
+    args = []
+    for i, b in enumerate(dispatch.buffers):
+        if isinstance(b, str):
+            args.append(tensors[b])
+        elif isinstance(b, Scalar):
+            args.append(scalar(b))
+        else:
+            typed = placeholder_dtypes(family_source, dispatch.kernel).get(i)
+            args.append(placeholder_tensor if typed is None else placeholder(typed, str(placeholder_tensor.device)))
+    return args
 
 
 def pack_scalar(s: Scalar) -> bytes:
