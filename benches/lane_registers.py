@@ -1,0 +1,50 @@
+"""Registers and local memory of every shipped kernel on the NVIDIA lane (sm_90, from ptxas; no GPU needed).
+
+    python benches/lane_registers.py [--sources rms_norm.metal,...] [--all]
+
+One line per kernel: its registers per thread and the worst local-memory frame and spill over the file's
+function-constant specialisations. Kernels that keep everything in registers are left out unless --all.
+Why it matters, and what it says about Apple GPUs: src/mpskernels/cuda/registers.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from mpskernels._paths import metal_dir
+from mpskernels.cuda.registers import kernel_resources, specialisations
+
+
+def worst_per_kernel(source: str) -> dict[str, tuple[int, int, int]]:
+    """kernel -> (registers, stack bytes, spill bytes), the maximum of each over the specialisations."""
+    worst: dict[str, tuple[int, int, int]] = {}
+    with ThreadPoolExecutor() as pool:
+        runs = pool.map(lambda c: kernel_resources(source, c), specialisations(source))
+        for resources in runs:
+            for r in resources:
+                old = worst.get(r.kernel, (0, 0, 0))
+                worst[r.kernel] = (max(old[0], r.registers), max(old[1], r.stack_bytes), max(old[2], r.spill_bytes))
+    return worst
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", help="comma-separated .metal files (default: every shipped one)")
+    parser.add_argument("--all", action="store_true", help="also list kernels held entirely in registers")
+    opts = parser.parse_args()
+    sources = opts.sources.split(",") if opts.sources else sorted(p.name for p in metal_dir().glob("*.metal"))
+    in_memory = 0
+    for source in sources:
+        for kernel, (registers, stack, spill) in sorted(worst_per_kernel(source).items()):
+            if stack or spill:
+                in_memory += 1
+            if stack or spill or opts.all:
+                print(f"{source:20s} {kernel:48s} registers {registers:4d}  stack {stack:4d} B  spill {spill:4d} B")
+    print(f"{in_memory} kernels keep values in local memory")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

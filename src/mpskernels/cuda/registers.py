@@ -1,0 +1,98 @@
+"""What each shipped kernel costs in registers on the NVIDIA lane: registers per thread, and the bytes it keeps in
+local memory (a stack frame for arrays the compiler could not keep in registers, and spills), read from `ptxas -v`
+for sm_90 without a GPU.
+
+Why the lane reports it: a kernel whose per-thread values do not fit in registers reads and writes them through
+memory, which the timings then charge to the kernel's design rather than to its bytes; the 16-bit row kernels
+did (stack frames of 128-256 bytes, registers capped at 64 by their 1024-thread launch bound) and ran at half the
+copy bandwidth their fp32 versions reached. Apple GPUs have the same trade: a kernel with more live values per
+thread gets fewer threads per core (a lower maxTotalThreadsPerThreadgroup) or spills, so a small per-thread
+footprint is a property of the Metal code, and this table is evidence about it (not a model of Apple's compiler).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .nvrtc import compile_to_ptx
+from .source import cuda_source, nvrtc_options, unit
+
+ARCH = "sm_90"
+
+
+@dataclass(frozen=True)
+class Resources:
+    kernel: str  # host name
+    constants: tuple  # the function-constant specialisation, sorted (name, value) pairs
+    registers: int
+    stack_bytes: int  # local-memory frame: arrays not held in registers
+    spill_bytes: int  # spill stores
+
+    @property
+    def in_registers(self) -> bool:
+        return self.stack_bytes == 0 and self.spill_bytes == 0
+
+
+def ptxas() -> str | None:
+    """The ptxas executable: on PATH, or from the nvidia-cuda-nvcc wheel."""
+    found = shutil.which("ptxas")
+    if found:
+        return found
+    try:
+        import nvidia.cuda_nvcc  # namespace package of the pip wheel
+
+        for root in nvidia.cuda_nvcc.__path__:
+            candidate = Path(root) / "bin" / "ptxas"
+            if candidate.is_file():
+                return str(candidate)
+    except ImportError:
+        pass
+    return None
+
+
+def specialisations(source: str) -> list[tuple]:
+    """Every combination of the file's boolean function constants (one empty specialisation without any)."""
+    names = sorted(name for name, c in unit(source).program.constants.items() if c.type_text == "bool")
+    return [tuple(zip(names, values)) for values in itertools.product((False, True), repeat=len(names))]
+
+
+_ENTRY = re.compile(r"Compiling entry function '(\w+)'")
+_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores")
+_REGISTERS = re.compile(r"Used (\d+) registers")
+
+
+def parse_ptxas_log(log: str, names: dict[str, str], constants: tuple) -> list[Resources]:
+    """Resources per entry from `ptxas -v` output (entry symbols mapped to host names by `names`)."""
+    out, symbol, frame = [], None, (0, 0)
+    for line in log.splitlines():
+        if m := _ENTRY.search(line):
+            symbol, frame = m.group(1), (0, 0)
+        elif m := _FRAME.search(line):
+            frame = (int(m.group(1)), int(m.group(2)))
+        elif (m := _REGISTERS.search(line)) and symbol:
+            out.append(Resources(names.get(symbol, symbol), constants, int(m.group(1)), *frame))
+            symbol = None
+    return out
+
+
+def kernel_resources(source: str, constants: tuple = ()) -> list[Resources]:
+    """Registers and local memory of every kernel in metal/<source> under one specialisation."""
+    tool = ptxas()
+    if tool is None:
+        raise FileNotFoundError("no ptxas found (install a CUDA toolkit or the nvidia-cuda-nvcc-cu12 wheel)")
+    translated = cuda_source(source, constants)
+    names = {entry.symbol: name for name, entry in translated.entries.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        ptx = Path(tmp) / "kernels.ptx"
+        ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
+        run = subprocess.run([tool, f"-arch={ARCH}", "-v", "-o", str(Path(tmp) / "out.cubin"), str(ptx)],
+                             capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"ptxas failed on {source}: {run.stderr[-2000:]}")
+    return parse_ptxas_log(run.stderr, names, constants)
