@@ -42,8 +42,8 @@ def normalize_rows(g: torch.Tensor, eps: float) -> torch.Tensor:
         return y
     # Overflowed sums, or a variance (with eps) so small it lies in fp32's subnormal range: as the kernels.
     overflowed = ~torch.isfinite(var) | (var + eps < 2.0**-100)
-    if not bool(overflowed.any()):
-        return y
+    if not torch.compiler.is_compiling() and not bool(overflowed.any()):
+        return y  # eager: skip the rescue; a traced graph keeps it (no branch on data, so fullgraph compiles)
     scale = _rescue_scale(g)  # NaN for rows with inf or NaN: they stay NaN
     d, mean, var = _moments(g, scale, eps)
     rescued = (d - mean) * torch.rsqrt(var + eps * scale * scale)
