@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 import mpskernels  # noqa: F401  (registers the ops: schema defaults, checks, allocation)
 from mpskernels import registry
@@ -59,7 +58,7 @@ from mpskernels.cuda import runner, timing
 from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, row_from_json, row_json, to_json,
                                            to_markdown)
 from mpskernels.kernels import FAMILIES
-from mpskernels.kernels.epilogue import ACTIVATIONS, bias_shape
+from mpskernels.kernels.native import native_fn
 from mpskernels.kernels.rope import tables
 from mpskernels.tolerances import tolerance_for
 from mpskernels.verify.check import REFERENCE_ERROR_FACTOR
@@ -209,49 +208,7 @@ def selected_cases(name: str, dtype: torch.dtype, quick: bool) -> list[Case]:
     return [c for c in cases_for(name, dtype) if c.quick or not quick]
 
 
-# ---- PyTorch's native CUDA op in the op's dtype (NVIDIA-tuned; what the hardware allows) ----
-
-
-def _softmax_logits(x, mask, scale):
-    v = x if scale == 1.0 else x * scale
-    return v if mask is None else v + mask
-
-
-def _add_norm(norm):
-    def run(x, residual, *rest):
-        h = x + residual
-        return norm(h, *rest), h
-    return run
-
-
-NATIVE: dict[str, Callable[..., Any]] = {
-    "silu": F.silu,
-    "gelu": lambda x, approximate="none": F.gelu(x, approximate=approximate),
-    "mish": F.mish,
-    "hardswish": F.hardswish,
-    "swiglu": lambda a, b: F.silu(a) * b,
-    "geglu": lambda a, b, approximate="none": F.gelu(a, approximate=approximate) * b,
-    "swiglu_split": lambda x: (lambda a, b: F.silu(a) * b)(*x.chunk(2, -1)),
-    "geglu_split": lambda x, approximate="none": (lambda a, b: F.gelu(a, approximate=approximate) * b)(*x.chunk(2, -1)),
-    "bias_act": lambda x, bias, act="none", dim=-1: ACTIVATIONS[act](x + bias.view(bias_shape(x.dim(), dim))),
-    "attention": lambda q, k, v, mask, causal, scale=None, kv_len=None: F.scaled_dot_product_attention(
-        q, k[:, :, :kv_len], v[:, :, :kv_len], attn_mask=mask, is_causal=causal, scale=scale, enable_gqa=True),
-    "group_norm": lambda x, groups, w, b, eps: F.group_norm(x, groups, w, b, eps),
-    "layer_norm": lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps),
-    "add_layer_norm": _add_norm(lambda h, w, b, eps: F.layer_norm(h, h.shape[-1:], w, b, eps)),
-    "rms_norm": lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps),
-    "add_rms_norm": _add_norm(lambda h, w, eps: F.rms_norm(h, h.shape[-1:], w, eps)),
-    "softmax": lambda x, mask=None, scale=1.0: torch.softmax(_softmax_logits(x, mask, scale), -1),
-    "log_softmax": lambda x, mask=None, scale=1.0: torch.log_softmax(_softmax_logits(x, mask, scale), -1),
-    # no single native op: the eager written-out form (several kernels) is what PyTorch runs
-    "rope": None,
-    "kv_cache_append": None,
-}
-
-
-def native_fn(family) -> tuple[Callable[..., Any], str]:
-    fn = NATIVE.get(family.name)
-    return (fn, "native op") if fn is not None else (family.reference, "eager written-out form")
+# PyTorch's native CUDA op in the op's dtype (NVIDIA-tuned; what the hardware allows): kernels/native.py
 
 
 # ---- results and the float64 oracle ----
