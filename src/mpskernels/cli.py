@@ -19,6 +19,29 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor(as_json=args.json)
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .selftest import run_selftest
+    from .selftest_report import write_all
+
+    dtypes = [getattr(torch, d) for d in args.dtypes.split(",")] if args.dtypes else None
+    families = args.families.split(",") if args.families else None
+    try:
+        report = run_selftest(families, dtypes, run_optimize=not args.no_optimize, progress=print)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    written = write_all(report, Path(args.out))
+    print(f"\n{'selftest passed' if report.ok else 'selftest FAILED'}: {sum(c.ok for c in report.cases)} of "
+          f"{len(report.cases)} cases correct; {report.mode}")
+    print("report: " + ", ".join(str(p) for p in written) + " (please attach selftest.md and selftest.json to an "
+          "issue at the project's tracker)")
+    return 0 if report.ok else 1
+
+
 def _emulate(args: argparse.Namespace) -> int:
     from .emulator import MSLCompileError, compile_file
 
@@ -68,7 +91,7 @@ def missing_compiler(args: argparse.Namespace) -> str | None:
 
         if clang() is None:
             return "mpskernels emulate --check-address-spaces: needs clang++ on PATH (install clang)"
-    if args.command in ("demo", "emulate"):
+    if args.command in ("demo", "emulate", "selftest"):
         from .msl.preprocess import compiler
 
         try:
@@ -91,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
                                            "(exit code 0 when a GPU kernel backend can run)")
     doctor.add_argument("--json", action="store_true", help="the checks as JSON")
     doctor.set_defaults(func=_doctor)
+    selftest = sub.add_parser("selftest", help="check every kernel on this machine (and on an Apple GPU time it "
+                                               "against PyTorch), run optimize() on a small decoder, write a report")
+    selftest.add_argument("--out", default="mpskernels-selftest", help="report folder (default: %(default)s)")
+    selftest.add_argument("--families", help="comma-separated kernel families (default: all)")
+    selftest.add_argument("--dtypes", help="comma-separated dtypes, e.g. float16,bfloat16 (default: each family's)")
+    selftest.add_argument("--no-optimize", action="store_true", help="leave out optimize() on the demo decoder")
+    selftest.set_defaults(func=_selftest)
     emulate = sub.add_parser("emulate", help="compile a .metal file for the CPU emulator and list its kernels")
     emulate.add_argument("file")
     emulate.add_argument("--check-address-spaces", action="store_true",
