@@ -21,6 +21,12 @@ WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimi
                "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
 
 
+NOTHING = ("nothing recognised: it computes no activation, norm or gated MLP a kernel covers, and its forward "
+           "makes no call a kernel routes (attention, rotary, F.gelu, softmax, F.layer_norm, ...)")
+NOTHING_WITH_CHILDREN = ("nothing recognised in its own code (no call a kernel routes: attention, rotary, F.gelu, "
+                         "softmax, F.layer_norm, ...); its submodules are looked at on their own")
+
+
 def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
                     example: tuple[Sequence[Any], dict] | None) -> list[Candidate]:
     """Every module not swapped yet, in named_modules() order, with its proposals or why it has none."""
@@ -43,6 +49,8 @@ def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
                     candidate.proposals.append(routed)
                 elif routed:
                     candidate.rejected.append(routed)
+            if not (candidate.proposals or candidate.rejected or is_torch_builtin(module)):
+                candidate.unrecognised = NOTHING_WITH_CHILDREN if list(module.children()) else NOTHING
         found.append(candidate)
     return found
 
