@@ -269,3 +269,16 @@ def test_gradients_keep_pytorchs_function(emulator):
         start = launches.count()
         model(x).sum().backward()
     assert launches.count() == start and x.grad is not None and model.proj.weight.grad is not None
+
+
+def test_a_copy_and_a_saved_model_keep_their_routes(emulator, tmp_path):
+    x = torch.randn(4, 64)
+    model = optimize(Model(1).eval(), example_inputs=(x,))
+    twin = copy.deepcopy(model)
+    torch.save(model, tmp_path / "model.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+    for m in (twin, loaded):
+        assert swapped_modules(m) == {"": "gelu+softmax"}
+        start = launches.count()
+        torch.testing.assert_close(m(x), torch.softmax(F.gelu(x), dim=1))
+        assert launches.count() - start == 2

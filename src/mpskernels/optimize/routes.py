@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import inspect
 import types
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -464,7 +464,9 @@ class _Spy(TorchFunctionMode):
         super().__init__()
         self.stack, self.seen = stack, seen
         self.codes: dict[int, frozenset] = {}
-        self.silu_outputs: list[torch.Tensor] = []  # kept alive, so identity means the very tensor
+        # the latest few, kept alive so identity means the very tensor (a product follows its silu closely; keeping
+        # every layer's would hold a whole model's activations)
+        self.silu_outputs: deque[torch.Tensor] = deque(maxlen=4)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
