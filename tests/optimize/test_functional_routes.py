@@ -198,7 +198,8 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("expression, reason", REFUSED, ids=["dim", "legacy dim", "dtype", "inplace", "shape", "float64"])
+@pytest.mark.parametrize("expression, reason", REFUSED,
+                         ids=["dim", "legacy dim", "dtype", "inplace", "shape", "float64"])
 def test_calls_the_kernel_does_not_take_run_pytorch_and_say_why(emulator, expression, reason):
     torch.manual_seed(0)
     model = calls(expression)().eval()

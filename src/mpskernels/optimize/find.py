@@ -70,7 +70,8 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
 
 
 def routed_replacement(routed: RoutedForward, notes: str = "") -> Replacement:
-    rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary), tuple(sorted(routed.functional)))
+    rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary),
+                                tuple(sorted(routed.functional)))
     detail = "; ".join(d for d in (routed.describe(), notes) if d)
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
                        detail=detail, rebuild=rebuild)

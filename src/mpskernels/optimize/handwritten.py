@@ -144,8 +144,9 @@ def recognise_split_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     if is_torch_builtin(m) or _own_parameters(m) or len(linears) != 2 or len(others) > 1 or \
             any(k is None for k in others.values()):
         return None
-    pairs = [(u, d) for u in linears for d in linears if u != d and linears[u].out_features == 2 * linears[d].in_features
-             and linears[u].in_features == linears[d].out_features]
+    pairs = [(u, d) for u in linears for d in linears if u != d and
+             linears[u].out_features == 2 * linears[d].in_features and
+             linears[u].in_features == linears[d].out_features]
     if len(pairs) != 1:
         return None
     up, down = pairs[0]
