@@ -14,10 +14,17 @@ import functools
 
 from .matchers import Replacement, candidates, is_torch_builtin, type_match
 from .plan import Candidate
+from .functional import SILU_MUL, functional_kernels
 from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, routed_forward, rotary_functions
 
 WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "
                "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
+
+
+NOTHING = ("nothing recognised: it computes no activation, norm or gated MLP a kernel covers, and its forward "
+           "makes no call a kernel routes (attention, rotary, F.gelu, softmax, F.layer_norm, ...)")
+NOTHING_WITH_CHILDREN = ("nothing recognised in its own code (no call a kernel routes: attention, rotary, F.gelu, "
+                         "softmax, F.layer_norm, ...); its submodules are looked at on their own")
 
 
 def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
@@ -42,6 +49,8 @@ def find_candidates(model: nn.Module, config: OptimizeConfig, packs: list[Any],
                     candidate.proposals.append(routed)
                 elif routed:
                     candidate.rejected.append(routed)
+            if not (candidate.proposals or candidate.rejected or is_torch_builtin(module)):
+                candidate.unrecognised = NOTHING_WITH_CHILDREN if list(module.children()) else NOTHING
         found.append(candidate)
     return found
 
@@ -52,24 +61,30 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
     rotary functions routed to mpskernels ops; or why it gets none (empty: nothing to say)."""
     seen = (calls or {}).get(name, {})
     sdpa = seen.get("sdpa", 0) > 0 or calls_sdpa_in_code(module)
-    routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name))
+    functional = functional_kernels(seen, module, calls is not None)
+    routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name), functional)
+    notes = [WRITTEN_OUT if seen.get("softmax") else "", SILU_MUL if seen.get("silu_mul") else ""]
     if isinstance(routed, str):
-        return "; ".join(r for r in (routed, WRITTEN_OUT if seen.get("softmax") else "") if r)
-    return routed_replacement(routed)
+        return "; ".join(r for r in (routed, *notes) if r)
+    return routed_replacement(routed, "; ".join(n for n in notes if n))
 
 
-def routed_replacement(routed: RoutedForward) -> Replacement:
-    rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary))
+def routed_replacement(routed: RoutedForward, notes: str = "") -> Replacement:
+    rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary),
+                                tuple(sorted(routed.functional)))
+    detail = "; ".join(d for d in (routed.describe(), notes) if d)
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
-                       detail=routed.describe(), rebuild=rebuild)
+                       detail=detail, rebuild=rebuild)
 
 
-def rebuild_routed(attention: bool, rotary: tuple[str, ...], module: nn.Module) -> Replacement | None:
+def rebuild_routed(attention: bool, rotary: tuple[str, ...], functional: tuple[str, ...],
+                   module: nn.Module) -> Replacement | None:
     """The same routes for a copy of the module they were found on."""
     found, _ = rotary_functions(module)
     if any(name not in found for name in rotary):
         return None
-    return routed_replacement(RoutedForward(module, attention, {name: found[name] for name in rotary}))
+    return routed_replacement(RoutedForward(module, attention, {name: found[name] for name in rotary},
+                                            frozenset(functional)))
 
 
 def load_packs(kernel_packs: Sequence[Any]) -> list[Any]:

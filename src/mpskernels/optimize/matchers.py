@@ -333,6 +333,12 @@ COMPUTATION_RECOGNISERS: list[Callable[[nn.Module], Match | list[Replacement]]] 
     recognise_rms_norm, recognise_activations, recognise_gated_mlp]
 
 
+def _all_recognisers() -> list[Callable[[nn.Module], Match | list[Replacement]]]:
+    from .handwritten import COMPUTATION_RECOGNISERS as HANDWRITTEN  # handwritten.py builds on this module
+
+    return COMPUTATION_RECOGNISERS + HANDWRITTEN
+
+
 def find_replacement(m: nn.Module) -> Match:
     """The first answer of the type matchers, then of the recognisers (which optimize() must confirm by probing).
 
@@ -348,7 +354,7 @@ def find_replacement(m: nn.Module) -> Match:
 
 def candidates(m: nn.Module) -> list[Replacement]:
     out = []
-    for recogniser in COMPUTATION_RECOGNISERS:
+    for recogniser in _all_recognisers():
         answer = recogniser(m)
         for proposal in answer if isinstance(answer, list) else [answer]:
             if isinstance(proposal, Replacement) and _has_op(proposal.kernel):

@@ -21,6 +21,7 @@ class Candidate:
     proposals: list[Replacement] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why proposals were ruled out (config, routing)
     refusal: str = ""  # why the module cannot be swapped at all (a matcher's answer)
+    unrecognised: str = ""  # a user module nothing proposed anything for: what was looked for
 
 
 @dataclass

@@ -12,7 +12,7 @@ from .config import OptimizeConfig
 from .install import unsupported_tensors
 from .matchers import Replacement
 from .plan import Candidate, Swap
-from .report import SKIPPED, Report, ReportEntry
+from .report import NOT_RECOGNISED, SKIPPED, Report, ReportEntry
 
 PROBE_SEEDS = (0, 1)
 
@@ -71,6 +71,12 @@ def confirm(found: list[Candidate], config: OptimizeConfig, device: torch.device
         unsupported = unsupported_tensors([module], (), {}) if candidate.proposals else None
         if unsupported:  # float64 or meta parameters: the swapped forward would never run a kernel
             report.add(ReportEntry(name, type(module).__name__, SKIPPED, detail=f"its parameters are {unsupported}"))
+            continue
+        if not candidate.proposals and not rejected:
+            if candidate.unrecognised:
+                report.add(ReportEntry(name, type(module).__name__, NOT_RECOGNISED, detail=candidate.unrecognised))
+            else:
+                report.no_kernel[type(module).__name__] = report.no_kernel.get(type(module).__name__, 0) + 1
             continue
         for proposal in candidate.proposals:
             ruled_out = config.allows(proposal.kernel, name)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SWAPPED, SKIPPED, ROLLED_BACK, NOT_LAUNCHED = "swapped", "skipped", "rolled back", "not launched"
+NOT_RECOGNISED = "not recognised"  # a user module whose computation no kernel, recogniser or route covers
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Report:
     output_check: str | None = None  # whole-model comparison with the original, when example inputs were given
     not_run: str | None = None  # why optimize() swapped nothing at all (no kernel backend for the model's device)
     timing: str | None = None  # how swaps were timed: "timed on metal", "not timed: emulator", "not timed: off"
+    # torch.nn modules looked at that no kernel replaces (Linear, Conv2d, Dropout, containers): type -> count.
+    # They get no row: there is nothing to say about each beyond its type.
+    no_kernel: dict[str, int] = field(default_factory=dict)
 
     def add(self, entry: ReportEntry) -> None:
         self.entries.append(entry)
@@ -48,6 +52,10 @@ class Report:
     @property
     def rolled_back(self) -> list[ReportEntry]:
         return self.by_status(ROLLED_BACK)
+
+    @property
+    def not_recognised(self) -> list[ReportEntry]:
+        return self.by_status(NOT_RECOGNISED)
 
     @property
     def not_launched(self) -> list[ReportEntry]:
@@ -73,7 +81,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         total = self.timed_total()
         return {"disabled": self.disabled, "output_check": self.output_check, "not_run": self.not_run,
-                "timing": self.timing, "timed_total_us": list(total) if total else None,
+                "timing": self.timing, "no_kernel": dict(self.no_kernel), "timed_total_us": list(total) if total else None,
                 "entries": [asdict(e) for e in self.entries]}
 
     def __str__(self) -> str:
@@ -94,6 +102,11 @@ class Report:
         lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
         summary = (f"{len(self.swapped)} swapped, {len(self.skipped)} skipped, {len(self.rolled_back)} rolled back, "
                    f"{len(self.not_launched)} not launched")
+        if self.not_recognised:
+            summary += f", {len(self.not_recognised)} not recognised"
+        if self.no_kernel:
+            listed = ", ".join(f"{t} x{n}" for t, n in sorted(self.no_kernel.items()))
+            summary += f"; torch.nn modules with no kernel (not listed): {listed}"
         if self.timing:
             summary += f"; {self.timing}"
         total = self.timed_total()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import inspect
 import types
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,6 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import ops
 from ..registry import RUNNERS, unsupported_reason
+from .functional import FUNCTIONS, FunctionalRoute, caller_frame, forward_codes, made_by
 
 SDPA = F.scaled_dot_product_attention
 SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
@@ -371,11 +372,14 @@ def own_forward(module: nn.Module) -> Callable:
 
 
 class RoutedForward:
-    """The module's own forward, with SDPA calls and rotary functions routed to mpskernels ops."""
+    """The module's own forward, with SDPA calls, rotary functions and functional calls (functional.py: F.gelu,
+    torch.softmax, F.layer_norm, ... whose kernels are in `functional`) routed to mpskernels ops."""
 
-    def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]]) -> None:
+    def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]],
+                 functional: frozenset[str] = frozenset()) -> None:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
+        self.functional = frozenset(functional)
         self.rotary = sorted(rotary)
         forward = self.original = own_forward(module)
         if rotary:
@@ -387,6 +391,12 @@ class RoutedForward:
         if torch.compiler.is_compiling():
             # Dynamo cannot guard on a function copy's own globals; the compile backend rewrites these calls itself
             return self.original(*args, **kwargs)
+        if self.functional:
+            with FunctionalRoute(self.module, self.functional, self.stats):
+                return self._attention_routed(*args, **kwargs)
+        return self._attention_routed(*args, **kwargs)
+
+    def _attention_routed(self, *args: Any, **kwargs: Any) -> Any:
         if not self.attention:
             return self.forward(*args, **kwargs)
         with _SDPARoute(self.stats):
@@ -396,11 +406,12 @@ class RoutedForward:
         """A fresh forward with only the routes that routed a call so far (on the example inputs): a route that
         never applies would only cost its interception."""
         rotary = self._rotary if self.stats.routed["rope"] else {}
-        return RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary)
+        functional = frozenset(k for k in self.functional if self.stats.routed[k])
+        return RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary, functional)
 
     @property
     def kernels(self) -> list[str]:
-        return (["rope"] if self.rotary else []) + (["attention"] if self.attention else [])
+        return (["rope"] if self.rotary else []) + (["attention"] if self.attention else []) + sorted(self.functional)
 
     def describe(self) -> str:
         parts = []
@@ -408,12 +419,21 @@ class RoutedForward:
             parts.append(f"{', '.join(self.rotary)} -> rope")
         if self.attention:
             parts.append("scaled_dot_product_attention -> attention")
+        if self.functional:
+            parts.append(f"functional calls -> {', '.join(sorted(self.functional))}")
         return "; ".join(parts)
 
 
-def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], str | None]) -> RoutedForward | str:
-    """The module's routes (attention when it calls SDPA; its rotary functions), or why it gets none."""
+def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], str | None],
+                   functional: set[str] = frozenset()) -> RoutedForward | str:
+    """The module's routes (attention when it calls SDPA; its rotary functions; the functional calls of the
+    kernels in `functional`), or why it gets none."""
     reasons = []
+    for kernel in sorted(functional):
+        ruled_out = allowed(kernel)
+        if ruled_out:
+            reasons.append(ruled_out)
+    functional = frozenset(k for k in functional if not allowed(k))
     ruled_out = allowed("attention") if attention else None
     if ruled_out:
         reasons.append(ruled_out)
@@ -427,45 +447,70 @@ def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], 
     if rotary and ("forward" in module.__dict__ or _retargeted(type(module).forward, {}) is None):
         reasons.append("its rotary function is called from a forward mpskernels cannot copy")
         rotary = {}
-    if not attention and not rotary:
+    if not attention and not rotary and not functional:
         return "; ".join(reasons) if reasons else ""
-    return RoutedForward(module, attention, rotary)
+    return RoutedForward(module, attention, rotary, functional)
 
 
 # ---- which modules call attention (seen on the example inputs) ----
 
 
 class _Spy(TorchFunctionMode):
-    """Counts SDPA calls, and softmax over the last dimension of 4-D scores, per innermost running module."""
+    """Counts, per innermost running module: SDPA calls, softmax over the last dimension of 4-D scores, and the
+    functional calls the module's own code makes that a functional route could take (`fn:<kernel>`, see
+    functional.py), with the products of silu's output by another tensor (`silu_mul`)."""
 
-    def __init__(self, stack: list[str], seen: dict[str, Counter]) -> None:
+    def __init__(self, stack: list[tuple[str, nn.Module]], seen: dict[str, Counter]) -> None:
         super().__init__()
         self.stack, self.seen = stack, seen
+        self.codes: dict[int, frozenset] = {}
+        # the latest few, kept alive so identity means the very tensor (a product follows its silu closely; keeping
+        # every layer's would hold a whole model's activations)
+        self.silu_outputs: deque[torch.Tensor] = deque(maxlen=4)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.stack:
-            if func is SDPA:
-                self.seen.setdefault(self.stack[-1], Counter())["sdpa"] += 1
-            elif func in (torch.softmax, F.softmax, torch.Tensor.softmax) and args and \
-                    isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
-                dim = args[1] if len(args) > 1 else kwargs.get("dim")
-                if dim in (-1, 3):
-                    self.seen.setdefault(self.stack[-1], Counter())["softmax"] += 1
+        if not self.stack:
+            return func(*args, **kwargs)
+        name, module = self.stack[-1]
+        if func is SDPA:
+            self.seen.setdefault(name, Counter())["sdpa"] += 1
+        elif func in (torch.softmax, F.softmax, torch.Tensor.softmax) and args and \
+                isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim")
+            if dim in (-1, 3):
+                self.seen.setdefault(name, Counter())["softmax"] += 1
+        if func in FUNCTIONS or func in PRODUCTS:
+            codes = self.codes.get(id(module))
+            if codes is None:
+                codes = self.codes[id(module)] = forward_codes(module)
+            if made_by(module, codes, caller_frame()):
+                if func in PRODUCTS and any(a is t for a in args for t in self.silu_outputs):
+                    self.seen.setdefault(name, Counter())["silu_mul"] += 1
+                elif func in FUNCTIONS:
+                    self.seen.setdefault(name, Counter())[f"fn:{FUNCTIONS[func][0]}"] += 1
+                    if func is F.silu:
+                        result = func(*args, **kwargs)
+                        self.silu_outputs.append(result)
+                        return result
         return func(*args, **kwargs)
+
+
+PRODUCTS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
 
 
 @torch.no_grad()
 def attention_calls(model: nn.Module, args: tuple, kwargs: dict) -> dict[str, Counter]:
-    """Runs the model once on copies of the inputs; which modules called SDPA or a 4-D softmax, and how often."""
-    stack: list[str] = []
+    """Runs the model once on copies of the inputs; which modules called SDPA, a 4-D softmax or a routable
+    function (see _Spy), and how often."""
+    stack: list[tuple[str, nn.Module]] = []
     seen: dict[str, Counter] = {}
     handles = []
     def leave(module: nn.Module, args: tuple, output: Any) -> None:
         stack.pop()  # a hook's return value would replace the module's output
 
     for name, m in model.named_modules():
-        handles.append(m.register_forward_pre_hook(lambda mod, a, _n=name: stack.append(_n)))
+        handles.append(m.register_forward_pre_hook(lambda mod, a, _n=name: stack.append((_n, mod))))
         handles.append(m.register_forward_hook(leave, always_call=True))
     try:
         with _Spy(stack, seen):
