@@ -35,6 +35,11 @@ class ProblemError(ValueError):
     """A problem file that does not follow the KernelBench format, or sizes it cannot run at."""
 
 
+class ProblemLoadError(ProblemError):
+    """A file in KernelBench format whose module code fails to run (a missing import, an error at the top level):
+    a problem that cannot be run, which a harness reports as that problem's error rather than ending the run."""
+
+
 @dataclass(frozen=True)
 class Problem:
     name: str
@@ -44,6 +49,9 @@ class Problem:
     # The size knobs: module-level constants set to an integer literal or a tuple of them, in file order, with the
     # file's values.
     constants: Mapping[str, Size] = field(default_factory=dict)
+    # Why the file, though in KernelBench format, could not be loaded ("" when it was): a harness reports it as this
+    # problem's error and goes on with the others.
+    load_error: str = ""
 
     def at(self, sizes: Mapping[str, Size] | None = None) -> "ProblemInstance":
         """The problem with `sizes` replacing the file's own constants (names it lacks are an error)."""
@@ -97,21 +105,34 @@ def load_problem(path: str | Path) -> Problem:
     path = Path(path)
     try:
         source = path.read_text()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ProblemError(f"cannot read problem file {path}: {e}") from None
     return parse_problem(source, name=path.stem, path=path, level=_level_from_path(path))
 
 
+def load_problem_isolated(path: str | Path) -> Problem:
+    """load_problem, except that a file in KernelBench format whose code fails to load gives a Problem carrying
+    `load_error` instead of raising: one broken file (a missing module) must not end a run over many."""
+    path = Path(path)
+    try:
+        return load_problem(path)
+    except ProblemLoadError as e:
+        return Problem(path.stem, path.read_text(), path, _level_from_path(path), {}, load_error=str(e))
+
+
 def parse_problem(source: str, name: str = "problem", path: Path | None = None, level: int | None = None) -> Problem:
-    """A Problem from source text; checks the KernelBench contract without running anything."""
+    """A Problem from source text: checks the KernelBench contract, then runs the module code to read its sizes.
+    Raises ProblemError for a file that is not a problem, ProblemLoadError for one whose code fails."""
+    what = str(path) if path is not None else f"'{name}'"
     try:
         tree = ast.parse(source, filename=str(path or name))
     except SyntaxError as e:
-        raise ProblemError(f"problem '{name}' is not valid Python: {e}") from None
+        raise ProblemError(f"{what} is not a KernelBench problem (a Python file defining Model, get_inputs and "
+                           f"get_init_inputs): it is not Python ({e.msg}, line {e.lineno})") from None
     defined = _top_level_names(tree)
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in defined]
     if missing:
-        raise ProblemError(f"problem '{name}' is not in KernelBench format: it defines no {', '.join(missing)}")
+        raise ProblemError(f"{what} is not a KernelBench problem: it defines no {', '.join(missing)}")
     problem = Problem(name, source, path, level, {})
     namespace = _execute(problem, {})
     constants = {n: namespace[n] for n in _constant_names(tree) if _is_size(namespace.get(n))}
@@ -120,16 +141,17 @@ def parse_problem(source: str, name: str = "problem", path: Path | None = None, 
 
 def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
     """Problem files, and the problem files found (recursively, sorted) in folders. A folder's .py files that are
-    not problems (helpers, __init__.py) are passed over; a file named directly must be a problem."""
+    not problems (helpers, __init__.py) are passed over; a file named directly must be a problem. A problem whose
+    code fails to load is returned with its `load_error`, so the others still run."""
     problems = []
     for p in map(Path, paths):
         if p.is_dir():
             for file in sorted(p.rglob("*.py")):
                 if file.name.startswith("_") or not _looks_like_problem(file):
                     continue
-                problems.append(load_problem(file))
+                problems.append(load_problem_isolated(file))
         elif p.exists():
-            problems.append(load_problem(p))
+            problems.append(load_problem_isolated(p))
         else:
             raise ProblemError(f"no problem file or folder at {p}")
     return problems
@@ -232,7 +254,7 @@ def _execute(problem: Problem, sizes: Mapping[str, int]) -> dict[str, Any]:
     try:
         exec(compile(tree, module.__file__, "exec"), module.__dict__)  # noqa: S102 - problem files are the user's
     except Exception as e:
-        raise ProblemError(f"problem '{problem.name}' failed to load{_at(sizes)}: {type(e).__name__}: {e}") from e
+        raise ProblemLoadError(f"problem '{problem.name}' failed to load{_at(sizes)}: {type(e).__name__}: {e}") from e
     return module.__dict__
 
 

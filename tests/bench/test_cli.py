@@ -38,7 +38,7 @@ def test_bad_paths_and_files_exit_2_with_a_message(tmp_path, capsys):
     not_a_problem = tmp_path / "helper.py"
     not_a_problem.write_text("x = 1\n")
     rc, _, err = run(capsys, not_a_problem)
-    assert rc == 2 and "is not in KernelBench format: it defines no Model, get_inputs, get_init_inputs" in err
+    assert rc == 2 and "is not a KernelBench problem: it defines no Model, get_inputs, get_init_inputs" in err
     rc, _, err = run(capsys, tmp_path)  # a folder without problems
     assert rc == 2 and "no KernelBench problems" in err
     rc, _, err = run(capsys, SUITE, "-k", "no such problem")

@@ -83,6 +83,9 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     progress = progress or Quiet()
     start = time.perf_counter()
     result = ProblemResult(problem.name, problem.level, str(problem.path) if problem.path else None, OK)
+    if problem.load_error:
+        result.status, result.reason = ERROR, problem.load_error
+        return result
     try:
         _run(problem, candidates, env, options, progress, result)
     except ProblemError as e:

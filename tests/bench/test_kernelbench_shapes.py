@@ -1,0 +1,86 @@
+"""Problem files of the shapes an unmodified KernelBench checkout has (issue 17), each written here in
+KernelBench format: the harness must load, scale, run and report every one of them honestly."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpskernels.bench import BenchOptions, environment, optimize_candidate, run_bench
+from mpskernels.bench.results import ERROR, OK
+from mpskernels.cli import main
+from mpskernels.problem import ProblemError, load_problem, load_problems
+
+QUICK = BenchOptions(seeds=(0,), distributions=("as-given", "normal", "large"), held_out=False)
+
+RELU = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return torch.relu(x)
+
+
+batch_size = 16
+dim = 64
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# KernelBench's Mamba2 problems import einops, which a plain PyTorch installation lacks.
+NEEDS_A_MISSING_MODULE = RELU.replace("import torch.nn as nn", "import torch.nn as nn\nimport no_such_module_xyz")
+
+
+def test_a_file_that_fails_to_import_does_not_abort_its_folder(tmp_path):
+    level = tmp_path / "level3"
+    level.mkdir()
+    (level / "1_relu.py").write_text(RELU)
+    (level / "2_needs_einops.py").write_text(NEEDS_A_MISSING_MODULE)
+    (level / "3_relu_again.py").write_text(RELU)
+    problems = load_problems([tmp_path])
+    assert [p.name for p in problems] == ["1_relu", "2_needs_einops", "3_relu_again"]
+    report = run_bench(problems, [optimize_candidate()], environment("cpu", 4096), QUICK)
+    statuses = [(r.name, r.status) for r in report.problems]
+    assert statuses == [("1_relu", OK), ("2_needs_einops", ERROR), ("3_relu_again", OK)]
+    broken = report.problems[1]
+    assert "failed to load" in broken.reason and "No module named 'no_such_module_xyz'" in broken.reason
+    assert broken.level == 3 and broken.candidates == []
+
+
+def test_a_named_file_that_fails_to_import_is_reported_and_the_run_goes_on(tmp_path, capsys):
+    bad = tmp_path / "2_needs_einops.py"
+    bad.write_text(NEEDS_A_MISSING_MODULE)
+    good = tmp_path / "1_relu.py"
+    good.write_text(RELU)
+    rc = main(["bench", str(good), str(bad), "--quick", "-q", "--no-plot", "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    import json
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [(p["name"], p["status"]) for p in data["problems"]] == [("1_relu", OK), ("2_needs_einops", ERROR)]
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("README.md", "# KernelBench\n\nA benchmark of `nn.Module`s.\n", "it is not Python"),
+    ("helper.py", "def f():\n    return 1\n", "it defines no Model, get_inputs, get_init_inputs"),
+])
+def test_a_file_that_is_not_a_problem_says_so(tmp_path, capsys, name, text, why):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ProblemError) as e:
+        load_problem(path)
+    assert f"{path} is not a KernelBench problem" in str(e.value) and why in str(e.value)
+    assert "not valid Python" not in str(e.value)
+    rc = main(["bench", str(path), "-q", "--no-plot", "--out", str(tmp_path / "out")])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "is not a KernelBench problem" in err
