@@ -259,19 +259,40 @@ def _execute(problem: Problem, sizes: Mapping[str, int]) -> dict[str, Any]:
 
 
 class _ReplaceConstants(ast.NodeTransformer):
-    """Replaces the value of top-level `NAME = ...` assignments (not nested ones)."""
+    """Replaces the values the knobs are given at the top level (`NAME = ...`, or one element of `a, b = x, y`); nested
+    assignments are left alone."""
 
     def __init__(self, sizes: Mapping[str, int]):
         self.sizes = sizes
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         for stmt in node.body:
-            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                for t in targets:
-                    if isinstance(t, ast.Name) and t.id in self.sizes:
-                        stmt.value = ast.Constant(self.sizes[t.id])
+            for name, _, replace in _assignments(stmt):
+                if name in self.sizes:
+                    replace(ast.Constant(self.sizes[name]))
         return node
+
+
+def _assignments(stmt: ast.stmt) -> list[tuple[str, ast.expr | None, Callable[[ast.expr], None]]]:
+    """(name, the expression it is given or None when that cannot be told apart, a setter for that expression) for
+    each name a top-level statement assigns: `a = b = x`, `a: int = x`, and `a, b = x, y` element by element (the
+    way KernelBench writes `height, width = 128, 128`)."""
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [(stmt.target.id, stmt.value, lambda v, s=stmt: setattr(s, "value", v))]
+    if not isinstance(stmt, ast.Assign):
+        return []
+    out: list = []
+    for target in stmt.targets:
+        if isinstance(target, ast.Name):
+            out.append((target.id, stmt.value, lambda v, s=stmt: setattr(s, "value", v)))
+        elif isinstance(target, ast.Tuple):
+            paired = isinstance(stmt.value, ast.Tuple) and len(stmt.value.elts) == len(target.elts) and \
+                not any(isinstance(e, ast.Starred) for e in target.elts)
+            for i, element in enumerate(target.elts):
+                if isinstance(element, ast.Name):
+                    value = stmt.value.elts[i] if paired else None
+                    out.append((element.id, value, lambda v, s=stmt, i=i: s.value.elts.__setitem__(i, v)))
+    return out
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -289,28 +310,42 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _constant_names(tree: ast.Module) -> list[str]:
-    """The size knobs: names given an integer literal (or a tuple of them) at the top level, in file order, not
-    starting with '_'.
+    """The size knobs: names given an integer, a tuple of integers, or arithmetic on integer literals only
+    (`N = 2048 * 2`) at the top level, by plain assignment or tuple unpacking (`height, width = 128, 128`), in file
+    order, not starting with '_'.
     Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
     names: list[str] = []
     for stmt in tree.body:
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
-            [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
-        literal = _is_literal_size(stmt.value) if targets else False
-        for t in targets:
-            if isinstance(t, ast.Name) and not t.id.startswith("_"):
-                if literal and t.id not in names:
-                    names.append(t.id)
-                elif not literal and t.id in names:
-                    names.remove(t.id)  # reassigned from an expression: not a knob
+        for name, value, _ in _assignments(stmt):
+            if name.startswith("_"):
+                continue
+            literal = value is not None and _is_literal_size(value)
+            if literal and name not in names:
+                names.append(name)
+            elif not literal and name in names:
+                names.remove(name)  # reassigned from an expression: not a knob
     return names
 
 
-def _is_literal_size(node: ast.expr | None) -> bool:
+# Arithmetic that keeps integer literals integers: `2048 * 2`, `1 << 12`, `-1`, `(4096 + 64) // 2`.
+_INT_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Pow, ast.LShift, ast.Mod)
+
+
+def _is_literal_size(node: ast.expr) -> bool:
+    if isinstance(node, ast.Tuple):
+        return bool(node.elts) and all(_is_literal_int(e) for e in node.elts)
+    return _is_literal_int(node)
+
+
+def _is_literal_int(node: ast.expr) -> bool:
+    """An integer literal, or arithmetic on integer literals only (it names no other constant)."""
     if isinstance(node, ast.Constant):
         return type(node.value) is int
-    return isinstance(node, ast.Tuple) and bool(node.elts) and all(
-        isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_literal_int(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _INT_OPERATORS):
+        return _is_literal_int(node.left) and _is_literal_int(node.right)
+    return False
 
 
 def _looks_like_problem(file: Path) -> bool:

@@ -84,3 +84,81 @@ def test_a_file_that_is_not_a_problem_says_so(tmp_path, capsys, name, text, why)
     rc = main(["bench", str(path), "-q", "--no-plot", "--out", str(tmp_path / "out")])
     _, err = capsys.readouterr()
     assert rc == 2 and "is not a KernelBench problem" in err
+
+
+# KernelBench level 1 writes matmul sizes as constant arithmetic, and image sizes by tuple unpacking.
+MATMUL = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, A, B):
+        return torch.matmul(A, B)
+
+
+M = 1024 * 2
+K = 4096 * 2
+N = 2048 * 2
+
+
+def get_inputs():
+    return [torch.rand(M, K), torch.rand(K, N)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+CONV = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+batch_size = 128
+in_channels, out_channels = 3, 16
+height, width = 256, 256
+kernel_size = 3
+
+
+def get_inputs():
+    return [torch.rand(batch_size, in_channels, height, width)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size]
+'''
+
+
+def test_constant_arithmetic_and_tuple_unpacking_are_size_knobs(tmp_path):
+    from mpskernels.problem import parse_problem, scaled_sizes
+
+    matmul = parse_problem(MATMUL, name="matmul")
+    assert matmul.constants == {"M": 2048, "K": 8192, "N": 4096}
+    sizes = scaled_sizes(matmul, 1 << 16)
+    assert sizes and sum(matmul.at(sizes).meta_sizes()) <= 1 << 16
+    conv = parse_problem(CONV, name="conv")
+    assert conv.constants == {"batch_size": 128, "in_channels": 3, "out_channels": 16, "height": 256, "width": 256,
+                              "kernel_size": 3}
+    instance = conv.at({"height": 32, "width": 16})
+    (x,) = instance.inputs(0)
+    assert x.shape == (128, 3, 32, 16)
+    path = tmp_path / "level1"
+    path.mkdir()
+    (path / "1_matmul.py").write_text(MATMUL)
+    (path / "2_conv.py").write_text(CONV)
+    report = run_bench(load_problems([path]), [optimize_candidate()], environment("cpu", 1 << 16), QUICK)
+    assert [r.status for r in report.problems] == [OK, OK], [r.reason for r in report.problems]
+    assert report.problems[1].sizes["height"] == report.problems[1].sizes["width"] < 256
