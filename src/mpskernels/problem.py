@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,27 +161,128 @@ def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
 def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     """The sizes to run `problem` at within a budget of `max_elements` (input plus parameter elements).
 
-    The rule: while over budget, halve the largest size that is at least MIN_SCALED_SIZE — a knob, or one entry of
-    a tuple knob; every size equal to it at once, so sizes the file sets equal stay equal — never below
-    SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept. Sizes below MIN_SCALED_SIZE (kernel
-    sizes, strides, axes, head counts) keep their values. Returns the knobs changed (empty when the problem fits as
-    written); raises ProblemError if it cannot be brought under the budget.
+    The rule: while over budget, take the largest size that is at least MIN_SCALED_SIZE (a knob, or one entry of a
+    tuple knob) and halve it together with its *tied* sizes:
+    - the sizes the file sets equal to it (square matrices, broadcast partners): they stay equal;
+    - the sizes the file relates to it (`related_sizes`: groups and channels, heads and width, patch and image):
+      halved with it, of any size, so their ratio stays the file's.
+    Never below SCALED_FLOOR for a size of MIN_SCALED_SIZE or more; odd results of those are rounded up to even so
+    divisibility by 2 is kept. A tie that cannot be halved exactly (a related size that is odd or 1) is left as it
+    is. Sizes below MIN_SCALED_SIZE that are not tied (kernel sizes, strides, axes) keep their values. Returns the
+    knobs changed (empty when the problem fits as written); raises ProblemError if it cannot be brought under the
+    budget.
     """
+    ties = _ties(problem)
     sizes: dict[str, Size] = {}
+    frozen: set[tuple[str, int | None]] = set()
     while True:
         total = sum(problem.at(sizes).meta_sizes())
         if total <= max_elements:
             return sizes
         current = {**problem.constants, **sizes}
-        shrinkable = [(v, name, i) for name, i, v in _entries(current) if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR]
+        values = {(name, i): v for name, i, v in _entries(current)}
+        shrinkable = [(v, key) for key, v in values.items()
+                      if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR and key not in frozen]
         if not shrinkable:
             raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
                                f"the budget of {max_elements}")
-        largest = max(v for v, _, _ in shrinkable)
-        half = largest // 2
-        for value, name, index in shrinkable:
-            if value == largest:  # sizes the file sets equal stay equal (square matrices, broadcast partners)
-                sizes[name] = _replace_entry({**current, **sizes}[name], index, max(SCALED_FLOOR, half + (half % 2)))
+        _, primary = max(shrinkable, key=lambda t: t[0])
+        group = ties(primary)
+        halved = {key: _halved(values[key]) for key in group}
+        if any(v is None for v in halved.values()):
+            frozen |= group  # halving would break a ratio the file states: leave the whole tie as it is
+            continue
+        for (name, index), value in halved.items():
+            current[name] = _replace_entry(current[name], index, value)
+            sizes[name] = current[name]
+
+
+def _halved(value: int) -> int | None:
+    """A size halved under the scaling rule, or None when it cannot be (an odd related size, or 1)."""
+    if value >= MIN_SCALED_SIZE:
+        half = value // 2
+        return max(SCALED_FLOOR, half + (half % 2))
+    return value // 2 if value % 2 == 0 and value >= 2 else None
+
+
+def _ties(problem: Problem) -> Callable[[tuple[str, int | None]], set[tuple[str, int | None]]]:
+    """For a size (knob, tuple index), the sizes that scale with it: those the file sets equal to it (sizes of at
+    least MIN_SCALED_SIZE), and those the file relates to it (related_sizes), transitively."""
+    entries = _entries(problem.constants)
+    links: dict[tuple[str, int | None], set[tuple[str, int | None]]] = {(n, i): set() for n, i, _ in entries}
+    for a_name, a_index, a in entries:
+        for b_name, b_index, b in entries:
+            if a == b >= MIN_SCALED_SIZE:
+                links[(a_name, a_index)].add((b_name, b_index))
+    for a_name, b_name in related_sizes(problem):
+        for a_key in (k for k in links if k[0] == a_name):
+            for b_key in (k for k in links if k[0] == b_name):
+                links[a_key].add(b_key)
+                links[b_key].add(a_key)
+
+    def closure(key: tuple[str, int | None]) -> set[tuple[str, int | None]]:
+        seen, todo = {key}, [key]
+        while todo:
+            for other in links[todo.pop()] - seen:
+                seen.add(other)
+                todo.append(other)
+        return seen
+
+    return closure
+
+
+# torch.nn modules whose arguments must keep a ratio: (the part, the whole it divides).
+_RELATED_ARGUMENTS = {
+    "GroupNorm": [("num_groups", "num_channels")],
+    "MultiheadAttention": [("num_heads", "embed_dim")],
+    "TransformerEncoderLayer": [("nhead", "d_model")],
+    "TransformerDecoderLayer": [("nhead", "d_model")],
+    "Transformer": [("nhead", "d_model")],
+    **{conv: [("groups", "in_channels"), ("groups", "out_channels")]
+       for conv in ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")},
+}
+
+
+def related_sizes(problem: Problem) -> set[tuple[str, str]]:
+    """Pairs of knobs whose ratio the file states, read from its code (names: KernelBench passes each size under
+    the name of its module-level constant):
+    - a division or remainder of one by the other (`C // n_head`, `image_size % patch_size == 0`);
+    - the arguments of a torch.nn module that must divide each other (GroupNorm's groups and channels, attention's
+      heads and width, a grouped conv's groups and channels)."""
+    knobs = set(problem.constants)
+    pairs: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(problem.source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.FloorDiv, ast.Mod, ast.Div)):
+            a, b = _knob_named(node.left, knobs), _knob_named(node.right, knobs)
+            if a and b and a != b:
+                pairs.add((b, a))
+        elif isinstance(node, ast.Call):
+            pairs |= _related_arguments(node, knobs)
+    return pairs
+
+
+def _knob_named(node: ast.expr, knobs: set[str]) -> str | None:
+    """The knob an expression names: `n_head`, `self.n_head`, `config.n_head`."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+    return name if name in knobs else None
+
+
+def _related_arguments(call: ast.Call, knobs: set[str]) -> set[tuple[str, str]]:
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    if name not in _RELATED_ARGUMENTS:
+        return set()
+    try:
+        bound = inspect.signature(getattr(nn, name)).bind_partial(*call.args, **{
+            k.arg: k.value for k in call.keywords if k.arg is not None}).arguments
+    except TypeError:  # *args, or arguments this torch version does not take: nothing to read
+        return set()
+    out = set()
+    for part, whole in _RELATED_ARGUMENTS[name]:
+        a = _knob_named(bound[part], knobs) if isinstance(bound.get(part), ast.expr) else None
+        b = _knob_named(bound[whole], knobs) if isinstance(bound.get(whole), ast.expr) else None
+        if a and b and a != b:
+            out.add((a, b))
+    return out
 
 
 def held_out_sizes(problem: Problem, base: Mapping[str, Size] | None = None) -> list[dict[str, Size]]:

@@ -162,3 +162,105 @@ def test_constant_arithmetic_and_tuple_unpacking_are_size_knobs(tmp_path):
     report = run_bench(load_problems([path]), [optimize_candidate()], environment("cpu", 1 << 16), QUICK)
     assert [r.status for r in report.problems] == [OK, OK], [r.reason for r in report.problems]
     assert report.problems[1].sizes["height"] == report.problems[1].sizes["width"] < 256
+
+
+# level2/94's shape: 8192 channels in 256 groups (32 channels a group). Halving must not end at one channel a group.
+GEMM_GROUPNORM = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, in_features, out_features, num_groups):
+        super().__init__()
+        self.gemm = nn.Linear(in_features, out_features)
+        self.groupnorm = nn.GroupNorm(num_groups=num_groups, num_channels=out_features)
+
+    def forward(self, x):
+        return self.groupnorm(self.gemm(x))
+
+
+batch_size = 1024
+in_features = 8192
+out_features = 8192
+num_groups = 256
+
+
+def get_inputs():
+    return [torch.rand(batch_size, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features, num_groups]
+'''
+
+# level2/19's shape: 64 channels in 8 groups, the group count below the sizes the rule halves on its own.
+CONV_GROUPNORM = CONV.replace(
+    "self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)",
+    "self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)\n"
+    "        self.norm = nn.GroupNorm(num_groups, out_channels)").replace(
+    "return torch.relu(self.conv(x))", "return self.norm(self.conv(x))").replace(
+    "in_channels, out_channels = 3, 16", "in_channels, out_channels = 64, 64\nnum_groups = 8").replace(
+    "return [in_channels, out_channels, kernel_size]", "return [in_channels, out_channels, kernel_size]")
+
+# minGPT's attention: the head width is n_embd // n_head; ViT's patches: image_size // patch_size.
+HEADS_AND_PATCHES = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, n_embd, n_head, image_size, patch_size):
+        super().__init__()
+        assert n_embd % n_head == 0 and image_size % patch_size == 0
+        self.n_head = n_head
+        self.patch_size = patch_size
+        self.proj = nn.Linear(n_embd, n_embd)
+
+    def forward(self, x, img):
+        B, T, C = x.shape
+        q = self.proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = torch.softmax(q @ q.transpose(-2, -1), dim=-1) @ q
+        p = self.patch_size
+        patches = img.unfold(2, p, p).unfold(3, p, p)
+        return att.sum() + patches.sum()
+
+
+batch_size = 64
+seq_len = 512
+n_embd = 768
+n_head = 8
+image_size = 224
+patch_size = 16
+
+
+def get_inputs():
+    return [torch.rand(batch_size, seq_len, n_embd), torch.rand(batch_size, 3, image_size, image_size)]
+
+
+def get_init_inputs():
+    return [n_embd, n_head, image_size, patch_size]
+'''
+
+
+def test_scaling_keeps_the_ratios_the_file_states():
+    from mpskernels.problem import parse_problem, related_sizes, scaled_sizes
+
+    gemm = parse_problem(GEMM_GROUPNORM, name="94_gemm_groupnorm")
+    assert related_sizes(gemm) == {("num_groups", "out_features")}
+    sized = gemm.at(scaled_sizes(gemm, 1 << 16)).sizes
+    assert sized["out_features"] // sized["num_groups"] == 32 and sized["out_features"] % sized["num_groups"] == 0
+    assert sized["in_features"] == sized["out_features"]  # equal in the file, equal as run
+
+    conv = parse_problem(CONV_GROUPNORM, name="19_conv_groupnorm")
+    sized = conv.at(scaled_sizes(conv, 1 << 16)).sizes
+    assert sized["out_channels"] // sized["num_groups"] == 8 and sized["out_channels"] % sized["num_groups"] == 0
+
+    attn = parse_problem(HEADS_AND_PATCHES, name="attention_and_patches")
+    assert related_sizes(attn) == {("n_head", "n_embd"), ("patch_size", "image_size")}
+    instance = attn.at(scaled_sizes(attn, 1 << 16))
+    sized = instance.sizes
+    assert sized["n_embd"] // sized["n_head"] == 96 and sized["n_embd"] % sized["n_head"] == 0
+    assert sized["image_size"] // sized["patch_size"] == 14 and sized["image_size"] % sized["patch_size"] == 0
+    assert sum(instance.meta_sizes()) <= 1 << 16
+    instance.reference()(*instance.inputs(0))  # and the reference runs there
