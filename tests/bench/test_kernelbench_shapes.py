@@ -264,3 +264,29 @@ def test_scaling_keeps_the_ratios_the_file_states():
     assert sized["image_size"] // sized["patch_size"] == 14 and sized["image_size"] % sized["patch_size"] == 0
     assert sum(instance.meta_sizes()) <= 1 << 16
     instance.reference()(*instance.inputs(0))  # and the reference runs there
+
+
+# level1/80's shape: a dilated kernel (41 wide) that the halved image becomes too small for.
+DILATED_CONV = CONV.replace("nn.Conv2d(in_channels, out_channels, kernel_size)",
+                            "nn.Conv2d(in_channels, out_channels, kernel_size, dilation=20)").replace(
+    "batch_size = 128", "batch_size = 4").replace("in_channels, out_channels = 3, 16", "in_channels, out_channels = 1, 2")
+
+# A model that only runs at the file's width, which is too large for the budget and the back-off.
+ONLY_AT_FILE_WIDTH = RELU.replace("return torch.relu(x)",
+                                  'assert x.shape[-1] == 65536, "needs the full width"\n        return torch.relu(x)'
+                                  ).replace("dim = 64", "dim = 65536")
+
+
+def test_where_the_reference_fails_at_scaled_sizes_the_harness_backs_off_or_says_it_is_its_limit():
+    from mpskernels.problem import parse_problem, scaled_sizes
+
+    dilated = parse_problem(DILATED_CONV, name="80_dilated_conv")
+    assert dilated.at(scaled_sizes(dilated, 1024)).sizes["height"] < 41  # the rule alone picks sizes too small
+    wide = parse_problem(ONLY_AT_FILE_WIDTH, name="only_at_file_width")
+    report = run_bench([dilated, wide], [optimize_candidate()], environment("cpu", 1024), QUICK)
+    ran, limited = report.problems
+    assert ran.status == OK, ran.reason
+    assert ran.sizes["height"] == ran.sizes["width"] >= 41 and ran.candidates[0].correct
+    assert "the reference fails at sizes" in ran.size_note and "nearest larger sizes" in ran.size_note
+    assert limited.status != ERROR and limited.reason.startswith("harness limitation:"), limited.reason
+    assert "the file's sizes are too large to try" in limited.reason

@@ -161,6 +161,8 @@ def _notes(c: CandidateResult, r: ProblemResult) -> str:
     notes += c.flags
     if r.compile_note and c is r.candidates[0]:
         notes.append(r.compile_note)
+    if r.size_note and c is r.candidates[0]:
+        notes.append(r.size_note)
     return "; ".join(notes)
 
 

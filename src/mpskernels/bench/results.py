@@ -50,6 +50,7 @@ class ProblemResult:
     sizes: dict[str, int] = field(default_factory=dict)  # every size constant, as run
     scaled: dict[str, int] = field(default_factory=dict)  # the constants changed from the file's values
     file_sizes: dict[str, int] = field(default_factory=dict)  # the file's own values
+    size_note: str = ""  # why the sizes run differ from the scaling rule's (the reference failed there)
     eager: Timing | None = None
     compile: Timing | None = None
     compile_note: str = ""  # why torch.compile is not part of the baseline
@@ -84,7 +85,7 @@ class ProblemResult:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "path": self.path, "status": self.status,
                 "reason": self.reason, "sizes": self.sizes, "scaled": self.scaled,
-                "file_sizes": self.file_sizes,
+                "file_sizes": self.file_sizes, "size_note": self.size_note,
                 "baseline": {"eager": self.eager.as_dict() if self.eager else None,
                              "compile": self.compile.as_dict() if self.compile else None,
                              "used": self.baseline_name, "compile_note": self.compile_note,

@@ -105,13 +105,18 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
     except ProblemError as e:
         result.status, result.reason = SKIPPED, f"does not fit the size budget: {e}"
         return
-    instance = problem.at(scaled)
-    result.sizes, result.scaled, result.file_sizes = dict(instance.sizes), scaled, dict(problem.constants)
     progress.step(problem.name, f"reference on {env.device}")
-    lacking = _missing_ops(instance, env, options)
-    if lacking:
-        result.status, result.reason = SKIPPED, lacking
+    first = scaled
+    scaled, instance, failure = _sizes_the_reference_runs_at(problem, scaled, env, options)
+    result.file_sizes = dict(problem.constants)
+    if instance is not None:
+        result.sizes, result.scaled = dict(instance.sizes), scaled
+    if failure:
+        result.status, result.reason = failure
         return
+    if scaled != first:
+        result.size_note = (f"the reference fails at {_describe(first)}; ran at the nearest larger "
+                            f"sizes where it runs")
     mine = [c for c in candidates if c.applies_to(problem)]
     for candidate in mine:
         progress.step(problem.name, f"verifying {candidate.name}")
@@ -129,18 +134,65 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
         result.timing_note = f"timing failed: {type(e).__name__}: {e}"
 
 
-def _missing_ops(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> str:
-    """Why the reference cannot run on the device ("" when it can). Only a missing op or dtype support is a reason
-    to skip; any other failure of the reference is an error in the problem and propagates."""
-    model = _on_device(instance.reference(), env, options)
-    args = inp.cast(instance.inputs(0), options.dtype, env.device)
+# How far the harness backs off toward the file's sizes when the reference fails at the scaled ones: budgets of up to
+# this many times the run's budget (a dilated kernel wider than the scaled image, a size a model asserts on).
+BACKOFF_FACTOR = 64
+
+
+def _sizes_the_reference_runs_at(problem: Problem, scaled: dict, env: BenchEnvironment, options: BenchOptions):
+    """(sizes, instance, failure): the scaled sizes if the reference runs there; else the sizes of the smallest
+    larger budget (x4 at a time, up to BACKOFF_FACTOR times the budget or the file's own sizes) where it does.
+    failure is (status, reason) or None: an op the device lacks skips the problem; a reference that fails at the
+    file's own sizes is the problem's error; one that fails at every size tried without reaching the file's is a
+    limitation of the harness (the file's sizes were too large to try), never the problem's error."""
+    first, budget, errors = scaled, env.max_elements, []
+    while True:
+        instance, error = None, None
+        try:
+            instance = problem.at(scaled)
+            error = _reference_error(instance, env, options)
+        except ProblemError as e:
+            error = e
+        if error is None:
+            return scaled, instance, None
+        if isinstance(error, NotImplementedError):
+            return scaled, instance, (SKIPPED, f"the reference uses an op that {env.device} lacks: "
+                                     f"{str(error).strip().splitlines()[0] if str(error).strip() else 'NotImplementedError'}")
+        errors.append(f"{_describe(scaled)}: {_first(error)}")
+        if not scaled:
+            reason = f"the reference fails at the file's own sizes: {_first(error)}"
+            return scaled, instance, (ERROR, reason if len(errors) == 1 else reason + f" (also at {errors[0]})")
+        while not (budget > env.max_elements * BACKOFF_FACTOR):
+            budget *= 4
+            larger = scaled_sizes(problem, budget)
+            if larger != scaled:
+                scaled = larger
+                break
+        else:
+            return scaled, instance, (SKIPPED, "harness limitation: the reference fails at every size up to "
+                                     f"{BACKOFF_FACTOR}x the budget, and the file's sizes are too large to try "
+                                     f"({'; '.join(errors[:2])})")
+
+
+def _reference_error(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> Exception | None:
+    """The reference's failure at these sizes on the device, or None when it runs."""
     try:
+        model = _on_device(instance.reference(), env, options)
+        args = inp.cast(instance.inputs(0), options.dtype, env.device)
         with torch.inference_mode():
             model(*args)
-    except NotImplementedError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"the reference uses an op that {env.device} lacks: {first}"
-    return ""
+    except Exception as e:  # noqa: BLE001 - the caller decides whose failure it is
+        return e
+    return None
+
+
+def _first(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
+
+
+def _describe(sizes: dict) -> str:
+    return "sizes " + ", ".join(f"{k}={v}" for k, v in sizes.items()) if sizes else "the file's sizes"
 
 
 def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: BenchEnvironment,
