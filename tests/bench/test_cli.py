@@ -24,7 +24,7 @@ def test_a_run_writes_the_reports_and_prints_the_summary(tmp_path, capsys):
     rc, out, err = run(capsys, SUITE / "level1", "-k", "RMSNorm", "--limit", "1", "--quick", "-q",
                        "--out", tmp_path / "out")
     assert rc == 0, err
-    assert "| optimize() | 1 | 1 (100%) | n/a |" in out and "Timing: unavailable" in out
+    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [p["name"] for p in data["problems"]] == ["01_RMSNorm"]
     assert data["problems"][0]["level"] == 1 and data["machine"]["backend"] == "emulator"
@@ -73,7 +73,7 @@ def test_strict_exits_1_on_a_wrong_candidate(tmp_path, capsys):
     right = silu_pack(tmp_path / "right", load_problem(SILU_PROBLEM))
     args = [SILU_PROBLEM, "--no-optimize", "--max-elements", 2048, "--out", tmp_path / "out", *QUICK]
     rc, out, _ = run(capsys, *args, "--pack", wrong)
-    assert rc == 0 and "| kernel packs | 1 | 0 (0%) |" in out  # a wrong candidate is a result ...
+    assert rc == 0 and "| kernel packs | 1 | 0 (0%) | 0 | 0 | 1 |" in out  # a wrong candidate is a result ...
     rc, _, _ = run(capsys, *args, "--pack", wrong, "--strict")
     assert rc == 1  # ... and a failure under --strict
     rc, _, _ = run(capsys, *args, "--pack", right, "--strict")

@@ -14,6 +14,11 @@ from .timing import Timing
 
 OK, SKIPPED, ERROR = "ok", "skipped", "error"
 
+# What a candidate amounted to on a problem. Only a verified kernel changes what the user runs: a model that
+# optimize() left as PyTorch (nothing swapped, or every swap rolled back by its first-call check) is correct but is
+# the baseline itself, so it never counts toward a speedup.
+KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG = "kernel verified", "nothing swapped", "rolled back", "wrong"
+
 # Speedups above this are flagged for a person to review (the known cheats produce 10-10000x).
 REVIEW_SPEEDUP = 10.0
 
@@ -26,15 +31,27 @@ class CandidateResult:
     verdict: dict[str, Any]  # Verdict.as_dict()
     feedback: str = ""  # the verifier's feedback when not correct
     kernels: dict[str, int] | None = None  # optimize(): kernel -> modules swapped
+    rolled_back: list[str] = field(default_factory=list)  # optimize(): "module (kernel)" its checks rolled back
     time: Timing | None = None
     speedup_vs_eager: float | None = None
     speedup_vs_compile: float | None = None
     speedup: float | None = None  # vs the baseline (raw: may be < 1)
     flags: list[str] = field(default_factory=list)  # reasons a person should look at this number
 
+    @property
+    def outcome(self) -> str:
+        """KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK or WRONG. A candidate without an optimize() report (a
+        kernel pack, which the verifier requires to launch its kernels) is verified when correct."""
+        if not self.correct:
+            return WRONG
+        if self.kernels is None or self.kernels:
+            return KERNEL_VERIFIED
+        return ROLLED_BACK if self.rolled_back else NOTHING_SWAPPED
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
-                "kernels": self.kernels, "time": self.time.as_dict() if self.time else None,
+                "kernels": self.kernels, "outcome": self.outcome,
+                "rolled_back": self.rolled_back, "time": self.time.as_dict() if self.time else None,
                 "speedup_vs_eager": self.speedup_vs_eager, "speedup_vs_compile": self.speedup_vs_compile,
                 "speedup": self.speedup, "flags": self.flags,
                 "verdict": self.verdict}
@@ -75,8 +92,9 @@ class ProblemResult:
 
     def effective_speedup(self, candidate: CandidateResult) -> float | None:
         """The speedup with the baseline as fallback: 1.0 for a wrong or slower candidate (or one that could not be
-        timed); None when this problem's baseline was not timed."""
-        if not self.timed:
+        timed); None when this problem's baseline was not timed, or the candidate left the model unchanged (its
+        ratio to the baseline would be noise)."""
+        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK):
             return None
         if not candidate.correct or candidate.speedup is None:
             return 1.0

@@ -22,10 +22,11 @@ from torch import nn
 from ..problem import Problem, ProblemError, ProblemInstance, scaled_sizes
 from ..verify import VerifyOptions, verify_problem
 from ..verify import inputs as inp
-from .candidates import Candidate, swapped_kernels
+from .candidates import Candidate, rolled_back, swapped_kernels
 from .machine import BenchEnvironment
 from .progress import Progress, Quiet
-from .results import ERROR, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult, ProblemResult
+from .results import (ERROR, KERNEL_VERIFIED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult,
+                      ProblemResult)
 from .timing import Timing, TimingOptions, time_interleaved
 
 NOISY_SPREAD = 0.25  # an interquartile range above this share of the median is flagged
@@ -205,7 +206,8 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
         return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
                                f"{type(e).__name__}: {e}")
     result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
-                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate))
+                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate),
+                             rolled_back(candidate))
     if candidate.stale_for(problem):
         result.flags.append("the pack was generated for another version of this problem file (source hash differs)")
     return result
@@ -231,7 +233,8 @@ def _time(instance: ProblemInstance, candidates: list[Candidate], result: Proble
         result.compile_note = "not asked for (--no-compile)"
     verdicts = {c.name: c for c in result.candidates}
     for candidate in candidates:
-        if verdicts[candidate.name].correct:
+        # a model left as PyTorch is the baseline itself: timing it would only measure noise
+        if verdicts[candidate.name].outcome == KERNEL_VERIFIED:
             with env.kernels():
                 model = candidate.make(copy.deepcopy(reference), instance.init_inputs())
             models[candidate.name] = model.to(env.device).eval()
