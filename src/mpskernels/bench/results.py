@@ -48,6 +48,13 @@ class CandidateResult:
             return KERNEL_VERIFIED
         return ROLLED_BACK if self.rolled_back else NOTHING_SWAPPED
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CandidateResult":
+        """The inverse of as_dict (a report read back to resume a run)."""
+        return cls(d["name"], d["kind"], d["correct"], d["verdict"], d.get("feedback", ""), d.get("kernels"),
+                   d.get("rolled_back", []), _timing(d.get("time")), d.get("speedup_vs_eager"),
+                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []))
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
                 "kernels": self.kernels, "outcome": self.outcome,
@@ -100,6 +107,21 @@ class ProblemResult:
             return 1.0
         return max(1.0, candidate.speedup)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProblemResult":
+        """The inverse of as_dict (a report read back to resume a run)."""
+        baseline = d.get("baseline") or {}
+        return cls(d["name"], d.get("level"), d.get("path"), d["status"], d.get("reason", ""), d.get("sizes", {}),
+                   d.get("scaled", {}), d.get("file_sizes", {}), d.get("size_note", ""), _timing(baseline.get("eager")),
+                   _timing(baseline.get("compile")), baseline.get("compile_note", ""),
+                   baseline.get("timing_note", ""), [CandidateResult.from_dict(c) for c in d.get("candidates", [])],
+                   d.get("seconds", 0.0))
+
+    @property
+    def key(self) -> str:
+        """What identifies the problem across runs: its file, or its name when it has none."""
+        return self.path or self.name
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "path": self.path, "status": self.status,
                 "reason": self.reason, "sizes": self.sizes, "scaled": self.scaled,
@@ -116,6 +138,12 @@ class ProblemResult:
 SCHEMA = "mpskernels-bench/1"
 
 
+def _timing(d: dict[str, Any] | None) -> Timing | None:
+    if not d:
+        return None
+    return Timing(*(d[k] for k in ("median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "runs")))
+
+
 @dataclass
 class BenchReport:
     machine: dict[str, Any]  # Machine.as_dict()
@@ -124,6 +152,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)  # things about the whole run (a pack matching no problem)
     started: str = ""  # UTC, ISO 8601
     seconds: float = 0.0
+    complete: bool = False  # every problem done; a report written while running (or by a killed run) says False
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.problems if r.status == status)
@@ -135,7 +164,8 @@ class BenchReport:
     def as_dict(self) -> dict[str, Any]:
         from .summary import summarize
 
-        return {"schema": SCHEMA, "started": self.started, "seconds": self.seconds, "machine": self.machine,
+        return {"schema": SCHEMA, "complete": self.complete, "started": self.started, "seconds": self.seconds,
+                "machine": self.machine,
                 "options": self.options, "notes": self.notes,
                 "counts": {s: self.count(s) for s in (OK, SKIPPED, ERROR)},
                 "summary": [s.as_dict() for s in summarize(self.problems)],

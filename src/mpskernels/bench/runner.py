@@ -10,11 +10,14 @@ Per problem:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -40,6 +43,7 @@ class BenchOptions:
     sensitivity: bool = True
     dtype: torch.dtype | None = None  # None: the problem's own dtypes
     compile: bool = True  # torch.compile as part of the baseline (timed runs only)
+    time_limit: float | None = None  # seconds per problem; a problem still running then is stopped and reported
     timing: TimingOptions = field(default_factory=TimingOptions)
 
     def verify_options(self, env: BenchEnvironment, candidate: Candidate) -> VerifyOptions:
@@ -54,8 +58,14 @@ class BenchOptions:
 
 
 def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEnvironment,
-              options: BenchOptions = BenchOptions(), progress: Progress | None = None) -> BenchReport:
+              options: BenchOptions = BenchOptions(), progress: Progress | None = None,
+              previous: Mapping[str, ProblemResult] | None = None,
+              on_result: Callable[[BenchReport], None] | None = None) -> BenchReport:
+    """Runs every problem. `previous`: results of an earlier run of the same options by ProblemResult.key, reused
+    instead of running those problems again (resuming a killed run). `on_result` is called with the report after
+    every problem, so a run that is killed leaves what it had done (the command writes report.json there)."""
     progress = progress or Quiet()
+    previous = previous or {}
     report = BenchReport(machine=env.machine.as_dict(),
                          options={**options.as_dict(), "max_elements": env.max_elements},
                          started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -70,12 +80,17 @@ def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEn
     progress.start(len(problems))
     try:
         for problem in problems:
-            result = run_problem(problem, candidates, env, options, progress)
+            key = str(problem.path) if problem.path else problem.name
+            result = previous.get(key) or run_problem(problem, candidates, env, options, progress)
             report.problems.append(result)
             progress.done(result)
+            report.seconds = time.perf_counter() - start
+            if on_result is not None:
+                on_result(report)
     finally:
         progress.close()
     report.seconds = time.perf_counter() - start
+    report.complete = True
     return report
 
 
@@ -87,8 +102,14 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     if problem.load_error:
         result.status, result.reason = ERROR, problem.load_error
         return result
+    steps = _Steps(progress)
     try:
-        _run(problem, candidates, env, options, progress, result)
+        with _time_limit(options.time_limit):
+            _run(problem, candidates, env, options, steps, result)
+    except ProblemTimeout:
+        result.status = SKIPPED
+        result.reason = (f"time limit: not finished within {options.time_limit:g} s (stopped while "
+                         f"{steps.last or 'starting'}); the results before it are kept")
     except ProblemError as e:
         result.status, result.reason = ERROR, str(e)
     except Exception as e:  # noqa: BLE001 - one broken problem must not end the run; it is reported
@@ -96,6 +117,42 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     result.seconds = time.perf_counter() - start
     env.release_memory()
     return result
+
+
+class ProblemTimeout(BaseException):
+    """A problem ran past the time limit. A BaseException, so the problem's or the verifier's own `except
+    Exception` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raises ProblemTimeout in this thread after `seconds` (SIGALRM; main thread only, elsewhere no limit). It
+    interrupts Python code and sleeps; a single native call that never returns is stopped when it does."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ProblemTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Steps:
+    """The progress display, remembering the last step (a time-out says where the problem was)."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.last = progress, ""
+
+    def step(self, name: str, what: str) -> None:
+        self.last = what
+        self.progress.step(name, what)
 
 
 def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, options: BenchOptions,
