@@ -119,8 +119,8 @@ def test_sizes_the_file_sets_equal_stay_equal():
 
 
 @pytest.mark.parametrize("source, message", [
-    ("def get_inputs(): return []\n", "defines no Model, get_init_inputs"),
-    ("class Model(:\n", "is not valid Python"),
+    ("def get_inputs(): return []\n", "is not a KernelBench problem: it defines no Model, get_init_inputs"),
+    ("class Model(:\n", "is not a KernelBench problem .*: it is not Python"),
     ("import torch\nclass Model(torch.nn.Module): pass\ndef get_inputs(): return []\n"
      "def get_init_inputs(): return []\nraise RuntimeError('boom')\n", "failed to load: RuntimeError: boom"),
 ])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ class ProblemError(ValueError):
     """A problem file that does not follow the KernelBench format, or sizes it cannot run at."""
 
 
+class ProblemLoadError(ProblemError):
+    """A file in KernelBench format whose module code fails to run (a missing import, an error at the top level):
+    a problem that cannot be run, which a harness reports as that problem's error rather than ending the run."""
+
+
 @dataclass(frozen=True)
 class Problem:
     name: str
@@ -44,6 +50,9 @@ class Problem:
     # The size knobs: module-level constants set to an integer literal or a tuple of them, in file order, with the
     # file's values.
     constants: Mapping[str, Size] = field(default_factory=dict)
+    # Why the file, though in KernelBench format, could not be loaded ("" when it was): a harness reports it as this
+    # problem's error and goes on with the others.
+    load_error: str = ""
 
     def at(self, sizes: Mapping[str, Size] | None = None) -> "ProblemInstance":
         """The problem with `sizes` replacing the file's own constants (names it lacks are an error)."""
@@ -97,21 +106,34 @@ def load_problem(path: str | Path) -> Problem:
     path = Path(path)
     try:
         source = path.read_text()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ProblemError(f"cannot read problem file {path}: {e}") from None
     return parse_problem(source, name=path.stem, path=path, level=_level_from_path(path))
 
 
+def load_problem_isolated(path: str | Path) -> Problem:
+    """load_problem, except that a file in KernelBench format whose code fails to load gives a Problem carrying
+    `load_error` instead of raising: one broken file (a missing module) must not end a run over many."""
+    path = Path(path)
+    try:
+        return load_problem(path)
+    except ProblemLoadError as e:
+        return Problem(path.stem, path.read_text(), path, _level_from_path(path), {}, load_error=str(e))
+
+
 def parse_problem(source: str, name: str = "problem", path: Path | None = None, level: int | None = None) -> Problem:
-    """A Problem from source text; checks the KernelBench contract without running anything."""
+    """A Problem from source text: checks the KernelBench contract, then runs the module code to read its sizes.
+    Raises ProblemError for a file that is not a problem, ProblemLoadError for one whose code fails."""
+    what = str(path) if path is not None else f"'{name}'"
     try:
         tree = ast.parse(source, filename=str(path or name))
     except SyntaxError as e:
-        raise ProblemError(f"problem '{name}' is not valid Python: {e}") from None
+        raise ProblemError(f"{what} is not a KernelBench problem (a Python file defining Model, get_inputs and "
+                           f"get_init_inputs): it is not Python ({e.msg}, line {e.lineno})") from None
     defined = _top_level_names(tree)
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in defined]
     if missing:
-        raise ProblemError(f"problem '{name}' is not in KernelBench format: it defines no {', '.join(missing)}")
+        raise ProblemError(f"{what} is not a KernelBench problem: it defines no {', '.join(missing)}")
     problem = Problem(name, source, path, level, {})
     namespace = _execute(problem, {})
     constants = {n: namespace[n] for n in _constant_names(tree) if _is_size(namespace.get(n))}
@@ -120,16 +142,17 @@ def parse_problem(source: str, name: str = "problem", path: Path | None = None, 
 
 def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
     """Problem files, and the problem files found (recursively, sorted) in folders. A folder's .py files that are
-    not problems (helpers, __init__.py) are passed over; a file named directly must be a problem."""
+    not problems (helpers, __init__.py) are passed over; a file named directly must be a problem. A problem whose
+    code fails to load is returned with its `load_error`, so the others still run."""
     problems = []
     for p in map(Path, paths):
         if p.is_dir():
             for file in sorted(p.rglob("*.py")):
                 if file.name.startswith("_") or not _looks_like_problem(file):
                     continue
-                problems.append(load_problem(file))
+                problems.append(load_problem_isolated(file))
         elif p.exists():
-            problems.append(load_problem(p))
+            problems.append(load_problem_isolated(p))
         else:
             raise ProblemError(f"no problem file or folder at {p}")
     return problems
@@ -138,27 +161,128 @@ def load_problems(paths: Iterable[str | Path]) -> list[Problem]:
 def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     """The sizes to run `problem` at within a budget of `max_elements` (input plus parameter elements).
 
-    The rule: while over budget, halve the largest size that is at least MIN_SCALED_SIZE — a knob, or one entry of
-    a tuple knob; every size equal to it at once, so sizes the file sets equal stay equal — never below
-    SCALED_FLOOR, odd results rounded up to even so divisibility by 2 is kept. Sizes below MIN_SCALED_SIZE (kernel
-    sizes, strides, axes, head counts) keep their values. Returns the knobs changed (empty when the problem fits as
-    written); raises ProblemError if it cannot be brought under the budget.
+    The rule: while over budget, take the largest size that is at least MIN_SCALED_SIZE (a knob, or one entry of a
+    tuple knob) and halve it together with its *tied* sizes:
+    - the sizes the file sets equal to it (square matrices, broadcast partners): they stay equal;
+    - the sizes the file relates to it (`related_sizes`: groups and channels, heads and width, patch and image):
+      halved with it, of any size, so their ratio stays the file's.
+    Never below SCALED_FLOOR for a size of MIN_SCALED_SIZE or more; odd results of those are rounded up to even so
+    divisibility by 2 is kept. A tie that cannot be halved exactly (a related size that is odd or 1) is left as it
+    is. Sizes below MIN_SCALED_SIZE that are not tied (kernel sizes, strides, axes) keep their values. Returns the
+    knobs changed (empty when the problem fits as written); raises ProblemError if it cannot be brought under the
+    budget.
     """
+    ties = _ties(problem)
     sizes: dict[str, Size] = {}
+    frozen: set[tuple[str, int | None]] = set()
     while True:
         total = sum(problem.at(sizes).meta_sizes())
         if total <= max_elements:
             return sizes
         current = {**problem.constants, **sizes}
-        shrinkable = [(v, name, i) for name, i, v in _entries(current) if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR]
+        values = {(name, i): v for name, i, v in _entries(current)}
+        shrinkable = [(v, key) for key, v in values.items()
+                      if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR and key not in frozen]
         if not shrinkable:
             raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
                                f"the budget of {max_elements}")
-        largest = max(v for v, _, _ in shrinkable)
-        half = largest // 2
-        for value, name, index in shrinkable:
-            if value == largest:  # sizes the file sets equal stay equal (square matrices, broadcast partners)
-                sizes[name] = _replace_entry({**current, **sizes}[name], index, max(SCALED_FLOOR, half + (half % 2)))
+        _, primary = max(shrinkable, key=lambda t: t[0])
+        group = ties(primary)
+        halved = {key: _halved(values[key]) for key in group}
+        if any(v is None for v in halved.values()):
+            frozen |= group  # halving would break a ratio the file states: leave the whole tie as it is
+            continue
+        for (name, index), value in halved.items():
+            current[name] = _replace_entry(current[name], index, value)
+            sizes[name] = current[name]
+
+
+def _halved(value: int) -> int | None:
+    """A size halved under the scaling rule, or None when it cannot be (an odd related size, or 1)."""
+    if value >= MIN_SCALED_SIZE:
+        half = value // 2
+        return max(SCALED_FLOOR, half + (half % 2))
+    return value // 2 if value % 2 == 0 and value >= 2 else None
+
+
+def _ties(problem: Problem) -> Callable[[tuple[str, int | None]], set[tuple[str, int | None]]]:
+    """For a size (knob, tuple index), the sizes that scale with it: those the file sets equal to it (sizes of at
+    least MIN_SCALED_SIZE), and those the file relates to it (related_sizes), transitively."""
+    entries = _entries(problem.constants)
+    links: dict[tuple[str, int | None], set[tuple[str, int | None]]] = {(n, i): set() for n, i, _ in entries}
+    for a_name, a_index, a in entries:
+        for b_name, b_index, b in entries:
+            if a == b >= MIN_SCALED_SIZE:
+                links[(a_name, a_index)].add((b_name, b_index))
+    for a_name, b_name in related_sizes(problem):
+        for a_key in (k for k in links if k[0] == a_name):
+            for b_key in (k for k in links if k[0] == b_name):
+                links[a_key].add(b_key)
+                links[b_key].add(a_key)
+
+    def closure(key: tuple[str, int | None]) -> set[tuple[str, int | None]]:
+        seen, todo = {key}, [key]
+        while todo:
+            for other in links[todo.pop()] - seen:
+                seen.add(other)
+                todo.append(other)
+        return seen
+
+    return closure
+
+
+# torch.nn modules whose arguments must keep a ratio: (the part, the whole it divides).
+_RELATED_ARGUMENTS = {
+    "GroupNorm": [("num_groups", "num_channels")],
+    "MultiheadAttention": [("num_heads", "embed_dim")],
+    "TransformerEncoderLayer": [("nhead", "d_model")],
+    "TransformerDecoderLayer": [("nhead", "d_model")],
+    "Transformer": [("nhead", "d_model")],
+    **{conv: [("groups", "in_channels"), ("groups", "out_channels")]
+       for conv in ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")},
+}
+
+
+def related_sizes(problem: Problem) -> set[tuple[str, str]]:
+    """Pairs of knobs whose ratio the file states, read from its code (names: KernelBench passes each size under
+    the name of its module-level constant):
+    - a division or remainder of one by the other (`C // n_head`, `image_size % patch_size == 0`);
+    - the arguments of a torch.nn module that must divide each other (GroupNorm's groups and channels, attention's
+      heads and width, a grouped conv's groups and channels)."""
+    knobs = set(problem.constants)
+    pairs: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(problem.source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.FloorDiv, ast.Mod, ast.Div)):
+            a, b = _knob_named(node.left, knobs), _knob_named(node.right, knobs)
+            if a and b and a != b:
+                pairs.add((b, a))
+        elif isinstance(node, ast.Call):
+            pairs |= _related_arguments(node, knobs)
+    return pairs
+
+
+def _knob_named(node: ast.expr, knobs: set[str]) -> str | None:
+    """The knob an expression names: `n_head`, `self.n_head`, `config.n_head`."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+    return name if name in knobs else None
+
+
+def _related_arguments(call: ast.Call, knobs: set[str]) -> set[tuple[str, str]]:
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    if name not in _RELATED_ARGUMENTS:
+        return set()
+    try:
+        bound = inspect.signature(getattr(nn, name)).bind_partial(*call.args, **{
+            k.arg: k.value for k in call.keywords if k.arg is not None}).arguments
+    except TypeError:  # *args, or arguments this torch version does not take: nothing to read
+        return set()
+    out = set()
+    for part, whole in _RELATED_ARGUMENTS[name]:
+        a = _knob_named(bound[part], knobs) if isinstance(bound.get(part), ast.expr) else None
+        b = _knob_named(bound[whole], knobs) if isinstance(bound.get(whole), ast.expr) else None
+        if a and b and a != b:
+            out.add((a, b))
+    return out
 
 
 def held_out_sizes(problem: Problem, base: Mapping[str, Size] | None = None) -> list[dict[str, Size]]:
@@ -232,24 +356,45 @@ def _execute(problem: Problem, sizes: Mapping[str, int]) -> dict[str, Any]:
     try:
         exec(compile(tree, module.__file__, "exec"), module.__dict__)  # noqa: S102 - problem files are the user's
     except Exception as e:
-        raise ProblemError(f"problem '{problem.name}' failed to load{_at(sizes)}: {type(e).__name__}: {e}") from e
+        raise ProblemLoadError(f"problem '{problem.name}' failed to load{_at(sizes)}: {type(e).__name__}: {e}") from e
     return module.__dict__
 
 
 class _ReplaceConstants(ast.NodeTransformer):
-    """Replaces the value of top-level `NAME = ...` assignments (not nested ones)."""
+    """Replaces the values the knobs are given at the top level (`NAME = ...`, or one element of `a, b = x, y`); nested
+    assignments are left alone."""
 
     def __init__(self, sizes: Mapping[str, int]):
         self.sizes = sizes
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         for stmt in node.body:
-            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                for t in targets:
-                    if isinstance(t, ast.Name) and t.id in self.sizes:
-                        stmt.value = ast.Constant(self.sizes[t.id])
+            for name, _, replace in _assignments(stmt):
+                if name in self.sizes:
+                    replace(ast.Constant(self.sizes[name]))
         return node
+
+
+def _assignments(stmt: ast.stmt) -> list[tuple[str, ast.expr | None, Callable[[ast.expr], None]]]:
+    """(name, the expression it is given or None when that cannot be told apart, a setter for that expression) for
+    each name a top-level statement assigns: `a = b = x`, `a: int = x`, and `a, b = x, y` element by element (the
+    way KernelBench writes `height, width = 128, 128`)."""
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [(stmt.target.id, stmt.value, lambda v, s=stmt: setattr(s, "value", v))]
+    if not isinstance(stmt, ast.Assign):
+        return []
+    out: list = []
+    for target in stmt.targets:
+        if isinstance(target, ast.Name):
+            out.append((target.id, stmt.value, lambda v, s=stmt: setattr(s, "value", v)))
+        elif isinstance(target, ast.Tuple):
+            paired = isinstance(stmt.value, ast.Tuple) and len(stmt.value.elts) == len(target.elts) and \
+                not any(isinstance(e, ast.Starred) for e in target.elts)
+            for i, element in enumerate(target.elts):
+                if isinstance(element, ast.Name):
+                    value = stmt.value.elts[i] if paired else None
+                    out.append((element.id, value, lambda v, s=stmt, i=i: s.value.elts.__setitem__(i, v)))
+    return out
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -267,28 +412,42 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _constant_names(tree: ast.Module) -> list[str]:
-    """The size knobs: names given an integer literal (or a tuple of them) at the top level, in file order, not
-    starting with '_'.
+    """The size knobs: names given an integer, a tuple of integers, or arithmetic on integer literals only
+    (`N = 2048 * 2`) at the top level, by plain assignment or tuple unpacking (`height, width = 128, 128`), in file
+    order, not starting with '_'.
     Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
     names: list[str] = []
     for stmt in tree.body:
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
-            [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
-        literal = _is_literal_size(stmt.value) if targets else False
-        for t in targets:
-            if isinstance(t, ast.Name) and not t.id.startswith("_"):
-                if literal and t.id not in names:
-                    names.append(t.id)
-                elif not literal and t.id in names:
-                    names.remove(t.id)  # reassigned from an expression: not a knob
+        for name, value, _ in _assignments(stmt):
+            if name.startswith("_"):
+                continue
+            literal = value is not None and _is_literal_size(value)
+            if literal and name not in names:
+                names.append(name)
+            elif not literal and name in names:
+                names.remove(name)  # reassigned from an expression: not a knob
     return names
 
 
-def _is_literal_size(node: ast.expr | None) -> bool:
+# Arithmetic that keeps integer literals integers: `2048 * 2`, `1 << 12`, `-1`, `(4096 + 64) // 2`.
+_INT_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Pow, ast.LShift, ast.Mod)
+
+
+def _is_literal_size(node: ast.expr) -> bool:
+    if isinstance(node, ast.Tuple):
+        return bool(node.elts) and all(_is_literal_int(e) for e in node.elts)
+    return _is_literal_int(node)
+
+
+def _is_literal_int(node: ast.expr) -> bool:
+    """An integer literal, or arithmetic on integer literals only (it names no other constant)."""
     if isinstance(node, ast.Constant):
         return type(node.value) is int
-    return isinstance(node, ast.Tuple) and bool(node.elts) and all(
-        isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_literal_int(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _INT_OPERATORS):
+        return _is_literal_int(node.left) and _is_literal_int(node.right)
+    return False
 
 
 def _looks_like_problem(file: Path) -> bool:

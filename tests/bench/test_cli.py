@@ -24,7 +24,7 @@ def test_a_run_writes_the_reports_and_prints_the_summary(tmp_path, capsys):
     rc, out, err = run(capsys, SUITE / "level1", "-k", "RMSNorm", "--limit", "1", "--quick", "-q",
                        "--out", tmp_path / "out")
     assert rc == 0, err
-    assert "| optimize() | 1 | 1 (100%) | n/a |" in out and "Timing: unavailable" in out
+    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [p["name"] for p in data["problems"]] == ["01_RMSNorm"]
     assert data["problems"][0]["level"] == 1 and data["machine"]["backend"] == "emulator"
@@ -38,7 +38,7 @@ def test_bad_paths_and_files_exit_2_with_a_message(tmp_path, capsys):
     not_a_problem = tmp_path / "helper.py"
     not_a_problem.write_text("x = 1\n")
     rc, _, err = run(capsys, not_a_problem)
-    assert rc == 2 and "is not in KernelBench format: it defines no Model, get_inputs, get_init_inputs" in err
+    assert rc == 2 and "is not a KernelBench problem: it defines no Model, get_inputs, get_init_inputs" in err
     rc, _, err = run(capsys, tmp_path)  # a folder without problems
     assert rc == 2 and "no KernelBench problems" in err
     rc, _, err = run(capsys, SUITE, "-k", "no such problem")
@@ -73,7 +73,7 @@ def test_strict_exits_1_on_a_wrong_candidate(tmp_path, capsys):
     right = silu_pack(tmp_path / "right", load_problem(SILU_PROBLEM))
     args = [SILU_PROBLEM, "--no-optimize", "--max-elements", 2048, "--out", tmp_path / "out", *QUICK]
     rc, out, _ = run(capsys, *args, "--pack", wrong)
-    assert rc == 0 and "| kernel packs | 1 | 0 (0%) |" in out  # a wrong candidate is a result ...
+    assert rc == 0 and "| kernel packs | 1 | 0 (0%) | 0 | 0 | 1 |" in out  # a wrong candidate is a result ...
     rc, _, _ = run(capsys, *args, "--pack", wrong, "--strict")
     assert rc == 1  # ... and a failure under --strict
     rc, _, _ = run(capsys, *args, "--pack", right, "--strict")

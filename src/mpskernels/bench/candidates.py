@@ -84,6 +84,15 @@ def pack_candidates(folders: list[str | Path], loader: Callable | None = None) -
     return out
 
 
+def rolled_back(candidate: Candidate) -> list[str]:
+    """For optimize(): the modules whose swap its checks rolled back ("module (kernel)"), from the same report as
+    swapped_kernels. Empty for other candidates."""
+    if candidate.kind != OPTIMIZE or not candidate.built:
+        return []
+    report = getattr(candidate.built[0], "mpskernels_report", None)
+    return [f"{e.module or 'the model'} ({e.kernel})" for e in report.rolled_back] if report is not None else []
+
+
 def swapped_kernels(candidate: Candidate) -> dict[str, int] | None:
     """For optimize(): kernel -> modules swapped, from the report of the first model it built (the one verified at
     the run's sizes). None for other candidates."""

@@ -8,6 +8,7 @@ KernelBench problem, a device this machine lacks, a pack that does not load).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .candidates import optimize_candidate, pack_candidates
 from .machine import BenchSetupError, environment
 from .progress import choose
 from .report import header, summary_table, write_json, write_markdown, write_png
-from .results import ERROR, OK
+from .results import ERROR, OK, SCHEMA, ProblemResult
 from .runner import BenchOptions
 from .timing import TimingOptions
 
@@ -54,6 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=10, metavar="N", help="timed calls, at least (default: %(default)s)")
     p.add_argument("--time-budget", type=float, default=2.0, metavar="S",
                    help="seconds of timed calls per problem, after the minimum runs (default: %(default)s)")
+    p.add_argument("--time-limit", type=float, default=900.0, metavar="S",
+                   help="stop a problem still running after S seconds and report it (default: %(default)s; 0: none)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the results in --out's report.json (written after every problem, so a killed run "
+                        "leaves one) and run only the problems it lacks")
     p.add_argument("--no-plot", action="store_true", help="do not write speedups.png")
     p.add_argument("--strict", action="store_true", help="exit 1 when a candidate is wrong or a problem fails")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -69,6 +75,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         held_out=not (args.quick or args.no_held_out),
         dtype=DTYPES[args.dtype] if args.dtype else None,
         compile=not args.no_compile,
+        time_limit=args.time_limit or None,
         timing=TimingOptions(warmup=args.warmup, min_runs=args.runs, max_runs=max(args.runs, 200),
                              budget_s=args.time_budget),
     )
@@ -82,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         problems = _select(load_problems(args.paths), args)
         env = environment(args.device, args.max_elements)
         candidates = ([] if args.no_optimize else [optimize_candidate()]) + pack_candidates(args.pack)
+        previous = _previous_results(Path(args.out) / "report.json", options, env) if args.resume else {}
     except (ProblemError, BenchSetupError, ValueError) as e:
         print(f"mpskernels bench: error: {e}", file=sys.stderr)
         return 2
@@ -93,9 +101,10 @@ def main(args: argparse.Namespace) -> int:
     if not candidates:
         print("mpskernels bench: error: nothing to measure: --no-optimize and no --pack", file=sys.stderr)
         return 2
-    report = run_bench(problems, candidates, env, options, choose(args.quiet))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    report = run_bench(problems, candidates, env, options, choose(args.quiet), previous,
+                       on_result=lambda partial: _write_atomically(partial, out / "report.json"))
     written = [write_json(report, out / "report.json"), write_markdown(report, out / "report.md")]
     if not args.no_plot:
         try:
@@ -108,6 +117,34 @@ def main(args: argparse.Namespace) -> int:
     failed = report.count(ERROR) or any(not c.correct for r in report.problems if r.status == OK
                                         for c in r.candidates)
     return 1 if args.strict and failed else 0
+
+
+def _write_atomically(report, path: Path) -> None:
+    """report.json as it stands, replaced in one step: a run killed while writing leaves the previous one."""
+    partial = path.with_suffix(".json.partial")
+    write_json(report, partial)
+    partial.replace(path)
+
+
+def _previous_results(path: Path, options: BenchOptions, env) -> dict[str, ProblemResult]:
+    """The results of an earlier run to resume, by problem; refuses a report made with other options (its
+    verdicts would not be this run's)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BenchSetupError(f"--resume: cannot read {path}: {e}") from None
+    if data.get("schema") != SCHEMA:
+        raise BenchSetupError(f"--resume: {path} is not a report of this version ({data.get('schema')})")
+    mine = json.loads(json.dumps({**options.as_dict(), "max_elements": env.max_elements}))
+    if data.get("options") != mine:
+        changed = sorted(k for k in set(mine) | set(data.get("options", {}))
+                         if mine.get(k) != data.get("options", {}).get(k))
+        raise BenchSetupError(f"--resume: {path} was made with other options ({', '.join(changed)}); "
+                              "run without --resume or with the same options")
+    results = [ProblemResult.from_dict(p) for p in data.get("problems", [])]
+    return {r.key: r for r in results}
 
 
 def _filtered(args: argparse.Namespace) -> bool:

@@ -60,18 +60,20 @@ def header(report: BenchReport) -> list[str]:
 
 
 def summary_table(report: BenchReport) -> list[str]:
-    rows = [["candidates", "problems", "correct", "geomean speedup", "median speedup",
-             *(f"fast_{p:.1f}" for p in FAST_P), "review (>10x)"]]
+    rows = [["candidates", "problems", "kernel verified", "nothing swapped", "rolled back", "wrong",
+             "geomean speedup", "median speedup", *(f"fast_{p:.1f}" for p in FAST_P), "review (>10x)"]]
     for s in summarize(report.problems):
         rate = f" ({s.correct_rate:.0%})" if s.correct_rate is not None else ""
-        rows.append([GROUPS[s.group], str(s.problems), f"{s.correct}{rate}", _x(s.geomean), _x(s.median),
+        rows.append([GROUPS[s.group], str(s.problems), f"{s.correct}{rate}", str(s.nothing_swapped),
+                     str(s.rolled_back), str(s.wrong), _x(s.geomean), _x(s.median),
                      *(_share(s.fast_p[p]) for p in FAST_P), str(s.review)])
     out = ["## Summary", ""] + _table(rows)
     if not report.timed:
         out += ["", "Speedups are n/a: nothing was timed on this machine (timing runs only on an Apple GPU)."]
     else:
         out += ["", "Speedups are against the faster of eager and torch.compile; a wrong or slower candidate counts "
-                    "1.0 (the baseline is its fallback). fast_p: share of problems above p."]
+                    "1.0 (the baseline is its fallback); a model left as PyTorch (nothing swapped, rolled back) is "
+                    "not counted. fast_p: share of problems above p."]
     return out
 
 
@@ -157,10 +159,14 @@ def _notes(c: CandidateResult, r: ProblemResult) -> str:
             notes.append("falls back to the baseline")
     if c.kernels is not None:
         notes.append("swapped " + ", ".join(f"{k}×{n}" for k, n in c.kernels.items()) if c.kernels
-                     else "nothing swapped: runs as PyTorch")
+                     else "rolled back: runs as PyTorch" if c.rolled_back else "nothing swapped: runs as PyTorch")
+    if c.rolled_back:
+        notes.append("rolled back " + ", ".join(c.rolled_back))
     notes += c.flags
     if r.compile_note and c is r.candidates[0]:
         notes.append(r.compile_note)
+    if r.size_note and c is r.candidates[0]:
+        notes.append(r.size_note)
     return "; ".join(notes)
 
 

@@ -14,6 +14,11 @@ from .timing import Timing
 
 OK, SKIPPED, ERROR = "ok", "skipped", "error"
 
+# What a candidate amounted to on a problem. Only a verified kernel changes what the user runs: a model that
+# optimize() left as PyTorch (nothing swapped, or every swap rolled back by its first-call check) is correct but is
+# the baseline itself, so it never counts toward a speedup.
+KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG = "kernel verified", "nothing swapped", "rolled back", "wrong"
+
 # Speedups above this are flagged for a person to review (the known cheats produce 10-10000x).
 REVIEW_SPEEDUP = 10.0
 
@@ -26,15 +31,34 @@ class CandidateResult:
     verdict: dict[str, Any]  # Verdict.as_dict()
     feedback: str = ""  # the verifier's feedback when not correct
     kernels: dict[str, int] | None = None  # optimize(): kernel -> modules swapped
+    rolled_back: list[str] = field(default_factory=list)  # optimize(): "module (kernel)" its checks rolled back
     time: Timing | None = None
     speedup_vs_eager: float | None = None
     speedup_vs_compile: float | None = None
     speedup: float | None = None  # vs the baseline (raw: may be < 1)
     flags: list[str] = field(default_factory=list)  # reasons a person should look at this number
 
+    @property
+    def outcome(self) -> str:
+        """KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK or WRONG. A candidate without an optimize() report (a
+        kernel pack, which the verifier requires to launch its kernels) is verified when correct."""
+        if not self.correct:
+            return WRONG
+        if self.kernels is None or self.kernels:
+            return KERNEL_VERIFIED
+        return ROLLED_BACK if self.rolled_back else NOTHING_SWAPPED
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CandidateResult":
+        """The inverse of as_dict (a report read back to resume a run)."""
+        return cls(d["name"], d["kind"], d["correct"], d["verdict"], d.get("feedback", ""), d.get("kernels"),
+                   d.get("rolled_back", []), _timing(d.get("time")), d.get("speedup_vs_eager"),
+                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []))
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
-                "kernels": self.kernels, "time": self.time.as_dict() if self.time else None,
+                "kernels": self.kernels, "outcome": self.outcome,
+                "rolled_back": self.rolled_back, "time": self.time.as_dict() if self.time else None,
                 "speedup_vs_eager": self.speedup_vs_eager, "speedup_vs_compile": self.speedup_vs_compile,
                 "speedup": self.speedup, "flags": self.flags,
                 "verdict": self.verdict}
@@ -50,6 +74,7 @@ class ProblemResult:
     sizes: dict[str, int] = field(default_factory=dict)  # every size constant, as run
     scaled: dict[str, int] = field(default_factory=dict)  # the constants changed from the file's values
     file_sizes: dict[str, int] = field(default_factory=dict)  # the file's own values
+    size_note: str = ""  # why the sizes run differ from the scaling rule's (the reference failed there)
     eager: Timing | None = None
     compile: Timing | None = None
     compile_note: str = ""  # why torch.compile is not part of the baseline
@@ -74,17 +99,33 @@ class ProblemResult:
 
     def effective_speedup(self, candidate: CandidateResult) -> float | None:
         """The speedup with the baseline as fallback: 1.0 for a wrong or slower candidate (or one that could not be
-        timed); None when this problem's baseline was not timed."""
-        if not self.timed:
+        timed); None when this problem's baseline was not timed, or the candidate left the model unchanged (its
+        ratio to the baseline would be noise)."""
+        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK):
             return None
         if not candidate.correct or candidate.speedup is None:
             return 1.0
         return max(1.0, candidate.speedup)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProblemResult":
+        """The inverse of as_dict (a report read back to resume a run)."""
+        baseline = d.get("baseline") or {}
+        return cls(d["name"], d.get("level"), d.get("path"), d["status"], d.get("reason", ""), d.get("sizes", {}),
+                   d.get("scaled", {}), d.get("file_sizes", {}), d.get("size_note", ""), _timing(baseline.get("eager")),
+                   _timing(baseline.get("compile")), baseline.get("compile_note", ""),
+                   baseline.get("timing_note", ""), [CandidateResult.from_dict(c) for c in d.get("candidates", [])],
+                   d.get("seconds", 0.0))
+
+    @property
+    def key(self) -> str:
+        """What identifies the problem across runs: its file, or its name when it has none."""
+        return self.path or self.name
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "path": self.path, "status": self.status,
                 "reason": self.reason, "sizes": self.sizes, "scaled": self.scaled,
-                "file_sizes": self.file_sizes,
+                "file_sizes": self.file_sizes, "size_note": self.size_note,
                 "baseline": {"eager": self.eager.as_dict() if self.eager else None,
                              "compile": self.compile.as_dict() if self.compile else None,
                              "used": self.baseline_name, "compile_note": self.compile_note,
@@ -97,6 +138,12 @@ class ProblemResult:
 SCHEMA = "mpskernels-bench/1"
 
 
+def _timing(d: dict[str, Any] | None) -> Timing | None:
+    if not d:
+        return None
+    return Timing(*(d[k] for k in ("median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "runs")))
+
+
 @dataclass
 class BenchReport:
     machine: dict[str, Any]  # Machine.as_dict()
@@ -105,6 +152,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)  # things about the whole run (a pack matching no problem)
     started: str = ""  # UTC, ISO 8601
     seconds: float = 0.0
+    complete: bool = False  # every problem done; a report written while running (or by a killed run) says False
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.problems if r.status == status)
@@ -116,7 +164,8 @@ class BenchReport:
     def as_dict(self) -> dict[str, Any]:
         from .summary import summarize
 
-        return {"schema": SCHEMA, "started": self.started, "seconds": self.seconds, "machine": self.machine,
+        return {"schema": SCHEMA, "complete": self.complete, "started": self.started, "seconds": self.seconds,
+                "machine": self.machine,
                 "options": self.options, "notes": self.notes,
                 "counts": {s: self.count(s) for s in (OK, SKIPPED, ERROR)},
                 "summary": [s.as_dict() for s in summarize(self.problems)],

@@ -10,11 +10,14 @@ Per problem:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -22,10 +25,11 @@ from torch import nn
 from ..problem import Problem, ProblemError, ProblemInstance, scaled_sizes
 from ..verify import VerifyOptions, verify_problem
 from ..verify import inputs as inp
-from .candidates import Candidate, swapped_kernels
+from .candidates import Candidate, rolled_back, swapped_kernels
 from .machine import BenchEnvironment
 from .progress import Progress, Quiet
-from .results import ERROR, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult, ProblemResult
+from .results import (ERROR, KERNEL_VERIFIED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult,
+                      ProblemResult)
 from .timing import Timing, TimingOptions, time_interleaved
 
 NOISY_SPREAD = 0.25  # an interquartile range above this share of the median is flagged
@@ -39,6 +43,7 @@ class BenchOptions:
     sensitivity: bool = True
     dtype: torch.dtype | None = None  # None: the problem's own dtypes
     compile: bool = True  # torch.compile as part of the baseline (timed runs only)
+    time_limit: float | None = None  # seconds per problem; a problem still running then is stopped and reported
     timing: TimingOptions = field(default_factory=TimingOptions)
 
     def verify_options(self, env: BenchEnvironment, candidate: Candidate) -> VerifyOptions:
@@ -53,8 +58,14 @@ class BenchOptions:
 
 
 def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEnvironment,
-              options: BenchOptions = BenchOptions(), progress: Progress | None = None) -> BenchReport:
+              options: BenchOptions = BenchOptions(), progress: Progress | None = None,
+              previous: Mapping[str, ProblemResult] | None = None,
+              on_result: Callable[[BenchReport], None] | None = None) -> BenchReport:
+    """Runs every problem. `previous`: results of an earlier run of the same options by ProblemResult.key, reused
+    instead of running those problems again (resuming a killed run). `on_result` is called with the report after
+    every problem, so a run that is killed leaves what it had done (the command writes report.json there)."""
     progress = progress or Quiet()
+    previous = previous or {}
     report = BenchReport(machine=env.machine.as_dict(),
                          options={**options.as_dict(), "max_elements": env.max_elements},
                          started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -69,12 +80,17 @@ def run_bench(problems: list[Problem], candidates: list[Candidate], env: BenchEn
     progress.start(len(problems))
     try:
         for problem in problems:
-            result = run_problem(problem, candidates, env, options, progress)
+            key = str(problem.path) if problem.path else problem.name
+            result = previous.get(key) or run_problem(problem, candidates, env, options, progress)
             report.problems.append(result)
             progress.done(result)
+            report.seconds = time.perf_counter() - start
+            if on_result is not None:
+                on_result(report)
     finally:
         progress.close()
     report.seconds = time.perf_counter() - start
+    report.complete = True
     return report
 
 
@@ -83,8 +99,17 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     progress = progress or Quiet()
     start = time.perf_counter()
     result = ProblemResult(problem.name, problem.level, str(problem.path) if problem.path else None, OK)
+    if problem.load_error:
+        result.status, result.reason = ERROR, problem.load_error
+        return result
+    steps = _Steps(progress)
     try:
-        _run(problem, candidates, env, options, progress, result)
+        with _time_limit(options.time_limit):
+            _run(problem, candidates, env, options, steps, result)
+    except ProblemTimeout:
+        result.status = SKIPPED
+        result.reason = (f"time limit: not finished within {options.time_limit:g} s (stopped while "
+                         f"{steps.last or 'starting'}); the results before it are kept")
     except ProblemError as e:
         result.status, result.reason = ERROR, str(e)
     except Exception as e:  # noqa: BLE001 - one broken problem must not end the run; it is reported
@@ -92,6 +117,42 @@ def run_problem(problem: Problem, candidates: list[Candidate], env: BenchEnviron
     result.seconds = time.perf_counter() - start
     env.release_memory()
     return result
+
+
+class ProblemTimeout(BaseException):
+    """A problem ran past the time limit. A BaseException, so the problem's or the verifier's own `except
+    Exception` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raises ProblemTimeout in this thread after `seconds` (SIGALRM; main thread only, elsewhere no limit). It
+    interrupts Python code and sleeps; a single native call that never returns is stopped when it does."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ProblemTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Steps:
+    """The progress display, remembering the last step (a time-out says where the problem was)."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.last = progress, ""
+
+    def step(self, name: str, what: str) -> None:
+        self.last = what
+        self.progress.step(name, what)
 
 
 def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, options: BenchOptions,
@@ -102,13 +163,18 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
     except ProblemError as e:
         result.status, result.reason = SKIPPED, f"does not fit the size budget: {e}"
         return
-    instance = problem.at(scaled)
-    result.sizes, result.scaled, result.file_sizes = dict(instance.sizes), scaled, dict(problem.constants)
     progress.step(problem.name, f"reference on {env.device}")
-    lacking = _missing_ops(instance, env, options)
-    if lacking:
-        result.status, result.reason = SKIPPED, lacking
+    first = scaled
+    scaled, instance, failure = _sizes_the_reference_runs_at(problem, scaled, env, options)
+    result.file_sizes = dict(problem.constants)
+    if instance is not None:
+        result.sizes, result.scaled = dict(instance.sizes), scaled
+    if failure:
+        result.status, result.reason = failure
         return
+    if scaled != first:
+        result.size_note = (f"the reference fails at {_describe(first)}; ran at the nearest larger "
+                            f"sizes where it runs")
     mine = [c for c in candidates if c.applies_to(problem)]
     for candidate in mine:
         progress.step(problem.name, f"verifying {candidate.name}")
@@ -126,18 +192,65 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
         result.timing_note = f"timing failed: {type(e).__name__}: {e}"
 
 
-def _missing_ops(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> str:
-    """Why the reference cannot run on the device ("" when it can). Only a missing op or dtype support is a reason
-    to skip; any other failure of the reference is an error in the problem and propagates."""
-    model = _on_device(instance.reference(), env, options)
-    args = inp.cast(instance.inputs(0), options.dtype, env.device)
+# How far the harness backs off toward the file's sizes when the reference fails at the scaled ones: budgets of up to
+# this many times the run's budget (a dilated kernel wider than the scaled image, a size a model asserts on).
+BACKOFF_FACTOR = 64
+
+
+def _sizes_the_reference_runs_at(problem: Problem, scaled: dict, env: BenchEnvironment, options: BenchOptions):
+    """(sizes, instance, failure): the scaled sizes if the reference runs there; else the sizes of the smallest
+    larger budget (x4 at a time, up to BACKOFF_FACTOR times the budget or the file's own sizes) where it does.
+    failure is (status, reason) or None: an op the device lacks skips the problem; a reference that fails at the
+    file's own sizes is the problem's error; one that fails at every size tried without reaching the file's is a
+    limitation of the harness (the file's sizes were too large to try), never the problem's error."""
+    first, budget, errors = scaled, env.max_elements, []
+    while True:
+        instance, error = None, None
+        try:
+            instance = problem.at(scaled)
+            error = _reference_error(instance, env, options)
+        except ProblemError as e:
+            error = e
+        if error is None:
+            return scaled, instance, None
+        if isinstance(error, NotImplementedError):
+            return scaled, instance, (SKIPPED, f"the reference uses an op that {env.device} lacks: "
+                                     f"{str(error).strip().splitlines()[0] if str(error).strip() else 'NotImplementedError'}")
+        errors.append(f"{_describe(scaled)}: {_first(error)}")
+        if not scaled:
+            reason = f"the reference fails at the file's own sizes: {_first(error)}"
+            return scaled, instance, (ERROR, reason if len(errors) == 1 else reason + f" (also at {errors[0]})")
+        while not (budget > env.max_elements * BACKOFF_FACTOR):
+            budget *= 4
+            larger = scaled_sizes(problem, budget)
+            if larger != scaled:
+                scaled = larger
+                break
+        else:
+            return scaled, instance, (SKIPPED, "harness limitation: the reference fails at every size up to "
+                                     f"{BACKOFF_FACTOR}x the budget, and the file's sizes are too large to try "
+                                     f"({'; '.join(errors[:2])})")
+
+
+def _reference_error(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> Exception | None:
+    """The reference's failure at these sizes on the device, or None when it runs."""
     try:
+        model = _on_device(instance.reference(), env, options)
+        args = inp.cast(instance.inputs(0), options.dtype, env.device)
         with torch.inference_mode():
             model(*args)
-    except NotImplementedError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"the reference uses an op that {env.device} lacks: {first}"
-    return ""
+    except Exception as e:  # noqa: BLE001 - the caller decides whose failure it is
+        return e
+    return None
+
+
+def _first(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
+
+
+def _describe(sizes: dict) -> str:
+    return "sizes " + ", ".join(f"{k}={v}" for k, v in sizes.items()) if sizes else "the file's sizes"
 
 
 def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: BenchEnvironment,
@@ -150,7 +263,8 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
         return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
                                f"{type(e).__name__}: {e}")
     result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
-                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate))
+                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate),
+                             rolled_back(candidate))
     if candidate.stale_for(problem):
         result.flags.append("the pack was generated for another version of this problem file (source hash differs)")
     return result
@@ -176,7 +290,8 @@ def _time(instance: ProblemInstance, candidates: list[Candidate], result: Proble
         result.compile_note = "not asked for (--no-compile)"
     verdicts = {c.name: c for c in result.candidates}
     for candidate in candidates:
-        if verdicts[candidate.name].correct:
+        # a model left as PyTorch is the baseline itself: timing it would only measure noise
+        if verdicts[candidate.name].outcome == KERNEL_VERIFIED:
             with env.kernels():
                 model = candidate.make(copy.deepcopy(reference), instance.init_inputs())
             models[candidate.name] = model.to(env.device).eval()

@@ -1,10 +1,12 @@
-"""The summary statistics: correct rate, geomean and median speedup, fast_p.
+"""The summary statistics: what the candidates amounted to, geomean and median speedup, fast_p.
 
 Per problem a group of candidates (optimize, the kernel packs, or all of them: "best", the supervisor that keeps
-the fastest correct candidate) counts as correct if one of its candidates is, with the largest effective speedup
-among its candidates: the baseline is the fallback, so a wrong or slower candidate counts 1.0. fast_p is the share
-of the group's timed problems whose effective speedup is above p (strictly: a fallback is never "fast").
-Timing-dependent numbers are None ("n/a") when no problem was timed.
+the fastest correct candidate) has one outcome, the first of: a kernel verified (`correct`), a wrong candidate,
+swaps all rolled back, nothing swapped. Its speedup is the largest effective speedup among its candidates that
+changed the model: the baseline is the fallback, so a wrong or slower candidate counts 1.0. A problem where the
+group left the model unchanged (nothing swapped, rolled back) is not counted in the speedups at all: its ratio to
+the baseline is noise. fast_p is the share of the group's timed, counted problems whose effective speedup is above p
+(strictly: a fallback is never "fast"). Timing-dependent numbers are None ("n/a") when no problem was timed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .candidates import OPTIMIZE, PACK
-from .results import OK, REVIEW_SPEEDUP, ProblemResult
+from .results import KERNEL_VERIFIED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP, ROLLED_BACK, WRONG, ProblemResult
 
 FAST_P = (1.0, 1.5, 2.0)
 BEST = "best"
@@ -26,8 +28,11 @@ GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", BEST: "best of all"}
 class Summary:
     group: str  # OPTIMIZE, PACK or BEST
     problems: int = 0  # problems that ran with a candidate of the group
-    correct: int = 0
-    timed: int = 0  # of those, problems with a timed baseline
+    correct: int = 0  # problems where a kernel of the group was verified
+    wrong: int = 0  # problems where the group's candidates were wrong and none verified
+    rolled_back: int = 0  # problems where optimize()'s checks rolled every swap back: the model ran as PyTorch
+    nothing_swapped: int = 0  # problems where the model ran unchanged as PyTorch
+    timed: int = 0  # of those, problems with a timed baseline that count toward the speedups
     geomean: float | None = None
     median: float | None = None
     fast_p: dict[float, float | None] = field(default_factory=lambda: {p: None for p in FAST_P})
@@ -39,6 +44,8 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.group, "problems": self.problems, "correct": self.correct,
+                "kernel_verified": self.correct, "wrong": self.wrong, "rolled_back": self.rolled_back,
+                "nothing_swapped": self.nothing_swapped,
                 "correct_rate": self.correct_rate, "timed": self.timed, "geomean_speedup": self.geomean,
                 "median_speedup": self.median, "fast_p": {str(p): v for p, v in self.fast_p.items()},
                 "review": self.review}
@@ -74,11 +81,17 @@ def _summarize_group(problems: list[ProblemResult], group: str) -> Summary:
         if result.status != OK or not mine:
             continue
         summary.problems += 1
-        summary.correct += any(c.correct for c in mine)
+        outcomes = {c.outcome for c in mine}
+        outcome = next(o for o in (KERNEL_VERIFIED, WRONG, ROLLED_BACK, NOTHING_SWAPPED) if o in outcomes)
+        summary.correct += outcome == KERNEL_VERIFIED
+        summary.wrong += outcome == WRONG
+        summary.rolled_back += outcome == ROLLED_BACK
+        summary.nothing_swapped += outcome == NOTHING_SWAPPED
         summary.review += sum(1 for c in mine if c.correct and (c.speedup or 0) > REVIEW_SPEEDUP)
-        if result.timed:
+        counted = [s for s in (result.effective_speedup(c) for c in mine) if s is not None]
+        if result.timed and counted:
             summary.timed += 1
-            speedups.append(max(result.effective_speedup(c) for c in mine))
+            speedups.append(max(counted))
     if speedups:
         summary.geomean = geomean(speedups)
         summary.median = statistics.median(speedups)
