@@ -112,6 +112,39 @@ inline uint4 pack_chunk(const device float*, thread const float* f) {
   return as_type<uint4>(float4(f[0], f[1], f[2], f[3]));
 }
 
+// bfloat from fp32, rounded to nearest even (NaN stays NaN): bit arithmetic, as unpack_chunk above.
+inline uint bfloat_bits(float f) {
+  const uint u = as_type<uint>(f);
+  return is_nonfinite(f) && (u & 0x7fffffu) ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+inline uint4 pack_chunk(const device bfloat*, thread const float* f) {
+  return uint4(bfloat_bits(f[0]) | (bfloat_bits(f[1]) << 16), bfloat_bits(f[2]) | (bfloat_bits(f[3]) << 16),
+               bfloat_bits(f[4]) | (bfloat_bits(f[5]) << 16), bfloat_bits(f[6]) | (bfloat_bits(f[7]) << 16));
+}
+
+// Chunk c element by element, each guarded (0 past n), as raw bits: 16-bit elements read as ushort (no
+// conversion), fp32 ones as uint.
+template <typename T>
+inline uint4 load_bits_guarded(const device T* p, uint c, uint n) {
+  constexpr int N = ChunkOf<T>::N;
+  constexpr int PER_WORD = N / 4;  // elements per 32-bit word: 2, or 1 for fp32
+  const uint base = c * N;
+  uint w[4];
+  for (int j = 0; j < 4; j++) {
+    w[j] = 0u;
+    for (int i = 0; i < PER_WORD; i++) {
+      const uint e = base + j * PER_WORD + i;
+      if (e < n) {
+        const uint bits = PER_WORD == 2 ? uint(reinterpret_cast<const device ushort*>(p)[e])
+                                        : reinterpret_cast<const device uint*>(p)[e];
+        w[j] |= bits << (16 * i);
+      }
+    }
+  }
+  return uint4(w[0], w[1], w[2], w[3]);
+}
+
 // Chunk c of an n-element span: one 16-byte load where whole and `vec`, else guarded elements (0 past n).
 template <typename T>
 inline uint4 load_bits(const device T* p, uint c, uint n, bool vec) {
@@ -119,9 +152,7 @@ inline uint4 load_bits(const device T* p, uint c, uint n, bool vec) {
   if (vec && c * N + N <= n) {
     return *reinterpret_cast<const device uint4*>(p + c * N);
   }
-  float f[N];
-  load_chunk(p, c, n, vec, f);
-  return pack_chunk(p, f);
+  return load_bits_guarded(p, c, n);
 }
 
 // ---- statistics of a span held partly in registers ----
@@ -345,7 +376,11 @@ inline void store_group_chunk(device T* out, const device T* weight, const devic
       }
     }
   }
-  store_chunk(out, c, size, vec, y);
+  if (vec && c * N + N <= size) {  // one 16-byte store
+    *reinterpret_cast<device uint4*>(out + c * N) = pack_chunk(static_cast<const device T*>(out), y);
+  } else {
+    store_chunk(out, c, size, vec, y);
+  }
 }
 
 // Normalises a chunk of raw bits and stores it as chunk c of out (see store_group_chunk).
