@@ -131,8 +131,10 @@ inline uint4 load_bits_guarded(const device T* p, uint c, uint n) {
   constexpr int PER_WORD = N / 4;  // elements per 32-bit word: 2, or 1 for fp32
   const uint base = c * N;
   uint w[4];
+#pragma unroll
   for (int j = 0; j < 4; j++) {
     w[j] = 0u;
+#pragma unroll
     for (int i = 0; i < PER_WORD; i++) {
       const uint e = base + j * PER_WORD + i;
       if (e < n) {
