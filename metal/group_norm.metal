@@ -16,10 +16,12 @@
 // or for 8 halves / bfloats), converted to fp32 where used. Holding fp32 copies, as this file did before, took 8
 // registers per 16-bit chunk: the 16-bit kernels then kept their arrays in local memory on the NVIDIA lane
 // (benches/lane_registers.py, sm_90, worst over the function-constant specialisations; stack / spill bytes):
-//                         before (floats held)      after (raw chunks held)
-//   group_norm            bf16 160/120, f16 40/124  0/0 in every dtype (fp32 0/0 before too)
-//   group_norm_partials   bf16 32/60,   f16 32/60   0/0 in every dtype
-//   group_norm_apply      bf16 144/12               0/0 in every dtype
+//                         before (floats held, 1024-thread bound)  after (raw chunks; bounds 512 / 256 / 256)
+//   group_norm            bf16 160/120, f16 40/124, f32 0/0        bf16 88/84 (not yet fixed), f16 0/0, f32 0/0
+//   group_norm_partials   bf16 32/60,   f16 32/60,  f32 0/0        bf16 16/12, f16 24/20, f32 0/0
+//   group_norm_apply      bf16 144/12,  f16 0/0,    f32 0/0        0/0 in every dtype
+// (the small frames left are not held arrays: suspected the fp32 division's called slow path and, for the bf16
+// one-block kernel, pressure at its 128-register bound; open work.)
 // Apple GPUs have native 16-bit registers, so the raw form costs them no more than halves would; the per-thread
 // footprint is what sets how many threads a core keeps resident (lane figures are evidence, not Apple speeds).
 //
