@@ -367,14 +367,17 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
 
 
 def test_group_norm_splits_groups_over_blocks_where_few_groups_would_idle_the_gpu():
-    """Image-model group norms (32 groups x 1..8 samples, groups of 16k-160k elements) are split over blocks of
-    16 KiB; many groups that fit in registers keep the one-pass kernel."""
-    for shape, dtype, blocks in (((8, 512, 64, 64), torch.bfloat16, 8), ((8, 512, 64, 64), torch.float32, 16),
-                                 ((1, 320, 128, 128), torch.float16, 20), ((1, 64, 8, 9), torch.float32, 1)):
+    """Image-model group norms with few groups (32 groups x 1..4 samples of 160k elements) are split over blocks
+    of 16 KiB; groups that fill the GPU (8 x 32 groups of 64k elements: 256 x 512 threads) keep the one-block
+    kernel, which reads past its registers a second time from cache rather than splitting."""
+    for shape, dtype, blocks in (((8, 512, 64, 64), torch.bfloat16, 1), ((8, 512, 64, 64), torch.float32, 1),
+                                 ((1, 320, 128, 128), torch.float16, 20), ((1, 320, 128, 128), torch.float32, 40),
+                                 ((1, 64, 8, 9), torch.float32, 1)):
         p = gn.plan(TensorMeta(shape, dtype), 32, TensorMeta((shape[1],), dtype), None, 1e-5)
         n_groups = shape[0] * 32
         if blocks == 1:
             assert not p.then and not p.scratch
+            assert p.group_size[0] <= gn.ONE_BLOCK_THREADS and p.threads[0] == n_groups * p.group_size[0]
             continue
         assert p.kernel.startswith("group_norm_partials_") and p.then[0].kernel.startswith("group_norm_apply_")
         assert p.threads == p.then[0].threads == (n_groups * blocks * gn.BLOCK_THREADS, 1, 1)

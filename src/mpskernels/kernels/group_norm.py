@@ -7,35 +7,49 @@ import math
 
 import torch
 
-from .rms_norm import N_CHUNKS, accumulation_dtype, check_eps, chunk_elements, threads_per_row
+from .rms_norm import accumulation_dtype, check_eps, chunk_elements
 from .row_stats import normalize_rows
 from .spec import (DTYPE_NAMES, FLOAT_DTYPES, Dispatch, KernelFamily, LaunchPlan, Scalar, Scratch, TensorMeta,
                    fits_uint32, like)
 
-# The split path (metal/group_norm.metal, group_norm_partials + group_norm_apply): a group over several blocks of
-# BLOCK_THREADS threads, each holding BLOCK_THREADS * N_CHUNKS chunks (16 KiB: 4096 floats, 8192 halves) in
-# registers. 256 threads: 64 bytes in flight per thread, several blocks resident per core, and a 65536-element
-# group becomes 16 (fp32) or 8 (16-bit) blocks.
+# metal/group_norm.metal's tunables (keep in step with HELD_CHUNKS, BLOCK_CHUNKS and the kernels'
+# max_total_threads_per_threadgroup):
+SIMD = 32
+# The one-block kernel: one threadgroup of up to ONE_BLOCK_THREADS per (sample, group), ELEMENTS_PER_THREAD
+# elements a thread where the group is shorter (the same threads in every dtype); each thread holds HELD_CHUNKS
+# 16-byte chunks as raw bits and streams the rest (read twice, the second time from cache).
+ONE_BLOCK_THREADS = 512
+ELEMENTS_PER_THREAD = 16
+HELD_CHUNKS = 8
+# The split path (group_norm_partials + group_norm_apply): a group over several blocks of BLOCK_THREADS threads,
+# each holding BLOCK_CHUNKS chunks (a block: 16 KiB, 4096 floats or 8192 halves). 256 threads: 64 bytes in flight
+# per thread, several blocks resident per core, and a 163840-element group becomes 40 (fp32) or 20 (16-bit) blocks.
 BLOCK_THREADS = 256
-# One threadgroup per (sample, group) is kept while it fills the GPU and holds the group in registers (x read
-# once: 2E per element); below BUSY_THREADS threads in all (about 2^17: 80 Apple GPU cores at ~1.5k resident
-# threads each, a wave of an H200's 132 SMs at 1k), or past the register capacity of 1024 threads (where the one-
-# block kernel reads x twice anyway), the group is split: 3E per element (read x, read x again, write), every
-# core busy. Image models' 32 groups x 1..8 samples are 32..256 threadgroups: far too few for the one-block kernel.
+BLOCK_CHUNKS = 4
+# One threadgroup per (sample, group) is kept while the groups fill the GPU: BUSY_THREADS threads in all (2^17:
+# 80 Apple GPU cores at ~1.5k resident threads each, a wave of an H200's 132 SMs at 1k). It reads x once where a
+# thread's HELD_CHUNKS hold the group, and otherwise reads the rest a second time right after the first, from
+# cache. Fewer threads than that (image models: 32 groups x 1..8 samples) split each group over blocks: 3E per
+# element (read x, read it again, from cache where the tensor fits, write), every core busy.
 BUSY_THREADS = 1 << 17
+
+
+def one_block_threads(group_elems: int) -> int:
+    """Threads of the one-block kernel: whole SIMD groups of ELEMENTS_PER_THREAD elements, at most 512."""
+    threads = -(-group_elems // ELEMENTS_PER_THREAD)
+    return max(SIMD, min(ONE_BLOCK_THREADS, -(-threads // SIMD) * SIMD))
 
 
 def slice_elements(dtype: torch.dtype) -> int:
     """Elements of a group one block of the split path holds in registers."""
-    return BLOCK_THREADS * N_CHUNKS * chunk_elements(dtype)
+    return BLOCK_THREADS * BLOCK_CHUNKS * chunk_elements(dtype)
 
 
 def split_blocks(n_groups: int, group_elems: int, dtype: torch.dtype) -> int:
     """Blocks per group: 1 for the one-block kernel, else enough blocks of slice_elements to cover the group."""
     blocks = -(-group_elems // slice_elements(dtype))
-    capacity = 1024 * N_CHUNKS * chunk_elements(dtype)
-    busy = n_groups * threads_per_row(group_elems, dtype) >= BUSY_THREADS
-    return 1 if blocks < 2 or (busy and group_elems <= capacity) else blocks
+    busy = n_groups * one_block_threads(group_elems) >= BUSY_THREADS
+    return 1 if blocks < 2 or busy else blocks
 
 
 def reference(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -60,7 +74,7 @@ def plan(x: TensorMeta, groups: int, weight: TensorMeta | None, bias: TensorMeta
     blocks = split_blocks(n * groups, group_elems, x.dtype)
     if blocks > 1:
         return split_plan(x, n * groups, group_elems, spatial, groups, blocks, weight, bias, eps)
-    group = threads_per_row(group_elems, x.dtype)
+    group = one_block_threads(group_elems)
     return LaunchPlan(
         kernel=f"group_norm_{DTYPE_NAMES[x.dtype]}",
         buffers=("x", "weight" if weight is not None else None, "bias" if bias is not None else None, "out",
@@ -99,7 +113,7 @@ def launch_threads(n_groups: int, group_elems: int, dtype: torch.dtype) -> int:
     blocks = split_blocks(n_groups, group_elems, dtype)
     if blocks > 1:
         return n_groups * blocks * BLOCK_THREADS
-    return n_groups * threads_per_row(group_elems, dtype)
+    return n_groups * one_block_threads(group_elems)
 
 
 def validate(inputs) -> None:
@@ -150,7 +164,7 @@ def examples(dtype: torch.dtype):
         (randn(1, 6, 3, 4, 5, scale=2.0, shift=3.0), 2, w6, b6, 1e-5),  # three spatial dims, mean far from 0
         (randn(1, 64, 8, 9), 4, w64, None, 1e-5),  # 1152 elements per group: 288 threads
         (randn(2, 8, 13, 47), 8, None, b8, 1e-5),  # 611 elements, a prime channel plane
-        # 33124 elements per group: 16384 held in registers, the rest through running moments and a second read.
+        # 33124 elements per group: 16384 (fp32) or 32768 held in registers, the rest streamed and read twice.
         (randn(1, 4, 91, 91, scale=0.5, shift=-1.0), 1, w4, b4, 1e-5),
     ]
 
@@ -166,9 +180,9 @@ GROUP_NORM = KernelFamily(
     validate=validate,
     constraints=(fits_uint32("x"), grid_fits_uint32),
     description="GroupNorm over (N, C, *) inputs, optional per-channel weight and bias",
-    fusions="mean, variance, normalise, weight and bias per (sample, group); x read once where the groups fill "
-            "the GPU and fit in registers, else each group split over 16 KiB blocks (partials, then normalise: "
-            "x read twice)",
+    fusions="mean, variance, normalise, weight and bias per (sample, group); one threadgroup per group where "
+            "the groups fill the GPU (x read once where held in registers, the rest again from cache), else each "
+            "group split over 16 KiB blocks (partials, then normalise: x read twice)",
     examples=examples,
 )
 FAMILIES = (GROUP_NORM,)
