@@ -103,11 +103,10 @@ inline void unpack_chunk(const device bfloat*, uint4 bits, thread float* f) {
   f[7] = as_type<float>(bits.w & 0xffff0000u);
 }
 
-// The bits of N values of T given in fp32 (exact: each came from a T).
-template <typename T>
-inline uint4 pack_chunk(const device T*, thread const float* f) {
-  return uint4(as_type<uint>(vec<T, 2>(T(f[0]), T(f[1]))), as_type<uint>(vec<T, 2>(T(f[2]), T(f[3]))),
-               as_type<uint>(vec<T, 2>(T(f[4]), T(f[5]))), as_type<uint>(vec<T, 2>(T(f[6]), T(f[7]))));
+// The bits of 8 halves given in fp32, each rounded once.
+inline uint4 pack_chunk(const device half*, thread const float* f) {
+  return uint4(as_type<uint>(half2(half(f[0]), half(f[1]))), as_type<uint>(half2(half(f[2]), half(f[3]))),
+               as_type<uint>(half2(half(f[4]), half(f[5]))), as_type<uint>(half2(half(f[6]), half(f[7]))));
 }
 
 inline uint4 pack_chunk(const device float*, thread const float* f) {
