@@ -50,8 +50,8 @@
 // values), recomputing v and exp(v - max) where they are used (the same fp32 operations on the same inputs: the
 // same results); the loops over held chunks are unrolled so each chunk keeps its own registers; softmax_simd
 // declares the 256 threads the host gives it. Lane after: every softmax and log_softmax kernel, every dtype, with
-// and without a mask: 0 stack, 0 spill (45-64 registers). These are lane figures about the code's footprint, not
-// Apple timings.
+// and without a mask: 0 stack, 0 spill (40-64 registers; softmax_simd up to 80 at its 256-thread bound). These are
+// lane figures about the code's footprint, not Apple timings.
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block, wide: x and mask read once, out written once: 2b (3b with a mask), the minimum.
