@@ -25,10 +25,21 @@
 // Memory traffic per element of q and k: one read, one write (the minimum). The tables add two reads per rotated
 // element per block of heads_per_thread heads (a cache hit after the first block of a token); position ids one
 // read per thread. Math in fp32, rounded once on store.
+//
+// Registers (what changed and why). A thread keeps its table chunks across its block of heads. They were held as
+// fp32 (32 values for a half-split 16-bit unit: cos and sin of both halves, 8 each), and every kernel was compiled
+// for 1024-thread threadgroups; on the NVIDIA lane (benches/lane_registers.py, sm_90) every 16-bit kernel kept
+// 8-16 bytes in a stack frame and spilled 8-24 bytes at the 64 registers that bound allows, while fp32 (16 table
+// values) fitted; the lane measured 16-bit rope at 62-64% of copy bandwidth against fp32's 95%. Now the tables are
+// held as raw bits (metal/chunk_bits.h: 4 registers per 16-byte chunk, converted to fp32 where used), and the
+// kernels declare the 256 threads per threadgroup the host launches (GROUP in src/mpskernels/kernels/rope.py),
+// which leaves the compiler room for the float32 tables of the _f32tables variants (32 fp32 values, which no
+// packing shrinks). Lane after: 0 stack, 0 spill for every kernel and layout (32-71 registers). These are lane
+// figures about the code's footprint, not Apple timings.
 #include <metal_stdlib>
 using namespace metal;
 
-#include "chunk_io.h"
+#include "chunk_bits.h"
 
 constant bool interleaved [[function_constant(0)]];
 
@@ -48,13 +59,30 @@ inline uint table_row(long id, uint rows) {
   return id < 0 ? 0u : (id >= long(rows) ? rows - 1 : uint(id));
 }
 
-// Elements [u * M, u * M + M) of an n-element table row into fp32, M = one chunk of the head rows' type (8 for
-// 16-bit q and k, 4 for fp32), which is a whole number of the table type's chunks.
+// Elements [u * M, u * M + M) of an n-element table row, held as raw bits (metal/chunk_bits.h) while the thread
+// applies them to its heads: M = one chunk of the head rows' type (8 for 16-bit q and k, 4 for fp32), which is
+// one chunk of a table in q's type and two of a float32 table read with 16-bit q and k (`b` used only then).
+struct TableSpan {
+  uint4 a;
+  uint4 b;
+};
+
 template <typename CT, int M>
-inline void load_span(const device CT* p, uint u, uint n, bool vec, thread float* v) {
+inline TableSpan load_span(const device CT* p, uint u, uint n, bool vec) {
   constexpr int PER = M / ChunkOf<CT>::N;
-  for (int k = 0; k < PER; k++) {
-    load_chunk(p, u * PER + k, n, vec, v + k * ChunkOf<CT>::N);
+  TableSpan t = {load_bits(p, u * PER, n, vec), uint4(0)};
+  if (PER == 2) {
+    t.b = load_bits(p, u * PER + 1, n, vec);
+  }
+  return t;
+}
+
+// The span's M values in fp32, converted where they are used.
+template <typename CT, int M>
+inline void span_values(TableSpan t, thread float* v) {
+  unpack_bits(CT(), t.a, v);
+  if (M / ChunkOf<CT>::N == 2) {
+    unpack_bits(CT(), t.b, v + ChunkOf<CT>::N);
   }
 }
 
@@ -87,18 +115,18 @@ inline void rope_unit(
     const device CT* cos_row = cos_table + row;
     const device CT* sin_row = sin_table + row;
     // Table values: interleaved, c0/s0 hold the chunk itself; half-split, c0/s0 the first half, c1/s1 the second.
-    float c0[N], s0[N], c1[N], s1[N];
+    TableSpan c0, s0, c1, s1;
     if (interleaved) {
       const bool tvec = aligned16(cos_row) && aligned16(sin_row);
-      load_span<CT, N>(cos_row, u, rot_span, tvec, c0);
-      load_span<CT, N>(sin_row, u, rot_span, tvec, s0);
+      c0 = load_span<CT, N>(cos_row, u, rot_span, tvec);
+      s0 = load_span<CT, N>(sin_row, u, rot_span, tvec);
     } else {
       const bool tvec = aligned16(cos_row) && aligned16(sin_row) && aligned16(cos_row + half_rot) &&
                         aligned16(sin_row + half_rot);
-      load_span<CT, N>(cos_row, u, half_rot, tvec, c0);
-      load_span<CT, N>(sin_row, u, half_rot, tvec, s0);
-      load_span<CT, N>(cos_row + half_rot, u, half_rot, tvec, c1);
-      load_span<CT, N>(sin_row + half_rot, u, half_rot, tvec, s1);
+      c0 = load_span<CT, N>(cos_row, u, half_rot, tvec);
+      s0 = load_span<CT, N>(sin_row, u, half_rot, tvec);
+      c1 = load_span<CT, N>(cos_row + half_rot, u, half_rot, tvec);
+      s1 = load_span<CT, N>(sin_row + half_rot, u, half_rot, tvec);
     }
 
     for (uint h = head_begin; h < head_end; h++) {
@@ -108,24 +136,31 @@ inline void rope_unit(
       float a[N];
       if (interleaved) {
         const bool vec = aligned16(x) && aligned16(out);
+        float c[N], sn[N];
         load_chunk(x, u, rot_span, vec, a);
+        span_values<CT, N>(c0, c);
+        span_values<CT, N>(s0, sn);
         for (int p = 0; p < N; p += 2) {
           const float x0 = a[p];
           const float x1 = a[p + 1];
-          a[p] = x0 * c0[p] - x1 * s0[p];
-          a[p + 1] = x1 * c0[p + 1] + x0 * s0[p + 1];
+          a[p] = x0 * c[p] - x1 * sn[p];
+          a[p + 1] = x1 * c[p + 1] + x0 * sn[p + 1];
         }
         store_chunk(out, u, rot_span, vec, a);
       } else {
         const bool vec = aligned16(x) && aligned16(out) && aligned16(x + half_rot) && aligned16(out + half_rot);
-        float e[N];
+        float e[N], ca[N], sa[N], cb[N], sb[N];
         load_chunk(x, u, half_rot, vec, a);
         load_chunk(x + half_rot, u, half_rot, vec, e);
+        span_values<CT, N>(c0, ca);
+        span_values<CT, N>(s0, sa);
+        span_values<CT, N>(c1, cb);
+        span_values<CT, N>(s1, sb);
         for (int i = 0; i < N; i++) {
           const float x0 = a[i];
           const float x1 = e[i];
-          a[i] = x0 * c0[i] - x1 * s0[i];
-          e[i] = x1 * c1[i] + x0 * s1[i];
+          a[i] = x0 * ca[i] - x1 * sa[i];
+          e[i] = x1 * cb[i] + x0 * sb[i];
         }
         store_chunk(out, u, half_rot, vec, a);
         store_chunk(out + half_rot, u, half_rot, vec, e);
@@ -167,7 +202,8 @@ inline void rope_unit(
 
 // Positions offset + s (decoding from a table, or HF's per-token tables with offset 0).
 template <typename T, typename CT>
-[[kernel]] void rope(ROPE_COMMON_PARAMS, uint3 gid [[thread_position_in_grid]]) {
+[[kernel, max_total_threads_per_threadgroup(256)]] void rope(ROPE_COMMON_PARAMS,
+                                                             uint3 gid [[thread_position_in_grid]]) {
   const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
   const uint b = gid.z / seq;
   const uint s = gid.z - b * seq;
@@ -176,7 +212,8 @@ template <typename T, typename CT>
 
 // Positions from position_ids[b * positions_batch_stride + s] (int or long).
 template <typename T, typename CT, typename IdT>
-[[kernel]] void rope_ids(ROPE_COMMON_PARAMS, const device IdT* positions [[buffer(16)]],
+[[kernel, max_total_threads_per_threadgroup(256)]] void rope_ids(ROPE_COMMON_PARAMS,
+                                                                 const device IdT* positions [[buffer(16)]],
                          uint3 gid [[thread_position_in_grid]]) {
   const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
   const uint b = gid.z / seq;

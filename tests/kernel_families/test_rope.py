@@ -432,3 +432,25 @@ def test_kv_cache_append_fast_path_and_tail(dtype, bounds, monkeypatch):
             assert launches.count() == before + 1
             for got, want in ((k_cache, want_k), (v_cache, want_v)):
                 assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))
+
+
+# ---- footprint on the NVIDIA lane (ptxas for sm_90, no GPU) ----
+
+
+def lane_tools_missing() -> bool:
+    from mpskernels.cuda import nvrtc
+    from mpskernels.cuda.registers import ptxas
+
+    return ptxas() is None or nvrtc.library() is None
+
+
+@pytest.mark.skipif(lane_tools_missing(), reason="needs NVRTC and ptxas")
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_every_rope_kernel_holds_its_tables_in_registers(interleaved):
+    """Every 16-bit kernel kept 8-16 B of stack and spilled 8-24 B with fp32 table values at a 1024-thread bound;
+    with the tables held as bits and the 256-thread threadgroup declared, none keeps a value in local memory."""
+    from mpskernels.cuda.registers import kernel_resources
+
+    resources = kernel_resources("rope.metal", (("interleaved", interleaved),))
+    assert len(resources) == 5 * 3  # five dtype / table combinations, three position sources
+    assert all(r.in_registers for r in resources), [r for r in resources if not r.in_registers]

@@ -25,7 +25,8 @@ import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
-GROUP = 256  # threads per threadgroup, split between the pair axis (x) and the head axis (y)
+GROUP = 256  # threads per threadgroup, split between the pair axis (x) and the head axis (y); metal/rope.metal
+# declares it as max_total_threads_per_threadgroup(256), so it can grow only with that declaration
 HEADS_PER_THREAD = 4  # heads sharing one table read when there is enough work to fill the GPU that way
 FILL_THREADS = 1 << 16  # fewer threads than this with HEADS_PER_THREAD: one head per thread instead
 
