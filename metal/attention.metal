@@ -440,11 +440,19 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
       for (int e = 0; e < E; e++) {
         s += q[r * E + e] * kf[e];
       }
-      int j = 0;
-      for (; (i >> j) & 1; j++) {
-        s = fold(pend[j][r], s, ushort(1 << j), lane);
+      // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
+      // clear bit. j runs over compile-time constants (never a data-dependent bound) so pend stays in registers.
+      bool parked = false;
+      for (int j = 0; j <= Lay::LEVELS; j++) {
+        if (!parked) {
+          if (j < Lay::LEVELS && ((i >> j) & 1)) {
+            s = fold(pend[j][r], s, ushort(1 << j), lane);
+          } else {
+            pend[j][r] = s;
+            parked = true;
+          }
+        }
       }
-      pend[j][r] = s;
     }
   }
 
