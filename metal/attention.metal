@@ -82,7 +82,9 @@
 // Decode kernels (registers / stack frame / spill stores, worst over the specialisations):
 //   before: half/bfloat D128 127-128 / 80 B / 0, D64 127-128 / 64 B / 0; float D128 92-96 / 112 B / 16 B,
 //           D64 90-93 / 80-96 B / 0-16 B
-//   after:  see the commit and the report; D128 half/bfloat 145-147 / 0 / 0, float 118 / 0 / 0.
+//   after (no-mask specialisation): half/bfloat D128 145-147 / 0 / 0, D80/D96 144-147 / 0 / 0, half D64 134-136 /
+//           0 / 0, bfloat D64 128 / 8 B / 8-12 B (a pressure spill, not an indexed array); float D128 118 / 0 / 0,
+//           D64-D96 111-128 / 0 / 0. More registers, no local traffic: fewer resident threads, nothing to memory.
 // The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
