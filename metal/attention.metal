@@ -40,8 +40,13 @@
 //   attention_decode_merge (pass 2, one threadgroup per row) rescales and sums the blocks: M = max m_b,
 //   l = sum l_b e^(m_b - M), out = sum O_b e^(m_b - M) / l. A KV length of one block runs attention_decode, the
 //   same pass 1 writing the normalised result to out: one dispatch, no scratch. The host picks the split
-//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each whole tiles of 32 keys and at least
-//   8 times the bytes of its partial results in K and V.
+//   (attention.py: decode_split): blocks enough for ~1024 threadgroups, each at least 8 times the bytes of its
+//   partial results in K and V, and (when split) whole multiples of DECODE_SIMD_GROUPS tiles of 32 keys, so every
+//   SIMD group of a block gets the same share. Before, a block was any whole number of tiles: B1 Hq32/Hk8 D128 at
+//   N 512-8192 ran blocks of 3 tiles (bf16) or 2 (fp32), one or two of the 4 SIMD groups idle yet holding their
+//   registers until the merge; now 4 tiles, with the same longest serial loop (one tile per SIMD group) in fewer
+//   threadgroups: bf16 N512 48 -> 32, N2048 176 -> 128, N8192 688 -> 512; fp32 64 -> 32, 256 -> 128, 1024 -> 512.
+//   (The shortest serial loop is one tile of 32 keys x ROWS rows per SIMD group: more blocks cannot shorten it.)
 // Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
 // row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per step. A SIMD group
@@ -70,6 +75,16 @@
 // chunk (E), p per row after the fold (4, while the partials are dead): at most 68 (float) and 100 (half/bfloat)
 // live at D = 128, against 96 and 104 before the tiles (two steps' K and V chunks in flight).
 // ROWS is 4 in every dtype (it was 32 / E: 8 in float, where the fold's partials would push float to ~130).
+// Local memory (NVIDIA lane, ptxas sm_90, benches/lane_registers.py; the same trade holds on Apple GPUs): the
+// fold's carry loop ran `for (j = 0; (i >> j) & 1; j++) fold(pend[j][r], ...)`, a bound the compiler cannot
+// resolve, so pend[][] was indexed at run time and lived in memory: every fold a local load and store. The carry
+// now runs over the compile-time levels j with a uniform "parked" flag, so every pend index is a constant.
+// Decode kernels (registers / stack frame / spill stores, worst over the specialisations):
+//   before: half/bfloat D128 127-128 / 80 B / 0, D64 127-128 / 64 B / 0; float D128 92-96 / 112 B / 16 B,
+//           D64 90-93 / 80-96 B / 0-16 B
+//   after (no-mask specialisation): half/bfloat D128 145-147 / 0 / 0, D80/D96 144-147 / 0 / 0, half D64 134-136 /
+//           0 / 0, bfloat D64 128 / 8 B / 8-12 B (a pressure spill, not an indexed array); float D128 118 / 0 / 0,
+//           D64-D96 111-128 / 0 / 0. More registers, no local traffic: fewer resident threads, nothing to memory.
 // The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
@@ -84,8 +99,8 @@
 // one-token GQA shape up to G = 4), else once per row group (from the cache when
 // the neighbouring row groups run together). That is the minimum; the split adds 2 x rows x blocks x (D + 2) x 4
 // bytes of partial results (written, read back), per threadgroup at most 1/8 of the K and V bytes it reads:
-// B1 Hq32 Hk8 N4000 D128 bf16 runs 42 blocks of 96 keys, 336 threadgroups, 1.4 MB of partials against 16.4 MB of
-// K and V (8.5%); B8 Hk8 N16000: 16 blocks, 0.8%.
+// B1 Hq32 Hk8 N4000 D128 bf16 runs 32 blocks of 128 keys, 256 threadgroups, 1.1 MB of partials against 16.4 MB of
+// K and V (6.5%; 42 blocks of 96 keys and 8.5% before the whole-share rounding); B8 Hk8 N16000: 16 blocks, 0.8%.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -440,11 +455,19 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
       for (int e = 0; e < E; e++) {
         s += q[r * E + e] * kf[e];
       }
-      int j = 0;
-      for (; (i >> j) & 1; j++) {
-        s = fold(pend[j][r], s, ushort(1 << j), lane);
+      // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
+      // clear bit. j runs over compile-time constants (never a data-dependent bound) so pend stays in registers.
+      bool parked = false;
+      for (int j = 0; j <= Lay::LEVELS; j++) {
+        if (!parked) {
+          if (j < Lay::LEVELS && ((i >> j) & 1)) {
+            s = fold(pend[j][r], s, ushort(1 << j), lane);
+          } else {
+            pend[j][r] = s;
+            parked = true;
+          }
+        }
       }
-      pend[j][r] = s;
     }
   }
 

@@ -124,8 +124,10 @@ def test_decode_split_rule(kv_len, threadgroups, step, min_keys):
     if blocks > 1:
         assert block_len >= min_keys
         assert (blocks - 1) * threadgroups < attn.DECODE_TARGET_THREADGROUPS  # no more blocks than needed
+        assert block_len % (step * attn.DECODE_BLOCK_TILES) == 0  # every SIMD group of a block gets one share
     elif threadgroups < attn.DECODE_TARGET_THREADGROUPS:
-        assert kv_len < 2 * min_keys  # one pass only for a short KV length
+        # one pass only for a short KV length (or one that fits one block of equal SIMD-group shares)
+        assert kv_len < 2 * min_keys or kv_len <= step * attn.DECODE_BLOCK_TILES
 
 
 def test_decode_blocks_read_8_times_their_partial_results():
@@ -139,7 +141,7 @@ def test_decode_plan_two_passes_with_declared_scratch():
     q, k = torch.empty(1, 32, 1, 128, dtype=torch.float16), torch.empty(1, 8, 4096, 128, dtype=torch.float16)
     plan = kernel_for(q, k, kv_len=4000)
     blocks, block_len = attn.decode_split(4000, 8, 32, 65)  # 8 KV heads of 4 query rows each: one row group
-    assert (blocks, block_len) == (42, 96)
+    assert (blocks, block_len) == (32, 128)  # 96-key blocks (3 tiles for 4 SIMD groups) round up to 4 tiles
     assert plan.kernel == "attention_decode_split_d128_float16"
     assert plan.threads == (blocks * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
     assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
@@ -153,10 +155,22 @@ def test_decode_plan_two_passes_with_declared_scratch():
     assert one.buffers[16].value >= 40
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("kv_len", [512, 2048, 8192])
+def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len):
+    # B1 Hq32/Hk8 D128: blocks of 96 (bf16) or 64 (fp32) keys left 1 or 2 of a threadgroup's 4 SIMD groups idle
+    q, k = torch.empty(1, 32, 1, 128, dtype=dtype), torch.empty(1, 8, kv_len, 128, dtype=dtype)
+    plan = kernel_for(q, k)
+    blocks, block_len = plan.then[0].buffers[4].value, plan.buffers[16].value
+    assert block_len == attn.DECODE_SIMD_GROUPS * attn.DECODE_TILE  # one tile per SIMD group, none idle
+    assert blocks == kv_len // block_len and plan.threads == (blocks * attn.DECODE_THREADS, 8, 1)
+
+
 @pytest.fixture
 def small_blocks(monkeypatch, fresh_plans):
     """Blocks of one 32-key tile so that short KV lengths split."""
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 4096)
 
@@ -177,6 +191,19 @@ def test_decode_split_boundaries(small_blocks, kv_len, blocks, block_len):
     mask = randn(1, 4, 1, 210, seed=3)
     mask[..., 30:34] = NEG_INF  # across the first block boundary
     check(q, k, v, mask, False, None, kv_len)
+
+
+def test_decode_blocks_of_four_tiles_with_a_short_last_block(small_blocks, monkeypatch):
+    # blocks of 4 tiles (one per SIMD group); the last holds 44 keys: a partial tile and two idle SIMD groups
+    monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", attn.DECODE_SIMD_GROUPS)
+    q, k, v = qkv(1, 4, 1, 1, 310, 64, seed=5)
+    k[:, :, 300:] = float("nan")
+    v[:, :, 300:] = float("nan")
+    plan = kernel_for(q, k, kv_len=300)
+    assert (plan.buffers[16].value, plan.then[0].buffers[4].value) == (128, 3)
+    mask = randn(1, 4, 1, 310, seed=4)
+    mask[..., 126:131] = NEG_INF  # across the first block boundary
+    check(q, k, v, mask, False, None, 300)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)

@@ -50,6 +50,12 @@ DECODE_TARGET_THREADGROUPS = 1024
 DECODE_MIN_BLOCK_KEYS = 32
 DECODE_PARTIAL_SHARE = 8
 DECODE_MAX_BLOCKS = 1024
+# A split block holds a multiple of DECODE_BLOCK_TILES tiles, one share per SIMD group of its threadgroup: the SIMD
+# groups take a block's tiles round-robin, so a block of 3 tiles left one of 4 SIMD groups idle (and 2 tiles, two)
+# while holding its registers until the threadgroup's merge. Rounding a block's tiles up to a multiple of 4 keeps
+# the longest SIMD group's serial loop (ceil(tiles / 4) tiles) unchanged and needs fewer threadgroups and partials:
+# B1 Hq32/Hk8 N2048 bf16 ran 22 blocks of 96 keys (176 threadgroups at 3/4), now 16 of 128 (128, all busy).
+DECODE_BLOCK_TILES = DECODE_SIMD_GROUPS
 
 
 def _kv_length(k: torch.Tensor | TensorMeta, kv_len: int | None) -> int:
@@ -123,12 +129,16 @@ def decode_min_block_keys(rows: int, head_dim: int, dtype: torch.dtype) -> int:
 def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None = None) -> tuple[int, int]:
     """(blocks, keys per block) for a decode grid of `threadgroups` threadgroups per block: blocks enough to reach
     DECODE_TARGET_THREADGROUPS, each at least `min_keys` keys (DECODE_MIN_BLOCK_KEYS by default), a block a
-    multiple of `step` keys (only the last block has a partial step)."""
+    multiple of `step` keys (only the last block has a partial step) and, when split, of DECODE_BLOCK_TILES steps
+    (every SIMD group of a block gets the same share; the longest share is as long as without the rounding)."""
     min_keys = DECODE_MIN_BLOCK_KEYS if min_keys is None else min_keys
     wanted = -(-DECODE_TARGET_THREADGROUPS // max(threadgroups, 1))
     blocks = max(1, min(wanted, kv_len // min_keys, DECODE_MAX_BLOCKS))
     block_len = -(-kv_len // blocks)
     block_len = -(-block_len // step) * step
+    if blocks > 1:
+        granule = step * DECODE_BLOCK_TILES
+        block_len = -(-block_len // granule) * granule
     return -(-kv_len // block_len), block_len
 
 
