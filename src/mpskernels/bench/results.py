@@ -18,6 +18,13 @@ OK, SKIPPED, ERROR = "ok", "skipped", "error"
 # optimize() left as PyTorch (nothing swapped, or every swap rolled back by its first-call check) is correct but is
 # the baseline itself, so it never counts toward a speedup.
 KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG = "kernel verified", "nothing swapped", "rolled back", "wrong"
+# The harness could not judge the candidate (the float64 oracle failed, or the harness itself raised): neither the
+# candidate's error nor a pass.
+HARNESS_FAILURE = "harness failure"
+# optimize() swapped kernels in, every check passed, but no kernel launched at the sizes run (the kernels'
+# constraints sent every call to the PyTorch reference, as attention does at a head dim it has no kernel for):
+# correct, but nothing about the kernels was verified.
+NOT_EXERCISED = "kernel not exercised at these sizes"
 
 # Speedups above this are flagged for a person to review (the known cheats produce 10-10000x).
 REVIEW_SPEEDUP = 10.0
@@ -42,8 +49,12 @@ class CandidateResult:
     def outcome(self) -> str:
         """KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK or WRONG. A candidate without an optimize() report (a
         kernel pack, which the verifier requires to launch its kernels) is verified when correct."""
+        if (self.verdict or {}).get("harness_error"):
+            return HARNESS_FAILURE
         if not self.correct:
             return WRONG
+        if self.kernels and not self.verdict.get("launches"):
+            return NOT_EXERCISED
         if self.kernels is None or self.kernels:
             return KERNEL_VERIFIED
         return ROLLED_BACK if self.rolled_back else NOTHING_SWAPPED
@@ -101,7 +112,7 @@ class ProblemResult:
         """The speedup with the baseline as fallback: 1.0 for a wrong or slower candidate (or one that could not be
         timed); None when this problem's baseline was not timed, or the candidate left the model unchanged (its
         ratio to the baseline would be noise)."""
-        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK):
+        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK, NOT_EXERCISED, HARNESS_FAILURE):
             return None
         if not candidate.correct or candidate.speedup is None:
             return 1.0

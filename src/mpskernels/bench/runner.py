@@ -260,8 +260,8 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
         with env.kernels():
             verdict = verify_problem(problem, candidate.make, options.verify_options(env, candidate), sizes=sizes)
     except Exception as e:  # noqa: BLE001 - reported as this candidate's failure, not the run's
-        return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
-                               f"{type(e).__name__}: {e}")
+        error = f"the harness failed verifying it: {type(e).__name__}: {e}"
+        return CandidateResult(candidate.name, candidate.kind, False, {"harness_error": error}, error)
     result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
                              "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate),
                              rolled_back(candidate))

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .candidates import OPTIMIZE, PACK
-from .results import KERNEL_VERIFIED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP, ROLLED_BACK, WRONG, ProblemResult
+from .results import (HARNESS_FAILURE, KERNEL_VERIFIED, NOT_EXERCISED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP,
+                      ROLLED_BACK, WRONG, ProblemResult)
 
 FAST_P = (1.0, 1.5, 2.0)
 BEST = "best"
@@ -30,6 +31,8 @@ class Summary:
     problems: int = 0  # problems that ran with a candidate of the group
     correct: int = 0  # problems where a kernel of the group was verified
     wrong: int = 0  # problems where the group's candidates were wrong and none verified
+    harness_failure: int = 0  # problems where the harness could not judge the group's candidates (not wrong)
+    not_exercised: int = 0  # problems where kernels were swapped in but none launched at the sizes run
     rolled_back: int = 0  # problems where optimize()'s checks rolled every swap back: the model ran as PyTorch
     nothing_swapped: int = 0  # problems where the model ran unchanged as PyTorch
     timed: int = 0  # of those, problems with a timed baseline that count toward the speedups
@@ -45,7 +48,8 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.group, "problems": self.problems, "correct": self.correct,
                 "kernel_verified": self.correct, "wrong": self.wrong, "rolled_back": self.rolled_back,
-                "nothing_swapped": self.nothing_swapped,
+                "nothing_swapped": self.nothing_swapped, "harness_failure": self.harness_failure,
+                "not_exercised": self.not_exercised,
                 "correct_rate": self.correct_rate, "timed": self.timed, "geomean_speedup": self.geomean,
                 "median_speedup": self.median, "fast_p": {str(p): v for p, v in self.fast_p.items()},
                 "review": self.review}
@@ -82,11 +86,14 @@ def _summarize_group(problems: list[ProblemResult], group: str) -> Summary:
             continue
         summary.problems += 1
         outcomes = {c.outcome for c in mine}
-        outcome = next(o for o in (KERNEL_VERIFIED, WRONG, ROLLED_BACK, NOTHING_SWAPPED) if o in outcomes)
+        outcome = next(o for o in (KERNEL_VERIFIED, WRONG, HARNESS_FAILURE, NOT_EXERCISED, ROLLED_BACK,
+                                   NOTHING_SWAPPED) if o in outcomes)
         summary.correct += outcome == KERNEL_VERIFIED
         summary.wrong += outcome == WRONG
         summary.rolled_back += outcome == ROLLED_BACK
         summary.nothing_swapped += outcome == NOTHING_SWAPPED
+        summary.harness_failure += outcome == HARNESS_FAILURE
+        summary.not_exercised += outcome == NOT_EXERCISED
         summary.review += sum(1 for c in mine if c.correct and (c.speedup or 0) > REVIEW_SPEEDUP)
         counted = [s for s in (result.effective_speedup(c) for c in mine) if s is not None]
         if result.timed and counted:
