@@ -93,6 +93,25 @@ def rolled_back(candidate: Candidate) -> list[str]:
     return [f"{e.module or 'the model'} ({e.kernel})" for e in report.rolled_back] if report is not None else []
 
 
+# optimize()'s report marks a routed block (attention inside a module's forward) whose calls on the first call
+# could not be routed with this phrase; the reasons that follow are the kernel's constraints at those inputs (a head
+# dim it has no kernel for, no keys, sizes past 32-bit strides), which depend on the sizes.
+_NOT_ROUTED = "no call on the example inputs could be routed"
+
+
+def not_launched(candidate: Candidate) -> list[str]:
+    """For optimize(): the swaps its first call found but kept as PyTorch because the kernel did not launch at
+    these sizes ("module: why"): swaps reported as not launched (the kernel's constraints sent the call to
+    PyTorch), and routed blocks none of whose calls could be routed. Empty for other candidates."""
+    if candidate.kind != OPTIMIZE or not candidate.built:
+        return []
+    report = getattr(candidate.built[0], "mpskernels_report", None)
+    if report is None:
+        return []
+    entries = report.not_launched + [e for e in report.skipped if _NOT_ROUTED in e.detail]
+    return [f"{e.module or 'the model'}: {e.detail.strip()[:300]}" for e in entries]
+
+
 def swapped_kernels(candidate: Candidate) -> dict[str, int] | None:
     """For optimize(): kernel -> modules swapped, from the report of the first model it built (the one verified at
     the run's sizes). None for other candidates."""

@@ -165,13 +165,15 @@ def _notes(c: CandidateResult, r: ProblemResult) -> str:
     notes = []
     if c.outcome == NOT_EXERCISED:
         notes.append(f"{NOT_EXERCISED}: no kernel launched (the kernels' constraints sent every call to PyTorch)")
+    if c.not_launched:
+        notes.append("not launched at these sizes, kept as PyTorch: " + ", ".join(c.not_launched))
     if not c.correct:
         notes.append(c.feedback.splitlines()[0] if c.feedback else "incorrect")
         if r.timed:
             notes.append("falls back to the baseline")
     if c.kernels is not None:
         notes.append("swapped " + ", ".join(f"{k}×{n}" for k, n in c.kernels.items()) if c.kernels
-                     else "rolled back: runs as PyTorch" if c.rolled_back else "nothing swapped: runs as PyTorch")
+                     else "not exercised: runs as PyTorch" if c.not_launched else "rolled back: runs as PyTorch" if c.rolled_back else "nothing swapped: runs as PyTorch")
     if c.rolled_back:
         notes.append("rolled back " + ", ".join(c.rolled_back))
     notes += c.flags

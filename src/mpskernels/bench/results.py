@@ -44,16 +44,20 @@ class CandidateResult:
     speedup_vs_compile: float | None = None
     speedup: float | None = None  # vs the baseline (raw: may be < 1)
     flags: list[str] = field(default_factory=list)  # reasons a person should look at this number
+    # optimize(): "module (kernel)" swaps whose kernel did not launch at the sizes run (kept as PyTorch there)
+    not_launched: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
-        """KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK or WRONG. A candidate without an optimize() report (a
-        kernel pack, which the verifier requires to launch its kernels) is verified when correct."""
+        """HARNESS_FAILURE, WRONG, NOT_EXERCISED, KERNEL_VERIFIED, ROLLED_BACK or NOTHING_SWAPPED. A candidate
+        without an optimize() report (a kernel pack, which the verifier requires to launch its kernels) is verified
+        when correct. Swapped kernels that launched nowhere in the verification (or, with nothing swapped, swaps
+        optimize() kept as PyTorch because their kernel did not launch at these sizes) are not exercised."""
         if (self.verdict or {}).get("harness_error"):
             return HARNESS_FAILURE
         if not self.correct:
             return WRONG
-        if self.kernels and not self.verdict.get("launches"):
+        if (self.kernels and not self.verdict.get("launches")) or (not self.kernels and self.not_launched):
             return NOT_EXERCISED
         if self.kernels is None or self.kernels:
             return KERNEL_VERIFIED
@@ -64,12 +68,12 @@ class CandidateResult:
         """The inverse of as_dict (a report read back to resume a run)."""
         return cls(d["name"], d["kind"], d["correct"], d["verdict"], d.get("feedback", ""), d.get("kernels"),
                    d.get("rolled_back", []), _timing(d.get("time")), d.get("speedup_vs_eager"),
-                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []))
+                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []), d.get("not_launched", []))
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
                 "kernels": self.kernels, "outcome": self.outcome,
-                "rolled_back": self.rolled_back, "time": self.time.as_dict() if self.time else None,
+                "rolled_back": self.rolled_back, "not_launched": self.not_launched, "time": self.time.as_dict() if self.time else None,
                 "speedup_vs_eager": self.speedup_vs_eager, "speedup_vs_compile": self.speedup_vs_compile,
                 "speedup": self.speedup, "flags": self.flags,
                 "verdict": self.verdict}

@@ -25,10 +25,11 @@ from torch import nn
 from ..problem import Problem, ProblemError, ProblemInstance, scaled_sizes
 from ..verify import VerifyOptions, verify_problem
 from ..verify import inputs as inp
-from .candidates import Candidate, rolled_back, swapped_kernels
+from .candidates import Candidate, not_launched, rolled_back, swapped_kernels
 from .machine import BenchEnvironment
 from .progress import Progress, Quiet
-from .results import (ERROR, KERNEL_VERIFIED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult,
+from .results import (ERROR, KERNEL_VERIFIED, NOT_EXERCISED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport,
+                      CandidateResult,
                       ProblemResult)
 from .timing import Timing, TimingOptions, time_interleaved
 
@@ -178,7 +179,11 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
     mine = [c for c in candidates if c.applies_to(problem)]
     for candidate in mine:
         progress.step(problem.name, f"verifying {candidate.name}")
-        result.candidates.append(_verify(problem, candidate, scaled, env, options))
+        verified = _verify(problem, candidate, scaled, env, options)
+        if verified.outcome == NOT_EXERCISED and scaled:
+            progress.step(problem.name, f"verifying {candidate.name} at larger sizes")
+            verified = _verify_where_the_kernels_run(problem, candidate, scaled, verified, env, options)
+        result.candidates.append(verified)
     if not env.can_time:
         result.timing_note = env.machine.timing
         return
@@ -265,9 +270,33 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
     result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
                              "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate),
                              rolled_back(candidate))
+    result.not_launched = not_launched(candidate)
     if candidate.stale_for(problem):
         result.flags.append("the pack was generated for another version of this problem file (source hash differs)")
     return result
+
+
+def _verify_where_the_kernels_run(problem: Problem, candidate: Candidate, scaled: dict, first: CandidateResult,
+                                  env: BenchEnvironment, options: BenchOptions) -> CandidateResult:
+    """A candidate whose swapped kernels never launched at the run's sizes (their constraints sent every call to
+    PyTorch: attention at a head dim it has no kernel for) is verified again at the sizes of larger budgets (x4 at
+    a time, up to BACKOFF_FACTOR times the run's), which are closer to the file's, until its kernels launch. If
+    they never do, the first result stands: "kernel not exercised at these sizes", never a verified kernel."""
+    budget, sizes = env.max_elements, scaled
+    while sizes and budget <= env.max_elements * BACKOFF_FACTOR // 4:
+        budget *= 4
+        larger = scaled_sizes(problem, budget)
+        if larger == sizes:
+            continue
+        sizes = larger
+        if _reference_error(problem.at(sizes), env, options) is not None:
+            continue
+        again = _verify(problem, candidate, sizes, env, options)
+        if again.outcome != NOT_EXERCISED:
+            again.flags.append(f"verified at {_describe(sizes)}: at the run's sizes ({_describe(scaled)}) no "
+                               "swapped kernel launched (their constraints sent every call to PyTorch)")
+            return again
+    return first
 
 
 def _on_device(model: nn.Module, env: BenchEnvironment, options: BenchOptions) -> nn.Module:
@@ -291,7 +320,9 @@ def _time(instance: ProblemInstance, candidates: list[Candidate], result: Proble
     verdicts = {c.name: c for c in result.candidates}
     for candidate in candidates:
         # a model left as PyTorch is the baseline itself: timing it would only measure noise
-        if verdicts[candidate.name].outcome == KERNEL_VERIFIED:
+        # (and one verified only at other sizes, where its kernels launch, is not timed where they do not)
+        verdict = verdicts[candidate.name]
+        if verdict.outcome == KERNEL_VERIFIED and verdict.verdict.get("sizes", instance.sizes) == instance.sizes:
             with env.kernels():
                 model = candidate.make(copy.deepcopy(reference), instance.init_inputs())
             models[candidate.name] = model.to(env.device).eval()
