@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..optimize import FIRST_CALL, optimize
@@ -19,7 +20,10 @@ from ..problem import Problem
 from ..verify import CandidateFactory
 from .machine import BenchSetupError
 
-OPTIMIZE, PACK = "optimize", "pack"
+# kinds: optimize(); a kernel pack; torch.compile with the mpskernels backend; torch.compile itself (the baseline,
+# verified like the candidates so that a wrong compiled model is never the baseline)
+OPTIMIZE, PACK, COMPILE, BASELINE = "optimize", "pack", "compile", "baseline"
+COMPILE_NAME, BASELINE_NAME = "torch.compile(mpskernels)", "torch.compile"
 
 
 @dataclass
@@ -55,6 +59,28 @@ def optimize_candidate() -> Candidate:
         return optimize(reference, example_inputs=FIRST_CALL)
 
     return Candidate(OPTIMIZE, OPTIMIZE, make, require_kernel=False)
+
+
+def compile_candidate() -> Candidate:
+    """`torch.compile(model, backend="mpskernels")`: the backend rewrites the computations it has kernels for and
+    leaves the rest to Inductor. It may rewrite nothing, so it is verified like optimize() (PyTorch ops allowed);
+    whether a kernel ran is read from the verifier's launch count."""
+
+    def make(reference: nn.Module, init_inputs: list) -> nn.Module:
+        from .. import compile as _backend  # noqa: F401 - registers the "mpskernels" backend
+
+        return torch.compile(reference, backend="mpskernels")
+
+    return Candidate(COMPILE_NAME, COMPILE, make, require_kernel=False)
+
+
+def compile_baseline() -> Candidate:
+    """torch.compile itself (Inductor), verified with the same verifier before it may be the baseline."""
+
+    def make(reference: nn.Module, init_inputs: list) -> nn.Module:
+        return torch.compile(reference)
+
+    return Candidate(BASELINE_NAME, BASELINE, make, require_kernel=False)
 
 
 def pack_candidates(folders: list[str | Path], loader: Callable | None = None) -> list[Candidate]:

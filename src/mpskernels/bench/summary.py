@@ -16,13 +16,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .candidates import OPTIMIZE, PACK
+from .candidates import COMPILE, OPTIMIZE, PACK
 from .results import (HARNESS_FAILURE, KERNEL_VERIFIED, NOT_EXERCISED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP,
                       ROLLED_BACK, WRONG, ProblemResult)
 
 FAST_P = (1.0, 1.5, 2.0)
 BEST = "best"
-GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", BEST: "best of all"}
+GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", COMPILE: "torch.compile(mpskernels)", BEST: "best of all"}
 
 
 @dataclass
@@ -72,7 +72,7 @@ def fast_p(speedups: Iterable[float], p: float) -> float:
 
 def summarize(problems: list[ProblemResult]) -> list[Summary]:
     """One Summary per candidate group present, plus "best" when there is more than one group."""
-    kinds = [k for k in (OPTIMIZE, PACK) if any(c.kind == k for r in problems for c in r.candidates)]
+    kinds = [k for k in (OPTIMIZE, PACK, COMPILE) if any(c.kind == k for r in problems for c in r.candidates)]
     groups = kinds + ([BEST] if len(kinds) > 1 else [])
     return [_summarize_group(problems, g) for g in groups]
 
@@ -81,7 +81,8 @@ def _summarize_group(problems: list[ProblemResult], group: str) -> Summary:
     summary = Summary(group)
     speedups = []
     for result in problems:
-        mine = [c for c in result.candidates if group == BEST or c.kind == group]
+        # torch.compile itself (kind BASELINE) is verified as the baseline, never counted as a candidate
+        mine = [c for c in result.candidates if (group == BEST and c.kind in GROUPS) or c.kind == group]
         if result.status != OK or not mine:
             continue
         summary.problems += 1
