@@ -24,7 +24,9 @@ def test_a_run_writes_the_reports_and_prints_the_summary(tmp_path, capsys):
     rc, out, err = run(capsys, SUITE / "level1", "-k", "RMSNorm", "--limit", "1", "--quick", "-q",
                        "--out", tmp_path / "out")
     assert rc == 0, err
-    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
+    # columns: problems, kernel verified, not exercised, nothing swapped, rolled back, wrong, harness failure
+    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
+    assert "| torch.compile(mpskernels) | 1 |" in out  # the compile backend is a candidate by default
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [p["name"] for p in data["problems"]] == ["01_RMSNorm"]
     assert data["problems"][0]["level"] == 1 and data["machine"]["backend"] == "emulator"
