@@ -57,7 +57,7 @@ class CandidateResult:
             return HARNESS_FAILURE
         if not self.correct:
             return WRONG
-        if (self.kernels and not self.verdict.get("launches")) or (not self.kernels and self.not_launched):
+        if (self.kernels and self.verdict.get("launches", None) == 0) or (not self.kernels and self.not_launched):
             return NOT_EXERCISED
         if self.kernels is None or self.kernels:
             return KERNEL_VERIFIED
