@@ -202,18 +202,20 @@ def _scaled_by_real_builds(problem: Problem, max_elements: int) -> dict[str, Siz
     growing while the next step still fits, so no build is much larger than the budget. A step where the model does
     not build (a size it asserts on) is passed over."""
     path = list(_halving_path(problem))
-    best, errors = None, []
+    best, errors, smallest = None, [], None
     for sizes in reversed(path):
         try:
             total = sum(problem.at(sizes).real_sizes())
         except Exception as e:  # noqa: BLE001 - this step cannot be counted; a larger one may be
             errors.append(f"{type(e).__name__}: {str(e).strip()[:120]}")
             continue
+        smallest = total if smallest is None else smallest
         if total > max_elements:
             break
         best = sizes
     if best is None:
-        why = f" (building it failed: {errors[0]})" if errors and len(errors) == len(path) else ""
+        why = (f": it needs {smallest} elements there" if smallest is not None else
+               f" (building it failed: {errors[0]})" if errors else "")
         raise ProblemError(f"problem '{problem.name}' cannot be built on the meta device, and built for real it "
                            f"does not fit the budget of {max_elements} elements at its smallest sizes{why}")
     return best
