@@ -97,9 +97,19 @@ class ProblemInstance:
         with torch.device("meta"), _no_distribution_validation():
             inputs = self.namespace["get_inputs"]()
             model = self.namespace["Model"](*self.init_inputs())
-        count = sum(t.numel() for t in _tensors(inputs))
-        params = sum(t.numel() for t in model.state_dict().values() if isinstance(t, torch.Tensor))
-        return count, params
+        return _counted(inputs, model)
+
+    def real_sizes(self) -> tuple[int, int]:
+        """(input elements, parameter elements), counted by building the model and inputs for real (for a model
+        that cannot be built on the meta device)."""
+        with _seeded(0), torch.no_grad():
+            return _counted(self.namespace["get_inputs"](), self.namespace["Model"](*self.init_inputs()))
+
+
+def _counted(inputs: Any, model: nn.Module) -> tuple[int, int]:
+    count = sum(t.numel() for t in _tensors(inputs))
+    params = sum(t.numel() for t in model.state_dict().values() if isinstance(t, torch.Tensor))
+    return count, params
 
 
 def load_problem(path: str | Path) -> Problem:
@@ -172,20 +182,60 @@ def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     knobs changed (empty when the problem fits as written); raises ProblemError if it cannot be brought under the
     budget.
     """
+    try:
+        problem.at({}).meta_sizes()
+    except Exception:  # noqa: BLE001 - the model cannot be built on the meta device (it calls .item())
+        return _scaled_by_real_builds(problem, max_elements)
+    last: dict[str, Size] = {}
+    for sizes in _halving_path(problem):
+        last = sizes
+        if sum(problem.at(sizes).meta_sizes()) <= max_elements:
+            return sizes
+    total = sum(problem.at(last).meta_sizes())
+    raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
+                       f"the budget of {max_elements}")
+
+
+def _scaled_by_real_builds(problem: Problem, max_elements: int) -> dict[str, Size]:
+    """scaled_sizes for a model that cannot be built on the meta device (KernelBench's Swin models call .item() in
+    __init__): the same halving path, counted by building the model for real, starting from the smallest sizes and
+    growing while the next step still fits, so no build is much larger than the budget. A step where the model does
+    not build (a size it asserts on) is passed over."""
+    path = list(_halving_path(problem))
+    best, errors, smallest = None, [], None
+    for sizes in reversed(path):
+        try:
+            total = sum(problem.at(sizes).real_sizes())
+        except Exception as e:  # noqa: BLE001 - this step cannot be counted; a larger one may be
+            errors.append(f"{type(e).__name__}: {str(e).strip()[:120]}")
+            continue
+        smallest = total if smallest is None else smallest
+        if total > max_elements:
+            break
+        best = sizes
+    if best is None:
+        why = (f": it needs {smallest} elements there" if smallest is not None else
+               f" (building it failed: {errors[0]})" if errors else "")
+        raise ProblemError(f"problem '{problem.name}' cannot be built on the meta device, and built for real it "
+                           f"does not fit the budget of {max_elements} elements at its smallest sizes{why}")
+    return best
+
+
+def _halving_path(problem: Problem) -> Iterator[dict[str, Size]]:
+    """The scaling rule's steps, from the file's sizes ({}) to the smallest it allows: each step halves the largest
+    size that is at least MIN_SCALED_SIZE together with its ties. The steps depend only on the sizes, never on the
+    counts, so a caller may count them in any order."""
     ties = _ties(problem)
     sizes: dict[str, Size] = {}
     frozen: set[tuple[str, int | None]] = set()
+    yield dict(sizes)
     while True:
-        total = sum(problem.at(sizes).meta_sizes())
-        if total <= max_elements:
-            return sizes
         current = {**problem.constants, **sizes}
         values = {(name, i): v for name, i, v in _entries(current)}
         shrinkable = [(v, key) for key, v in values.items()
                       if v >= MIN_SCALED_SIZE and v > SCALED_FLOOR and key not in frozen]
         if not shrinkable:
-            raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
-                               f"the budget of {max_elements}")
+            return
         _, primary = max(shrinkable, key=lambda t: t[0])
         group = ties(primary)
         halved = {key: _halved(values[key]) for key in group}
@@ -195,6 +245,7 @@ def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
         for (name, index), value in halved.items():
             current[name] = _replace_entry(current[name], index, value)
             sizes[name] = current[name]
+        yield dict(sizes)
 
 
 def _halved(value: int) -> int | None:

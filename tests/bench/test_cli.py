@@ -24,7 +24,9 @@ def test_a_run_writes_the_reports_and_prints_the_summary(tmp_path, capsys):
     rc, out, err = run(capsys, SUITE / "level1", "-k", "RMSNorm", "--limit", "1", "--quick", "-q",
                        "--out", tmp_path / "out")
     assert rc == 0, err
-    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
+    # columns: problems, kernel verified, not exercised, nothing swapped, rolled back, wrong, harness failure
+    assert "| optimize() | 1 | 1 (100%) | 0 | 0 | 0 | 0 | 0 | n/a |" in out and "Timing: unavailable" in out
+    assert "| torch.compile(mpskernels) | 1 |" in out  # the compile backend is a candidate by default
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [p["name"] for p in data["problems"]] == ["01_RMSNorm"]
     assert data["problems"][0]["level"] == 1 and data["machine"]["backend"] == "emulator"
@@ -51,7 +53,7 @@ def test_bad_options_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, _, err = run(capsys, SILU_PROBLEM, "--pack", tmp_path / "empty")
     assert rc == 2 and "the pack does not load" in err and "missing pack.json" in err
-    rc, _, err = run(capsys, SILU_PROBLEM, "--no-optimize")
+    rc, _, err = run(capsys, SILU_PROBLEM, "--no-optimize", "--no-compile")  # the compile backend is a candidate too
     assert rc == 2 and "nothing to measure" in err
     rc, _, err = run(capsys, SILU_PROBLEM, "--seeds", "0")
     assert rc == 2 and "--seeds must be at least 1" in err
@@ -71,9 +73,9 @@ def test_strict_exits_1_on_a_wrong_candidate(tmp_path, capsys):
 
     wrong = silu_pack(tmp_path / "wrong", load_problem(SILU_PROBLEM), wrong=True)
     right = silu_pack(tmp_path / "right", load_problem(SILU_PROBLEM))
-    args = [SILU_PROBLEM, "--no-optimize", "--max-elements", 2048, "--out", tmp_path / "out", *QUICK]
+    args = [SILU_PROBLEM, "--no-optimize", "--no-compile", "--max-elements", 2048, "--out", tmp_path / "out", *QUICK]
     rc, out, _ = run(capsys, *args, "--pack", wrong)
-    assert rc == 0 and "| kernel packs | 1 | 0 (0%) | 0 | 0 | 1 |" in out  # a wrong candidate is a result ...
+    assert rc == 0 and "| kernel packs | 1 | 0 (0%) | 0 | 0 | 0 | 1 | 0 |" in out  # a wrong candidate is a result ...
     rc, _, _ = run(capsys, *args, "--pack", wrong, "--strict")
     assert rc == 1  # ... and a failure under --strict
     rc, _, _ = run(capsys, *args, "--pack", right, "--strict")

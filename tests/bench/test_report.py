@@ -64,8 +64,9 @@ def test_markdown_tables():
     text = markdown(timed_report())
     assert "Apple M4 Max" in text and "PyTorch 2.13.0" in text and "metal backend" in text
     (summary,) = _rows(text, "Summary")
-    assert summary[:8] == ["optimize()", "4", "3 (75%)", "0", "0", "1", "1.26x", "1.12x"]
-    assert summary[8:11] == ["50%", "25%", "0%"]
+    # problems, kernel verified, not exercised, nothing swapped, rolled back, wrong, harness failure, geomean, median
+    assert summary[:10] == ["optimize()", "4", "3 (75%)", "0", "0", "0", "1", "0", "1.26x", "1.12x"]
+    assert summary[10:13] == ["50%", "25%", "0%"]
     problems = _rows(text, "Problems")
     assert [r[0] for r in problems] == ["a", "b", "c", "d"]
     a = problems[0]
@@ -81,7 +82,7 @@ def test_markdown_without_timing_says_na_and_why():
     text = markdown(untimed_report())
     assert "Timing: unavailable: no Apple GPU" in text
     (summary,) = _rows(text, "Summary")
-    assert summary[2:6] == ["1 (50%)", "0", "0", "1"] and summary[6:11] == ["n/a"] * 5
+    assert summary[2:8] == ["1 (50%)", "0", "0", "0", "1", "0"] and summary[8:13] == ["n/a"] * 5
     assert "nothing was timed on this machine" in text
     for row in _rows(text, "Problems"):
         assert row[3] == row[6] == row[7] == "n/a"

@@ -29,7 +29,7 @@ def test_outcomes_are_reported_apart_and_unchanged_models_never_count_as_speedup
     assert s.timed == 2  # a (2x) and d (wrong: falls back to 1.0); b and c are not speedups of anything
     assert s.geomean == pytest.approx(2.0 ** 0.5) and s.fast_p[1.0] == 0.5
     text = markdown(BenchReport(MACHINE, {"max_elements": 1000}, problems))
-    assert "| optimize() | 4 | 1 (25%) | 1 | 1 | 1 |" in text
+    assert "| optimize() | 4 | 1 (25%) | 0 | 1 | 1 | 1 | 0 |" in text  # not exercised 0, harness failure 0
     assert "rolled back norm (group_norm)" in text
 
 

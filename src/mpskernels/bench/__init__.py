@@ -9,7 +9,7 @@ Modules: machine (where it runs), candidates, runner, timing, results, summary, 
 progress, command (the CLI).
 """
 
-from .candidates import Candidate, optimize_candidate, pack_candidates
+from .candidates import Candidate, compile_baseline, compile_candidate, optimize_candidate, pack_candidates
 from .machine import BenchEnvironment, BenchSetupError, Machine, environment
 from .results import BenchReport, CandidateResult, ProblemResult
 from .runner import BenchOptions, run_bench, run_problem
@@ -18,6 +18,7 @@ from .timing import Timing, TimingOptions, time_interleaved
 
 __all__ = [
     "BenchEnvironment", "BenchOptions", "BenchReport", "BenchSetupError", "Candidate", "CandidateResult", "Machine",
+    "compile_baseline", "compile_candidate",
     "ProblemResult", "Summary", "Timing", "TimingOptions", "environment", "fast_p", "geomean", "optimize_candidate",
     "pack_candidates", "run_bench", "run_problem", "summarize", "time_interleaved",
 ]  # fmt: skip

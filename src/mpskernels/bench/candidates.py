@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..optimize import FIRST_CALL, optimize
@@ -19,7 +20,10 @@ from ..problem import Problem
 from ..verify import CandidateFactory
 from .machine import BenchSetupError
 
-OPTIMIZE, PACK = "optimize", "pack"
+# kinds: optimize(); a kernel pack; torch.compile with the mpskernels backend; torch.compile itself (the baseline,
+# verified like the candidates so that a wrong compiled model is never the baseline)
+OPTIMIZE, PACK, COMPILE, BASELINE = "optimize", "pack", "compile", "baseline"
+COMPILE_NAME, BASELINE_NAME = "torch.compile(mpskernels)", "torch.compile"
 
 
 @dataclass
@@ -57,6 +61,28 @@ def optimize_candidate() -> Candidate:
     return Candidate(OPTIMIZE, OPTIMIZE, make, require_kernel=False)
 
 
+def compile_candidate() -> Candidate:
+    """`torch.compile(model, backend="mpskernels")`: the backend rewrites the computations it has kernels for and
+    leaves the rest to Inductor. It may rewrite nothing, so it is verified like optimize() (PyTorch ops allowed);
+    whether a kernel ran is read from the verifier's launch count."""
+
+    def make(reference: nn.Module, init_inputs: list) -> nn.Module:
+        from .. import compile as _backend  # noqa: F401 - registers the "mpskernels" backend
+
+        return torch.compile(reference, backend="mpskernels")
+
+    return Candidate(COMPILE_NAME, COMPILE, make, require_kernel=False)
+
+
+def compile_baseline() -> Candidate:
+    """torch.compile itself (Inductor), verified with the same verifier before it may be the baseline."""
+
+    def make(reference: nn.Module, init_inputs: list) -> nn.Module:
+        return torch.compile(reference)
+
+    return Candidate(BASELINE_NAME, BASELINE, make, require_kernel=False)
+
+
 def pack_candidates(folders: list[str | Path], loader: Callable | None = None) -> list[Candidate]:
     """One candidate per kernel pack folder; `loader` defaults to mpskernels.packs.load_pack."""
     if not folders:
@@ -91,6 +117,25 @@ def rolled_back(candidate: Candidate) -> list[str]:
         return []
     report = getattr(candidate.built[0], "mpskernels_report", None)
     return [f"{e.module or 'the model'} ({e.kernel})" for e in report.rolled_back] if report is not None else []
+
+
+# optimize()'s report marks a routed block (attention inside a module's forward) whose calls on the first call
+# could not be routed with this phrase; the reasons that follow are the kernel's constraints at those inputs (a head
+# dim it has no kernel for, no keys, sizes past 32-bit strides), which depend on the sizes.
+_NOT_ROUTED = "no call on the example inputs could be routed"
+
+
+def not_launched(candidate: Candidate) -> list[str]:
+    """For optimize(): the swaps its first call found but kept as PyTorch because the kernel did not launch at
+    these sizes ("module: why"): swaps reported as not launched (the kernel's constraints sent the call to
+    PyTorch), and routed blocks none of whose calls could be routed. Empty for other candidates."""
+    if candidate.kind != OPTIMIZE or not candidate.built:
+        return []
+    report = getattr(candidate.built[0], "mpskernels_report", None)
+    if report is None:
+        return []
+    entries = report.not_launched + [e for e in report.skipped if _NOT_ROUTED in e.detail]
+    return [f"{e.module or 'the model'}: {e.detail.strip()[:300]}" for e in entries]
 
 
 def swapped_kernels(candidate: Candidate) -> dict[str, int] | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..problem import ProblemError, load_problems
-from .candidates import optimize_candidate, pack_candidates
+from .candidates import compile_candidate, optimize_candidate, pack_candidates
 from .machine import BenchSetupError, environment
 from .progress import choose
 from .report import header, summary_table, write_json, write_markdown, write_png
@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"one seed, inputs {', '.join(QUICK_DISTRIBUTIONS)} only, no held-out sizes")
     p.add_argument("--no-held-out", action="store_true", help="skip the held-out sizes")
-    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the baseline")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out: of the baseline, and as a candidate "
+                   "(torch.compile(backend=\"mpskernels\"))")
     p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed calls first (default: %(default)s)")
     p.add_argument("--runs", type=int, default=10, metavar="N", help="timed calls, at least (default: %(default)s)")
     p.add_argument("--time-budget", type=float, default=2.0, metavar="S",
@@ -88,7 +89,8 @@ def main(args: argparse.Namespace) -> int:
         options = options_from(args)
         problems = _select(load_problems(args.paths), args)
         env = environment(args.device, args.max_elements)
-        candidates = ([] if args.no_optimize else [optimize_candidate()]) + pack_candidates(args.pack)
+        candidates = ([] if args.no_optimize else [optimize_candidate()]) + pack_candidates(args.pack) + \
+            ([] if args.no_compile else [compile_candidate()])
         previous = _previous_results(Path(args.out) / "report.json", options, env) if args.resume else {}
     except (ProblemError, BenchSetupError, ValueError) as e:
         print(f"mpskernels bench: error: {e}", file=sys.stderr)

@@ -7,7 +7,8 @@ import json
 import math
 from pathlib import Path
 
-from .results import ERROR, OK, SKIPPED, BenchReport, CandidateResult, ProblemResult
+from .results import (ERROR, HARNESS_FAILURE, NOT_EXERCISED, OK, SKIPPED, BenchReport, CandidateResult,
+                      ProblemResult)
 from .summary import FAST_P, GROUPS, summarize
 
 NA = "n/a"
@@ -60,12 +61,13 @@ def header(report: BenchReport) -> list[str]:
 
 
 def summary_table(report: BenchReport) -> list[str]:
-    rows = [["candidates", "problems", "kernel verified", "nothing swapped", "rolled back", "wrong",
+    rows = [["candidates", "problems", "kernel verified", "not exercised", "nothing swapped", "rolled back", "wrong",
+             "harness failure",
              "geomean speedup", "median speedup", *(f"fast_{p:.1f}" for p in FAST_P), "review (>10x)"]]
     for s in summarize(report.problems):
         rate = f" ({s.correct_rate:.0%})" if s.correct_rate is not None else ""
-        rows.append([GROUPS[s.group], str(s.problems), f"{s.correct}{rate}", str(s.nothing_swapped),
-                     str(s.rolled_back), str(s.wrong), _x(s.geomean), _x(s.median),
+        rows.append([GROUPS[s.group], str(s.problems), f"{s.correct}{rate}", str(s.not_exercised),
+                     str(s.nothing_swapped), str(s.rolled_back), str(s.wrong), str(s.harness_failure), _x(s.geomean), _x(s.median),
                      *(_share(s.fast_p[p]) for p in FAST_P), str(s.review)])
     out = ["## Summary", ""] + _table(rows)
     if not report.timed:
@@ -90,7 +92,7 @@ def problem_table(report: BenchReport) -> list[str]:
             if c is None:
                 rows.append(lead + ["-", "-", NA, NA, NA, NA, "no candidate applies"])
                 continue
-            rows.append(lead + [c.name, "yes" if c.correct else "**NO**", _ms(c), _x(c.speedup_vs_eager),
+            rows.append(lead + [c.name, _correct(c), _ms(c), _x(c.speedup_vs_eager),
                                 _x(c.speedup_vs_compile), _err(c), _notes(c, r)])
     return ["## Problems", ""] + _table(rows)
 
@@ -151,15 +153,27 @@ def _err(c: CandidateResult) -> str:
     return NA if v is None or not c.verdict.get("comparisons") else f"{v:.2g}"
 
 
+def _correct(c: CandidateResult) -> str:
+    if c.outcome == HARNESS_FAILURE:
+        return "not judged (harness failure)"
+    if c.outcome == NOT_EXERCISED:
+        return "yes, kernel not exercised"
+    return "yes" if c.correct else "**NO**"
+
+
 def _notes(c: CandidateResult, r: ProblemResult) -> str:
     notes = []
+    if c.outcome == NOT_EXERCISED:
+        notes.append(f"{NOT_EXERCISED}: no kernel launched (the kernels' constraints sent every call to PyTorch)")
+    if c.not_launched:
+        notes.append("not launched at these sizes, kept as PyTorch: " + ", ".join(c.not_launched))
     if not c.correct:
         notes.append(c.feedback.splitlines()[0] if c.feedback else "incorrect")
         if r.timed:
             notes.append("falls back to the baseline")
     if c.kernels is not None:
         notes.append("swapped " + ", ".join(f"{k}×{n}" for k, n in c.kernels.items()) if c.kernels
-                     else "rolled back: runs as PyTorch" if c.rolled_back else "nothing swapped: runs as PyTorch")
+                     else "not exercised: runs as PyTorch" if c.not_launched else "rolled back: runs as PyTorch" if c.rolled_back else "nothing swapped: runs as PyTorch")
     if c.rolled_back:
         notes.append("rolled back " + ", ".join(c.rolled_back))
     notes += c.flags

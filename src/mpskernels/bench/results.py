@@ -18,6 +18,13 @@ OK, SKIPPED, ERROR = "ok", "skipped", "error"
 # optimize() left as PyTorch (nothing swapped, or every swap rolled back by its first-call check) is correct but is
 # the baseline itself, so it never counts toward a speedup.
 KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG = "kernel verified", "nothing swapped", "rolled back", "wrong"
+# The harness could not judge the candidate (the float64 oracle failed, or the harness itself raised): neither the
+# candidate's error nor a pass.
+HARNESS_FAILURE = "harness failure"
+# optimize() swapped kernels in, every check passed, but no kernel launched at the sizes run (the kernels'
+# constraints sent every call to the PyTorch reference, as attention does at a head dim it has no kernel for):
+# correct, but nothing about the kernels was verified.
+NOT_EXERCISED = "kernel not exercised at these sizes"
 
 # Speedups above this are flagged for a person to review (the known cheats produce 10-10000x).
 REVIEW_SPEEDUP = 10.0
@@ -37,13 +44,21 @@ class CandidateResult:
     speedup_vs_compile: float | None = None
     speedup: float | None = None  # vs the baseline (raw: may be < 1)
     flags: list[str] = field(default_factory=list)  # reasons a person should look at this number
+    # optimize(): "module (kernel)" swaps whose kernel did not launch at the sizes run (kept as PyTorch there)
+    not_launched: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
-        """KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK or WRONG. A candidate without an optimize() report (a
-        kernel pack, which the verifier requires to launch its kernels) is verified when correct."""
+        """HARNESS_FAILURE, WRONG, NOT_EXERCISED, KERNEL_VERIFIED, ROLLED_BACK or NOTHING_SWAPPED. A candidate
+        without an optimize() report (a kernel pack, which the verifier requires to launch its kernels) is verified
+        when correct. Swapped kernels that launched nowhere in the verification (or, with nothing swapped, swaps
+        optimize() kept as PyTorch because their kernel did not launch at these sizes) are not exercised."""
+        if (self.verdict or {}).get("harness_error"):
+            return HARNESS_FAILURE
         if not self.correct:
             return WRONG
+        if (self.kernels and self.verdict.get("launches", None) == 0) or (not self.kernels and self.not_launched):
+            return NOT_EXERCISED
         if self.kernels is None or self.kernels:
             return KERNEL_VERIFIED
         return ROLLED_BACK if self.rolled_back else NOTHING_SWAPPED
@@ -53,12 +68,12 @@ class CandidateResult:
         """The inverse of as_dict (a report read back to resume a run)."""
         return cls(d["name"], d["kind"], d["correct"], d["verdict"], d.get("feedback", ""), d.get("kernels"),
                    d.get("rolled_back", []), _timing(d.get("time")), d.get("speedup_vs_eager"),
-                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []))
+                   d.get("speedup_vs_compile"), d.get("speedup"), d.get("flags", []), d.get("not_launched", []))
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "correct": self.correct, "feedback": self.feedback,
                 "kernels": self.kernels, "outcome": self.outcome,
-                "rolled_back": self.rolled_back, "time": self.time.as_dict() if self.time else None,
+                "rolled_back": self.rolled_back, "not_launched": self.not_launched, "time": self.time.as_dict() if self.time else None,
                 "speedup_vs_eager": self.speedup_vs_eager, "speedup_vs_compile": self.speedup_vs_compile,
                 "speedup": self.speedup, "flags": self.flags,
                 "verdict": self.verdict}
@@ -101,7 +116,7 @@ class ProblemResult:
         """The speedup with the baseline as fallback: 1.0 for a wrong or slower candidate (or one that could not be
         timed); None when this problem's baseline was not timed, or the candidate left the model unchanged (its
         ratio to the baseline would be noise)."""
-        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK):
+        if not self.timed or candidate.outcome in (NOTHING_SWAPPED, ROLLED_BACK, NOT_EXERCISED, HARNESS_FAILURE):
             return None
         if not candidate.correct or candidate.speedup is None:
             return 1.0

@@ -25,10 +25,12 @@ from torch import nn
 from ..problem import Problem, ProblemError, ProblemInstance, scaled_sizes
 from ..verify import VerifyOptions, verify_problem
 from ..verify import inputs as inp
-from .candidates import Candidate, rolled_back, swapped_kernels
+from .candidates import (BASELINE, BASELINE_NAME, COMPILE, Candidate, compile_baseline, not_launched, rolled_back,
+                         swapped_kernels)
 from .machine import BenchEnvironment
 from .progress import Progress, Quiet
-from .results import (ERROR, KERNEL_VERIFIED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport, CandidateResult,
+from .results import (ERROR, KERNEL_VERIFIED, NOT_EXERCISED, OK, REVIEW_SPEEDUP, SKIPPED, BenchReport,
+                      CandidateResult,
                       ProblemResult)
 from .timing import Timing, TimingOptions, time_interleaved
 
@@ -43,6 +45,8 @@ class BenchOptions:
     sensitivity: bool = True
     dtype: torch.dtype | None = None  # None: the problem's own dtypes
     compile: bool = True  # torch.compile as part of the baseline (timed runs only)
+    # verify torch.compile itself like a candidate (it is the baseline only when correct); None: where it is timed
+    verify_compile: bool | None = None
     time_limit: float | None = None  # seconds per problem; a problem still running then is stopped and reported
     timing: TimingOptions = field(default_factory=TimingOptions)
 
@@ -176,9 +180,15 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
         result.size_note = (f"the reference fails at {_describe(first)}; ran at the nearest larger "
                             f"sizes where it runs")
     mine = [c for c in candidates if c.applies_to(problem)]
+    if options.compile and (env.can_time if options.verify_compile is None else options.verify_compile):
+        mine.append(compile_baseline())
     for candidate in mine:
         progress.step(problem.name, f"verifying {candidate.name}")
-        result.candidates.append(_verify(problem, candidate, scaled, env, options))
+        verified = _verify(problem, candidate, scaled, env, options)
+        if verified.outcome == NOT_EXERCISED and scaled:
+            progress.step(problem.name, f"verifying {candidate.name} at larger sizes")
+            verified = _verify_where_the_kernels_run(problem, candidate, scaled, verified, env, options)
+        result.candidates.append(verified)
     if not env.can_time:
         result.timing_note = env.machine.timing
         return
@@ -260,14 +270,41 @@ def _verify(problem: Problem, candidate: Candidate, sizes: dict[str, int], env: 
         with env.kernels():
             verdict = verify_problem(problem, candidate.make, options.verify_options(env, candidate), sizes=sizes)
     except Exception as e:  # noqa: BLE001 - reported as this candidate's failure, not the run's
-        return CandidateResult(candidate.name, candidate.kind, False, {}, f"the harness failed verifying it: "
-                               f"{type(e).__name__}: {e}")
+        error = f"the harness failed verifying it: {type(e).__name__}: {e}"
+        return CandidateResult(candidate.name, candidate.kind, False, {"harness_error": error}, error)
+    kernels = swapped_kernels(candidate)
+    if candidate.kind == BASELINE or (candidate.kind == COMPILE and not verdict.launches):
+        kernels = {}  # torch.compile itself, or a backend that rewrote nothing that launched: PyTorch's own code
     result = CandidateResult(candidate.name, candidate.kind, verdict.correct, verdict.as_dict(),
-                             "" if verdict.correct else verdict.feedback(), swapped_kernels(candidate),
+                             "" if verdict.correct else verdict.feedback(), kernels,
                              rolled_back(candidate))
+    result.not_launched = not_launched(candidate)
     if candidate.stale_for(problem):
         result.flags.append("the pack was generated for another version of this problem file (source hash differs)")
     return result
+
+
+def _verify_where_the_kernels_run(problem: Problem, candidate: Candidate, scaled: dict, first: CandidateResult,
+                                  env: BenchEnvironment, options: BenchOptions) -> CandidateResult:
+    """A candidate whose swapped kernels never launched at the run's sizes (their constraints sent every call to
+    PyTorch: attention at a head dim it has no kernel for) is verified again at the sizes of larger budgets (x4 at
+    a time, up to BACKOFF_FACTOR times the run's), which are closer to the file's, until its kernels launch. If
+    they never do, the first result stands: "kernel not exercised at these sizes", never a verified kernel."""
+    budget, sizes = env.max_elements, scaled
+    while sizes and budget <= env.max_elements * BACKOFF_FACTOR // 4:
+        budget *= 4
+        larger = scaled_sizes(problem, budget)
+        if larger == sizes:
+            continue
+        sizes = larger
+        if _reference_error(problem.at(sizes), env, options) is not None:
+            continue
+        again = _verify(problem, candidate, sizes, env, options)
+        if again.outcome != NOT_EXERCISED:
+            again.flags.append(f"verified at {_describe(sizes)}: at the run's sizes ({_describe(scaled)}) no "
+                               "swapped kernel launched (their constraints sent every call to PyTorch)")
+            return again
+    return first
 
 
 def _on_device(model: nn.Module, env: BenchEnvironment, options: BenchOptions) -> nn.Module:
@@ -281,17 +318,23 @@ def _time(instance: ProblemInstance, candidates: list[Candidate], result: Proble
     reference = _on_device(instance.reference(), env, options)
     args = inp.cast(instance.inputs(0), options.dtype, env.device)
     models: dict[str, nn.Module | Callable] = {"eager": reference}
-    if options.compile:
+    verdicts = {c.name: c for c in result.candidates}
+    checked = verdicts.get(BASELINE_NAME)
+    if options.compile and checked is not None and not checked.correct:
+        result.compile_note = ("torch.compile is not part of the baseline: its output failed the verifier: "
+                               f"{(checked.feedback or 'incorrect').splitlines()[0]}")
+    elif options.compile:
         compiled, note = _compiled(reference, args, env)
         result.compile_note = note
         if compiled is not None:
             models["compile"] = compiled
     else:
         result.compile_note = "not asked for (--no-compile)"
-    verdicts = {c.name: c for c in result.candidates}
     for candidate in candidates:
         # a model left as PyTorch is the baseline itself: timing it would only measure noise
-        if verdicts[candidate.name].outcome == KERNEL_VERIFIED:
+        # (and one verified only at other sizes, where its kernels launch, is not timed where they do not)
+        verdict = verdicts[candidate.name]
+        if verdict.outcome == KERNEL_VERIFIED and verdict.verdict.get("sizes", instance.sizes) == instance.sizes:
             with env.kernels():
                 model = candidate.make(copy.deepcopy(reference), instance.init_inputs())
             models[candidate.name] = model.to(env.device).eval()

@@ -16,12 +16,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .candidates import OPTIMIZE, PACK
-from .results import KERNEL_VERIFIED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP, ROLLED_BACK, WRONG, ProblemResult
+from .candidates import COMPILE, OPTIMIZE, PACK
+from .results import (HARNESS_FAILURE, KERNEL_VERIFIED, NOT_EXERCISED, NOTHING_SWAPPED, OK, REVIEW_SPEEDUP,
+                      ROLLED_BACK, WRONG, ProblemResult)
 
 FAST_P = (1.0, 1.5, 2.0)
 BEST = "best"
-GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", BEST: "best of all"}
+GROUPS = {OPTIMIZE: "optimize()", PACK: "kernel packs", COMPILE: "torch.compile(mpskernels)", BEST: "best of all"}
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Summary:
     problems: int = 0  # problems that ran with a candidate of the group
     correct: int = 0  # problems where a kernel of the group was verified
     wrong: int = 0  # problems where the group's candidates were wrong and none verified
+    harness_failure: int = 0  # problems where the harness could not judge the group's candidates (not wrong)
+    not_exercised: int = 0  # problems where kernels were swapped in but none launched at the sizes run
     rolled_back: int = 0  # problems where optimize()'s checks rolled every swap back: the model ran as PyTorch
     nothing_swapped: int = 0  # problems where the model ran unchanged as PyTorch
     timed: int = 0  # of those, problems with a timed baseline that count toward the speedups
@@ -45,7 +48,8 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.group, "problems": self.problems, "correct": self.correct,
                 "kernel_verified": self.correct, "wrong": self.wrong, "rolled_back": self.rolled_back,
-                "nothing_swapped": self.nothing_swapped,
+                "nothing_swapped": self.nothing_swapped, "harness_failure": self.harness_failure,
+                "not_exercised": self.not_exercised,
                 "correct_rate": self.correct_rate, "timed": self.timed, "geomean_speedup": self.geomean,
                 "median_speedup": self.median, "fast_p": {str(p): v for p, v in self.fast_p.items()},
                 "review": self.review}
@@ -68,7 +72,7 @@ def fast_p(speedups: Iterable[float], p: float) -> float:
 
 def summarize(problems: list[ProblemResult]) -> list[Summary]:
     """One Summary per candidate group present, plus "best" when there is more than one group."""
-    kinds = [k for k in (OPTIMIZE, PACK) if any(c.kind == k for r in problems for c in r.candidates)]
+    kinds = [k for k in (OPTIMIZE, PACK, COMPILE) if any(c.kind == k for r in problems for c in r.candidates)]
     groups = kinds + ([BEST] if len(kinds) > 1 else [])
     return [_summarize_group(problems, g) for g in groups]
 
@@ -77,16 +81,20 @@ def _summarize_group(problems: list[ProblemResult], group: str) -> Summary:
     summary = Summary(group)
     speedups = []
     for result in problems:
-        mine = [c for c in result.candidates if group == BEST or c.kind == group]
+        # torch.compile itself (kind BASELINE) is verified as the baseline, never counted as a candidate
+        mine = [c for c in result.candidates if (group == BEST and c.kind in GROUPS) or c.kind == group]
         if result.status != OK or not mine:
             continue
         summary.problems += 1
         outcomes = {c.outcome for c in mine}
-        outcome = next(o for o in (KERNEL_VERIFIED, WRONG, ROLLED_BACK, NOTHING_SWAPPED) if o in outcomes)
+        outcome = next(o for o in (KERNEL_VERIFIED, WRONG, HARNESS_FAILURE, NOT_EXERCISED, ROLLED_BACK,
+                                   NOTHING_SWAPPED) if o in outcomes)
         summary.correct += outcome == KERNEL_VERIFIED
         summary.wrong += outcome == WRONG
         summary.rolled_back += outcome == ROLLED_BACK
         summary.nothing_swapped += outcome == NOTHING_SWAPPED
+        summary.harness_failure += outcome == HARNESS_FAILURE
+        summary.not_exercised += outcome == NOT_EXERCISED
         summary.review += sum(1 for c in mine if c.correct and (c.speedup or 0) > REVIEW_SPEEDUP)
         counted = [s for s in (result.effective_speedup(c) for c in mine) if s is not None]
         if result.timed and counted:

@@ -20,6 +20,7 @@ from ..problem import Problem, ProblemInstance, held_out_sizes
 from ..tolerances import compare, tolerance_for
 from . import inputs as inp
 from .ops_used import compute_ops, record_ops
+from .oracle import OracleFailure, WidenCreatedTensors, saturate, seed_forward
 from .result import Verdict
 
 # (reference model with the harness's weights, the problem's init inputs) -> the candidate model
@@ -137,7 +138,11 @@ class _CaseRunner:
 
     def run(self, case: list[Any], where: str) -> bool:
         """One comparison; returns False when a check failed."""
-        expected64 = _call(self.oracle, inp.cast(case, torch.float64, "cpu"))
+        try:
+            expected64 = _call_oracle(self.oracle, inp.cast(case, torch.float64, "cpu"))
+        except OracleFailure as e:
+            self.verdict.harness_error = f"{where}: {e}"
+            return False
         expected_leaves = inp.leaves(expected64)
         if expected_leaves and all(isinstance(t, torch.Tensor) and t.is_floating_point() and not t.isfinite().any()
                                    for t in expected_leaves):
@@ -155,7 +160,12 @@ class _CaseRunner:
                                 for t in expected_leaves if isinstance(t, torch.Tensor)], self.options.device)
         before = launches.count()
         try:
-            result, ops = record_ops(lambda: _call(self.candidate, case))
+            # the ops are recorded only where they are checked: under a dispatch mode torch.compile does not
+            # compile (a compiled candidate would silently run eagerly)
+            if self.options.require_kernel:
+                result, ops = record_ops(lambda: _call(self.candidate, case))
+            else:
+                result, ops = _call(self.candidate, case), set()
         except Exception as e:  # noqa: BLE001
             return self._fail(f"candidate runs ({where})", f"{type(e).__name__}: {e}"), None
         launched = launches.count() - before
@@ -209,10 +219,17 @@ class _CaseRunner:
                     return self._fail(f"output {i} matches ({where})",
                                       f"integer output differs, first at index {tuple(bad)}")
                 continue
+            w = saturate(w, r.dtype)  # beyond the dtype's range, its own computation gives an infinity
             slack = REFERENCE_ERROR_FACTOR * (r.detach().cpu().to(torch.float64) - w).abs() + \
                 tolerance_for(r.dtype).rtol * _rms(w)
             c = compare(g, w, r.dtype, slack=slack)
             self.verdict.comparisons += 1
+            missed = w.isinf() & (g.detach().cpu().to(torch.float64) != w)  # an infinity's bound is infinite too
+            if bool(missed.any()):
+                at = tuple(int(j) for j in missed.nonzero()[0])
+                return self._fail(f"output {i} matches the reference ({where})",
+                                  f"expected {float(w[at]):g} (beyond {r.dtype}'s range) at index {at}, "
+                                  f"got {float(g[at]):.6g}")
             self.verdict.max_abs = max(self.verdict.max_abs, c.max_abs)
             self.verdict.max_rel = max(self.verdict.max_rel, c.max_rel)
             if not c.ok:
@@ -258,7 +275,17 @@ class _CaseRunner:
 
 
 def _call(module: nn.Module, args: list[Any]) -> Any:
+    seed_forward()  # random numbers drawn inside forward are the same in every call of a case
     return module(*args)
+
+
+def _call_oracle(oracle: nn.Module, args: list[Any]) -> Any:
+    """The float64 oracle's answer; OracleFailure when the model cannot run in float64 (the harness's failure)."""
+    try:
+        with WidenCreatedTensors():
+            return _call(oracle, args)
+    except Exception as e:  # noqa: BLE001 - whatever the model raises in float64 is the oracle's failure
+        raise OracleFailure(f"the float64 oracle fails: {type(e).__name__}: {str(e).strip()[:300]}") from e
 
 
 def _rms(t: torch.Tensor) -> float:

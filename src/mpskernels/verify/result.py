@@ -28,10 +28,13 @@ class Verdict:
     comparisons: int = 0
     launches: int = 0  # kernel launches made by the candidate over all runs
     skipped: list[str] = field(default_factory=list)  # what could not be checked, and why (not failures)
+    # The harness could not judge the candidate (the float64 oracle failed): not the candidate's failure, and not
+    # a pass either.
+    harness_error: str = ""
 
     @property
     def correct(self) -> bool:
-        return self.comparisons > 0 and all(c.passed for c in self.checks)
+        return self.comparisons > 0 and not self.harness_error and all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -43,6 +46,8 @@ class Verdict:
 
     def feedback(self, limit: int = 8) -> str:
         """The failures as text for a person or a model to act on (at most `limit` of them)."""
+        if self.harness_error:
+            return f"harness failure, the candidate was not judged: {self.harness_error}"
         if self.correct:
             return f"correct: {self.comparisons} comparisons, max abs error {self.max_abs:.3g}, max rel {self.max_rel:.3g}"
         if not self.failures:
@@ -62,4 +67,5 @@ class Verdict:
             "launches": self.launches,
             "failures": [{"check": c.name, "detail": c.detail} for c in self.failures],
             "skipped": self.skipped,
+            "harness_error": self.harness_error,
         }
