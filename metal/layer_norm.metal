@@ -25,6 +25,16 @@
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): layer_norm 4096 x 4096 bf16 25%, fp16 49%, fp32 80%; add_layer_norm
 //   35/35/86%.
+// Held chunks (metal/rows.h): a thread keeps its N_CHUNKS chunks as the 16 bytes it loaded (a uint4, 4 registers
+// for 4 floats or 8 halves / bfloats) and converts a chunk to fp32 where the statistics or the store use it,
+// instead of float[4 * 8] for a 16-bit row (32 registers); values and numerics are unchanged. The final store loop
+// is `#pragma unroll`ed so that v[s] stays a register where the compiler would keep a long body rolled. NVIDIA lane
+// footprint (benches/lane_registers.py, ptxas sm_90, 64 registers at the 1024-thread bound), before -> after:
+//   layer_norm     bf16 stack 40 B + spill 104 B -> 104 + 104;  fp16 40 + 112 -> 0 / 0;  fp32 0 / 0 -> 0 / 0
+//   add_layer_norm bf16 176 + 48              -> 48 + 44;    fp16 32 + 64  -> 0 / 0;  fp32 0 / 0 -> 0 / 0
+// bf16 still spills (no local array left: register pressure at the 64-register cap, where the lane's software
+// fp32 <-> bfloat conversion adds temporaries; a single call site for the rescue pass cleared layer_norm bf16 but
+// spilled fp16, so the two-call form stays). Open: issue 13.
 // Statistics in fp32, stably, without E[x^2] - E[x]^2 (metal/rows.h, row_statistics): every value is shifted by
 // the row's first value k (a constant row then normalises to exactly 0, NaN at eps = 0, as PyTorch);
 //   1. sum of (v - k) -> mean of the shifted row;
@@ -102,30 +112,25 @@ inline void layer_norm_row(
     vec = vec && aligned16(residual) && aligned16(residual_out);
   }
 
-  float v[N_CHUNKS * N];
-  for (int s = 0; s < N_CHUNKS; s++) {
-    const uint c = slot.lid + s * P;
-    if (c < chunks) {
-      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v + s * N);
-    } else {
-      for (int i = 0; i < N; i++) {
-        v[s * N + i] = 0.0f;
-      }
-    }
-  }
+  // Held as loaded (metal/rows.h): 4 registers per chunk in every dtype.
+  uint4 v[N_CHUNKS];
+  load_row_chunks<T, N_CHUNKS, RESIDUAL>(x, residual, residual_out, slot.lid, P, n, vec, v);
   // The shift: the row's first value, as the kernel sees it (h = T(x + residual) for add_layer_norm).
   const float k = RESIDUAL ? float(T(float(x[0]) + float(residual[0]))) : float(x[0]);
   const RowStatistics st = row_statistics<T, N_CHUNKS, RESIDUAL>(v, k, x, residual, residual_out, n, vec, slot,
                                                                  eps, simd_lane, simd_group, partials_a,
                                                                  partials_b);
 
+#pragma unroll  // v[s] must be a register: a loop left rolled would index v from memory
   for (int s = 0; s < N_CHUNKS; s++) {
     const uint c = slot.lid + s * P;
     if (c < chunks) {
+      float y[N];
+      unpack_chunk<T>(v[s], y);
       for (int i = 0; i < N; i++) {
-        v[s * N + i] = (fma(v[s * N + i], st.scale, -st.shift) - st.mean) * st.inv_std;
+        y[i] = (fma(y[i], st.scale, -st.shift) - st.mean) * st.inv_std;
       }
-      store_affine(out, weight, bias, c, n, vec, v + s * N);
+      store_affine(out, weight, bias, c, n, vec, y);
     }
   }
   for (uint c = slot.lid + N_CHUNKS * P; c < chunks; c += P) {

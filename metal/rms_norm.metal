@@ -30,6 +30,14 @@
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
 //   4096 x 4096 40/40/89%.
+// Held chunks (metal/rows.h): a thread keeps its N_CHUNKS chunks as the 16 bytes it loaded (a uint4, 4 registers
+// for 4 floats or 8 halves / bfloats) and converts a chunk to fp32 where it is used, instead of float[4][8] for a
+// 16-bit row (32 registers). The values are identical (T -> fp32 is exact), so numerics are unchanged. NVIDIA lane
+// footprint (benches/lane_registers.py, ptxas sm_90, 64 registers at the 1024-thread bound), before -> after:
+//   rms_norm     bf16 stack 72 B + spill 232 B -> 0 / 0;  fp16 72 + 224 -> 0 / 0;  fp32 0 / 0 -> 0 / 0
+//   add_rms_norm bf16 stack 256 B             -> 0 / 0;  fp16 128      -> 0 / 0;  fp32 0 / 0 -> 0 / 0
+// The residual form's pass over chunks past the register capacity takes N_CHUNKS / 2 chunks of x and of residual
+// per step (the same 64 bytes in flight as rms_norm's 4 chunks of x), so those loads fit beside the held chunks.
 // The row is threadgroup_position_in_grid.x * R + thread_position_in_threadgroup.y (metal/rows.h), so a 1-D grid
 // of one threadgroup per row, of any size, is also correct. A threadgroup with R > 1 must be 32 wide.
 //
@@ -52,11 +60,14 @@ constant bool has_weight [[function_constant(0)]];
 
 constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
 
+// out = v * inv_rms [* weight] for chunk c, v given as the chunk's bits (metal/rows.h: held chunks).
 template <typename T>
 inline void scale_and_store(device T* out, const device T* weight, uint c, uint n, bool vec, float inv_rms,
-                            thread float* v) {
+                            uint4 bits) {
   constexpr int N = ChunkOf<T>::N;
+  float v[N];
   float w[N];
+  unpack_chunk<T>(bits, v);
   if (has_weight) {
     load_chunk(weight, c, n, vec, w);
   }
@@ -67,6 +78,17 @@ inline void scale_and_store(device T* out, const device T* weight, uint c, uint 
     }
   }
   store_chunk(out, c, n, vec, v);
+}
+
+// Adds the squares of a chunk's values to sum_sq, in element order.
+template <typename T>
+inline void add_squares(uint4 bits, thread float& sum_sq) {
+  constexpr int N = ChunkOf<T>::N;
+  float v[N];
+  unpack_chunk<T>(bits, v);
+  for (int i = 0; i < N; i++) {
+    sum_sq += v[i] * v[i];
+  }
 }
 
 template <typename T, bool RESIDUAL>
@@ -90,39 +112,22 @@ inline void rms_norm_row(
     vec = vec && aligned16(residual) && aligned16(residual_out);
   }
 
-  float v[N_CHUNKS][N];
+  // Held as loaded (metal/rows.h): 4 registers per chunk in every dtype.
+  uint4 v[N_CHUNKS];
+  load_row_chunks<T, N_CHUNKS, RESIDUAL>(x, residual, residual_out, slot.lid, P, n, vec, v);
   float sum_sq = 0.0f;
   for (int s = 0; s < N_CHUNKS; s++) {
-    const uint c = slot.lid + s * P;
-    if (c < chunks) {
-      load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, v[s]);
-    } else {
-      for (int i = 0; i < N; i++) {
-        v[s][i] = 0.0f;
-      }
-    }
-    for (int i = 0; i < N; i++) {
-      sum_sq += v[s][i] * v[s][i];
-    }
+    add_squares<T>(v[s], sum_sq);
   }
-  // Past the register capacity: accumulate now, read again for the store. N_CHUNKS chunks per step, all loaded
-  // before any is used, so these reads keep as many bytes in flight as the first ones.
-  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
-    float h[N_CHUNKS][N];
-    for (int s = 0; s < N_CHUNKS; s++) {
-      const uint c = c0 + s * P;
-      if (c < chunks) {
-        load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h[s]);
-      } else {
-        for (int i = 0; i < N; i++) {
-          h[s][i] = 0.0f;
-        }
-      }
-    }
-    for (int s = 0; s < N_CHUNKS; s++) {
-      for (int i = 0; i < N; i++) {
-        sum_sq += h[s][i] * h[s][i];
-      }
+  // Past the register capacity: accumulate now, read again for the store. TAIL chunks per step, all loaded before
+  // any is used: N_CHUNKS of x, or N_CHUNKS / 2 each of x and residual (64 bytes in flight either way), so the
+  // loaded bits (16 registers) fit beside the held chunks (16 registers).
+  constexpr int TAIL = RESIDUAL ? N_CHUNKS / 2 : N_CHUNKS;
+  for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += TAIL * P) {
+    uint4 h[TAIL];
+    load_row_chunks<T, TAIL, RESIDUAL>(x, residual, residual_out, c0, P, n, vec, h);
+    for (int s = 0; s < TAIL; s++) {
+      add_squares<T>(h[s], sum_sq);
     }
   }
 
@@ -136,11 +141,11 @@ inline void rms_norm_row(
     }
   }
   for (uint c0 = slot.lid + N_CHUNKS * P; c0 < chunks; c0 += N_CHUNKS * P) {
-    float h[N_CHUNKS][N];
+    uint4 h[N_CHUNKS];
     for (int s = 0; s < N_CHUNKS; s++) {
       const uint c = c0 + s * P;
       if (c < chunks) {
-        load_chunk(RESIDUAL ? residual_out : x, c, n, vec, h[s]);  // this thread stored residual_out's chunk c
+        h[s] = load_chunk_bits(RESIDUAL ? residual_out : x, c, n, vec);  // this thread stored residual_out's c
       }
     }
     for (int s = 0; s < N_CHUNKS; s++) {

@@ -99,19 +99,133 @@ inline float row_max(float value, RowSlot s, threadgroup float* partials, uint s
   return threadgroup_max(value, partials, s.threads, simd_lane, simd_group);
 }
 
-// Chunk c of the values a norm sees: x, or the residual sum rounded to T (as the unfused `h = x + residual` in
-// T), which is also stored to residual_out.
-template <typename T, bool RESIDUAL>
-inline void load_row_input(const device T* x, const device T* residual, device T* residual_out, uint c, uint n,
-                           bool vec, thread float* v) {
-  load_chunk(x, c, n, vec, v);
-  if (RESIDUAL) {
-    float r[ChunkOf<T>::N];
-    load_chunk(residual, c, n, vec, r);
-    for (int i = 0; i < ChunkOf<T>::N; i++) {
-      v[i] = float(T(v[i] + r[i]));
+// ---- Chunks held in registers as their 16 bytes ----
+//
+// A thread keeps the chunks it normalises as the bits it loaded (one uint4: 4 floats, or 8 halves / bfloats) and
+// converts a chunk to fp32 only where it is used. A 16-bit chunk then costs 4 registers instead of the 8 its fp32
+// copy took, so 4 chunks (32 values) fit in 16 registers; the values are the same (every T converts to fp32
+// exactly), so the numerics are those of the fp32 copies. Apple GPUs have native 16-bit registers: 8 halves in
+// 4 32-bit registers is the natural size of such a chunk there as well.
+//
+// Before (NVIDIA lane, benches/lane_registers.py, 64 registers at the 1024-thread bound): the 16-bit row kernels
+// held float[4][8] and kept 72-256 B per thread in local memory (stack frame and spills); fp32 kernels none.
+
+// A chunk's bits as fp32 values: each half of the uint4 is a vec<T, N / 2> (2 floats or 4 16-bit values).
+template <typename T>
+inline void unpack_chunk(uint4 bits, thread float* v) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const vec<T, H> lo = as_type<vec<T, H>>(bits.xy);
+  const vec<T, H> hi = as_type<vec<T, H>>(bits.zw);
+  for (int i = 0; i < H; i++) {
+    v[i] = float(lo[i]);
+    v[H + i] = float(hi[i]);
+  }
+}
+
+// fp32 values as a chunk's bits, each rounded to T once.
+template <typename T>
+inline uint4 pack_chunk(thread const float* v) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  vec<T, H> lo;
+  vec<T, H> hi;
+  for (int i = 0; i < H; i++) {
+    lo[i] = T(v[i]);
+    hi[i] = T(v[H + i]);
+  }
+  return uint4(as_type<uint2>(lo), as_type<uint2>(hi));
+}
+
+// Chunk c of an n-element array as bits: one 16-byte load where `aligned` (the array is 16-byte aligned) and the
+// chunk is whole, else element by element, each guarded, without a conversion; elements past n are 0.
+template <typename T>
+inline uint4 load_chunk_bits(const device T* p, uint c, uint n, bool aligned) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const uint base = c * (2 * H);
+  if (aligned && base + 2 * H <= n) {
+    return *reinterpret_cast<const device uint4*>(p + base);
+  }
+  vec<T, H> lo = vec<T, H>(T(0));
+  vec<T, H> hi = vec<T, H>(T(0));
+  for (int i = 0; i < H; i++) {
+    if (base + i < n) {
+      lo[i] = p[base + i];
     }
-    store_chunk(residual_out, c, n, vec, v);
+    if (base + H + i < n) {
+      hi[i] = p[base + H + i];
+    }
+  }
+  return uint4(as_type<uint2>(lo), as_type<uint2>(hi));
+}
+
+// Stores chunk c's bits: one 16-byte store where aligned and whole, else element by element, none past n.
+template <typename T>
+inline void store_chunk_bits(device T* p, uint c, uint n, bool aligned, uint4 bits) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const uint base = c * (2 * H);
+  if (aligned && base + 2 * H <= n) {
+    *reinterpret_cast<device uint4*>(p + base) = bits;
+    return;
+  }
+  const vec<T, H> lo = as_type<vec<T, H>>(bits.xy);
+  const vec<T, H> hi = as_type<vec<T, H>>(bits.zw);
+  for (int i = 0; i < H; i++) {
+    if (base + i < n) {
+      p[base + i] = lo[i];
+    }
+    if (base + H + i < n) {
+      p[base + H + i] = hi[i];
+    }
+  }
+}
+
+// Chunk j of a thread's held chunks as fp32: from bits (rms_norm, layer_norm), or from an fp32 array holding
+// chunk j at v + j * N (group_norm).
+template <typename T>
+inline void held_chunk(thread const uint4* v, int j, thread float* out) {
+  unpack_chunk<T>(v[j], out);
+}
+
+template <typename T>
+inline void held_chunk(thread const float* v, int j, thread float* out) {
+  constexpr int N = ChunkOf<T>::N;
+  for (int i = 0; i < N; i++) {
+    out[i] = v[j * N + i];
+  }
+}
+
+// The residual sum of two chunks, each value rounded to T once (as the unfused `h = x + residual` in T).
+template <typename T>
+inline uint4 add_chunks(uint4 x_bits, uint4 r_bits) {
+  constexpr int N = ChunkOf<T>::N;
+  float h[N];
+  float r[N];
+  unpack_chunk<T>(x_bits, h);
+  unpack_chunk<T>(r_bits, r);
+  for (int i = 0; i < N; i++) {
+    h[i] += r[i];
+  }
+  return pack_chunk<T>(h);
+}
+
+// This thread's NC chunks c0 + s * P (s < NC) of the values a norm sees, as bits in v[s]: x, or the residual sum
+// (add_chunks), which is also stored to residual_out. Every load (x and residual) is issued before any value is
+// used; chunks past the row are 0.
+template <typename T, int NC, bool RESIDUAL>
+inline void load_row_chunks(const device T* x, const device T* residual, device T* residual_out, uint c0, uint P,
+                            uint n, bool aligned, thread uint4* v) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+#pragma unroll  // v[s] must stay a register: a loop left rolled (a long body, bfloat) would index v in memory
+  for (int s = 0; s < NC; s++) {
+    const uint c = c0 + s * P;
+    v[s] = c < chunks ? load_chunk_bits(x, c, n, aligned) : uint4(0);
+    if (RESIDUAL) {
+      const uint4 r = c < chunks ? load_chunk_bits(residual, c, n, aligned) : uint4(0);
+      v[s] = add_chunks<T>(v[s], r);
+      if (c < chunks) {
+        store_chunk_bits(residual_out, c, n, aligned, v[s]);
+      }
+    }
   }
 }
 
@@ -153,22 +267,24 @@ struct TailMoments {
   float m2;
 };
 
-// Merges the first `valid` values d[i] = v[i] * s - ks of a chunk into t; returns their sum.
-template <int N>
-inline float merge_tail_chunk(thread TailMoments& t, thread const float* v, int valid, float s, float ks) {
-  float d[N];
+// Merges the first `valid` values d[i] = v[i] * s - ks of a chunk (its bits) into t; returns their sum. d is
+// computed again (the same fma) where the second loop needs it rather than kept: 8 fewer live values.
+template <typename T>
+inline float merge_tail_chunk(thread TailMoments& t, uint4 bits, int valid, float s, float ks) {
+  constexpr int N = ChunkOf<T>::N;
+  float v[N];
+  unpack_chunk<T>(bits, v);
   float c_sum = 0.0f;
   for (int i = 0; i < N; i++) {
-    d[i] = fma(v[i], s, -ks);
     if (i < valid) {
-      c_sum += d[i];
+      c_sum += fma(v[i], s, -ks);
     }
   }
   const float c_mean = c_sum / float(valid);
   float c_m2 = 0.0f;
   for (int i = 0; i < N; i++) {
     if (i < valid) {
-      const float e = d[i] - c_mean;
+      const float e = fma(v[i], s, -ks) - c_mean;
       c_m2 += e * e;
     }
   }
@@ -180,24 +296,24 @@ inline float merge_tail_chunk(thread TailMoments& t, thread const float* v, int 
   return c_sum;
 }
 
-// Chunk c of a row past the register capacity. The first pass reads x (and residual, storing residual_out:
-// load_row_input); later passes read back x, or the residual_out this thread stored.
+// Chunk c of a row past the register capacity, as bits. The first pass reads x (and residual, storing
+// residual_out: load_row_chunks); later passes read back x, or the residual_out this thread stored.
 template <typename T, bool RESIDUAL>
-inline void load_tail_chunk(const device T* x, const device T* residual, device T* residual_out, uint c, uint n,
-                            bool vec, bool first, thread float* h) {
+inline uint4 load_tail_chunk(const device T* x, const device T* residual, device T* residual_out, uint c, uint n,
+                             bool vec, bool first) {
   if (first) {
-    load_row_input<T, RESIDUAL>(x, residual, residual_out, c, n, vec, h);
-  } else if (RESIDUAL) {
-    load_chunk(residual_out, c, n, vec, h);
-  } else {
-    load_chunk(x, c, n, vec, h);
+    uint4 bits[1];
+    load_row_chunks<T, 1, RESIDUAL>(x, residual, residual_out, c, 0, n, vec, bits);
+    return bits[0];
   }
+  return load_chunk_bits(RESIDUAL ? residual_out : x, c, n, vec);
 }
 
 // (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
-// at v + j * N), the rest comes through load_tail_chunk. Two reductions, through partials_a then partials_b.
-template <typename T, int NC, bool RESIDUAL>
-inline float2 row_moments(thread const float* v, const device T* x, const device T* residual,
+// is held chunk j: held_chunk), the rest comes through load_tail_chunk. Two reductions, through partials_a then
+// partials_b.
+template <typename T, int NC, bool RESIDUAL, typename H>
+inline float2 row_moments(thread const H* v, const device T* x, const device T* residual,
                           device T* residual_out, uint n, bool vec, RowSlot slot, bool first, float s, float ks,
                           uint simd_lane, uint simd_group, threadgroup float* partials_a,
                           threadgroup float* partials_b) {
@@ -207,27 +323,30 @@ inline float2 row_moments(thread const float* v, const device T* x, const device
   float sum = 0.0f;
   for (int j = 0; j < NC; j++) {
     const int valid = chunk_valid(slot.lid + j * P, n, N);
+    float e[N];
+    held_chunk<T>(v, j, e);
     for (int i = 0; i < N; i++) {
       if (i < valid) {
-        sum += fma(v[j * N + i], s, -ks);
+        sum += fma(e[i], s, -ks);
       }
     }
   }
   TailMoments tail = {0.0f, 0.0f, 0.0f};
   for (uint c = slot.lid + NC * P; c < chunks; c += P) {
-    float h[N];
-    load_tail_chunk<T, RESIDUAL>(x, residual, residual_out, c, n, vec, first, h);
-    sum += merge_tail_chunk<N>(tail, h, chunk_valid(c, n, N), s, ks);
+    const uint4 bits = load_tail_chunk<T, RESIDUAL>(x, residual, residual_out, c, n, vec, first);
+    sum += merge_tail_chunk<T>(tail, bits, chunk_valid(c, n, N), s, ks);
   }
   const float mean = row_sum(sum, slot, partials_a, simd_lane, simd_group) / float(n);
 
   float m2 = 0.0f;
   for (int j = 0; j < NC; j++) {
     const int valid = chunk_valid(slot.lid + j * P, n, N);
+    float e[N];
+    held_chunk<T>(v, j, e);
     for (int i = 0; i < N; i++) {
       if (i < valid) {
-        const float e = fma(v[j * N + i], s, -ks) - mean;
-        m2 += e * e;
+        const float d = fma(e[i], s, -ks) - mean;
+        m2 += d * d;
       }
     }
   }
@@ -239,8 +358,8 @@ inline float2 row_moments(thread const float* v, const device T* x, const device
 }
 
 // Half the largest |v - k| over the row (halved so it cannot overflow), or inf if the row holds inf or NaN.
-template <typename T, int NC, bool RESIDUAL>
-inline float row_half_spread(thread const float* v, const device T* x, device T* residual_out, uint n, bool vec,
+template <typename T, int NC, bool RESIDUAL, typename H>
+inline float row_half_spread(thread const H* v, const device T* x, device T* residual_out, uint n, bool vec,
                              RowSlot slot, float k, uint simd_lane, uint simd_group, threadgroup float* partials) {
   constexpr int N = ChunkOf<T>::N;
   const uint chunks = (n + N - 1) / N;
@@ -248,8 +367,10 @@ inline float row_half_spread(thread const float* v, const device T* x, device T*
   float spread = 0.0f;
   for (int j = 0; j < NC; j++) {
     const int valid = chunk_valid(slot.lid + j * P, n, N);
+    float e[N];
+    held_chunk<T>(v, j, e);
     for (int i = 0; i < N; i++) {
-      const float d = fma(v[j * N + i], 0.5f, -0.5f * k);
+      const float d = fma(e[i], 0.5f, -0.5f * k);
       if (i < valid) {
         spread = is_nonfinite(d) ? as_type<float>(0x7f800000u) : max(spread, abs(d));
       }
@@ -257,7 +378,7 @@ inline float row_half_spread(thread const float* v, const device T* x, device T*
   }
   for (uint c = slot.lid + NC * P; c < chunks; c += P) {
     float h[N];
-    load_tail_chunk<T, RESIDUAL>(x, x, residual_out, c, n, vec, false, h);
+    unpack_chunk<T>(load_tail_chunk<T, RESIDUAL>(x, x, residual_out, c, n, vec, false), h);
     const int valid = chunk_valid(c, n, N);
     for (int i = 0; i < N; i++) {
       const float d = fma(h[i], 0.5f, -0.5f * k);
@@ -279,8 +400,8 @@ struct RowStatistics {
 
 // The row's statistics (see the section comment): the ordinary pass, and the scaled one for rows whose fp32
 // sums overflow. partials_a and partials_b: one float per SIMD group each.
-template <typename T, int NC, bool RESIDUAL>
-inline RowStatistics row_statistics(thread const float* v, float k, const device T* x, const device T* residual,
+template <typename T, int NC, bool RESIDUAL, typename H>
+inline RowStatistics row_statistics(thread const H* v, float k, const device T* x, const device T* residual,
                                     device T* residual_out, uint n, bool vec, RowSlot slot, float eps,
                                     uint simd_lane, uint simd_group, threadgroup float* partials_a,
                                     threadgroup float* partials_b) {
