@@ -456,17 +456,30 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
         s += q[r * E + e] * kf[e];
       }
       // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
-      // clear bit. j runs over compile-time constants (never a data-dependent bound) so pend stays in registers.
-      bool parked = false;
-      for (int j = 0; j <= Lay::LEVELS; j++) {
-        if (!parked) {
-          if (j < Lay::LEVELS && ((i >> j) & 1)) {
-            s = fold(pend[j][r], s, ushort(1 << j), lane);
-          } else {
-            pend[j][r] = s;
-            parked = true;
+      // clear bit. fp32: j runs over compile-time levels, so pend stays in registers (118-128 registers at D128,
+      // no local memory; the data-dependent loop kept it in a 96-112 B frame with spills). 16-bit: the
+      // data-dependent loop, which keeps pend in a frame (64-80 B) but the kernel at 121-128 registers, where the
+      // compile-time levels took it to 145-147 and fewer threadgroups fit. On the H100 lane the 16-bit kernel ran
+      // B4 N8192 D128 bf16 in 115 us this way against 150 us with the compile-time levels; fp32 B1 N8192 in 52 us
+      // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's).
+      if (sizeof(T) == 4) {
+        bool parked = false;
+        for (int j = 0; j <= Lay::LEVELS; j++) {
+          if (!parked) {
+            if (j < Lay::LEVELS && ((i >> j) & 1)) {
+              s = fold(pend[j][r], s, ushort(1 << j), lane);
+            } else {
+              pend[j][r] = s;
+              parked = true;
+            }
           }
         }
+      } else {
+        int j = 0;
+        for (; (i >> j) & 1; j++) {
+          s = fold(pend[j][r], s, ushort(1 << j), lane);
+        }
+        pend[j][r] = s;
       }
     }
   }

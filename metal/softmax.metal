@@ -10,51 +10,31 @@
 // chunk, or an unaligned row (an odd row length, a storage offset), goes element by element with a guard on each.
 //
 // Four variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py). Each thread holds
-// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any
-// (threadgroup sizes for Apple GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256
-// bytes are used):
+// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any (threadgroup sizes for Apple
+// GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256 bytes are used):
 //   softmax_simd   rows of at most 32 * 4 chunks (512 floats, 1024 halves): `row_lanes` lanes per row, the fewest
 //                  power of two holding the row at 4 chunks a lane, so 32 / row_lanes rows share a SIMD group and
 //                  every lane loads; 256-thread threadgroups. Max and sum are butterflies of simd_shuffle_xor over
 //                  the row's lanes: no threadgroup memory, no barrier. Before (H200 lane, % of copy bandwidth for
 //                  the minimum bytes), with one chunk per lane and 32 lanes per row: 262144 x 128 bf16 28%, fp16
-//                  32% (16 of 32 lanes loaded), fp32 89%; then 4 lanes x 4 chunks per 128-half row (8 rows per
-//                  SIMD group), 8 lanes per 128-float row (H100 lane: 66/72/85%).
+//                  32% (16 of 32 lanes loaded), fp32 89%; now 4 lanes x 4 chunks per 128-half row (8 rows per
+//                  SIMD group), 8 lanes per 128-float row.
 //   softmax_block  rows of at most 1024 * 4 chunks (16384 floats, 32768 halves): one threadgroup per row of
 //                  chunks / 4 threads in whole SIMD groups. Max and sum reduce inside SIMD groups, then across them
 //                  through threadgroup memory (two barriers in all). Before, one chunk (16 bytes) per thread:
-//                  32x2048x2048 bf16 54%, fp16 61%, fp32 71%; 2048 x 32000 (then looped) 43/51/60%. Then 4 chunks
-//                  per thread: 32x2048x2048 69/78/95%, 2048 x 32000 16-bit (block, 1000 threads) 48/52%. The host
-//                  uses it up to 512 threads (2048 chunks), and up to 1024 for masked 16-bit rows.
+//                  32x2048x2048 bf16 54%, fp16 61%, fp32 71%; 2048 x 32000 (then looped) 43/51/60%. Now a
+//                  2048-wide row is 128 (fp32) or 64 (16-bit) threads of 64 bytes in flight each, and a 32000-wide
+//                  16-bit row (4000 chunks) is read once instead of twice.
 //   softmax_wide   rows of at most 1024 * 8 chunks (32768 floats, 65536 halves): softmax_block with 8 chunks per
-//                  thread (128 bytes in flight). The host takes it past 2048 chunks, so a 32000-wide 16-bit
-//                  vocabulary row is 500 threads, not 1000 (a 1024-thread threadgroup at 64 registers a thread
-//                  fills a whole NVIDIA SM's register file: one row per SM at a time, its loads idle while it
-//                  reduces and stores; half the threads leave room for a second row; an Apple core has the same
-//                  trade), and a 32000-wide fp32 row (8000 chunks; 2048 x 32000 fp32 70%) is read once. A masked
-//                  16-bit row cannot be held at 8 chunks a thread (8 chunks of x and 8 of the mask: 64 registers of
-//                  data): the host sends such rows past block to looped, and the kernel's masked 16-bit
-//                  specialisation runs the looped algorithm (correct, in registers) should it be launched.
+//                  thread (128 bytes in flight, 32 fp32 registers of data for fp32, 64 for 16-bit types), so a
+//                  32000-wide fp32 vocabulary row (before: looped, 2048 x 32000 fp32 60%) is read once, not twice.
 //   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax over steps of
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-//
-// Registers (what changed and why). The held chunks were fp32 arrays: 8 floats per 16-bit chunk, so 64 registers
-// of data for a 16-bit wide thread, 32 for a 16-bit block or simd thread, against 32 and 16 for fp32 at the same
-// chunks. On the NVIDIA lane (benches/lane_registers.py: NVRTC, ptxas -v for sm_90, launch bound 1024 threads, so
-// at most 64 registers) the 16-bit softmax_wide / log_softmax_wide kernels kept 112-400 B stack frames and spilled
-// up to 1228 B (with and without a mask), and the fp32 wide ones 16 B; the lane timed the 16-bit row kernels at
-// about half the copy bandwidth of their fp32 versions. Now a thread holds raw bits (metal/chunk_bits.h): fp32 its
-// logits (mask folded in, 4 registers a chunk), a 16-bit type x's bits and the mask's bits (4 registers each per 8
-// values), recomputing v and exp(v - max) where they are used (the same fp32 operations on the same inputs: the
-// same results); the loops over held chunks are unrolled so each chunk keeps its own registers; softmax_simd
-// declares the 256 threads the host gives it. Lane after: every softmax and log_softmax kernel, every dtype, with
-// and without a mask: 0 stack, 0 spill (40-64 registers; softmax_simd up to 80 at its 256-thread bound). These are
-// lane figures about the code's footprint, not Apple timings.
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
-//   simd, block, wide: x and mask read once, out written once: 2b (3b with a mask), the minimum.
+//   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
 //   looped:       x and mask read twice (pass 1 and pass 2), out written once: 3b against 2b without a mask
 //                 (fp32: 12 bytes against 8), 5b against 3b with one (fp32: 20 against 12). The second read of a
 //                 row (a 20000-element fp32 row is 80 KiB) can hit the cache; that is not measured here.
@@ -72,7 +52,7 @@
 #include <metal_stdlib>
 using namespace metal;
 
-#include "chunk_bits.h"
+#include "chunk_io.h"
 
 constant bool has_mask [[function_constant(0)]];
 
@@ -104,38 +84,18 @@ inline float threadgroup_sum(float v, threadgroup float* scratch, uint simd_lane
   return simd_sum(v);
 }
 
-// ---- a thread's chunks, held as bits (metal/chunk_bits.h) between the load and the two later uses ----
-// fp32 holds the chunk's logits v = x * scale [+ mask] themselves (4 registers for 4 values). A 16-bit type holds
-// x's raw bits (4 registers for 8 values) and, with a mask, the mask chunk's bits (4 more), and recomputes
-// v = float(x) * scale + float(mask) where it is used: the same fp32 operations on the same inputs, so the same
-// values as computing v once.
-//
-// A thread takes chunks first, first + stride, ... (K of them; stride = the row's threads, so a row's lanes move
-// consecutive 16-byte chunks per step); chunks past the row are neither read nor written. The loops over the K
-// chunks are unrolled so that every held chunk has its own registers (a loop indexing the held array at run time
-// puts the array in memory).
-
-constant constexpr int ROW_CHUNKS = 4;  // chunks per thread in the simd, block and looped variants
-
-// Whether the held x bits are the logits themselves (fp32) rather than x (16-bit types).
+// Chunk c of the row's logits v = x * scale [+ mask] (metal/chunk_io.h: 16 bytes of T, one vector access where
+// `vec` and the chunk is whole); elements past the row's end read as -inf. Returns their maximum.
 template <typename T>
-inline bool holds_logits() {
-  return sizeof(T) == 4;
-}
-
-// Chunk c's logits into v from its held bits hx / hm: elements past the row's end are -inf.
-template <typename T>
-inline void chunk_logits(uint4 hx, uint4 hm, uint c, uint n, float scale, thread float* v) {
+inline float load_logits(const device T* x, const device T* mask, uint c, uint n, float scale, bool vec,
+                         thread float* v) {
   constexpr int N = ChunkOf<T>::N;
-  if (holds_logits<T>()) {
-    unpack_bits(float(), hx, v);
-    return;
-  }
-  unpack_bits(T(), hx, v);
+  load_chunk(x, c, n, vec, v);
   float mv[N];
   if (has_mask) {
-    unpack_bits(T(), hm, mv);
+    load_chunk(mask, c, n, vec, mv);
   }
+  float m = -INFINITY;
   for (int i = 0; i < N; i++) {
     v[i] *= scale;
     if (has_mask) {
@@ -144,112 +104,40 @@ inline void chunk_logits(uint4 hx, uint4 hm, uint c, uint n, float scale, thread
     if (c * N + i >= n) {
       v[i] = -INFINITY;
     }
-  }
-}
-
-// Loads chunk c (x and the mask) into hx / hm; returns the maximum of its logits.
-template <typename T>
-inline float load_held(const device T* x, const device T* mask, uint c, uint n, float scale, bool vec,
-                       thread uint4& hx, thread uint4& hm) {
-  constexpr int N = ChunkOf<T>::N;
-  float v[N];
-  if (holds_logits<T>()) {
-    // fp32: fold scale and mask in now and hold the logits (the mask then needs no registers of its own).
-    float mv[N];
-    load_chunk(x, c, n, vec, v);
-    if (has_mask) {
-      load_chunk(mask, c, n, vec, mv);
-    }
-    for (int i = 0; i < N; i++) {
-      v[i] *= scale;
-      if (has_mask) {
-        v[i] += mv[i];
-      }
-      if (c * N + i >= n) {
-        v[i] = -INFINITY;
-      }
-    }
-    hx = pack_bits(float(), v);
-  } else {
-    hx = load_bits(x, c, n, vec);
-    if (has_mask) {
-      hm = load_bits(mask, c, n, vec);
-    }
-    chunk_logits<T>(hx, hm, c, n, scale, v);
-  }
-  float m = -INFINITY;
-  for (int i = 0; i < N; i++) {
     m = max(m, v[i]);
   }
   return m;
 }
 
-// Loads the thread's K chunks, all issued before the first reduction waits on any; returns their maximum.
-template <typename T, int K>
-inline float load_row(const device T* x, const device T* mask, uint first, uint stride, uint n, float scale,
-                      bool vec, thread uint4* hx, thread uint4* hm) {
-  const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
-  float m = -INFINITY;
-#pragma unroll
-  for (int k = 0; k < K; k++) {
-    const uint c = first + k * stride;
-    hx[k] = uint4(0);
-    hm[k] = uint4(0);
-    if (c < chunks) {
-      m = max(m, load_held<T>(x, mask, c, n, scale, vec, hx[k], hm[k]));
-    }
-  }
-  return m;
-}
-
-// Sum of exp(v - row_max) over the thread's in-row elements.
-template <typename T, int K>
-inline float exp_sum_row(thread const uint4* hx, thread const uint4* hm, uint first, uint stride, uint n,
-                         float scale, float row_max) {
-  constexpr int N = ChunkOf<T>::N;
-  const uint chunks = (n + N - 1) / N;
+// sum of exp(v - row_max) over the chunk's in-row elements; for softmax, v becomes exp(v - row_max).
+template <typename T, bool LOG>
+inline float exp_sum(thread float* v, uint c, uint n, float row_max) {
   float s = 0.0f;
-#pragma unroll
-  for (int k = 0; k < K; k++) {
-    const uint c = first + k * stride;
-    if (c < chunks) {
-      float v[N];
-      chunk_logits<T>(hx[k], hm[k], c, n, scale, v);
-      for (int i = 0; i < N; i++) {
-        if (c * N + i < n) {
-          s += metal::precise::exp(v[i] - row_max);
-        }
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    if (c * ChunkOf<T>::N + i < n) {
+      const float e = metal::precise::exp(v[i] - row_max);
+      s += e;
+      if (!LOG) {
+        v[i] = e;
       }
     }
   }
   return s;
 }
 
-// Writes the thread's chunks once the row's max and sum are known, each output rounded once: softmax
-// exp(v - max) / sum (exp recomputed from the held chunk rather than held as 8 more fp32 values),
-// log_softmax (v - max) - log(sum).
-template <typename T, bool LOG, int K>
-inline void store_row(device T* out, thread const uint4* hx, thread const uint4* hm, uint first, uint stride,
-                      uint n, float scale, bool vec, float row_max, float row_sum) {
-  constexpr int N = ChunkOf<T>::N;
-  const uint chunks = (n + N - 1) / N;
+// Writes chunk c once the row's max and sum are known: `e` holds exp(v - max) for softmax and v for log_softmax.
+template <typename T, bool LOG>
+inline void store_probs(device T* out, thread float* e, uint c, uint n, bool vec, float row_max, float row_sum) {
   const float inv_sum = 1.0f / row_sum;
   const float log_sum = LOG ? metal::precise::log(row_sum) : 0.0f;
-#pragma unroll
-  for (int k = 0; k < K; k++) {
-    const uint c = first + k * stride;
-    if (c < chunks) {
-      float v[N];
-      chunk_logits<T>(hx[k], hm[k], c, n, scale, v);
-      for (int i = 0; i < N; i++) {
-        v[i] = LOG ? (v[i] - row_max) - log_sum : metal::precise::exp(v[i] - row_max) * inv_sum;
-      }
-      store_chunk(out, c, n, vec, v);
-    }
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    e[i] = LOG ? (e[i] - row_max) - log_sum : e[i] * inv_sum;
   }
+  store_chunk(out, c, n, vec, e);
 }
 
-// The row's mask (x stands in when there is no mask: never read then).
+// The row's mask (x stands in when there is no mask: never read then) and whether all its buffers are 16-byte
+// aligned.
 template <typename T>
 inline const device T* row_mask_of(const device T* x, const device T* mask, uint row, uint axis_size, uint div0,
                                    uint mod0, uint stride0, uint div1, uint mod1, uint stride1) {
@@ -257,6 +145,53 @@ inline const device T* row_mask_of(const device T* x, const device T* mask, uint
     return mask + mask_row(row, div0, mod0, stride0, div1, mod1, stride1) * axis_size;
   }
   return x;
+}
+
+// ---- K chunks per thread, all loaded before the first reduction ----
+// A thread takes chunks first, first + stride, ... (K of them; stride = the row's threads, so a row's lanes move
+// consecutive 16-byte chunks per step); chunks past the row hold -inf and are neither read nor written.
+
+constant constexpr int ROW_CHUNKS = 4;  // chunks per thread in the simd and block variants (64 bytes in flight)
+
+// Loads the thread's chunks; returns their maximum.
+template <typename T, int K = ROW_CHUNKS>
+inline float load_row(const device T* x, const device T* mask, uint first, uint stride, uint n, float scale,
+                      bool vec, thread float* v) {
+  const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
+  float m = -INFINITY;
+  for (int k = 0; k < K; k++) {
+    const uint c = first + k * stride;
+    if (c < chunks) {
+      m = max(m, load_logits(x, mask, c, n, scale, vec, v + k * ChunkOf<T>::N));
+    } else {
+      for (int i = 0; i < ChunkOf<T>::N; i++) {
+        v[k * ChunkOf<T>::N + i] = -INFINITY;
+      }
+    }
+  }
+  return m;
+}
+
+template <typename T, bool LOG, int K = ROW_CHUNKS>
+inline float exp_sum_row(thread float* v, uint first, uint stride, uint n,
+                         float row_max) {
+  float s = 0.0f;
+  for (int k = 0; k < K; k++) {
+    s += exp_sum<T, LOG>(v + k * ChunkOf<T>::N, first + k * stride, n, row_max);  // 0 past the row
+  }
+  return s;
+}
+
+template <typename T, bool LOG, int K = ROW_CHUNKS>
+inline void store_row(device T* out, thread float* v, uint first, uint stride, uint n,
+                      bool vec, float row_max, float row_sum) {
+  const uint chunks = (n + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
+  for (int k = 0; k < K; k++) {
+    const uint c = first + k * stride;
+    if (c < chunks) {
+      store_probs<T, LOG>(out, v + k * ChunkOf<T>::N, c, n, vec, row_max, row_sum);
+    }
+  }
 }
 
 // Max and sum over the `lanes` lanes of a row inside a SIMD group (lanes a power of two dividing 32, the row's
@@ -277,11 +212,9 @@ inline float lanes_sum(float v, uint lanes) {
 
 // Rows of at most 32 * ROW_CHUNKS chunks: `row_lanes` lanes per row (a power of two <= 32), 32 / row_lanes rows
 // per SIMD group, each lane ROW_CHUNKS chunks. The grid has rows * row_lanes threads, so a row's lanes are
-// consecutive threads of one SIMD group. The host launches at most SIMD_ROWS_PER_GROUP = 8 SIMD groups (256
-// threads) per threadgroup, and the kernel says so: a compiler that plans for 1024 threads has a quarter of the
-// registers per thread to work with (on the NVIDIA lane, bfloat16 softmax_simd kept 8 bytes in memory at 1024).
+// consecutive threads of one SIMD group.
 template <typename T, bool LOG>
-[[kernel, max_total_threads_per_threadgroup(256)]] void softmax_simd(
+[[kernel]] void softmax_simd(
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
     device T* out [[buffer(2)]],
@@ -302,85 +235,10 @@ template <typename T, bool LOG>
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  uint4 hx[ROW_CHUNKS];
-  uint4 hm[ROW_CHUNKS];
-  const float row_max =
-      lanes_max(load_row<T, ROW_CHUNKS>(x, row_mask, lane, row_lanes, axis_size, scale, vec, hx, hm),
-                row_lanes);
-  const float row_sum = lanes_sum(exp_sum_row<T, ROW_CHUNKS>(hx, hm, lane, row_lanes, axis_size, scale, row_max),
-                                  row_lanes);
-  store_row<T, LOG, ROW_CHUNKS>(out, hx, hm, lane, row_lanes, axis_size, scale, vec, row_max, row_sum);
-}
-
-// One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
-// chunks lid, lid + threads, ... (a SIMD group moves one contiguous span per step).
-template <typename T, bool LOG>
-inline void looped_row(const device T* x, const device T* row_mask, device T* out, uint axis_size, float scale,
-                       bool vec, uint lid, uint threads, uint simd_lane, uint simd_group, uint n_simd,
-                       threadgroup float* max_scratch, threadgroup float* sum_scratch) {
-  const uint chunks = (axis_size + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
-
-  // Pass 1: running (m, s) with s = sum of exp(v - m) over the elements seen, ROW_CHUNKS chunks per step (all
-  // loaded before they are used: 64 bytes in flight per thread). While everything seen is -inf the pair stays
-  // (-inf, 0), which avoids exp(-inf - -inf) = NaN for rows that are only partly masked.
-  const uint step = threads * ROW_CHUNKS;
-  float m = -INFINITY;
-  float s = 0.0f;
-  for (uint c0 = 0; c0 < chunks; c0 += step) {
-    uint4 hx[ROW_CHUNKS];
-    uint4 hm[ROW_CHUNKS];
-    const float new_max =
-        max(m, load_row<T, ROW_CHUNKS>(x, row_mask, c0 + lid, threads, axis_size, scale, vec, hx, hm));
-    if (new_max != -INFINITY) {
-      s *= metal::precise::exp(m - new_max);
-      m = new_max;
-      s += exp_sum_row<T, ROW_CHUNKS>(hx, hm, c0 + lid, threads, axis_size, scale, m);
-    }
-  }
-
-  // Combine the threads' pairs: rescale every s to the row maximum, then sum. A thread that saw only -inf has
-  // s = 0 and rescales to 0 (its exp(-inf - row_max) is NaN only when the whole row is -inf, which is NaN anyway).
-  const float row_max = threadgroup_max(m, max_scratch, simd_lane, simd_group, n_simd);
-  s *= metal::precise::exp(m - row_max);
-  const float row_sum = threadgroup_sum(s, sum_scratch, simd_lane, simd_group, n_simd);
-
-  // Pass 2: read the row again and write it, ROW_CHUNKS chunks per step.
-  for (uint c0 = 0; c0 < chunks; c0 += step) {
-    uint4 hx[ROW_CHUNKS];
-    uint4 hm[ROW_CHUNKS];
-    load_row<T, ROW_CHUNKS>(x, row_mask, c0 + lid, threads, axis_size, scale, vec, hx, hm);
-    store_row<T, LOG, ROW_CHUNKS>(out, hx, hm, c0 + lid, threads, axis_size, scale, vec, row_max, row_sum);
-  }
-}
-
-template <typename T, bool LOG>
-[[kernel]] void softmax_looped(
-    const device T* x [[buffer(0)]],
-    const device T* mask [[buffer(1), function_constant(has_mask)]],
-    device T* out [[buffer(2)]],
-    constant float& scale [[buffer(3)]],
-    constant uint& axis_size [[buffer(4)]],
-    constant uint& div0 [[buffer(5)]],
-    constant uint& mod0 [[buffer(6)]],
-    constant uint& stride0 [[buffer(7)]],
-    constant uint& div1 [[buffer(8)]],
-    constant uint& mod1 [[buffer(9)]],
-    constant uint& stride1 [[buffer(10)]],
-    uint row [[threadgroup_position_in_grid]],
-    uint lid [[thread_position_in_threadgroup]],
-    uint threads [[threads_per_threadgroup]],
-    uint simd_lane [[thread_index_in_simdgroup]],
-    uint simd_group [[simdgroup_index_in_threadgroup]]) {
-  threadgroup float max_scratch[SIMD_SIZE];
-  threadgroup float sum_scratch[SIMD_SIZE];
-  const uint n_simd = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
-
-  const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
-  x += size_t(row) * axis_size;
-  out += size_t(row) * axis_size;
-  const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
-  looped_row<T, LOG>(x, row_mask, out, axis_size, scale, vec, lid, threads, simd_lane, simd_group, n_simd,
-                     max_scratch, sum_scratch);
+  float v[ROW_CHUNKS * ChunkOf<T>::N];
+  const float row_max = lanes_max(load_row(x, row_mask, lane, row_lanes, axis_size, scale, vec, v), row_lanes);
+  const float row_sum = lanes_sum(exp_sum_row<T, LOG>(v, lane, row_lanes, axis_size, row_max), row_lanes);
+  store_row<T, LOG>(out, v, lane, row_lanes, axis_size, vec, row_max, row_sum);
 }
 
 // One threadgroup per row, K chunks per thread (threads * K chunks >= the row; K = 4: block, 8: wide): every element
@@ -412,21 +270,77 @@ template <typename T, bool LOG, int K>
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
-  // A 16-bit row of K = 8 chunks with a mask would hold 8 chunks of x and 8 of the mask: 64 registers of data,
-  // which do not fit beside the rest (the host sends such rows to the looped variant); this specialisation runs
-  // the looped algorithm so that it stays correct and in registers. fp32 folds the mask into its held logits.
-  if (has_mask && K > ROW_CHUNKS && !holds_logits<T>()) {
-    looped_row<T, LOG>(x, row_mask, out, axis_size, scale, vec, lid, threads, simd_lane, simd_group, n_simd,
-                       max_scratch, sum_scratch);
-    return;
-  }
-  uint4 hx[K];
-  uint4 hm[K];
-  const float local_max = load_row<T, K>(x, row_mask, lid, threads, axis_size, scale, vec, hx, hm);
+  float v[K * ChunkOf<T>::N];
+  const float local_max = load_row<T, K>(x, row_mask, lid, threads, axis_size, scale, vec, v);
   const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);
-  const float local_sum = exp_sum_row<T, K>(hx, hm, lid, threads, axis_size, scale, row_max);
+  const float local_sum = exp_sum_row<T, LOG, K>(v, lid, threads, axis_size, row_max);
   const float row_sum = threadgroup_sum(local_sum, sum_scratch, simd_lane, simd_group, n_simd);
-  store_row<T, LOG, K>(out, hx, hm, lid, threads, axis_size, scale, vec, row_max, row_sum);
+  store_row<T, LOG, K>(out, v, lid, threads, axis_size, vec, row_max, row_sum);
+}
+
+// One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
+// chunks lid, lid + threads, ... (a SIMD group moves one contiguous span per step).
+template <typename T, bool LOG>
+[[kernel]] void softmax_looped(
+    const device T* x [[buffer(0)]],
+    const device T* mask [[buffer(1), function_constant(has_mask)]],
+    device T* out [[buffer(2)]],
+    constant float& scale [[buffer(3)]],
+    constant uint& axis_size [[buffer(4)]],
+    constant uint& div0 [[buffer(5)]],
+    constant uint& mod0 [[buffer(6)]],
+    constant uint& stride0 [[buffer(7)]],
+    constant uint& div1 [[buffer(8)]],
+    constant uint& mod1 [[buffer(9)]],
+    constant uint& stride1 [[buffer(10)]],
+    uint row [[threadgroup_position_in_grid]],
+    uint lid [[thread_position_in_threadgroup]],
+    uint threads [[threads_per_threadgroup]],
+    uint simd_lane [[thread_index_in_simdgroup]],
+    uint simd_group [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float max_scratch[SIMD_SIZE];
+  threadgroup float sum_scratch[SIMD_SIZE];
+  const uint n_simd = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
+
+  const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
+  x += size_t(row) * axis_size;
+  out += size_t(row) * axis_size;
+  const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
+  const uint chunks = (axis_size + ChunkOf<T>::N - 1) / ChunkOf<T>::N;
+
+  // Pass 1: running (m, s) with s = sum of exp(v - m) over the elements seen, ROW_CHUNKS chunks per step (all
+  // loaded before they are used: 64 bytes in flight per thread). While everything seen is -inf the pair stays
+  // (-inf, 0), which avoids exp(-inf - -inf) = NaN for rows that are only partly masked.
+  const uint step = threads * ROW_CHUNKS;
+  float m = -INFINITY;
+  float s = 0.0f;
+  for (uint c0 = 0; c0 < chunks; c0 += step) {
+    float v[ROW_CHUNKS * ChunkOf<T>::N];
+    const float new_max = max(m, load_row(x, row_mask, c0 + lid, threads, axis_size, scale, vec, v));
+    if (new_max != -INFINITY) {
+      s *= metal::precise::exp(m - new_max);
+      m = new_max;
+      s += exp_sum_row<T, true>(v, c0 + lid, threads, axis_size, m);
+    }
+  }
+
+  // Combine the threads' pairs: rescale every s to the row maximum, then sum. A thread that saw only -inf has
+  // s = 0 and rescales to 0 (its exp(-inf - row_max) is NaN only when the whole row is -inf, which is NaN anyway).
+  const float row_max = threadgroup_max(m, max_scratch, simd_lane, simd_group, n_simd);
+  s *= metal::precise::exp(m - row_max);
+  const float row_sum = threadgroup_sum(s, sum_scratch, simd_lane, simd_group, n_simd);
+
+  // Pass 2: read the row again and write it, ROW_CHUNKS chunks per step.
+  for (uint c0 = 0; c0 < chunks; c0 += step) {
+    float v[ROW_CHUNKS * ChunkOf<T>::N];
+    load_row(x, row_mask, c0 + lid, threads, axis_size, scale, vec, v);
+    if (!LOG) {
+      for (int i = 0; i < ROW_CHUNKS * ChunkOf<T>::N; i++) {
+        v[i] = metal::precise::exp(v[i] - row_max);
+      }
+    }
+    store_row<T, LOG>(out, v, c0 + lid, threads, axis_size, vec, row_max, row_sum);
+  }
 }
 
 // Host names: <op>_<variant>_<dtype>, e.g. log_softmax_block_float16.

@@ -15,7 +15,7 @@ from mpskernels.tolerances import compare
 OPS = ("softmax", "log_softmax")
 NEG_INF = float("-inf")
 # Row lengths of each variant, with its edges.
-LENGTHS = {"simd": (1, 31, 33, 128, 512), "block": (513, 8192), "wide": (8193, 32768),
+LENGTHS = {"simd": (1, 31, 33, 128, 512), "block": (513, 16384), "wide": (16385, 32768),
            "looped": (32769, 33000)}
 
 
@@ -72,39 +72,11 @@ def test_geometry():
     assert sm.geometry(1000, 128, torch.float16) == ("simd", 4000, 256)  # 16 chunks: 4 lanes, every lane loads
     assert sm.geometry(1000, 128) == ("simd", 8000, 256)  # 32 chunks: 8 lanes, 4 rows per SIMD group
     assert sm.geometry(2, 513) == ("block", 2 * 64, 64)  # 129 chunks: 33 threads round up to two SIMD groups
-    assert sm.geometry(2, 8192) == ("block", 2 * 512, 512)  # 2048 chunks: block up to 512 threads
-    assert sm.geometry(2, 8193) == ("wide", 2 * 288, 288)  # 2049 chunks at 8 per thread: 257 threads
-    assert sm.geometry(2, 16384) == ("wide", 2 * 512, 512)
+    assert sm.geometry(2, 16384) == ("block", 2 * 1024, 1024)
     assert sm.geometry(2, 16385) == ("wide", 2 * 544, 544)  # 4097 chunks at 8 per thread: 513 threads
     assert sm.geometry(2, 32000) == ("wide", 2 * 1024, 1024)
     assert sm.geometry(2, 32769) == ("looped", 2 * 1024, 1024)
     assert [sm.row_lanes(c) for c in (1, 4, 16, 17, 32, 33, 64, 65, 512)] == [1, 1, 1, 2, 2, 4, 4, 8, 32]
-
-
-def test_vocabulary_rows_take_half_the_threads_where_the_thread_holds_them():
-    """A 32000-wide 16-bit row is 4000 chunks: wide at 500 threads (8 chunks each) rather than block at 1000; with
-    a mask a 16-bit thread cannot hold 8 chunks of x and 8 of the mask, so block holds it (4 chunks each), and past
-    block's 4096 chunks such a row is looped. fp32 folds the mask into its held logits, so it stays wide."""
-    for dtype in (torch.float16, torch.bfloat16):
-        assert sm.geometry(2048, 32000, dtype) == ("wide", 2048 * 512, 512)
-        assert sm.geometry(2048, 32000, dtype, masked=True) == ("block", 2048 * 1024, 1024)
-        assert sm.variant_for(40000, dtype) == "wide"
-        assert sm.variant_for(40000, dtype, masked=True) == "looped"
-    assert sm.geometry(2048, 32000) == ("wide", 2048 * 1024, 1024)
-    assert sm.geometry(2048, 32000, masked=True) == ("wide", 2048 * 1024, 1024)
-    x = randn(2, 40000, dtype=torch.bfloat16)
-    assert variant(x) == "wide" and variant(x, randn(40000, dtype=torch.bfloat16)) == "looped"
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_wide_kernel_with_a_16bit_mask_runs_the_looped_algorithm(op, monkeypatch):
-    """The host never sends a masked 16-bit row to wide (the thread cannot hold it); if launched so, the kernel's
-    masked 16-bit specialisation runs the looped algorithm and is still right."""
-    monkeypatch.setattr(sm, "variant_for", lambda cols, dtype=torch.float32, masked=False: "wide")
-    x = randn(2, 33001, seed=30, dtype=torch.bfloat16) * 4
-    mask = torch.where(randn(33001, seed=31) > 1.0, NEG_INF, 0.0).to(torch.bfloat16)
-    check(op, x, mask, 0.5)
-    check(op, x, None, 0.5)
 
 
 def test_examples_exercise_every_variant_without_falling_back():
@@ -367,25 +339,3 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
                     check(op, x, mask, 0.5)
     assert seen == ({"simd", "block", "wide", "looped"} if dtype == torch.float32 else {"simd", "block"})
     assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back
-
-
-# ---- footprint on the NVIDIA lane (ptxas for sm_90, no GPU) ----
-
-
-def lane_tools_missing() -> bool:
-    from mpskernels.cuda import nvrtc
-    from mpskernels.cuda.registers import ptxas
-
-    return ptxas() is None or nvrtc.library() is None
-
-
-@pytest.mark.skipif(lane_tools_missing(), reason="needs NVRTC and ptxas")
-@pytest.mark.parametrize("masked", [False, True])
-def test_every_softmax_kernel_holds_its_chunks_in_registers(masked):
-    """The 16-bit wide kernels kept 112-400 B stack frames and up to 1228 B of spills when a held chunk was 8 fp32
-    values; held as bits, no kernel in any dtype keeps a value in local memory."""
-    from mpskernels.cuda.registers import kernel_resources
-
-    resources = kernel_resources("softmax.metal", (("has_mask", masked),))
-    assert len(resources) == 2 * 4 * 3  # softmax and log_softmax, four variants, three dtypes
-    assert all(r.in_registers for r in resources), [r for r in resources if not r.in_registers]

@@ -12,9 +12,7 @@ row containing +inf or NaN gives NaN throughout.
 The plan picks a variant by row length L (see metal/softmax.metal): `simd` (at most 128 16-byte chunks: 512 floats,
 1024 halves; 1 to 32 lanes per row, several rows per SIMD group), `block` (at most 4096 chunks: 16384 floats, 32768
 halves; one threadgroup per row; both hold 4 chunks per thread in registers: one read and one write per element),
-`wide` (at most 8192 chunks: 32768 floats, 65536 halves; `block` at 8 chunks per thread, taken past 2048 chunks so
-that a row has at most 512 threads where it can, except for masked 16-bit rows, which a thread cannot hold at 8
-chunks) and `looped` (any L, online softmax: two reads and one write per element).
+`wide` (at most 8192 chunks: 32768 floats, 65536 halves; `block` at 8 chunks per thread) and `looped` (any L, online softmax: two reads and one write per element).
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ SIMD_ROW_CHUNKS = SIMD_SIZE * ROW_CHUNKS  # longest row (in chunks) one SIMD gro
 BLOCK_ROW_CHUNKS = MAX_GROUP * ROW_CHUNKS  # longest row (in chunks) one threadgroup holds in registers
 WIDE_CHUNKS = 2 * ROW_CHUNKS  # chunks a thread of the wide variant holds
 WIDE_ROW_CHUNKS = MAX_GROUP * WIDE_CHUNKS  # longest row (in chunks) the wide variant holds
-WIDE_FROM = 512  # block threads past which wide takes the row (a 16-bit 32000-wide vocabulary row: 500, not 1000)
 SIMD_ROWS_PER_GROUP = 8  # SIMD groups per threadgroup in the simd variant
 LOOPED_GROUP = 1024  # threadgroup size of the looped variant
 MASK_GROUPS = 2  # groups of leading dimensions the kernels' mask indexing describes
@@ -91,23 +88,13 @@ def chunks_of(cols: int, dtype: torch.dtype) -> int:
     return -(-cols // (CHUNK_BYTES // torch.empty((), dtype=dtype).element_size()))
 
 
-def holds_wide(dtype: torch.dtype, masked: bool) -> bool:
-    """Whether a thread can hold WIDE_CHUNKS chunks of the row in registers: fp32 holds its logits (the mask folded
-    in), a 16-bit type x's bits and the mask's bits, which at 8 chunks of each do not fit (64 registers of data)."""
-    return not masked or torch.empty((), dtype=dtype).element_size() == 4
-
-
-def variant_for(cols: int, dtype: torch.dtype = torch.float32, masked: bool = False) -> str:
-    """simd up to a SIMD group at ROW_CHUNKS a lane; then block (ROW_CHUNKS a thread) while that takes at most
-    WIDE_FROM threads, else wide (WIDE_CHUNKS a thread: half the threads per row, so a core keeps more rows in
-    flight), where the thread can hold them; looped past that."""
+def variant_for(cols: int, dtype: torch.dtype = torch.float32) -> str:
     chunks = chunks_of(cols, dtype)
-    wide = holds_wide(dtype, masked)
     if chunks <= SIMD_ROW_CHUNKS:
         return "simd"
-    if chunks <= WIDE_FROM * ROW_CHUNKS or (not wide and chunks <= BLOCK_ROW_CHUNKS):
+    if chunks <= BLOCK_ROW_CHUNKS:
         return "block"
-    if wide and chunks <= WIDE_ROW_CHUNKS:
+    if chunks <= WIDE_ROW_CHUNKS:
         return "wide"
     return "looped"
 
@@ -121,10 +108,9 @@ def row_lanes(cols: int, dtype: torch.dtype = torch.float32) -> int:
     return lanes
 
 
-def geometry(rows: int, cols: int, dtype: torch.dtype = torch.float32,
-             masked: bool = False) -> tuple[str, int, int]:
+def geometry(rows: int, cols: int, dtype: torch.dtype = torch.float32) -> tuple[str, int, int]:
     """(variant, total threads, threadgroup size) for `rows` rows of length `cols`."""
-    variant = variant_for(cols, dtype, masked)
+    variant = variant_for(cols, dtype)
     if variant == "simd":
         threads = rows * row_lanes(cols, dtype)
         group = min(SIMD_ROWS_PER_GROUP * SIMD_SIZE, -(-threads // SIMD_SIZE) * SIMD_SIZE)
@@ -143,7 +129,7 @@ def make_plan(op: str):
         rows = 1
         for d in x.shape[:-1]:
             rows *= d
-        variant, threads, group = geometry(rows, cols, x.dtype, mask is not None)
+        variant, threads, group = geometry(rows, cols, x.dtype)
         groups = mask_groups(x.shape, mask.shape) if mask is not None else ()
         groups = groups + (UNUSED_GROUP,) * (MASK_GROUPS - len(groups))
         mask_args = tuple(Scalar(v, "uint") for g in groups for v in g)
@@ -197,7 +183,7 @@ def grid_fits_uint32(inputs) -> str | None:
     """the launch grid has 2^32 threads or more"""
     x = inputs["x"]
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    _, threads, _ = geometry(rows, x.shape[-1], x.dtype, inputs["mask"] is not None)
+    _, threads, _ = geometry(rows, x.shape[-1])
     return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
 
 
