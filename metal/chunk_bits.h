@@ -1,74 +1,83 @@
-// A 16-byte chunk (metal/chunk_io.h: 4 floats or 8 halves / bfloats) held as its raw bits, a uint4: four 32-bit
-// registers whatever the type, converted to fp32 only where a value is used. Kernels that keep chunks between a
-// load and a later use (softmax holds a row across two reductions, rope keeps its table chunks across heads) hold
-// 8 values of a 16-bit type in 4 registers this way instead of 8 fp32 registers, which is what kept the 16-bit
-// versions of those kernels out of registers (stack frames and spills on the NVIDIA lane, where the fp32 versions,
-// at 4 values a chunk, fitted). Apple GPUs have native 16-bit registers, so the same footprint argument holds there.
+// A 16-byte chunk (metal/chunk_io.h: 4 floats or 8 halves / bfloats) held as the bits it was loaded as, a uint4:
+// four 32-bit registers whatever the type, converted to fp32 only where a value is used. Kernels that keep chunks
+// between a load and a later use (the row norms hold a row across their reductions, rope keeps its table chunks
+// across heads) hold 8 values of a 16-bit type in 4 registers this way instead of the 8 an fp32 copy takes; the
+// values are the same (every T converts to fp32 exactly), so the numerics are those of fp32 copies. Apple GPUs have
+// native 16-bit registers, so 8 halves in 4 32-bit registers is the natural size of such a chunk there too.
 //
-// Loads: one 16-byte access where `vec` (the array is 16-byte aligned) and the chunk is whole; guarded elements
-// otherwise, whose positions past n hold zero bits. The type is passed as a tag argument (T()) because a uint4
-// does not say what it holds.
+// Why (NVIDIA lane, benches/lane_registers.py, 64 registers at the 1024-thread bound): the 16-bit row kernels held
+// float[4][8] and kept 72-256 B per thread in local memory (stack frames and spills), the 16-bit rope kernels 8-16 B;
+// their fp32 versions, at 4 values a chunk, fitted.
 #pragma once
 #include <metal_stdlib>
 using namespace metal;
 
 #include "chunk_io.h"
 
-// ---- chunk c of an n-element array, as bits ----
+// A chunk's bits as fp32 values: each half of the uint4 is a vec<T, N / 2> (2 floats or 4 16-bit values).
+template <typename T>
+inline void unpack_chunk(uint4 bits, thread float* v) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const vec<T, H> lo = as_type<vec<T, H>>(bits.xy);
+  const vec<T, H> hi = as_type<vec<T, H>>(bits.zw);
+  for (int i = 0; i < H; i++) {
+    v[i] = float(lo[i]);
+    v[H + i] = float(hi[i]);
+  }
+}
 
-inline uint4 load_bits(const device float* p, uint c, uint n, bool vec) {
-  const uint base = c * 4;
-  if (vec && base + 4 <= n) {
+// fp32 values as a chunk's bits, each rounded to T once.
+template <typename T>
+inline uint4 pack_chunk(thread const float* v) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  vec<T, H> lo;
+  vec<T, H> hi;
+  for (int i = 0; i < H; i++) {
+    lo[i] = T(v[i]);
+    hi[i] = T(v[H + i]);
+  }
+  return uint4(as_type<uint2>(lo), as_type<uint2>(hi));
+}
+
+// Chunk c of an n-element array as bits: one 16-byte load where `aligned` (the array is 16-byte aligned) and the
+// chunk is whole, else element by element, each guarded, without a conversion; elements past n are 0.
+template <typename T>
+inline uint4 load_chunk_bits(const device T* p, uint c, uint n, bool aligned) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const uint base = c * (2 * H);
+  if (aligned && base + 2 * H <= n) {
     return *reinterpret_cast<const device uint4*>(p + base);
   }
-  uint4 b = uint4(0);
-  b.x = base + 0 < n ? as_type<uint>(p[base + 0]) : 0u;
-  b.y = base + 1 < n ? as_type<uint>(p[base + 1]) : 0u;
-  b.z = base + 2 < n ? as_type<uint>(p[base + 2]) : 0u;
-  b.w = base + 3 < n ? as_type<uint>(p[base + 3]) : 0u;
-  return b;
-}
-
-// Two 16-bit elements (base + i, base + i + 1) as one 32-bit word, zero past n.
-template <typename T>
-inline uint pair_bits(const device T* p, uint at, uint n) {
-  const T lo = at < n ? p[at] : T(0);
-  const T hi = at + 1 < n ? p[at + 1] : T(0);
-  return as_type<uint>(vec<T, 2>(lo, hi));
-}
-
-template <typename T>
-inline uint4 load_bits(const device T* p, uint c, uint n, bool vec) {
-  const uint base = c * 8;
-  if (vec && base + 8 <= n) {
-    return *reinterpret_cast<const device uint4*>(p + base);
+  vec<T, H> lo = vec<T, H>(T(0));
+  vec<T, H> hi = vec<T, H>(T(0));
+  for (int i = 0; i < H; i++) {
+    if (base + i < n) {
+      lo[i] = p[base + i];
+    }
+    if (base + H + i < n) {
+      hi[i] = p[base + H + i];
+    }
   }
-  return uint4(pair_bits(p, base, n), pair_bits(p, base + 2, n), pair_bits(p, base + 4, n),
-               pair_bits(p, base + 6, n));
+  return uint4(as_type<uint2>(lo), as_type<uint2>(hi));
 }
 
-// ---- bits to fp32: the chunk's N values into v[0, N) ----
-
-inline void unpack_bits(float, uint4 b, thread float* v) {
-  const float4 f = as_type<float4>(b);
-  v[0] = f.x;
-  v[1] = f.y;
-  v[2] = f.z;
-  v[3] = f.w;
-}
-
+// Stores chunk c's bits: one 16-byte store where aligned and whole, else element by element, none past n.
 template <typename T>
-inline void unpack_bits(T, uint4 b, thread float* v) {
-  const float4 lo = float4(as_type<vec<T, 4>>(uint2(b.x, b.y)));
-  const float4 hi = float4(as_type<vec<T, 4>>(uint2(b.z, b.w)));
-  for (int i = 0; i < 4; i++) {
-    v[i] = lo[i];
-    v[4 + i] = hi[i];
+inline void store_chunk_bits(device T* p, uint c, uint n, bool aligned, uint4 bits) {
+  constexpr int H = ChunkOf<T>::N / 2;
+  const uint base = c * (2 * H);
+  if (aligned && base + 2 * H <= n) {
+    *reinterpret_cast<device uint4*>(p + base) = bits;
+    return;
   }
-}
-
-// ---- fp32 values to bits (fp32 only: a chunk computed once and held, as softmax holds its logits) ----
-
-inline uint4 pack_bits(float, const thread float* v) {
-  return as_type<uint4>(float4(v[0], v[1], v[2], v[3]));
+  const vec<T, H> lo = as_type<vec<T, H>>(bits.xy);
+  const vec<T, H> hi = as_type<vec<T, H>>(bits.zw);
+  for (int i = 0; i < H; i++) {
+    if (base + i < n) {
+      p[base + i] = lo[i];
+    }
+    if (base + H + i < n) {
+      p[base + H + i] = hi[i];
+    }
+  }
 }

@@ -70,9 +70,9 @@ struct TableSpan {
 template <typename CT, int M>
 inline TableSpan load_span(const device CT* p, uint u, uint n, bool vec) {
   constexpr int PER = M / ChunkOf<CT>::N;
-  TableSpan t = {load_bits(p, u * PER, n, vec), uint4(0)};
+  TableSpan t = {load_chunk_bits(p, u * PER, n, vec), uint4(0)};
   if (PER == 2) {
-    t.b = load_bits(p, u * PER + 1, n, vec);
+    t.b = load_chunk_bits(p, u * PER + 1, n, vec);
   }
   return t;
 }
@@ -80,9 +80,9 @@ inline TableSpan load_span(const device CT* p, uint u, uint n, bool vec) {
 // The span's M values in fp32, converted where they are used.
 template <typename CT, int M>
 inline void span_values(TableSpan t, thread float* v) {
-  unpack_bits(CT(), t.a, v);
+  unpack_chunk<CT>(t.a, v);
   if (M / ChunkOf<CT>::N == 2) {
-    unpack_bits(CT(), t.b, v + ChunkOf<CT>::N);
+    unpack_chunk<CT>(t.b, v + ChunkOf<CT>::N);
   }
 }
 
