@@ -129,6 +129,7 @@ def test_a_two_pass_plan_runs_in_order_in_one_bridge_call(fake_metal, monkeypatc
     monkeypatch.setattr(registry.RUNNERS["attention"], "plans", {})
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
+    monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)  # blocks of one 32-key tile, so 50 keys split
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(*s, generator=gen) for s in ((1, 4, 1, 64), (1, 1, 50, 64), (1, 1, 50, 64)))
     mask = torch.arange(50) % 3 != 1 if boolean_mask else None
