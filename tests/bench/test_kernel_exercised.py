@@ -82,3 +82,15 @@ def test_larger_sizes_where_the_kernel_runs_are_preferred(tmp_path):
     assert candidate.outcome == KERNEL_VERIFIED, candidate.feedback
     assert candidate.verdict["launches"] > 0 and candidate.verdict["sizes"]["head_dim"] in HEAD_DIMS
     assert any("no swapped kernel launched" in f for f in candidate.flags)
+
+
+def test_larger_sizes_stop_where_the_activations_outgrow_the_budget(tmp_path, monkeypatch):
+    """The budget counts inputs and parameters; an upsampling model's activations grow far faster (KernelBench's
+    level2/49 ConvTranspose3d took 24 GB at 64x). Retries for a kernel's sake stop at ACTIVATION_FACTOR x the budget."""
+    from mpskernels.bench import runner
+
+    problem = _problem(tmp_path)
+    monkeypatch.setattr(runner, "ACTIVATION_FACTOR", 1)  # the 4x larger sizes already make tensors past it
+    report = run_bench([problem], [optimize_candidate()], environment("cpu", 4096), QUICK)
+    (candidate,) = report.problems[0].candidates
+    assert candidate.outcome == NOT_EXERCISED and not candidate.flags

@@ -205,6 +205,11 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
 # How far the harness backs off toward the file's sizes when the reference fails at the scaled ones: budgets of up to
 # this many times the run's budget (a dilated kernel wider than the scaled image, a size a model asserts on).
 BACKOFF_FACTOR = 64
+# The largest tensor a size retried for a kernel's sake may make the reference produce, in multiples of the run's
+# budget. The budget counts inputs and parameters only; an upsampling layer (ConvTranspose3d) makes activations far
+# larger, and the verifier holds several float64 copies of each: KernelBench's level2/49 at 64x the budget took
+# 24 GB and the run was killed.
+ACTIVATION_FACTOR = 16
 
 
 def _sizes_the_reference_runs_at(problem: Problem, scaled: dict, env: BenchEnvironment, options: BenchOptions):
@@ -254,6 +259,32 @@ def _reference_error(instance: ProblemInstance, env: BenchEnvironment, options: 
     return None
 
 
+def _largest_activation(instance: ProblemInstance, env: BenchEnvironment, options: BenchOptions) -> int | None:
+    """Elements of the largest tensor any module of the reference returns at these sizes (its inputs included),
+    or None when the reference fails there."""
+    largest = 0
+
+    def note(module: nn.Module, args: Any, output: Any) -> None:
+        nonlocal largest
+        for t in inp.tensors(output):
+            largest = max(largest, t.numel())
+
+    try:
+        model = _on_device(instance.reference(), env, options)
+        args = inp.cast(instance.inputs(0), options.dtype, env.device)
+        largest = max((t.numel() for t in inp.tensors(args)), default=0)
+        handles = [m.register_forward_hook(note) for m in model.modules()]
+        try:
+            with torch.inference_mode():
+                model(*args)
+        finally:
+            for h in handles:
+                h.remove()
+    except Exception:  # noqa: BLE001 - the reference does not run at these sizes
+        return None
+    return largest
+
+
 def _first(error: Exception) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
@@ -297,8 +328,11 @@ def _verify_where_the_kernels_run(problem: Problem, candidate: Candidate, scaled
         if larger == sizes:
             continue
         sizes = larger
-        if _reference_error(problem.at(sizes), env, options) is not None:
-            continue
+        largest = _largest_activation(problem.at(sizes), env, options)
+        if largest is None:
+            continue  # the reference fails at these sizes
+        if largest > env.max_elements * ACTIVATION_FACTOR:
+            break  # larger sizes only make it larger
         again = _verify(problem, candidate, sizes, env, options)
         if again.outcome != NOT_EXERCISED:
             again.flags.append(f"verified at {_describe(sizes)}: at the run's sizes ({_describe(scaled)}) no "
