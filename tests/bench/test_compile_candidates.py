@@ -111,3 +111,22 @@ def test_the_baseline_is_min_of_eager_and_a_verified_compile(tmp_path, monkeypat
         assert "failed the verifier" in result.compile_note
     else:
         assert timed == [["compile", "eager"]] and result.compile is not None
+
+
+@pytest.mark.parametrize("inductor_is_wrong", [False, True], ids=["ours-wrong", "inductor-wrong"])
+def test_a_wrong_mpskernels_compile_is_checked_against_plain_torch_compile(tmp_path, monkeypatch,
+                                                                          inductor_is_wrong):
+    """Where plain torch.compile fails the same check, the compile candidate's verdict says Inductor is the cause
+    (KernelBench's level2/11); where plain torch.compile passes, the wrong verdict stands unflagged."""
+    def wrong_compile() -> Candidate:
+        return Candidate(COMPILE_NAME, "compile", lambda ref, init: _OffByOne(ref), require_kernel=False)
+
+    def baseline() -> Candidate:
+        make = (lambda ref, init: _OffByOne(ref)) if inductor_is_wrong else (lambda ref, init: ref)
+        return Candidate(BASELINE_NAME, BASELINE, make, require_kernel=False)
+
+    monkeypatch.setattr(runner, "compile_baseline", baseline)
+    report = run_bench([_problem(tmp_path)], [wrong_compile()], environment("cpu", 4096), BenchOptions(**QUICK))
+    (candidate,) = report.problems[0].candidates
+    assert candidate.outcome == "wrong"
+    assert (runner.INDUCTOR_WRONG in candidate.flags) == inductor_is_wrong
