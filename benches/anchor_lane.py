@@ -60,7 +60,7 @@ from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_j
 from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.native import native_fn
 from mpskernels.kernels.rope import tables
-from mpskernels.tolerances import tolerance_for
+from mpskernels.tolerances import finite_rms, tolerance_for
 from mpskernels.verify.check import REFERENCE_ERROR_FACTOR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,11 +264,6 @@ class Expected(tuple):
     slack: tuple = ()
 
 
-def _rms(t: torch.Tensor) -> float:
-    finite = t[t.isfinite()]
-    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
-
-
 def expected(family, args: tuple, dtype: torch.dtype) -> Expected:
     want = Expected(oracle(family, args))
     rtol = tolerance_for(dtype).rtol
@@ -280,7 +275,7 @@ def expected(family, args: tuple, dtype: torch.dtype) -> Expected:
     except Exception:  # noqa: BLE001  (no PyTorch result in this dtype: the RMS term alone)
         in_dtype = (None,) * len(want)
     want.slack = tuple(
-        rtol * _rms(w) + (0.0 if r is None or r.shape != w.shape else
+        rtol * finite_rms(w) + (0.0 if r is None or r.shape != w.shape else
                           (REFERENCE_ERROR_FACTOR * (r.double() - w).abs()).nan_to_num(nan=0.0, posinf=0.0))
         for r, w in zip(in_dtype, want))
     return want

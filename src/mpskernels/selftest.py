@@ -27,7 +27,7 @@ from .kernels import FAMILIES
 from .kernels.native import native_fn
 from .kernels.spec import KernelFamily
 from .runtime import choose_backend, use_backend
-from .tolerances import compare, tolerance_for
+from .tolerances import compare, finite_rms, tolerance_for
 from .verify.check import REFERENCE_ERROR_FACTOR
 
 # LLaMA-3.2-1B: hidden 2048, MLP 8192, 32 query heads over 8 KV heads of 64; a 512-token prompt, a 2048-token cache.
@@ -154,11 +154,6 @@ def _float64(args: tuple) -> tuple:
                  a.cpu() if isinstance(a, torch.Tensor) else a for a in args)
 
 
-def _rms(t: torch.Tensor) -> float:
-    finite = t[t.isfinite()]
-    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
-
-
 def check_case(family: KernelFamily, dtype: torch.dtype, label: str, args: tuple) -> CaseResult:
     """Runs the op once and holds every result to the verifier's rule against the float64 reference."""
     result = CaseResult(family.name, str(dtype).removeprefix("torch."), label, False, "")
@@ -179,7 +174,7 @@ def check_case(family: KernelFamily, dtype: torch.dtype, label: str, args: tuple
     rtol, notes = tolerance_for(dtype).rtol, []
     for i, (g, w, r) in enumerate(zip(got, want, in_dtype)):
         slack = REFERENCE_ERROR_FACTOR * (r.detach().cpu().double() - w).abs().nan_to_num(nan=0.0, posinf=0.0) \
-            + rtol * _rms(w)
+            + rtol * finite_rms(w)
         c = compare(g.cpu(), w, dtype, slack=slack)
         notes.append(f"result {i}: {c}")
         if not c.ok:

@@ -24,6 +24,12 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
 }
 
 
+def finite_rms(t: torch.Tensor) -> float:
+    """Root mean square of t's finite elements (0 when it has none): the scale the verifier's rtol term uses."""
+    finite = t[t.isfinite()]
+    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
+
+
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
     try:
         return TOLERANCES[dtype]

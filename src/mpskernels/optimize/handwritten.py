@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from .. import ops
-from .matchers import EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, is_torch_builtin
+from .matchers import (EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, gated_projections,
+                       is_torch_builtin)
 
 # Epsilons forwards hard-code (LLaMA 1e-6, PyTorch's LayerNorm 1e-5, BERT 1e-12, T5 1e-6, some 1e-8), tried in turn
 # when the module holds none; the tiny probe inputs tell them apart.
@@ -186,18 +187,16 @@ def recognise_functional_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     if is_torch_builtin(m) or _own_parameters(m) or len(children) != 3 or \
             not all(isinstance(c, nn.Linear) for c in children.values()):
         return None
-    downs = [n for n, l in children.items() if all(l.in_features == o.out_features and l.out_features == o.in_features
-                                                   for k, o in children.items() if k != n)]
-    if len(downs) != 1:
+    roles = gated_projections(children)
+    if roles is None:
         return None
-    first, second = [n for n in children if n != downs[0]]
-    d = children[downs[0]].out_features
+    first, second, down, d = roles
     shapes = lambda mod: [(3, d), (2, 5, d)]  # noqa: E731
     out = []
     for kind in _kinds(None):
         kernel, fused = GATE_SECOND[kind]
         for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(kernel, _gated_forward(m, gate, up, downs[0], fused), "computation",
+            out.append(Replacement(kernel, _gated_forward(m, gate, up, down, fused), "computation",
                                    probe_shapes=shapes))
     return out
 

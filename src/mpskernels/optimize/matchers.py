@@ -298,21 +298,30 @@ def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     if is_torch_builtin(m) or len(linears) != 3 or len(acts) != 1 or len(children) != 4:
         return None
     (kind,) = acts.values()
-    downs = [n for n, l in linears.items() if all(l.in_features == o.out_features and l.out_features == o.in_features
-                                                  for k, o in linears.items() if k != n)]
-    if len(downs) != 1:
+    roles = gated_projections(linears)
+    if roles is None:
         return None
-    first, second = [n for n in linears if n != downs[0]]
-    d = linears[downs[0]].out_features
+    first, second, down, d = roles
     out = []
     for gate_kind in ([kind] if kind != "unknown" else ["silu", "gelu"]):
         fused = getattr(ops, GATES[gate_kind], None) if hasattr(ops, GATES[gate_kind]) else None
         if fused is None:
             continue
         for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(GATES[gate_kind], _gated_forward(m, gate, up, downs[0], fused), "computation",
+            out.append(Replacement(GATES[gate_kind], _gated_forward(m, gate, up, down, fused), "computation",
                                    probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)]))
     return out
+
+
+def gated_projections(linears: dict[str, nn.Linear]) -> tuple[str, str, str, int] | None:
+    """Of three Linear layers, the two d -> h projections (in the order given), the one h -> d down projection
+    and d; None unless exactly one of them maps back what the other two map."""
+    downs = [n for n, l in linears.items() if all(l.in_features == o.out_features and l.out_features == o.in_features
+                                                  for k, o in linears.items() if k != n)]
+    if len(downs) != 1:
+        return None
+    first, second = [n for n in linears if n != downs[0]]
+    return first, second, downs[0], linears[downs[0]].out_features
 
 
 def _gated_forward(m: nn.Module, gate: str, up: str, down: str, fused: Callable) -> Callable[[torch.Tensor], Any]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import launches
 from ..problem import Problem, ProblemInstance, held_out_sizes
-from ..tolerances import compare, tolerance_for
+from ..tolerances import compare, finite_rms, tolerance_for
 from . import inputs as inp
 from .ops_used import compute_ops, record_ops
 from .oracle import OracleFailure, WidenCreatedTensors, saturate, seed_forward
@@ -221,7 +221,7 @@ class _CaseRunner:
                 continue
             w = saturate(w, r.dtype)  # beyond the dtype's range, its own computation gives an infinity
             slack = REFERENCE_ERROR_FACTOR * (r.detach().cpu().to(torch.float64) - w).abs() + \
-                tolerance_for(r.dtype).rtol * _rms(w)
+                tolerance_for(r.dtype).rtol * finite_rms(w)
             c = compare(g, w, r.dtype, slack=slack)
             self.verdict.comparisons += 1
             missed = w.isinf() & (g.detach().cpu().to(torch.float64) != w)  # an infinity's bound is infinite too
@@ -286,11 +286,6 @@ def _call_oracle(oracle: nn.Module, args: list[Any]) -> Any:
             return _call(oracle, args)
     except Exception as e:  # noqa: BLE001 - whatever the model raises in float64 is the oracle's failure
         raise OracleFailure(f"the float64 oracle fails: {type(e).__name__}: {str(e).strip()[:300]}") from e
-
-
-def _rms(t: torch.Tensor) -> float:
-    finite = t[t.isfinite()]
-    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
 
 
 def _case_dtype(case: list[Any]) -> torch.dtype:
