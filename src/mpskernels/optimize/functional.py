@@ -47,7 +47,7 @@ SILU_MUL = ("computes silu(a) * b in eager code: silu's output exists before the
 # ---- binding each function's arguments ----
 
 
-def _bind(names: tuple[str, ...], defaults: dict[str, Any], args: tuple, kwargs: dict) -> dict[str, Any] | None:
+def bind_arguments(names: tuple[str, ...], defaults: dict[str, Any], args: tuple, kwargs: dict) -> dict[str, Any] | None:
     if len(args) > len(names) or set(kwargs) - set(names):
         return None
     bound = dict(defaults)
@@ -152,7 +152,7 @@ def functional_call(func: Any, args: tuple, kwargs: dict) -> tuple[str, Any] | N
     if entry is None:
         return None
     kernel, names, defaults, route = entry
-    bound = _bind(names, defaults, args, kwargs)
+    bound = bind_arguments(names, defaults, args, kwargs)
     if bound is None:
         return kernel, "unknown arguments"
     routed = route(bound)

@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import ops
 from ..registry import RUNNERS, unsupported_reason
-from .functional import FUNCTIONS, FunctionalRoute, caller_frame, forward_codes, made_by
+from .functional import FUNCTIONS, FunctionalRoute, bind_arguments, caller_frame, forward_codes, made_by
 
 SDPA = F.scaled_dot_product_attention
 SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
@@ -50,13 +50,11 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # ---- scaled_dot_product_attention -> ops.attention ----
 
 
+SDPA_DEFAULTS = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
+
+
 def _sdpa_arguments(args: tuple, kwargs: dict) -> dict[str, Any] | None:
-    bound = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
-    if len(args) > len(SDPA_PARAMETERS) or set(kwargs) - set(SDPA_PARAMETERS):
-        return None
-    bound.update(zip(SDPA_PARAMETERS, args))
-    bound.update(kwargs)
-    return bound if all(n in bound for n in SDPA_PARAMETERS[:3]) else None
+    return bind_arguments(SDPA_PARAMETERS, SDPA_DEFAULTS, args, kwargs)
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
