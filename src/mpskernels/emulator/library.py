@@ -224,7 +224,7 @@ class Library:
             bounds_check = os.environ.get("MPSKERNELS_EMULATOR_BOUNDS", "") not in ("", "0")
         a.bounds_check = 1 if bounds_check else 0
 
-        bound = self.bind_arguments(info, described, args, constants, threadgroup_memory or {}, a)
+        bound = self._bind(info, described, args, constants, threadgroup_memory or {}, a)
         if bounds_check:
             bound.keep.extend(self._name_threadgroup_memory(info, a))
         rc = lib.mtl_dispatch(index, ctypes.byref(a))
@@ -267,7 +267,7 @@ class Library:
             raise DispatchError(f"kernel '{info.host_name}' uses function constant(s) {', '.join(missing)}: give "
                                 f"their values with constants={{...}}")
 
-    def bind_arguments(self, info: KernelInfo, described, args: Sequence[Any], constants: dict[str, Any],
+    def _bind(self, info: KernelInfo, described, args: Sequence[Any], constants: dict[str, Any],
               threadgroup_memory: Mapping[int, int], a: abi.DispatchArgs) -> _Bound:
         bound = _Bound()
         kernel = info.host_name

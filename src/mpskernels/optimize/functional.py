@@ -47,7 +47,8 @@ SILU_MUL = ("computes silu(a) * b in eager code: silu's output exists before the
 # ---- binding each function's arguments ----
 
 
-def bind_arguments(names: tuple[str, ...], defaults: dict[str, Any], args: tuple, kwargs: dict) -> dict[str, Any] | None:
+def bind_arguments(names: tuple[str, ...], defaults: dict[str, Any], args: tuple,
+                   kwargs: dict) -> dict[str, Any] | None:
     if len(args) > len(names) or set(kwargs) - set(names):
         return None
     bound = dict(defaults)
