@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import launches
-from .compare import EMPTY, agree, first_tensor
+from .compare import EMPTY, agree, agree_outputs
 from .config import OptimizeConfig
 from .find import routed_replacement
 from .install import unsupported_tensors
@@ -164,7 +164,7 @@ def check_module(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
     if routes is not None and not routes.routed:  # the module's own forward ran: nothing to swap
         return ReportEntry(name, swap.module_type, SKIPPED, detail=f"{replacement.detail}: no call on the example "
                            f"inputs could be routed: {routes.reasons()}")
-    ok, detail, swap.max_abs = agree(first_tensor(got), first_tensor(call.output), config.tolerance_scale)
+    ok, detail, swap.max_abs = agree_outputs(got, call.output, config.tolerance_scale)
     if not ok:
         return ReportEntry(name, swap.module_type, ROLLED_BACK, replacement.kernel, replacement.matched_by, detail,
                            swap.max_abs, backend=swap.backend, launches=swap.launches)
@@ -175,6 +175,8 @@ def check_module(swap: Swap, captured: dict[str, Call] | None, config: OptimizeC
         return not_launched(swap, EMPTY if detail == EMPTY else
                             call.no_launch or why_no_launch(replacement, call.args, call.kwargs))
     swap.checked = f"checked on example inputs: {detail}"
+    if replacement.detail and routes is None:  # what a computation match does, where its kernel name is not enough
+        swap.checked = f"{replacement.detail}; {swap.checked}"
     return None
 
 

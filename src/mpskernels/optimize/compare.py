@@ -41,6 +41,17 @@ def rms(t: torch.Tensor) -> float:
     return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0
 
 
+def agree_outputs(got: Any, want: Any, scale: float) -> tuple[bool, str, float | None]:
+    """`agree` over every floating-point tensor of two module outputs: a rotary module returns (q, k), and k must
+    be right too. Outputs whose tensors do not pair up (nn.MultiheadAttention's (output, None) against weights)
+    compare their first tensor. The first disagreement, else the largest error, is what is reported."""
+    got_tensors, want_tensors = tensors_in(got), tensors_in(want)
+    if len(got_tensors) != len(want_tensors) or len(got_tensors) < 2:
+        return agree(first_tensor(got), first_tensor(want), scale)
+    results = [agree(g, w, scale) for g, w in zip(got_tensors, want_tensors)]
+    return next((r for r in results if not r[0]), None) or max(results, key=lambda r: r[2] or 0.0)
+
+
 def first_tensor(value: Any) -> Any:
     """Modules like nn.MultiheadAttention return (output, weights): compare the output."""
     if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor):

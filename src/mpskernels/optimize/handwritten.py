@@ -12,7 +12,8 @@ computes what the module computes, or none.
 - a SwiGLU / GeGLU MLP whose gate and up projections are one fused Linear d -> 2h split with chunk(2, -1), then a
   Linear h -> d;
 - a gated MLP of three Linear children whose activation is called as a function (F.silu) in its forward:
-  matchers.recognise_gated_mlp needs the activation as a child module.
+  matchers.recognise_gated_mlp needs the activation as a child module;
+- a rotary-embedding module with its own forward(q, k) that makes its tables itself (rotary_module.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 from .. import ops
 from .matchers import (EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, gated_projections,
                        is_torch_builtin)
+from .rotary_module import recognise_rotary_module
 
 # Epsilons forwards hard-code (LLaMA 1e-6, PyTorch's LayerNorm 1e-5, BERT 1e-12, T5 1e-6, some 1e-8), tried in turn
 # when the module holds none; the tiny probe inputs tell them apart.
@@ -202,4 +204,4 @@ def recognise_functional_gated_mlp(m: nn.Module) -> list[Replacement] | None:
 
 
 COMPUTATION_RECOGNISERS = [recognise_named_rms_norm, recognise_layer_norm, recognise_split_gated_mlp,
-                           recognise_functional_gated_mlp]
+                           recognise_functional_gated_mlp, recognise_rotary_module]

@@ -45,6 +45,9 @@ class Replacement:
     # Builds this replacement again for another module (a deep copy or an unpickled model of the one it was made
     # for): a picklable callable, module -> Replacement (anything else: that module runs its own forward).
     rebuild: Callable[[nn.Module], Any] | None = None
+    # Confirms a computation match whose inputs are not one tensor (module, device, tolerance scale) ->
+    # (agrees, detail); used instead of probing `forward` with `probe_shapes`.
+    confirm: Callable[[nn.Module, torch.device, float], tuple[bool, str]] | None = None
 
 
 Match = Replacement | str | None

@@ -83,7 +83,12 @@ def confirm(found: list[Candidate], config: OptimizeConfig, device: torch.device
             if ruled_out:
                 rejected.append(ruled_out)
                 continue
-            if proposal.matched_by == "computation" and proposal.probe_shapes is not None:
+            if proposal.matched_by == "computation" and proposal.confirm is not None:
+                ok, detail = proposal.confirm(module, device, config.tolerance_scale)
+                if not ok:
+                    rejected.append(f"not {proposal.kernel}: {detail}")
+                    continue
+            elif proposal.matched_by == "computation" and proposal.probe_shapes is not None:
                 ok, detail = confirm_by_probing(module, proposal, device, config.tolerance_scale)
                 if not ok:
                     rejected.append(f"not {proposal.kernel}: {detail}")
@@ -101,7 +106,7 @@ def confirm(found: list[Candidate], config: OptimizeConfig, device: torch.device
 def summarise(rejected: list[str]) -> str:
     """One line for a module no proposal fitted: probe mismatches are listed by kernel, other reasons in full."""
     mismatched = sorted({r.split(":")[0][4:] for r in rejected if r.startswith("not ") and "MISMATCH" in r})
-    others = [r for r in rejected if not (r.startswith("not ") and "MISMATCH" in r)]
+    others = list(dict.fromkeys(r for r in rejected if not (r.startswith("not ") and "MISMATCH" in r)))
     parts = others + ([f"computes none of {', '.join(mismatched)} (outputs differ on probe inputs)"]
                       if mismatched else [])
     return "; ".join(parts)
