@@ -203,9 +203,14 @@ def cases_for(name: str, dtype: torch.dtype) -> list[Case]:
     return activation_cases(name, dtype) or norm_cases(name, dtype) or cache_cases(name, dtype)
 
 
+CASES_ENV = "MPSKERNELS_LANE_CASES"  # --cases, for the child processes: comma-separated parts of case labels
+
+
 def selected_cases(name: str, dtype: torch.dtype, quick: bool) -> list[Case]:
     """A family's cases in one dtype (all allocated at once: at most a few GB, the decode grid in float32)."""
-    return [c for c in cases_for(name, dtype) if c.quick or not quick]
+    wanted = [part for part in os.environ.get(CASES_ENV, "").split(",") if part]
+    return [c for c in cases_for(name, dtype)
+            if (c.quick or not quick) and (not wanted or any(part in c.label for part in wanted))]
 
 
 # PyTorch's native CUDA op in the op's dtype (NVIDIA-tuned; what the hardware allows): kernels/native.py
@@ -815,6 +820,8 @@ def main() -> int:
     parser.add_argument("--families", default="", help="comma-separated family names (default: all)")
     parser.add_argument("--dtypes", default="bfloat16,float16,float32")
     parser.add_argument("--quick", action="store_true", help="one or two cases per family (a smoke run)")
+    parser.add_argument("--cases", default="", help="only cases whose label contains one of these comma-separated "
+                        "parts (e.g. 'decode B1 ,N512'): a side-by-side run of a few cases")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
     parser.add_argument("--compile-budget", type=float, default=180.0, help="seconds of torch.compile at most")
     parser.add_argument("--budget", type=float, default=420.0, help="start no family after this many seconds")
@@ -832,6 +839,8 @@ def main() -> int:
     parser.add_argument("--rows", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.cases:
+        os.environ[CASES_ENV] = opts.cases
     if opts.child:
         return child(opts)
     out = Path(opts.out)

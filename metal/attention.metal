@@ -46,7 +46,12 @@
 //   N 512-8192 ran blocks of 3 tiles (bf16) or 2 (fp32), one or two of the 4 SIMD groups idle yet holding their
 //   registers until the merge; now 4 tiles, with the same longest serial loop (one tile per SIMD group) in fewer
 //   threadgroups: bf16 N512 48 -> 32, N2048 176 -> 128, N8192 688 -> 512; fp32 64 -> 32, 256 -> 128, 1024 -> 512.
-//   (The shortest serial loop is one tile of 32 keys x ROWS rows per SIMD group: more blocks cannot shorten it.)
+//   The shortest serial loop is one tile of 32 keys x the threadgroup's rows per SIMD group: more blocks cannot
+//   shorten it, fewer rows can. So where the grid stays small (below 512 threadgroups: a short KV length at batch
+//   1), the host gives each threadgroup fewer rows (rows_per_group: 2 or 1 of ROWS), more threadgroups each re-read
+//   K and V from the cache. H100 lane, side by side in one run (NVIDIA times, not Apple's): B1 Hq32/Hk8 D128 bf16
+//   N512 19.5 -> 14.5 us, N2048 20.1 -> 17.0 us, fp32 N512 31.0 -> 20.3 us, N2048 31.7 -> 21.4 us; grids of 512
+//   threadgroups or more unchanged. One row per threadgroup everywhere was 2.3-2.9x slower at N >= 2048 x B4.
 // Lane layout (DecodeLayout): a lane holds E = 16 bytes of a key row (4 floats or 8 halves/bfloats: one 16-byte
 // load, whole vec<T, 4>s), L = D / E lanes (rounded up to a power of two; D = 80, 96 leave some idle) cover a
 // row, so a SIMD group reads KPS = 32 / L consecutive keys, 32 x 16 = 512 contiguous bytes, per step. A SIMD group
@@ -535,19 +540,22 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
                          const device bool* bool_mask,
                          device T* out, device float* o_part, device float* m_part, device float* l_part,
                          float scale, uint num_q_heads, uint gqa_factor, uint q_len, uint kv_capacity, uint kv_len,
-                         bool causal, uint4 mask_strides, uint block_len, uint3 tg, uint lid, uint lane, uint sg,
-                         threadgroup float* tg_m, threadgroup float* tg_l, threadgroup float* tg_o) {
+                         bool causal, uint4 mask_strides, uint block_len, uint rows_per_group, uint3 tg, uint lid,
+                         uint lane, uint sg, threadgroup float* tg_m, threadgroup float* tg_l,
+                         threadgroup float* tg_o) {
   typedef DecodeLayout<T, D> Lay;
   constexpr int ROWS = Lay::ROWS, E = Lay::E;
   const uint group_rows = gqa_factor * q_len;  // rows sharing one KV head, consecutive in q
-  const uint row_groups = (group_rows + ROWS - 1) / ROWS;
+  // Rows per threadgroup: ROWS, or fewer where the grid would be too small to keep the GPU busy (see the header).
+  const uint per_group = clamp(rows_per_group, 1u, uint(ROWS));
+  const uint row_groups = (group_rows + per_group - 1) / per_group;
   // The row groups of one block are neighbours in the grid, so they run together and share its K/V in the cache.
-  const uint block = tg.x / row_groups, row0 = (tg.x % row_groups) * ROWS;
+  const uint block = tg.x / row_groups, row0 = (tg.x % row_groups) * per_group;
   const uint kv_head = tg.y, batch = tg.z;
   const uint num_kv_heads = num_q_heads / gqa_factor;
 
   DecodeRows<ROWS> rows;
-  rows.count = min(uint(ROWS), group_rows - row0);
+  rows.count = min(per_group, group_rows - row0);
   rows.first = (size_t(batch) * num_q_heads + kv_head * gqa_factor) * q_len + row0;
   for (int r = 0; r < ROWS; r++) {
     const uint gr = row0 + min(uint(r), rows.count - 1);
@@ -601,6 +609,9 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of
   // different keys); they all share m. Then hand (m, l, O) to the threadgroup.
   for (int r = 0; r < ROWS; r++) {
+    if (uint(r) >= rows.count) {  // uniform over the threadgroup
+      break;
+    }
     l[r] = simd_sum(l[r]);
     for (int e = 0; e < E; e++) {
       o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
@@ -665,6 +676,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
       constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
       constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
       constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
+      constant uint& rows_per_group [[buffer(20)]],                                 \
       uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
       uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
 
@@ -679,8 +691,8 @@ template <typename T, int D>
   threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
   const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
   decode_block<T, D, false>(q, k, v, mask, bool_mask, out, nullptr, nullptr, nullptr, scale, num_q_heads, gqa_factor,
-                            q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg, tg_m, tg_l,
-                            tg_o);
+                            q_len, kv_capacity, kv_len, causal, strides, block_len, rows_per_group, tg, lid, lane,
+                            sg, tg_m, tg_l, tg_o);
 }
 
 // Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
@@ -695,8 +707,8 @@ template <typename T, int D>
   threadgroup float tg_o[DECODE_SIMD_GROUPS * Lay::ROWS * D];
   const uint4 strides = uint4(mask_stride_b, mask_stride_h, mask_stride_q, mask_stride_k);
   decode_block<T, D, true>(q, k, v, mask, bool_mask, nullptr, o_part, m_part, l_part, scale, num_q_heads,
-                           gqa_factor, q_len, kv_capacity, kv_len, causal, strides, block_len, tg, lid, lane, sg,
-                           tg_m, tg_l, tg_o);
+                           gqa_factor, q_len, kv_capacity, kv_len, causal, strides, block_len, rows_per_group, tg,
+                           lid, lane, sg, tg_m, tg_l, tg_o);
 }
 
 // Pass 2 of the split decode: one threadgroup per query row merges the row's `blocks` partial results.

@@ -142,8 +142,10 @@ def test_decode_plan_two_passes_with_declared_scratch():
     plan = kernel_for(q, k, kv_len=4000)
     blocks, block_len = attn.decode_split(4000, 8, 32, 65)  # 8 KV heads of 4 query rows each: one row group
     assert (blocks, block_len) == (32, 128)  # 96-key blocks (3 tiles for 4 SIMD groups) round up to 4 tiles
-    assert plan.kernel == "attention_decode_split_d128_float16"
-    assert plan.threads == (blocks * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
+    # 256 threadgroups of 4 rows are below DECODE_ROW_SPLIT_BELOW: 2 rows each, 2 row groups per KV head and block
+    assert attn.decode_grid(1, 8, 4, 4000, 128, torch.float16) == attn.DecodeGrid(2, 2, 32, 128)
+    assert plan.kernel == "attention_decode_split_d128_float16" and plan.buffers[20].value == 2
+    assert plan.threads == (blocks * 2 * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
     assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
                                                    "attention_decode_merge_d128_float16"]
     assert plan.then[0].threads == (32 * attn.MERGE_THREADS, 1, 1) and plan.then[0].buffers[4].value == blocks
@@ -156,14 +158,47 @@ def test_decode_plan_two_passes_with_declared_scratch():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("kv_len", [512, 2048, 8192])
-def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len):
-    # B1 Hq32/Hk8 D128: blocks of 96 (bf16) or 64 (fp32) keys left 1 or 2 of a threadgroup's 4 SIMD groups idle
+@pytest.mark.parametrize("kv_len, rows", [(512, 1), (2048, 1), (8192, 4)])
+def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len, rows):
+    # B1 Hq32/Hk8 D128: blocks of 96 (bf16) or 64 (fp32) keys left 1 or 2 of a threadgroup's 4 SIMD groups idle.
+    # N512 and N2048 (32 and 128 threadgroups of 4 rows) take 1 row per threadgroup; N8192 (512) keeps 4.
     q, k = torch.empty(1, 32, 1, 128, dtype=dtype), torch.empty(1, 8, kv_len, 128, dtype=dtype)
     plan = kernel_for(q, k)
     blocks, block_len = plan.then[0].buffers[4].value, plan.buffers[16].value
     assert block_len == attn.DECODE_SIMD_GROUPS * attn.DECODE_TILE  # one tile per SIMD group, none idle
-    assert blocks == kv_len // block_len and plan.threads == (blocks * attn.DECODE_THREADS, 8, 1)
+    assert plan.buffers[20].value == rows
+    assert blocks == kv_len // block_len and plan.threads == (blocks * (4 // rows) * attn.DECODE_THREADS, 8, 1)
+
+
+@pytest.mark.parametrize("batch, kv_heads, group_rows, n, dtype", [
+    (1, 8, 4, 512, torch.bfloat16), (8, 8, 4, 512, torch.float32), (1, 8, 4, 32768, torch.bfloat16),
+    (1, 2, 3, 300, torch.float16), (4, 1, 12, 100, torch.float32), (1, 32, 1, 512, torch.bfloat16)])
+def test_decode_rows_per_threadgroup_rule(batch, kv_heads, group_rows, n, dtype):
+    grid = attn.decode_grid(batch, kv_heads, group_rows, n, 128, dtype)
+    threadgroups = grid.blocks * grid.row_groups * kv_heads * batch
+    assert grid.rows_per_group in (1, 2, 4) and grid.row_groups == -(-group_rows // grid.rows_per_group)
+    if grid.rows_per_group > 1 and grid.rows_per_group < 2 * group_rows:  # could have halved: the grid is big
+        assert threadgroups >= attn.DECODE_ROW_SPLIT_BELOW
+    if grid.rows_per_group < attn.DECODE_ROWS:  # halved: with twice the rows, the grid was small
+        wider = -(-group_rows // (2 * grid.rows_per_group))
+        min_keys = attn.decode_min_block_keys(min(2 * grid.rows_per_group, group_rows), 128, dtype)
+        blocks, _ = attn.decode_split(n, batch * kv_heads * wider, 32, min_keys)
+        assert blocks * wider * kv_heads * batch < attn.DECODE_ROW_SPLIT_BELOW
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("start_rows, group_rows", [(2, 4), (2, 3), (1, 4), (4, 3)])
+def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, start_rows, group_rows):
+    """Row groups of 2 (full, and 2 + 1 for 3 rows), of 1, and one partial group of 3 in 4, over a split."""
+    monkeypatch.setattr(attn, "DECODE_ROWS", start_rows)  # the host's first choice; the kernel holds up to 4
+    monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)  # keep it
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
+    monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
+    q, k, v = qkv(2, group_rows, 1, 1, 80, 64, dtype=dtype, seed=group_rows)
+    plan = kernel_for(q, k, kv_len=75)
+    assert plan.buffers[20].value == start_rows and len(plan.dispatches) == 2
+    check(q, k, v, randn(2, group_rows, 1, 80, seed=2, dtype=dtype), False, None, 75)
 
 
 @pytest.fixture
@@ -228,6 +263,7 @@ def test_one_pass_decode_over_several_tiles_per_simd_group(monkeypatch, fresh_pl
     the count) or 4 (none does), a mask, and a cache tail that poisons any read past kv_len. D = 96 leaves 8 of 32
     lanes idle (float32)."""
     monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 1)
+    monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)  # all q_heads rows in one threadgroup
     q, k, v = qkv(1, q_heads, 1, 1, 260, head_dim, dtype=dtype, seed=kv_len)
     k[:, :, kv_len:] = float("nan")
     v[:, :, kv_len:] = float("inf")

@@ -56,6 +56,13 @@ DECODE_MAX_BLOCKS = 1024
 # the longest SIMD group's serial loop (ceil(tiles / 4) tiles) unchanged and needs fewer threadgroups and partials:
 # B1 Hq32/Hk8 N2048 bf16 ran 22 blocks of 96 keys (176 threadgroups at 3/4), now 16 of 128 (128, all busy).
 DECODE_BLOCK_TILES = DECODE_SIMD_GROUPS
+# A decode threadgroup takes DECODE_ROWS query rows (the GQA heads of a KV head) so that each K and V load serves
+# all of them; a SIMD group's serial work is then its tiles times those rows. Where the grid would still have fewer
+# than DECODE_ROW_SPLIT_BELOW threadgroups (a short KV length at batch 1: B1 Hq32/Hk8 N512 D128 ran 32 threadgroups,
+# one SIMD group per GPU core, each ~2000 dependent instructions long: 31 us of split pass on the H100 lane under
+# ncu, against MLX's 10.5 us for the whole op), the rows are halved until it has: more threadgroups, each with less
+# serial work, re-reading K and V from the cache.
+DECODE_ROW_SPLIT_BELOW = DECODE_TARGET_THREADGROUPS // 2
 
 
 def _kv_length(k: torch.Tensor | TensorMeta, kv_len: int | None) -> int:
@@ -142,25 +149,47 @@ def decode_split(kv_len: int, threadgroups: int, step: int, min_keys: int | None
     return -(-kv_len // block_len), block_len
 
 
+@dataclass(frozen=True)
+class DecodeGrid:
+    rows_per_group: int  # query rows of a threadgroup (at most DECODE_ROWS)
+    row_groups: int  # threadgroups per KV head and block
+    blocks: int
+    block_len: int
+
+
+def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: int, dtype: torch.dtype) -> DecodeGrid:
+    """The KV split and rows per threadgroup: DECODE_ROWS rows, halved while the grid stays below
+    DECODE_ROW_SPLIT_BELOW threadgroups."""
+    layout = DecodeLayout.of(dtype, head_dim)
+    per_group = layout.rows
+    while True:
+        row_groups = -(-group_rows // per_group)
+        min_keys = decode_min_block_keys(min(per_group, group_rows), head_dim, dtype)
+        blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step, min_keys)
+        if per_group == 1 or per_group >= 2 * group_rows or \
+                blocks * row_groups * kv_heads * batch >= DECODE_ROW_SPLIT_BELOW:
+            return DecodeGrid(per_group, row_groups, blocks, block_len)
+        per_group //= 2
+
+
 def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | None, constants: dict, n: int
                 ) -> LaunchPlan:
-    """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds the
-    last buffer, [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask)."""
+    """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds
+    [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask); rows per threadgroup [[buffer(20)]]."""
     batch, q_heads, q_len, head_dim = q.shape
     kv_heads = k.shape[1]
-    layout = DecodeLayout.of(q.dtype, head_dim)
-    group_rows = q_heads // kv_heads * q_len  # rows sharing a KV head
-    row_groups = -(-group_rows // layout.rows)
-    min_keys = decode_min_block_keys(min(layout.rows, group_rows), head_dim, q.dtype)
-    blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step, min_keys)
+    grid_of = decode_grid(batch, kv_heads, q_heads // kv_heads * q_len, n, head_dim, q.dtype)
+    blocks, block_len = grid_of.blocks, grid_of.block_len
+    per_group = Scalar(grid_of.rows_per_group, "uint")
     dtype = DTYPE_NAMES[q.dtype]
-    grid = (blocks * row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
+    grid = (blocks * grid_of.row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
     if blocks == 1:
         return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}",
-                          buffers=buffers + (Scalar(block_len, "uint"), bool_mask), threads=grid,
-                          group_size=(DECODE_THREADS, 1, 1), constants=constants)
+                          buffers=buffers + (Scalar(block_len, "uint"), bool_mask, None, None, per_group),
+                          threads=grid, group_size=(DECODE_THREADS, 1, 1), constants=constants)
     rows = batch * q_heads * q_len
-    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part", bool_mask)
+    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part", bool_mask,
+                                                       per_group)
     merge = Dispatch(kernel=f"attention_decode_merge_d{head_dim}_{dtype}",
                      buffers=("o_part", "m_part", "l_part", "out", Scalar(blocks, "uint")),
                      threads=(rows * MERGE_THREADS, 1, 1), group_size=(MERGE_THREADS, 1, 1))
