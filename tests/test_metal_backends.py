@@ -6,7 +6,6 @@ do above the GPU: the specialised MSL source (function constants folded in), arg
 placeholders for switched-off buffers, and the grid.
 """
 
-import sys
 import types
 
 import pytest
@@ -18,6 +17,7 @@ from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.spec import Scalar
 from mpskernels.runtime import use_backend
 from mpskernels.runtime.jit import JitBackend
+from mpskernels.runtime import metal
 from mpskernels.runtime.metal import MetalBackend
 from mpskernels.runtime.metal_source import pack_scalar, specialised_source
 from mpskernels.tolerances import compare
@@ -63,7 +63,7 @@ def fake_metal(monkeypatch):
 
     monkeypatch.setattr(torch.mps, "compile_shader", compile_shader, raising=False)
     bridge = FakeBridge()
-    monkeypatch.setitem(sys.modules, "mpskernels._mps_bridge", types.SimpleNamespace(launch=bridge.launch))
+    monkeypatch.setattr(metal, "_bridge", lambda: types.SimpleNamespace(launch=bridge.launch))
     for cls in (JitBackend, MetalBackend):
         monkeypatch.setattr(cls, "device_types", ("cpu",))
         monkeypatch.setattr(cls, "unavailable", lambda self: None)

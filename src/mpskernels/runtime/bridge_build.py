@@ -48,6 +48,10 @@ class BridgeBuild:
         return f"{self.how}: {self.detail}"
 
 
+def on_macos() -> bool:
+    return sys.platform == "darwin"
+
+
 def macos_version() -> str:
     return platform.mac_ver()[0]
 
@@ -55,7 +59,7 @@ def macos_version() -> str:
 def cache_key(torch_version: str, macos: str, source: bytes) -> str:
     """The build folder's name: a build is reused only by the same torch, the same macOS and the same source."""
     digest = hashlib.sha256(b"\0".join((torch_version.encode(), macos.encode(), source))).hexdigest()[:16]
-    readable = re.sub(r"[^A-Za-z0-9.]+", "_", f"torch{torch_version}-macos{macos}")
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", f"torch{torch_version}-macos{macos}")
     return f"{readable}-{digest}"
 
 
@@ -85,7 +89,7 @@ def _compile(source: Path, directory: Path):
 
 def build() -> BridgeBuild:
     """Imports the cached bridge for this torch and macOS, or compiles it; never raises."""
-    if sys.platform != "darwin":
+    if not on_macos():
         return BridgeBuild(None, NOT_ATTEMPTED, "the bridge is built on macOS only")
     if not torch.backends.mps.is_available():
         return BridgeBuild(None, NOT_ATTEMPTED, "MPS is not available on this machine")
