@@ -161,3 +161,14 @@ def test_the_installed_package_ships_the_bridge_source():
     from mpskernels._paths import bridge_source
 
     assert bridge_source().read_text().startswith("// The Mac-only layer")
+
+
+def test_a_compile_error_is_reported_by_its_first_error_line():
+    from mpskernels.runtime.bridge_build import failure_reason
+
+    message = ("Error building extension 'mpskernels_mps_bridge': [1/2] c++ -MMD -MF bridge.o.d " + "-I/x " * 200 +
+               "\nFAILED: bridge.o\n/tmp/bridge.mm:41:3: error: use of undeclared identifier 'MTLSizeMak'\n"
+               "1 error generated.\n")
+    assert failure_reason(RuntimeError(message)) == (
+        "RuntimeError: /tmp/bridge.mm:41:3: error: use of undeclared identifier 'MTLSizeMak'")
+    assert failure_reason(OSError("no clang++")) == "OSError: no clang++"

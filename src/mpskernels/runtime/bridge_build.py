@@ -87,6 +87,15 @@ def _compile(source: Path, directory: Path):
                 build_directory=str(directory), verbose=False)
 
 
+def failure_reason(e: BaseException) -> str:
+    """One line: the compiler's first error line when there is one (cpp_extension's message starts with the whole
+    ninja command line), else the start of the message."""
+    text = str(e)
+    first_error = next((line for line in text.splitlines() if re.search(r"\berror\b", line)
+                        and not line.startswith("Error building extension")), None)
+    return f"{type(e).__name__}: {' '.join((first_error or text).split())[:300]}"
+
+
 def build() -> BridgeBuild:
     """Imports the cached bridge for this torch and macOS, or compiles it; never raises."""
     if not on_macos():
@@ -102,7 +111,7 @@ def build() -> BridgeBuild:
     except BaseException as e:  # noqa: BLE001  (a failed build must never stop the program: metal-jit runs instead)
         if isinstance(e, KeyboardInterrupt):
             raise
-        reason = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        reason = failure_reason(e)
         log.warning("mpskernels: the Objective-C++ bridge is unavailable (%s); the metal-jit backend "
                     "(torch.mps.compile_shader) will be used", reason)
         return BridgeBuild(None, FAILED, reason)
