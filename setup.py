@@ -1,21 +1,25 @@
 """Build hooks that pyproject.toml cannot express.
 
-- The `.metal` sources, the emulator's C++ headers and the NVIDIA lane's CUDA shim live at the top of the
-  repository (metal/, csrc/emu/, csrc/cuda/);
+- The `.metal` sources, the emulator's C++ headers, the NVIDIA lane's CUDA shim and the Objective-C++ bridge's source
+  live at the top of the repository (metal/, csrc/emu/, csrc/cuda/, csrc/mps/);
   build_py copies them into the package as mpskernels/_data/ so an installed package carries them.
-- The Objective-C++ bridge (csrc/mps/bridge.mm) is built on macOS only, and is optional: if it fails to build,
-  the install goes on and mpskernels uses torch.mps.compile_shader instead. A Linux install compiles nothing.
+- Nothing is compiled at install time, on any platform (see the note above setup()).
 """
 
 import shutil
-import sys
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda"}
+SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda",
+           "csrc/mps": ROOT / "csrc" / "mps"}
+NOT_SHIPPED = {
+    # Declaration-only stand-ins for Apple's headers, for the bridge's syntax check on Linux (never shipped: on a Mac
+    # they would shadow the real headers).
+    "csrc/mps": ("check",),
+}
 
 
 class BuildPyWithData(build_py):
@@ -26,30 +30,12 @@ class BuildPyWithData(build_py):
             target = data / name
             if target.exists():
                 shutil.rmtree(target)
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *NOT_SHIPPED.get(name, ()))
+            shutil.copytree(source, target, ignore=ignore)
 
 
-def macos_bridge():
-    """The bridge extension and its build command, or nothing off macOS."""
-    if sys.platform != "darwin":
-        return [], {}
-    from torch.utils.cpp_extension import BuildExtension, CppExtension
-
-    class OptionalBuildExtension(BuildExtension):
-        def run(self):
-            try:
-                super().run()
-            except Exception as e:  # no Xcode command-line tools, or a torch built without MPS
-                print(f"mpskernels: not building the Objective-C++ bridge ({e}); compile_shader will be used")
-
-    bridge = CppExtension(
-        "mpskernels._mps_bridge",
-        ["csrc/mps/bridge.mm"],
-        extra_compile_args=["-std=c++17", "-fobjc-arc"],
-        extra_link_args=["-framework", "Metal", "-framework", "Foundation"],
-    )
-    return [bridge], {"build_ext": OptionalBuildExtension}
-
-
-extensions, commands = macos_bridge()
-setup(cmdclass={"build_py": BuildPyWithData, **commands}, ext_modules=extensions)
+# No compiled extension at install time. The Objective-C++ bridge must be compiled against the torch that runs it,
+# and a build-isolated install would compile it against whatever torch the build environment fetched (and would
+# fetch a whole torch for every install on a Mac just for that). mpskernels compiles it at first use instead
+# (src/mpskernels/runtime/bridge_build.py), so the source ships as data and the wheel stays pure Python.
+setup(cmdclass={"build_py": BuildPyWithData})

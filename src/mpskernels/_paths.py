@@ -35,6 +35,11 @@ def emulator_include_dir() -> Path:
     return _data_dir("csrc") / "emu"
 
 
+def bridge_source() -> Path:
+    """The Objective-C++ bridge's source, compiled on a Mac at first use (runtime/bridge_build.py)."""
+    return _data_dir("csrc") / "mps" / "bridge.mm"
+
+
 def cache_dir() -> Path:
     """Compiled emulator libraries; MPSKERNELS_CACHE_DIR overrides the per-user cache folder."""
     override = os.environ.get("MPSKERNELS_CACHE_DIR")

@@ -2,7 +2,9 @@
 
 Each check is one line: what was looked at, what was found, and whether it is usable. The exit code says whether a GPU
 kernel backend (metal or metal-jit) can run here: 0 when one can, 1 when the kernels would run on the emulator or as
-their PyTorch references. Nothing here compiles or launches a kernel: doctor answers in about a second.
+their PyTorch references. Nothing here launches a kernel, and nothing compiles except, on a Mac, the Objective-C++
+bridge the first time (as the metal backend's first use would; later runs import the cached build): doctor answers in
+about a second after that.
 """
 
 from __future__ import annotations
@@ -51,7 +53,16 @@ def _backends() -> list[Check]:
                        ("emulator", "MSL CPU emulator")):
         reason = BACKENDS[name].unavailable()
         checks.append(Check(f"backend {name} ({what})", reason or "usable", reason is None))
-    return checks
+    return checks + [_bridge()]
+
+
+def _bridge() -> Check:
+    """How the metal backend's bridge came to be: built at first use, cached, failed (why), or not attempted here."""
+    from .runtime import bridge_build
+
+    built = bridge_build.bridge()
+    ok = {bridge_build.BUILT: True, bridge_build.CACHED: True, bridge_build.FAILED: False}.get(built.how)
+    return Check("Objective-C++ bridge build", built.describe(), ok)
 
 
 def _tools() -> list[Check]:

@@ -4,7 +4,6 @@ lane order, numerical stability far from zero, both Metal backends for the two-o
 inputs. Every kernel run is on the emulator, compared with a float64 reference."""
 
 import math
-import sys
 import types
 
 import pytest
@@ -474,7 +473,7 @@ def test_empty_inputs():
 @pytest.fixture
 def fake_metal(monkeypatch):
     """Both Metal backends on CPU tensors, the GPU replaced by the emulator (as in tests/test_metal_backends.py)."""
-    from mpskernels.runtime import jit
+    from mpskernels.runtime import jit, metal
     from mpskernels.runtime.jit import JitBackend
     from mpskernels.runtime.metal import MetalBackend
 
@@ -494,7 +493,7 @@ def fake_metal(monkeypatch):
                          threadgroup_memory=dict(threadgroup_memory))
 
     monkeypatch.setattr(torch.mps, "compile_shader", FakeShaderLibrary, raising=False)
-    monkeypatch.setitem(sys.modules, "mpskernels._mps_bridge", types.SimpleNamespace(launch=launch))
+    monkeypatch.setattr(metal, "_bridge", lambda: types.SimpleNamespace(launch=launch))
     for cls in (JitBackend, MetalBackend):
         monkeypatch.setattr(cls, "device_types", ("cpu",))
         monkeypatch.setattr(cls, "unavailable", lambda self: None)

@@ -1,4 +1,4 @@
-"""The `metal` backend: the compiled Objective-C++ bridge (csrc/mps/bridge.mm), built on macOS only.
+"""The `metal` backend: the compiled Objective-C++ bridge (csrc/mps/bridge.mm), built on macOS at first use.
 
 The bridge encodes on PyTorch's current MPS stream with its shared encoder, caches libraries by source hash and
 pipeline states by kernel name, and binds tensors with their storage offsets. Everything it needs arrives ready:
@@ -11,14 +11,17 @@ from __future__ import annotations
 import torch
 
 from .. import launches
+from . import bridge_build
 from ..kernels.spec import KernelFamily, LaunchPlan
 from .metal_source import buffer_arguments, pack_scalar, specialised_source
 
 
 def _bridge():
-    from .. import _mps_bridge  # the compiled extension; absent off macOS
-
-    return _mps_bridge
+    """The compiled extension (built against this process's torch on first use, then cached; bridge_build.py)."""
+    built = bridge_build.bridge()
+    if built.module is None:
+        raise ImportError(f"the Objective-C++ bridge is not built ({built.describe()})")
+    return built.module
 
 
 class MetalBackend:
@@ -31,7 +34,7 @@ class MetalBackend:
         try:
             _bridge()
         except ImportError as e:
-            return f"the Objective-C++ bridge is not built ({e})"
+            return str(e)
         return None
 
     def launch(self, family: KernelFamily, plan: LaunchPlan, tensors: dict[str, torch.Tensor]) -> None:
