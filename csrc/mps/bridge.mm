@@ -50,6 +50,10 @@ id<MTLComputePipelineState> pipeline_for(const std::string& source, const std::s
   } else {
     NSError* error = nil;
     MTLCompileOptions* options = [MTLCompileOptions new];
+    // Metal compiles with fast math on by default (no NaN/inf guarantees, reassociation); the kernels rely on -inf
+    // masks, NaN for fully masked rows and exact fp32 accumulation order, and torch.mps.compile_shader (the
+    // metal-jit backend) turns it off too, so both backends compute the same thing.
+    options.fastMathEnabled = NO;
     library = [device newLibraryWithSource:[NSString stringWithUTF8String:source.c_str()] options:options error:&error];
     TORCH_CHECK(library != nil, "mpskernels: Metal compilation failed for kernel '", kernel, "': ",
                 error ? [[error localizedDescription] UTF8String] : "unknown error");

@@ -24,6 +24,7 @@ typedef NS_OPTIONS(NSUInteger, MTLBarrierScope){
 @protocol MTLCommandBuffer;
 
 @interface MTLCompileOptions : NSObject
+@property(readwrite, nonatomic) BOOL fastMathEnabled;
 @end
 
 @protocol MTLResource <NSObject>
