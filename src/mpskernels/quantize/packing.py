@@ -6,8 +6,9 @@ stored as an unsigned integer q in [0, 2^bits - 1]:
 
     W[n, k] ~= s[n, k // group_size] * q[n, k] + b[n, k // group_size]
 
-b is the group's minimum and s = (max - min) / (2^bits - 1), both rounded to the storage dtype first and q
-computed from the rounded values (so the rounding of s and b is part of the measured error, not added after).
+b is the group's minimum and s = (max - min) / (2^bits - 1), both rounded to the storage dtype first (b down, s so
+that b + s * (2^bits - 1) still reaches the maximum) and q computed from the rounded values: every weight is within
+half a step (s / 2) of its level, whatever the storage dtype.
 
 Packing: 32 // bits values per 32-bit word, the first value of a word in its lowest bits. Row n, value k lives in
 word k * bits // 32 of row n, at bit (k % (32 // bits)) * bits. The words are stored as int32 (the same bits as
@@ -49,13 +50,30 @@ def quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
     w = weight.detach().to(torch.float64).reshape(n, k // group_size, group_size)
     levels = 2**bits - 1
     lo, hi = w.amin(-1), w.amax(-1)
-    biases = lo.to(dtype)
-    scales = ((hi - lo) / levels).to(dtype)
+    biases, scales = _covering_range(lo, hi, levels, dtype)
     s64, b64 = scales.to(torch.float64)[..., None], biases.to(torch.float64)[..., None]
     # A constant group has scale 0: every value is its bias exactly (q = 0).
     q = torch.where(s64 > 0, torch.round((w - b64) / torch.where(s64 > 0, s64, 1.0)), 0.0)
     q = q.clamp(0, levels).to(torch.int64).reshape(n, k)
     return pack(q, bits), scales, biases
+
+
+def _covering_range(lo: torch.Tensor, hi: torch.Tensor, levels: int,
+                    dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bias, scale) in `dtype` with bias <= lo and bias + scale * levels >= hi (in float64), so that every value
+    of the group is within half a step of a level. Rounding the exact min and (max - min) / levels to the dtype
+    alone can leave the ends out of range (bf16 keeps 8 bits: the top level could fall a whole step short)."""
+    down, up = torch.tensor(-torch.inf, dtype=dtype), torch.tensor(torch.inf, dtype=dtype)
+    bias = lo.to(dtype)
+    bias = torch.where(bias.to(torch.float64) > lo, torch.nextafter(bias, down), bias)
+    b64 = bias.to(torch.float64)
+    scale = ((hi - b64) / levels).to(dtype)
+    for _ in range(4):  # one step of the dtype up is enough after rounding to nearest; the loop is a guard
+        short = scale.to(torch.float64) * levels + b64 < hi
+        if not short.any():
+            break
+        scale = torch.where(short, torch.nextafter(scale, up), scale)
+    return bias, scale
 
 
 def pack(q: torch.Tensor, bits: int) -> torch.Tensor:
