@@ -6,8 +6,9 @@ metal/quantized.metal). docs/quantize.md describes all of it.
 """
 
 from .convert import LayerReport, QuantizeReport, quantize
+from .interop import from_torchao_int4
 from .module import QuantizedLinear
 from .packing import dequantize, pack, quantize_weight, unpack
 
-__all__ = ["LayerReport", "QuantizeReport", "QuantizedLinear", "dequantize", "pack", "quantize", "quantize_weight",
+__all__ = ["LayerReport", "QuantizeReport", "QuantizedLinear", "dequantize", "from_torchao_int4", "pack", "quantize", "quantize_weight",
            "unpack"]
