@@ -8,7 +8,11 @@
 // Two kernels, one chosen by the host from the number of rows M of x (src/mpskernels/kernels/quantized.py):
 //
 // qmv (M <= 8, decode): memory-bound on the weights. A threadgroup of QMV_SIMD_GROUPS SIMD groups handles one
-// row of x; each SIMD group owns QMV_ROWS consecutive output columns (weight rows). K is split across the 32
+// row of x (as MLX's qmv does; rows 2..8 read the weights again, mostly from cache); each SIMD group owns QMV_ROWS
+// consecutive output columns (weight rows). Tried: one threadgroup for all M rows, the weights read once, with
+// acc[8][QMV_ROWS] accumulators: NVRTC kept acc in a 128-byte stack frame (the unrolled body is too large), so a
+// batched-decode kernel needs M as a compile-time constant (a function constant) to keep its accumulators in
+// registers. K is split across the 32
 // lanes: at each step lane l takes VALUES = 128 / BITS consecutive values of K (32 at 4 bits, 16 at 8), exactly
 // one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous bytes of each of its
 // rows per step. VALUES divides 32 and so every group size: a lane's values share one scale and one bias, and
