@@ -208,3 +208,18 @@ def test_inference_only_weights_but_gradients_reach_the_input():
     layer(x).sum().backward()
     w = layer.dequantized_weight()
     torch.testing.assert_close(x.grad, torch.ones(3, 16) @ w)
+
+
+def test_a_quantised_model_compiles_in_one_graph():
+    """The op has a fake implementation: torch.compile(fullgraph=True) traces through QuantizedLinear."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    model = quantize(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16)), bits=4, group_size=32)
+    counter = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    x = torch.randn(3, 64)
+    torch.testing.assert_close(compiled(x), model(x))
+    assert counter.frame_count == 1
+    ops = {str(n.target) for n in counter.graphs[0].graph.nodes if n.op == "call_function"}
+    assert any("quantized_linear" in o for o in ops)
