@@ -197,9 +197,34 @@ def attention_cases(dtype: torch.dtype) -> list[Case]:
     return cases
 
 
+# LLaMA-7B projections as (N, K): q/k/v/o (4096 x 4096), gate/up (11008 x 4096), down (4096 x 11008).
+QUANTIZED_WEIGHTS = [(HIDDEN, HIDDEN), (MLP, HIDDEN), (HIDDEN, MLP)]
+QUANTIZED_ROWS = (1, 64, 512, 2048)  # decode (the matrix-vector kernel), then prefill chunks (the tiled one)
+
+
+def quantized_cases(dtype: torch.dtype) -> list[Case]:
+    """Weight-only 4-bit (group 64, MLX's anchor format) at LLaMA-7B shapes, and 8-bit decode. Decode reads the
+    packed weights once: memory-bound (bytes: every input once, the output once); prefill is compute-bound. The
+    weights are quantised on the CPU (float64 arithmetic there), then moved."""
+    from mpskernels.quantize.packing import quantize_weight
+
+    randn, _, _ = _gen(dtype)
+    cases = []
+    for bits, rows in ((4, QUANTIZED_ROWS), (8, (1,))):
+        for n, k in QUANTIZED_WEIGHTS:
+            w_q, scales, biases = (t.to(DEVICE) for t in quantize_weight(randn(n, k, scale=0.02).cpu(), bits, 64))
+            for m in rows:
+                cases.append(Case(f"x {m}x{k}, W {n}x{k} {bits}-bit g64", (randn(m, k), w_q, scales, biases, None,
+                                                                          bits, 64),
+                                  -1 if m == 1 else None, quick=bits == 4 and (n, k) == (HIDDEN, HIDDEN) and m in (1, 512)))
+    return cases
+
+
 def cases_for(name: str, dtype: torch.dtype) -> list[Case]:
     if name == "attention":
         return attention_cases(dtype)
+    if name == "quantized_linear":
+        return quantized_cases(dtype)
     return activation_cases(name, dtype) or norm_cases(name, dtype) or cache_cases(name, dtype)
 
 
@@ -408,10 +433,31 @@ def attention_call(op, args: tuple) -> tuple[tuple, dict]:
     return (q, k, v), {**params, "causal": causal, **({"mask": mask} if mask is not None else {})}
 
 
+def quantized_call(op, args: tuple) -> tuple[tuple, dict]:
+    """MLX's qmv and qmm_t take (x, w, scales, biases), instantiated for 4 bits in groups of 64 without a bias;
+    each runs the row counts MLX's host gives it (rows below the qmv batch limit: qmv; above: qmm_t, unless MLX
+    splits K, whose kernel is not instantiated)."""
+    from mpskernels.anchors.mlx.quantized import qmv_batch_limit, splitk_partitions
+
+    x, w_q, scales, biases, bias, bits, group_size = args
+    if (bits, group_size) != (4, 64) or bias is not None:
+        raise NotImplementedError("MLX's anchor kernels are instantiated for 4 bits, group size 64, no bias")
+    k, n = x.shape[-1], w_q.shape[0]
+    m = x.numel() // k
+    vector = m < qmv_batch_limit(k, n)
+    if (op.name == "mlx.affine_qmv") != vector:
+        raise NotImplementedError(f"MLX runs {'qmv' if vector else 'qmm'} for {m} rows")
+    if not vector and splitk_partitions(m, n, k) > 1:
+        raise NotImplementedError(f"MLX splits K in {splitk_partitions(m, n, k)} here (affine_qmm_t_splitk and a "
+                                  f"reduction: not instantiated)")
+    return (x, w_q, scales, biases), {}
+
+
 # Anchor ops whose call differs from anchor_call's default, by name or by "anchor:family".
 ADAPTERS: dict[str, Callable[[Any, tuple], tuple[tuple, dict]]] = {
     "torch:attention": attention_call,
     "mlx:attention": attention_call,
+    "mlx:quantized_linear": quantized_call,
 }
 # Anchor ops registered for a family that are not the whole op, or that another entry already times.
 EXCLUDED = {

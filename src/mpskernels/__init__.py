@@ -5,11 +5,12 @@ Importing the package registers its ops as torch.ops.mpskernels.<name>.
 
 from . import registry
 from .optimize import OptimizeConfig, optimize, restore
+from .quantize import quantize
 from .runtime import use_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["OptimizeConfig", "doctor", "generate", "optimize", "registry", "restore", "use_backend"]
+__all__ = ["OptimizeConfig", "doctor", "generate", "optimize", "quantize", "registry", "restore", "use_backend"]
 
 
 def doctor(as_json: bool = False) -> int:

@@ -118,6 +118,13 @@ def model_cases(family: KernelFamily, dtype: torch.dtype, device: str) -> list[t
                  (r(1, HEADS, 1, HEAD_DIM), r(1, KV_HEADS, 1, HEAD_DIM), cos, sin, None, CACHE - 1, False)),
                 (f"prefill q 1x{HEADS}x{PROMPT}x{HEAD_DIM}",
                  (r(1, HEADS, PROMPT, HEAD_DIM), r(1, KV_HEADS, PROMPT, HEAD_DIM), cos, sin, None, 0, False))]
+    if name == "quantized_linear":
+        from .quantize.packing import quantize_weight
+
+        packed, scales, biases = (t.to(device) for t in quantize_weight(torch.randn(MLP, HIDDEN) * 0.02, 4, 64,
+                                                                       dtype))
+        return [(f"{label} x {n}x{HIDDEN}, W {MLP}x{HIDDEN} 4-bit g64", (r(n, HIDDEN), packed, scales, biases,
+                                                                        None, 4, 64)) for label, n in rows]
     if name == "kv_cache_append":
         return [(f"decode 1 row into 1x{KV_HEADS}x{CACHE}x{HEAD_DIM}",
                  (r(1, KV_HEADS, CACHE, HEAD_DIM), r(1, KV_HEADS, CACHE, HEAD_DIM), r(1, KV_HEADS, 1, HEAD_DIM),

@@ -20,7 +20,7 @@ def test_the_mlx_metal_wheel_provides_every_header_the_anchor_ops_include():
 
 def test_every_family_named_has_its_mlx_anchor():
     for family in ("softmax", "log_softmax", "silu", "gelu", "swiglu", "bias_act", "attention",
-                   "quantized_matmul", "gemv"):
+                   "quantized_linear", "gemv"):
         assert [op for op in for_family(family) if op.anchor == "mlx"], family
     assert all(op.doc for op in REGISTRY.values())
 

@@ -240,6 +240,20 @@ def _kv_cache_append(d: Draw, dtype, kind):
     return (kc, vc, k, v, offset)
 
 
+def _quantized_linear(d: Draw, dtype, kind):
+    from mpskernels.quantize.packing import quantize_weight
+
+    bits, group_size = d.choice((4, 8)), d.choice((32, 64, 128))
+    k = group_size * d.choice((1, 2, 3))
+    n = d.choice((1, 7, 8, 13, 33))
+    rows = d.choice(((1,), (3,), (2, 4), (9,), (37,)))
+    weight = d.values((n, k), torch.float32, d.choice(("normal", "uniform", "constant")))
+    w_q, scales, biases = quantize_weight(weight, bits, group_size, dtype)
+    x = d.view(d.values((*rows, k), dtype, kind))
+    bias = d.values((n,), dtype, "normal") if d.rng.random() < 0.5 else None
+    return (x, w_q, d.view(scales, False), biases, bias, bits, group_size)
+
+
 MAKERS: dict[str, Callable[[Draw, torch.dtype, str], tuple]] = {
     "silu": lambda d, t, k: _elementwise(d, t, k, False),
     "gelu": lambda d, t, k: _elementwise(d, t, k, True),
@@ -260,9 +274,11 @@ MAKERS: dict[str, Callable[[Draw, torch.dtype, str], tuple]] = {
     "attention": _attention,
     "rope": _rope,
     "kv_cache_append": _kv_cache_append,
+    "quantized_linear": _quantized_linear,
 }
 # rms_norm's contract stops short of fp32-overflowing sums of squares (values beyond ~1e19: docs/kernels.md).
 KINDS_BY_OP: dict[str, tuple[str, ...]] = {
+    "quantized_linear": ("normal", "uniform", "offset", "tiny", "constant"),  # finite: a matmul spreads NaN
     "rms_norm": tuple(k for k in KINDS if k != "huge"),
     "add_rms_norm": tuple(k for k in KINDS if k != "huge"),
 }

@@ -263,3 +263,25 @@ def attention_unspecified_rows(q, k, v, mask, causal, scale=None, kv_len=None):
     scale = 1.0 / math.sqrt(q.shape[3]) if scale is None else scale
     bound = f64(q).abs() @ keys.transpose(-1, -2) * max(abs(scale), 1.0)
     return (bound > FLT_MAX).any(-1, keepdim=True)
+
+
+def quantized_weight(w_q, scales, biases, bits, group_size):
+    """W (N x K, float64) from the documented packed layout (docs/quantize.md): value k of row n is bits
+    [(k % (32 / bits)) * bits, +bits) of word k * bits / 32, read as unsigned; W = scale * q + bias per group."""
+    per = 32 // bits
+    words = w_q.to(torch.int64) % 2**32  # the uint32 the int32 holds
+    k = torch.arange(w_q.shape[1] * per)
+    q = (words[:, k // per] // 2 ** ((k % per) * bits)) % 2**bits
+    group = k // group_size
+    return q.to(torch.float64) * f64(scales)[:, group] + f64(biases)[:, group]
+
+
+def quantized_linear(x, w_q, scales, biases, bias, bits, group_size):
+    y = f64(x) @ quantized_weight(w_q, scales, biases, bits, group_size).t()
+    return y if bias is None else y + f64(bias)
+
+
+def quantized_linear_magnitude(x, w_q, scales, biases, bias, bits, group_size):
+    """sum_k |x_k w_nk| (+ |bias|): the scale of an fp32 accumulation's rounding error."""
+    y = f64(x).abs() @ quantized_weight(w_q, scales, biases, bits, group_size).abs().t()
+    return y if bias is None else y + f64(bias).abs()

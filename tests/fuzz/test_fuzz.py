@@ -18,6 +18,7 @@ from mpskernels.tolerances import compare, tolerance_for
 
 CALLS = {f.name: 150 for f in FAMILIES}
 CALLS["attention"] = 100  # the costliest per call (about 40 ms on the emulator)
+CALLS["quantized_linear"] = 60
 
 
 def rounded_to(expected: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -34,6 +35,8 @@ def slack(op: str, args: tuple, dtype: torch.dtype, output: int) -> torch.Tensor
     if op == "attention":
         magnitude, score = oracles.attention_magnitude(*args)
         return (tolerance_for(dtype).rtol + score * 2.0**-22) * magnitude
+    if op == "quantized_linear":  # an fp32 sum of K products: at most K units of 2^-24 of sum |x w| (+ |bias|)
+        return oracles.quantized_linear_magnitude(*args) * (args[0].shape[-1] + 1) * 2.0**-24
     if op == "rope":
         return oracles.rope(*args, magnitude=True)[output] * 2.0**-21
     return None

@@ -177,7 +177,12 @@ def is_swapped(module: nn.Module) -> bool:
 
 
 def restore(model: nn.Module) -> nn.Module:
-    """Undoes every swap optimize() made in `model`."""
+    """Undoes every swap optimize() made in `model`. A model changed in a way that cannot be undone (a module with
+    a `mpskernels_not_restorable` reason: mpskernels.quantize()'s layers) is refused, naming the module."""
+    for name, module in model.named_modules():
+        reason = getattr(type(module), "mpskernels_not_restorable", None)
+        if reason:
+            raise RuntimeError(f"mpskernels.restore: cannot restore {name or 'the model'}: {reason}")
     for module in model.modules():
         if is_swapped(module):
             uninstall(module)

@@ -6,6 +6,11 @@ matrix-vector product), dispatch_qmv (K of 64 or 128 goes to qmv_quad; M >= 2 to
 later: neither is instantiated here and both are refused) and qmv (the "fast" kernel when N is a multiple of 8 and
 K of 512 (qmv_fast_k_alignment), else the guarded one; 2 simdgroups of 32 threads, each threadgroup 8 outputs).
 The wheel's qmv_fast also has a partial-rows form; the host code we read never selects it, so neither do we.
+
+affine_qmm_t (the tiled product for M at or above the qmv batch limit), after QuantizedMatmul::eval_gpu, qmm_splitk
+and qmm: 32 x 32 output tiles, threadgroups of (32, 2, 2), the aligned-N variant when N is a multiple of 32.
+Refused where MLX runs another kernel: M below get_qmv_batch_limit (qmv), or few enough tiles that qmm_splitk
+splits K (affine_qmm_t_splitk and its reduction: not instantiated here). The NAX kernels need generation 17.
 """
 
 from __future__ import annotations
@@ -69,8 +74,66 @@ def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Te
 
 
 QMV = register(AnchorOp(
-    name="mlx.affine_qmv", anchor="mlx", family="quantized_matmul", dtypes=FLOATS, prepare_fn=prepare_qmv,
+    name="mlx.affine_qmv", anchor="mlx", family="quantized_linear", dtypes=FLOATS, prepare_fn=prepare_qmv,
     doc="MLX's affine 4-bit, group-64 matrix-vector product (quantized.h affine_qmv_fast / affine_qmv), launched "
         "as mlx/backend/metal/quantized.cpp qmv does; inputs x (M, K), w packed (N, K/8) (see pack), scales and "
         "biases (N, K/64) in x's dtype.",
+))
+
+
+def qmv_batch_limit(k: int, n: int, arch: str = DEFAULT_ARCH) -> int:
+    """get_qmv_batch_limit: below this many rows MLX runs a matrix-vector kernel (qmv), from it the tiled one."""
+    generation, size = arch_generation(arch), arch[-1]
+    if generation >= 17 and size != "d":
+        return 33 if k <= 2048 and n <= 2048 else 25 if k <= 4096 and n <= 4096 else 13
+    if generation >= 15 and size != "d":
+        return 13 if k <= 2048 and n <= 2048 else 15 if k <= 4096 and n <= 4096 else 13
+    raise ValueError(f"mlx.affine_qmm_t: the qmv batch limit of {arch} is not transcribed here (generations 15+ "
+                     f"other than Ultra)")
+
+
+def splitk_partitions(m: int, n: int, k: int) -> int:
+    """qmm_splitk's split_k: partitions of K aiming at about 512 threadgroups (1: it runs plain qmm)."""
+    current = -(-n // QMM_BN) * -(-m // QMM_BM)
+    k_align = max(GROUP_SIZE, 32)
+    split = min(max(1, 512 // current), k // k_align)
+    while split > 1 and k % (split * k_align):
+        split -= 1
+    return split
+
+
+QMM_BM = QMM_BN = 32
+
+
+def prepare_qmm_t(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, *,
+                  arch: str = DEFAULT_ARCH) -> Prepared:
+    dtype = check_dtype("mlx.affine_qmm_t", x, scales, biases)
+    row_contiguous("mlx.affine_qmm_t", x, w, scales, biases)
+    if w.dtype not in (torch.int32, torch.uint32) or w.dim() != 2:
+        raise TypeError("mlx.affine_qmm_t: w holds the packed 4-bit weights, (N, K / 8) 32-bit words")
+    n, k = w.shape[0], w.shape[1] * PACK_FACTOR
+    m = x.numel() // k if x.shape[-1] == k else 0
+    if m == 0 or scales.shape != (n, k // GROUP_SIZE) or biases.shape != scales.shape:
+        raise ValueError(f"mlx.affine_qmm_t: x (..., {k}), scales and biases ({n}, {k // GROUP_SIZE}) expected")
+    if m < qmv_batch_limit(k, n, arch):
+        raise ValueError(f"mlx.affine_qmm_t: MLX runs a matrix-vector kernel for {m} rows (batch limit "
+                         f"{qmv_batch_limit(k, n, arch)} at K {k}, N {n})")
+    if splitk_partitions(m, n, k) > 1:
+        raise ValueError(f"mlx.affine_qmm_t: MLX splits K in {splitk_partitions(m, n, k)} for M {m}, N {n} "
+                         f"(affine_qmm_t_splitk, not instantiated here)")
+    w = w.view(torch.uint32)
+    aligned = n % QMM_BN == 0
+    name = f"affine_qmm_t_{TYPE_STRING[dtype]}_gs_{GROUP_SIZE}_b_{BITS}_alN_{'true' if aligned else 'false'}_batch_0"
+    out = torch.empty(*x.shape[:-1], n, dtype=dtype, device=x.device)
+    unused = (0, int32s([1], x), int64s([0], x), 0, int32s([1], x), int64s([0], x), int64s([0], x), int64s([0], x))
+    launch = launcher(backend, "mlx_quantized", name, w, scales, biases, x, out, k, n, m, *unused,
+                      **threadgroups((-(-n // QMM_BN), -(-m // QMM_BM), 1), (32, 2, 2)))
+    return Prepared(launch, out, (name,))
+
+
+QMM_T = register(AnchorOp(
+    name="mlx.affine_qmm_t", anchor="mlx", family="quantized_linear", dtypes=FLOATS, prepare_fn=prepare_qmm_t,
+    doc="MLX's affine 4-bit, group-64 tiled product with transposed weights (quantized.h affine_qmm_t), launched "
+        "as mlx/backend/metal/quantized.cpp qmm does, for the row counts where MLX runs it; inputs as "
+        "mlx.affine_qmv's.",
 ))

@@ -1,0 +1,268 @@
+// Weight-only quantised linear layers: out = x @ dequantise(w_q)^T [+ bias], the weights dequantised on the fly.
+//
+// Layout (src/mpskernels/quantize/packing.py): W (N x K) is stored as unsigned BITS-bit values q, 32 / BITS of
+// them per 32-bit word, the first value of a word in its lowest bits; row n's value k is in word
+// n * K * BITS / 32 + k * BITS / 32. Each group of `group_size` consecutive values along K has a scale and a bias
+// (T, N x K / group_size): W[n][k] = scale * q + bias. K is a multiple of group_size (32, 64 or 128), so of 32.
+//
+// Two kernels, one chosen by the host from the number of rows M of x (src/mpskernels/kernels/quantized.py):
+//
+// qmv (M <= 8, decode): memory-bound on the weights. A threadgroup of QMV_SIMD_GROUPS SIMD groups handles one
+// row of x (as MLX's qmv does; rows 2..8 read the weights again, mostly from cache); each SIMD group owns QMV_ROWS
+// consecutive output columns (weight rows). Tried: one threadgroup for all M rows, the weights read once, with
+// acc[8][QMV_ROWS] accumulators: NVRTC kept acc in a 128-byte stack frame (the unrolled body is too large), so a
+// batched-decode kernel needs M as a compile-time constant (a function constant) to keep its accumulators in
+// registers. K is split across the 32
+// lanes: at each step lane l takes VALUES = 128 / BITS consecutive values of K (32 at 4 bits, 16 at 8), exactly
+// one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous bytes of each of its
+// rows per step. VALUES divides 32 and so every group size: a lane's values share one scale and one bias, and
+// sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead of one per value.
+// The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES: the last step
+// leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all out).
+// N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group).
+//
+// qmm (M > 8, prefill): a threadgroup of 4 SIMD groups computes a QMM_BM x QMM_BN tile of out. Per K step of
+// QMM_BK = 32 values it stages a tile of x and a dequantised tile of W in threadgroup memory (fp32), then each
+// SIMD group multiplies a 16 x 16 sub-tile with 8x8 simdgroup_matrix operations (2 x 2 accumulators, fp32).
+// M and N not multiples of 32: rows and columns past the edge are staged as zeros and not stored. K is a
+// multiple of 32 = QMM_BK, so there is no K tail.
+//
+// Numerics: every product and sum in fp32; the output is rounded to T once. Each q is exact in fp32, each
+// dequantised value s * q + b is rounded to fp32 once (the qmv form s * sum(x q) + b * sum(x) rounds differently
+// but with fp32 accumulation either way).
+#include <metal_stdlib>
+using namespace metal;
+
+#include "chunk_io.h"
+
+constant bool has_bias [[function_constant(0)]];
+
+constant constexpr int SIMD = 32;
+constant constexpr int QMV_SIMD_GROUPS = 2;  // SIMD groups of a qmv threadgroup
+constant constexpr int QMV_ROWS = 4;         // output columns (weight rows) a qmv SIMD group owns
+constant constexpr int QMM_BM = 32;          // rows of x per qmm threadgroup
+constant constexpr int QMM_BN = 32;          // output columns per qmm threadgroup
+constant constexpr int QMM_BK = 32;          // values of K per staged tile
+constant constexpr int QMM_LD = QMM_BK + 4;  // row stride of the staged tiles (padding against bank conflicts)
+constant constexpr int QMM_THREADS = 128;    // 4 SIMD groups, each a 16 x 16 sub-tile
+static_assert(QMV_SIMD_GROUPS * SIMD == 64 && QMM_THREADS == 128,
+              "keep the max_total_threads_per_threadgroup literals below in step");
+
+// Unsigned value i of the packed words w (BITS bits each, 32 / BITS per word, lowest bits first).
+template <int BITS>
+inline float packed_value(const thread uint* w, int i) {
+  constexpr int PER = 32 / BITS;
+  return float((w[i / PER] >> ((i % PER) * BITS)) & ((1u << BITS) - 1u));
+}
+
+// VALUES consecutive elements of x (16-byte aligned) as fp32, in 16-byte loads; returns their sum.
+template <typename T, int VALUES>
+inline float load_x(const device T* x, thread float* v) {
+  constexpr int N = ChunkOf<T>::N;
+  for (int c = 0; c < VALUES / N; c++) {
+    load_vector(x + c * N, v + c * N);
+  }
+  float sum = 0.0f;
+  for (int i = 0; i < VALUES; i++) {
+    sum += v[i];
+  }
+  return sum;
+}
+
+template <typename T, int BITS>
+[[kernel, max_total_threads_per_threadgroup(64)]] void qmv(  // 64 = QMV_SIMD_GROUPS * SIMD
+    const device T* x [[buffer(0)]],
+    const device int* w_q [[buffer(1)]],
+    const device T* scales [[buffer(2)]],
+    const device T* biases [[buffer(3)]],
+    const device T* bias [[buffer(4), function_constant(has_bias)]],
+    device T* out [[buffer(5)]],
+    constant uint& K [[buffer(6)]],
+    constant uint& N [[buffer(7)]],
+    constant uint& group_size [[buffer(8)]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint simd_lane [[thread_index_in_simdgroup]],
+    uint simd_group [[simdgroup_index_in_threadgroup]]) {
+  constexpr int VALUES = 128 / BITS;  // values of K per lane per step: one uint4 of packed words
+  const uint row0 = (group_pos.x * QMV_SIMD_GROUPS + simd_group) * QMV_ROWS;
+  if (row0 >= N) {
+    return;  // the whole SIMD group: nothing of it takes part in a reduction
+  }
+  const uint m = group_pos.y;
+  const uint words_per_row = K * BITS / 32;
+  const uint groups_per_row = K / group_size;
+  const device uint4* w = reinterpret_cast<const device uint4*>(reinterpret_cast<const device uint*>(w_q) +
+                                                                 size_t(row0) * words_per_row);
+  const uint vectors_per_row = words_per_row / 4;
+  x += size_t(m) * K;
+
+  float acc[QMV_ROWS] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (uint k = simd_lane * VALUES; k < K; k += SIMD * VALUES) {
+    float xv[VALUES];
+    const float x_sum = load_x<T, VALUES>(x + k, xv);
+    const uint g = k / group_size;
+    const uint vector = k / VALUES;
+    // All rows' words are loaded before any is used, so the loads are in flight together.
+    uint4 words[QMV_ROWS];
+    for (int r = 0; r < QMV_ROWS; r++) {
+      if (row0 + r < N) {
+        words[r] = w[size_t(r) * vectors_per_row + vector];
+      }
+    }
+    for (int r = 0; r < QMV_ROWS; r++) {
+      if (row0 + r < N) {
+        const uint wr[4] = {words[r].x, words[r].y, words[r].z, words[r].w};
+        float dot = 0.0f;
+        for (int i = 0; i < VALUES; i++) {
+          dot += xv[i] * packed_value<BITS>(wr, i);
+        }
+        const size_t gi = size_t(row0 + r) * groups_per_row + g;
+        acc[r] += float(scales[gi]) * dot + float(biases[gi]) * x_sum;
+      }
+    }
+  }
+  for (int r = 0; r < QMV_ROWS; r++) {
+    const float total = simd_sum(acc[r]);
+    if (simd_lane == 0 && row0 + r < N) {
+      float y = total;
+      if (has_bias) {
+        y += float(bias[row0 + r]);
+      }
+      out[size_t(m) * N + row0 + r] = T(y);
+    }
+  }
+}
+
+// This lane's element coordinates in an 8x8 simdgroup matrix (Apple's layout: it holds (row, col), (row, col+1)).
+inline int lane_row(uint lane) { return int((lane / 16) * 4 + (lane / 2) % 4); }
+inline int lane_col(uint lane) { return int(((lane / 8) % 2) * 4 + (lane % 2) * 2); }
+
+// Stages rows m0.. of x, values k0..k0+31, as fp32 (zeros past M): each thread one 8-value span.
+template <typename T>
+inline void stage_x(threadgroup float* xs, const device T* x, uint m0, uint k0, uint M, uint K, uint tid) {
+  const uint row = tid / 4;
+  const uint col = (tid % 4) * 8;
+  float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  if (m0 + row < M) {
+    load_x<T, 8>(x + size_t(m0 + row) * K + k0 + col, v);
+  }
+  for (int i = 0; i < 8; i++) {
+    xs[row * QMM_LD + col + i] = v[i];
+  }
+}
+
+// Stages weight rows n0.. (values k0..k0+31) dequantised to fp32 (zeros past N): each thread 8 values, which
+// share one group (8 divides the group size), from BITS / 4 packed words.
+template <typename T, int BITS>
+inline void stage_w(threadgroup float* ws, const device uint* w, const device T* scales, const device T* biases,
+                    uint n0, uint k0, uint N, uint K, uint group_size, uint tid) {
+  constexpr int WORDS = BITS / 4;  // words holding 8 values
+  const uint row = tid / 4;
+  const uint col = (tid % 4) * 8;
+  float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  const uint n = n0 + row;
+  if (n < N) {
+    const uint k = k0 + col;
+    const device uint* p = w + size_t(n) * (K * BITS / 32) + k * BITS / 32;
+    uint words[2] = {0u, 0u};
+    for (int i = 0; i < WORDS; i++) {
+      words[i] = p[i];
+    }
+    const size_t gi = size_t(n) * (K / group_size) + k / group_size;
+    const float s = float(scales[gi]);
+    const float b = float(biases[gi]);
+    for (int i = 0; i < 8; i++) {
+      v[i] = s * packed_value<BITS>(words, i) + b;
+    }
+  }
+  for (int i = 0; i < 8; i++) {
+    ws[row * QMM_LD + col + i] = v[i];
+  }
+}
+
+template <typename T, int BITS>
+[[kernel, max_total_threads_per_threadgroup(128)]] void qmm(  // 128 = QMM_THREADS
+    const device T* x [[buffer(0)]],
+    const device int* w_q [[buffer(1)]],
+    const device T* scales [[buffer(2)]],
+    const device T* biases [[buffer(3)]],
+    const device T* bias [[buffer(4), function_constant(has_bias)]],
+    device T* out [[buffer(5)]],
+    constant uint& K [[buffer(6)]],
+    constant uint& N [[buffer(7)]],
+    constant uint& group_size [[buffer(8)]],
+    constant uint& M [[buffer(9)]],
+    uint2 group_pos [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint simd_lane [[thread_index_in_simdgroup]],
+    uint simd_group [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float xs[QMM_BM * QMM_LD];
+  threadgroup float ws[QMM_BN * QMM_LD];
+  const uint n0 = group_pos.x * QMM_BN;
+  const uint m0 = group_pos.y * QMM_BM;
+  const uint sm = (simd_group / 2) * 16;  // this SIMD group's 16 x 16 sub-tile
+  const uint sn = (simd_group % 2) * 16;
+  const device uint* w = reinterpret_cast<const device uint*>(w_q);
+
+  simdgroup_matrix<float, 8, 8> acc[2][2];
+  for (int i = 0; i < 2; i++) {
+    for (int j = 0; j < 2; j++) {
+      acc[i][j] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
+    }
+  }
+  for (uint k0 = 0; k0 < K; k0 += QMM_BK) {
+    threadgroup_barrier(mem_flags::mem_threadgroup);  // every SIMD group is done with the previous tiles
+    stage_x<T>(xs, x, m0, k0, M, K, tid);
+    stage_w<T, BITS>(ws, w, scales, biases, n0, k0, N, K, group_size, tid);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int kk = 0; kk < QMM_BK; kk += 8) {
+      simdgroup_matrix<float, 8, 8> a[2];
+      simdgroup_matrix<float, 8, 8> b[2];
+      for (int i = 0; i < 2; i++) {
+        simdgroup_load(a[i], xs + (sm + 8 * i) * QMM_LD + kk, QMM_LD);
+      }
+      for (int j = 0; j < 2; j++) {
+        // Transposed: b[j](k, n) = W[n][k], the 8 weight rows of columns sn + 8j.. as a K x N block.
+        simdgroup_load(b[j], ws + (sn + 8 * j) * QMM_LD + kk, QMM_LD, ulong2(0, 0), true);
+      }
+      for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 2; j++) {
+          simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+        }
+      }
+    }
+  }
+
+  const int r = lane_row(simd_lane);
+  const int c = lane_col(simd_lane);
+  for (int i = 0; i < 2; i++) {
+    const uint m = m0 + sm + 8 * i + r;
+    if (m >= M) {
+      continue;
+    }
+    for (int j = 0; j < 2; j++) {
+      for (int e = 0; e < 2; e++) {
+        const uint n = n0 + sn + 8 * j + c + e;
+        if (n < N) {
+          float y = acc[i][j].thread_elements()[e];
+          if (has_bias) {
+            y += float(bias[n]);
+          }
+          out[size_t(m) * N + n] = T(y);
+        }
+      }
+    }
+  }
+}
+
+// Host names: quantized_qmv_<bits>bit_<dtype>, quantized_qmm_<bits>bit_<dtype>.
+#define INSTANTIATE_QUANTIZED(name, T, BITS)                                                                \
+  template [[host_name("quantized_qmv_" #BITS "bit_" #name)]] [[kernel]] decltype(qmv<T, BITS>) qmv<T, BITS>; \
+  template [[host_name("quantized_qmm_" #BITS "bit_" #name)]] [[kernel]] decltype(qmm<T, BITS>) qmm<T, BITS>;
+
+INSTANTIATE_QUANTIZED(float32, float, 4)
+INSTANTIATE_QUANTIZED(float16, half, 4)
+INSTANTIATE_QUANTIZED(bfloat16, bfloat, 4)
+INSTANTIATE_QUANTIZED(float32, float, 8)
+INSTANTIATE_QUANTIZED(float16, half, 8)
+INSTANTIATE_QUANTIZED(bfloat16, bfloat, 8)
