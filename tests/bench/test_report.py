@@ -101,3 +101,14 @@ def test_png_written(tmp_path, make):
     path = write_png(make(), tmp_path / "speedups.png")
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_markdown_by_level_counts_runs_skips_and_outcomes():
+    rows = _rows(markdown(timed_report()), "By level")
+    # level, problems, ran, skipped (by reason), candidates, verified, not exercised, nothing swapped, rolled back,
+    # wrong, harness failure
+    assert rows == [
+        ["1", "2", "2", "0", "optimize()", "2", "0", "0", "0", "0", "0"],
+        ["2", "1", "1", "0", "optimize()", "1", "0", "0", "0", "0", "0"],
+        ["3", "2", "1", "1 skipped: the reference uses an op that mps lacks", "optimize()", "0", "0", "0", "0", "1",
+         "0"]]

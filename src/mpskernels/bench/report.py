@@ -38,8 +38,8 @@ def write_markdown(report: BenchReport, path: str | Path) -> Path:
 
 
 def markdown(report: BenchReport) -> str:
-    return "\n".join(header(report) + [""] + summary_table(report) + [""] + problem_table(report)
-                     + _not_run(report)) + "\n"
+    return "\n".join(header(report) + [""] + summary_table(report) + [""] + level_table(report) + [""]
+                     + problem_table(report) + _not_run(report)) + "\n"
 
 
 def header(report: BenchReport) -> list[str]:
@@ -77,6 +77,34 @@ def summary_table(report: BenchReport) -> list[str]:
                     "1.0 (the baseline is its fallback); a model left as PyTorch (nothing swapped, rolled back) is "
                     "not counted. fast_p: share of problems above p."]
     return out
+
+
+def level_table(report: BenchReport) -> list[str]:
+    """Per KernelBench level: problems found, run and skipped (by reason), and each candidate group's outcomes."""
+    rows = [["level", "problems", "ran", "skipped or failed", "candidates", "kernel verified", "not exercised",
+             "nothing swapped", "rolled back", "wrong", "harness failure"]]
+    for level in sorted({r.level for r in report.problems}, key=lambda v: (v is None, v)):
+        mine = [r for r in report.problems if r.level == level]
+        ran = [r for r in mine if r.status == OK]
+        lead = [str(level) if level is not None else "-", str(len(mine)), str(len(ran)), _reasons(mine)]
+        for s in summarize(mine) or [None]:
+            if s is None:
+                rows.append(lead + ["-"] * 7)
+            else:
+                rows.append(lead + [GROUPS[s.group], str(s.correct), str(s.not_exercised), str(s.nothing_swapped),
+                                    str(s.rolled_back), str(s.wrong), str(s.harness_failure)])
+            lead = ["", "", "", ""]
+    return ["## By level", ""] + _table(rows)
+
+
+def _reasons(problems: list[ProblemResult]) -> str:
+    """How many problems did not run, by the start of their reason ("time limit", "does not fit the size budget")."""
+    counts: dict[str, int] = {}
+    for r in problems:
+        if r.status != OK:
+            key = f"{r.status}: {r.reason.split(':')[0].split(' (')[0]}" if r.reason else r.status
+            counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{n} {why}" for why, n in sorted(counts.items())) or "0"
 
 
 def problem_table(report: BenchReport) -> list[str]:
