@@ -22,6 +22,7 @@ from .apply import check_model_output, drop_uncalled, earlier_swaps, install_swa
 from .cache import DecisionCache
 from .check import capture, check
 from .config import OptimizeConfig
+from .decoder import drop_unfused, install_residual_norms
 from .find import find_candidates, load_packs
 from .fusions import sequential_fusions
 from .install import disabled, is_swapped, restore, swapped_modules
@@ -90,9 +91,11 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         if timed:
             swaps = time_swaps(swaps, backend, config.timing == "always", DecisionCache(), Progress(), report)
         install_swaps(swaps, report)
+        residual = install_residual_norms(model, config, checking, report) if checking else []
         if original_output is not None:
-            check_model_output(model, checking, original_output, config, report, swaps)
+            check_model_output(model, checking, original_output, config, report, swaps + residual)
             drop_uncalled(model, swaps, report)
+            drop_unfused(residual, report)
     sort_entries(model, report)
     return model
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from . import pending
 from .matchers import (EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, gated_projections,
                        is_torch_builtin)
 
@@ -73,9 +74,14 @@ def recognise_named_rms_norm(m: nn.Module) -> list[Replacement] | None:
     for attribute, eps in _eps_choices(m):
         def forward(x: torch.Tensor, attribute=attribute, eps=eps) -> Any:
             now = _eps_now(m, attribute, eps)
-            return NotImplemented if now is None else ops.rms_norm(x, getattr(m, name), now)
+            return NotImplemented if now is None else pending.rms_norm(m, x, getattr(m, name), now)
 
-        out.append(Replacement("rms_norm", forward, "computation", probe_shapes=_norm_shapes(p.shape[0])))
+        def parameters(attribute=attribute, eps=eps) -> tuple[Any, float] | None:
+            now = _eps_now(m, attribute, eps)
+            return None if now is None else (getattr(m, name), now)
+
+        out.append(Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
+                               probe_shapes=_norm_shapes(p.shape[0])))
     return out
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from . import pending
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ def match_rms_norm(m: nn.Module) -> Match:
         return "normalises over more than the last dimension"
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return ops.rms_norm(x, m.weight, default_eps(m.eps, x.dtype))
+        return pending.rms_norm(m, x, m.weight, default_eps(m.eps, x.dtype))
 
-    return Replacement("rms_norm", forward, "type")
+    # eps=None depends on the input's dtype: such a norm is not paired with a residual add (decoder.py)
+    parameters = lambda: (m.weight, m.eps) if isinstance(m.eps, float) else None  # noqa: E731
+    return Replacement("rms_norm", pending.with_parameters(forward, parameters), "type")
 
 
 def default_eps(eps: float | None, dtype: torch.dtype) -> float:
@@ -247,9 +250,13 @@ def recognise_rms_norm(m: nn.Module) -> Match:
 
     def forward(x: torch.Tensor) -> Any:
         eps = getattr(m, attribute, None)  # read at call time: it may be changed after optimize()
-        return ops.rms_norm(x, m.weight, eps) if isinstance(eps, float) else NotImplemented
+        return pending.rms_norm(m, x, m.weight, eps) if isinstance(eps, float) else NotImplemented
 
-    return Replacement("rms_norm", forward, "computation",
+    def parameters() -> tuple[Any, float] | None:
+        eps = getattr(m, attribute, None)
+        return (m.weight, eps) if isinstance(eps, float) else None
+
+    return Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
                        probe_shapes=lambda mod: [(3, weight.shape[0]), (2, 5, weight.shape[0])])
 
 
