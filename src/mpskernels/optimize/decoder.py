@@ -64,7 +64,7 @@ class _AddSpy(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
-        if func in ADDS and self.stack and isinstance(result, torch.Tensor):
+        if func in ADDS and self.stack and isinstance(result, torch.Tensor) and _same_shaped(args):
             frame = self.stack[-1]
             name, module = frame[0], frame[1]
             codes = self.codes.setdefault(id(module), forward_codes(module))
@@ -72,6 +72,11 @@ class _AddSpy(TorchFunctionMode):
                 self.outputs[id(result)] = (result, name, frame[2])
                 frame[2] += 1
         return result
+
+
+def _same_shaped(args: tuple) -> bool:
+    """Two tensors of one shape: a residual add (a bias broadcast over rows is not one add_rms_norm takes)."""
+    return len(args) == 2 and all(isinstance(a, torch.Tensor) for a in args) and args[0].shape == args[1].shape
 
 
 @torch.no_grad()
