@@ -22,7 +22,7 @@ from .apply import check_model_output, drop_uncalled, earlier_swaps, install_swa
 from .cache import DecisionCache
 from .check import capture, check
 from .config import OptimizeConfig
-from .decoder import drop_unfused, install_residual_norms
+from .decoder import drop_unfused, install_residual_norms, learn_pairs
 from .find import find_candidates, load_packs
 from .fusions import sequential_fusions
 from .install import disabled, is_swapped, restore, swapped_modules
@@ -90,8 +90,11 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         swaps = check(swaps, captured, model, config, backend.name if backend else "reference", report)
         if timed:
             swaps = time_swaps(swaps, backend, config.timing == "always", DecisionCache(), Progress(), report)
+        # learned before installing: the spy's run must not count as a call of the swaps (drop_uncalled)
+        pairs = learn_pairs(model, *checking) if checking and any(s.replacement.kernel == "rms_norm"
+                                                                   for s in swaps) else {}
         install_swaps(swaps, report)
-        residual = install_residual_norms(model, config, checking, report) if checking else []
+        residual = install_residual_norms(model, config, pairs, report)
         if original_output is not None:
             check_model_output(model, checking, original_output, config, report, swaps + residual)
             drop_uncalled(model, swaps, report)

@@ -80,7 +80,7 @@ def _same_shaped(args: tuple) -> bool:
 
 
 @torch.no_grad()
-def learn_pairs(model: nn.Module, args: tuple, kwargs: dict) -> dict[str, dict[int, list[str]]]:
+def learn_pairs(model: nn.Module, args: Sequence[Any], kwargs: dict) -> dict[str, dict[int, list[str]]]:
     """module name -> {k: names of the modules whose first input was the module's k-th add of its first call}."""
     from .routes import copy_arguments
 
@@ -106,7 +106,7 @@ def learn_pairs(model: nn.Module, args: tuple, kwargs: dict) -> dict[str, dict[i
         handles.append(m.register_forward_hook(leave, always_call=True))
     try:
         with _AddSpy(stack, outputs, seen_calls):
-            model(*copy_arguments(args), **copy_arguments(kwargs))
+            model(*copy_arguments(tuple(args)), **copy_arguments(kwargs))
     finally:
         for h in handles:
             h.remove()
@@ -187,11 +187,11 @@ def partners_of(model: nn.Module, pairs: dict[str, dict[int, list[str]]]) -> dic
 WHAT = "residual add fused with the RMSNorm that reads its sum ({pairs}): one add_rms_norm launch per pair"
 
 
-def install_residual_norms(model: nn.Module, config: Any, example: tuple[Sequence[Any], dict],
+def install_residual_norms(model: nn.Module, config: Any, pairs: dict[str, dict[int, list[str]]],
                            report: Report) -> list[Swap]:
-    """Routes the adds of every module whose sums the rms_norm swaps normalise (learned on the example inputs);
-    the returned swaps are installed and in the report, so the whole-model comparison can undo them."""
-    partners = partners_of(model, learn_pairs(model, tuple(example[0]), example[1]))
+    """Routes the adds of every module whose sums the rms_norm swaps normalise (`pairs`: learn_pairs on the example
+    inputs); the returned swaps are installed and in the report, so the whole-model comparison can undo them."""
+    partners = partners_of(model, pairs)
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
     swaps = []
