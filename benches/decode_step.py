@@ -404,14 +404,15 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--modes", default="eager,optimize,compile")
-    parser.add_argument("--static", action="store_true", help="also StaticCache (where the model supports it)")
+    parser.add_argument("--caches", default="dynamic", help="dynamic,static: HF's DynamicCache and/or StaticCache")
     parser.add_argument("--json", help="write the rows here too")
     args = parser.parse_args()
     rows = []
     for name in args.models.split(","):
         spec = MODELS[name]
         for length in (int(x) for x in args.cache.split(",")):
-            for static in ((False, True) if args.static and spec.static_cache else (False,)):
+            kinds = args.caches.split(",")
+            for static in [k == "static" for k in kinds if k == "dynamic" or spec.static_cache]:
                 rows += measure(spec, args.layers, length, static, args.modes.split(","), args.vocab)
                 print(format_rows(rows[-len(args.modes.split(",")):]), flush=True)
     print(format_rows(rows))
