@@ -43,8 +43,9 @@ ADDS = (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def norm_parameters(module: nn.Module) -> tuple[Any, float] | None:
-    """(weight, eps) the module's installed rms_norm swap would use now, or None when it has no such swap."""
+def norm_parameters(module: nn.Module) -> tuple[Any, float, Any] | None:
+    """(weight, eps, key) the module's installed rms_norm swap would use now (see pending.with_parameters), or
+    None when it has no such swap."""
     from .install import disabled
 
     forward = module.__dict__.get("forward")
@@ -144,12 +145,12 @@ class ResidualNormRoute:
         parameters = norm_parameters(partner)
         if parameters is None:
             return None
-        weight, eps = parameters
+        weight, eps, key = parameters
         if weight is not None and (weight.dtype != a.dtype or weight.shape != a.shape[-1:] or
                                    (torch.is_grad_enabled() and weight.requires_grad)):
             return None
         normed, total = ops.add_rms_norm(a, b, weight, eps)
-        PENDING[id(partner)] = Pending(weakref.ref(total), total._version, weight, eps, normed)
+        PENDING[id(partner)] = Pending(weakref.ref(total), total._version, key, eps, normed)
         self.fused += 1
         return total
 
@@ -161,7 +162,8 @@ class _ResidualMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in ADDS and len(args) == 2 and not kwargs and \
+        # numbered as learn_pairs numbers them: the same-shaped adds of the module's own code
+        if func in ADDS and not kwargs and _same_shaped(args) and \
                 made_by(self.route.module, self.route.codes, caller_frame()):
             k, self.adds = self.adds, self.adds + 1
             fused = self.route.fuse(k, *args)

@@ -25,17 +25,25 @@ class Pending:
 PENDING: dict[int, Pending] = {}  # id(norm module) -> its norm, computed by the add before it
 
 
-def rms_norm(module: nn.Module, x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """The norm module's rms_norm: the one its partner add computed for this very input, else its own launch."""
+def take(module: nn.Module, x: torch.Tensor, key: Any, eps: float) -> torch.Tensor | None:
+    """The norm the module's partner add computed for this very input (unchanged since) with the same weight
+    (`key`: the weight, or the parameter it is computed from) and epsilon; None: there is none."""
     if PENDING:
         entry = PENDING.pop(id(module), None)
         if entry is not None and entry.source() is x and x._version == entry.version and \
-                entry.weight is weight and entry.eps == eps:
+                entry.weight is key and entry.eps == eps:
             return entry.normed
-    return ops.rms_norm(x, weight, eps)
+    return None
 
 
-def with_parameters(forward: Callable, parameters: Callable[[], tuple[Any, float] | None]) -> Callable:
-    """Marks an rms_norm replacement's forward with how to read its (weight, eps) now (None: it would decline)."""
+def rms_norm(module: nn.Module, x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """The norm module's rms_norm: the one its partner add computed for this very input, else its own launch."""
+    normed = take(module, x, weight, eps) if PENDING else None
+    return normed if normed is not None else ops.rms_norm(x, weight, eps)
+
+
+def with_parameters(forward: Callable, parameters: Callable[[], tuple[Any, float, Any] | None]) -> Callable:
+    """Marks an rms_norm replacement's forward with how to read its (weight, eps, key) now (None: it would
+    decline); key is what `take` compares: the weight itself, or the parameter it is computed from."""
     forward.rms_parameters = parameters
     return forward
