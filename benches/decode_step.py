@@ -53,6 +53,7 @@ class ModelSpec:
     name: str
     config: Callable[[int, int], Any]  # (layers, vocab) -> transformers config at the real dimensions
     layers: int  # the real model's decoder layers
+    vocab: int  # the real vocabulary (for the bytes model; the census builds a smaller one)
     static_cache: bool = True  # the model's attention runs with HF's StaticCache
 
 
@@ -86,8 +87,9 @@ def _gemma2(layers: int, vocab: int) -> Any:
         hidden_activation="gelu_pytorch_tanh")
 
 
-MODELS = {s.name: s for s in (ModelSpec("llama-3.2-1b", _llama, 16), ModelSpec("qwen2.5-0.5b", _qwen, 24),
-                              ModelSpec("gemma-2-2b", _gemma2, 26))}
+MODELS = {s.name: s for s in (ModelSpec("llama-3.2-1b", _llama, 16, 128256),
+                              ModelSpec("qwen2.5-0.5b", _qwen, 24, 151936),
+                              ModelSpec("gemma-2-2b", _gemma2, 26, 256000))}
 
 
 def build(spec_or_config: Any, layers: int = 2, vocab: int = 4096, seed: int = 0) -> torch.nn.Module:
@@ -313,6 +315,11 @@ class Row:
     other: dict[str, int]  # kind -> ops outside the layers
     mpsk_per_layer: float = 0.0
     dispatches_per_token: float = 0.0
+    mpsk_other: float = 0.0
+
+    @property
+    def mpsk_full(self) -> float:
+        return self.mpsk_other + self.mpsk_per_layer * self.layers_full
 
     def full(self, kind: str) -> float:
         return self.other.get(kind, 0) + self.per_layer.get(kind, 0) * self.layers_full
@@ -327,7 +334,8 @@ def row_from_census(c: Census, spec: ModelSpec, layers: int, cache: str, mode: s
     mpsk_layer = sum(v for (w, _), v in c.mpsk.items() if w == "layer") / layers
     disp = (sum(v for (w, _), v in c.dispatches.items() if w == "layer") / layers * spec.layers +
             sum(v for (w, _), v in c.dispatches.items() if w == "other"))
-    return Row(spec.name, cache, mode, layers, spec.layers, per_layer, other, mpsk_layer, disp)
+    mpsk_other = sum(v for (w, _), v in c.mpsk.items() if w == "other")
+    return Row(spec.name, cache, mode, layers, spec.layers, per_layer, other, mpsk_layer, disp, mpsk_other)
 
 
 def row_from_graphs(small: Census, large: Census, spec: ModelSpec, layers: int, cache: str) -> Row:
@@ -335,7 +343,8 @@ def row_from_graphs(small: Census, large: Census, spec: ModelSpec, layers: int, 
     per_layer = {k: (large.total(k) - small.total(k)) / layers for k in KINDS}
     other = {k: small.total(k) - per_layer[k] * layers for k in KINDS}
     mpsk = (sum(large.mpsk.values()) - sum(small.mpsk.values())) / layers
-    return Row(spec.name, cache, "compile", layers, spec.layers, per_layer, other, mpsk, float("nan"))
+    return Row(spec.name, cache, "compile", layers, spec.layers, per_layer, other, mpsk, float("nan"),
+               sum(small.mpsk.values()) - mpsk * layers)
 
 
 def optimized(model: torch.nn.Module, kwargs: dict[str, Any], fresh_kwargs: Callable[[], dict]) -> torch.nn.Module:
@@ -379,7 +388,7 @@ def host_cost_us() -> float | None:
         dispatch = importlib.import_module("dispatch")
     except ImportError:
         return None
-    measure_fn = getattr(dispatch, "added_host_us", None)
+    measure_fn = getattr(dispatch, "added_host_us", None)  # the other half of issue 18 may add it
     return measure_fn() if callable(measure_fn) else None
 
 
@@ -394,6 +403,60 @@ def format_rows(rows: list[Row]) -> str:
         total = sum(r.full(k) for k in KINDS)
         lines.append(f"| {r.model} ({r.layers_full} layers) | {r.cache} | {r.mode} | {pl} | {ot} | {fu} | "
                      f"{total:g} | {r.mpsk_per_layer:g} |")
+    return "\n".join(lines)
+
+
+# ---- the model of a Mac (a MODEL, not a measurement: see docs/decode.md) ----
+
+# Host work per op (issue 18, from pytorch/pytorch#148219 and torchchat PR 1464): PyTorch's MPSGraph path, and an
+# op with a native Metal kernel.
+HOST_US_MPSGRAPH = 20.0
+HOST_US_NATIVE = 1.3
+# Unified-memory bandwidth, Apple's published specifications (GB/s).
+BANDWIDTH_GBS = {"M2": 100.0, "M4": 120.0, "M4 Pro": 273.0, "M4 Max": 546.0}
+BYTES = 2  # bf16 weights and KV cache, as these models ship
+
+
+def decode_bytes(spec: ModelSpec, cache_len: int, in_place: bool) -> float:
+    """Bytes one decode token moves at least: every weight once (the tied embedding read as the lm_head; the
+    token's embedding row is negligible), the KV cache read by attention, and (eager DynamicCache) torch.cat's
+    copy of the whole cache, read and written, for keys and values of every layer."""
+    c = spec.config(spec.layers, spec.vocab)
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    q, kv = c.num_attention_heads * head_dim, c.num_key_value_heads * head_dim
+    per_layer = c.hidden_size * (q + 2 * kv) + q * c.hidden_size + 3 * c.hidden_size * c.intermediate_size
+    weights = spec.layers * per_layer + spec.vocab * c.hidden_size
+    cache = 2 * spec.layers * kv * cache_len  # keys and values, every layer
+    copied = 0 if in_place else 2 * cache  # cat: the old cache read, the new one written
+    return (weights + cache + copied) * BYTES
+
+
+def modelled(row: Row, spec: ModelSpec, cache_len: int) -> dict[str, float]:
+    """Host microseconds per token (aten ops at the MPSGraph or the native cost, mpskernels launches at the
+    native cost) and memory microseconds per token at each bandwidth."""
+    ops_total = sum(row.full(k) for k in KINDS)
+    mpsk = row.mpsk_full
+    aten_ops = ops_total - mpsk
+    in_place = row.mode == "optimize" or "static" in row.cache
+    moved = decode_bytes(spec, cache_len, in_place)
+    out = {"host_mpsgraph_us": aten_ops * HOST_US_MPSGRAPH + mpsk * HOST_US_NATIVE,
+           "host_native_us": ops_total * HOST_US_NATIVE, "bytes": moved}
+    out.update({f"memory_us {name}": moved / (gbs * 1e9) * 1e6 for name, gbs in BANDWIDTH_GBS.items()})
+    return out
+
+
+def format_model(rows: list[Row]) -> str:
+    names = list(BANDWIDTH_GBS)
+    lines = ["| model | cache | mode | device ops / token | host us @ 20 us (MPSGraph) | host us @ 1.3 us (native) "
+             "| MB moved / token | " + " | ".join(f"memory us, {n} ({BANDWIDTH_GBS[n]:g} GB/s)" for n in names) + " |",
+             "|" + "---|" * (7 + len(names))]
+    for r in rows:
+        length = int(r.cache.split()[0])
+        m = modelled(r, MODELS[r.model], length)
+        total = sum(r.full(k) for k in KINDS)
+        lines.append(f"| {r.model} | {r.cache} | {r.mode} | {total:g} | {m['host_mpsgraph_us']:.0f} | "
+                     f"{m['host_native_us']:.0f} | {m['bytes'] / 1e6:.0f} | " +
+                     " | ".join(f"{m['memory_us ' + n]:.0f}" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -416,6 +479,11 @@ def main() -> None:
                 rows += measure(spec, args.layers, length, static, args.modes.split(","), args.vocab)
                 print(format_rows(rows[-len(args.modes.split(",")):]), flush=True)
     print(format_rows(rows))
+    print()
+    print(format_model(rows))
+    host = host_cost_us()
+    print(f"host work mpskernels adds per launch: {host:.2f} us (benches/dispatch.py)" if host is not None else
+          "host work mpskernels adds per launch: benches/dispatch.py exposes no added_host_us() yet; not shown")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([dataclasses.asdict(r) for r in rows], f, indent=1)
