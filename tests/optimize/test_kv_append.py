@@ -129,3 +129,25 @@ def test_llama_generates_the_same_32_tokens_with_the_cache_appended_in_place(imp
     # every decode step, in both layers (the prefill is the cache's own update: it allocates the static layer)
     assert seen["append"] == 2 * 31
     assert seen["buffer_reads"] == (0 if implementation else 2 * 31)
+
+
+class GrowsItsState(torch.nn.Module):
+    """A call that changes its argument, as a KV cache's update does: the next call with it computes more."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.RMSNorm(8, eps=1e-6)
+
+    def forward(self, x, state):
+        state.append(len(state))
+        return self.norm(x) * len(state)
+
+
+def test_the_whole_model_check_runs_on_the_example_as_it_was_given(emulator):
+    """optimize() runs the model on the example twice (capture, then the check with the swaps); the second run
+    must see the arguments as they were before the first changed them, or every swap is undone for nothing (a
+    sliding-window cache past its window did that to Gemma-2)."""
+    model = GrowsItsState()
+    optimize(model, example_inputs=(torch.randn(3, 8), []))
+    report = model.mpskernels_report
+    assert report.output_check.startswith("ok") and report.counts() == {"rms_norm": 1}, str(report)

@@ -31,6 +31,7 @@ from .plan import Swap
 from .probe import confirm
 from .progress import Progress
 from .report import SKIPPED, Report, ReportEntry
+from .routes import copy_arguments
 
 __all__ = ["OptimizeConfig", "Report", "optimize", "restore", "swapped_modules"]
 
@@ -86,6 +87,9 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         found = find_candidates(model, config, load_packs(kernel_packs), example)
         swaps = confirm(found, config, device, report)
         swaps += _fusions(model, config, {s.name for s in swaps}, report)
+        # the whole-model check runs on a copy taken now: the capture's run may change the example's arguments (a KV
+        # cache grows, a sliding window drops its oldest token), and a second run on them computes something else
+        output_example = (copy_arguments(tuple(checking[0])), copy_arguments(checking[1])) if checking else None
         captured, original_output = capture(model, swaps, checking, keep_inputs=timed) if checking else (None, None)
         swaps = check(swaps, captured, model, config, backend.name if backend else "reference", report)
         if timed:
@@ -96,7 +100,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         install_swaps(swaps, report)
         residual = install_residual_norms(model, config, pairs, report)
         if original_output is not None:
-            check_model_output(model, checking, original_output, config, report, swaps + residual)
+            check_model_output(model, output_example, original_output, config, report, swaps + residual)
             drop_uncalled(model, swaps, report)
             drop_unfused(residual, report)
     sort_entries(model, report)

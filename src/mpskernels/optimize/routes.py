@@ -376,6 +376,7 @@ class RoutedForward:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
         self.kv_cache = kv_cache and attention  # a Hugging Face cache argument's update, done in place
+        self.saw_cache = False
         self.functional = frozenset(functional)
         self.rotary = sorted(rotary)
         forward = self.original = own_forward(module)
@@ -389,11 +390,15 @@ class RoutedForward:
             # Dynamo cannot guard on a function copy's own globals; the compile backend rewrites these calls itself
             return self.original(*args, **kwargs)
         if self.kv_cache:
-            kwargs = {k: CacheView(v, self.stats) if is_hf_cache(v) else v for k, v in kwargs.items()}
+            kwargs = {k: self._cache_view(v) if is_hf_cache(v) else v for k, v in kwargs.items()}
         if self.functional:
             with FunctionalRoute(self.module, self.functional, self.stats):
                 return self._attention_routed(*args, **kwargs)
         return self._attention_routed(*args, **kwargs)
+
+    def _cache_view(self, cache: Any) -> CacheView:
+        self.saw_cache = True  # for describe(): the route is named once a cache was passed
+        return CacheView(cache, self.stats)
 
     def _attention_routed(self, *args: Any, **kwargs: Any) -> Any:
         if not self.attention:
@@ -406,8 +411,11 @@ class RoutedForward:
         never applies would only cost its interception."""
         rotary = self._rotary if self.stats.routed["rope"] else {}
         functional = frozenset(k for k in self.functional if self.stats.routed[k])
-        return RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary, functional,
-                             self.kv_cache)
+        # the cache route stays: the example's one update (the prefill) is the cache's own, decoding's are not
+        narrowed = RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary,
+                                 functional, self.kv_cache)
+        narrowed.saw_cache = self.saw_cache
+        return narrowed
 
     @property
     def kernels(self) -> list[str]:
@@ -419,7 +427,7 @@ class RoutedForward:
             parts.append(f"{', '.join(self.rotary)} -> rope")
         if self.attention:
             parts.append("scaled_dot_product_attention -> attention")
-        if self.kv_cache:
+        if self.kv_cache and self.saw_cache:
             parts.append("a Hugging Face cache's update -> kv_cache_append in place")
         if self.functional:
             parts.append(f"functional calls -> {', '.join(sorted(self.functional))}")
