@@ -316,6 +316,7 @@ class Row:
     mpsk_per_layer: float = 0.0
     dispatches_per_token: float = 0.0
     mpsk_other: float = 0.0
+    in_place_cache: bool = False  # the KV cache was appended in place (kv_cache_append, or a StaticCache)
 
     @property
     def mpsk_full(self) -> float:
@@ -335,7 +336,8 @@ def row_from_census(c: Census, spec: ModelSpec, layers: int, cache: str, mode: s
     disp = (sum(v for (w, _), v in c.dispatches.items() if w == "layer") / layers * spec.layers +
             sum(v for (w, _), v in c.dispatches.items() if w == "other"))
     mpsk_other = sum(v for (w, _), v in c.mpsk.items() if w == "other")
-    return Row(spec.name, cache, mode, layers, spec.layers, per_layer, other, mpsk_layer, disp, mpsk_other)
+    in_place = "static" in cache or any(n == "mpskernels.kv_cache_append" for _, n in c.names)
+    return Row(spec.name, cache, mode, layers, spec.layers, per_layer, other, mpsk_layer, disp, mpsk_other, in_place)
 
 
 def row_from_graphs(small: Census, large: Census, spec: ModelSpec, layers: int, cache: str) -> Row:
@@ -344,7 +346,7 @@ def row_from_graphs(small: Census, large: Census, spec: ModelSpec, layers: int, 
     other = {k: small.total(k) - per_layer[k] * layers for k in KINDS}
     mpsk = (sum(large.mpsk.values()) - sum(small.mpsk.values())) / layers
     return Row(spec.name, cache, "compile", layers, spec.layers, per_layer, other, mpsk, float("nan"),
-               sum(small.mpsk.values()) - mpsk * layers)
+               sum(small.mpsk.values()) - mpsk * layers, "static" in cache)
 
 
 def optimized(model: torch.nn.Module, kwargs: dict[str, Any], fresh_kwargs: Callable[[], dict]) -> torch.nn.Module:
@@ -437,8 +439,7 @@ def modelled(row: Row, spec: ModelSpec, cache_len: int) -> dict[str, float]:
     ops_total = sum(row.full(k) for k in KINDS)
     mpsk = row.mpsk_full
     aten_ops = ops_total - mpsk
-    in_place = row.mode == "optimize" or "static" in row.cache
-    moved = decode_bytes(spec, cache_len, in_place)
+    moved = decode_bytes(spec, cache_len, row.in_place_cache)
     out = {"host_mpsgraph_us": aten_ops * HOST_US_MPSGRAPH + mpsk * HOST_US_NATIVE,
            "host_native_us": ops_total * HOST_US_NATIVE, "bytes": moved}
     out.update({f"memory_us {name}": moved / (gbs * 1e9) * 1e6 for name, gbs in BANDWIDTH_GBS.items()})
