@@ -349,11 +349,6 @@ def row_from_graphs(small: Census, large: Census, spec: ModelSpec, layers: int, 
                sum(small.mpsk.values()) - mpsk * layers, "static" in cache)
 
 
-def optimized(model: torch.nn.Module, kwargs: dict[str, Any], fresh_kwargs: Callable[[], dict]) -> torch.nn.Module:
-    import mpskernels
-
-    mpskernels.optimize(model, example_kwargs=fresh_kwargs())
-    return model
 
 
 def measure(spec: ModelSpec, layers: int, cache_len: int, static: bool, modes: list[str],
