@@ -85,7 +85,17 @@ def test_optimize_cuts_small_ops_to_a_third(decode_step, emulator):
 def test_rows_multiply_out_to_the_full_layer_count(decode_step, emulator):
     model = decode_step.build(tiny_llama(), LAYERS, 64)
     c = decode_step.count_step(model, step(decode_step, model))
-    spec = decode_step.ModelSpec("tiny", lambda layers, vocab: tiny_llama(), 10)
+    spec = decode_step.ModelSpec("tiny", lambda layers, vocab: tiny_llama(), 10, 64)
     row = decode_step.row_from_census(c, spec, LAYERS, "24 dynamic", "eager")
     assert row.full("matmul") == 1 + 7 * 10
     assert row.full("small") == c.total("small", "other") + c.total("small", "layer") / LAYERS * 10
+
+
+def test_the_mac_model_reads_every_weight_once_and_the_cat_copies_the_cache(decode_step):
+    """The bytes side of docs/decode.md's model: Llama-3.2-1B has 1.236 billion parameters (tied embedding), read
+    once per token in bf16; an eager DynamicCache's cat reads and writes the whole cache again."""
+    spec = decode_step.MODELS["llama-3.2-1b"]
+    assert 1.235e9 * 2 < decode_step.decode_bytes(spec, 0, True) < 1.237e9 * 2
+    cache = 2 * 16 * 8 * 64 * 4096 * 2  # k and v, 16 layers, 8 KV heads of 64, 4096 tokens, bf16
+    in_place, copied = decode_step.decode_bytes(spec, 4096, True), decode_step.decode_bytes(spec, 4096, False)
+    assert in_place - decode_step.decode_bytes(spec, 0, True) == cache and copied - in_place == 2 * cache
