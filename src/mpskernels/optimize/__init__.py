@@ -98,7 +98,7 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         pairs = learn_pairs(model, *checking) if checking and any(s.replacement.kernel == "rms_norm"
                                                                    for s in swaps) else {}
         install_swaps(swaps, report)
-        residual = install_residual_norms(model, config, pairs, report)
+        residual = install_residual_norms(model, config, pairs, report, backend.name if backend else "reference")
         if original_output is not None:
             check_model_output(model, output_example, original_output, config, report, swaps + residual)
             drop_uncalled(model, swaps, report)

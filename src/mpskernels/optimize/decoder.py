@@ -190,7 +190,7 @@ WHAT = "residual add fused with the RMSNorm that reads its sum ({pairs}): one ad
 
 
 def install_residual_norms(model: nn.Module, config: Any, pairs: dict[str, dict[int, list[str]]],
-                           report: Report) -> list[Swap]:
+                           report: Report, backend: str | None = None) -> list[Swap]:
     """Routes the adds of every module whose sums the rms_norm swaps normalise (`pairs`: learn_pairs on the example
     inputs); the returned swaps are installed and in the report, so the whole-model comparison can undo them."""
     partners = partners_of(model, pairs)
@@ -211,7 +211,7 @@ def install_residual_norms(model: nn.Module, config: Any, pairs: dict[str, dict[
         install(module, replacement)
         swaps.append(Swap(name, module, replacement, routes=detail))
         report.entries = [e for e in report.entries if not (e.module == name and e.status == NOT_RECOGNISED)]
-        report.add(ReportEntry(name, type(module).__name__, SWAPPED, KERNEL, "computation", detail))
+        report.add(ReportEntry(name, type(module).__name__, SWAPPED, KERNEL, "computation", detail, backend=backend))
     return swaps
 
 
