@@ -38,7 +38,8 @@ def vit():
 # model -> swapped modules per kernel (2 layers each). Head dim 64, which the attention kernel covers. Attention
 # blocks keep their own forward, with SDPA and rotary calls routed: "rope+attention" is one LlamaAttention.
 MODELS = {
-    "llama": (llama, {"rms_norm": 5, "swiglu": 2, "rope+attention": 2}),  # 2 norms per layer + final; gated MLPs
+    # 2 norms per layer + final; gated MLPs; each decoder layer's two residual adds fused with the norm after them
+    "llama": (llama, {"rms_norm": 5, "swiglu": 2, "rope+attention": 2, "add_rms_norm": 2}),
     "gpt2": (gpt2, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # ln_1, ln_2 per layer + ln_f; NewGELU as gelu-tanh
     "bert": (bert, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # embeddings + 2 per layer; the activation
     "vit": (vit, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # 2 per layer + final; the activation
@@ -134,7 +135,7 @@ def test_eager_attention_is_reported_and_its_rotary_still_routed(emulator):
     torch.manual_seed(0)
     model, inputs = llama()
     model.config._attn_implementation = "eager"
-    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope": 2})
+    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope": 2, "add_rms_norm": 2})
     mpskernels.optimize(model)  # check_optimize restored it; without example inputs the rotary is found too
     assert model.mpskernels_report.counts()["rope"] == 2
 

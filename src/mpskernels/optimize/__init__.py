@@ -22,6 +22,7 @@ from .apply import check_model_output, drop_uncalled, earlier_swaps, install_swa
 from .cache import DecisionCache
 from .check import capture, check
 from .config import OptimizeConfig
+from .decoder import drop_unfused, install_residual_norms, learn_pairs
 from .find import find_candidates, load_packs
 from .fusions import sequential_fusions
 from .install import disabled, is_swapped, restore, swapped_modules
@@ -30,6 +31,7 @@ from .plan import Swap
 from .probe import confirm
 from .progress import Progress
 from .report import SKIPPED, Report, ReportEntry
+from .routes import copy_arguments
 
 __all__ = ["OptimizeConfig", "Report", "optimize", "restore", "swapped_modules"]
 
@@ -85,14 +87,22 @@ def optimize(model: nn.Module, config: OptimizeConfig | None = None, *,
         found = find_candidates(model, config, load_packs(kernel_packs), example)
         swaps = confirm(found, config, device, report)
         swaps += _fusions(model, config, {s.name for s in swaps}, report)
+        # the whole-model check runs on a copy taken now: the capture's run may change the example's arguments (a KV
+        # cache grows, a sliding window drops its oldest token), and a second run on them computes something else
+        output_example = (copy_arguments(tuple(checking[0])), copy_arguments(checking[1])) if checking else None
         captured, original_output = capture(model, swaps, checking, keep_inputs=timed) if checking else (None, None)
         swaps = check(swaps, captured, model, config, backend.name if backend else "reference", report)
         if timed:
             swaps = time_swaps(swaps, backend, config.timing == "always", DecisionCache(), Progress(), report)
+        # learned before installing: the spy's run must not count as a call of the swaps (drop_uncalled)
+        pairs = learn_pairs(model, *checking) if checking and any(s.replacement.kernel == "rms_norm"
+                                                                   for s in swaps) else {}
         install_swaps(swaps, report)
+        residual = install_residual_norms(model, config, pairs, report, backend.name if backend else "reference")
         if original_output is not None:
-            check_model_output(model, checking, original_output, config, report, swaps)
+            check_model_output(model, output_example, original_output, config, report, swaps + residual)
             drop_uncalled(model, swaps, report)
+            drop_unfused(residual, report)
     sort_entries(model, report)
     return model
 

@@ -71,20 +71,20 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
 
 def routed_replacement(routed: RoutedForward, notes: str = "") -> Replacement:
     rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary),
-                                tuple(sorted(routed.functional)))
+                                tuple(sorted(routed.functional)), kv_cache=routed.kv_cache)
     detail = "; ".join(d for d in (routed.describe(), notes) if d)
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
                        detail=detail, rebuild=rebuild)
 
 
 def rebuild_routed(attention: bool, rotary: tuple[str, ...], functional: tuple[str, ...],
-                   module: nn.Module) -> Replacement | None:
+                   module: nn.Module, kv_cache: bool = True) -> Replacement | None:
     """The same routes for a copy of the module they were found on."""
     found, _ = rotary_functions(module)
     if any(name not in found for name in rotary):
         return None
     return routed_replacement(RoutedForward(module, attention, {name: found[name] for name in rotary},
-                                            frozenset(functional)))
+                                            frozenset(functional), kv_cache))
 
 
 def load_packs(kernel_packs: Sequence[Any]) -> list[Any]:

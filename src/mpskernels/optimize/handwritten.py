@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from . import pending
 from .matchers import (EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, gated_projections,
                        is_torch_builtin)
 from .rotary_module import recognise_rotary_module
@@ -75,9 +76,44 @@ def recognise_named_rms_norm(m: nn.Module) -> list[Replacement] | None:
     for attribute, eps in _eps_choices(m):
         def forward(x: torch.Tensor, attribute=attribute, eps=eps) -> Any:
             now = _eps_now(m, attribute, eps)
-            return NotImplemented if now is None else ops.rms_norm(x, getattr(m, name), now)
+            return NotImplemented if now is None else pending.rms_norm(m, x, getattr(m, name), now)
 
-        out.append(Replacement("rms_norm", forward, "computation", probe_shapes=_norm_shapes(p.shape[0])))
+        def parameters(attribute=attribute, eps=eps) -> tuple[Any, float, Any] | None:
+            now = _eps_now(m, attribute, eps)
+            return None if now is None else (getattr(m, name), now, getattr(m, name))
+
+        out.append(Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
+                               probe_shapes=_norm_shapes(p.shape[0])))
+    return out
+
+
+def recognise_offset_rms_norm(m: nn.Module) -> list[Replacement] | None:
+    """x * rsqrt(mean(x^2) + eps) * (1 + p) with one 1-D parameter p (Gemma's RMSNorm, whose weight starts at
+    zero): the rms_norm op with the weight 1 + p, computed at every call (one small op) so that edits of p are
+    always seen."""
+    params = _own_parameters(m)
+    if not _leaf(m) or len(params) != 1:
+        return None
+    ((name, p),) = params.items()
+    if p.dim() != 1:
+        return None
+    out = []
+    for attribute, eps in _eps_choices(m):
+        def forward(x: torch.Tensor, attribute=attribute, eps=eps) -> Any:
+            now = _eps_now(m, attribute, eps)
+            if now is None:
+                return NotImplemented
+            weight = getattr(m, name)
+            normed = pending.take(m, x, weight, now)
+            return normed if normed is not None else ops.rms_norm(x, (weight + 1).to(x.dtype), now)
+
+        def parameters(attribute=attribute, eps=eps) -> tuple[Any, float, Any] | None:
+            now = _eps_now(m, attribute, eps)
+            weight = getattr(m, name)
+            return None if now is None else (weight + 1, now, weight)
+
+        out.append(Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
+                               probe_shapes=_norm_shapes(p.shape[0])))
     return out
 
 
@@ -204,4 +240,4 @@ def recognise_functional_gated_mlp(m: nn.Module) -> list[Replacement] | None:
 
 
 COMPUTATION_RECOGNISERS = [recognise_named_rms_norm, recognise_layer_norm, recognise_split_gated_mlp,
-                           recognise_functional_gated_mlp, recognise_rotary_module]
+                           recognise_functional_gated_mlp, recognise_offset_rms_norm, recognise_rotary_module]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from . import pending
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,11 @@ def match_rms_norm(m: nn.Module) -> Match:
         return "normalises over more than the last dimension"
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return ops.rms_norm(x, m.weight, default_eps(m.eps, x.dtype))
+        return pending.rms_norm(m, x, m.weight, default_eps(m.eps, x.dtype))
 
-    return Replacement("rms_norm", forward, "type")
+    # eps=None depends on the input's dtype: such a norm is not paired with a residual add (decoder.py)
+    parameters = lambda: (m.weight, m.eps, m.weight) if isinstance(m.eps, float) else None  # noqa: E731
+    return Replacement("rms_norm", pending.with_parameters(forward, parameters), "type")
 
 
 def default_eps(eps: float | None, dtype: torch.dtype) -> float:
@@ -250,9 +253,13 @@ def recognise_rms_norm(m: nn.Module) -> Match:
 
     def forward(x: torch.Tensor) -> Any:
         eps = getattr(m, attribute, None)  # read at call time: it may be changed after optimize()
-        return ops.rms_norm(x, m.weight, eps) if isinstance(eps, float) else NotImplemented
+        return pending.rms_norm(m, x, m.weight, eps) if isinstance(eps, float) else NotImplemented
 
-    return Replacement("rms_norm", forward, "computation",
+    def parameters() -> tuple[Any, float] | None:
+        eps = getattr(m, attribute, None)
+        return (m.weight, eps, m.weight) if isinstance(eps, float) else None
+
+    return Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
                        probe_shapes=lambda mod: [(3, weight.shape[0]), (2, 5, weight.shape[0])])
 
 
@@ -278,14 +285,19 @@ def recognise_activations(m: nn.Module) -> list[Replacement] | None:
             for kernel, forward in ACTIVATIONS if _has_op(kernel)]
 
 
-GATES = {"silu": "swiglu", "gelu": "geglu"}  # activation of the gate -> fused gated op
+# activation of the gate -> (fused gated op, the op on (gate, up))
+GATES: dict[str, tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
+    "silu": ("swiglu", lambda gate, up: ops.swiglu(gate, up)),
+    "gelu": ("geglu", lambda gate, up: ops.geglu(gate, up, "none")),
+    "gelu_tanh": ("geglu", lambda gate, up: ops.geglu(gate, up, "tanh")),  # Gemma's gelu_pytorch_tanh
+}
 
 
 def _activation_kind(m: nn.Module) -> str | None:
     if isinstance(m, nn.SiLU):
         return "silu"
-    if isinstance(m, nn.GELU) and m.approximate == "none":
-        return "gelu"
+    if isinstance(m, nn.GELU):
+        return "gelu" if m.approximate == "none" else "gelu_tanh"
     if not is_torch_builtin(m) and not list(m.children()) and not _own_parameters(m):
         return "unknown"  # a hand-written activation: try both, probing decides
     return None
@@ -306,12 +318,10 @@ def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
         return None
     first, second, down, d = roles
     out = []
-    for gate_kind in ([kind] if kind != "unknown" else ["silu", "gelu"]):
-        fused = getattr(ops, GATES[gate_kind], None) if hasattr(ops, GATES[gate_kind]) else None
-        if fused is None:
-            continue
+    for gate_kind in ([kind] if kind != "unknown" else list(GATES)):  # a hand-written activation: probing decides
+        kernel, fused = GATES[gate_kind]
         for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(GATES[gate_kind], _gated_forward(m, gate, up, down, fused), "computation",
+            out.append(Replacement(kernel, _gated_forward(m, gate, up, down, fused), "computation",
                                    probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)]))
     return out
 

@@ -40,6 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import ops
 from ..registry import RUNNERS, unsupported_reason
+from .kv_append import KERNEL as KV_KERNEL, CacheView, buffer_of, is_hf_cache
 from .functional import FUNCTIONS, FunctionalRoute, bind_arguments, caller_frame, forward_codes, made_by
 
 SDPA = F.scaled_dot_product_attention
@@ -55,13 +56,6 @@ SDPA_DEFAULTS = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale
 
 def _sdpa_arguments(args: tuple, kwargs: dict) -> dict[str, Any] | None:
     return bind_arguments(SDPA_PARAMETERS, SDPA_DEFAULTS, args, kwargs)
-
-
-def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """SDPA's mask as the attention op takes it: boolean True = attend becomes 0 / -inf, in q's dtype."""
-    if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-    return mask
 
 
 def _masked_out_rows(mask: torch.Tensor) -> torch.Tensor:
@@ -97,13 +91,17 @@ def sdpa_as_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_ma
         if lead is None or any(m not in (1, w) for m, w in zip(lead, want)) or \
                 attn_mask.shape[-1] not in (1, k.shape[2]):
             return f"mask {tuple(attn_mask.shape)} does not broadcast to the scores {(*want, k.shape[2])}"
-        mask = _additive(attn_mask, q.dtype)
+        mask = attn_mask  # boolean (True: attend) as SDPA's, or additive in q's dtype: the kernel takes both
+    kv_len = None
+    buffers = None if k.is_contiguous() else buffer_of(k, v)
+    if buffers is not None:  # views of an in-place KV cache (kv_append.py): the buffer itself, read up to kv_len
+        (k, v), kv_len = buffers, k.shape[2]
     reason = unsupported_reason(RUNNERS["attention"].family, {"q": q, "k": k, "v": v, "mask": mask,
                                                               "causal": bool(is_causal), "scale": scale,
-                                                              "kv_len": None})
+                                                              "kv_len": kv_len})
     if reason:
         return reason
-    out = ops.attention(q, k, v, mask, bool(is_causal), scale, None)
+    out = ops.attention(q, k, v, mask, bool(is_causal), scale, kv_len)
     if attn_mask is not None:
         dead = _masked_out_rows(attn_mask)
         out = out.masked_fill(dead.expand(*out.shape[:3])[..., None], 0.0)
@@ -374,9 +372,11 @@ class RoutedForward:
     torch.softmax, F.layer_norm, ... whose kernels are in `functional`) routed to mpskernels ops."""
 
     def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]],
-                 functional: frozenset[str] = frozenset()) -> None:
+                 functional: frozenset[str] = frozenset(), kv_cache: bool = True) -> None:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary = module, attention, rotary
+        self.kv_cache = kv_cache and attention  # a Hugging Face cache argument's update, done in place
+        self.saw_cache = False
         self.functional = frozenset(functional)
         self.rotary = sorted(rotary)
         forward = self.original = own_forward(module)
@@ -389,10 +389,16 @@ class RoutedForward:
         if torch.compiler.is_compiling():
             # Dynamo cannot guard on a function copy's own globals; the compile backend rewrites these calls itself
             return self.original(*args, **kwargs)
+        if self.kv_cache:
+            kwargs = {k: self._cache_view(v) if is_hf_cache(v) else v for k, v in kwargs.items()}
         if self.functional:
             with FunctionalRoute(self.module, self.functional, self.stats):
                 return self._attention_routed(*args, **kwargs)
         return self._attention_routed(*args, **kwargs)
+
+    def _cache_view(self, cache: Any) -> CacheView:
+        self.saw_cache = True  # for describe(): the route is named once a cache was passed
+        return CacheView(cache, self.stats)
 
     def _attention_routed(self, *args: Any, **kwargs: Any) -> Any:
         if not self.attention:
@@ -405,7 +411,11 @@ class RoutedForward:
         never applies would only cost its interception."""
         rotary = self._rotary if self.stats.routed["rope"] else {}
         functional = frozenset(k for k in self.functional if self.stats.routed[k])
-        return RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary, functional)
+        # the cache route stays: the example's one update (the prefill) is the cache's own, decoding's are not
+        narrowed = RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary,
+                                 functional, self.kv_cache)
+        narrowed.saw_cache = self.saw_cache
+        return narrowed
 
     @property
     def kernels(self) -> list[str]:
@@ -417,6 +427,8 @@ class RoutedForward:
             parts.append(f"{', '.join(self.rotary)} -> rope")
         if self.attention:
             parts.append("scaled_dot_product_attention -> attention")
+        if self.kv_cache and self.saw_cache:
+            parts.append("a Hugging Face cache's update -> kv_cache_append in place")
         if self.functional:
             parts.append(f"functional calls -> {', '.join(sorted(self.functional))}")
         return "; ".join(parts)
@@ -447,7 +459,7 @@ def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], 
         rotary = {}
     if not attention and not rotary and not functional:
         return "; ".join(reasons) if reasons else ""
-    return RoutedForward(module, attention, rotary, functional)
+    return RoutedForward(module, attention, rotary, functional, allowed(KV_KERNEL) is None)
 
 
 # ---- which modules call attention (seen on the example inputs) ----
