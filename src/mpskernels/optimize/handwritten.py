@@ -13,6 +13,7 @@ computes what the module computes, or none.
   Linear h -> d;
 - a gated MLP of three Linear children whose activation is called as a function (F.silu) in its forward:
   matchers.recognise_gated_mlp needs the activation as a child module;
+- Gemma's RMSNorm, x_hat * (1 + weight);
 - a rotary-embedding module with its own forward(q, k) that makes its tables itself (rotary_module.py).
 """
 
