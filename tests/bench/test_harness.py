@@ -117,11 +117,24 @@ def test_a_model_whose_forward_closes_over_its_modules_verifies():
     assert c.correct, c.feedback
 
 
-def test_a_problem_that_cannot_fit_the_budget_is_skipped_with_the_reason():
+def test_a_problem_whose_smallest_sizes_exceed_the_budget_runs_within_a_larger_one(monkeypatch):
+    from mpskernels.bench import runner
+    from mpskernels.problem import _halving_path
+
     tiny = _problem("needs_more", "return x + 1")
-    report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=10), QUICK)
+    smallest = sum(tiny.at(list(_halving_path(tiny))[-1]).meta_sizes())
+    budget = smallest // 16  # its smallest sizes need 16x the budget: within BACKOFF_FACTOR, x4 at a time
+    assert budget >= 1 and smallest % 16 == 0
+    report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=budget), QUICK)
     (r,) = report.problems
-    assert r.status == SKIPPED and r.reason.startswith("does not fit the size budget") and "budget of 10" in r.reason
+    assert r.status == OK and r.candidates[0].correct
+    assert r.size_note == f"its smallest sizes need more than the budget of {budget:,} elements: ran within " \
+        f"{16 * budget:,}"
+    monkeypatch.setattr(runner, "BACKOFF_FACTOR", 4)  # 16x the budget is now beyond it: skipped
+    report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=budget), QUICK)
+    (r,) = report.problems
+    assert r.status == SKIPPED and r.reason.startswith("does not fit the size budget")
+    assert f"budget of {4 * budget}" in r.reason
 
 
 def _timed_env() -> BenchEnvironment:

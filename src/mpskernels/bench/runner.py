@@ -163,19 +163,22 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
          progress: Progress, result: ProblemResult) -> None:
     progress.step(problem.name, "sizes")
     try:
-        scaled = scaled_sizes(problem, env.max_elements)
+        scaled, budget = _fitting_sizes(problem, env.max_elements)
     except ProblemError as e:
         result.status, result.reason = SKIPPED, f"does not fit the size budget: {e}"
         return
     progress.step(problem.name, f"reference on {env.device}")
     first = scaled
-    scaled, instance, failure = _sizes_the_reference_runs_at(problem, scaled, env, options)
+    scaled, instance, failure = _sizes_the_reference_runs_at(problem, scaled, env, options, budget)
     result.file_sizes = dict(problem.constants)
     if instance is not None:
         result.sizes, result.scaled = dict(instance.sizes), scaled
     if failure:
         result.status, result.reason = failure
         return
+    if budget != env.max_elements:
+        result.size_note = (f"its smallest sizes need more than the budget of {env.max_elements:,} elements: "
+                            f"ran within {budget:,}")
     if scaled != first:
         result.size_note = (f"the reference fails at {_describe(first)}; ran at the nearest larger "
                             f"sizes where it runs")
@@ -234,13 +237,28 @@ BACKOFF_FACTOR = 64
 ACTIVATION_FACTOR = 16
 
 
-def _sizes_the_reference_runs_at(problem: Problem, scaled: dict, env: BenchEnvironment, options: BenchOptions):
+def _fitting_sizes(problem: Problem, budget: int) -> tuple[dict, int]:
+    """(sizes, budget): the scaled sizes within the budget; where the problem's smallest sizes do not fit it
+    (channels and kernels that cannot shrink), within the smallest larger budget they fit, x4 at a time up to
+    BACKOFF_FACTOR times the budget (the time limit bounds what that costs). Raises ProblemError beyond that."""
+    tried = budget
+    while True:
+        try:
+            return scaled_sizes(problem, tried), tried
+        except ProblemError:
+            if tried * 4 > budget * BACKOFF_FACTOR:
+                raise
+            tried *= 4
+
+
+def _sizes_the_reference_runs_at(problem: Problem, scaled: dict, env: BenchEnvironment, options: BenchOptions,
+                                 start_budget: int):
     """(sizes, instance, failure): the scaled sizes if the reference runs there; else the sizes of the smallest
     larger budget (x4 at a time, up to BACKOFF_FACTOR times the budget or the file's own sizes) where it does.
     failure is (status, reason) or None: an op the device lacks skips the problem; a reference that fails at the
     file's own sizes is the problem's error; one that fails at every size tried without reaching the file's is a
     limitation of the harness (the file's sizes were too large to try), never the problem's error."""
-    first, budget, errors = scaled, env.max_elements, []
+    first, budget, errors = scaled, start_budget, []
     while True:
         instance, error = None, None
         try:
@@ -346,7 +364,10 @@ def _verify_where_the_kernels_run(problem: Problem, candidate: Candidate, scaled
     budget, sizes = env.max_elements, scaled
     while sizes and budget <= env.max_elements * BACKOFF_FACTOR // 4:
         budget *= 4
-        larger = scaled_sizes(problem, budget)
+        try:
+            larger = scaled_sizes(problem, budget)
+        except ProblemError:  # the problem's smallest sizes need a larger budget still (see _fitting_sizes)
+            continue
         if larger == sizes:
             continue
         sizes = larger
