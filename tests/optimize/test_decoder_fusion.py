@@ -105,6 +105,19 @@ def test_each_residual_add_fuses_with_the_next_norm(emulator):
     assert swapped_modules(model) == {} and not any(hasattr(m, "_mpskernels_swap") for m in model.modules())
 
 
+def test_under_inference_mode_the_adds_and_norms_run_apart(emulator):
+    # inference tensors have no version counter: a sum changed in place after its add could not be seen, so the
+    # add does not hand its norm over (and nothing raises)
+    torch.manual_seed(2)
+    model = Stack(32, n=2).eval()
+    x = torch.randn(3, 32)
+    optimize(model, example_inputs=(x,))
+    with torch.inference_mode():
+        got, calls, _ = add_rms_norm_launches(model, x.clone())
+    assert calls["add_rms_norm"] == 0 and calls["rms_norm"] == 3
+    torch.testing.assert_close(got.double(), float64_stack(model, x), rtol=1e-5, atol=1e-5)
+
+
 def test_strided_inputs_and_half_precision(emulator):
     torch.manual_seed(1)
     model = Stack(64, n=2).eval()

@@ -210,3 +210,17 @@ def test_gradients_flow_through_the_swapped_rotary():
             grads.append((q.grad, k.grad))
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_buffers_made_under_inference_mode_are_read_every_call(emulator):
+    with torch.inference_mode():
+        model = Attention(NeoxRotary()).eval()  # inference tensors: no version counter to see a change
+        optimize(model, example_inputs=qk())
+        q, k = qk(seed=8)
+        before = model.rot(q, k)[0]
+        model.rot.inv_freq.mul_(0.5)
+        pristine = NeoxRotary()
+        pristine.inv_freq.mul_(0.5)
+        after = model.rot(q, k)[0]
+    assert swapped_modules(model) == {"rot": "rope"} and not torch.allclose(before, after)
+    torch.testing.assert_close(after, pristine(q, k)[0], rtol=1e-5, atol=1e-5)

@@ -34,7 +34,7 @@ from .. import ops
 from .functional import caller_frame, forward_codes, made_by
 from .install import install, is_swapped, uninstall
 from .matchers import Replacement
-from .pending import PENDING, Pending
+from .pending import PENDING, Pending, version
 from .plan import Swap
 from .report import NOT_LAUNCHED, NOT_RECOGNISED, SKIPPED, SWAPPED, Report, ReportEntry
 
@@ -146,11 +146,13 @@ class ResidualNormRoute:
         if parameters is None:
             return None
         weight, eps, key = parameters
+        if a.is_inference() or b.is_inference():  # no version counter: a later in-place change would go unseen
+            return None
         if weight is not None and (weight.dtype != a.dtype or weight.shape != a.shape[-1:] or
                                    (torch.is_grad_enabled() and weight.requires_grad)):
             return None
         normed, total = ops.add_rms_norm(a, b, weight, eps)
-        PENDING[id(partner)] = Pending(weakref.ref(total), total._version, key, eps, normed)
+        PENDING[id(partner)] = Pending(weakref.ref(total), version(total), key, eps, normed)
         self.fused += 1
         return total
 

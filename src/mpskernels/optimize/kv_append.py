@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .. import ops
+from .pending import version
 
 KERNEL = "kv_cache_append"
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
@@ -111,12 +112,13 @@ def static_update(layer: Any, k: Any, v: Any) -> tuple[torch.Tensor, torch.Tenso
     if not isinstance(counter, torch.Tensor) or counter.numel() != 1:
         return None
     mirrored = _static.get(layer)
-    offset = mirrored[0] if mirrored is not None and mirrored[1] == counter._version else int(counter)
+    known = mirrored is not None and mirrored[1] is not None and mirrored[1] == version(counter)
+    offset = mirrored[0] if known else int(counter)  # unchanged since our last append: no read of the device
     if offset + k.shape[2] > layer.keys.shape[2]:
         return None  # past the end: the layer's own update says so
     ops.kv_cache_append(layer.keys, layer.values, k, v, offset)
     counter.add_(k.shape[2])
-    _static[layer] = (offset + k.shape[2], counter._version)
+    _static[layer] = (offset + k.shape[2], version(counter))
     return layer.keys, layer.values
 
 

@@ -25,12 +25,18 @@ class Pending:
 PENDING: dict[int, Pending] = {}  # id(norm module) -> its norm, computed by the add before it
 
 
+def version(t: torch.Tensor) -> int | None:
+    """The tensor's version counter (it counts in-place changes), or None for an inference tensor (made under
+    torch.inference_mode), which has none: then nothing may rely on the tensor being unchanged."""
+    return None if t.is_inference() else t._version
+
+
 def take(module: nn.Module, x: torch.Tensor, key: Any, eps: float) -> torch.Tensor | None:
     """The norm the module's partner add computed for this very input (unchanged since) with the same weight
     (`key`: the weight, or the parameter it is computed from) and epsilon; None: there is none."""
     if PENDING:
         entry = PENDING.pop(id(module), None)
-        if entry is not None and entry.source() is x and x._version == entry.version and \
+        if entry is not None and entry.source() is x and entry.version is not None and version(x) == entry.version and \
                 entry.weight is key and entry.eps == eps:
             return entry.normed
     return None

@@ -28,6 +28,7 @@ from torch import nn
 from .. import ops
 from .compare import agree
 from .matchers import Replacement, _own_parameters, is_torch_builtin
+from .pending import version
 
 HEAD_DIM_ATTRIBUTES = ("dim", "head_dim", "rotary_dim", "dims", "dim_head")
 # (batch, q heads, k heads, seq): grouped heads, a single token, batch > 1
@@ -96,15 +97,23 @@ class RotaryModuleForward:
         self.names = list(signature.parameters)
         self.tables: dict[tuple, tuple[torch.Tensor, torch.Tensor] | None] = {}
 
-    def state(self) -> tuple:
-        """What the tables depend on besides the call's shape: the module's buffers, as they are now."""
-        return tuple((b.data_ptr(), b._version) for b in self.module.buffers())
+    def state(self) -> tuple | None:
+        """What the tables depend on besides the call's shape: the module's buffers, as they are now (None: a
+        buffer made under torch.inference_mode has no version counter, so a change to it could not be seen)."""
+        versions = [version(b) for b in self.module.buffers()]
+        if None in versions:
+            return None
+        return tuple((b.data_ptr(), v) for b, v in zip(self.module.buffers(), versions))
 
     def tables_for(self, seq: int, dim: int, dtype: torch.dtype, device: torch.device):
-        key = (seq, dim, dtype, device, self.state())
-        if key not in self.tables:
+        state = self.state()
+        key = (seq, dim, dtype, device, state)
+        if state is None or key not in self.tables:
             read = read_tables(self.module, self.interleaved, seq, dim, device)
-            self.tables[key] = None if read is None else (read[0].to(dtype), read[1].to(dtype))
+            tables = None if read is None else (read[0].to(dtype), read[1].to(dtype))
+            if state is None:
+                return tables  # read for this call only
+            self.tables[key] = tables
         return self.tables[key]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
