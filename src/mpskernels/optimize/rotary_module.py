@@ -164,6 +164,21 @@ def confirm_rotary(forward: RotaryModuleForward, dim: int, device: torch.device,
     return True, "agrees on probe inputs"
 
 
+@torch.no_grad()
+def returns_a_pair_like_its_inputs(m: nn.Module, dim: int) -> bool:
+    """The one forward a recogniser here runs: (q, k) of head dim `dim` in, two tensors of their shapes out. It
+    keeps modules with the same signature but another meaning (Hugging Face's LlamaRotaryEmbedding(x, position_ids)
+    returns the tables) out of the proposals, so the report does not list them as rotary modules that failed."""
+    device = next((b.device for b in m.buffers(recurse=False)), torch.device("cpu"))
+    q, k = torch.randn(1, 2, 3, dim, device=device), torch.randn(1, 1, 3, dim, device=device)
+    try:
+        out = _own_forward(m)(q, k)
+    except Exception:  # noqa: BLE001 - not a forward of (q, k)
+        return False
+    return isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out) and \
+        out[0].shape == q.shape and out[1].shape == k.shape
+
+
 def confirm_form(forward: RotaryModuleForward, dim: int, module: nn.Module, device: torch.device,
                  scale: float) -> tuple[bool, str]:
     ok, detail = confirm_rotary(forward, dim, device, scale)
@@ -171,15 +186,16 @@ def confirm_form(forward: RotaryModuleForward, dim: int, module: nn.Module, devi
 
 
 def recognise_rotary_module(m: nn.Module) -> list[Replacement] | None:
-    """A parameter-free, childless module whose forward takes (q, k): the half-split and interleaved rotary
-    embeddings are proposed for each head dim its buffers or attributes suggest; probing confirms one or none."""
+    """A parameter-free, childless module whose forward takes (q, k) and returns a pair of their shapes: the
+    half-split and interleaved rotary embeddings are proposed for each head dim its buffers or attributes suggest;
+    probing confirms one or none."""
     if is_torch_builtin(m) or _own_parameters(m) or list(m.children()):
         return None
     signature = _two_tensor_forward(m)
     if signature is None:
         return None
     out = []
-    for dim in head_dims(m):
+    for dim in filter(functools.partial(returns_a_pair_like_its_inputs, m), head_dims(m)):
         for interleaved in (False, True):
             forward = RotaryModuleForward(m, interleaved, signature)
             out.append(Replacement(
