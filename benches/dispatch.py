@@ -5,8 +5,10 @@ with MPS each op runs its real backend (metal, else metal-jit) and every batch i
 launch is replaced by a no-op backend, so a call's time is exactly what mpskernels does around a launch: dispatcher
 entry, input checks, plan, output allocation, backend choice.
 
-Columns, per op, in µs per call (the lowest of --repeats batches of --calls calls, the routes interleaved so that
-load on a shared machine hits them alike; the lowest is the least disturbed):
+Columns, per op, in µs per call: the lowest of --repeats batches of --calls calls, the routes interleaved so that
+load on a shared machine hits them alike. Without MPS the clock is this thread's CPU time (time.thread_time_ns):
+on a machine shared with other work, wall time also counts the time other processes hold the core (on a quiet
+machine the two agree; --wall uses wall time). On MPS it is wall time, the GPU synchronised per batch.
   torch.ops    torch.ops.mpskernels.<op>(...)   (the dispatcher: what graphs and export call)
   ops          mpskernels.ops.<op>(...)          (eager mode's direct entry point)
   alloc        torch.empty_like for each of the op's outputs: the part of the work any op must do
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import mpskernels  # noqa: F401  (registers the ops)
-from mpskernels import ops, runtime
+from mpskernels import launch_key, ops, runtime
 
 TARGET_US = 3.0
 
@@ -58,21 +60,21 @@ def cases(size: int, device: str) -> dict[str, tuple[tuple, Callable, Callable |
     }
 
 
-def batch_us(fn: Callable, calls: int, sync: Callable) -> float:
-    start = time.perf_counter_ns()
+def batch_us(fn: Callable, calls: int, sync: Callable, clock: Callable[[], int]) -> float:
+    start = clock()
     for _ in range(calls):
         fn()
     sync()
-    return (time.perf_counter_ns() - start) / calls / 1e3
+    return (clock() - start) / calls / 1e3
 
 
-def measure(fns: dict[str, Callable], calls: int, repeats: int, sync: Callable) -> dict[str, float]:
+def measure(fns: dict[str, Callable], calls: int, repeats: int, sync: Callable, clock) -> dict[str, float]:
     for fn in fns.values():  # warm: the first call with these shapes decides and caches
-        batch_us(fn, max(calls // 10, 1), sync)
+        batch_us(fn, max(calls // 10, 1), sync, clock)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            samples[name].append(batch_us(fn, calls, sync))
+            samples[name].append(batch_us(fn, calls, sync, clock))
     return {name: min(s) for name, s in samples.items()}
 
 
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--size", type=int, default=2048, help="elements of silu's and the norms' row")
     parser.add_argument("--only", default="", help="comma-separated ops (default: all)")
+    parser.add_argument("--wall", action="store_true", help="wall time, also without MPS")
     args = parser.parse_args()
 
     on_mps = torch.backends.mps.is_available()
@@ -90,8 +93,13 @@ def main() -> None:
     if not on_mps:
         runtime.BACKENDS["no-launch"] = NoLaunch()
         runtime.AUTOMATIC["cpu"] = ("no-launch",)
+    ops.silu(torch.randn(4, device=device))  # the first call starts building the C++ launch key ...
+    cxx_key = launch_key.wait(300)  # ... which the measured calls use once built (else the Python key)
+    clock = time.perf_counter_ns if on_mps or args.wall else time.thread_time_ns
     mode = "real kernels on MPS" if on_mps else "kernel launch replaced by a no-op (no MPS here)"
-    print(f"host work per call, {mode}; lowest of {args.repeats} x {args.calls} calls, µs")
+    clock_name = "wall time" if clock is time.perf_counter_ns else "thread CPU time"
+    print(f"host work per call, {mode}; lowest of {args.repeats} x {args.calls} calls, µs of {clock_name}; "
+          f"launch cache key in {'C++' if cxx_key else 'Python'}")
     print(f"{'op':<13} {'torch.ops':>9} {'ops':>6} {'alloc':>6} {'native':>7} {'added via torch.ops':>20} "
           f"{'added via ops':>14}")
     only = {s for s in args.only.split(",") if s}
@@ -103,7 +111,7 @@ def main() -> None:
         fns = {"torch.ops": lambda: registered(*arguments), "ops": lambda: direct(*arguments), "alloc": alloc}
         if native is not None:
             fns["native"] = native
-        t = measure(fns, args.calls, args.repeats, sync)
+        t = measure(fns, args.calls, args.repeats, sync, clock)
         via_dispatcher, via_ops = t["torch.ops"] - t["alloc"], t["ops"] - t["alloc"]
         worst = max(worst, via_dispatcher, via_ops)
         native_text = f"{t['native']:7.2f}" if native is not None else f"{'-':>7}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mpskernels import ops, registry, runtime
+from mpskernels import launch_key, ops, registry, runtime
 from mpskernels.kernels import rope as rope_kernels
 from mpskernels.runtime import use_backend
 from op_cases import strided_copy
@@ -32,9 +32,21 @@ class RecordingBackend:
         self.launches.append((family.name, plan.kernel))
 
 
-@pytest.fixture
-def backend(monkeypatch):
-    """CPU tensors launch on a recording backend (chosen automatically, as the op's real backends are)."""
+def cxx_key():
+    key = launch_key.load()  # builds at most once per source (torch's extension cache); quick once built
+    if key is None:
+        pytest.skip("the C++ launch key cannot be built here (no compiler)")
+    return key
+
+
+@pytest.fixture(params=["python-key", "cxx-key"])
+def backend(monkeypatch, request):
+    """CPU tensors launch on a recording backend (chosen automatically, as the op's real backends are); every op
+    keys its calls with the Python key or the C++ one."""
+    for runner in registry.RUNNERS.values():
+        key = registry.key_function(runner.family.schema) if request.param == "python-key" else cxx_key()
+        monkeypatch.setattr(runner, "key", key)
+        monkeypatch.setattr(runner, "plans", {})
     recording = RecordingBackend()
     monkeypatch.setitem(runtime.BACKENDS, recording.name, recording)
     monkeypatch.setitem(runtime.AUTOMATIC, "cpu", (recording.name,))
@@ -196,3 +208,22 @@ def test_results_are_identical_with_the_cache_on_and_off(monkeypatch, name):
         for a, b in zip(on, off):
             for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
                 torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
+
+
+def test_the_cxx_key_tells_apart_what_the_python_key_does():
+    cxx, python = cxx_key(), registry.key_function("(Tensor x, Tensor? w, int n, bool b, float f)")
+    x = torch.randn(4, 6)
+    calls = [
+        (x, None, 1, True, 0.5), (torch.randn(4, 6), None, 1, True, 0.5),  # equal keys: other tensor, same meta
+        (x.t().contiguous().t(), None, 1, True, 0.5),  # strides
+        (x.double(), None, 1, True, 0.5), (x.requires_grad_(False).clone().requires_grad_(), None, 1, True, 0.5),
+        (torch.randn(4, 6, device="meta"), None, 1, True, 0.5), (torch.randn(24), None, 1, True, 0.5),
+        (torch.randn(6, 4), None, 1, True, 0.5), (x, x, 1, True, 0.5), (x, None, True, True, 0.5),
+        (x, None, 1, 1, 0.5), (x, None, 1, True, 1), (x, None, 1, True, 0.25), (x, None, None, True, 0.5),
+    ]
+    for a in calls:
+        for b in calls:
+            assert (cxx(*a) == cxx(*b)) == (python(*a) == python(*b)), (a, b)
+    assert python(*calls[0]) == python(*calls[1]) and cxx(*calls[0]) == cxx(*calls[1])
+    with pytest.raises(TypeError):
+        hash(cxx(x, None, [1], True, 0.5))  # an unhashable argument fails the lookup, as in Python

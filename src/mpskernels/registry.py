@@ -6,7 +6,8 @@ call less than `torch.library.custom_op`: decode-sized ops are dominated by host
 
 One call: check inputs (device, dtype, shapes) → constraints (unsupported case: reference fallback) → contiguous
 inputs, allocated outputs → plan (pure, from shapes and dtype) → backend launch. The checks, constraints and plan
-depend only on shapes, dtypes, devices and scalars, so each is decided once per such key and cached.
+depend only on shapes, strides, dtypes, devices and scalars, so each is decided once per such key and cached (the
+launch cache below); ops with a backward get an Autograd kernel that skips the redispatch when nothing records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
+from . import launch_key
 from .kernels import FAMILIES
 from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, allocate_scratch, no_validation
 from .runtime import BackendError, choose_backend
@@ -124,9 +126,14 @@ def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
     validate(family, inputs)
 
 
-def validate(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
+def validate(family: KernelFamily, inputs: Mapping[str, Any], values_only: bool = False) -> None:
+    """The family's usage checks (validate, then check_values), errors named by the op; `values_only`: only the
+    checks that read values or memory (a repeated call whose validate verdict is cached)."""
     try:
-        family.validate(inputs)
+        if not values_only:
+            family.validate(inputs)
+        if family.check_values is not None:
+            family.check_values(inputs)
     except ValueError as e:
         raise ValueError(f"mpskernels.{family.name}: {e}") from None
 
@@ -181,8 +188,9 @@ def _log_fallback_once(family: KernelFamily, reason: str) -> None:
 # Everything a call decides from its arguments' shapes, strides, dtypes, devices, requires_grad and scalars (the
 # input checks, the constraints, which inputs need a contiguous copy, the outputs' shapes, the plan) is decided on
 # the first call with those and kept in a `Launch`, found on later calls with one dict lookup. What the key cannot
-# see is still done on every call: a validate that reads values or memory (KernelFamily.validate_is_static False),
-# the alignment of data pointers, the backend choice (use_backend and MPSKERNELS_BACKEND may change between calls).
+# see is still done on every call: the checks that read values or memory (KernelFamily.check_values, and the whole
+# validate of a family without validate_is_static), the alignment of data pointers, and the backend choice
+# (use_backend and MPSKERNELS_BACKEND may change between calls). The key is built in C++ once launch_key.py has it.
 
 # False: every call decides afresh and nothing is kept (the tests compare results both ways).
 launch_cache = True
@@ -205,23 +213,37 @@ class Launch:
     def __init__(self, reason: str | None, device: torch.device, revalidate: bool, grad: bool):
         self.reason = reason  # why the kernel cannot take these inputs: the reference runs (None: it can)
         self.device = device
-        self.revalidate = revalidate  # validate reads more than the key: run it on every call
+        self.revalidate = revalidate  # some check reads more than the key: run it on every call
         self.grad = grad  # some tensor requires grad and the op has a backward: autograd may have to record
         self.copies: tuple[int, ...] = ()  # positions of non-contiguous tensors, copied before the launch
         self.outputs: tuple[tuple[str, tuple[int, ...], torch.dtype], ...] = ()
         self.like: tuple[tuple[str, int], ...] | None = None  # (output, input position) when all are Like
         self.plan: Any = _UNPLANNED  # LaunchPlan, or None when there is nothing to launch
         # Set after the first launch when later ones need nothing but outputs shaped like inputs and the backend
-        # call: no copies, no alignment test, a plan without scratch (OpRunner.launch_simple).
+        # call: no copies, no alignment test, a plan without scratch (OpRunner.run).
         self.simple = False
 
 
+def _generated(name: str, params: list[str], body: str):
+    """A function compiled from one return expression: per-argument work without a loop or branch per call."""
+    namespace: dict[str, Any] = {}
+    exec(f"def {name}({', '.join(params)}):\n    return {body}\n", namespace)
+    return namespace[name]
+
+
+def use_key(key) -> None:
+    """Every op keys its calls with `key` from now on (launch_key.py hands over the C++ one when it is built).
+    Entries under the previous key stay unreachable: the two keys never produce equal tuples."""
+    for runner in RUNNERS.values():
+        runner.key = key
+
+
 def key_function(schema: str):
-    """The cache key of a call, as one generated expression over the op's arguments (no loop or branch per
-    argument: it runs on every call). A tensor contributes its shape, strides, dtype, device and requires_grad;
-    a scalar its class and value (True == 1 and hash alike, yet a bool is no int here). A tensor where a scalar
-    belongs keys by identity and misses; a non-tensor where a tensor belongs raises AttributeError, and an
-    unhashable value TypeError: the caller then runs the argument checks, which name the error."""
+    """The cache key of a call, as one generated expression over the op's arguments (it runs on every call). A
+    tensor contributes its shape, strides, dtype, device and requires_grad; a scalar its class and value (True ==
+    1 and hash alike, yet a bool is no int here). A tensor where a scalar belongs keys by identity and misses; a
+    non-tensor where a tensor belongs raises AttributeError, and an unhashable value TypeError: the caller then
+    runs the argument checks, which name the error."""
     params, parts = [], []
     for i, (type_, _) in enumerate(schema_arguments(schema)):
         a = f"a{i}"
@@ -231,9 +253,13 @@ def key_function(schema: str):
             parts.append(f"(None if {a} is None else ({meta}))" if type_.endswith("?") else meta)
         else:
             parts.append(f"{a}.__class__, {a}")
-    namespace: dict[str, Any] = {}
-    exec(f"def key({', '.join(params)}):\n    return ({', '.join(parts)},)\n", namespace)
-    return namespace["key"]
+    return _generated("key", params, f"({', '.join(parts)},)")
+
+
+def by_name_function(names: list[str]):
+    """The arguments as the dict a backend takes ({name: value}); a third of dict(zip(names, args))'s cost."""
+    params = [f"a{i}" for i in range(len(names))]
+    return _generated("by_name", params, "{" + ", ".join(f"{n!r}: {a}" for n, a in zip(names, params)) + "}")
 
 
 class OpRunner:
@@ -253,6 +279,7 @@ class OpRunner:
         self.validates = family.validate is not no_validation
         self.differentiable = False  # set by register_backward
         self.key = key_function(family.schema)
+        self.by_name = by_name_function(self.names)
         self.plans: dict[tuple, Launch] = {}  # cache key -> Launch (tests reset it after changing a module constant)
 
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
@@ -290,20 +317,21 @@ class OpRunner:
             raise
         if launch is None:
             return self.decide(args, key)
-        if launch.revalidate:
-            validate(self.family, dict(zip(self.names, args)))  # reads values or memory: every call
+        if launch.revalidate:  # checks reading values or memory: every call
+            validate(self.family, self.by_name(*args), values_only=self.family.validate_is_static)
         return launch
 
     def decide(self, args: tuple, key: tuple) -> Launch:
         """The first call with this key: every input check, then the constraints, contiguity and outputs (which,
         like plans, may depend on nothing the key does not hold)."""
+        launch_key.start(use_key)  # once per process: the C++ key, built in the background
         family = self.family
         inputs = dict(zip(self.names, args))
         check_inputs(family, inputs)
         device = next(a.device for a in args if isinstance(a, torch.Tensor))
         grad = self.differentiable and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-        launch = Launch(unsupported_reason(family, inputs), device,
-                        self.validates and not family.validate_is_static, grad)
+        revalidate = (self.validates and not family.validate_is_static) or family.check_values is not None
+        launch = Launch(unsupported_reason(family, inputs), device, revalidate, grad)
         if launch.reason is None:
             launch.copies = tuple(i for i in self.tensor_positions
                                   if args[i] is not None and not args[i].is_contiguous())
@@ -324,6 +352,20 @@ class OpRunner:
             _log_fallback_once(family, launch.reason or f"no kernel backend for {launch.device.type} tensors")
             return family.reference(*args)
         try:
+            if launch.simple and not poison_outputs:  # the common repeated call, inline: outputs, then the backend
+                tensors = self.by_name(*args)
+                like = launch.like
+                if len(like) == 1:
+                    name, source = like[0]
+                    tensors[name] = out = torch.empty_like(args[source])
+                    backend.launch(family, launch.plan, tensors)
+                    return out
+                outs = []
+                for name, source in like:
+                    tensors[name] = out = torch.empty_like(args[source])
+                    outs.append(out)
+                backend.launch(family, launch.plan, tensors)
+                return tuple(outs)
             return self.launch(backend, launch, args)
         except Exception as e:
             if explicit:
@@ -347,8 +389,6 @@ class OpRunner:
         return None if plan.is_empty() else plan  # Metal rejects empty dispatches
 
     def launch(self, backend, launch: Launch, args: tuple):
-        if launch.simple and not poison_outputs:
-            return self.launch_simple(backend, launch, args)
         inputs = dict(zip(self.names, args))
         write_back = []  # (original, contiguous copy) of mutated inputs that were not contiguous
         for i in launch.copies:
@@ -381,22 +421,6 @@ class OpRunner:
         for original, copy in write_back:
             original.copy_(copy)
         return _result(outputs)
-
-    def launch_simple(self, backend, launch: Launch, args: tuple):
-        """`launch` for the common repeated call, with nothing to decide: outputs like inputs, then the backend."""
-        tensors = dict(zip(self.names, args))
-        like = launch.like
-        if len(like) == 1:
-            name, source = like[0]
-            tensors[name] = out = torch.empty_like(args[source])
-            backend.launch(self.family, launch.plan, tensors)
-            return out
-        outs = []
-        for name, source in like:
-            tensors[name] = out = torch.empty_like(args[source])
-            outs.append(out)
-        backend.launch(self.family, launch.plan, tensors)
-        return tuple(outs)
 
 
 def run(family: KernelFamily, *args: Any):

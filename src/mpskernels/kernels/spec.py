@@ -148,6 +148,9 @@ class KernelFamily:
     # (safe for any validate) it runs on every call, as it must for one that reads values or memory (rope's
     # position ids, kv_cache_append's aliasing checks).
     validate_is_static: bool = False
+    # Checks that read values or memory (raising ValueError like validate): run on every call, after validate,
+    # cached or not. With them here, validate itself can be static.
+    check_values: Callable[[Mapping[str, Any]], None] | None = None
     # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
     # Like `plan`, a constraint may look at shapes, dtypes, devices and scalars only: its answer is cached.
     constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()
