@@ -15,7 +15,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda"}
+SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda",
+           "csrc/launch_key": ROOT / "csrc" / "launch_key"}  # built at first use (src/mpskernels/launch_key.py)
 
 
 class BuildPyWithData(build_py):

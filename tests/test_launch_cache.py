@@ -211,7 +211,7 @@ def test_results_are_identical_with_the_cache_on_and_off(monkeypatch, name):
 
 
 def test_the_cxx_key_tells_apart_what_the_python_key_does():
-    cxx, python = cxx_key(), registry.key_function("(Tensor x, Tensor? w, int n, bool b, float f)")
+    cxx, python = cxx_key(), registry.key_function("(Tensor x, Tensor? w, int n, bool b, float f) -> Tensor")
     x = torch.randn(4, 6)
     calls = [
         (x, None, 1, True, 0.5), (torch.randn(4, 6), None, 1, True, 0.5),  # equal keys: other tensor, same meta
