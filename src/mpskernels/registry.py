@@ -271,6 +271,7 @@ class OpRunner:
         self.names = argument_names(family.schema)
         self.arity = len(self.names)
         self.defaults: dict[str, Any] = {}  # filled by register() from the registered schema
+        self.tails: dict[int, tuple] = {}  # positional count -> the defaults of every later argument (register())
         self.mutated = family.mutates
         arguments = schema_arguments(family.schema)
         self.tensor_names = [n for t, n in arguments if t.startswith("Tensor")]
@@ -285,8 +286,12 @@ class OpRunner:
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
         """Positional arguments with keyword arguments and schema defaults filled in (the dispatcher drops
         trailing arguments left at their defaults)."""
-        if len(args) == len(self.names) and not kwargs:
-            return args
+        if not kwargs:
+            if len(args) == self.arity:
+                return args
+            tail = self.tails.get(len(args))
+            if tail is not None:  # trailing arguments left at their defaults (as the dispatcher passes them)
+                return args + tail
         if len(args) > len(self.names):
             raise TypeError(f"mpskernels.{self.family.name}() takes {len(self.names)} arguments, got {len(args)}")
         full = list(args)
@@ -445,6 +450,10 @@ def register(family: KernelFamily) -> None:
     runner = RUNNERS[family.name] = OpRunner(family)
     runner.defaults = {a.name: a.default_value for a in getattr(torch.ops.mpskernels, family.name).default._schema
                        .arguments if a.has_default_value()}
+    for given in range(runner.arity):
+        rest = runner.names[given:]
+        if all(name in runner.defaults for name in rest):
+            runner.tails[given] = tuple(runner.defaults[name] for name in rest)
     _LIBRARY.impl(family.name, runner, "CPU")
     _LIBRARY.impl(family.name, runner, "MPS")
     torch.library.register_fake(family.qualified_name, lambda *args, _f=family: fake(_f, *args), lib=_LIBRARY)

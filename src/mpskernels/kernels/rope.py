@@ -116,9 +116,10 @@ def validate(inputs) -> None:
 
 def check_position_values(inputs) -> None:
     """The position ids' values, on every call (validate's verdict is cached per shapes): each must name a row."""
-    position_ids, rows = inputs["position_ids"], inputs["cos"].shape[-2]
+    position_ids = inputs["position_ids"]
     if position_ids is not None and position_ids.device.type == "cpu" and position_ids.numel():
         # elsewhere reading ids would sync the device
+        rows = inputs["cos"].shape[-2]
         low, high = int(position_ids.min()), int(position_ids.max())
         if low < 0 or high >= rows:
             raise ValueError(f"position_ids must lie in [0, {rows}) (the rows of cos and sin), got [{low}, {high}]")
