@@ -317,7 +317,8 @@ class OpRunner:
         try:
             key = self.key(*args)
             launch = self.plans.get(key)
-        except (AttributeError, TypeError):  # a non-tensor where a tensor belongs, an unhashable argument
+        except (AttributeError, TypeError, RuntimeError):  # a non-tensor where a tensor belongs, an unhashable
+            # argument, a tensor without strides (sparse)
             check_argument_types(self.family, dict(zip(self.names, args)))
             raise
         if launch is None:
