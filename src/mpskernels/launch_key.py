@@ -55,17 +55,29 @@ def load() -> Callable[..., Any] | None:
     if path is None:
         return None
     try:
-        built = subprocess.run([sys.executable, "-c", _BUILD, NAME, path], capture_output=True, text=True,
-                               start_new_session=True)  # outlives this process if it exits meanwhile
-        if built.returncode != 0:
-            log.info("mpskernels: the C++ launch key did not build; the Python key serves:\n%s", built.stderr[-2000:])
-            return None
         from torch.utils import cpp_extension
 
+        if not _built(cpp_extension):  # a child builds it: no torch interpreter start when it is built already
+            built = subprocess.run([sys.executable, "-c", _BUILD, NAME, path], capture_output=True, text=True,
+                                   start_new_session=True)  # outlives this process if it exits meanwhile
+            if built.returncode != 0:
+                log.info("mpskernels: the C++ launch key did not build; the Python key serves:\n%s",
+                         built.stderr[-2000:])
+                return None
         return cpp_extension.load(name=NAME, sources=[path], extra_cflags=["-O2"], verbose=False).key
     except Exception as e:  # noqa: BLE001 - any failure leaves the Python key, which is correct, only slower
         log.info("mpskernels: the C++ launch key is unavailable (%s: %s); the Python key serves", type(e).__name__, e)
         return None
+
+
+def _built(cpp_extension) -> bool:
+    """Whether a build of the key is on disk: load() then checks it is current and imports it (after an edit of
+    the source, it rebuilds in this thread)."""
+    try:
+        folder = cpp_extension._get_build_directory(NAME, verbose=False)  # private: any failure means "build"
+    except Exception:  # noqa: BLE001
+        return False
+    return os.path.isfile(os.path.join(folder, f"{NAME}.so"))
 
 
 def start(install: Callable[[Callable[..., Any]], None]) -> None:
