@@ -1,22 +1,39 @@
-"""Per-call host overhead of an mpskernels op against a native torch op of the same size (run by hand).
+"""Host work an mpskernels op adds per launch, through both call routes (run by hand; issue 18's target).
 
-Measures small tensors, where host work dominates. On a Mac with MPS the op runs its real backend (metal, else
-metal-jit) and both sides are synchronised at the end of each batch. Elsewhere the kernel launch is replaced by a
-no-op backend, so the figure is exactly what mpskernels adds around a launch: dispatcher entry, input checks,
-plan, output allocation and backend selection. Target: at most 2x the native op. Two mpskernels columns:
-through torch.ops.mpskernels (the dispatcher) and through mpskernels.ops (direct in eager mode).
+Decode-sized tensors, where host work dominates, with the shapes already seen (the repeated-shape path). On a Mac
+with MPS each op runs its real backend (metal, else metal-jit) and every batch is synchronised. Elsewhere the kernel
+launch is replaced by a no-op backend, so a call's time is exactly what mpskernels does around a launch: dispatcher
+entry, input checks, plan, output allocation, backend choice.
+
+Columns, per op, in µs per call: the lowest of --repeats batches of --calls calls, the routes interleaved so that
+load on a shared machine hits them alike. Without MPS the clock is this thread's CPU time (time.thread_time_ns):
+on a machine shared with other work, wall time also counts the time other processes hold the core (on a quiet
+machine the two agree; --wall uses wall time). On MPS it is wall time, the GPU synchronised per batch.
+  torch.ops    torch.ops.mpskernels.<op>(...)   (the dispatcher: what graphs and export call)
+  ops          mpskernels.ops.<op>(...)          (eager mode's direct entry point)
+  alloc        torch.empty_like for each of the op's outputs: the part of the work any op must do
+  native       the PyTorch op computing the same thing, where it is one op (silu, rms_norm, softmax)
+  added        route - alloc: the host work mpskernels adds per launch. Target (issue 18): at most 3 µs.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 import mpskernels  # noqa: F401  (registers the ops)
 from mpskernels import ops, runtime
+
+try:
+    from mpskernels import launch_key
+except ImportError:  # a tree from before the C++ key (for before/after figures)
+    launch_key = None
+
+TARGET_US = 3.0
 
 
 class NoLaunch:
@@ -30,25 +47,49 @@ class NoLaunch:
         pass
 
 
-def per_call_us(fn, calls: int, repeats: int, sync) -> list[float]:
-    for _ in range(calls // 10):
+def cases(size: int, device: str) -> dict[str, tuple[tuple, Callable, Callable | None]]:
+    """op -> (arguments, allocation of its outputs, native PyTorch equivalent or None)."""
+    x = torch.randn(1, size, device=device)
+    residual = torch.randn(1, size, device=device)
+    w = torch.rand(size, device=device)
+    q, k = torch.randn(1, 32, 1, 64, device=device), torch.randn(1, 8, 1, 64, device=device)
+    cos, sin = torch.randn(1, 1, 64, device=device), torch.randn(1, 1, 64, device=device)
+    scores = torch.randn(1, 32, 1, 512, device=device)
+    empty_like = torch.empty_like
+    return {
+        "silu": ((x,), lambda: empty_like(x), lambda: F.silu(x)),
+        "rms_norm": ((x, w, 1e-6), lambda: empty_like(x), lambda: F.rms_norm(x, (size,), w, 1e-6)),
+        "add_rms_norm": ((x, residual, w, 1e-6), lambda: (empty_like(x), empty_like(x)), None),
+        "rope": ((q, k, cos, sin, None, 0, False), lambda: (empty_like(q), empty_like(k)), None),
+        "softmax": ((scores, None, 1.0), lambda: empty_like(scores), lambda: torch.softmax(scores, -1)),
+    }
+
+
+def batch_us(fn: Callable, calls: int, sync: Callable, clock: Callable[[], int]) -> float:
+    start = clock()
+    for _ in range(calls):
         fn()
     sync()
-    samples = []
+    return (clock() - start) / calls / 1e3
+
+
+def measure(fns: dict[str, Callable], calls: int, repeats: int, sync: Callable, clock) -> dict[str, float]:
+    for fn in fns.values():  # warm: the first call with these shapes decides and caches
+        batch_us(fn, max(calls // 10, 1), sync, clock)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return samples
+        for name, fn in fns.items():
+            samples[name].append(batch_us(fn, calls, sync, clock))
+    return {name: min(s) for name, s in samples.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=20000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--size", type=int, default=1024, help="elements (rms_norm: one row of this many)")
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--size", type=int, default=2048, help="elements of silu's and the norms' row")
+    parser.add_argument("--only", default="", help="comma-separated ops (default: all)")
+    parser.add_argument("--wall", action="store_true", help="wall time, also without MPS")
     args = parser.parse_args()
 
     on_mps = torch.backends.mps.is_available()
@@ -57,24 +98,32 @@ def main() -> None:
     if not on_mps:
         runtime.BACKENDS["no-launch"] = NoLaunch()
         runtime.AUTOMATIC["cpu"] = ("no-launch",)
-    x = torch.randn(1, args.size, device=device)
-    w = torch.rand(args.size, device=device)
-    calls = {
-        "silu": (lambda: torch.ops.mpskernels.silu(x), lambda: ops.silu(x), lambda: torch.nn.functional.silu(x)),
-        "rms_norm": (lambda: torch.ops.mpskernels.rms_norm(x, w, 1e-6), lambda: ops.rms_norm(x, w, 1e-6),
-                     lambda: torch.nn.functional.rms_norm(x, (args.size,), w, 1e-6)),
-    }
+    ops.silu(torch.randn(4, device=device))  # the first call starts building the C++ launch key ...
+    cxx_key = launch_key is not None and launch_key.wait(300)  # ... which the measured calls use once built
+    clock = time.perf_counter_ns if on_mps or args.wall else time.thread_time_ns
     mode = "real kernels on MPS" if on_mps else "kernel launch replaced by a no-op (no MPS here)"
-    print(f"per-call host overhead, {args.size} elements, {mode}; median of {args.repeats} x {args.calls} calls")
-    print(f"{'op':<10} {'torch.ops us':>13} {'ratio':>6} {'mpskernels.ops us':>18} {'ratio':>6} {'native us':>10}")
-    for name, (via_dispatcher, direct, native) in calls.items():
-        # Interleave the three so drift hits them alike.
-        samples = {via_dispatcher: [], direct: [], native: []}
-        for _ in range(args.repeats):
-            for fn, s in samples.items():
-                s += per_call_us(fn, args.calls, 1, sync)
-        a, b, n = (statistics.median(s) for s in samples.values())
-        print(f"{name:<10} {a:13.2f} {a / n:5.2f}x {b:18.2f} {b / n:5.2f}x {n:10.2f}")
+    clock_name = "wall time" if clock is time.perf_counter_ns else "thread CPU time"
+    print(f"host work per call, {mode}; lowest of {args.repeats} x {args.calls} calls, µs of {clock_name}; "
+          f"launch cache key in {'C++' if cxx_key else 'Python'}")
+    print(f"{'op':<13} {'torch.ops':>9} {'ops':>6} {'alloc':>6} {'native':>7} {'added via torch.ops':>20} "
+          f"{'added via ops':>14}")
+    only = {s for s in args.only.split(",") if s}
+    worst = 0.0
+    for name, (arguments, alloc, native) in cases(args.size, device).items():
+        if only and name not in only:
+            continue
+        registered, direct = getattr(torch.ops.mpskernels, name), getattr(ops, name)
+        fns = {"torch.ops": lambda: registered(*arguments), "ops": lambda: direct(*arguments), "alloc": alloc}
+        if native is not None:
+            fns["native"] = native
+        t = measure(fns, args.calls, args.repeats, sync, clock)
+        via_dispatcher, via_ops = t["torch.ops"] - t["alloc"], t["ops"] - t["alloc"]
+        worst = max(worst, via_dispatcher, via_ops)
+        native_text = f"{t['native']:7.2f}" if native is not None else f"{'-':>7}"
+        print(f"{name:<13} {t['torch.ops']:9.2f} {t['ops']:6.2f} {t['alloc']:6.2f} {native_text} "
+              f"{via_dispatcher:20.2f} {via_ops:14.2f}")
+    verdict = "met" if worst <= TARGET_US else "missed"
+    print(f"target: at most {TARGET_US:g} µs added per launch on either route; worst {worst:.2f} µs: {verdict}")
 
 
 if __name__ == "__main__":

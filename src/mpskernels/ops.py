@@ -13,25 +13,26 @@ from typing import Any, Callable
 import torch
 
 from .kernels import FAMILIES
-from .registry import HAS_BACKWARD, RUNNERS, op
+from .registry import RUNNERS, op
 
 __all__ = [f.name for f in FAMILIES]
-
-
-def _records_grad(args: tuple, kwargs: dict) -> bool:
-    return any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values()))
 
 
 def _entry_point(name: str) -> Callable[..., Any]:
     runner = RUNNERS[name]
     registered = op(name)
     is_compiling, is_grad_enabled = torch.compiler.is_compiling, torch.is_grad_enabled
-    differentiable = name in HAS_BACKWARD
+    lookup, run, arity = runner.lookup, runner.run, runner.arity
 
     def call(*args: Any, **kwargs: Any):
-        if is_compiling() or (differentiable and is_grad_enabled() and _records_grad(args, kwargs)):
+        if is_compiling():
             return registered(*args, **kwargs)
-        return runner(*args, **kwargs)
+        if kwargs or len(args) != arity:
+            args = runner.fill_defaults(args, kwargs)
+        launch = lookup(args)  # the cached decision for these shapes; checks the inputs on a first call
+        if launch.grad and is_grad_enabled():  # a tensor requires grad and the op has a backward
+            return registered(*args)
+        return run(launch, args)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"mpskernels.{name}{runner.family.schema}: {runner.family.description}"

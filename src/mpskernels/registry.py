@@ -6,7 +6,8 @@ call less than `torch.library.custom_op`: decode-sized ops are dominated by host
 
 One call: check inputs (device, dtype, shapes) → constraints (unsupported case: reference fallback) → contiguous
 inputs, allocated outputs → plan (pure, from shapes and dtype) → backend launch. The checks, constraints and plan
-depend only on shapes, dtypes, devices and scalars, so each is decided once per such key and cached.
+depend only on shapes, strides, dtypes, devices and scalars, so each is decided once per such key and cached (the
+launch cache below); ops with a backward get an Autograd kernel that skips the redispatch when nothing records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
+from . import launch_key
 from .kernels import FAMILIES
 from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, allocate_scratch, no_validation
 from .runtime import BackendError, choose_backend
@@ -124,9 +126,14 @@ def check_inputs(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
     validate(family, inputs)
 
 
-def validate(family: KernelFamily, inputs: Mapping[str, Any]) -> None:
+def validate(family: KernelFamily, inputs: Mapping[str, Any], values_only: bool = False) -> None:
+    """The family's usage checks (validate, then check_values), errors named by the op; `values_only`: only the
+    checks that read values or memory (a repeated call whose validate verdict is cached)."""
     try:
-        family.validate(inputs)
+        if not values_only:
+            family.validate(inputs)
+        if family.check_values is not None:
+            family.check_values(inputs)
     except ValueError as e:
         raise ValueError(f"mpskernels.{family.name}: {e}") from None
 
@@ -176,6 +183,85 @@ def _log_fallback_once(family: KernelFamily, reason: str) -> None:
         log.info("mpskernels.%s: using the PyTorch reference: %s", family.name, reason)
 
 
+# ---- the repeated-shape path ----
+#
+# Everything a call decides from its arguments' shapes, strides, dtypes, devices, requires_grad and scalars (the
+# input checks, the constraints, which inputs need a contiguous copy, the outputs' shapes, the plan) is decided on
+# the first call with those and kept in a `Launch`, found on later calls with one dict lookup. What the key cannot
+# see is still done on every call: the checks that read values or memory (KernelFamily.check_values, and the whole
+# validate of a family without validate_is_static), the alignment of data pointers, and the backend choice
+# (use_backend and MPSKERNELS_BACKEND may change between calls). The key is built in C++ once launch_key.py has it.
+
+# False: every call decides afresh and nothing is kept (the tests compare results both ways).
+launch_cache = True
+_UNPLANNED = object()  # Launch.plan before the first launch computes it
+
+
+def set_launch_cache(enabled: bool) -> None:
+    """Turns the per-op launch caches on or off; either way they start empty."""
+    global launch_cache
+    launch_cache = enabled
+    for runner in RUNNERS.values():
+        runner.plans.clear()
+
+
+class Launch:
+    """What a call with one cache key needs, decided on its first call."""
+
+    __slots__ = ("reason", "device", "revalidate", "grad", "copies", "outputs", "like", "plan", "simple")
+
+    def __init__(self, reason: str | None, device: torch.device, revalidate: bool, grad: bool):
+        self.reason = reason  # why the kernel cannot take these inputs: the reference runs (None: it can)
+        self.device = device
+        self.revalidate = revalidate  # some check reads more than the key: run it on every call
+        self.grad = grad  # some tensor requires grad and the op has a backward: autograd may have to record
+        self.copies: tuple[int, ...] = ()  # positions of non-contiguous tensors, copied before the launch
+        self.outputs: tuple[tuple[str, tuple[int, ...], torch.dtype], ...] = ()
+        self.like: tuple[tuple[str, int], ...] | None = None  # (output, input position) when all are Like
+        self.plan: Any = _UNPLANNED  # LaunchPlan, or None when there is nothing to launch
+        # Set after the first launch when later ones need nothing but outputs shaped like inputs and the backend
+        # call: no copies, no alignment test, a plan without scratch (OpRunner.run).
+        self.simple = False
+
+
+def _generated(name: str, params: list[str], body: str):
+    """A function compiled from one return expression: per-argument work without a loop or branch per call."""
+    namespace: dict[str, Any] = {}
+    exec(f"def {name}({', '.join(params)}):\n    return {body}\n", namespace)
+    return namespace[name]
+
+
+def use_key(key) -> None:
+    """Every op keys its calls with `key` from now on (launch_key.py hands over the C++ one when it is built).
+    Entries under the previous key stay unreachable: the two keys never produce equal tuples."""
+    for runner in RUNNERS.values():
+        runner.key = key
+
+
+def key_function(schema: str):
+    """The cache key of a call, as one generated expression over the op's arguments (it runs on every call). A
+    tensor contributes its shape, strides, dtype, device and requires_grad; a scalar its class and value (True ==
+    1 and hash alike, yet a bool is no int here). A tensor where a scalar belongs keys by identity and misses; a
+    non-tensor where a tensor belongs raises AttributeError, and an unhashable value TypeError: the caller then
+    runs the argument checks, which name the error."""
+    params, parts = [], []
+    for i, (type_, _) in enumerate(schema_arguments(schema)):
+        a = f"a{i}"
+        params.append(a)
+        if type_.startswith("Tensor"):
+            meta = f"{a}.shape, {a}.stride(), {a}.dtype, {a}.device, {a}.requires_grad"
+            parts.append(f"(None if {a} is None else ({meta}))" if type_.endswith("?") else meta)
+        else:
+            parts.append(f"{a}.__class__, {a}")
+    return _generated("key", params, f"({', '.join(parts)},)")
+
+
+def by_name_function(names: list[str]):
+    """The arguments as the dict a backend takes ({name: value}); a third of dict(zip(names, args))'s cost."""
+    params = [f"a{i}" for i in range(len(names))]
+    return _generated("by_name", params, "{" + ", ".join(f"{n!r}: {a}" for n, a in zip(names, params)) + "}")
+
+
 class OpRunner:
     """The op's implementation for real tensors (CPU and MPS), with everything derivable from the declaration
     computed once: decode-sized calls are dominated by this host work."""
@@ -183,21 +269,31 @@ class OpRunner:
     def __init__(self, family: KernelFamily):
         self.family = family
         self.names = argument_names(family.schema)
+        self.arity = len(self.names)
         self.defaults: dict[str, Any] = {}  # filled by register() from the registered schema
+        self.tails: dict[int, tuple] = {}  # positional count -> the defaults of every later argument (register())
         self.mutated = family.mutates
-        self.tensor_names = [n for t, n in schema_arguments(family.schema) if t.startswith("Tensor")]
+        arguments = schema_arguments(family.schema)
+        self.tensor_names = [n for t, n in arguments if t.startswith("Tensor")]
+        self.tensor_positions = [i for i, (t, _) in enumerate(arguments) if t.startswith("Tensor")]
+        self.aligned = [(self.names.index(n), n) for n in family.aligned_inputs]
         self.validates = family.validate is not no_validation
-        # Outputs shaped like an input (the common case) are allocated with empty_like, straight from the inputs.
-        self.like_outputs = ([(name, alloc.name) for name, alloc in family.outputs.items()]
-                             if all(isinstance(a, Like) for a in family.outputs.values()) else None)
-        self.plans: dict[tuple, LaunchPlan] = {}  # plans are pure functions of shapes, dtypes and scalars
-        self.decisions: dict[tuple, tuple[str | None, torch.device]] = {}  # checks passed: (fallback reason, device)
+        self.differentiable = False  # set by register_backward
+        self.key = key_function(family.schema)
+        self.by_name = by_name_function(self.names)
+        self.plans: dict[tuple, Launch] = {}  # cache key -> Launch (tests reset it after changing a module constant)
 
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
         """Positional arguments with keyword arguments and schema defaults filled in (the dispatcher drops
         trailing arguments left at their defaults)."""
-        if len(args) == len(self.names) and not kwargs:
-            return args
+        if not kwargs:
+            if len(args) == self.arity:
+                return args
+            tail = self.tails.get(len(args))
+            if tail is not None:  # trailing arguments left at their defaults (as the dispatcher passes them)
+                return args + tail
+        if len(args) > len(self.names):
+            raise TypeError(f"mpskernels.{self.family.name}() takes {len(self.names)} arguments, got {len(args)}")
         full = list(args)
         for name in self.names[len(args):]:
             if name in kwargs:
@@ -211,53 +307,77 @@ class OpRunner:
         return tuple(full)
 
     def __call__(self, *args: Any, **kwargs: Any):
-        family = self.family
-        if len(args) != len(self.names) or kwargs:
+        """The call as the dispatcher makes it (below autograd)."""
+        if kwargs or len(args) != self.arity:
             args = self.fill_defaults(args, kwargs)
-        key = []  # shapes, dtypes, devices and scalars: all the checks, constraints and plan depend on
-        for a in args:
-            if isinstance(a, torch.Tensor):
-                key.append(a.shape)
-                key.append(a.dtype)
-                key.append(a.device)
-            else:
-                key.append(a)
-        key = tuple(key)
-        inputs = dict(zip(self.names, args))
+        return self.run(self.lookup(args), args)
+
+    def lookup(self, args: tuple) -> Launch:
+        """The call's Launch: cached, or decided now (every input check first: bad input raises here)."""
         try:
-            decision = self.decisions.get(key)
-        except TypeError:  # an unhashable argument (a list where a tensor belongs): a usage error, named
-            check_argument_types(family, inputs)
+            key = self.key(*args)
+            launch = self.plans.get(key)
+        except (AttributeError, TypeError, RuntimeError):  # a non-tensor where a tensor belongs, an unhashable
+            # argument, a tensor without strides (sparse)
+            check_argument_types(self.family, dict(zip(self.names, args)))
             raise
-        if decision is None:
-            decision = self.decide(inputs, key)  # raises for inputs the op rejects
-        elif self.validates:
-            validate(family, inputs)  # may look at values (e.g. position ids on CPU): every call
-        reason, device = decision
+        if launch is None:
+            return self.decide(args, key)
+        if launch.revalidate:  # checks reading values or memory: every call
+            validate(self.family, self.by_name(*args), values_only=self.family.validate_is_static)
+        return launch
+
+    def decide(self, args: tuple, key: tuple) -> Launch:
+        """The first call with this key: every input check, then the constraints, contiguity and outputs (which,
+        like plans, may depend on nothing the key does not hold)."""
+        launch_key.start(use_key)  # once per process: the C++ key, built in the background
+        family = self.family
+        inputs = dict(zip(self.names, args))
+        check_inputs(family, inputs)
+        device = next(a.device for a in args if isinstance(a, torch.Tensor))
+        grad = self.differentiable and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+        revalidate = (self.validates and not family.validate_is_static) or family.check_values is not None
+        launch = Launch(unsupported_reason(family, inputs), device, revalidate, grad)
+        if launch.reason is None:
+            launch.copies = tuple(i for i in self.tensor_positions
+                                  if args[i] is not None and not args[i].is_contiguous())
+            launch.outputs = tuple((name, *alloc(inputs)) for name, alloc in family.outputs.items())
+            if all(isinstance(a, Like) for a in family.outputs.values()):
+                launch.like = tuple((name, self.names.index(a.name)) for name, a in family.outputs.items())
+        if launch_cache and len(self.plans) < 4096:
+            self.plans[key] = launch
+        return launch
+
+    def run(self, launch: Launch, args: tuple):
+        family = self.family
         try:
-            backend, explicit = choose_backend(device)
+            backend, explicit = choose_backend(launch.device)
         except BackendError as e:
             raise BackendError(f"mpskernels.{family.name}: {e}") from None
-        if reason is not None or backend is None:
-            _log_fallback_once(family, reason or f"no kernel backend for {device.type} tensors")
+        if launch.reason is not None or backend is None:
+            _log_fallback_once(family, launch.reason or f"no kernel backend for {launch.device.type} tensors")
             return family.reference(*args)
         try:
-            return self.launch(backend, inputs, device, key)
+            if launch.simple and not poison_outputs:  # the common repeated call, inline: outputs, then the backend
+                tensors = self.by_name(*args)
+                like = launch.like
+                if len(like) == 1:
+                    name, source = like[0]
+                    tensors[name] = out = torch.empty_like(args[source])
+                    backend.launch(family, launch.plan, tensors)
+                    return out
+                outs = []
+                for name, source in like:
+                    tensors[name] = out = torch.empty_like(args[source])
+                    outs.append(out)
+                backend.launch(family, launch.plan, tensors)
+                return tuple(outs)
+            return self.launch(backend, launch, args)
         except Exception as e:
             if explicit:
                 raise BackendError(f"mpskernels.{family.name}: the {backend.name} backend failed: {e}") from e
             _log_fallback_once(family, f"the {backend.name} backend failed ({type(e).__name__}: {e})")
             return family.reference(*args)
-
-    def decide(self, inputs: dict[str, Any], key: tuple) -> tuple[str | None, torch.device]:
-        """The first time these shapes, dtypes and devices are seen: every input check, then the constraints
-        (which, like plans, may depend on nothing else). Cached: later calls skip straight to the launch."""
-        check_inputs(self.family, inputs)
-        reason = unsupported_reason(self.family, inputs)
-        device = next(v.device for v in inputs.values() if isinstance(v, torch.Tensor))
-        if len(self.decisions) < 4096:
-            self.decisions[key] = (reason, device)
-        return reason, device
 
     @staticmethod
     def is_empty(outputs: dict[str, torch.Tensor]) -> bool:
@@ -266,38 +386,43 @@ class OpRunner:
                 return False
         return True
 
-    def launch(self, backend, inputs: dict[str, Any], device: torch.device, key: tuple):
+    def plan_for(self, inputs: dict[str, Any], outputs: dict[str, torch.Tensor]) -> LaunchPlan | None:
+        """The plan, or None when there is nothing to launch (every output is empty, or the grid is)."""
+        if outputs and self.is_empty(outputs):
+            return None
+        metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        plan = self.family.plan(**metas)
+        return None if plan.is_empty() else plan  # Metal rejects empty dispatches
+
+    def launch(self, backend, launch: Launch, args: tuple):
+        inputs = dict(zip(self.names, args))
         write_back = []  # (original, contiguous copy) of mutated inputs that were not contiguous
-        for k in self.tensor_names:
-            v = inputs[k]
-            if v is not None and not v.is_contiguous():
-                copy = v.contiguous()
-                if k in self.mutated:
-                    write_back.append((v, copy))
-                inputs[k] = copy
-        for k in self.family.aligned_inputs:
-            v = inputs[k]
-            if v is not None and v.data_ptr() % 16:
-                inputs[k] = v.clone()  # contiguous already: a fresh, aligned allocation
-        if self.like_outputs is not None and not poison_outputs:
-            outputs = {name: torch.empty_like(inputs[source]) for name, source in self.like_outputs}
+        for i in launch.copies:
+            name = self.names[i]
+            copy = inputs[name] = args[i].contiguous()
+            if name in self.mutated:
+                write_back.append((args[i], copy))
+        for i, name in self.aligned:
+            if args[i] is not None and inputs[name].data_ptr() % 16:
+                inputs[name] = inputs[name].clone()  # contiguous already: a fresh, aligned allocation
+        outputs = {}
+        if poison_outputs:
+            outputs = allocate_outputs(self.family, inputs, launch.device)
+        elif launch.like is not None:
+            for name, source in launch.like:
+                outputs[name] = torch.empty_like(inputs[self.names[source]])  # about half of torch.empty's cost
         else:
-            outputs = allocate_outputs(self.family, inputs, device)
-        if key in self.plans:
-            plan = self.plans[key]
-        else:
-            plan = None  # nothing to launch: every output is empty, or the grid is
-            if not (outputs and self.is_empty(outputs)):
-                metas = {k: TensorMeta.of(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-                plan = self.family.plan(**metas)
-                if plan.is_empty():  # Metal rejects empty dispatches
-                    plan = None
-            if len(self.plans) < 4096:
-                self.plans[key] = plan
+            for name, shape, dtype in launch.outputs:
+                outputs[name] = torch.empty(shape, dtype=dtype, device=launch.device)
+        plan = launch.plan
+        if plan is _UNPLANNED:  # computed here, inside run's fallback, as the first launch's plan always was
+            plan = launch.plan = self.plan_for(inputs, outputs)
+            launch.simple = (plan is not None and not plan.scratch and not launch.copies and not self.aligned
+                             and bool(launch.like))  # an op with no outputs returns None: the long way
         if plan is not None:
             inputs.update(outputs)  # plans name their buffers: inputs, outputs and scratch by name
             if plan.scratch:
-                inputs.update(allocate_scratch(plan, device, poison_outputs))
+                inputs.update(allocate_scratch(plan, launch.device, poison_outputs))
             backend.launch(self.family, plan, inputs)
         for original, copy in write_back:
             original.copy_(copy)
@@ -326,6 +451,10 @@ def register(family: KernelFamily) -> None:
     runner = RUNNERS[family.name] = OpRunner(family)
     runner.defaults = {a.name: a.default_value for a in getattr(torch.ops.mpskernels, family.name).default._schema
                        .arguments if a.has_default_value()}
+    for given in range(runner.arity):
+        rest = runner.names[given:]
+        if all(name in runner.defaults for name in rest):
+            runner.tails[given] = tuple(runner.defaults[name] for name in rest)
     _LIBRARY.impl(family.name, runner, "CPU")
     _LIBRARY.impl(family.name, runner, "MPS")
     torch.library.register_fake(family.qualified_name, lambda *args, _f=family: fake(_f, *args), lib=_LIBRARY)
@@ -379,13 +508,57 @@ def reference_backward(family: KernelFamily):
     return setup_context, backward
 
 
+# Whether the dispatcher, below autograd, reaches the op's own CPU/MPS kernel next (no dispatch mode, tensor
+# subclass or functionalization in between), per dispatch key set (by its raw bits: DispatchKeySet's methods cost
+# microseconds through pybind, its raw_repr a third of one).
+_KERNEL_KEYS = (torch._C.DispatchKey.CPU, torch._C.DispatchKey.MPS)
+_kernel_next: dict[int, bool] = {}
+
+
+def _reaches_kernel(keyset) -> bool:
+    raw = keyset.raw_repr()
+    found = _kernel_next.get(raw)
+    if found is None:
+        below = keyset & torch._C._after_autograd_keyset
+        found = _kernel_next[raw] = any(below.highestPriorityTypeId() == k for k in _KERNEL_KEYS)
+    return found
+
+
+def autograd_kernel(family: KernelFamily, setup_context, backward):
+    """The op's Autograd kernel: torch.library's (an autograd.Function around a redispatch), except when autograd
+    has nothing to record and the next key is the op's CPU/MPS kernel. Then it runs the call itself, skipping the
+    redispatch's second trip through the dispatcher into Python (about as costly as the op's own host work).
+    Nothing is lost by not excluding autograd below: no input requires grad, or grad mode is off."""
+    qualified = op(family.name).default
+    info = torch._library.autograd.Info(backward, setup_context)
+    recording = torch._library.autograd.make_autograd_impl(qualified, info)
+    runner = RUNNERS[family.name]
+    lookup, run, arity = runner.lookup, runner.run, runner.arity
+    is_grad_enabled = torch.is_grad_enabled
+
+    def kernel(keyset, *args, **kwargs):
+        if _reaches_kernel(keyset):
+            if kwargs or len(args) != arity:
+                args, kwargs = runner.fill_defaults(args, kwargs), {}
+            launch = lookup(args)  # checks the inputs on a first call, as the kernel below would
+            if not (launch.grad and is_grad_enabled()):
+                return run(launch, args)
+        return recording(keyset, *args, **kwargs)
+
+    return kernel
+
+
 def register_backward(family: KernelFamily) -> bool:
     """Registers the reference's backward for an op that returns new tensors (True). An op writing its inputs in
     place (kv_cache_append) gets none: it is a cache update, not a differentiable function."""
     if family.mutates or not family.outputs:
         return False
     setup_context, backward = reference_backward(family)
-    torch.library.register_autograd(family.qualified_name, backward, setup_context=setup_context, lib=_LIBRARY)
+    if hasattr(torch._library, "autograd") and hasattr(torch._library.autograd, "make_autograd_impl"):
+        _LIBRARY.impl(family.name, autograd_kernel(family, setup_context, backward), "Autograd", with_keyset=True)
+    else:  # a torch without the private pieces: the public registration, one dispatcher trip more per call
+        torch.library.register_autograd(family.qualified_name, backward, setup_context=setup_context, lib=_LIBRARY)
+    RUNNERS[family.name].differentiable = True
     return True
 
 

@@ -342,6 +342,7 @@ ATTENTION = KernelFamily(
     outputs={"out": like("q")},
     plan=plan,
     validate=validate,
+    validate_is_static=True,
     constraints=(head_dim_supported, has_keys, fits_uint32),
     description="Scaled dot-product attention (grouped KV heads, causal, additive or boolean mask, KV cache "
                 "length); flash-attention prefill, two-pass split-KV decode for <= 8 queries",

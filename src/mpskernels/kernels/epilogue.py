@@ -110,6 +110,7 @@ BIAS_ACT = KernelFamily(
     outputs={"out": like("x")},
     plan=plan,
     validate=validate,
+    validate_is_static=True,
     constraints=(fits_uint32("x"),),
     description="act(x + bias), bias along dim (-1: Linear, 1: conv NCHW); act: "
     + ", ".join(ACTIVATIONS),

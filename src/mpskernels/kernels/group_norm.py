@@ -178,6 +178,7 @@ GROUP_NORM = KernelFamily(
     outputs={"out": like("x")},
     plan=plan,
     validate=validate,
+    validate_is_static=True,
     constraints=(fits_uint32("x"), grid_fits_uint32),
     description="GroupNorm over (N, C, *) inputs, optional per-channel weight and bias",
     fusions="mean, variance, normalise, weight and bias per (sample, group); one threadgroup per group where "

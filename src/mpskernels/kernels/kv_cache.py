@@ -78,7 +78,6 @@ def validate(inputs) -> None:
     if offset < 0 or offset + k.shape[2] > k_cache.shape[2]:
         raise ValueError(f"offset {offset} + {k.shape[2]} new entries must fit the cache length "
                          f"{k_cache.shape[2]}")
-    check_memory(inputs)
 
 
 def per_head_fits_uint32(inputs) -> str | None:
@@ -130,6 +129,8 @@ KV_CACHE_APPEND = KernelFamily(
     outputs={},
     plan=plan,
     validate=validate,
+    validate_is_static=True,
+    check_values=check_memory,
     constraints=(per_head_fits_uint32,),
     description="in-place append of new keys and values into [B, H, S_max, D] caches at a sequence offset",
     fusions="k and v written in one launch",

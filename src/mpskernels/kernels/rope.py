@@ -112,7 +112,14 @@ def validate(inputs) -> None:
     if position_ids.shape not in ((seq,), (1, seq), (batch, seq)):
         raise ValueError(f"position_ids must be [seq], [1, seq] or [batch, seq] = [{batch}, {seq}], "
                          f"got {tuple(position_ids.shape)}")
-    if position_ids.device.type == "cpu" and position_ids.numel():  # elsewhere reading ids would sync the device
+
+
+def check_position_values(inputs) -> None:
+    """The position ids' values, on every call (validate's verdict is cached per shapes): each must name a row."""
+    position_ids = inputs["position_ids"]
+    if position_ids is not None and position_ids.device.type == "cpu" and position_ids.numel():
+        # elsewhere reading ids would sync the device
+        rows = inputs["cos"].shape[-2]
         low, high = int(position_ids.min()), int(position_ids.max())
         if low < 0 or high >= rows:
             raise ValueError(f"position_ids must lie in [0, {rows}) (the rows of cos and sin), got [{low}, {high}]")
@@ -252,6 +259,8 @@ ROPE = KernelFamily(
     outputs={"q_out": like("q"), "k_out": like("k")},
     plan=plan,
     validate=validate,
+    validate_is_static=True,
+    check_values=check_position_values,
     constraints=(supported_table_dtype, supported_position_dtype, fits_uint32("q"), fits_uint32("k"),
                  fits_uint32("cos")),
     description="rotary position embedding of q and k (half-split or interleaved, partial rotary, position ids "

@@ -237,6 +237,7 @@ def family(name: str, reference, description: str, fusions: str) -> KernelFamily
         outputs={"out": like("x")},
         plan=make_plan(name),
         validate=validate,
+        validate_is_static=True,
         constraints=CONSTRAINTS,
         description=description,
         fusions=fusions,

@@ -143,6 +143,14 @@ class KernelFamily:
     plan: Callable[..., LaunchPlan]  # (inputs by name as TensorMeta / scalars) -> LaunchPlan
     # Raises ValueError for inputs the op itself rejects (wrong shapes): a usage error, never a fallback.
     validate: Callable[[Mapping[str, Any]], None] = no_validation
+    # True when `validate` reads only what the op's launch cache keys on (shapes, strides, dtypes, devices,
+    # requires_grad and scalar arguments): its verdict is then cached with the plan for those inputs. Left False
+    # (safe for any validate) it runs on every call, as it must for one that reads values or memory (rope's
+    # position ids, kv_cache_append's aliasing checks).
+    validate_is_static: bool = False
+    # Checks that read values or memory (raising ValueError like validate): run on every call, after validate,
+    # cached or not. With them here, validate itself can be static.
+    check_values: Callable[[Mapping[str, Any]], None] | None = None
     # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
     # Like `plan`, a constraint may look at shapes, dtypes, devices and scalars only: its answer is cached.
     constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()

@@ -78,12 +78,13 @@ def use_backend(name: str) -> Iterator[None]:
 # os.environ.get costs ~2 us when the variable is unset (it raises and catches KeyError); its byte-level dict does
 # not, and stays in step with os.environ on POSIX. This runs on every op call.
 _environ_bytes = getattr(os.environ, "_data", None) if os.name == "posix" else None
+_ENV_KEY = b"MPSKERNELS_BACKEND"
 
 
 def _env_backend() -> str | None:
     if _environ_bytes is None:
         return os.environ.get("MPSKERNELS_BACKEND")
-    value = _environ_bytes.get(b"MPSKERNELS_BACKEND")
+    value = _environ_bytes.get(_ENV_KEY)
     return value.decode() if value is not None else None
 
 
@@ -102,6 +103,10 @@ def unavailable(name: str) -> str | None:
 
 def choose_backend(device: torch.device) -> tuple[Backend | None, bool]:
     """(backend, explicitly requested); None means: run the PyTorch reference."""
+    if _forced.get() is None and _environ_bytes is not None and not _environ_bytes.get(_ENV_KEY):
+        chosen = _choices.get(device)  # the automatic choice, in three lookups: this runs on every op call
+        if chosen is not None:
+            return chosen
     name = requested_backend()
     if name is not None:
         return _choose(name, device)  # asked for by name: checked every time (raises if it cannot run)
