@@ -198,32 +198,26 @@ class _Counter(TorchDispatchMode):
 
 @contextlib.contextmanager
 def census(model: torch.nn.Module) -> Iterator[Census]:
-    """Counts the device ops of the calls made inside the block (see the module's docstring)."""
-    from mpskernels.registry import OpRunner
+    """Counts the device ops of the calls made inside the block (see the module's docstring). An mpskernels op is
+    counted where it reaches its kernel backend (every backend's `launch`, wrapped on its instance for the block,
+    so cached decisions holding the instance see it too); aten ops made inside a launch are its own."""
+    from mpskernels import runtime
 
     result, state = Census(), {"inside_mpsk": 0, "layer_depth": 0}
-    real_call, real_launch = OpRunner.__call__, OpRunner.launch
 
-    def counted_call(runner, *args, **kwargs):
-        name = runner.family.name
-        where = "layer" if state["layer_depth"] else "other"
-        if not state["inside_mpsk"]:
-            result.mpsk[(where, mpsk_kind(name))] += 1
-            result.names[(where, f"mpskernels.{name}")] += 1
-        state["inside_mpsk"] += 1
-        try:
-            return real_call(runner, *args, **kwargs)
-        finally:
-            state["inside_mpsk"] -= 1
-
-    def counted_launch(runner, backend, inputs, device, key):
-        plan = runner.plans.get(key)
-        out = real_launch(runner, backend, inputs, device, key)
-        plan = runner.plans.get(key, plan)
-        if plan is not None:
+    def counted(real):
+        def launch(family, plan, tensors):
             where = "layer" if state["layer_depth"] else "other"
-            result.dispatches[(where, mpsk_kind(runner.family.name))] += len(plan.dispatches)
-        return out
+            if not state["inside_mpsk"]:
+                result.mpsk[(where, mpsk_kind(family.name))] += 1
+                result.names[(where, f"mpskernels.{family.name}")] += 1
+                result.dispatches[(where, mpsk_kind(family.name))] += len(plan.dispatches)
+            state["inside_mpsk"] += 1
+            try:
+                return real(family, plan, tensors)
+            finally:
+                state["inside_mpsk"] -= 1
+        return launch
 
     def enter(*_):
         state["layer_depth"] += 1
@@ -231,14 +225,20 @@ def census(model: torch.nn.Module) -> Iterator[Census]:
     def leave(*_):
         state["layer_depth"] -= 1
 
+    backends = [(b, b.__dict__.get("launch")) for b in runtime.BACKENDS.values()]
+    for backend, _ in backends:
+        backend.launch = counted(backend.launch)
     hooks = [h for layer in decoder_layers(model) for h in
              (layer.register_forward_pre_hook(enter), layer.register_forward_hook(leave, always_call=True))]
-    OpRunner.__call__, OpRunner.launch = counted_call, counted_launch
     try:
         with _Counter(result, state):
             yield result
     finally:
-        OpRunner.__call__, OpRunner.launch = real_call, real_launch
+        for backend, own in backends:
+            if own is None:
+                del backend.launch  # the class's method again
+            else:
+                backend.launch = own
         for h in hooks:
             h.remove()
 
