@@ -46,16 +46,23 @@ def pack(q: torch.Tensor) -> torch.Tensor:
     return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32).view(torch.uint32)
 
 
-def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, *,
-                arch: str = DEFAULT_ARCH) -> Prepared:
-    dtype = check_dtype("mlx.affine_qmv", x, scales, biases)
-    row_contiguous("mlx.affine_qmv", x, w, scales, biases)
+def checked_operands(name: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor,
+                     biases: torch.Tensor) -> tuple[torch.dtype, int, int, int]:
+    """(dtype, N, K, M) of a quantized matmul's operands in MLX's 4-bit layout, or the error naming the kernel."""
+    dtype = check_dtype(name, x, scales, biases)
+    row_contiguous(name, x, w, scales, biases)
     if w.dtype not in (torch.int32, torch.uint32) or w.dim() != 2:
-        raise TypeError("mlx.affine_qmv: w holds the packed 4-bit weights, (N, K / 8) 32-bit words")
+        raise TypeError(f"{name}: w holds the packed 4-bit weights, (N, K / 8) 32-bit words")
     n, k = w.shape[0], w.shape[1] * PACK_FACTOR
     m = x.numel() // k if x.shape[-1] == k else 0
     if m == 0 or scales.shape != (n, k // GROUP_SIZE) or biases.shape != scales.shape:
-        raise ValueError(f"mlx.affine_qmv: x (..., {k}), scales and biases ({n}, {k // GROUP_SIZE}) expected")
+        raise ValueError(f"{name}: x (..., {k}), scales and biases ({n}, {k // GROUP_SIZE}) expected")
+    return dtype, n, k, m
+
+
+def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, *,
+                arch: str = DEFAULT_ARCH) -> Prepared:
+    dtype, n, k, m = checked_operands("mlx.affine_qmv", x, w, scales, biases)
     if k in (64, 128):
         raise ValueError("mlx.affine_qmv: MLX routes K of 64 or 128 to qmv_quad, not instantiated here")
     if m >= 2 and arch_generation(arch) >= 15:
@@ -107,14 +114,7 @@ QMM_BM = QMM_BN = 32
 
 def prepare_qmm_t(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, *,
                   arch: str = DEFAULT_ARCH) -> Prepared:
-    dtype = check_dtype("mlx.affine_qmm_t", x, scales, biases)
-    row_contiguous("mlx.affine_qmm_t", x, w, scales, biases)
-    if w.dtype not in (torch.int32, torch.uint32) or w.dim() != 2:
-        raise TypeError("mlx.affine_qmm_t: w holds the packed 4-bit weights, (N, K / 8) 32-bit words")
-    n, k = w.shape[0], w.shape[1] * PACK_FACTOR
-    m = x.numel() // k if x.shape[-1] == k else 0
-    if m == 0 or scales.shape != (n, k // GROUP_SIZE) or biases.shape != scales.shape:
-        raise ValueError(f"mlx.affine_qmm_t: x (..., {k}), scales and biases ({n}, {k // GROUP_SIZE}) expected")
+    dtype, n, k, m = checked_operands("mlx.affine_qmm_t", x, w, scales, biases)
     if m < qmv_batch_limit(k, n, arch):
         raise ValueError(f"mlx.affine_qmm_t: MLX runs a matrix-vector kernel for {m} rows (batch limit "
                          f"{qmv_batch_limit(k, n, arch)} at K {k}, N {n})")
