@@ -676,7 +676,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
       constant bool& causal [[buffer(11)]], constant uint& mask_stride_b [[buffer(12)]], \
       constant uint& mask_stride_h [[buffer(13)]], constant uint& mask_stride_q [[buffer(14)]], \
       constant uint& mask_stride_k [[buffer(15)]], constant uint& block_len [[buffer(16)]], \
-      constant uint& rows_per_group [[buffer(20)]],                                 \
+      constant uint& rows_per_group [[buffer(17)]],                                 \
       uint3 tg [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]], \
       uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]
 
@@ -684,7 +684,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
 template <typename T, int D>
 [[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode(  // 128 = DECODE_SIMD_GROUPS * 32
     DECODE_PARAMS, device T* out [[buffer(4)]],
-    const device bool* bool_mask [[buffer(17), function_constant(has_bool_mask)]]) {
+    const device bool* bool_mask [[buffer(18), function_constant(has_bool_mask)]]) {
   typedef DecodeLayout<T, D> Lay;
   threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];
@@ -698,9 +698,9 @@ template <typename T, int D>
 // Pass 1 of the split decode: block tg.x of the KV length; writes the block's partial (m, l, O) per row.
 template <typename T, int D>
 [[kernel, max_total_threads_per_threadgroup(128)]] void attention_decode_split(  // 128 = DECODE_SIMD_GROUPS * 32
-    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(17)]],
-    device float* l_part [[buffer(18)]],
-    const device bool* bool_mask [[buffer(19), function_constant(has_bool_mask)]]) {
+    DECODE_PARAMS, device float* o_part [[buffer(4)]], device float* m_part [[buffer(18)]],
+    device float* l_part [[buffer(19)]],
+    const device bool* bool_mask [[buffer(20), function_constant(has_bool_mask)]]) {
   typedef DecodeLayout<T, D> Lay;
   threadgroup float tg_m[DECODE_SIMD_GROUPS * Lay::ROWS];
   threadgroup float tg_l[DECODE_SIMD_GROUPS * Lay::ROWS];

@@ -144,7 +144,7 @@ def test_decode_plan_two_passes_with_declared_scratch():
     assert (blocks, block_len) == (32, 128)  # 96-key blocks (3 tiles for 4 SIMD groups) round up to 4 tiles
     # 256 threadgroups of 4 rows are below DECODE_ROW_SPLIT_BELOW: 2 rows each, 2 row groups per KV head and block
     assert attn.decode_grid(1, 8, 4, 4000, 128, torch.float16) == attn.DecodeGrid(2, 2, 32, 128)
-    assert plan.kernel == "attention_decode_split_d128_float16" and plan.buffers[20].value == 2
+    assert plan.kernel == "attention_decode_split_d128_float16" and plan.buffers[17].value == 2
     assert plan.threads == (blocks * 2 * attn.DECODE_THREADS, 8, 1) and plan.buffers[16].value == block_len
     assert [d.kernel for d in plan.dispatches] == ["attention_decode_split_d128_float16",
                                                    "attention_decode_merge_d128_float16"]
@@ -166,7 +166,7 @@ def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len, rows):
     plan = kernel_for(q, k)
     blocks, block_len = plan.then[0].buffers[4].value, plan.buffers[16].value
     assert block_len == attn.DECODE_SIMD_GROUPS * attn.DECODE_TILE  # one tile per SIMD group, none idle
-    assert plan.buffers[20].value == rows
+    assert plan.buffers[17].value == rows
     assert blocks == kv_len // block_len and plan.threads == (blocks * (4 // rows) * attn.DECODE_THREADS, 8, 1)
 
 
@@ -197,7 +197,7 @@ def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, star
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
     q, k, v = qkv(2, group_rows, 1, 1, 80, 64, dtype=dtype, seed=group_rows)
     plan = kernel_for(q, k, kv_len=75)
-    assert plan.buffers[20].value == start_rows and len(plan.dispatches) == 2
+    assert plan.buffers[17].value == start_rows and len(plan.dispatches) == 2
     check(q, k, v, randn(2, group_rows, 1, 80, seed=2, dtype=dtype), False, None, 75)
 
 
@@ -358,7 +358,7 @@ def test_boolean_masks(small_blocks, q_len, mask_shape):
     keep[..., :2] = True  # every row sees a key...
     keep[(0,) * (len(mask_shape) - 1)] = False  # ...but the first row, broadcast or not
     if q_len < 20:
-        assert len(kernel_for(q, k, keep, kv_len).dispatches) == 2 and kernel_for(q, k, keep, kv_len).buffers[19]
+        assert len(kernel_for(q, k, keep, kv_len).dispatches) == 2 and kernel_for(q, k, keep, kv_len).buffers[20]
     got, want = emulated(q, k, v, keep, False, None, kv_len), expected(q, k, v, keep, False, None, kv_len)
     assert got.isnan().sum() == want.isnan().sum() > 0
     assert compare(got, want, q.dtype).ok

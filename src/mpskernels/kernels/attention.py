@@ -174,8 +174,8 @@ def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: in
 
 def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | None, constants: dict, n: int
                 ) -> LaunchPlan:
-    """One pass when the KV length is one block; else the split pass and the merge pass. `bool_mask` binds
-    [[buffer(17)]] or [[buffer(19)]] (None: no boolean mask); rows per threadgroup [[buffer(20)]]."""
+    """One pass when the KV length is one block; else the split pass and the merge pass. Rows per threadgroup
+    bind [[buffer(17)]]; `bool_mask` binds [[buffer(18)]] or [[buffer(20)]] (None: no boolean mask)."""
     batch, q_heads, q_len, head_dim = q.shape
     kv_heads = k.shape[1]
     grid_of = decode_grid(batch, kv_heads, q_heads // kv_heads * q_len, n, head_dim, q.dtype)
@@ -185,11 +185,11 @@ def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | N
     grid = (blocks * grid_of.row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
     if blocks == 1:
         return LaunchPlan(kernel=f"attention_decode_d{head_dim}_{dtype}",
-                          buffers=buffers + (Scalar(block_len, "uint"), bool_mask, None, None, per_group),
+                          buffers=buffers + (Scalar(block_len, "uint"), per_group, bool_mask),
                           threads=grid, group_size=(DECODE_THREADS, 1, 1), constants=constants)
     rows = batch * q_heads * q_len
-    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), "m_part", "l_part", bool_mask,
-                                                       per_group)
+    split = buffers[:4] + ("o_part",) + buffers[5:] + (Scalar(block_len, "uint"), per_group, "m_part", "l_part",
+                                                       bool_mask)
     merge = Dispatch(kernel=f"attention_decode_merge_d{head_dim}_{dtype}",
                      buffers=("o_part", "m_part", "l_part", "out", Scalar(blocks, "uint")),
                      threads=(rows * MERGE_THREADS, 1, 1), group_size=(MERGE_THREADS, 1, 1))
