@@ -6,7 +6,8 @@ import pytest
 
 from mpskernels.bench import environment, optimize_candidate, run_bench
 from mpskernels.bench.report import markdown
-from mpskernels.bench.results import KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG, BenchReport
+from mpskernels.bench.results import (HARNESS_FAILURE, KERNEL_VERIFIED, NOTHING_SWAPPED, ROLLED_BACK, WRONG,
+                                      BenchReport)
 from mpskernels.bench.summary import summarize
 from mpskernels.problem import parse_problem
 
@@ -41,3 +42,15 @@ def test_a_run_where_optimize_swaps_nothing_says_nothing_swapped():
     (s,) = summarize(report.problems)
     assert (s.correct, s.nothing_swapped) == (0, 1)
     assert report.as_dict()["summary"][0]["nothing_swapped"] == 1
+
+
+def test_an_unchanged_model_that_fails_the_check_is_the_harness_not_a_wrong_kernel():
+    # level3/35_LSTM: nothing swapped, nothing launched, and PyTorch's own output misses the float64 oracle at a
+    # held-out size: not a verdict on any kernel
+    unchanged = candidate(correct=False, kernels={})
+    unchanged.verdict["launches"] = 0
+    launched = candidate(correct=False, kernels={"layer_norm": 1})
+    launched.verdict["launches"] = 4
+    assert (unchanged.outcome, launched.outcome) == (HARNESS_FAILURE, WRONG)
+    (s,) = summarize([problem("a", unchanged), problem("b", launched)])
+    assert (s.harness_failure, s.wrong) == (1, 1)
