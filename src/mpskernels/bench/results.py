@@ -66,10 +66,12 @@ class CandidateResult:
 
     @property
     def ran_unchanged(self) -> bool:
-        """Nothing of mpskernels ran: no kernel swapped and none launched (the model as PyTorch runs it). Such a
-        candidate failing the check is the verifier's limit at these sizes (PyTorch's own rounding beyond its
-        allowance: level3/35_LSTM at its held-out sizes), never a wrong kernel."""
-        return self.kernels == {} and not self.rolled_back and (self.verdict or {}).get("launches", None) == 0
+        """optimize() swapped nothing and no kernel launched: the model ran as PyTorch runs it. Such a candidate
+        failing the check is the verifier's limit at these sizes (PyTorch's own rounding beyond its allowance:
+        level3/35_LSTM at its held-out sizes), never a wrong kernel. (A compile candidate that launched nothing still
+        ran the backend's rewritten graph: its failures stand, flagged when plain torch.compile fails too.)"""
+        return self.kind == "optimize" and self.kernels == {} and not self.rolled_back and \
+            (self.verdict or {}).get("launches", None) == 0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CandidateResult":
