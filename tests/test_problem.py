@@ -98,6 +98,19 @@ def test_a_problem_that_cannot_fit_says_so():
         scaled_sizes(problem, 10)
 
 
+def test_halving_stops_where_the_model_can_no_longer_be_built():
+    # level3/25_ShuffleNetUnit: mid channels = out / 4 must stay divisible by the groups; here dim % 512 stands
+    # for such a relation: the halving path's 256 breaks the model, so 512 is the smallest size
+    strict = LINEAR.replace("super().__init__()", "super().__init__()\n        assert dim % 512 == 0")
+    problem = parse_problem(strict, name="strict")
+    fits = scaled_sizes(problem, 10**7)
+    assert fits == {} or fits["dim"] % 512 == 0
+    smallest = sum(problem.at({"dim": 512}).meta_sizes())
+    assert scaled_sizes(problem, smallest)["dim"] == 512
+    with pytest.raises(ProblemError, match="halving on to .* breaks the model: AssertionError"):
+        scaled_sizes(problem, smallest - 1)
+
+
 def test_held_out_sizes_are_odd_around_the_simd_width_and_batch_one():
     problem = parse_problem(TUPLE_SHAPE, name="mse")
     variants = held_out_sizes(problem, {"batch_size": 128, "input_shape": (256,)})

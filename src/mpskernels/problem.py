@@ -180,20 +180,24 @@ def scaled_sizes(problem: Problem, max_elements: int) -> dict[str, Size]:
     divisibility by 2 is kept. A tie that cannot be halved exactly (a related size that is odd or 1) is left as it
     is. Sizes below MIN_SCALED_SIZE that are not tied (kernel sizes, strides, axes) keep their values. Returns the
     knobs changed (empty when the problem fits as written); raises ProblemError if it cannot be brought under the
-    budget.
+    budget. Halving stops where the model can no longer be built (in_channels no longer divisible by groups): the
+    sizes before are the smallest.
     """
     try:
         problem.at({}).meta_sizes()
     except Exception:  # noqa: BLE001 - the model cannot be built on the meta device (it calls .item())
         return _scaled_by_real_builds(problem, max_elements)
-    last: dict[str, Size] = {}
+    total, broken = None, ""
     for sizes in _halving_path(problem):
-        last = sizes
-        if sum(problem.at(sizes).meta_sizes()) <= max_elements:
+        try:
+            total = sum(problem.at(sizes).meta_sizes())
+        except Exception as e:  # noqa: BLE001 - a halving broke a relation the model checks (channels and groups)
+            broken = f" (halving on to {sizes} breaks the model: {type(e).__name__}: {e})"
+            break
+        if total <= max_elements:
             return sizes
-    total = sum(problem.at(last).meta_sizes())
     raise ProblemError(f"problem '{problem.name}' needs {total} elements at its smallest sizes, more than "
-                       f"the budget of {max_elements}")
+                       f"the budget of {max_elements}{broken}")
 
 
 def _scaled_by_real_builds(problem: Problem, max_elements: int) -> dict[str, Size]:
