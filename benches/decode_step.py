@@ -414,18 +414,41 @@ BANDWIDTH_GBS = {"M2": 100.0, "M4": 120.0, "M4 Pro": 273.0, "M4 Max": 546.0}
 BYTES = 2  # bf16 weights and KV cache, as these models ship
 
 
-def decode_bytes(spec: ModelSpec, cache_len: int, in_place: bool) -> float:
+QUANT_GROUP = 64  # mpskernels.quantize's group size for the quantised rows: a scale and a bias per 64 weights
+
+
+def weight_bytes(bits: int) -> float:
+    """Bytes per weight of a linear layer: bf16, or `bits`-bit values plus a bf16 scale and bias per group."""
+    return BYTES if bits >= 16 else bits / 8 + 2 * BYTES / QUANT_GROUP
+
+
+def decode_bytes(spec: ModelSpec, cache_len: int, in_place: bool, bits: int = 16) -> float:
     """Bytes one decode token moves at least: every weight once (the tied embedding read as the lm_head; the
     token's embedding row is negligible), the KV cache read by attention, and (eager DynamicCache) torch.cat's
-    copy of the whole cache, read and written, for keys and values of every layer."""
+    copy of the whole cache, read and written, for keys and values of every layer. `bits` < 16: the decoder
+    layers' linear weights as mpskernels.quantize stores them (the lm_head / embedding stays bf16, as it keeps it)."""
     c = spec.config(spec.layers, spec.vocab)
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     q, kv = c.num_attention_heads * head_dim, c.num_key_value_heads * head_dim
     per_layer = c.hidden_size * (q + 2 * kv) + q * c.hidden_size + 3 * c.hidden_size * c.intermediate_size
-    weights = spec.layers * per_layer + spec.vocab * c.hidden_size
+    linear = spec.layers * per_layer * weight_bytes(bits)
     cache = 2 * spec.layers * kv * cache_len  # keys and values, every layer
     copied = 0 if in_place else 2 * cache  # cat: the old cache read, the new one written
-    return (weights + cache + copied) * BYTES
+    return linear + (spec.vocab * c.hidden_size + cache + copied) * BYTES
+
+
+def format_quantised(models: list[str], cache_len: int) -> str:
+    """The modelled effect of mpskernels.quantize on the bytes a decode token moves (in-place KV cache)."""
+    names = list(BANDWIDTH_GBS)
+    lines = [f"| model | weights | MB moved / token (cache {cache_len}) | " +
+             " | ".join(f"memory us, {n}" for n in names) + " |", "|" + "---|" * (3 + len(names))]
+    for model in models:
+        for bits in (16, 8, 4):
+            moved = decode_bytes(MODELS[model], cache_len, True, bits)
+            label = "bf16" if bits == 16 else f"int{bits}, groups of {QUANT_GROUP}"
+            lines.append(f"| {model} | {label} | {moved / 1e6:.0f} | " +
+                         " | ".join(f"{moved / (BANDWIDTH_GBS[n] * 1e9) * 1e6:.0f}" for n in names) + " |")
+    return "\n".join(lines)
 
 
 def modelled(row: Row, spec: ModelSpec, cache_len: int) -> dict[str, float]:
@@ -477,6 +500,8 @@ def main() -> None:
     print(format_rows(rows))
     print()
     print(format_model(rows))
+    print()
+    print(format_quantised(args.models.split(","), int(args.cache.split(",")[0])))
     host = host_cost_us()
     print(f"host work mpskernels adds per launch (benches/dispatch.py, worst op): {host[0]:.2f} us through "
           f"mpskernels.ops, {host[1]:.2f} us through torch.ops.mpskernels" if host is not None else

@@ -99,3 +99,13 @@ def test_the_mac_model_reads_every_weight_once_and_the_cat_copies_the_cache(deco
     cache = 2 * 16 * 8 * 64 * 4096 * 2  # k and v, 16 layers, 8 KV heads of 64, 4096 tokens, bf16
     in_place, copied = decode_step.decode_bytes(spec, 4096, True), decode_step.decode_bytes(spec, 4096, False)
     assert in_place - decode_step.decode_bytes(spec, 0, True) == cache and copied - in_place == 2 * cache
+
+
+def test_the_quantised_bytes_model(decode_step):
+    assert decode_step.weight_bytes(16) == 2 and decode_step.weight_bytes(8) == 1.0625
+    assert decode_step.weight_bytes(4) == 0.5625  # 4 bits + a bf16 scale and bias per 64 weights
+    spec = decode_step.MODELS["llama-3.2-1b"]
+    moved = [decode_step.decode_bytes(spec, 512, True, bits) for bits in (16, 8, 4)]
+    assert moved[0] > moved[1] > moved[2] > moved[0] / 4  # the bf16 embedding and the cache stay
+    table = decode_step.format_quantised(["llama-3.2-1b"], 512)
+    assert "int4, groups of 64" in table and len(table.splitlines()) == 5
