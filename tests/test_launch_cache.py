@@ -227,3 +227,16 @@ def test_the_cxx_key_tells_apart_what_the_python_key_does():
     assert python(*calls[0]) == python(*calls[1]) and cxx(*calls[0]) == cxx(*calls[1])
     with pytest.raises(TypeError):
         hash(cxx(x, None, [1], True, 0.5))  # an unhashable argument fails the lookup, as in Python
+
+
+def test_a_stale_build_lock_is_cleared_and_a_fresh_one_kept(tmp_path, monkeypatch):
+    # a process killed mid-build leaves torch's lock file, on which every later load() would wait forever
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose=False: str(tmp_path))
+    lock = tmp_path / "lock"
+    lock.touch()
+    assert not launch_key.clear_stale_lock(cpp_extension) and lock.exists()  # a build may be running
+    later = lock.stat().st_mtime + launch_key.STALE_LOCK_S + 1
+    assert launch_key.clear_stale_lock(cpp_extension, now=later) and not lock.exists()
+    assert not launch_key.clear_stale_lock(cpp_extension, now=later)  # nothing to clear

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, Callable
 
 log = logging.getLogger("mpskernels")
@@ -57,6 +58,7 @@ def load() -> Callable[..., Any] | None:
     try:
         from torch.utils import cpp_extension
 
+        clear_stale_lock(cpp_extension)
         if not _built(cpp_extension):  # a child builds it: no torch interpreter start when it is built already
             built = subprocess.run([sys.executable, "-c", _BUILD, NAME, path], capture_output=True, text=True,
                                    start_new_session=True)  # outlives this process if it exits meanwhile
@@ -68,6 +70,27 @@ def load() -> Callable[..., Any] | None:
     except Exception as e:  # noqa: BLE001 - any failure leaves the Python key, which is correct, only slower
         log.info("mpskernels: the C++ launch key is unavailable (%s: %s); the Python key serves", type(e).__name__, e)
         return None
+
+
+# A build takes about 40 s on a 2-core machine; torch's build lock (a file in the build folder) left by a process
+# killed mid-build would make every later cpp_extension.load() wait for it forever.
+STALE_LOCK_S = 600
+
+
+def clear_stale_lock(cpp_extension, now: float | None = None) -> bool:
+    """Removes the build folder's lock file when it is older than STALE_LOCK_S (its builder is gone); whether it
+    did."""
+    try:
+        lock = os.path.join(cpp_extension._get_build_directory(NAME, verbose=False), "lock")
+        if (now or time.time()) - os.path.getmtime(lock) > STALE_LOCK_S:
+            os.remove(lock)
+            log.info("mpskernels: removed a stale build lock of the C++ launch key (%s)", lock)
+            return True
+    except OSError:  # no lock (the usual case), or another process removed it first
+        pass
+    except Exception:  # noqa: BLE001 - torch's private helper changed: leave the lock to torch
+        pass
+    return False
 
 
 def _built(cpp_extension) -> bool:
