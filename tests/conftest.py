@@ -14,6 +14,14 @@ os.environ.setdefault("MPSKERNELS_EMULATOR_BOUNDS", "1")
 
 EMULATOR_MSL_DIR = Path(__file__).parent / "emulator" / "msl"
 
+
+def pytest_configure(config):
+    """The launch cache's C++ key, built (once per machine) and installed before the first test: every test runs
+    with the same key, instead of the background build switching keys in the middle of whichever test runs then."""
+    from mpskernels import launch_key, registry
+
+    launch_key.start(registry.use_key, background=False)
+
 _libraries: dict[str, object] = {}
 _lock = threading.Lock()
 

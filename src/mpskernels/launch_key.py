@@ -103,8 +103,10 @@ def _built(cpp_extension) -> bool:
     return os.path.isfile(os.path.join(folder, f"{NAME}.so"))
 
 
-def start(install: Callable[[Callable[..., Any]], None]) -> None:
-    """Once per process: builds or loads the C++ key in a background thread and hands it to `install`."""
+def start(install: Callable[[Callable[..., Any]], None], background: bool = True) -> None:
+    """Once per process: builds or loads the C++ key and hands it to `install`, in a background thread (no op call
+    waits), or in this thread (`background=False`: a test session or a benchmark that wants the same key from its
+    first call to its last, not a switch in the middle)."""
     global _started, _thread
     if _started:
         return
@@ -120,6 +122,9 @@ def start(install: Callable[[Callable[..., Any]], None]) -> None:
             install(key)
             installed = True
 
+    if not background:
+        work()
+        return
     _thread = threading.Thread(target=work, name="mpskernels-launch-key", daemon=True)
     _thread.start()
 
