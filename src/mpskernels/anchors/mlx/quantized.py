@@ -46,6 +46,12 @@ def pack(q: torch.Tensor) -> torch.Tensor:
     return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32).view(torch.uint32)
 
 
+def unbatched(x: torch.Tensor) -> tuple:
+    """The batch arguments MLX's quantized kernels take after their sizes, for one unbatched matrix (x_batch_ndims
+    0, its shape and strides, w's batch ndims 0, shape and strides, and the scales' and biases' strides)."""
+    return (0, int32s([1], x), int64s([0], x), 0, int32s([1], x), int64s([0], x), int64s([0], x), int64s([0], x))
+
+
 def checked_operands(name: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Tensor,
                      biases: torch.Tensor) -> tuple[torch.dtype, int, int, int]:
     """(dtype, N, K, M) of a quantized matmul's operands in MLX's 4-bit layout, or the error naming the kernel."""
@@ -73,7 +79,7 @@ def prepare_qmv(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.Te
     out = torch.empty(*x.shape[:-1], n, dtype=dtype, device=x.device)
     # Unbatched, MLX binds nothing to buffers 7-14 (the batch shapes and strides the kernel reads only when
     # batched); the emulator binds every declared buffer, so they get empty batch descriptions.
-    unused = (0, int32s([1], x), int64s([0], x), 0, int32s([1], x), int64s([0], x), int64s([0], x), int64s([0], x))
+    unused = unbatched(x)
     group = (BK, 2, 1)
     launch = launcher(backend, "mlx_quantized", name, w, scales, biases, x, out, k, n, *unused,
                       **threadgroups((m, -(-n // BN), 1), group))
@@ -125,7 +131,7 @@ def prepare_qmm_t(backend: str, x: torch.Tensor, w: torch.Tensor, scales: torch.
     aligned = n % QMM_BN == 0
     name = f"affine_qmm_t_{TYPE_STRING[dtype]}_gs_{GROUP_SIZE}_b_{BITS}_alN_{'true' if aligned else 'false'}_batch_0"
     out = torch.empty(*x.shape[:-1], n, dtype=dtype, device=x.device)
-    unused = (0, int32s([1], x), int64s([0], x), 0, int32s([1], x), int64s([0], x), int64s([0], x), int64s([0], x))
+    unused = unbatched(x)
     launch = launcher(backend, "mlx_quantized", name, w, scales, biases, x, out, k, n, m, *unused,
                       **threadgroups((-(-n // QMM_BN), -(-m // QMM_BM), 1), (32, 2, 2)))
     return Prepared(launch, out, (name,))
