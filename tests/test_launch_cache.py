@@ -3,6 +3,9 @@ changes decides afresh, bad input raises whatever was cached before, and results
 Both call routes: mpskernels.ops (direct in eager mode) and torch.ops.mpskernels (the dispatcher)."""
 
 import dataclasses
+import os
+import shutil
+import time
 
 import pytest
 import torch
@@ -240,3 +243,68 @@ def test_a_stale_build_lock_is_cleared_and_a_fresh_one_kept(tmp_path, monkeypatc
     later = lock.stat().st_mtime + launch_key.STALE_LOCK_S + 1
     assert launch_key.clear_stale_lock(cpp_extension, now=later) and not lock.exists()
     assert not launch_key.clear_stale_lock(cpp_extension, now=later)  # nothing to clear
+
+
+@pytest.fixture
+def build_folder(tmp_path, monkeypatch):
+    """An empty build folder of the C++ key, in place of torch's."""
+    from torch.utils import cpp_extension
+
+    real = cpp_extension._get_build_directory(launch_key.NAME, verbose=False)
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose=False: str(tmp_path))
+    return tmp_path, os.path.join(real, f"{launch_key.NAME}.so")
+
+
+def test_a_current_build_loads_without_waiting_on_a_held_lock(build_folder, monkeypatch):
+    # the previous session's hang: a lock left by a killed build made the test session's first load wait forever
+    folder, real = build_folder
+    if not os.path.isfile(real):
+        pytest.skip("the C++ key is not built on this machine")
+    shutil.copy(real, folder / f"{launch_key.NAME}.so")
+    (folder / "lock").touch()
+    monkeypatch.setattr(launch_key, "_build_in_child", lambda path: pytest.fail("a current build was rebuilt"))
+    key = launch_key.load.__wrapped__()
+    assert key is not None and key(torch.zeros(2), 1) == cxx_key()(torch.ones(2), 1)
+
+
+def test_a_missing_or_older_build_is_built_in_a_child(build_folder, monkeypatch):
+    folder, _ = build_folder
+    built = []
+    monkeypatch.setattr(launch_key, "_build_in_child", lambda path: built.append(path) or False)
+    assert launch_key.load.__wrapped__() is None and len(built) == 1  # missing
+    stale = folder / f"{launch_key.NAME}.so"
+    stale.write_bytes(b"an older build")
+    os.utime(stale, (0, 0))
+    assert launch_key.load.__wrapped__() is None and len(built) == 2  # older than its source
+
+
+@pytest.mark.parametrize("script", ["import time; time.sleep(10)", "raise SystemExit(3)"])
+def test_a_slow_or_failing_child_build_leaves_the_python_key(build_folder, monkeypatch, script):
+    monkeypatch.setattr(launch_key, "_BUILD", script)
+    monkeypatch.setattr(launch_key, "BUILD_WAIT_S", 1)
+    started = time.monotonic()
+    assert launch_key.load.__wrapped__() is None
+    assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.__setitem__("cpu", ("emulator",)), lambda t: t.update(cpu=("emulator",)),
+    lambda t: t.setdefault("cpu", ("emulator",)), lambda t: t.__ior__({"cpu": ("emulator",)}),
+])
+@pytest.mark.parametrize("undo", [
+    lambda t: t.pop("cpu"), lambda t: t.__delitem__("cpu"), lambda t: t.popitem(),
+])
+def test_every_edit_of_the_automatic_table_forgets_the_cached_choice(monkeypatch, edit, undo):
+    # the automatic choice is cached per device; an edit that kept it (dict.pop once did) left a benchmark's
+    # no-launch backend serving every later CPU call of the process
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "AUTOMATIC", runtime._Table())  # only "cpu" in it: popitem removes that
+    assert runtime.choose_backend(cpu) == (None, False)
+    edit(runtime.AUTOMATIC)
+    assert runtime.choose_backend(cpu) == (runtime.BACKENDS["emulator"], False)
+    undo(runtime.AUTOMATIC)
+    assert runtime.choose_backend(cpu) == (None, False)
+    runtime.AUTOMATIC["cpu"] = ("emulator",)
+    runtime.choose_backend(cpu)
+    runtime.AUTOMATIC.clear()
+    assert runtime.choose_backend(cpu) == (None, False)

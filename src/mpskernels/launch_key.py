@@ -51,29 +51,59 @@ def enabled() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def load() -> Callable[..., Any] | None:
-    """Builds (when not built yet) and loads the C++ key in this thread; None when it cannot be built."""
+    """The C++ key, built first when the build on disk is missing or older than its source; None when it cannot be
+    had. This process never takes torch's build lock: a child builds (waited for at most BUILD_WAIT_S, then left
+    to finish for later processes) and this process imports the built module directly, so a lock left held by a
+    killed build can delay the C++ key, never an op call or a test session."""
     path = source()
     if path is None:
         return None
     try:
         from torch.utils import cpp_extension
 
-        clear_stale_lock(cpp_extension)
-        if not _built(cpp_extension):  # a child builds it: no torch interpreter start when it is built already
-            built = subprocess.run([sys.executable, "-c", _BUILD, NAME, path], capture_output=True, text=True,
-                                   start_new_session=True)  # outlives this process if it exits meanwhile
-            if built.returncode != 0:
-                log.info("mpskernels: the C++ launch key did not build; the Python key serves:\n%s",
-                         built.stderr[-2000:])
+        from ._extensions import import_built
+
+        folder = cpp_extension._get_build_directory(NAME, verbose=False)  # private: any failure means no C++ key
+        built = os.path.join(folder, f"{NAME}.so")
+        if not _current(built, path):
+            clear_stale_lock(cpp_extension)
+            if not _build_in_child(path) or not _current(built, path):
                 return None
-        return cpp_extension.load(name=NAME, sources=[path], extra_cflags=["-O2"], verbose=False).key
+        return import_built(NAME, built).key
     except Exception as e:  # noqa: BLE001 - any failure leaves the Python key, which is correct, only slower
         log.info("mpskernels: the C++ launch key is unavailable (%s: %s); the Python key serves", type(e).__name__, e)
         return None
 
 
-# A build takes about 40 s on a 2-core machine; torch's build lock (a file in the build folder) left by a process
-# killed mid-build would make every later cpp_extension.load() wait for it forever.
+# A first build takes about 40 s on a 2-core machine, under load a few times that.
+BUILD_WAIT_S = 300
+
+
+def _build_in_child(path: str) -> bool:
+    """Builds the key in a child process; whether it finished, and succeeded, within BUILD_WAIT_S."""
+    child = subprocess.Popen([sys.executable, "-c", _BUILD, NAME, path], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # outlives this process
+    try:
+        _, stderr = child.communicate(timeout=BUILD_WAIT_S)
+    except subprocess.TimeoutExpired:  # waiting on a lock, or a slow machine: it finishes for the next process
+        log.info("mpskernels: the C++ launch key is still building after %d s; the Python key serves", BUILD_WAIT_S)
+        return False
+    if child.returncode != 0:
+        log.info("mpskernels: the C++ launch key did not build; the Python key serves:\n%s", stderr[-2000:])
+        return False
+    return True
+
+
+def _current(built: str, source_path: str) -> bool:
+    """Whether a build is on disk and no older than its source (an edited source is rebuilt)."""
+    try:
+        return os.path.getmtime(built) >= os.path.getmtime(source_path)
+    except OSError:
+        return False
+
+
+# torch's build lock (a file in the build folder) left by a process killed mid-build would make every later build
+# wait for it forever.
 STALE_LOCK_S = 600
 
 
@@ -91,16 +121,6 @@ def clear_stale_lock(cpp_extension, now: float | None = None) -> bool:
     except Exception:  # noqa: BLE001 - torch's private helper changed: leave the lock to torch
         pass
     return False
-
-
-def _built(cpp_extension) -> bool:
-    """Whether a build of the key is on disk: load() then checks it is current and imports it (after an edit of
-    the source, it rebuilds in this thread)."""
-    try:
-        folder = cpp_extension._get_build_directory(NAME, verbose=False)  # private: any failure means "build"
-    except Exception:  # noqa: BLE001
-        return False
-    return os.path.isfile(os.path.join(folder, f"{NAME}.so"))
 
 
 def start(install: Callable[[Callable[..., Any]], None], background: bool = True) -> None:

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import torch
+
 from mpskernels import runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
@@ -18,3 +20,8 @@ def test_added_host_us_measures_both_routes_and_restores_the_backends():
         assert c.added_direct == c.direct - c.alloc
     assert "no-op" in what or "MPS" in what
     assert (dict(runtime.AUTOMATIC), set(runtime.BACKENDS)) == before  # the no-op launch was only for the measurement
+    # and the automatic CPU choice is the reference again (a stale no-op choice made later calls return outputs no
+    # kernel wrote: the CI failures of test_rope_and_append_compile_fullgraph and of gelu's opcheck)
+    assert runtime.choose_backend(torch.device("cpu")) == (None, False)
+    x = torch.randn(8)
+    torch.testing.assert_close(torch.ops.mpskernels.silu(x), torch.nn.functional.silu(x), rtol=0, atol=0)

@@ -232,16 +232,9 @@ def test_default_arguments_run_the_kernel(monkeypatch):
 
 
 def test_default_arguments_under_opcheck():
-    # Without the launch cache: in a full xdist run this test failed (eager vs AOT outputs of gelu differ) after
-    # other tests had filled the cache, and passed alone; the cached path has its own tests (test_launch_cache.py).
-    # Open (issue 18's note): which earlier entry makes the cached call differ.
     x = randn(4, 34)
-    registry.set_launch_cache(False)
-    try:
-        for name, args in (("gelu", (x,)), ("geglu", (x, x)), ("geglu_split", (x,)), ("bias_act", (x, x[0]))):
-            torch.library.opcheck(registry.op(name).default, args)
-    finally:
-        registry.set_launch_cache(True)
+    for name, args in (("gelu", (x,)), ("geglu", (x, x)), ("geglu_split", (x,)), ("bias_act", (x, x[0]))):
+        torch.library.opcheck(registry.op(name).default, args)
 
 
 def test_split_ops_equal_the_chunked_two_tensor_ops():

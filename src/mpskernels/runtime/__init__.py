@@ -41,15 +41,26 @@ class BackendError(RuntimeError):
 
 
 class _Table(dict):
-    """A dict whose every change forgets the cached backend choices (tests and benchmarks edit these tables)."""
+    """A dict whose every change forgets the cached backend choices (tests and benchmarks edit these tables). Every
+    mutating method is listed: dict's own pop, update and the rest bypass __setitem__ and __delitem__, and a choice
+    cached while a table was edited would outlive the edit (a benchmark's no-launch backend once stayed the CPU
+    choice for the rest of the process, and later op calls returned outputs no kernel wrote)."""
 
-    def __setitem__(self, key, value):
-        _choices.clear()
-        super().__setitem__(key, value)
 
-    def __delitem__(self, key):
+def _forgetting_choices(name: str):
+    """dict's method `name`, clearing the cached choices first."""
+    method = getattr(dict, name)
+
+    def edit(self, *args, **kwargs):
         _choices.clear()
-        super().__delitem__(key)
+        return method(self, *args, **kwargs)
+
+    edit.__name__ = name
+    return edit
+
+
+for _name in ("__setitem__", "__delitem__", "__ior__", "pop", "popitem", "clear", "update", "setdefault"):
+    setattr(_Table, _name, _forgetting_choices(_name))
 
 
 # device -> the automatic choice (backend or None, False). Keyed by the torch.device object itself: reading

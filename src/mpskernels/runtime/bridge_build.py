@@ -12,7 +12,6 @@ one log line that names the reason, and the `metal-jit` backend (torch.mps.compi
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import platform
 import re
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .._extensions import import_built
 from .._paths import bridge_source, cache_dir
 
 log = logging.getLogger("mpskernels")
@@ -68,17 +68,6 @@ def build_dir(key: str) -> Path:
     return cache_dir() / "mps-bridge" / key
 
 
-def _import_built(directory: Path):
-    """Imports the extension that `load` left in `directory` (its file name is the extension's name)."""
-    path = directory / f"{EXTENSION}.so"
-    spec = importlib.util.spec_from_file_location(EXTENSION, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _compile(source: Path, directory: Path):
     from torch.utils.cpp_extension import load
 
@@ -106,7 +95,7 @@ def build() -> BridgeBuild:
         source = bridge_source()
         directory = build_dir(cache_key(torch.__version__, macos_version(), source.read_bytes()))
         if (directory / f"{EXTENSION}.so").exists():
-            return BridgeBuild(_import_built(directory), CACHED, str(directory))
+            return BridgeBuild(import_built(EXTENSION, directory / f"{EXTENSION}.so"), CACHED, str(directory))
         return BridgeBuild(_compile(source, directory), BUILT, str(directory))
     except BaseException as e:  # noqa: BLE001  (a failed build must never stop the program: metal-jit runs instead)
         if isinstance(e, KeyboardInterrupt):
