@@ -1,5 +1,5 @@
-// Softmax and log-softmax over the last dimension of x, with an optional scale and additive mask:
-//   v = x * scale [+ mask]
+// Softmax and log-softmax over the last dimension of x, with an optional scale, logit soft-capping and additive mask:
+//   v = x * scale;  [v = softcap * tanh(v / softcap)];  [v += mask]
 //   softmax:     out = exp(v - max(v)) / sum(exp(v - max(v)))
 //   log_softmax: out = (v - max(v)) - log(sum(exp(v - max(v))))
 // All arithmetic is fp32 (rounded once on store); subtracting the row maximum keeps exp from overflowing.
@@ -55,6 +55,10 @@ using namespace metal;
 #include "chunk_io.h"
 
 constant bool has_mask [[function_constant(0)]];
+// Gemma-2's attention-logit soft-capping, applied before the mask as its eager attention does. The cap is a
+// constant (a model has one) so that without it the kernels carry no tanh and take no extra argument.
+constant bool has_softcap [[function_constant(1)]];
+constant float softcap [[function_constant(2)]];
 
 constant constexpr int SIMD_SIZE = 32;
 
@@ -84,7 +88,7 @@ inline float threadgroup_sum(float v, threadgroup float* scratch, uint simd_lane
   return simd_sum(v);
 }
 
-// Chunk c of the row's logits v = x * scale [+ mask] (metal/chunk_io.h: 16 bytes of T, one vector access where
+// Chunk c of the row's logits v = x * scale [capped] [+ mask] (metal/chunk_io.h: 16 bytes of T, one vector access where
 // `vec` and the chunk is whole); elements past the row's end read as -inf. Returns their maximum.
 template <typename T>
 inline float load_logits(const device T* x, const device T* mask, uint c, uint n, float scale, bool vec,
@@ -98,6 +102,9 @@ inline float load_logits(const device T* x, const device T* mask, uint c, uint n
   float m = -INFINITY;
   for (int i = 0; i < N; i++) {
     v[i] *= scale;
+    if (has_softcap) {
+      v[i] = softcap * metal::precise::tanh(v[i] / softcap);
+    }
     if (has_mask) {
       v[i] += mv[i];
     }

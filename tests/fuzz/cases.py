@@ -132,6 +132,8 @@ def _softmax(d: Draw, dtype, kind):
         if d.rng.random() < 0.5 and mask.numel():
             mask.reshape(-1)[d.rng.randrange(mask.numel())] = -math.inf
     scale = d.choice((1.0, 0.125, 2.0, 1.0 / 3.0))
+    if d.rng.random() < 0.3:  # soft-capped logits (Gemma-2's attention scores)
+        return (x, mask, scale, d.choice((50.0, 5.0, 0.5)))
     return (x, mask, scale)
 
 

@@ -157,20 +157,23 @@ def _as_fp32_range(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z.abs() > FLT_MAX, z.sign() * math.inf, z)
 
 
-def _logits(x, mask, scale):
-    """x * scale + mask, each step an fp32 value (docs/kernels.md: beyond +-FLT_MAX a logit is +-inf)."""
+def _logits(x, mask, scale, softcap=None):
+    """x * scale [soft-capped] + mask, each step an fp32 value (docs/kernels.md: beyond +-FLT_MAX a logit is
+    +-inf); the cap bounds the scaled value to (-softcap, softcap): cap * tanh(z / cap)."""
     z = _as_fp32_range(f64(x) * scale)
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
     if mask is not None:
         z = _as_fp32_range(z + f64(mask))
     return z
 
 
-def softmax(x, mask=None, scale=1.0):
-    return _softmax(_logits(x, mask, scale))
+def softmax(x, mask=None, scale=1.0, softcap=None):
+    return _softmax(_logits(x, mask, scale, softcap))
 
 
-def log_softmax(x, mask=None, scale=1.0):
-    z = _logits(x, mask, scale)
+def log_softmax(x, mask=None, scale=1.0, softcap=None):
+    z = _logits(x, mask, scale, softcap)
     m = z.amax(-1, keepdim=True)
     return z - m - torch.log(torch.exp(z - m).sum(-1, keepdim=True))
 

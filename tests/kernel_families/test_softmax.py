@@ -339,3 +339,44 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
                     check(op, x, mask, 0.5)
     assert seen == ({"simd", "block", "wide", "looped"} if dtype == torch.float32 else {"simd", "block"})
     assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back
+
+
+# ---- soft-capping (Gemma-2's attention scores) ----
+
+
+def gemma_scores_softmax(scores, mask, scaling, softcap):
+    """Gemma-2's eager attention from `scores = q k^T` on, in float64: * scaling, / softcap, tanh, * softcap,
+    + mask, softmax (transformers' modeling_gemma2.eager_attention_forward, written out here)."""
+    s = scores.double() * scaling
+    s = torch.tanh(s / softcap) * softcap
+    if mask is not None:
+        s = s + mask.double()
+    return torch.softmax(s, dim=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cols", [7, 64, 1500, 17000])  # simd (unaligned), simd, block, wide/block
+def test_softcap_matches_gemmas_eager_attention(dtype, cols):
+    scores = randn(2, 3, 2, cols, seed=cols, dtype=torch.float32) * 80  # beyond the cap: tanh saturates
+    mask = torch.zeros(2, 1, 2, cols)
+    mask[0, :, 0, cols // 2:] = torch.finfo(torch.float32).min  # HF's additive mask: finfo.min where hidden
+    mask[1, :, 1, :1] = float("-inf")
+    x, m = scores.to(dtype), mask.to(dtype)
+    with use_backend("emulator"):
+        got = torch.ops.mpskernels.softmax(x, m, 0.0625, 50.0)
+    want = gemma_scores_softmax(x, m, 0.0625, 50.0)
+    assert compare(got, want.to(dtype), dtype).ok
+    native = torch.softmax(torch.tanh(x.float() * 0.0625 / 50.0) * 50.0 + m.float(), -1)  # PyTorch's own ops
+    assert compare(got, native.to(dtype), dtype).ok
+    assert emulated("softmax", x, m, 0.0625).sub(got).abs().max() > 1e-3  # the cap changed the result
+
+
+def test_softcap_bounds_infinite_logits_and_is_checked():
+    x = torch.tensor([[float("inf"), float("-inf"), 0.0, 1.0]])
+    with use_backend("emulator"):
+        got = torch.ops.mpskernels.log_softmax(x, None, 1.0, 2.0)
+    want = torch.log_softmax(torch.tensor([[2.0, -2.0, 0.0, 2.0 * math.tanh(0.5)]], dtype=torch.float64), -1)
+    torch.testing.assert_close(got, want.float())
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"mpskernels\.softmax: softcap must be a (positive|finite)"):
+            torch.ops.mpskernels.softmax(x, None, 1.0, bad)

@@ -21,7 +21,8 @@ tanh). A finite input never overflows where the formula does not (`hardswish(3e3
 Gated units multiply by b in IEEE arithmetic (inf * 0 = NaN).
 
 **softmax, log_softmax**: the logits `x * scale + mask` are fp32 values (each step rounded; beyond +-FLT_MAX a
-logit is +-inf), then the formula in IEEE arithmetic: a row with a +inf or NaN logit is NaN throughout; a -inf
+logit is +-inf; with `softcap`, `softcap * tanh(x * scale / softcap)` before the mask, so +-inf in x gives
++-softcap), then the formula in IEEE arithmetic: a row with a +inf or NaN logit is NaN throughout; a -inf
 logit has probability 0 (log-probability -inf); a row whose logits are all -inf is NaN.
 
 **layer_norm, add_layer_norm, group_norm**: the mean and biased variance of the exact values. A row (group) of

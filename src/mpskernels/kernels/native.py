@@ -17,8 +17,10 @@ from .epilogue import ACTIVATIONS, bias_shape
 from .spec import KernelFamily
 
 
-def _softmax_logits(x, mask, scale):
+def _softmax_logits(x, mask, scale, softcap=None):
     v = x if scale == 1.0 else x * scale
+    if softcap is not None:
+        v = torch.tanh(v / softcap) * softcap
     return v if mask is None else v + mask
 
 
@@ -54,8 +56,10 @@ NATIVE: dict[str, Callable[..., Any] | None] = {
     "add_layer_norm": _add_norm(lambda h, w, b, eps: F.layer_norm(h, h.shape[-1:], w, b, eps)),
     "rms_norm": lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps),
     "add_rms_norm": _add_norm(lambda h, w, eps: F.rms_norm(h, h.shape[-1:], w, eps)),
-    "softmax": lambda x, mask=None, scale=1.0: torch.softmax(_softmax_logits(x, mask, scale), -1),
-    "log_softmax": lambda x, mask=None, scale=1.0: torch.log_softmax(_softmax_logits(x, mask, scale), -1),
+    "softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.softmax(
+        _softmax_logits(x, mask, scale, softcap), -1),
+    "log_softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.log_softmax(
+        _softmax_logits(x, mask, scale, softcap), -1),
     # no single native op: the eager written-out form (several kernels) is what PyTorch runs
     "rope": None,
     "kv_cache_append": None,

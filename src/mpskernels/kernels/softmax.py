@@ -1,4 +1,6 @@
-"""Softmax and log-softmax over the last dimension: softmax(x * scale + mask), mask optional.
+"""Softmax and log-softmax over the last dimension: softmax(x * scale + mask), mask optional; with `softcap`,
+softmax(softcap * tanh(x * scale / softcap) + mask) (Gemma-2's attention-logit soft-capping, before the mask as in
+its eager attention).
 
 Mask rule: `mask` has x's dtype and broadcasts to x's shape by PyTorch's rules without growing it (at most x.dim()
 dimensions; each, aligned from the right, equals x's or is 1), so the output always has x's shape. Typical masks:
@@ -16,6 +18,8 @@ halves; one threadgroup per row; both hold 4 chunks per thread in registers: one
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -38,20 +42,24 @@ UNUSED_GROUP = (1, 1, 0)  # (div, mod, stride) of a group that contributes nothi
 # ---- references: plain PyTorch, computed in fp32 (float64 stays float64), returned in x's dtype ----
 
 
-def logits(x: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+def logits(x: torch.Tensor, mask: torch.Tensor | None, scale: float, softcap: float | None = None) -> torch.Tensor:
     acc = torch.promote_types(x.dtype, torch.float32)
     v = x.to(acc) * scale
+    if softcap is not None:
+        v = torch.tanh(v / softcap) * softcap
     if mask is not None:
         v = v + mask.to(acc)
     return v
 
 
-def softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
-    return torch.softmax(logits(x, mask, scale), dim=-1).to(x.dtype)
+def softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0,
+                      softcap: float | None = None) -> torch.Tensor:
+    return torch.softmax(logits(x, mask, scale, softcap), dim=-1).to(x.dtype)
 
 
-def log_softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
-    return torch.log_softmax(logits(x, mask, scale), dim=-1).to(x.dtype)
+def log_softmax_reference(x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0,
+                          softcap: float | None = None) -> torch.Tensor:
+    return torch.log_softmax(logits(x, mask, scale, softcap), dim=-1).to(x.dtype)
 
 
 # ---- mask broadcasting ----
@@ -124,7 +132,7 @@ def geometry(rows: int, cols: int, dtype: torch.dtype = torch.float32) -> tuple[
 
 
 def make_plan(op: str):
-    def plan(x: TensorMeta, mask: TensorMeta | None, scale: float) -> LaunchPlan:
+    def plan(x: TensorMeta, mask: TensorMeta | None, scale: float, softcap: float | None = None) -> LaunchPlan:
         cols = x.shape[-1]
         rows = 1
         for d in x.shape[:-1]:
@@ -139,7 +147,9 @@ def make_plan(op: str):
                      *mask_args) + ((Scalar(row_lanes(cols, x.dtype), "uint"),) if variant == "simd" else ()),
             threads=(threads, 1, 1),
             group_size=(group, 1, 1),
-            constants={"has_mask": mask is not None},
+            # without a cap one specialisation serves every call (its value is then never read)
+            constants={"has_mask": mask is not None, "has_softcap": softcap is not None,
+                       "softcap": 0.0 if softcap is None else float(softcap)},
         )
 
     return plan
@@ -149,7 +159,9 @@ def make_plan(op: str):
 
 
 def validate(inputs) -> None:
-    x, mask = inputs["x"], inputs["mask"]
+    x, mask, softcap = inputs["x"], inputs["mask"], inputs.get("softcap")  # the dispatcher drops a default softcap
+    if softcap is not None and not (math.isfinite(softcap) and softcap > 0):
+        raise ValueError(f"softcap must be a positive finite number (or None), got {softcap}")
     if mask is None:
         return
     fits = mask.dim() <= x.dim() and all(m in (1, d) for m, d in zip(reversed(mask.shape), reversed(x.shape)))
@@ -214,6 +226,9 @@ def examples(dtype: torch.dtype):
         (randn(2, 3, 1100), with_neg_inf(torch.randn(2, 1, 1100, generator=gen), 0.1), 0.125),  # block, [.., 1, L]
         (randn(2, 17000, std=8.0), looped_mask.to(dtype), 1.0),  # wide in fp32 (block in 16-bit), [L] mask
         (randn(1, 33000, std=200.0), None, 1.0),  # looped in fp32 (wide in 16-bit), large magnitudes
+        # soft-capped (Gemma-2's attention scores: cap 50 after the scale, then an additive causal mask)
+        (randn(2, 3, 32, std=60.0), causal.to(dtype), 0.0625 * 16, 50.0),
+        (randn(2, 1100, std=30.0), None, 1.0, 5.0),  # block
     ]
 
 
@@ -231,7 +246,7 @@ def family(name: str, reference, description: str, fusions: str) -> KernelFamily
     return KernelFamily(
         name=name,
         source="softmax.metal",
-        schema="(Tensor x, Tensor? mask=None, float scale=1.0) -> Tensor",
+        schema="(Tensor x, Tensor? mask=None, float scale=1.0, float? softcap=None) -> Tensor",
         reference=reference,
         dtypes=FLOAT_DTYPES,
         outputs={"out": like("x")},
@@ -248,12 +263,13 @@ def family(name: str, reference, description: str, fusions: str) -> KernelFamily
 
 SOFTMAX = family(
     "softmax", softmax_reference,
-    "softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, exp, sum and normalise in one pass for rows up to 128 KiB (two reads above)",
+    "softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x; optional logit soft-capping",
+    "scale, soft-cap, mask add, max, exp, sum and normalise in one pass for rows up to 128 KiB (two reads above)",
 )
 LOG_SOFTMAX = family(
     "log_softmax", log_softmax_reference,
-    "log_softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x",
-    "scale, mask add, max, log-sum-exp and subtract in one pass for rows up to 128 KiB (two reads above)",
+    "log_softmax(x * scale + mask) over the last dimension; mask optional, broadcast to x; optional logit "
+    "soft-capping",
+    "scale, soft-cap, mask add, max, log-sum-exp and subtract in one pass for rows up to 128 KiB (two reads above)",
 )
 FAMILIES = (SOFTMAX, LOG_SOFTMAX)
