@@ -109,3 +109,26 @@ def test_the_quantised_bytes_model(decode_step):
     assert moved[0] > moved[1] > moved[2] > moved[0] / 4  # the bf16 embedding and the cache stay
     table = decode_step.format_quantised(["llama-3.2-1b"], 512)
     assert "int4, groups of 64" in table and len(table.splitlines()) == 5
+
+
+def tiny_gemma2(layers=LAYERS):
+    return transformers.Gemma2Config(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
+                                     num_attention_heads=4, num_key_value_heads=2, head_dim=32, sliding_window=16,
+                                     max_position_embeddings=256, attn_logit_softcapping=50.0,
+                                     final_logit_softcapping=30.0, query_pre_attn_scalar=32)
+
+
+def test_optimize_cuts_gemma2s_small_ops_to_a_third_at_its_26_layers(decode_step, emulator):
+    """Gemma-2 has only an eager attention (soft-capped scores): optimize() stands in for it with grouped matmuls
+    around one softmax launch. Its per-layer counts (model dimensions change no count) multiplied out to
+    Gemma-2-2B's 26 layers, as docs/decode.md's full-model column does: at most a third of eager's small ops."""
+    model = decode_step.build(tiny_gemma2(), LAYERS, 64)
+    spec = decode_step.ModelSpec("tiny gemma-2", lambda layers, vocab: tiny_gemma2(), 26, 64)
+    eager = decode_step.row_from_census(decode_step.count_step(model, step(decode_step, model)), spec, LAYERS,
+                                       "24 dynamic", "eager")
+    mpskernels.optimize(model, example_kwargs=step(decode_step, model))
+    optimized = decode_step.count_step(model, step(decode_step, model))
+    row = decode_step.row_from_census(optimized, spec, LAYERS, "24 dynamic", "optimize")
+    assert row.full("small") * 3 <= eager.full("small"), optimized.names
+    assert row.full("matmul") == eager.full("matmul")  # the stand-in's two matmuls replace the function's two
+    assert optimized.names[("layer", "mpskernels.softmax")] == LAYERS

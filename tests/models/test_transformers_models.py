@@ -129,25 +129,56 @@ def test_partial_rotary_and_multi_query_attention_are_routed(build, expected, em
     check_optimize(model.eval(), inputs, expected)
 
 
-def test_eager_attention_is_reported_and_its_rotary_still_routed(emulator):
-    """attn_implementation="eager" writes attention out with matmul + softmax: optimize() leaves it (the compile
-    backend rewrites it) and says so; apply_rotary_pos_emb is still routed to rope."""
+def test_eager_attention_function_and_rotary_are_routed(emulator):
+    """attn_implementation="eager": the forward calls HF's eager_attention_forward, stood in for by grouped matmuls
+    around one softmax launch (optimize/eager_attention.py); apply_rotary_pos_emb is routed to rope."""
     torch.manual_seed(0)
     model, inputs = llama()
     model.config._attn_implementation = "eager"
-    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope": 2, "add_rms_norm": 2})
-    mpskernels.optimize(model)  # check_optimize restored it; without example inputs the rotary is found too
-    assert model.mpskernels_report.counts()["rope"] == 2
+    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope+softmax": 2, "add_rms_norm": 2})
+    mpskernels.optimize(model)  # check_optimize restored it; without example inputs both are found too
+    assert model.mpskernels_report.counts()["rope+softmax"] == 2
 
 
 def test_eager_attention_report_names_the_compile_backend(emulator):
     torch.manual_seed(0)
     model, inputs = llama()
     model.config._attn_implementation = "eager"
-    mpskernels.optimize(model.eval(), mpskernels.OptimizeConfig(exclude={"rope"}), example_inputs=inputs)
+    config = mpskernels.OptimizeConfig(exclude={"rope", "softmax"})
+    mpskernels.optimize(model.eval(), config, example_inputs=inputs)
     skipped = {e.module: e.detail for e in model.mpskernels_report.skipped}
     detail = skipped["model.layers.0.self_attn"]
     assert "written out" in detail and "compile" in detail and "rope excluded by config" in detail
+    assert "softmax excluded by config" in detail
+
+
+def gemma2():
+    """Gemma-2: eager attention only (logit soft-capping), a sliding-window layer, (1 + w) RMSNorms, GELU-tanh."""
+    config = transformers.Gemma2Config(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                                       max_position_embeddings=64, sliding_window=8, attn_logit_softcapping=5.0,
+                                       final_logit_softcapping=30.0, query_pre_attn_scalar=32)
+    return transformers.Gemma2ForCausalLM(config), (torch.randint(0, 64, (1, 12)),)
+
+
+def test_gemma2_soft_capped_eager_attention_is_routed(emulator):
+    torch.manual_seed(0)
+    model, inputs = gemma2()
+    # 4 norms per layer + final, less the two a residual add fuses into; the attention function with its cap
+    check_optimize(model.eval(), inputs, {"rms_norm": 9, "add_rms_norm": 2, "rope+softmax": 2, "geglu": 2})
+
+
+def test_optimized_gemma2_generates_the_same_tokens(emulator, monkeypatch):
+    """generate(): prefill and one-token steps through the cache (a sliding-window layer past its window of 8),
+    every attention call through the stand-in with the cap: 32 greedy tokens equal to the model's own."""
+    torch.manual_seed(0)
+    model, inputs = gemma2()
+    model.eval().generation_config.pad_token_id = 0
+    reference = model.generate(*inputs, max_new_tokens=32, do_sample=False)
+    mpskernels.optimize(model, example_inputs=inputs)
+    calls = _counting(monkeypatch, "softmax")
+    assert torch.equal(model.generate(*inputs, max_new_tokens=32, do_sample=False), reference)
+    assert calls == {"softmax": 2 * 32}  # 2 layers x (prefill + 31 steps)
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])

@@ -15,10 +15,12 @@ import functools
 from .matchers import Replacement, candidates, is_torch_builtin, type_match
 from .plan import Candidate
 from .functional import SILU_MUL, functional_kernels
-from .routes import RoutedForward, attention_calls, calls_sdpa_in_code, routed_forward, rotary_functions
+from .eager_attention import eager_functions
+from .routes import RoutedForward, attention_calls, called_globals, calls_sdpa_in_code, routed_forward, rotary_functions
 
-WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes only "
-               "scaled_dot_product_attention calls; torch.compile(backend=\"mpskernels\") rewrites this form")
+WRITTEN_OUT = ("computes attention written out (softmax over 4-D scores): optimize() routes "
+               "scaled_dot_product_attention calls and Hugging Face's eager attention functions, not this one; "
+               "torch.compile(backend=\"mpskernels\") rewrites this form")
 
 
 NOTHING = ("nothing recognised: it computes no activation, norm or gated MLP a kernel covers, and its forward "
@@ -63,7 +65,9 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
     sdpa = seen.get("sdpa", 0) > 0 or calls_sdpa_in_code(module)
     functional = functional_kernels(seen, module, calls is not None)
     routed = routed_forward(module, sdpa, lambda kernel: config.allows(kernel, name), functional)
-    notes = [WRITTEN_OUT if seen.get("softmax") else "", SILU_MUL if seen.get("silu_mul") else ""]
+    eager_routed = isinstance(routed, RoutedForward) and bool(routed.eager)
+    notes = [WRITTEN_OUT if seen.get("softmax") and not eager_routed else "",
+             SILU_MUL if seen.get("silu_mul") else ""]
     if isinstance(routed, str):
         return "; ".join(r for r in (routed, *notes) if r)
     return routed_replacement(routed, "; ".join(n for n in notes if n))
@@ -71,20 +75,22 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
 
 def routed_replacement(routed: RoutedForward, notes: str = "") -> Replacement:
     rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary),
-                                tuple(sorted(routed.functional)), kv_cache=routed.kv_cache)
+                                tuple(sorted(routed.functional)), kv_cache=routed.kv_cache, eager=tuple(routed.eager))
     detail = "; ".join(d for d in (routed.describe(), notes) if d)
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
                        detail=detail, rebuild=rebuild)
 
 
 def rebuild_routed(attention: bool, rotary: tuple[str, ...], functional: tuple[str, ...],
-                   module: nn.Module, kv_cache: bool = True) -> Replacement | None:
+                   module: nn.Module, kv_cache: bool = True, eager: tuple[str, ...] = ()) -> Replacement | None:
     """The same routes for a copy of the module they were found on."""
     found, _ = rotary_functions(module)
-    if any(name not in found for name in rotary):
+    eager_found = eager_functions(module, called_globals(type(module).forward)) if eager else {}
+    if any(name not in found for name in rotary) or any(name not in eager_found for name in eager):
         return None
-    return routed_replacement(RoutedForward(module, attention, {name: found[name] for name in rotary},
-                                            frozenset(functional), kv_cache))
+    routes = RoutedForward(module, attention, {name: found[name] for name in rotary}, frozenset(functional),
+                           kv_cache, {name: eager_found[name] for name in eager})
+    return routed_replacement(routes)
 
 
 def load_packs(kernel_packs: Sequence[Any]) -> list[Any]:

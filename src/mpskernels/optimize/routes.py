@@ -40,6 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import ops
 from ..registry import RUNNERS, unsupported_reason
+from . import eager_attention
 from .kv_append import KERNEL as KV_KERNEL, CacheView, buffer_of, is_hf_cache
 from .functional import FUNCTIONS, FunctionalRoute, bind_arguments, caller_frame, forward_codes, made_by
 
@@ -299,7 +300,7 @@ def _cell_holds(cell: types.CellType, value: Any) -> bool:
         return False
 
 
-def _called_globals(function: Callable) -> dict[str, Any]:
+def called_globals(function: Callable) -> dict[str, Any]:
     """Global names the (innermost) function's code loads, with their current values."""
     inner = inspect.unwrap(function)
     if not isinstance(inner, types.FunctionType):
@@ -331,7 +332,7 @@ def rotary_functions(module: nn.Module) -> tuple[dict[str, tuple[Callable, Rotar
     and why a rotary function found is not routed for this module."""
     found: dict[str, tuple[Callable, RotaryForm]] = {}
     reasons = []
-    for name, value in _called_globals(type(module).forward).items():
+    for name, value in called_globals(type(module).forward).items():
         form = rotary_form(value)
         if form is None:
             continue
@@ -372,16 +373,19 @@ class RoutedForward:
     torch.softmax, F.layer_norm, ... whose kernels are in `functional`) routed to mpskernels ops."""
 
     def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]],
-                 functional: frozenset[str] = frozenset(), kv_cache: bool = True) -> None:
+                 functional: frozenset[str] = frozenset(), kv_cache: bool = True,
+                 eager: dict[str, tuple[Callable, inspect.Signature]] | None = None) -> None:
         self.stats = RouteStats()
-        self.module, self.attention, self._rotary = module, attention, rotary
+        self.module, self.attention, self._rotary, self._eager = module, attention, rotary, eager or {}
         self.kv_cache = kv_cache and attention  # a Hugging Face cache argument's update, done in place
         self.saw_cache = False
         self.functional = frozenset(functional)
-        self.rotary = sorted(rotary)
+        self.rotary, self.eager = sorted(rotary), sorted(self._eager)
         forward = self.original = own_forward(module)
-        if rotary:
+        if rotary or self._eager:
             names = {n: _rope_call(n, f, form, self.stats) for n, (f, form) in rotary.items()}
+            names.update({n: eager_attention.stand_in(n, f, signature, self.stats)
+                          for n, (f, signature) in self._eager.items()})
             forward = _retargeted(type(module).forward, names).__get__(module)
         self.forward = forward
 
@@ -410,16 +414,18 @@ class RoutedForward:
         """A fresh forward with only the routes that routed a call so far (on the example inputs): a route that
         never applies would only cost its interception."""
         rotary = self._rotary if self.stats.routed["rope"] else {}
+        eager = self._eager if self.stats.routed["eager attention"] else {}
         functional = frozenset(k for k in self.functional if self.stats.routed[k])
         # the cache route stays: the example's one update (the prefill) is the cache's own, decoding's are not
         narrowed = RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary,
-                                 functional, self.kv_cache)
+                                 functional, self.kv_cache, eager)
         narrowed.saw_cache = self.saw_cache
         return narrowed
 
     @property
     def kernels(self) -> list[str]:
-        return (["rope"] if self.rotary else []) + (["attention"] if self.attention else []) + sorted(self.functional)
+        kernels = (["rope"] if self.rotary else []) + (["attention"] if self.attention else [])
+        return kernels + sorted(self.functional | ({"softmax"} if self.eager else set()))
 
     def describe(self) -> str:
         parts = []
@@ -427,6 +433,8 @@ class RoutedForward:
             parts.append(f"{', '.join(self.rotary)} -> rope")
         if self.attention:
             parts.append("scaled_dot_product_attention -> attention")
+        if self.eager:
+            parts.append(f"{', '.join(self.eager)} -> grouped matmuls around softmax (scale, soft-cap, mask)")
         if self.kv_cache and self.saw_cache:
             parts.append("a Hugging Face cache's update -> kv_cache_append in place")
         if self.functional:
@@ -454,12 +462,17 @@ def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], 
     if ruled_out:
         reasons.append(ruled_out)
         rotary = {}
-    if rotary and ("forward" in module.__dict__ or _retargeted(type(module).forward, {}) is None):
-        reasons.append("its rotary function is called from a forward mpskernels cannot copy")
-        rotary = {}
-    if not attention and not rotary and not functional:
+    eager = eager_attention.eager_functions(module, called_globals(type(module).forward))
+    ruled_out = allowed("softmax") if eager else None
+    if ruled_out:
+        reasons.append(ruled_out)
+        eager = {}
+    if (rotary or eager) and ("forward" in module.__dict__ or _retargeted(type(module).forward, {}) is None):
+        reasons.append("its rotary or attention function is called from a forward mpskernels cannot copy")
+        rotary, eager = {}, {}
+    if not attention and not rotary and not functional and not eager:
         return "; ".join(reasons) if reasons else ""
-    return RoutedForward(module, attention, rotary, functional, allowed(KV_KERNEL) is None)
+    return RoutedForward(module, attention, rotary, functional, allowed(KV_KERNEL) is None, eager)
 
 
 # ---- which modules call attention (seen on the example inputs) ----
