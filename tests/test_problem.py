@@ -92,6 +92,53 @@ def test_scaling_reaches_inside_tuple_knobs_and_counts_distribution_samples():
     assert predictions.shape == targets.shape == (128, 128) and (predictions > 0).all()
 
 
+# KernelBench level 3's MLPs give their widths as lists (1_MLP, 2_ShallowWideMLP; 3_DeepNarrowMLP as `[1024] * 16`):
+# widths that were no knobs left them at 16M-1G elements, beyond every budget.
+LIST_WIDTHS = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, input_size, layer_sizes, deep_sizes, output_size):
+        super().__init__()
+        assert isinstance(layer_sizes, list) and isinstance(deep_sizes, list)  # as the file made them
+        widths = [input_size] + layer_sizes + deep_sizes + [output_size]
+        self.layers = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+batch_size = 128
+input_size = 16384
+layer_sizes = [16384, 8192]
+deep_sizes = [1024] * 4
+output_size = 8192
+
+
+def get_inputs():
+    return [torch.rand(batch_size, input_size)]
+
+
+def get_init_inputs():
+    return [input_size, layer_sizes, deep_sizes, output_size]
+'''
+
+
+def test_list_widths_are_knobs_and_stay_lists():
+    problem = parse_problem(LIST_WIDTHS, name="mlp")
+    assert problem.constants["layer_sizes"] == (16384, 8192) and problem.constants["deep_sizes"] == (1024,) * 4
+    sizes = scaled_sizes(problem, 1 << 16)
+    inputs, params = problem.at(sizes).meta_sizes()
+    assert inputs + params <= 1 << 16
+    instance = problem.at(sizes)
+    model = instance.reference()
+    widths = [layer.in_features for layer in model.layers] + [model.layers[-1].out_features]
+    assert widths[1:3] == list(instance.sizes["layer_sizes"]) and len(widths) == 2 + 2 + 4
+    assert model(*instance.inputs(0)).shape == (instance.sizes["batch_size"], widths[-1])
+
+
 def test_a_problem_that_cannot_fit_says_so():
     problem = parse_problem(LINEAR.replace("kernel_size = 3", "kernel_size = 3\nbig = 10"), name="linear")
     with pytest.raises(ProblemError, match="needs .* elements at its smallest sizes, more than the budget of 10"):

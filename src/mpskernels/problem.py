@@ -29,7 +29,7 @@ MIN_SCALED_SIZE = 16
 SCALED_FLOOR = 8
 
 
-Size = int | tuple[int, ...]  # a knob: an int, or a tuple of ints (KernelBench's `input_shape = (4096,)`)
+Size = int | tuple[int, ...]  # a knob: an int, or a tuple of ints (`input_shape = (4096,)`; a list knob too)
 
 
 class ProblemError(ValueError):
@@ -146,7 +146,7 @@ def parse_problem(source: str, name: str = "problem", path: Path | None = None, 
         raise ProblemError(f"{what} is not a KernelBench problem: it defines no {', '.join(missing)}")
     problem = Problem(name, source, path, level, {})
     namespace = _execute(problem, {})
-    constants = {n: namespace[n] for n in _constant_names(tree) if _is_size(namespace.get(n))}
+    constants = {n: _as_size(namespace[n]) for n in _constant_names(tree) if _is_size(namespace.get(n))}
     return Problem(name, source, path, level, constants)
 
 
@@ -371,7 +371,13 @@ def held_out_sizes(problem: Problem, base: Mapping[str, Size] | None = None) -> 
 def _is_size(value: Any) -> bool:
     if type(value) is int:
         return True
-    return isinstance(value, tuple) and bool(value) and all(type(v) is int for v in value)
+    return isinstance(value, (tuple, list)) and bool(value) and all(type(v) is int for v in value)
+
+
+def _as_size(value: Any) -> Size:
+    """A knob's value as the harness keeps it: a list of sizes (`layer_sizes = [4096, 4096]`) as a tuple, which the
+    file gets back as a list (_ReplaceConstants)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _entries(sizes: Mapping[str, Size]) -> list[tuple[str, int | None, int]]:
@@ -424,9 +430,13 @@ class _ReplaceConstants(ast.NodeTransformer):
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         for stmt in node.body:
-            for name, _, replace in _assignments(stmt):
+            for name, original, replace in _assignments(stmt):
                 if name in self.sizes:
-                    replace(ast.Constant(self.sizes[name]))
+                    value = self.sizes[name]
+                    if original is not None and _is_list_form(original):  # the file made a list: it gets one
+                        replace(ast.List(elts=[ast.Constant(v) for v in value], ctx=ast.Load()))
+                    else:
+                        replace(ast.Constant(value))
         return node
 
 
@@ -467,8 +477,8 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _constant_names(tree: ast.Module) -> list[str]:
-    """The size knobs: names given an integer, a tuple of integers, or arithmetic on integer literals only
-    (`N = 2048 * 2`) at the top level, by plain assignment or tuple unpacking (`height, width = 128, 128`), in file
+    """The size knobs: names given an integer, a tuple or list of integers (`layer_sizes = [4096, 4096]`, also
+    `[1024] * 16`), or arithmetic on integer literals only (`N = 2048 * 2`) at the top level, by plain assignment or tuple unpacking (`height, width = 128, 128`), in file
     order, not starting with '_'.
     Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
     names: list[str] = []
@@ -491,7 +501,14 @@ _INT_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Pow, ast.LShift,
 def _is_literal_size(node: ast.expr) -> bool:
     if isinstance(node, ast.Tuple):
         return bool(node.elts) and all(_is_literal_int(e) for e in node.elts)
-    return _is_literal_int(node)
+    return _is_list_form(node) or _is_literal_int(node)
+
+
+def _is_list_form(node: ast.expr) -> bool:
+    """A list of integer literals, or one repeated a literal number of times (`[1024] * 16`)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        return _is_list_form(node.left) and _is_literal_int(node.right)
+    return isinstance(node, ast.List) and bool(node.elts) and all(_is_literal_int(e) for e in node.elts)
 
 
 def _is_literal_int(node: ast.expr) -> bool:

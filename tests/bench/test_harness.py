@@ -123,14 +123,21 @@ def test_a_problem_whose_smallest_sizes_exceed_the_budget_runs_within_a_larger_o
 
     tiny = _problem("needs_more", "return x + 1")
     smallest = sum(tiny.at(list(_halving_path(tiny))[-1]).meta_sizes())
-    budget = smallest // 16  # its smallest sizes need 16x the budget: within BACKOFF_FACTOR, x4 at a time
+    budget = smallest // 16  # its smallest sizes need 16x the budget: within BACKOFF_FACTOR (full verification)
     assert budget >= 1 and smallest % 16 == 0
     report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=budget), QUICK)
     (r,) = report.problems
     assert r.status == OK and r.candidates[0].correct
     assert r.size_note == f"its smallest sizes need more than the budget of {budget:,} elements: ran within " \
         f"{16 * budget:,}"
-    monkeypatch.setattr(runner, "BACKOFF_FACTOR", 4)  # 16x the budget is now beyond it: skipped
+    assert "verified quick" not in r.size_note
+    monkeypatch.setattr(runner, "BACKOFF_FACTOR", 4)  # 16x the budget is beyond it: runs, verified quick
+    report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=budget), BenchOptions())
+    (r,) = report.problems
+    assert r.status == OK and r.candidates[0].correct and "verified quick (one seed" in r.size_note
+    full = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=16 * budget), BenchOptions())
+    assert r.candidates[0].verdict["comparisons"] < full.problems[0].candidates[0].verdict["comparisons"]
+    monkeypatch.setattr(runner, "OVERSIZE_FACTOR", 4)  # 16x the budget is beyond how far it may go: skipped
     report = run_bench([tiny], [optimize_candidate()], environment("cpu", max_elements=budget), QUICK)
     (r,) = report.problems
     assert r.status == SKIPPED and r.reason.startswith("does not fit the size budget")

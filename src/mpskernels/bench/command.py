@@ -20,11 +20,10 @@ from .machine import BenchSetupError, environment
 from .progress import choose
 from .report import header, summary_table, write_json, write_markdown, write_png
 from .results import ERROR, OK, SCHEMA, ProblemResult
-from .runner import BenchOptions
+from .runner import QUICK_DISTRIBUTIONS, BenchOptions
 from .timing import TimingOptions
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-QUICK_DISTRIBUTIONS = ("as-given", "normal", "large")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
