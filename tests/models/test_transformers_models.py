@@ -1,6 +1,9 @@
 """optimize() and the compile backend on real `transformers` model classes, built from small configs with random
 weights (no downloads). Needs the optional `models` extra; skipped without transformers."""
 
+import copy
+import io
+
 import pytest
 import torch
 
@@ -179,6 +182,23 @@ def test_optimized_gemma2_generates_the_same_tokens(emulator, monkeypatch):
     calls = _counting(monkeypatch, "softmax")
     assert torch.equal(model.generate(*inputs, max_new_tokens=32, do_sample=False), reference)
     assert calls == {"softmax": 2 * 32}  # 2 layers x (prefill + 31 steps)
+
+
+def test_optimized_gemma2_survives_deepcopy_and_torch_save(emulator, monkeypatch):
+    torch.manual_seed(0)
+    model, inputs = gemma2()
+    want = model.eval()(*inputs).logits
+    mpskernels.optimize(model, example_inputs=inputs)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for copied in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
+        calls = _counting(monkeypatch, "softmax")
+        torch.testing.assert_close(copied(*inputs).logits, want, rtol=1e-4, atol=1e-5)
+        assert calls == {"softmax": 2}  # the copy's own attention modules route their eager function
+        attention = copied.model.layers[0].self_attn
+        routed = attention.forward.replacement().forward  # rebuilt for the copy, not the original's
+        assert attention.forward.module is attention and routed.module is attention and routed.eager
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
