@@ -377,7 +377,8 @@ class RoutedForward:
                  eager: dict[str, tuple[Callable, inspect.Signature]] | None = None) -> None:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary, self._eager = module, attention, rotary, eager or {}
-        self.kv_cache = kv_cache and attention  # a Hugging Face cache argument's update, done in place
+        # a Hugging Face cache argument's update, done in place: the attention it feeds reads the views it leaves
+        self.kv_cache = kv_cache and (attention or bool(self._eager))
         self.saw_cache = False
         self.functional = frozenset(functional)
         self.rotary, self.eager = sorted(rotary), sorted(self._eager)
