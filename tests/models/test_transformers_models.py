@@ -179,9 +179,11 @@ def test_optimized_gemma2_generates_the_same_tokens(emulator, monkeypatch):
     model.eval().generation_config.pad_token_id = 0
     reference = model.generate(*inputs, max_new_tokens=32, do_sample=False)
     mpskernels.optimize(model, example_inputs=inputs)
-    calls = _counting(monkeypatch, "softmax")
+    calls = _counting(monkeypatch, "softmax", "kv_cache_append")
     assert torch.equal(model.generate(*inputs, max_new_tokens=32, do_sample=False), reference)
-    assert calls == {"softmax": 2 * 32}  # 2 layers x (prefill + 31 steps)
+    # 2 layers x (prefill + 31 steps); the full-attention layer's cache appends in place at every step (the
+    # sliding-window layer's cache is its own)
+    assert calls == {"softmax": 2 * 32, "kv_cache_append": 31}
 
 
 def test_optimized_gemma2_survives_deepcopy_and_torch_save(emulator, monkeypatch):
