@@ -51,16 +51,20 @@
 // over them load N_CHUNKS chunks per thread before using any.
 // weight (E per element of a row) is read once per row, where it is used: cached across rows.
 // `has_weight` is a function constant, so the unweighted variant carries no branch and binds no weight buffer.
+// `weight_offset` (when has_weight_offset) scales by weight + offset in fp32: Gemma's RMSNorm, x_hat * (1 + w), with
+// its weight stored as w; without it the kernels are unchanged.
 #include <metal_stdlib>
 using namespace metal;
 
 #include "rows.h"
 
 constant bool has_weight [[function_constant(0)]];
+constant bool has_weight_offset [[function_constant(1)]];
+constant float weight_offset [[function_constant(2)]];
 
 constant constexpr int N_CHUNKS = 4;  // 16-byte chunks a thread keeps in registers
 
-// out = v * inv_rms [* weight] for chunk c, v given as the chunk's bits (metal/rows.h: held chunks).
+// out = v * inv_rms [* (weight [+ weight_offset])] for chunk c, v given as the chunk's bits (metal/rows.h: held chunks).
 template <typename T>
 inline void scale_and_store(device T* out, const device T* weight, uint c, uint n, bool vec, float inv_rms,
                             uint4 bits) {
@@ -74,7 +78,7 @@ inline void scale_and_store(device T* out, const device T* weight, uint c, uint 
   for (int i = 0; i < N; i++) {
     v[i] *= inv_rms;
     if (has_weight) {
-      v[i] *= w[i];
+      v[i] *= has_weight_offset ? w[i] + weight_offset : w[i];
     }
   }
   store_chunk(out, c, n, vec, v);

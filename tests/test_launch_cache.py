@@ -88,9 +88,9 @@ def test_a_changed_stride_dtype_or_scalar_decides_afresh(backend, plan_calls, ro
     assert plan_calls["rms_norm"] == 1
     strided = strided_copy(x)  # same shape and dtype, other strides: needs a contiguous copy
     assert strided.shape == x.shape and strided.stride() != x.stride()
-    assert registry.RUNNERS["rms_norm"].lookup((strided, w, 1e-6)).copies == (0,)
+    assert registry.RUNNERS["rms_norm"].lookup((strided, w, 1e-6, 0.0)).copies == (0,)
     rms_norm(strided, w, 1e-6)
-    assert registry.RUNNERS["rms_norm"].lookup((x, w, 1e-6)).copies == ()
+    assert registry.RUNNERS["rms_norm"].lookup((x, w, 1e-6, 0.0)).copies == ()
     assert plan_calls["rms_norm"] == 2
     rms_norm(x.half(), w.half(), 1e-6)
     assert plan_calls["rms_norm"] == 3

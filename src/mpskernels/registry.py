@@ -45,6 +45,12 @@ def schema_arguments(schema: str) -> list[tuple[str, str]]:
     return out
 
 
+def defaulted_arguments(schema: str) -> set[str]:
+    """The names of the arguments the schema gives a default ("float scale=1.0")."""
+    inner = schema[schema.index("(") + 1 : schema.rindex(")", 0, schema.index("->"))]
+    return {re.split(r"\s+", arg.split("=")[0].strip())[-1] for arg in inner.split(",") if "=" in arg}
+
+
 def argument_names(schema: str) -> list[str]:
     return [name for _, name in schema_arguments(schema)]
 
@@ -81,7 +87,10 @@ def check_argument_types(family: KernelFamily, inputs: Mapping[str, Any]) -> Non
     """Every argument has its schema type: a tensor where a Tensor belongs, a finite float32 value for a float, an
     int (not a bool) for an int. The errors name the op and the argument. Runs before anything uses the values."""
     op = f"mpskernels.{family.name}"
+    defaulted = defaulted_arguments(family.schema)
     for type_, name in schema_arguments(family.schema):
+        if name not in inputs and name in defaulted:
+            continue  # left at its default (a route's inputs name only what it sets)
         value = inputs.get(name)
         optional = type_.endswith("?")
         if optional and value is None:

@@ -162,16 +162,22 @@ def _add_layer_norm(d: Draw, dtype, kind):
     return (x, residual, w, b, d.choice(EPS))
 
 
+def _weight_offset(d: Draw, w) -> tuple:
+    """Gemma's RMSNorm (x_hat * (1 + w)) for some weighted draws."""
+    return (1.0,) if w is not None and d.rng.random() < 0.3 else ()
+
+
 def _rms_norm(d: Draw, dtype, kind):
     shape = _rows_shape(d)
     w, _ = _affine(d, shape[-1], dtype)
-    return (d.view(d.values(shape, dtype, kind)), w, d.choice(EPS[:2]))
+    return (d.view(d.values(shape, dtype, kind)), w, d.choice(EPS[:2])) + _weight_offset(d, w)
 
 
 def _add_rms_norm(d: Draw, dtype, kind):
     shape = _rows_shape(d)
     w, _ = _affine(d, shape[-1], dtype)
-    return (d.view(d.values(shape, dtype, kind)), d.view(d.values(shape, dtype, "normal")), w, d.choice(EPS[:2]))
+    return (d.view(d.values(shape, dtype, kind)), d.view(d.values(shape, dtype, "normal")), w,
+            d.choice(EPS[:2])) + _weight_offset(d, w)
 
 
 def _group_norm(d: Draw, dtype, kind):

@@ -62,17 +62,18 @@ def group_norm(x, groups, weight, bias, eps):
     return y
 
 
-def rms_norm(x, weight, eps):
+def rms_norm(x, weight, eps, weight_offset=0.0):
+    """x / sqrt(mean(x^2) + eps) * (weight + weight_offset) (Gemma's RMSNorm: 1 + w, the sum taken exactly)."""
     cols = x.shape[-1]
     rows = f64(x).reshape(-1, cols)
     ms = exact_row_means(rows * rows) if cols else rows.sum(-1, keepdim=True)
     y = (rows / torch.sqrt(ms + eps)).reshape(x.shape)
-    return y * f64(weight) if weight is not None else y
+    return y * (f64(weight) + weight_offset) if weight is not None else y
 
 
-def add_rms_norm(x, residual, weight, eps):
+def add_rms_norm(x, residual, weight, eps, weight_offset=0.0):
     h = x + residual
-    return rms_norm(h, weight, eps), f64(h)
+    return rms_norm(h, weight, eps, weight_offset), f64(h)
 
 
 # ---- element-wise: IEEE evaluation of the formula in float64 (x * 0 at x = -inf is NaN, as the formula says) ----

@@ -622,3 +622,40 @@ def test_tiny_values_at_eps_0_are_normalised_not_infinite(cols):
             for out in (emulated(name, *args), family.reference(*args)):
                 result = compare(out, want, dtype)
                 assert result.ok, f"{name} {dtype}: {result}"
+
+
+# ---- weight_offset: Gemma's RMSNorm, x_hat * (1 + w) ----
+
+
+def gemma_rms_norm(x, w, eps):
+    """Gemma's RMSNorm as transformers writes it (modeling_gemma2.Gemma2RMSNorm.forward), in float64."""
+    x64 = x.double()
+    return x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + eps) * (1.0 + w.double())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cols", [40, 2304, 9000])  # 2304: Gemma-2-2B's width; 9000: past the register capacity
+def test_weight_offset_is_gemmas_one_plus_w(dtype, cols):
+    gen = torch.Generator().manual_seed(cols)
+    x = torch.randn(3, cols, generator=gen).to(dtype)
+    residual = torch.randn(3, cols, generator=gen).to(dtype)
+    w = (torch.randn(cols, generator=gen) * 0.3).to(dtype)  # Gemma's weights start at 0
+    got = emulated("rms_norm", x, w, 1e-6, 1.0)
+    assert compare(got, gemma_rms_norm(x, w, 1e-6).to(dtype), dtype).ok
+    if dtype == torch.float32:  # PyTorch's own op with the summed weight, where the sum is exact enough
+        torch.testing.assert_close(got, F.rms_norm(x, (cols,), w + 1, 1e-6), rtol=1e-5, atol=1e-5)
+    normed, total = emulated("add_rms_norm", x, residual, w, 1e-6, 1.0)
+    assert torch.equal(total, x + residual)
+    assert compare(normed, gemma_rms_norm(x + residual, w, 1e-6).to(dtype), dtype).ok
+    # the 1 is added in fp32, as Gemma adds it: no rounding of 1 + w to the dtype first
+    rounded_first = emulated("rms_norm", x, (w.float() + 1).to(dtype), 1e-6)
+    if dtype == torch.bfloat16:
+        exact = gemma_rms_norm(x, w, 1e-6)
+        assert (got.double() - exact).abs().max() < (rounded_first.double() - exact).abs().max()
+
+
+def test_a_weight_offset_needs_a_weight():
+    with pytest.raises(ValueError, match=r"mpskernels\.rms_norm: weight_offset 1\.0 needs a weight"):
+        torch.ops.mpskernels.rms_norm(torch.randn(2, 8), None, 1e-6, 1.0)
+    with pytest.raises(ValueError, match=r"mpskernels\.add_rms_norm: weight_offset 2\.0 needs a weight"):
+        torch.ops.mpskernels.add_rms_norm(torch.randn(2, 8), torch.randn(2, 8), None, 1e-6, 2.0)

@@ -54,8 +54,9 @@ NATIVE: dict[str, Callable[..., Any] | None] = {
     "group_norm": lambda x, groups, w, b, eps: F.group_norm(x, groups, w, b, eps),
     "layer_norm": lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps),
     "add_layer_norm": _add_norm(lambda h, w, b, eps: F.layer_norm(h, h.shape[-1:], w, b, eps)),
-    "rms_norm": lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps),
-    "add_rms_norm": _add_norm(lambda h, w, eps: F.rms_norm(h, h.shape[-1:], w, eps)),
+    "rms_norm": lambda x, w, eps, offset=0.0: F.rms_norm(x, x.shape[-1:], w if not offset else w + offset, eps),
+    "add_rms_norm": _add_norm(lambda h, w, eps, offset=0.0: F.rms_norm(h, h.shape[-1:], w if not offset else w + offset,
+                                                                         eps)),
     "softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.softmax(
         _softmax_logits(x, mask, scale, softcap), -1),
     "log_softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.log_softmax(

@@ -65,21 +65,27 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def reference(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+def reference(x: torch.Tensor, weight: torch.Tensor | None, eps: float, weight_offset: float = 0.0) -> torch.Tensor:
     x32 = x.to(accumulation_dtype(x.dtype))
     y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     if weight is not None:
-        y = y * weight.to(y.dtype)
+        y = y * (weight.to(y.dtype) + weight_offset)  # the offset added in fp32, as Gemma's RMSNorm does
     return y.to(x.dtype)
 
 
-def add_reference(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None,
-                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def add_reference(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor | None, eps: float,
+                  weight_offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     h = x + residual  # in the op's dtype: the updated residual is rounded before it is normalised, as unfused code
-    return reference(h, weight, eps), h
+    return reference(h, weight, eps, weight_offset), h
 
 
-def plan(x: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
+def weight_constants(weight: TensorMeta | None, weight_offset: float) -> dict:
+    """Without an offset one specialisation serves every call (the offset's value is then never read)."""
+    return {"has_weight": weight is not None, "has_weight_offset": bool(weight_offset),
+            "weight_offset": float(weight_offset)}
+
+
+def plan(x: TensorMeta, weight: TensorMeta | None, eps: float, weight_offset: float = 0.0) -> LaunchPlan:
     cols = x.shape[-1]
     threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
@@ -87,11 +93,12 @@ def plan(x: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
         buffers=("x", "weight" if weight is not None else None, "out", Scalar(eps, "float"), Scalar(cols, "uint")),
         threads=threads,
         group_size=group,
-        constants={"has_weight": weight is not None},
+        constants=weight_constants(weight, weight_offset),
     )
 
 
-def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, eps: float) -> LaunchPlan:
+def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, eps: float,
+             weight_offset: float = 0.0) -> LaunchPlan:
     cols = x.shape[-1]
     threads, group = row_launch(cols, x.numel() // cols, x.dtype)
     return LaunchPlan(
@@ -100,7 +107,7 @@ def add_plan(x: TensorMeta, residual: TensorMeta, weight: TensorMeta | None, eps
                  Scalar(eps, "float"), Scalar(cols, "uint")),
         threads=threads,
         group_size=group,
-        constants={"has_weight": weight is not None},
+        constants=weight_constants(weight, weight_offset),
     )
 
 
@@ -122,15 +129,23 @@ def check_eps(eps: float) -> None:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
 
 
+def check_weight_offset(inputs) -> None:
+    """An offset applies to a weight (x_hat * (weight + offset)); without a weight it would be a scale."""
+    if inputs.get("weight_offset") and inputs["weight"] is None:  # the dispatcher drops a default offset
+        raise ValueError(f"weight_offset {inputs['weight_offset']} needs a weight (it scales by weight + offset)")
+
+
 def validate(inputs) -> None:
     check_per_column(inputs["x"], "weight", inputs["weight"])
     check_eps(inputs["eps"])
+    check_weight_offset(inputs)
 
 
 def add_validate(inputs) -> None:
     check_residual(inputs["x"], inputs["residual"])
     check_per_column(inputs["x"], "weight", inputs["weight"])
     check_eps(inputs["eps"])
+    check_weight_offset(inputs)
 
 
 def needs_a_dimension(inputs) -> str | None:
@@ -163,6 +178,8 @@ def examples(dtype: torch.dtype):
         # Two register steps at 1024 threads; then 27 elements past the register capacity (re-read for the store).
         (torch.randn(1, 4103, generator=gen).to(dtype), (torch.rand(4103, generator=gen) + 0.5).to(dtype), 1e-5),
         (torch.randn(1, 16411, generator=gen).to(dtype), None, 1e-5),
+        # Gemma's RMSNorm: x_hat * (1 + w), its weight w stored near 0
+        (torch.randn(3, 40, generator=gen).to(dtype), (torch.randn(40, generator=gen) * 0.1).to(dtype), 1e-6, 1.0),
     ]
 
 
@@ -184,6 +201,8 @@ def add_examples(dtype: torch.dtype):
         (grid((1, 4103), gen, dtype), grid((1, 4103), gen, dtype), (torch.rand(4103, generator=gen) + 0.5).to(dtype),
          1e-5),
         (grid((1, 16411), gen, dtype), grid((1, 16411), gen, dtype), None, 1e-5),
+        (grid((2, 40), gen, dtype), grid((2, 40), gen, dtype), (torch.randn(40, generator=gen) * 0.1).to(dtype), 1e-6,
+         1.0),  # Gemma's RMSNorm after its residual add
     ]
 
 
@@ -198,7 +217,7 @@ def add_fallback_examples(dtype: torch.dtype):
 RMS_NORM = KernelFamily(
     name="rms_norm",
     source="rms_norm.metal",
-    schema="(Tensor x, Tensor? weight, float eps) -> Tensor",
+    schema="(Tensor x, Tensor? weight, float eps, float weight_offset=0.0) -> Tensor",
     reference=reference,
     dtypes=FLOAT_DTYPES,
     outputs={"out": like("x")},
@@ -206,7 +225,7 @@ RMS_NORM = KernelFamily(
     validate=validate,
     validate_is_static=True,
     constraints=(needs_a_dimension, fits_uint32("x"), grid_fits_uint32),
-    description="RMSNorm over the last dimension, optional weight",
+    description="RMSNorm over the last dimension, optional weight (times weight + weight_offset: Gemma's 1 + w)",
     fusions="square, mean, rsqrt, scale and weight in one pass per row; x read once for rows up to 64 KiB",
     examples=examples,
     fallback_examples=fallback_examples,
@@ -215,7 +234,7 @@ RMS_NORM = KernelFamily(
 ADD_RMS_NORM = KernelFamily(
     name="add_rms_norm",
     source="rms_norm.metal",
-    schema="(Tensor x, Tensor residual, Tensor? weight, float eps) -> (Tensor, Tensor)",
+    schema="(Tensor x, Tensor residual, Tensor? weight, float eps, float weight_offset=0.0) -> (Tensor, Tensor)",
     reference=add_reference,
     dtypes=FLOAT_DTYPES,
     outputs={"out": like("x"), "residual_out": like("x")},

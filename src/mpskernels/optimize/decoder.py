@@ -34,7 +34,7 @@ from .. import ops
 from .functional import caller_frame, forward_codes, made_by
 from .install import install, is_swapped, uninstall
 from .matchers import Replacement
-from .pending import PENDING, Pending, version
+from .pending import PENDING, NormParameters, Pending, version
 from .plan import Swap
 from .report import NOT_LAUNCHED, NOT_RECOGNISED, SKIPPED, SWAPPED, Report, ReportEntry
 
@@ -43,9 +43,9 @@ ADDS = (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def norm_parameters(module: nn.Module) -> tuple[Any, float, Any] | None:
-    """(weight, eps, key) the module's installed rms_norm swap would use now (see pending.with_parameters), or
-    None when it has no such swap."""
+def norm_parameters(module: nn.Module) -> NormParameters | None:
+    """What the module's installed rms_norm swap would compute with now (see pending.with_parameters), or None
+    when it has no such swap."""
     from .install import disabled
 
     forward = module.__dict__.get("forward")
@@ -145,13 +145,13 @@ class ResidualNormRoute:
         parameters = norm_parameters(partner)
         if parameters is None:
             return None
-        weight, eps, key = parameters
+        weight, eps, key, weight_offset = parameters
         if a.is_inference() or b.is_inference():  # no version counter: a later in-place change would go unseen
             return None
         if weight is not None and (weight.dtype != a.dtype or weight.shape != a.shape[-1:] or
                                    (torch.is_grad_enabled() and weight.requires_grad)):
             return None
-        normed, total = ops.add_rms_norm(a, b, weight, eps)
+        normed, total = ops.add_rms_norm(a, b, weight, eps, weight_offset)
         PENDING[id(partner)] = Pending(weakref.ref(total), version(total), key, eps, normed)
         self.fused += 1
         return total

@@ -12,10 +12,11 @@ heads as extra rows: no copy of K or V), `ops.softmax` with the scale, the cap a
 matmul with V.
 
 A function is stood in for only when its meaning is pinned down: its parameters are those names (dropout, scaling
-and softcap may be absent; Llama's takes scaling without a default), the extra keyword arguments it accepts are never read by its code (the forward passes
-`sliding_window` and others the mask already encodes), and it agrees with the stand-in on probes run with the
-attention module it serves. A call the stand-in does not take (dropout, no scaling, gradients, a mask it cannot
-broadcast, attention weights requested through `output_attentions`) runs the function itself.
+and softcap may be absent; Llama's takes scaling without a default), the extra keyword arguments it accepts are
+never read by its code (the forward passes `sliding_window` and others the mask already encodes), and it agrees
+with the stand-in on probes run with the attention module it serves. A call the stand-in does not take (dropout,
+no scaling, gradients, a mask it cannot broadcast, attention weights requested through `output_attentions`) runs
+the function itself.
 """
 
 from __future__ import annotations

@@ -79,9 +79,9 @@ def recognise_named_rms_norm(m: nn.Module) -> list[Replacement] | None:
             now = _eps_now(m, attribute, eps)
             return NotImplemented if now is None else pending.rms_norm(m, x, getattr(m, name), now)
 
-        def parameters(attribute=attribute, eps=eps) -> tuple[Any, float, Any] | None:
+        def parameters(attribute=attribute, eps=eps) -> pending.NormParameters | None:
             now = _eps_now(m, attribute, eps)
-            return None if now is None else (getattr(m, name), now, getattr(m, name))
+            return None if now is None else pending.NormParameters(getattr(m, name), now, getattr(m, name))
 
         out.append(Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
                                probe_shapes=_norm_shapes(p.shape[0])))
@@ -90,8 +90,9 @@ def recognise_named_rms_norm(m: nn.Module) -> list[Replacement] | None:
 
 def recognise_offset_rms_norm(m: nn.Module) -> list[Replacement] | None:
     """x * rsqrt(mean(x^2) + eps) * (1 + p) with one 1-D parameter p (Gemma's RMSNorm, whose weight starts at
-    zero): the rms_norm op with the weight 1 + p, computed at every call (one small op) so that edits of p are
-    always seen."""
+    zero): the rms_norm op with weight p and weight_offset 1, which adds the 1 in fp32 inside the kernel, as
+    Gemma's code does (no extra op; edits of p are always seen). A weight in another dtype than x's goes as the
+    tensor 1 + p in x's dtype, computed at the call."""
     params = _own_parameters(m)
     if not _leaf(m) or len(params) != 1:
         return None
@@ -106,12 +107,15 @@ def recognise_offset_rms_norm(m: nn.Module) -> list[Replacement] | None:
                 return NotImplemented
             weight = getattr(m, name)
             normed = pending.take(m, x, weight, now)
-            return normed if normed is not None else ops.rms_norm(x, (weight + 1).to(x.dtype), now)
+            if normed is not None:
+                return normed
+            if weight.dtype != x.dtype:
+                return ops.rms_norm(x, (weight + 1).to(x.dtype), now)
+            return ops.rms_norm(x, weight, now, 1.0)
 
-        def parameters(attribute=attribute, eps=eps) -> tuple[Any, float, Any] | None:
+        def parameters(attribute=attribute, eps=eps) -> pending.NormParameters | None:
             now = _eps_now(m, attribute, eps)
-            weight = getattr(m, name)
-            return None if now is None else (weight + 1, now, weight)
+            return None if now is None else pending.NormParameters(getattr(m, name), now, getattr(m, name), 1.0)
 
         out.append(Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
                                probe_shapes=_norm_shapes(p.shape[0])))

@@ -78,7 +78,9 @@ def match_rms_norm(m: nn.Module) -> Match:
         return pending.rms_norm(m, x, m.weight, default_eps(m.eps, x.dtype))
 
     # eps=None depends on the input's dtype: such a norm is not paired with a residual add (decoder.py)
-    parameters = lambda: (m.weight, m.eps, m.weight) if isinstance(m.eps, float) else None  # noqa: E731
+    def parameters() -> pending.NormParameters | None:
+        return pending.NormParameters(m.weight, m.eps, m.weight) if isinstance(m.eps, float) else None
+
     return Replacement("rms_norm", pending.with_parameters(forward, parameters), "type")
 
 
@@ -255,9 +257,9 @@ def recognise_rms_norm(m: nn.Module) -> Match:
         eps = getattr(m, attribute, None)  # read at call time: it may be changed after optimize()
         return pending.rms_norm(m, x, m.weight, eps) if isinstance(eps, float) else NotImplemented
 
-    def parameters() -> tuple[Any, float] | None:
+    def parameters() -> pending.NormParameters | None:
         eps = getattr(m, attribute, None)
-        return (m.weight, eps, m.weight) if isinstance(eps, float) else None
+        return pending.NormParameters(m.weight, eps, m.weight) if isinstance(eps, float) else None
 
     return Replacement("rms_norm", pending.with_parameters(forward, parameters), "computation",
                        probe_shapes=lambda mod: [(3, weight.shape[0]), (2, 5, weight.shape[0])])

@@ -5,7 +5,7 @@ imports from this package's stages, so that the rms_norm replacements in matcher
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -48,8 +48,17 @@ def rms_norm(module: nn.Module, x: torch.Tensor, weight: torch.Tensor | None, ep
     return normed if normed is not None else ops.rms_norm(x, weight, eps)
 
 
-def with_parameters(forward: Callable, parameters: Callable[[], tuple[Any, float, Any] | None]) -> Callable:
-    """Marks an rms_norm replacement's forward with how to read its (weight, eps, key) now (None: it would
-    decline); key is what `take` compares: the weight itself, or the parameter it is computed from."""
+class NormParameters(NamedTuple):
+    """What an rms_norm swap computes with now: its weight, epsilon and weight offset (Gemma's 1 + w), and the key
+    `take` compares (the weight itself, or the parameter it is computed from)."""
+
+    weight: Any
+    eps: float
+    key: Any
+    weight_offset: float = 0.0
+
+
+def with_parameters(forward: Callable, parameters: Callable[[], NormParameters | None]) -> Callable:
+    """Marks an rms_norm replacement's forward with how to read its parameters now (None: it would decline)."""
     forward.rms_parameters = parameters
     return forward
