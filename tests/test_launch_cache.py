@@ -153,6 +153,16 @@ def test_a_validate_that_reads_values_runs_on_every_call(backend, route):
         rope(q, k, cos, sin, torch.tensor([0, 1, 8]), 0, False)
 
 
+def test_a_value_check_with_nothing_to_read_is_not_repeated(backend):
+    """rope without position ids (Hugging Face passes per-position tables) has no values to check: its repeated
+    calls skip the value check; with CPU ids every call reads them."""
+    q, k = torch.randn(1, 4, 3, 16), torch.randn(1, 2, 3, 16)
+    cos, sin = rope_kernels.tables(8, 16, False, torch.float32)
+    runner = registry.RUNNERS["rope"]
+    assert not runner.lookup((q, k, cos[:3], sin[:3], None, 0, False)).revalidate
+    assert runner.lookup((q, k, cos, sin, torch.tensor([0, 1, 7]), 0, False)).revalidate
+
+
 def test_kv_cache_aliasing_is_refused_after_a_cached_good_call(backend):
     storage = torch.zeros(2 * 8 * 16)
     k_cache, v_cache = storage.view(1, 2, 8, 16), torch.zeros(1, 2, 8, 16)

@@ -348,7 +348,9 @@ class OpRunner:
         check_inputs(family, inputs)
         device = next(a.device for a in args if isinstance(a, torch.Tensor))
         grad = self.differentiable and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-        revalidate = (self.validates and not family.validate_is_static) or family.check_values is not None
+        reads_values = family.check_values is not None and \
+            (family.values_to_check is None or family.values_to_check(inputs))
+        revalidate = (self.validates and not family.validate_is_static) or reads_values
         launch = Launch(unsupported_reason(family, inputs), device, revalidate, grad)
         if launch.reason is None:
             launch.copies = tuple(i for i in self.tensor_positions

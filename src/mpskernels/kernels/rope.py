@@ -114,11 +114,17 @@ def validate(inputs) -> None:
                          f"got {tuple(position_ids.shape)}")
 
 
+def reads_position_values(inputs) -> bool:
+    """Whether there are position ids check_position_values reads: on the CPU (elsewhere reading them would sync
+    the device)."""
+    position_ids = inputs["position_ids"]
+    return position_ids is not None and position_ids.device.type == "cpu"
+
+
 def check_position_values(inputs) -> None:
     """The position ids' values, on every call (validate's verdict is cached per shapes): each must name a row."""
     position_ids = inputs["position_ids"]
-    if position_ids is not None and position_ids.device.type == "cpu" and position_ids.numel():
-        # elsewhere reading ids would sync the device
+    if reads_position_values(inputs) and position_ids.numel():
         rows = inputs["cos"].shape[-2]
         low, high = int(position_ids.min()), int(position_ids.max())
         if low < 0 or high >= rows:
@@ -261,6 +267,7 @@ ROPE = KernelFamily(
     validate=validate,
     validate_is_static=True,
     check_values=check_position_values,
+    values_to_check=reads_position_values,
     constraints=(supported_table_dtype, supported_position_dtype, fits_uint32("q"), fits_uint32("k"),
                  fits_uint32("cos")),
     description="rotary position embedding of q and k (half-split or interleaved, partial rotary, position ids "

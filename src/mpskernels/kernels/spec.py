@@ -151,6 +151,9 @@ class KernelFamily:
     # Checks that read values or memory (raising ValueError like validate): run on every call, after validate,
     # cached or not. With them here, validate itself can be static.
     check_values: Callable[[Mapping[str, Any]], None] | None = None
+    # Whether check_values has anything to read for inputs like these, answered from what the launch cache keys on
+    # (rope: only CPU position ids are read): False spares repeated calls the check. None: it always has.
+    values_to_check: Callable[[Mapping[str, Any]], bool] | None = None
     # Reasons the kernel cannot take these inputs (None when it can): unsupported cases fall back to the reference.
     # Like `plan`, a constraint may look at shapes, dtypes, devices and scalars only: its answer is cached.
     constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = ()
