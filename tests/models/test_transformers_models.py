@@ -95,15 +95,21 @@ def test_padded_llama_routes_its_boolean_mask_and_fully_masked_rows(emulator, mo
     assert calls == {"attention": 2, "rope": 2}  # restored: SDPA and the model's own rotary again
 
 
+def _greedy_tokens_kept(build, tokens, monkeypatch, *counted):
+    """Greedy generate() before and after optimize() gives the same tokens; the calls of `counted` ops after."""
+    torch.manual_seed(0)
+    model, inputs = build()
+    model.eval().generation_config.pad_token_id = 0
+    reference = model.generate(*inputs, max_new_tokens=tokens, do_sample=False)
+    mpskernels.optimize(model, example_inputs=inputs)
+    calls = _counting(monkeypatch, *counted)
+    assert torch.equal(model.generate(*inputs, max_new_tokens=tokens, do_sample=False), reference)
+    return calls
+
+
 def test_optimized_llama_decodes_through_its_kv_cache(emulator, monkeypatch):
     """generate(): a prefill, then one-token steps attending to the cache (the decode kernel, rotary at an offset)."""
-    torch.manual_seed(0)
-    model, inputs = llama()
-    model.eval().generation_config.pad_token_id = 0
-    reference = model.generate(*inputs, max_new_tokens=4, do_sample=False)
-    mpskernels.optimize(model, example_inputs=inputs)
-    calls = _counting(monkeypatch, "attention", "rope")
-    assert torch.equal(model.generate(*inputs, max_new_tokens=4, do_sample=False), reference)
+    calls = _greedy_tokens_kept(llama, 4, monkeypatch, "attention", "rope")
     assert calls == {"attention": 8, "rope": 8}  # 2 layers x (prefill + 3 steps)
 
 
@@ -174,13 +180,7 @@ def test_gemma2_soft_capped_eager_attention_is_routed(emulator):
 def test_optimized_gemma2_generates_the_same_tokens(emulator, monkeypatch):
     """generate(): prefill and one-token steps through the cache (a sliding-window layer past its window of 8),
     every attention call through the stand-in with the cap: 32 greedy tokens equal to the model's own."""
-    torch.manual_seed(0)
-    model, inputs = gemma2()
-    model.eval().generation_config.pad_token_id = 0
-    reference = model.generate(*inputs, max_new_tokens=32, do_sample=False)
-    mpskernels.optimize(model, example_inputs=inputs)
-    calls = _counting(monkeypatch, "softmax", "kv_cache_append")
-    assert torch.equal(model.generate(*inputs, max_new_tokens=32, do_sample=False), reference)
+    calls = _greedy_tokens_kept(gemma2, 32, monkeypatch, "softmax", "kv_cache_append")
     # 2 layers x (prefill + 31 steps); the full-attention layer's cache appends in place at every step (the
     # sliding-window layer's cache is its own)
     assert calls == {"softmax": 2 * 32, "kv_cache_append": 31}
