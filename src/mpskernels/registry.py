@@ -33,25 +33,16 @@ _LIBRARY = torch.library.Library(NAMESPACE, "DEF")
 _logged_fallbacks: set[tuple[str, str]] = set()
 
 
-def _argument_texts(schema: str) -> list[str]:
-    """The arguments of a schema as written ("float scale=1.0"). The argument list ends at the last ")" before
-    "->": alias annotations like Tensor(a!) hold parentheses too."""
-    inner = schema[schema.index("(") + 1 : schema.rindex(")", 0, schema.index("->"))]
-    return [arg.strip() for arg in inner.split(",") if arg.strip()]
-
-
 def schema_arguments(schema: str) -> list[tuple[str, str]]:
     """(type, name) of each argument in a schema like "(Tensor x, Tensor? weight, float eps) -> Tensor"."""
+    # The argument list ends at the last ")" before "->": alias annotations like Tensor(a!) hold parentheses too.
+    inner = schema[schema.index("(") + 1 : schema.rindex(")", 0, schema.index("->"))]
     out = []
-    for arg in _argument_texts(schema):
-        type_, name = re.split(r"\s+", arg.split("=")[0].strip())[-2:]
-        out.append((type_, name))
+    for arg in inner.split(","):
+        if arg.strip():
+            type_, name = re.split(r"\s+", arg.strip().split("=")[0].strip())[-2:]
+            out.append((type_, name))
     return out
-
-
-def defaulted_arguments(schema: str) -> set[str]:
-    """The names of the arguments the schema gives a default ("float scale=1.0")."""
-    return {re.split(r"\s+", arg.split("=")[0].strip())[-1] for arg in _argument_texts(schema) if "=" in arg}
 
 
 def argument_names(schema: str) -> list[str]:
@@ -90,9 +81,9 @@ def check_argument_types(family: KernelFamily, inputs: Mapping[str, Any]) -> Non
     """Every argument has its schema type: a tensor where a Tensor belongs, a finite float32 value for a float, an
     int (not a bool) for an int. The errors name the op and the argument. Runs before anything uses the values."""
     op = f"mpskernels.{family.name}"
-    defaulted = defaulted_arguments(family.schema)
+    defaults = RUNNERS[family.name].defaults  # the registered schema's
     for type_, name in schema_arguments(family.schema):
-        if name not in inputs and name in defaulted:
+        if name not in inputs and name in defaults:
             continue  # left at its default (a route's inputs name only what it sets)
         value = inputs.get(name)
         optional = type_.endswith("?")

@@ -69,16 +69,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def options_from(args: argparse.Namespace) -> BenchOptions:
     if args.seeds < 1:
         raise BenchSetupError("--seeds must be at least 1")
-    return BenchOptions(
-        seeds=tuple(range(1 if args.quick else args.seeds)),
-        distributions=QUICK_DISTRIBUTIONS if args.quick else BenchOptions.distributions,
-        held_out=not (args.quick or args.no_held_out),
+    options = BenchOptions(
+        seeds=tuple(range(args.seeds)),
+        held_out=not args.no_held_out,
         dtype=DTYPES[args.dtype] if args.dtype else None,
         compile=not args.no_compile,
         time_limit=args.time_limit or None,
         timing=TimingOptions(warmup=args.warmup, min_runs=args.runs, max_runs=max(args.runs, 200),
                              budget_s=args.time_budget),
     )
+    return options.quick() if args.quick else options
 
 
 def main(args: argparse.Namespace) -> int:

@@ -184,15 +184,16 @@ def _run(problem: Problem, candidates: list[Candidate], env: BenchEnvironment, o
     if failure:
         result.status, result.reason = failure
         return
+    notes = []
     if budget != env.max_elements:
-        result.size_note = (f"its smallest sizes need more than the budget of {env.max_elements:,} elements: "
-                            f"ran within {budget:,}")
+        notes = [f"its smallest sizes need more than the budget of {env.max_elements:,} elements: ran within "
+                 f"{budget:,}"]
+    if scaled != first:
+        notes = [f"the reference fails at {_describe(first)}; ran at the nearest larger sizes where it runs"]
     if budget > env.max_elements * BACKOFF_FACTOR:
         options = options.quick()  # so that the time limit covers a whole CNN at millions of elements
-        result.size_note += "; verified quick (one seed, three input distributions, no held-out sizes)"
-    if scaled != first:
-        result.size_note = (f"the reference fails at {_describe(first)}; ran at the nearest larger "
-                            f"sizes where it runs")
+        notes.append("verified quick (one seed, three input distributions, no held-out sizes)")
+    result.size_note = "; ".join(notes)
     mine = [c for c in candidates if c.applies_to(problem)]
     if options.compile and (env.can_time if options.verify_compile is None else options.verify_compile):
         mine.append(compile_baseline())

@@ -31,6 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .. import ops
+from ..kernels.spec import FLOAT_DTYPES
 from .functional import caller_frame, forward_codes, made_by
 from .install import install, is_swapped, uninstall
 from .matchers import Replacement
@@ -40,7 +41,6 @@ from .report import NOT_LAUNCHED, NOT_RECOGNISED, SKIPPED, SWAPPED, Report, Repo
 
 KERNEL = "add_rms_norm"
 ADDS = (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__)
-FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def norm_parameters(module: nn.Module) -> NormParameters | None:
@@ -139,7 +139,7 @@ class ResidualNormRoute:
         partner = ref() if ref is not None else None
         if partner is None or not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
             return None
-        if a.shape != b.shape or a.dtype != b.dtype or a.dtype not in FLOATS or a.device != b.device or \
+        if a.shape != b.shape or a.dtype != b.dtype or a.dtype not in FLOAT_DTYPES or a.device != b.device or \
                 (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
             return None
         parameters = norm_parameters(partner)

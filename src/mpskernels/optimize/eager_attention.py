@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..kernels.spec import FLOAT_DTYPES
 
 REQUIRED = ("module", "query", "key", "value", "attention_mask")
 OPTIONAL = ("dropout", "scaling", "softcap")
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 _verdicts: dict[tuple[Callable, int], bool] = {}  # (function, KV groups) -> whether the probes agreed
 
@@ -118,17 +118,27 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return out.transpose(1, 2).contiguous()
 
 
-def _mismatch(q: Any, k: Any, v: Any, mask: Any, groups: int) -> str | None:
+def qkv_mismatch(q: Any, k: Any, v: Any, mask: Any) -> str | None:
+    """Why q, k, v (and the mask) are not an inference call's 4-D float tensors of one dtype, one k/v shape, one
+    batch and head dim; None when they are (shared with the SDPA route)."""
     tensors = [t for t in (q, k, v, mask) if t is not None]
     if not all(isinstance(t, torch.Tensor) for t in tensors):
         return "an argument is not a tensor"
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return "gradients are needed (the route is for inference)"
+        return "gradients are needed (the kernel is for inference)"
     if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
         return "q, k, v are not 4-D with one k/v shape"
-    if q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == v.dtype:
-        return "q, k, v differ in dtype"
-    if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3] or q.shape[1] != k.shape[1] * groups:
+    if q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == v.dtype or q.shape[0] != k.shape[0] \
+            or q.shape[3] != k.shape[3]:
+        return "q, k, v differ in dtype, batch or head_dim"
+    return None
+
+
+def _mismatch(q: Any, k: Any, v: Any, mask: Any, groups: int) -> str | None:
+    reason = qkv_mismatch(q, k, v, mask)
+    if reason:
+        return reason
+    if q.shape[1] != k.shape[1] * groups:
         return f"q {tuple(q.shape)} is not k {tuple(k.shape)} with {groups} query heads per KV head"
     if mask is not None:
         want = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])

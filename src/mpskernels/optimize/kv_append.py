@@ -29,10 +29,10 @@ from typing import Any
 import torch
 
 from .. import ops
+from ..kernels.spec import FLOAT_DTYPES
 from .pending import version
 
 KERNEL = "kv_cache_append"
-FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 SPARE_ROWS = 256  # rows a buffer holds past the cache when it is made or grown, plus a quarter of the cache
 
 
@@ -63,7 +63,7 @@ def takes(k: Any, v: Any, keys: torch.Tensor, values: torch.Tensor) -> bool:
     head sizes of the cache, no autograd."""
     if not (isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)) or k.dim() != 4 or v.dim() != 4:
         return False
-    if k.dtype not in FLOATS or not k.dtype == v.dtype == keys.dtype == values.dtype:
+    if k.dtype not in FLOAT_DTYPES or not k.dtype == v.dtype == keys.dtype == values.dtype:
         return False
     if k.device != keys.device or v.device != keys.device or k.shape[2] != v.shape[2]:
         return False

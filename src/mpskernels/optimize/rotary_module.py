@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..kernels.spec import FLOAT_DTYPES
 from .compare import agree
 from .matchers import Replacement, _own_parameters, is_torch_builtin
 from .pending import version
@@ -33,7 +34,6 @@ from .pending import version
 HEAD_DIM_ATTRIBUTES = ("dim", "head_dim", "rotary_dim", "dims", "dim_head")
 # (batch, q heads, k heads, seq): grouped heads, a single token, batch > 1
 PROBE_SHAPES = ((2, 4, 2, 5), (1, 3, 3, 1), (1, 2, 1, 9))
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _two_tensor_forward(m: nn.Module) -> inspect.Signature | None:

@@ -39,6 +39,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .. import ops
+from ..kernels.spec import FLOAT_DTYPES
 from ..registry import RUNNERS, unsupported_reason
 from . import eager_attention
 from .kv_append import KERNEL as KV_KERNEL, CacheView, buffer_of, is_hf_cache
@@ -46,7 +47,6 @@ from .functional import FUNCTIONS, FunctionalRoute, bind_arguments, caller_frame
 
 SDPA = F.scaled_dot_product_attention
 SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 # ---- scaled_dot_product_attention -> ops.attention ----
@@ -67,18 +67,11 @@ def _masked_out_rows(mask: torch.Tensor) -> torch.Tensor:
 def sdpa_as_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
                       dropout_p: float, is_causal: bool, scale: float | None, enable_gqa: bool) -> torch.Tensor | str:
     """SDPA's result through ops.attention, or why this call is not one the kernel computes."""
-    tensors = [t for t in (q, k, v, attn_mask) if t is not None]
-    if not all(isinstance(t, torch.Tensor) for t in tensors):
-        return "an argument is not a tensor"
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return "gradients are needed (the kernel is for inference)"
+    reason = eager_attention.qkv_mismatch(q, k, v, attn_mask)
+    if reason:
+        return reason
     if dropout_p:
         return f"dropout {dropout_p} (training)"
-    if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
-        return "q, k, v are not 4-D with one k/v shape"
-    if q.dtype not in FLOAT_DTYPES or not q.dtype == k.dtype == v.dtype or q.shape[0] != k.shape[0] \
-            or q.shape[3] != k.shape[3]:
-        return "q, k, v differ in dtype, batch or head_dim"
     if q.shape[1] != k.shape[1] and not (enable_gqa and q.shape[1] % k.shape[1] == 0) and k.shape[1] != 1:
         return "q and k have different head counts without enable_gqa"  # one KV head broadcasts: grouped too
     if is_causal and (attn_mask is not None or q.shape[2] != k.shape[2]):
