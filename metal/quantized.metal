@@ -8,8 +8,14 @@
 // Two kernels, one chosen by the host from the number of rows M of x (src/mpskernels/kernels/quantized.py):
 //
 // qmv (M <= 8, decode): memory-bound on the weights. A threadgroup of QMV_SIMD_GROUPS SIMD groups handles one
-// row of x (as MLX's qmv does; rows 2..8 read the weights again, mostly from cache); each SIMD group owns QMV_ROWS
-// consecutive output columns (weight rows). Tried: one threadgroup for all M rows, the weights read once, with
+// row of x (as MLX's qmv does; rows 2..8 read the weights again, mostly from cache). Each set of QMV_ROWS
+// consecutive output columns (weight rows) belongs to `k_split` SIMD groups (the host's choice, 1 or
+// QMV_SIMD_GROUPS), which take its K steps in turn and add their sums through threadgroup memory in a fixed order.
+// Why split: a grid of N / QMV_ROWS SIMD groups is small at N = 4096 (1024 SIMD groups, a few per core of a large
+// GPU, each with 4-8 serial steps), and two SIMD groups per row set double the loads in flight with the same bytes
+// read. Where N is large the grid is full already and the split only adds the exchange (NVIDIA lane, H100,
+// side by side: W 4096 x 11008 8-bit 40.9 -> 24.7 us, 4096 x 4096 4-bit bf16 7.4 -> 6.8 us; but 11008 x 4096 8-bit
+// 19.5 -> 21.8 us), so the host splits only up to QMV_SPLIT_MAX_N rows. Tried: one threadgroup for all M rows, the weights read once, with
 // acc[8][QMV_ROWS] accumulators: NVRTC kept acc in a 128-byte stack frame (the unrolled body is too large), so a
 // batched-decode kernel needs M as a compile-time constant (a function constant) to keep its accumulators in
 // registers. K is split across the 32
@@ -19,7 +25,8 @@
 // sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead of one per value.
 // The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES: the last step
 // leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all out).
-// N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group).
+// N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); every SIMD
+// group reaches the exchange's barrier.
 //
 // qmm (M > 8, prefill): a threadgroup of 4 SIMD groups computes a QMM_BM x QMM_BN tile of out. Per K step of
 // QMM_BK = 32 values it stages a tile of x and a dequantised tile of W in threadgroup memory (fp32), then each
@@ -80,14 +87,15 @@ template <typename T, int BITS>
     constant uint& K [[buffer(6)]],
     constant uint& N [[buffer(7)]],
     constant uint& group_size [[buffer(8)]],
+    constant uint& k_split [[buffer(9)]],
     uint2 group_pos [[threadgroup_position_in_grid]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   constexpr int VALUES = 128 / BITS;  // values of K per lane per step: one uint4 of packed words
-  const uint row0 = (group_pos.x * QMV_SIMD_GROUPS + simd_group) * QMV_ROWS;
-  if (row0 >= N) {
-    return;  // the whole SIMD group: nothing of it takes part in a reduction
-  }
+  threadgroup float partials[QMV_SIMD_GROUPS][QMV_ROWS];
+  const uint row_sets = QMV_SIMD_GROUPS / k_split;  // sets of QMV_ROWS rows per threadgroup
+  const uint k_part = simd_group % k_split;         // this SIMD group's share of the K steps
+  const uint row0 = (group_pos.x * row_sets + simd_group / k_split) * QMV_ROWS;
   const uint m = group_pos.y;
   const uint words_per_row = K * BITS / 32;
   const uint groups_per_row = K / group_size;
@@ -97,7 +105,7 @@ template <typename T, int BITS>
   x += size_t(m) * K;
 
   float acc[QMV_ROWS] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (uint k = simd_lane * VALUES; k < K; k += SIMD * VALUES) {
+  for (uint k = (k_part * SIMD + simd_lane) * VALUES; k < K; k += k_split * SIMD * VALUES) {
     float xv[VALUES];
     const float x_sum = load_x<T, VALUES>(x + k, xv);
     const uint g = k / group_size;
@@ -123,13 +131,21 @@ template <typename T, int BITS>
   }
   for (int r = 0; r < QMV_ROWS; r++) {
     const float total = simd_sum(acc[r]);
-    if (simd_lane == 0 && row0 + r < N) {
-      float y = total;
-      if (has_bias) {
-        y += float(bias[row0 + r]);
-      }
-      out[size_t(m) * N + row0 + r] = T(y);
+    if (simd_lane == 0) {
+      partials[simd_group][r] = total;
     }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  const uint r = simd_lane;
+  if (k_part == 0 && r < uint(QMV_ROWS) && row0 + r < N) {
+    float y = 0.0f;
+    for (uint s = 0; s < k_split; s++) {
+      y += partials[simd_group + s][r];  // in SIMD-group order: a fixed summation order
+    }
+    if (has_bias) {
+      y += float(bias[row0 + r]);
+    }
+    out[size_t(m) * N + row0 + r] = T(y);
   }
 }
 

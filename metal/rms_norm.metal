@@ -26,7 +26,10 @@
 // Threads per row (src/mpskernels/kernels/rms_norm.py, threads_per_row): the row's elements / 16 in whole SIMD
 // groups, so every dtype holds 16 elements per thread (4 fp32 chunks, 2 16-bit chunks: 64 or 32 bytes in flight)
 // and a 16-bit row has as many threads, and the same fp32 arithmetic per thread, as an fp32 row; only rows past
-// 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. Before (H200 lane,
+// 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. From MANY_ROWS rows
+// on (prefill, batches; not decode) a 16-bit row past 512 elements holds 32 elements per thread (4 chunks, 64
+// bytes, as fp32), half the threads: more rows in flight per core (the host's reasons and lane figures:
+// kernels/rms_norm.py, MANY_ROWS). Before (H200 lane,
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
 //   4096 x 4096 40/40/89%.

@@ -52,6 +52,7 @@
 #include <metal_stdlib>
 using namespace metal;
 
+#include "chunk_bits.h"
 #include "chunk_io.h"
 
 constant bool has_mask [[function_constant(0)]];
@@ -248,6 +249,81 @@ template <typename T, bool LOG>
   store_row<T, LOG>(out, v, lane, row_lanes, axis_size, vec, row_max, row_sum);
 }
 
+// A 16-bit row without a mask, held as the bits it was loaded as (metal/chunk_bits.h: 8 values in 4 registers instead
+// of 8 fp32 copies) and turned into logits (scale, cap) again at each of the three uses: max, sum, store. The values
+// and the order of every operation are those of the fp32-held path, so are the results. Why: at 8 chunks a thread
+// (softmax_wide, 16-bit rows of 32769-65536 elements: GPT-2's 50257-word vocabulary) fp32 copies are 64 registers
+// of data, and the NVIDIA lane's 1024-thread entry (64 registers) kept 256-400 B a thread in local memory
+// (benches/lane_registers.py); held as bits, 32, and none. Taken by log_softmax at 4 and 8 chunks, and by softmax
+// at 8 only: softmax then computes exp twice per element (sum, store) where the fp32 copies keep exp from the sum,
+// and on the lane (H100, side by side) that cost more than it saved at 4 chunks (32 x 2048 x 2048 fp16 234 ->
+// 287 us), while log_softmax, which needs no exp at the store, gained (2048 x 32000 bf16 192 -> 137 us, fp16
+// 177 -> 138; 32 x 2048 x 2048 bf16 262 -> 219). With a mask the logits need the mask's values too, and holding
+// both saves nothing, so masked rows keep fp32 copies.
+template <typename T>
+inline float logits_of_bits(uint4 bits, uint c, uint n, float scale, thread float* v) {
+  unpack_chunk<T>(bits, v);
+  float m = -INFINITY;
+  for (int i = 0; i < ChunkOf<T>::N; i++) {
+    v[i] *= scale;
+    if (has_softcap) {
+      v[i] = softcap * metal::precise::tanh(v[i] / softcap);
+    }
+    if (c * ChunkOf<T>::N + i >= n) {
+      v[i] = -INFINITY;
+    }
+    m = max(m, v[i]);
+  }
+  return m;
+}
+
+template <typename T, bool LOG, int K>
+inline void block_row_held_bits(const device T* x, device T* out, uint lid, uint threads, uint n, float scale, bool vec,
+                                threadgroup float* max_scratch, threadgroup float* sum_scratch, uint simd_lane,
+                                uint simd_group, uint n_simd) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint chunks = (n + N - 1) / N;
+  uint4 bits[K];
+#pragma unroll  // bits[k] must stay a register
+  for (int k = 0; k < K; k++) {
+    const uint c = lid + k * threads;
+    bits[k] = c < chunks ? load_chunk_bits(x, c, n, vec) : uint4(0);
+  }
+  float local_max = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < K; k++) {
+    const uint c = lid + k * threads;
+    if (c < chunks) {
+      float v[N];
+      local_max = max(local_max, logits_of_bits<T>(bits[k], c, n, scale, v));
+    }
+  }
+  const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);
+  float local_sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < K; k++) {
+    const uint c = lid + k * threads;
+    if (c < chunks) {
+      float v[N];
+      logits_of_bits<T>(bits[k], c, n, scale, v);
+      local_sum += exp_sum<T, true>(v, c, n, row_max);
+    }
+  }
+  const float row_sum = threadgroup_sum(local_sum, sum_scratch, simd_lane, simd_group, n_simd);
+#pragma unroll
+  for (int k = 0; k < K; k++) {
+    const uint c = lid + k * threads;
+    if (c < chunks) {
+      float v[N];
+      logits_of_bits<T>(bits[k], c, n, scale, v);
+      if (!LOG) {
+        exp_sum<T, false>(v, c, n, row_max);  // v becomes exp(v - row_max), as the fp32-held path keeps it
+      }
+      store_probs<T, LOG>(out, v, c, n, vec, row_max, row_sum);
+    }
+  }
+}
+
 // One threadgroup per row, K chunks per thread (threads * K chunks >= the row; K = 4: block, 8: wide): every element
 // stays in a register between the read and the write.
 template <typename T, bool LOG, int K>
@@ -277,6 +353,11 @@ template <typename T, bool LOG, int K>
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
+  if (sizeof(T) == 2 && !has_mask && (LOG || K > ROW_CHUNKS)) {
+    block_row_held_bits<T, LOG, K>(x, out, lid, threads, axis_size, scale, vec, max_scratch, sum_scratch, simd_lane,
+                                   simd_group, n_simd);
+    return;
+  }
   float v[K * ChunkOf<T>::N];
   const float local_max = load_row<T, K>(x, row_mask, lid, threads, axis_size, scale, vec, v);
   const float row_max = threadgroup_max(local_max, max_scratch, simd_lane, simd_group, n_simd);

@@ -170,17 +170,24 @@ def vector_width_cols(dtype):
     return sorted({c + d for c in (simd_row, group_row) for d in (-1, 0, 1, n // 2)})
 
 
+@pytest.mark.parametrize("layout", ["as-shipped", "many-rows"])
 @pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
-def test_row_kernels_fast_path_and_tail(kernel, dtype):
+def test_row_kernels_fast_path_and_tail(kernel, dtype, layout, monkeypatch):
     """Plans as shipped, at column counts that hit the 16-byte fast path, the element-wise tail and rows that
     are not 16-byte aligned; on the emulator's guarded copies (which end at a page, so their alignment follows
-    their size) and on the tensors' own memory, also bound at an element offset (never 16-byte aligned)."""
+    their size) and on the tensors' own memory, also bound at an element offset (never 16-byte aligned).
+    many-rows: the layout of MANY_ROWS rows and more (16-bit rows at 32 elements a thread) at these few rows."""
+    if layout == "many-rows":
+        if dtype == torch.float32:
+            pytest.skip("fp32 rows keep 16 elements a thread at any row count")
+        monkeypatch.setattr(rn, "MANY_ROWS", 1)
     family = {"rms_norm": rn.RMS_NORM, "add_rms_norm": rn.ADD_RMS_NORM,
               "layer_norm": ln.LAYER_NORM, "add_layer_norm": ln.ADD_LAYER_NORM}[kernel]
     residual_op, layer = kernel.startswith("add_"), "layer" in kernel
     gen = torch.Generator().manual_seed(11)
-    for cols in vector_width_cols(dtype):
+    extra = [520] if layout == "many-rows" else []  # one SIMD group per row on the one-threadgroup path
+    for cols in vector_width_cols(dtype) + extra:
         for rows, bounds_check, offset in ((48, True, 0), (3, False, 0), (2, False, 1)):  # 48: W x R
             def make(shape):
                 flat = (torch.randn(math.prod(shape) + offset, generator=gen) + 0.25).to(dtype)
@@ -354,11 +361,19 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
                 assert all(t % g == 0 for t, g in zip(threads, group))  # whole threadgroups only
                 assert threads[0] // group[0] * group[1] == rows  # one row per W lanes or per threadgroup
                 if p > 32:
-                    assert group == (p, 1, 1)
+                    assert group == (rn.threads_per_row(cols, dtype, rows), 1, 1)
                 else:  # W x R: W a power of two holding the row at 16 elements a lane, whole SIMD groups
                     w, r = group[:2]
                     assert w & (w - 1) == 0 and w * rn.HELD_ELEMENTS >= cols and w * r <= 256
                     assert (w * r) % 32 == 0 or (w == 32 and r == 1)
+    # 16-bit rows past a SIMD group's 512 elements hold 32 elements a thread from MANY_ROWS rows on (4 chunks,
+    # as fp32 at 16), 16 below; fp32 and short rows the same at any row count
+    for dtype in (torch.float16, torch.bfloat16):
+        assert rn.threads_per_row(4096, dtype, rn.MANY_ROWS) == 128 and rn.threads_per_row(4096, dtype, 8) == 256
+        assert rn.threads_per_row(520, dtype, rn.MANY_ROWS) == 32 and rn.threads_per_row(520, dtype, 8) == 64
+        assert rn.threads_per_row(100000, dtype, rn.MANY_ROWS) == 1024
+        assert rn.row_launch(512, 4096, dtype) == rn.row_launch(512, 8 * 512, dtype)  # short rows: W x R
+    assert rn.threads_per_row(4096, torch.float32, 4096) == rn.threads_per_row(4096, torch.float32, 8) == 256
     assert rn.row_launch(128, 4096, torch.float16) == ((8 * 4096 // 32, 32, 1), (8, 32, 1))  # QK-norm rows
     assert rn.row_launch(128, 6, torch.float16) == ((32 * 3, 2, 1), (32, 2, 1))  # 8 x 2 < a SIMD group
     p = gn.plan(TensorMeta((64, 320, 16, 16), torch.float16), 32, None, None, 1e-5)  # 2048 groups of 2560

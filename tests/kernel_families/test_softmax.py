@@ -341,6 +341,26 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_unmasked_16bit_rows_held_as_bits(dtype):
+    """16-bit rows without a mask are held as their loaded bits and turned into logits again at each use
+    (metal/softmax.metal, block_row_held_bits): the wide variant's edges (a partial last chunk, and 3 short of its
+    capacity), aligned and at an element offset, with a scale and with a cap, against float64 and PyTorch's op."""
+    n = 8
+    before = launches.count()
+    for cols in (sm.BLOCK_ROW_CHUNKS * n + 1, sm.WIDE_ROW_CHUNKS * n - 3):
+        assert sm.variant_for(cols, dtype) == "wide"
+        for offset in (0, 1):
+            x = offset_view(randn(1, cols, seed=cols + offset, dtype=dtype) * 4, offset)
+            for op in OPS:
+                check(op, x, None, 0.5)
+                with use_backend("emulator"):
+                    capped = getattr(torch.ops.mpskernels, op)(x, None, 0.5, 1.5)
+                want = getattr(torch, op)(torch.tanh(x.double() * 0.5 / 1.5) * 1.5, -1)
+                assert compare(capped, want.to(dtype), dtype).ok
+    assert launches.count() == before + 2 * 2 * len(OPS) * 2  # no call fell back
+
+
 # ---- soft-capping (Gemma-2's attention scores) ----
 
 

@@ -91,6 +91,20 @@ def test_k_past_a_whole_decode_step(bits):
     check(case((1,), 5, k, bits, 32, torch.float32, seed=bits))
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["k-split", "row-sets"])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_decode_with_and_without_the_k_split(split, bits, monkeypatch):
+    """qmv's SIMD groups either share a row set and take its K steps in turn (N up to QMV_SPLIT_MAX_N) or own a
+    row set each: both at N off the row sets (4 rows each, 2 sets per threadgroup) and K past two whole steps."""
+    monkeypatch.setattr(qk, "QMV_SPLIT_MAX_N", 1 << 30 if split else 0)
+    k = 2 * 32 * 128 // bits + 64  # two SIMD groups' steps and a part: the second SIMD group's last step is partial
+    for n in (1, 5, 11):
+        args = case((2,), n, k, bits, 64, torch.bfloat16, seed=n + bits)
+        assert qk.plan(*(TensorMeta.of(a) if isinstance(a, torch.Tensor) else a for a in args[:5]), bits,
+                       64).buffers[-1].value == (2 if split else 1)
+        check(args)
+
+
 def test_tiles_at_the_edges():
     """M and N around the qmm tile (32) and the qmv split (8 rows), N around a qmv SIMD group's 4 rows."""
     for rows, n in [((8,), 4), ((8,), 5), ((9,), 33), ((32,), 32), ((33,), 31), ((65,), 1)]:

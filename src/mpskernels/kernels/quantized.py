@@ -12,6 +12,9 @@ SIMD = 32
 QMV_MAX_ROWS = 8  # rows of x up to which the matrix-vector kernel runs (decode); more take the tiled kernel
 QMV_SIMD_GROUPS = 2  # metal/quantized.metal: QMV_SIMD_GROUPS, QMV_ROWS, QMM_BM, QMM_BN, QMM_THREADS
 QMV_ROWS = 4
+# Up to this many output columns the qmv SIMD groups of a threadgroup share one row set and split its K steps
+# (metal/quantized.metal, k_split): the grid is otherwise too small to keep enough loads in flight.
+QMV_SPLIT_MAX_N = 8192
 QMM_BM = 32
 QMM_BN = 32
 QMM_THREADS = 128
@@ -42,9 +45,10 @@ def plan(x: TensorMeta, w_q: TensorMeta, scales: TensorMeta, biases: TensorMeta,
     constants = {"has_bias": bias is not None}
     name = f"{bits}bit_{DTYPE_NAMES[x.dtype]}"
     if m <= QMV_MAX_ROWS:
-        per_group = QMV_SIMD_GROUPS * QMV_ROWS
-        return LaunchPlan(kernel=f"quantized_qmv_{name}", buffers=buffers,
-                          threads=(_ceil(n, per_group) * QMV_SIMD_GROUPS * SIMD, m, 1),
+        k_split = QMV_SIMD_GROUPS if n <= QMV_SPLIT_MAX_N else 1
+        row_sets = QMV_SIMD_GROUPS // k_split
+        return LaunchPlan(kernel=f"quantized_qmv_{name}", buffers=(*buffers, Scalar(k_split, "uint")),
+                          threads=(_ceil(n, QMV_ROWS * row_sets) * QMV_SIMD_GROUPS * SIMD, m, 1),
                           group_size=(QMV_SIMD_GROUPS * SIMD, 1, 1), constants=constants)
     return LaunchPlan(kernel=f"quantized_qmm_{name}", buffers=(*buffers, Scalar(m, "uint")),
                       threads=(_ceil(n, QMM_BN) * QMM_THREADS, _ceil(m, QMM_BM), 1),
