@@ -76,6 +76,15 @@ inline float load_x(const device T* x, thread float* v) {
   return sum;
 }
 
+// out[m][n] = y [+ bias[n]], rounded to T once.
+template <typename T>
+inline void store_qmv_output(device T* out, const device T* bias, uint m, uint N, uint n, float y) {
+  if (has_bias) {
+    y += float(bias[n]);
+  }
+  out[size_t(m) * N + n] = T(y);
+}
+
 template <typename T, int BITS>
 [[kernel, max_total_threads_per_threadgroup(64)]] void qmv(  // 64 = QMV_SIMD_GROUPS * SIMD
     const device T* x [[buffer(0)]],
@@ -129,6 +138,15 @@ template <typename T, int BITS>
       }
     }
   }
+  if (k_split == 1) {  // uniform over the threadgroup: each SIMD group stores its own rows, no exchange
+    for (int r = 0; r < QMV_ROWS; r++) {
+      const float total = simd_sum(acc[r]);
+      if (simd_lane == 0 && row0 + r < N) {
+        store_qmv_output(out, bias, m, N, row0 + r, total);
+      }
+    }
+    return;
+  }
   for (int r = 0; r < QMV_ROWS; r++) {
     const float total = simd_sum(acc[r]);
     if (simd_lane == 0) {
@@ -142,10 +160,7 @@ template <typename T, int BITS>
     for (uint s = 0; s < k_split; s++) {
       y += partials[simd_group + s][r];  // in SIMD-group order: a fixed summation order
     }
-    if (has_bias) {
-      y += float(bias[row0 + r]);
-    }
-    out[size_t(m) * N + row0 + r] = T(y);
+    store_qmv_output(out, bias, m, N, row0 + r, y);
   }
 }
 
