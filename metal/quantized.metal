@@ -43,6 +43,10 @@ using namespace metal;
 #include "chunk_io.h"
 
 constant bool has_bias [[function_constant(0)]];
+// qmv: whether the QMV_SIMD_GROUPS SIMD groups of a threadgroup share one row set and take its K steps in turn (the
+// host's choice). A function constant, so that without the split the kernel is the plain one (its loop stride a
+// constant, no exchange); qmm ignores it.
+constant bool split_k [[function_constant(1)]];
 
 constant constexpr int SIMD = 32;
 constant constexpr int QMV_SIMD_GROUPS = 2;  // SIMD groups of a qmv threadgroup
@@ -96,12 +100,12 @@ template <typename T, int BITS>
     constant uint& K [[buffer(6)]],
     constant uint& N [[buffer(7)]],
     constant uint& group_size [[buffer(8)]],
-    constant uint& k_split [[buffer(9)]],
     uint2 group_pos [[threadgroup_position_in_grid]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
   constexpr int VALUES = 128 / BITS;  // values of K per lane per step: one uint4 of packed words
   threadgroup float partials[QMV_SIMD_GROUPS][QMV_ROWS];
+  const uint k_split = split_k ? QMV_SIMD_GROUPS : 1;  // SIMD groups per row set
   const uint row_sets = QMV_SIMD_GROUPS / k_split;  // sets of QMV_ROWS rows per threadgroup
   const uint k_part = simd_group % k_split;         // this SIMD group's share of the K steps
   const uint row0 = (group_pos.x * row_sets + simd_group / k_split) * QMV_ROWS;
@@ -138,7 +142,7 @@ template <typename T, int BITS>
       }
     }
   }
-  if (k_split == 1) {  // uniform over the threadgroup: each SIMD group stores its own rows, no exchange
+  if (k_split == 1) {  // each SIMD group stores its own rows: no exchange
     for (int r = 0; r < QMV_ROWS; r++) {
       const float total = simd_sum(acc[r]);
       if (simd_lane == 0 && row0 + r < N) {

@@ -47,9 +47,9 @@ def plan(x: TensorMeta, w_q: TensorMeta, scales: TensorMeta, biases: TensorMeta,
     if m <= QMV_MAX_ROWS:
         k_split = QMV_SIMD_GROUPS if n <= QMV_SPLIT_MAX_N else 1
         row_sets = QMV_SIMD_GROUPS // k_split
-        return LaunchPlan(kernel=f"quantized_qmv_{name}", buffers=(*buffers, Scalar(k_split, "uint")),
+        return LaunchPlan(kernel=f"quantized_qmv_{name}", buffers=buffers,
                           threads=(_ceil(n, QMV_ROWS * row_sets) * QMV_SIMD_GROUPS * SIMD, m, 1),
-                          group_size=(QMV_SIMD_GROUPS * SIMD, 1, 1), constants=constants)
+                          group_size=(QMV_SIMD_GROUPS * SIMD, 1, 1), constants={**constants, "split_k": k_split > 1})
     return LaunchPlan(kernel=f"quantized_qmm_{name}", buffers=(*buffers, Scalar(m, "uint")),
                       threads=(_ceil(n, QMM_BN) * QMM_THREADS, _ceil(m, QMM_BM), 1),
                       group_size=(QMM_THREADS, 1, 1), constants=constants)
