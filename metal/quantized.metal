@@ -13,9 +13,10 @@
 // QMV_SIMD_GROUPS), which take its K steps in turn and add their sums through threadgroup memory in a fixed order.
 // Why split: a grid of N / QMV_ROWS SIMD groups is small at N = 4096 (1024 SIMD groups, a few per core of a large
 // GPU, each with 4-8 serial steps), and two SIMD groups per row set double the loads in flight with the same bytes
-// read. Where N is large the grid is full already and the split only adds the exchange (NVIDIA lane, H100,
-// side by side: W 4096 x 11008 8-bit 40.9 -> 24.7 us, 4096 x 4096 4-bit bf16 7.4 -> 6.8 us; but 11008 x 4096 8-bit
-// 19.5 -> 21.8 us), so the host splits only up to QMV_SPLIT_MAX_N rows. Tried: one threadgroup for all M rows, the weights read once, with
+// read. Where N is large the grid is full already and the split only adds the exchange, so the host splits only
+// up to QMV_SPLIT_MAX_N rows. NVIDIA lane (H100), against the kernel without any split: W 4096 x 11008 8-bit
+// 31.7-41.1 -> 24.5-30.5 us, 4096 x 4096 8-bit up to 1.28x, 4-bit 1.01-1.05x; splitting at 11008 x 4096 too
+// measured 4-bit up to 1.11x but 8-bit 0.83-0.89x (docs/quantize.md). Tried: one threadgroup for all M rows, the weights read once, with
 // acc[8][QMV_ROWS] accumulators: NVRTC kept acc in a 128-byte stack frame (the unrolled body is too large), so a
 // batched-decode kernel needs M as a compile-time constant (a function constant) to keep its accumulators in
 // registers. K is split across the 32
