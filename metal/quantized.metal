@@ -9,25 +9,26 @@
 //
 // qmv (M <= 8, decode): memory-bound on the weights. A threadgroup of QMV_SIMD_GROUPS SIMD groups handles one
 // row of x (as MLX's qmv does; rows 2..8 read the weights again, mostly from cache). Each set of QMV_ROWS
-// consecutive output columns (weight rows) belongs to `k_split` SIMD groups (the host's choice, 1 or
-// QMV_SIMD_GROUPS), which take its K steps in turn and add their sums through threadgroup memory in a fixed order.
+// consecutive output columns (weight rows) belongs to one SIMD group, or, with the function constant `split_k`
+// (the host's choice), to all QMV_SIMD_GROUPS of the threadgroup, which take its K steps in turn and add their
+// sums through threadgroup memory in a fixed order.
 // Why split: a grid of N / QMV_ROWS SIMD groups is small at N = 4096 (1024 SIMD groups, a few per core of a large
 // GPU, each with 4-8 serial steps), and two SIMD groups per row set double the loads in flight with the same bytes
 // read. Where N is large the grid is full already and the split only adds the exchange, so the host splits only
 // up to QMV_SPLIT_MAX_N rows. NVIDIA lane (H100), against the kernel without any split: W 4096 x 11008 8-bit
 // 31.7-41.1 -> 24.5-30.5 us, 4096 x 4096 8-bit up to 1.28x, 4-bit 1.01-1.05x; splitting at 11008 x 4096 too
-// measured 4-bit up to 1.11x but 8-bit 0.83-0.89x (docs/quantize.md). Tried: one threadgroup for all M rows, the weights read once, with
-// acc[8][QMV_ROWS] accumulators: NVRTC kept acc in a 128-byte stack frame (the unrolled body is too large), so a
-// batched-decode kernel needs M as a compile-time constant (a function constant) to keep its accumulators in
-// registers. K is split across the 32
-// lanes: at each step lane l takes VALUES = 128 / BITS consecutive values of K (32 at 4 bits, 16 at 8), exactly
-// one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous bytes of each of its
-// rows per step. VALUES divides 32 and so every group size: a lane's values share one scale and one bias, and
-// sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead of one per value.
-// The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES: the last step
-// leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all out).
-// N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); every SIMD
-// group reaches the exchange's barrier.
+// measured 4-bit up to 1.11x but 8-bit 0.83-0.89x (docs/quantize.md).
+// Tried: one threadgroup for all M rows, the weights read once, with acc[8][QMV_ROWS] accumulators: NVRTC kept
+// acc in a 128-byte stack frame (the unrolled body is too large), so a batched-decode kernel needs M as a
+// compile-time constant (a function constant) to keep its accumulators in registers.
+// K is split across the 32 lanes: at each step lane l takes VALUES = 128 / BITS consecutive values of K (32 at 4
+// bits, 16 at 8), exactly one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous
+// bytes of each of its rows per step. VALUES divides 32 and so every group size: a lane's values share one scale
+// and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead
+// of one per value. The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES:
+// the last step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all
+// out). N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with
+// split_k every SIMD group reaches the exchange's barrier.
 //
 // qmm (M > 8, prefill): a threadgroup of 4 SIMD groups computes a QMM_BM x QMM_BN tile of out. Per K step of
 // QMM_BK = 32 values it stages a tile of x and a dequantised tile of W in threadgroup memory (fp32), then each

@@ -13,7 +13,7 @@ QMV_MAX_ROWS = 8  # rows of x up to which the matrix-vector kernel runs (decode)
 QMV_SIMD_GROUPS = 2  # metal/quantized.metal: QMV_SIMD_GROUPS, QMV_ROWS, QMM_BM, QMM_BN, QMM_THREADS
 QMV_ROWS = 4
 # Up to this many output columns the qmv SIMD groups of a threadgroup share one row set and split its K steps
-# (metal/quantized.metal, k_split): the grid is otherwise too small to keep enough loads in flight.
+# (metal/quantized.metal, split_k): the grid is otherwise too small to keep enough loads in flight.
 QMV_SPLIT_MAX_N = 8192
 QMM_BM = 32
 QMM_BN = 32
