@@ -17,7 +17,8 @@
 // read. Where N is large the grid is full already and the split only adds the exchange, so the host splits only
 // up to QMV_SPLIT_MAX_N rows. NVIDIA lane (H100), against the kernel without any split: W 4096 x 11008 8-bit
 // 31.7-41.1 -> 24.5-30.5 us, 4096 x 4096 8-bit up to 1.28x, 4-bit 1.01-1.05x; splitting at 11008 x 4096 too
-// measured 4-bit up to 1.11x but 8-bit 0.83-0.89x (docs/quantize.md).
+// measured 4-bit up to 1.11x but 8-bit 0.83-0.89x, though with x summed once per row (see the early return in
+// qmv; docs/quantize.md).
 // Tried: one threadgroup for all M rows, the weights read once, with acc[8][QMV_ROWS] accumulators: NVRTC kept
 // acc in a 128-byte stack frame (the unrolled body is too large), so a batched-decode kernel needs M as a
 // compile-time constant (a function constant) to keep its accumulators in registers.
@@ -111,6 +112,12 @@ template <typename T, int BITS>
   const uint row_sets = QMV_SIMD_GROUPS / k_split;  // sets of QMV_ROWS rows per threadgroup
   const uint k_part = simd_group % k_split;         // this SIMD group's share of the K steps
   const uint row0 = (group_pos.x * row_sets + simd_group / k_split) * QMV_ROWS;
+  if (row0 >= N) {
+    // The whole row set: one SIMD group, or with split_k the whole threadgroup (so no barrier is left waiting).
+    // Besides, the compiler then knows row 0 of the set is in range, so x's sum is computed once per step, not
+    // inside each row's guard (NVIDIA lane: without this return the PTX summed x four times per step).
+    return;
+  }
   const uint m = group_pos.y;
   const uint words_per_row = K * BITS / 32;
   const uint groups_per_row = K / group_size;
