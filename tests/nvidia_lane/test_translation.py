@@ -37,6 +37,8 @@ def test_every_host_name_gets_one_global_entry(source, spec):
     assert set(cuda.entries) == {e.host_name for e in program.entries}
     symbols = [e.symbol for e in cuda.entries.values()]
     assert len(set(symbols)) == len(symbols)
+    for host_name, entry in cuda.entries.items():  # named after the kernel, for profilers and ptxas logs
+        assert entry.symbol.startswith("mtl_entry_") and entry.symbol.endswith(re.sub(r"\W", "_", host_name))
     for entry in cuda.entries.values():
         assert re.search(rf'extern "C" __global__ void __launch_bounds__\({entry.max_threads}\) {entry.symbol}\(',
                          cuda.text), entry.host_name

@@ -193,13 +193,19 @@ def constant_keyword(tokens: list[Token], i: int, namespace_scope: bool) -> str:
     return "" if near_const else "const"
 
 
+def entry_symbol(n: int, host_name: str) -> str:
+    """The CUDA entry's name: unique by its index, readable by the Metal host name after it, so that profilers
+    (`ncu -k regex:quantized_qmv`) and ptxas logs name the kernel; characters a C identifier cannot hold become _."""
+    return f"mtl_entry_{n}_" + re.sub(r"[^A-Za-z0-9_]", "_", host_name)
+
+
 def cuda_entry(n: int, entry: Entry) -> CudaEntry:
     params = entry.kernel.params
     buffers = [p.index for p in params if p.role == "buffer"]
     shared = [p.index for p in params if p.role == "threadgroup"]
     return CudaEntry(
         host_name=entry.host_name,
-        symbol=f"mtl_entry_{n}",
+        symbol=entry_symbol(n, entry.host_name),
         buffer_slots=max(buffers) + 1 if buffers else 0,
         threadgroup_slots=max(shared) + 1 if shared else 0,
         max_threads=entry.max_threads or DEFAULT_MAX_THREADS,
