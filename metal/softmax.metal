@@ -93,8 +93,28 @@ inline float threadgroup_sum(float v, threadgroup float* scratch, uint simd_lane
   return simd_sum(v);
 }
 
-// Chunk c of the row's logits v = x * scale [capped] [+ mask] (metal/chunk_io.h: 16 bytes of T, one vector access where
-// `vec` and the chunk is whole); elements past the row's end read as -inf. Returns their maximum.
+// A chunk's logits from its values v: v * scale [capped] [+ mv, the mask's values]; elements past the row's end
+// become -inf. Returns their maximum.
+inline float chunk_logits(thread float* v, thread const float* mv, int count, uint first, uint n, float scale) {
+  float m = -INFINITY;
+  for (int i = 0; i < count; i++) {
+    v[i] *= scale;
+    if (has_softcap) {
+      v[i] = softcap * metal::precise::tanh(v[i] / softcap);
+    }
+    if (has_mask) {
+      v[i] += mv[i];
+    }
+    if (first + i >= n) {
+      v[i] = -INFINITY;
+    }
+    m = max(m, v[i]);
+  }
+  return m;
+}
+
+// Chunk c of the row's logits (metal/chunk_io.h: 16 bytes of T, one vector access where `vec` and the chunk is
+// whole); elements past the row's end read as -inf. Returns their maximum.
 template <typename T>
 inline float load_logits(const device T* x, const device T* mask, uint c, uint n, float scale, bool vec,
                          thread float* v) {
@@ -104,21 +124,7 @@ inline float load_logits(const device T* x, const device T* mask, uint c, uint n
   if (has_mask) {
     load_chunk(mask, c, n, vec, mv);
   }
-  float m = -INFINITY;
-  for (int i = 0; i < N; i++) {
-    v[i] *= scale;
-    if (has_softcap) {
-      v[i] = softcap * metal::precise::tanh(v[i] / softcap);
-    }
-    if (has_mask) {
-      v[i] += mv[i];
-    }
-    if (c * N + i >= n) {
-      v[i] = -INFINITY;
-    }
-    m = max(m, v[i]);
-  }
-  return m;
+  return chunk_logits(v, mv, N, c * N, n, scale);
 }
 
 // sum of exp(v - row_max) over the chunk's in-row elements; for softmax, v becomes exp(v - row_max).
@@ -267,18 +273,7 @@ template <typename T, bool LOG>
 template <typename T>
 inline float logits_of_bits(uint4 bits, uint c, uint n, float scale, thread float* v) {
   unpack_chunk<T>(bits, v);
-  float m = -INFINITY;
-  for (int i = 0; i < ChunkOf<T>::N; i++) {
-    v[i] *= scale;
-    if (has_softcap) {
-      v[i] = softcap * metal::precise::tanh(v[i] / softcap);
-    }
-    if (c * ChunkOf<T>::N + i >= n) {
-      v[i] = -INFINITY;
-    }
-    m = max(m, v[i]);
-  }
-  return m;
+  return chunk_logits(v, v, ChunkOf<T>::N, c * ChunkOf<T>::N, n, scale);  // no mask on this path: mv unread
 }
 
 template <typename T, bool LOG, int K>
