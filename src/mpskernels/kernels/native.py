@@ -24,6 +24,11 @@ def _softmax_logits(x, mask, scale, softcap=None):
     return v if mask is None else v + mask
 
 
+def _rms_norm(x, w, eps, offset=0.0):
+    """F.rms_norm, with the weight w + offset where there is an offset (Gemma's 1 + w)."""
+    return F.rms_norm(x, x.shape[-1:], w if not offset else w + offset, eps)
+
+
 def _add_norm(norm):
     def run(x, residual, *rest):
         h = x + residual
@@ -54,9 +59,8 @@ NATIVE: dict[str, Callable[..., Any] | None] = {
     "group_norm": lambda x, groups, w, b, eps: F.group_norm(x, groups, w, b, eps),
     "layer_norm": lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps),
     "add_layer_norm": _add_norm(lambda h, w, b, eps: F.layer_norm(h, h.shape[-1:], w, b, eps)),
-    "rms_norm": lambda x, w, eps, offset=0.0: F.rms_norm(x, x.shape[-1:], w if not offset else w + offset, eps),
-    "add_rms_norm": _add_norm(lambda h, w, eps, offset=0.0: F.rms_norm(h, h.shape[-1:], w if not offset else w + offset,
-                                                                         eps)),
+    "rms_norm": _rms_norm,
+    "add_rms_norm": _add_norm(_rms_norm),
     "softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.softmax(
         _softmax_logits(x, mask, scale, softcap), -1),
     "log_softmax": lambda x, mask=None, scale=1.0, softcap=None: torch.log_softmax(
