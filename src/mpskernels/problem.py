@@ -478,8 +478,8 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 def _constant_names(tree: ast.Module) -> list[str]:
     """The size knobs: names given an integer, a tuple or list of integers (`layer_sizes = [4096, 4096]`, also
-    `[1024] * 16`), or arithmetic on integer literals only (`N = 2048 * 2`) at the top level, by plain assignment or tuple unpacking (`height, width = 128, 128`), in file
-    order, not starting with '_'.
+    `[1024] * 16`), or arithmetic on integer literals only (`N = 2048 * 2`) at the top level, by plain assignment
+    or tuple unpacking (`height, width = 128, 128`), in file order, not starting with '_'.
     Constants computed from others (`hidden = dim * 4`) are not knobs: they follow when the knobs change."""
     names: list[str] = []
     for stmt in tree.body:
