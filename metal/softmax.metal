@@ -32,9 +32,9 @@
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-// Measured (H100 lane, full run at 1abff1f, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
-// 32x2048x2048 76/76/93%, 2048 x 32000 50/50/67%, 262144 x 128 70/70/83%; log_softmax 82/82/92%, 64/63/67%,
-// 67/67/74%. A 32000-wide row is one 1000-thread threadgroup at the lane's 64-register bound: one row per core in
+// Measured (H100 lane, full run at c5f06f2, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
+// 32x2048x2048 75/76/93%, 2048 x 32000 50/50/68%, 262144 x 128 69/70/82%; log_softmax 81/81/92%, 64/63/67%,
+// 66/66/74%. A 32000-wide row is one 1000-thread threadgroup at the lane's 64-register bound: one row per core in
 // flight, its read, reductions and write in turn (issue 13).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
