@@ -1,8 +1,8 @@
 """Build hooks that pyproject.toml cannot express.
 
 - The `.metal` sources, the emulator's C++ headers, the NVIDIA lane's CUDA shim, the Objective-C++ bridge's source
-  and the launch cache's C++ key live at the top of the repository (metal/, csrc/emu/, csrc/cuda/, csrc/mps/,
-  csrc/launch_key/);
+  and the repeated call's C++ host path live at the top of the repository (metal/, csrc/emu/, csrc/cuda/, csrc/mps/,
+  csrc/host/);
   build_py copies them into the package as mpskernels/_data/ so an installed package carries them.
 - Nothing is compiled at install time, on any platform (see the note above setup()).
 """
@@ -16,7 +16,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 SHIPPED = {"metal": ROOT / "metal", "csrc/emu": ROOT / "csrc" / "emu", "csrc/cuda": ROOT / "csrc" / "cuda",
            "csrc/mps": ROOT / "csrc" / "mps",
-           "csrc/launch_key": ROOT / "csrc" / "launch_key"}  # built at first use (src/mpskernels/launch_key.py)
+           "csrc/host": ROOT / "csrc" / "host"}  # built at first use (src/mpskernels/cxx_host.py)
 NOT_SHIPPED = {
     # Declaration-only stand-ins for Apple's headers, for the bridge's syntax check on Linux (never shipped: on a Mac
     # they would shadow the real headers).

@@ -30,9 +30,12 @@ import mpskernels  # noqa: F401  (registers the ops)
 from mpskernels import ops, runtime
 
 try:
-    from mpskernels import launch_key
-except ImportError:  # a tree from before the C++ key (for before/after figures)
-    launch_key = None
+    from mpskernels import cxx_host
+except ImportError:  # a tree from before the C++ host path (for before/after figures)
+    try:
+        from mpskernels import launch_key as cxx_host
+    except ImportError:
+        cxx_host = None
 
 TARGET_US = 3.0
 
@@ -115,8 +118,8 @@ def added_host_us(only: tuple[str, ...] = (), size: int = 2048, calls: int = 500
         runtime.BACKENDS["no-launch"] = NoLaunch()
         runtime.AUTOMATIC["cpu"] = ("no-launch",)
     try:
-        ops.silu(torch.randn(4, device=device))  # the first call starts building the C++ launch key ...
-        cxx_key = launch_key is not None and launch_key.wait(300)  # ... which the measured calls use once built
+        ops.silu(torch.randn(4, device=device))  # the first call starts building the C++ host path ...
+        cxx_key = cxx_host is not None and cxx_host.wait(300)  # ... which the measured calls use once built
         clock = time.perf_counter_ns if on_mps or wall else time.thread_time_ns
         costs = []
         for name, (arguments, alloc, native) in cases(size, device).items():
@@ -151,7 +154,7 @@ def main() -> None:
     only = tuple(s for s in args.only.split(",") if s)
     costs, cxx_key, what = added_host_us(only, args.size, args.calls, args.repeats, args.wall)
     print(f"host work per call, {what}; lowest of {args.repeats} x {args.calls} calls; "
-          f"launch cache key in {'C++' if cxx_key else 'Python'}")
+          f"host path (launch key, dispatcher kernels) in {'C++' if cxx_key else 'Python'}")
     print(f"{'op':<13} {'torch.ops':>9} {'ops':>6} {'alloc':>6} {'native':>7} {'added via torch.ops':>20} "
           f"{'added via ops':>14}")
     for c in costs:

@@ -18,9 +18,9 @@ EMULATOR_MSL_DIR = Path(__file__).parent / "emulator" / "msl"
 def pytest_configure(config):
     """The launch cache's C++ key, built (once per machine) and installed before the first test: every test runs
     with the same key, instead of the background build switching keys in the middle of whichever test runs then."""
-    from mpskernels import launch_key, registry
+    from mpskernels import cxx_host, registry
 
-    launch_key.start(registry.use_key, background=False)
+    cxx_host.start(registry.install_host_path, background=False)
 
 _libraries: dict[str, object] = {}
 _lock = threading.Lock()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mpskernels import launch_key, ops, registry, runtime
+from mpskernels import cxx_host, ops, registry, runtime
 from mpskernels.kernels import rope as rope_kernels
 from mpskernels.runtime import use_backend
 from op_cases import strided_copy
@@ -36,10 +36,10 @@ class RecordingBackend:
 
 
 def cxx_key():
-    key = launch_key.load()  # builds at most once per source (torch's extension cache); quick once built
-    if key is None:
-        pytest.skip("the C++ launch key cannot be built here (no compiler)")
-    return key
+    module = cxx_host.load()  # builds at most once per source (torch's extension cache); quick once built
+    if module is None:
+        pytest.skip("the C++ host path cannot be built here (no compiler)")
+    return module.key
 
 
 @pytest.fixture(params=["python-key", "cxx-key"])
@@ -249,51 +249,51 @@ def test_a_stale_build_lock_is_cleared_and_a_fresh_one_kept(tmp_path, monkeypatc
     monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose=False: str(tmp_path))
     lock = tmp_path / "lock"
     lock.touch()
-    assert not launch_key.clear_stale_lock(cpp_extension) and lock.exists()  # a build may be running
-    later = lock.stat().st_mtime + launch_key.STALE_LOCK_S + 1
-    assert launch_key.clear_stale_lock(cpp_extension, now=later) and not lock.exists()
-    assert not launch_key.clear_stale_lock(cpp_extension, now=later)  # nothing to clear
+    assert not cxx_host.clear_stale_lock(cpp_extension) and lock.exists()  # a build may be running
+    later = lock.stat().st_mtime + cxx_host.STALE_LOCK_S + 1
+    assert cxx_host.clear_stale_lock(cpp_extension, now=later) and not lock.exists()
+    assert not cxx_host.clear_stale_lock(cpp_extension, now=later)  # nothing to clear
 
 
 @pytest.fixture
 def build_folder(tmp_path, monkeypatch):
-    """An empty build folder of the C++ key, in place of torch's."""
+    """An empty build folder of the C++ host path, in place of torch's."""
     from torch.utils import cpp_extension
 
-    real = cpp_extension._get_build_directory(launch_key.NAME, verbose=False)
+    real = cpp_extension._get_build_directory(cxx_host.NAME, verbose=False)
     monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose=False: str(tmp_path))
-    return tmp_path, os.path.join(real, f"{launch_key.NAME}.so")
+    return tmp_path, os.path.join(real, f"{cxx_host.NAME}.so")
 
 
 def test_a_current_build_loads_without_waiting_on_a_held_lock(build_folder, monkeypatch):
     # the previous session's hang: a lock left by a killed build made the test session's first load wait forever
     folder, real = build_folder
     if not os.path.isfile(real):
-        pytest.skip("the C++ key is not built on this machine")
-    shutil.copy(real, folder / f"{launch_key.NAME}.so")
+        pytest.skip("the C++ host path is not built on this machine")
+    shutil.copy(real, folder / f"{cxx_host.NAME}.so")
     (folder / "lock").touch()
-    monkeypatch.setattr(launch_key, "_build_in_child", lambda path: pytest.fail("a current build was rebuilt"))
-    key = launch_key.load.__wrapped__()
-    assert key is not None and key(torch.zeros(2), 1) == cxx_key()(torch.ones(2), 1)
+    monkeypatch.setattr(cxx_host, "_build_in_child", lambda path: pytest.fail("a current build was rebuilt"))
+    module = cxx_host.load.__wrapped__()
+    assert module is not None and module.key(torch.zeros(2), 1) == cxx_key()(torch.ones(2), 1)
 
 
 def test_a_missing_or_older_build_is_built_in_a_child(build_folder, monkeypatch):
     folder, _ = build_folder
     built = []
-    monkeypatch.setattr(launch_key, "_build_in_child", lambda path: built.append(path) or False)
-    assert launch_key.load.__wrapped__() is None and len(built) == 1  # missing
-    stale = folder / f"{launch_key.NAME}.so"
+    monkeypatch.setattr(cxx_host, "_build_in_child", lambda path: built.append(path) or False)
+    assert cxx_host.load.__wrapped__() is None and len(built) == 1  # missing
+    stale = folder / f"{cxx_host.NAME}.so"
     stale.write_bytes(b"an older build")
     os.utime(stale, (0, 0))
-    assert launch_key.load.__wrapped__() is None and len(built) == 2  # older than its source
+    assert cxx_host.load.__wrapped__() is None and len(built) == 2  # older than its source
 
 
 @pytest.mark.parametrize("script", ["import time; time.sleep(10)", "raise SystemExit(3)"])
 def test_a_slow_or_failing_child_build_leaves_the_python_key(build_folder, monkeypatch, script):
-    monkeypatch.setattr(launch_key, "_BUILD", script)
-    monkeypatch.setattr(launch_key, "BUILD_WAIT_S", 1)
+    monkeypatch.setattr(cxx_host, "_BUILD", script)
+    monkeypatch.setattr(cxx_host, "BUILD_WAIT_S", 1)
     started = time.monotonic()
-    assert launch_key.load.__wrapped__() is None
+    assert cxx_host.load.__wrapped__() is None
     assert time.monotonic() - started < 8
 
 

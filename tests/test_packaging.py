@@ -30,7 +30,7 @@ def test_wheel_ships_metal_sources_and_emulator_headers(wheel):
     assert "mpskernels/_data/csrc/emu/stub/metal_stdlib" in names
     assert "mpskernels/_data/csrc/emu/check/metal_check.h" in names  # the address-space check's header
     assert "mpskernels/_data/csrc/mps/bridge.mm" in names  # compiled on a Mac at first use
-    assert "mpskernels/_data/csrc/launch_key/launch_key.cpp" in names  # the launch cache's key, built at first use
+    assert "mpskernels/_data/csrc/host/op_kernels.cpp" in names  # the C++ host path, built at first use
     assert not [n for n in names if n.startswith("mpskernels/_data/csrc/mps/check/")]  # Linux-only stand-ins
     for shim in (ROOT / "csrc" / "cuda" / "mtlcuda").glob("*.cuh"):  # the NVIDIA lane's CUDA shim
         assert f"mpskernels/_data/csrc/cuda/mtlcuda/{shim.name}" in names

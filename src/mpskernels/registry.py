@@ -8,10 +8,13 @@ One call: check inputs (device, dtype, shapes) → constraints (unsupported case
 inputs, allocated outputs → plan (pure, from shapes and dtype) → backend launch. The checks, constraints and plan
 depend only on shapes, strides, dtypes, devices and scalars, so each is decided once per such key and cached (the
 launch cache below); ops with a backward get an Autograd kernel that skips the redispatch when nothing records.
+Once the C++ host path is built (cxx_host.py), C++ kernels take the dispatcher's keys over from these Python ones
+and serve repeated calls without entering Python's kernels (install_host_path; csrc/host/op_kernels.cpp).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -21,7 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
-from . import launch_key
+from . import cxx_host
 from .kernels import FAMILIES
 from .kernels.spec import KernelFamily, LaunchPlan, Like, TensorMeta, allocate_scratch, no_validation
 from .runtime import BackendError, choose_backend
@@ -193,7 +196,9 @@ def _log_fallback_once(family: KernelFamily, reason: str) -> None:
 # the first call with those and kept in a `Launch`, found on later calls with one dict lookup. What the key cannot
 # see is still done on every call: the checks that read values or memory (KernelFamily.check_values, and the whole
 # validate of a family without validate_is_static), the alignment of data pointers, and the backend choice
-# (use_backend and MPSKERNELS_BACKEND may change between calls). The key is built in C++ once launch_key.py has it.
+# (use_backend and MPSKERNELS_BACKEND may change between calls). The key is built in C++ once cxx_host.py has it,
+# and torch.ops.mpskernels then reaches C++ kernels that serve simple repeated calls without a trip into Python's
+# kernels (csrc/host/op_kernels.cpp; OpRunner.simple_launch and run_into are their Python side).
 
 # False: every call decides afresh and nothing is kept (the tests compare results both ways).
 launch_cache = True
@@ -201,11 +206,25 @@ _UNPLANNED = object()  # Launch.plan before the first launch computes it
 
 
 def set_launch_cache(enabled: bool) -> None:
-    """Turns the per-op launch caches on or off; either way they start empty."""
+    """Turns the per-op launch caches on or off (the C++ kernels' entries too); either way they start empty."""
     global launch_cache
     launch_cache = enabled
     for runner in RUNNERS.values():
         runner.plans.clear()
+
+
+def forget_cxx_entries() -> None:
+    """Empties the C++ kernels' entries (each holds a Launch of some op's cache), where they are installed."""
+    if cxx_host.installed:
+        cxx_host.load().clear()
+
+
+class _Plans(dict):
+    """An op's launch cache, whose clear() also forgets the C++ kernels' entries: they hold its Launches."""
+
+    def clear(self) -> None:
+        super().clear()
+        forget_cxx_entries()
 
 
 class Launch:
@@ -235,10 +254,19 @@ def _generated(name: str, params: list[str], body: str):
 
 
 def use_key(key) -> None:
-    """Every op keys its calls with `key` from now on (launch_key.py hands over the C++ one when it is built).
-    Entries under the previous key stay unreachable: the two keys never produce equal tuples."""
+    """Every op keys its calls with `key` from now on (install_host_path hands over the C++ one). Entries under the
+    previous key stay unreachable: the two keys never produce equal tuples."""
     for runner in RUNNERS.values():
         runner.key = key
+
+
+def install_host_path(module) -> None:
+    """Takes the C++ host path (cxx_host.py builds `module`): its launch key for the Python kernels and
+    mpskernels.ops, and its dispatcher kernels for every op (CPU and MPS; the autograd keys too for an op with a
+    backward), which take over from the Python kernels registered for the same keys."""
+    use_key(module.key)
+    for name, runner in RUNNERS.items():
+        module.install(name, runner, runner.simple_launch, AUTOGRAD_KERNELS.get(name))
 
 
 def key_function(schema: str):
@@ -284,7 +312,16 @@ class OpRunner:
         self.differentiable = False  # set by register_backward
         self.key = key_function(family.schema)
         self.by_name = by_name_function(self.names)
-        self.plans: dict[tuple, Launch] = {}  # cache key -> Launch (tests reset it after changing a module constant)
+        self._plans = _Plans()  # cache key -> Launch (tests reset it after changing a module constant)
+
+    @property
+    def plans(self) -> dict[tuple, "Launch"]:
+        return self._plans
+
+    @plans.setter
+    def plans(self, value: dict) -> None:  # a fresh cache (tests): the C++ kernels' entries hold the old Launches
+        self._plans = _Plans(value)
+        forget_cxx_entries()
 
     def fill_defaults(self, args: tuple, kwargs: dict[str, Any]) -> tuple:
         """Positional arguments with keyword arguments and schema defaults filled in (the dispatcher drops
@@ -319,7 +356,7 @@ class OpRunner:
         """The call's Launch: cached, or decided now (every input check first: bad input raises here)."""
         try:
             key = self.key(*args)
-            launch = self.plans.get(key)
+            launch = self._plans.get(key)
         except (AttributeError, TypeError, RuntimeError):  # a non-tensor where a tensor belongs, an unhashable
             # argument, a tensor without strides (sparse)
             check_argument_types(self.family, dict(zip(self.names, args)))
@@ -333,7 +370,7 @@ class OpRunner:
     def decide(self, args: tuple, key: tuple) -> Launch:
         """The first call with this key: every input check, then the constraints, contiguity and outputs (which,
         like plans, may depend on nothing the key does not hold)."""
-        launch_key.start(use_key)  # once per process: the C++ key, built in the background
+        cxx_host.start(install_host_path)  # once per process: the C++ path, built in the background
         family = self.family
         inputs = dict(zip(self.names, args))
         check_inputs(family, inputs)
@@ -349,8 +386,8 @@ class OpRunner:
             launch.outputs = tuple((name, *alloc(inputs)) for name, alloc in family.outputs.items())
             if all(isinstance(a, Like) for a in family.outputs.values()):
                 launch.like = tuple((name, self.names.index(a.name)) for name, a in family.outputs.items())
-        if launch_cache and len(self.plans) < 4096:
-            self.plans[key] = launch
+        if launch_cache and len(self._plans) < 4096:
+            self._plans[key] = launch
         return launch
 
     def run(self, launch: Launch, args: tuple):
@@ -360,10 +397,11 @@ class OpRunner:
         except BackendError as e:
             raise BackendError(f"mpskernels.{family.name}: {e}") from None
         if launch.reason is not None or backend is None:
-            _log_fallback_once(family, launch.reason or f"no kernel backend for {launch.device.type} tensors")
-            return family.reference(*args)
+            return self.reference(launch, args)
         try:
-            if launch.simple and not poison_outputs:  # the common repeated call, inline: outputs, then the backend
+            # The common repeated call, inline (a method call more costs the direct route a tenth of a µs): outputs,
+            # then the backend. run_into is the same for outputs allocated by the C++ kernels.
+            if launch.simple and not poison_outputs:
                 tensors = self.by_name(*args)
                 like = launch.like
                 if len(like) == 1:
@@ -379,10 +417,52 @@ class OpRunner:
                 return tuple(outs)
             return self.launch(backend, launch, args)
         except Exception as e:
-            if explicit:
-                raise BackendError(f"mpskernels.{family.name}: the {backend.name} backend failed: {e}") from e
-            _log_fallback_once(family, f"the {backend.name} backend failed ({type(e).__name__}: {e})")
-            return family.reference(*args)
+            return self.failed(backend, explicit, e, args)
+
+    def reference(self, launch: Launch, args: tuple):
+        _log_fallback_once(self.family, launch.reason or f"no kernel backend for {launch.device.type} tensors")
+        return self.family.reference(*args)
+
+    def failed(self, backend, explicit: bool, error: Exception, args: tuple):
+        """A backend's launch raised: a backend asked for by name re-raises, an automatic one falls back to the
+        reference (logged once)."""
+        if explicit:
+            raise BackendError(f"mpskernels.{self.family.name}: the {backend.name} backend failed: {error}") from error
+        _log_fallback_once(self.family, f"the {backend.name} backend failed ({type(error).__name__}: {error})")
+        return self.family.reference(*args)
+
+    def simple_launch(self, *args: Any):
+        """For the C++ kernels, after a call: (input position of each output, the call that launches a repeated
+        one) when later calls with these arguments' key need nothing but outputs shaped like inputs and the
+        backend launch; else None (they go the long way, through this runner)."""
+        if not launch_cache:
+            return None
+        try:
+            launch = self._plans.get(self.key(*args))
+        except (AttributeError, TypeError, RuntimeError):
+            return None
+        if launch is None or not launch.simple or launch.revalidate or launch.reason is not None:
+            return None
+        return tuple(source for _, source in launch.like), functools.partial(self.run_into, launch)
+
+    def run_into(self, launch: Launch, args: tuple, outputs: tuple):
+        """A C++ kernel's repeated call, its outputs allocated there (in launch.like's order): None once launched
+        into them, else the call's result, made the long way (the reference, or poisoned outputs while tests ask
+        for them)."""
+        try:
+            backend, explicit = choose_backend(launch.device)
+        except BackendError as e:
+            raise BackendError(f"mpskernels.{self.family.name}: {e}") from None
+        if backend is None or poison_outputs or not launch_cache:
+            return self.run(launch, args)
+        tensors = self.by_name(*args)
+        for (name, _), out in zip(launch.like, outputs):
+            tensors[name] = out
+        try:
+            backend.launch(self.family, launch.plan, tensors)
+        except Exception as e:
+            return self.failed(backend, explicit, e, args)
+        return None
 
     @staticmethod
     def is_empty(outputs: dict[str, torch.Tensor]) -> bool:
@@ -560,11 +640,14 @@ def register_backward(family: KernelFamily) -> bool:
         return False
     setup_context, backward = reference_backward(family)
     if hasattr(torch._library, "autograd") and hasattr(torch._library.autograd, "make_autograd_impl"):
-        _LIBRARY.impl(family.name, autograd_kernel(family, setup_context, backward), "Autograd", with_keyset=True)
+        kernel = AUTOGRAD_KERNELS[family.name] = autograd_kernel(family, setup_context, backward)
+        _LIBRARY.impl(family.name, kernel, "Autograd", with_keyset=True)
     else:  # a torch without the private pieces: the public registration, one dispatcher trip more per call
         torch.library.register_autograd(family.qualified_name, backward, setup_context=setup_context, lib=_LIBRARY)
     RUNNERS[family.name].differentiable = True
     return True
 
 
+# op -> its Python Autograd kernel, which the C++ host path's autograd kernels call when autograd records.
+AUTOGRAD_KERNELS: dict[str, Any] = {}
 HAS_BACKWARD = {_family.name for _family in FAMILIES if register_backward(_family)}

@@ -1,4 +1,4 @@
-// The launch cache's key in one C call (src/mpskernels/launch_key.py builds this at first use).
+// The launch cache's key in one C call, for the Python kernels (src/mpskernels/cxx_host.py builds this at first use).
 //
 // key(*args) -> (bytes, class, value, ...): the bytes hold, for every tensor argument, its rank, sizes, strides,
 // dtype, device and requires_grad, and a tag for every None; every other argument follows the bytes as its class
@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <pybind11/pybind11.h>
+
+#include "host.h"
 #include <torch/csrc/autograd/python_variable.h>
 
 namespace {
@@ -78,6 +80,6 @@ PyMethodDef key_def = {"key", reinterpret_cast<PyCFunction>(reinterpret_cast<voi
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+void bind_launch_key(pybind11::module_& m) {
   m.add_object("key", pybind11::reinterpret_steal<pybind11::object>(PyCFunction_New(&key_def, nullptr)));
 }
