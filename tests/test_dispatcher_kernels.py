@@ -193,3 +193,27 @@ def test_an_op_without_outputs_of_its_own_goes_the_long_way(counting, host):
     torch.testing.assert_close(k_cache[:, :, :3], k.expand(-1, -1, 3, -1))
     torch.testing.assert_close(v_cache[:, :, :3], v.expand(-1, -1, 3, -1))
     assert (k_cache[:, :, 3:] == 0).all()
+
+
+def test_threads_calling_at_once_share_the_entries_safely(counting, host):
+    import threading
+
+    x, residual, w = torch.randn(2, 32), torch.randn(2, 32), torch.rand(32)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(200):
+                out, h = torch.ops.mpskernels.add_rms_norm(x, residual, w, 1e-6)
+                results.append(bool((out == 1).all() and (h == 2).all()))
+                registry.RUNNERS["silu"].plans.clear()  # another thread's entries vanish mid-call
+                results.append(bool((torch.ops.mpskernels.silu(x) == 1).all()))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 1600 and all(results)
