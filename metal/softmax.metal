@@ -28,6 +28,9 @@
 //   softmax_wide   rows of at most 1024 * 8 chunks (32768 floats, 65536 halves): softmax_block with 8 chunks per
 //                  thread (128 bytes in flight, 32 fp32 registers of data for fp32, 64 for 16-bit types), so a
 //                  32000-wide fp32 vocabulary row (before: looped, 2048 x 32000 fp32 60%) is read once, not twice.
+//                  Unmasked 16-bit rows take it from 2048 chunks (16384 halves) on: a 32000-wide row is 512 threads of
+//                  8 chunks instead of 1000 of 4, two rows per core where one fitted (the host's reasons and lane
+//                  figures: WIDE_16BIT_FROM_CHUNKS in src/mpskernels/kernels/softmax.py).
 //   softmax_looped any length: one threadgroup of 1024 threads per row. Pass 1 is an online softmax over steps of
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.

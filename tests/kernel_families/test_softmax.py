@@ -65,6 +65,15 @@ def test_plan_picks_the_variant_by_row_length(name, lengths):
         assert sm.variant_for(cols) == name
 
 
+def test_unmasked_16bit_rows_past_half_the_block_capacity_take_the_wide_variant():
+    boundary = sm.WIDE_16BIT_FROM_CHUNKS * 8  # 16384 halves
+    for dtype in (torch.float16, torch.bfloat16):
+        assert sm.variant_for(boundary, dtype) == "block" and sm.variant_for(boundary + 1, dtype) == "wide"
+        assert sm.geometry(2048, 32000, dtype) == ("wide", 2048 * 512, 512)  # a vocabulary row: 512 threads
+        assert sm.variant_for(boundary + 1, dtype, masked=True) == "block"  # held as fp32 copies: unchanged
+    assert sm.variant_for(16384) == "block" and sm.variant_for(16385) == "wide"  # fp32 keeps block's full range
+
+
 def test_geometry():
     assert sm.geometry(13, 33) == ("simd", 13 * 4, 64)  # 9 chunks: 4 lanes of 4 chunks, 8 rows per SIMD group
     assert sm.geometry(3, 1) == ("simd", 3, 32)  # one lane per row
@@ -348,7 +357,7 @@ def test_unmasked_16bit_rows_held_as_bits(dtype):
     capacity), aligned and at an element offset, with a scale and with a cap, against float64 and PyTorch's op."""
     n = 8
     before = launches.count()
-    for cols in (sm.BLOCK_ROW_CHUNKS * n + 1, sm.WIDE_ROW_CHUNKS * n - 3):
+    for cols in (sm.WIDE_16BIT_FROM_CHUNKS * n + 1, sm.BLOCK_ROW_CHUNKS * n + 1, sm.WIDE_ROW_CHUNKS * n - 3):
         assert sm.variant_for(cols, dtype) == "wide"
         for offset in (0, 1):
             x = offset_view(randn(1, cols, seed=cols + offset, dtype=dtype) * 4, offset)
@@ -358,7 +367,7 @@ def test_unmasked_16bit_rows_held_as_bits(dtype):
                     capped = getattr(torch.ops.mpskernels, op)(x, None, 0.5, 1.5)
                 want = getattr(torch, op)(torch.tanh(x.double() * 0.5 / 1.5) * 1.5, -1)
                 assert compare(capped, want.to(dtype), dtype).ok
-    assert launches.count() == before + 2 * 2 * len(OPS) * 2  # no call fell back
+    assert launches.count() == before + 3 * 2 * len(OPS) * 2  # no call fell back
 
 
 # ---- soft-capping (Gemma-2's attention scores) ----
