@@ -17,11 +17,14 @@
 // registers per 16-bit chunk: the 16-bit kernels then kept their arrays in local memory on the NVIDIA lane
 // (benches/lane_registers.py, sm_90, worst over the function-constant specialisations; stack / spill bytes):
 //                         before (floats held, 1024-thread bound)  after (raw chunks; bounds 512 / 256 / 256)
-//   group_norm            bf16 160/120, f16 40/124, f32 0/0        bf16 88/84 (not yet fixed), f16 0/0, f32 0/0
+//   group_norm            bf16 160/120, f16 40/124, f32 0/0        bf16 96/108 (64/64 with weight and bias; not
+//                                                                    yet fixed), f16 0/0, f32 0/0
 //   group_norm_partials   bf16 32/60,   f16 32/60,  f32 0/0        bf16 16/12, f16 24/20, f32 0/0
 //   group_norm_apply      bf16 144/12,  f16 0/0,    f32 0/0        0/0 in every dtype
 // (the small frames left are not held arrays: suspected the fp32 division's called slow path and, for the bf16
-// one-block kernel, pressure at its 128-register bound; open work.)
+// one-block kernel, pressure at its 128-register bound; open work. The bf16 one-block kernel's time did not follow
+// its frame: dropping pack_chunk's bit-arithmetic rounding (below) made it 1.39x faster on the lane while its
+// worst frame grew from 88/84 B.)
 // Apple GPUs have native 16-bit registers, so the raw form costs them no more than halves would; the per-thread
 // footprint is what sets how many threads a core keeps resident (lane figures are evidence, not Apple speeds).
 //
@@ -103,25 +106,23 @@ inline void unpack_chunk(const device bfloat*, uint4 bits, thread float* f) {
   f[7] = as_type<float>(bits.w & 0xffff0000u);
 }
 
-// The bits of 8 halves given in fp32, each rounded once.
+// The bits of 8 halves or bfloats given in fp32, each rounded once by the language's conversion (the GPU's
+// instruction where it has one; nearest even, as before). bfloat was bit arithmetic here (8 integer operations
+// and a select per value); NVIDIA lane (H100, side by side, one run): 8 x 512 x 64 x 64 bf16 51.6 -> 37.1 us, now
+// fp16's time (37.5), 1 x 320 x 128 x 128 bf16 19.0 -> 17.5; fp16 and fp32 unchanged (measured as one template
+// over both types, whose PTX these two overloads compile to; written apart for the address-space check's vectors).
 inline uint4 pack_chunk(const device half*, thread const float* f) {
   return uint4(as_type<uint>(half2(half(f[0]), half(f[1]))), as_type<uint>(half2(half(f[2]), half(f[3]))),
                as_type<uint>(half2(half(f[4]), half(f[5]))), as_type<uint>(half2(half(f[6]), half(f[7]))));
 }
 
+inline uint4 pack_chunk(const device bfloat*, thread const float* f) {
+  return uint4(as_type<uint>(bfloat2(bfloat(f[0]), bfloat(f[1]))), as_type<uint>(bfloat2(bfloat(f[2]), bfloat(f[3]))),
+               as_type<uint>(bfloat2(bfloat(f[4]), bfloat(f[5]))), as_type<uint>(bfloat2(bfloat(f[6]), bfloat(f[7]))));
+}
+
 inline uint4 pack_chunk(const device float*, thread const float* f) {
   return as_type<uint4>(float4(f[0], f[1], f[2], f[3]));
-}
-
-// bfloat from fp32, rounded to nearest even (NaN stays NaN): bit arithmetic, as unpack_chunk above.
-inline uint bfloat_bits(float f) {
-  const uint u = as_type<uint>(f);
-  return is_nonfinite(f) && (u & 0x7fffffu) ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-
-inline uint4 pack_chunk(const device bfloat*, thread const float* f) {
-  return uint4(bfloat_bits(f[0]) | (bfloat_bits(f[1]) << 16), bfloat_bits(f[2]) | (bfloat_bits(f[3]) << 16),
-               bfloat_bits(f[4]) | (bfloat_bits(f[5]) << 16), bfloat_bits(f[6]) | (bfloat_bits(f[7]) << 16));
 }
 
 // Chunk c element by element, each guarded (0 past n), as raw bits: 16-bit elements read as ushort (no
