@@ -10,8 +10,9 @@
 // chunk, or an unaligned row (an odd row length, a storage offset), goes element by element with a guard on each.
 //
 // Four variants, picked by the host from the row length (src/mpskernels/kernels/softmax.py). Each thread holds
-// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any (threadgroup sizes for Apple
-// GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256 bytes are used):
+// ROW_CHUNKS = 4 chunks (64 bytes; 8 in the wide variant), all loaded before the first reduction waits on any
+// (threadgroup sizes for Apple GPUs: SIMD width 32, at most 1024 threads, 32 KiB threadgroup memory of which 256
+// bytes are used):
 //   softmax_simd   rows of at most 32 * 4 chunks (512 floats, 1024 halves): `row_lanes` lanes per row, the fewest
 //                  power of two holding the row at 4 chunks a lane, so 32 / row_lanes rows share a SIMD group and
 //                  every lane loads; 256-thread threadgroups. Max and sum are butterflies of simd_shuffle_xor over
@@ -37,8 +38,10 @@
 //                  Pass 2 reads the row again and writes it.
 // Measured (H100 lane, full run at c5f06f2, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
 // 32x2048x2048 75/76/93%, 2048 x 32000 50/50/68%, 262144 x 128 69/70/82%; log_softmax 81/81/92%, 64/63/67%,
-// 66/66/74%. A 32000-wide row is one 1000-thread threadgroup at the lane's 64-register bound: one row per core in
-// flight, its read, reductions and write in turn (issue 13).
+// 66/66/74%. A 32000-wide row was then one 1000-thread threadgroup at the lane's 64-register bound: one row per
+// core in flight, its read, reductions and write in turn (issue 13). Since that run unmasked 16-bit rows that long
+// take softmax_wide (512 threads): 2048 x 32000 softmax 63% bf16, log_softmax 76% (A/B, WIDE_16BIT_FROM_CHUNKS);
+// fp32 rows of 32000 still take 1000 threads of 8 chunks (68%).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
@@ -265,7 +268,7 @@ template <typename T, bool LOG>
 // A 16-bit row without a mask, held as the bits it was loaded as (metal/chunk_bits.h: 8 values in 4 registers instead
 // of 8 fp32 copies) and turned into logits (scale, cap) again at each of the three uses: max, sum, store. The values
 // and the order of every operation are those of the fp32-held path, so are the results. Why: at 8 chunks a thread
-// (softmax_wide, 16-bit rows of 32769-65536 elements: GPT-2's 50257-word vocabulary) fp32 copies are 64 registers
+// (softmax_wide, unmasked 16-bit rows of 16385-65536 elements: a 32000-word vocabulary) fp32 copies are 64 registers
 // of data, and the NVIDIA lane's 1024-thread entry (64 registers) kept 256-400 B a thread in local memory
 // (benches/lane_registers.py); held as bits, 32, and none. Taken by log_softmax at 4 and 8 chunks, and by softmax
 // at 8 only: softmax then computes exp twice per element (sum, store) where the fp32 copies keep exp from the sum,
