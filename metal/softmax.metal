@@ -36,12 +36,12 @@
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-// Measured (H100 lane, full run at c5f06f2, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
-// 32x2048x2048 75/76/93%, 2048 x 32000 50/50/68%, 262144 x 128 69/70/82%; log_softmax 81/81/92%, 64/63/67%,
-// 66/66/74%. A 32000-wide row was then one 1000-thread threadgroup at the lane's 64-register bound: one row per
-// core in flight, its read, reductions and write in turn (issue 13). Since that run unmasked 16-bit rows that long
-// take softmax_wide (512 threads): 2048 x 32000 softmax 63% bf16, log_softmax 76% (A/B, WIDE_16BIT_FROM_CHUNKS);
-// fp32 rows of 32000 still take 1000 threads of 8 chunks (68%).
+// Measured (H100 lane, full run at d55a5e2, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
+// 32x2048x2048 77/77/95%, 2048 x 32000 63/61/69%, 262144 x 128 70/70/83%; log_softmax 82/83/94%, 77/77/68%,
+// 67/67/75%. Unmasked 16-bit rows of 32000 take softmax_wide (512 threads, WIDE_16BIT_FROM_CHUNKS; 50% of copy
+// as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of 32000 is still one 1000-thread
+// threadgroup of 8 chunks at the lane's 64-register bound: one row per core in flight, its read, reductions and
+// write in turn (issue 13).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
