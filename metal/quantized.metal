@@ -26,7 +26,8 @@
 // bits, 16 at 8), exactly one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous
 // bytes of each of its rows per step. VALUES divides 32 and so every group size: a lane's values share one scale
 // and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead
-// of one per value. The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES:
+// of one per value; sum(x * q) reads the packed values without integer-to-float conversions (dot_packed). The
+// lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES:
 // the last step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all
 // out). N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with
 // split_k every SIMD group reaches the exchange's barrier.
@@ -67,6 +68,46 @@ template <int BITS>
 inline float packed_value(const thread uint* w, int i) {
   constexpr int PER = 32 / BITS;
   return float((w[i / PER] >> ((i % PER) * BITS)) & ((1u << BITS) - 1u));
+}
+
+// sum(xv[i] * q_i) over the VALUES = 4 * (32 / BITS) values of four packed words, without converting an integer
+// to float. A value at bits [p * BITS, p * BITS + BITS) of a word that lies below bit 23, masked and ORed into the
+// bits of 1.0f, reads as the float 1 + q * 2^(p * BITS - 23), exactly; minus 1.0f (exact) it is q times a power
+// of two. Slot p's products are summed apart and scaled back by 2^(23 - p * BITS) once (exact). The words' first
+// DIRECT = 23 / BITS values are read in place, the rest after one right shift by (PER - DIRECT) * BITS, which
+// puts them in slots PER - DIRECT .. DIRECT - 1.
+// Why: integer-to-float conversion, shifts and bit extraction are quarter-rate instructions on Apple GPUs
+// (published M1/M2 throughputs; as on NVIDIA's), masks, ORs and float adds full rate. Per 4-bit value this is a
+// mask-and-OR and two float ops instead of a shift, a mask, a conversion and one float op: two quarter-rate
+// instructions per value become one shift per word, an eighth of one.
+// Numerics: every q and every scaling is exact; a product x * q * 2^(p * BITS - 23) underflows only where
+// |x * q| < 2^-103 (about 1e-31), a contribution far below the sum's rounding unless all of x is that small.
+template <int BITS>
+inline float dot_packed(const thread float* xv, uint4 words) {
+  constexpr int PER = 32 / BITS;
+  constexpr int DIRECT = 23 / BITS;  // 5 slots at 4 bits, 2 at 8
+  constexpr int SHIFT = (PER - DIRECT) * BITS;
+  constexpr uint MASK = (1u << BITS) - 1u;
+  constexpr uint ONE = 0x3f800000u;  // the bits of 1.0f
+  static_assert(PER - DIRECT <= DIRECT, "the shifted values must land in the direct slots");
+  const uint w[4] = {words.x, words.y, words.z, words.w};
+  float slot_sum[DIRECT];
+  for (int p = 0; p < DIRECT; p++) {
+    slot_sum[p] = 0.0f;
+  }
+  for (int j = 0; j < 4; j++) {
+    const uint shifted = w[j] >> SHIFT;
+    for (int i = 0; i < PER; i++) {
+      const int slot = i < DIRECT ? i : i - (PER - DIRECT);
+      const uint bits = ((i < DIRECT ? w[j] : shifted) & (MASK << (slot * BITS))) | ONE;
+      slot_sum[slot] += xv[j * PER + i] * (as_type<float>(bits) - 1.0f);
+    }
+  }
+  float dot = 0.0f;
+  for (int p = 0; p < DIRECT; p++) {
+    dot += slot_sum[p] * float(1u << (23 - p * BITS));
+  }
+  return dot;
 }
 
 // VALUES consecutive elements of x (16-byte aligned) as fp32, in 16-byte loads; returns their sum.
@@ -141,11 +182,7 @@ template <typename T, int BITS>
     }
     for (int r = 0; r < QMV_ROWS; r++) {
       if (row0 + r < N) {
-        const uint wr[4] = {words[r].x, words[r].y, words[r].z, words[r].w};
-        float dot = 0.0f;
-        for (int i = 0; i < VALUES; i++) {
-          dot += xv[i] * packed_value<BITS>(wr, i);
-        }
+        const float dot = dot_packed<BITS>(xv, words[r]);
         const size_t gi = size_t(row0 + r) * groups_per_row + g;
         acc[r] += float(scales[gi]) * dot + float(biases[gi]) * x_sum;
       }

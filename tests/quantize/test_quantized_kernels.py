@@ -105,6 +105,38 @@ def test_decode_with_and_without_the_k_split(split, bits, monkeypatch):
         check(args)
 
 
+def packed_words(codes, bits):
+    """int32 words of unsigned `bits`-bit codes [N, K] in the documented layout (lowest bits first)."""
+    per = 32 // bits
+    grouped = codes.reshape(codes.shape[0], -1, per).long()
+    words = sum(grouped[..., i] << (i * bits) for i in range(per))
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_decode_reads_every_code_in_every_position_of_a_word(bits, dtype):
+    """qmv reads a word's values in two ways (in place for the low positions, after one shift for the high ones;
+    metal/quantized.metal, dot_packed): each of the 2^bits codes, the extremes included, sits in every position of
+    word, and x holds both large (30 in fp16, whose outputs must stay finite; 10^30 otherwise) and small (10^-6)
+    values."""
+    n, k, group_size = 2 ** bits // 4 + 3, 2 * 32 * 128 // bits, 64
+    per = 32 // bits
+    codes = (torch.arange(k)[None, :] // per + torch.arange(k)[None, :] % per * 3 + torch.arange(n)[:, None]) % 2**bits
+    codes[0] = 2**bits - 1  # one row of the top code, every position
+    gen = torch.Generator().manual_seed(bits)
+    scales = (torch.rand(n, k // group_size, generator=gen) + 0.5) * 16 / 2**bits * torch.where(
+        torch.rand(n, k // group_size, generator=gen) < 0.5, -1.0, 1.0)
+    biases = torch.randn(n, k // group_size, generator=gen)
+    x = torch.randn(2, k, generator=gen)
+    x[0, ::7] *= 30.0 if dtype == torch.float16 else 1e30
+    x[1, ::5] = 1e-6
+    args = (x.to(dtype), packed_words(codes, bits), scales.to(dtype), biases.to(dtype), None, bits, group_size)
+    assert all({int(c) for c in codes[:, i::per].flatten()} == set(range(2**bits)) for i in range(per))
+    got = check(args)
+    assert torch.isfinite(got).all()
+
+
 def test_tiles_at_the_edges():
     """M and N around the qmm tile (32) and the qmv split (8 rows), N around a qmv SIMD group's 4 rows."""
     for rows, n in [((8,), 4), ((8,), 5), ((9,), 33), ((32,), 32), ((33,), 31), ((65,), 1)]:
