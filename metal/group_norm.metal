@@ -17,14 +17,15 @@
 // registers per 16-bit chunk: the 16-bit kernels then kept their arrays in local memory on the NVIDIA lane
 // (benches/lane_registers.py, sm_90, worst over the function-constant specialisations; stack / spill bytes):
 //                         before (floats held, 1024-thread bound)  after (raw chunks; bounds 512 / 256 / 256)
-//   group_norm            bf16 160/120, f16 40/124, f32 0/0        bf16 96/108 (64/64 with weight and bias; not
-//                                                                    yet fixed), f16 0/0, f32 0/0
-//   group_norm_partials   bf16 32/60,   f16 32/60,  f32 0/0        bf16 16/12, f16 24/20, f32 0/0
+//   group_norm            bf16 160/120, f16 40/124, f32 0/0        bf16 24/24, f16 0/0, f32 0/0
+//   group_norm_partials   bf16 32/60,   f16 32/60,  f32 0/0        bf16 0/0,   f16 24/20, f32 0/0
 //   group_norm_apply      bf16 144/12,  f16 0/0,    f32 0/0        0/0 in every dtype
 // (the small frames left are not held arrays: suspected the fp32 division's called slow path and, for the bf16
-// one-block kernel, pressure at its 128-register bound; open work. The bf16 one-block kernel's time did not follow
-// its frame: dropping pack_chunk's bit-arithmetic rounding (below) made it 1.39x faster on the lane while its
-// worst frame grew from 88/84 B.)
+// one-block kernel, pressure at its 128-register bound; open work.) Chunks are packed and unpacked by
+// metal/chunk_bits.h, as in the row kernels: this file's own copies (bfloat rounded by bit arithmetic, 8 integer
+// operations and a select per value) made the bf16 one-block kernel 1.39x slower on the lane (8 x 512 x 64 x 64
+// bf16 51.6 -> 37.1 us once packing used the language's conversion, fp16's time), and with them gone its worst
+// frame went from 96/108 B to 24/24 (ptxas; the lane time of that last step is not measured yet).
 // Apple GPUs have native 16-bit registers, so the raw form costs them no more than halves would; the per-thread
 // footprint is what sets how many threads a core keeps resident (lane figures are evidence, not Apple speeds).
 //
@@ -66,64 +67,6 @@ constant bool has_bias [[function_constant(1)]];
 constant constexpr int HELD_CHUNKS = 8;   // chunks a thread of the one-block kernel holds (4 registers each)
 constant constexpr int BLOCK_CHUNKS = 4;  // chunks a thread of the split path holds (a block is 256 x 4 chunks)
 constant constexpr int BATCH = 4;         // chunks past the held ones loaded together: 64 bytes in flight
-
-// ---- a chunk's raw 16 bytes, and its values in fp32 ----
-// The pointer argument only selects the element type.
-
-template <typename T>
-inline void unpack_chunk(const device T*, uint4 bits, thread float* f) {
-  const float2 a = float2(as_type<vec<T, 2>>(bits.x));
-  const float2 b = float2(as_type<vec<T, 2>>(bits.y));
-  const float2 c = float2(as_type<vec<T, 2>>(bits.z));
-  const float2 d = float2(as_type<vec<T, 2>>(bits.w));
-  f[0] = a.x;
-  f[1] = a.y;
-  f[2] = b.x;
-  f[3] = b.y;
-  f[4] = c.x;
-  f[5] = c.y;
-  f[6] = d.x;
-  f[7] = d.y;
-}
-
-inline void unpack_chunk(const device float*, uint4 bits, thread float* f) {
-  const float4 v = as_type<float4>(bits);
-  f[0] = v.x;
-  f[1] = v.y;
-  f[2] = v.z;
-  f[3] = v.w;
-}
-
-// bfloat: the fp32 value is the 16 bits shifted up (no conversion call, which the lane kept in local memory).
-inline void unpack_chunk(const device bfloat*, uint4 bits, thread float* f) {
-  f[0] = as_type<float>(bits.x << 16);
-  f[1] = as_type<float>(bits.x & 0xffff0000u);
-  f[2] = as_type<float>(bits.y << 16);
-  f[3] = as_type<float>(bits.y & 0xffff0000u);
-  f[4] = as_type<float>(bits.z << 16);
-  f[5] = as_type<float>(bits.z & 0xffff0000u);
-  f[6] = as_type<float>(bits.w << 16);
-  f[7] = as_type<float>(bits.w & 0xffff0000u);
-}
-
-// The bits of 8 halves or bfloats given in fp32, each rounded once by the language's conversion (the GPU's
-// instruction where it has one; nearest even, as before). bfloat was bit arithmetic here (8 integer operations
-// and a select per value); NVIDIA lane (H100, side by side, one run): 8 x 512 x 64 x 64 bf16 51.6 -> 37.1 us, now
-// fp16's time (37.5), 1 x 320 x 128 x 128 bf16 19.0 -> 17.5; fp16 and fp32 unchanged (measured as one template
-// over both types, whose PTX these two overloads compile to; written apart for the address-space check's vectors).
-inline uint4 pack_chunk(const device half*, thread const float* f) {
-  return uint4(as_type<uint>(half2(half(f[0]), half(f[1]))), as_type<uint>(half2(half(f[2]), half(f[3]))),
-               as_type<uint>(half2(half(f[4]), half(f[5]))), as_type<uint>(half2(half(f[6]), half(f[7]))));
-}
-
-inline uint4 pack_chunk(const device bfloat*, thread const float* f) {
-  return uint4(as_type<uint>(bfloat2(bfloat(f[0]), bfloat(f[1]))), as_type<uint>(bfloat2(bfloat(f[2]), bfloat(f[3]))),
-               as_type<uint>(bfloat2(bfloat(f[4]), bfloat(f[5]))), as_type<uint>(bfloat2(bfloat(f[6]), bfloat(f[7]))));
-}
-
-inline uint4 pack_chunk(const device float*, thread const float* f) {
-  return as_type<uint4>(float4(f[0], f[1], f[2], f[3]));
-}
 
 // Chunk c element by element, each guarded (0 past n), as raw bits: 16-bit elements read as ushort (no
 // conversion), fp32 ones as uint.
@@ -171,10 +114,10 @@ struct Span {
 
 // Sum of d = v * s - ks over the first `valid` values of a chunk.
 template <typename T>
-inline float chunk_sum(const device T* x, uint4 bits, int valid, float s, float ks) {
+inline float chunk_sum(uint4 bits, int valid, float s, float ks) {
   constexpr int N = ChunkOf<T>::N;
   float f[N];
-  unpack_chunk(x, bits, f);
+  unpack_chunk<T>(bits, f);
   float sum = 0.0f;
   for (int i = 0; i < N; i++) {
     sum += i < valid ? fma(f[i], s, -ks) : 0.0f;
@@ -184,10 +127,10 @@ inline float chunk_sum(const device T* x, uint4 bits, int valid, float s, float 
 
 // Sum of (d - mean)^2 over the first `valid` values of a chunk.
 template <typename T>
-inline float chunk_m2(const device T* x, uint4 bits, int valid, float s, float ks, float mean) {
+inline float chunk_m2(uint4 bits, int valid, float s, float ks, float mean) {
   constexpr int N = ChunkOf<T>::N;
   float f[N];
-  unpack_chunk(x, bits, f);
+  unpack_chunk<T>(bits, f);
   float m2 = 0.0f;
   for (int i = 0; i < N; i++) {
     const float e = fma(f[i], s, -ks) - mean;
@@ -205,13 +148,13 @@ struct SpanTail {
 
 // Merges a chunk's first `valid` values into t (Chan et al.); returns their sum of d.
 template <typename T>
-inline float merge_span_chunk(thread SpanTail& t, const device T* x, uint4 bits, int valid, float s, float ks) {
+inline float merge_span_chunk(thread SpanTail& t, uint4 bits, int valid, float s, float ks) {
   if (valid == 0) {
     return 0.0f;
   }
-  const float c_sum = chunk_sum(x, bits, valid, s, ks);
+  const float c_sum = chunk_sum<T>(bits, valid, s, ks);
   const float c_mean = c_sum / float(valid);
-  const float c_m2 = chunk_m2(x, bits, valid, s, ks, c_mean);
+  const float c_m2 = chunk_m2<T>(bits, valid, s, ks, c_mean);
   const float merged = t.count + float(valid);
   const float delta = c_mean - t.mean;
   t.mean += delta * (float(valid) / merged);
@@ -231,7 +174,7 @@ inline float2 span_moments(thread const uint4* held, const device T* x, Span sp,
   float sum = 0.0f;
   #pragma unroll
   for (int j = 0; j < NC; j++) {
-    sum += chunk_sum(x, held[j], chunk_valid(sp.lid + j * P, sp.n, N), s, ks);
+    sum += chunk_sum<T>(held[j], chunk_valid(sp.lid + j * P, sp.n, N), s, ks);
   }
   SpanTail tail = {0.0f, 0.0f, 0.0f};
   for (uint c = sp.lid + NC * P; c < chunks; c += BATCH * P) {
@@ -242,14 +185,14 @@ inline float2 span_moments(thread const uint4* held, const device T* x, Span sp,
     }
     #pragma unroll
     for (int k = 0; k < BATCH; k++) {
-      sum += merge_span_chunk(tail, x, b[k], chunk_valid(c + k * P, sp.n, N), s, ks);
+      sum += merge_span_chunk<T>(tail, b[k], chunk_valid(c + k * P, sp.n, N), s, ks);
     }
   }
   const float mean = threadgroup_sum(sum, partials_a, P, simd_lane, simd_group) / float(sp.n);
   float m2 = 0.0f;
   #pragma unroll
   for (int j = 0; j < NC; j++) {
-    m2 += chunk_m2(x, held[j], chunk_valid(sp.lid + j * P, sp.n, N), s, ks, mean);
+    m2 += chunk_m2<T>(held[j], chunk_valid(sp.lid + j * P, sp.n, N), s, ks, mean);
   }
   if (tail.count > 0.0f) {
     const float e = tail.mean - mean;
@@ -260,10 +203,10 @@ inline float2 span_moments(thread const uint4* held, const device T* x, Span sp,
 
 // max(spread, |v - k| / 2) over a chunk's first `valid` values; inf where one is inf or NaN.
 template <typename T>
-inline float chunk_half_spread(const device T* x, uint4 bits, int valid, float k, float spread) {
+inline float chunk_half_spread(uint4 bits, int valid, float k, float spread) {
   constexpr int N = ChunkOf<T>::N;
   float f[N];
-  unpack_chunk(x, bits, f);
+  unpack_chunk<T>(bits, f);
   for (int i = 0; i < N; i++) {
     const float d = fma(f[i], 0.5f, -0.5f * k);  // halved: cannot overflow
     if (i < valid) {
@@ -283,7 +226,7 @@ inline float span_half_spread(thread const uint4* held, const device T* x, Span 
   float spread = 0.0f;
   #pragma unroll
   for (int j = 0; j < NC; j++) {
-    spread = chunk_half_spread(x, held[j], chunk_valid(sp.lid + j * P, sp.n, N), k, spread);
+    spread = chunk_half_spread<T>(held[j], chunk_valid(sp.lid + j * P, sp.n, N), k, spread);
   }
   for (uint c = sp.lid + NC * P; c < chunks; c += BATCH * P) {
     uint4 b[BATCH];
@@ -293,7 +236,7 @@ inline float span_half_spread(thread const uint4* held, const device T* x, Span 
     }
     #pragma unroll
     for (int k2 = 0; k2 < BATCH; k2++) {
-      spread = chunk_half_spread(x, b[k2], chunk_valid(c + k2 * P, sp.n, N), k, spread);
+      spread = chunk_half_spread<T>(b[k2], chunk_valid(c + k2 * P, sp.n, N), k, spread);
     }
   }
   return threadgroup_max(spread, partials, P, simd_lane, simd_group);
@@ -381,7 +324,7 @@ inline void store_group_chunk(device T* out, const device T* weight, const devic
     }
   }
   if (vec && c * N + N <= size) {  // one 16-byte store
-    *reinterpret_cast<device uint4*>(out + c * N) = pack_chunk(static_cast<const device T*>(out), y);
+    *reinterpret_cast<device uint4*>(out + c * N) = pack_chunk<T>(y);
   } else {
     store_chunk(out, c, size, vec, y);
   }
@@ -394,7 +337,7 @@ inline void store_normalised(device T* out, const device T* x, const device T* w
                              GroupStatistics st) {
   constexpr int N = ChunkOf<T>::N;
   float y[N];
-  unpack_chunk(x, bits, y);
+  unpack_chunk<T>(bits, y);
   for (int i = 0; i < N; i++) {
     y[i] = (fma(y[i], st.scale, -st.shift) - st.mean) * st.inv_std;
   }
