@@ -37,10 +37,12 @@
 //   add_layer_norm bf16 176 + 48              -> 48 + 44;    fp16 32 + 64  -> 0 / 0;  fp32 0 / 0 -> 0 / 0
 // bf16 still spills (no local array left: register pressure at the 64-register cap, where the lane's software
 // fp32 <-> bfloat conversion adds temporaries; a single call site for the rescue pass cleared layer_norm bf16 but
-// spilled fp16, so the two-call form stays). Open: issue 13.
+// spilled fp16, so the two-call form stays). Open: issue 13. Since both statistics passes take whole chunks without
+// a guard per value (metal/rows.h, add_shifted): layer_norm bf16 72 + 68, fp16 8 + 4; add_layer_norm bf16 56 + 52
+// (ptxas; not yet timed on the lane).
 // Statistics in fp32, stably, without E[x^2] - E[x]^2 (metal/rows.h, row_statistics): every value is shifted by
 // the row's first value k (a constant row then normalises to exactly 0, NaN at eps = 0, as PyTorch);
-//   1. sum of (v - k) -> mean of the shifted row;
+//   1. sum of (v - k) -> mean of the shifted row (whole chunks unguarded, the row's last partial chunk guarded);
 //   2. sum of (v - k - mean)^2 over the values held in registers (a second pass over registers, not memory)
 //      -> variance.
 // Chunks past the register capacity (rows longer than that, or a dispatch with fewer threads than the row needs)

@@ -230,6 +230,43 @@ inline uint4 load_tail_chunk(const device T* x, const device T* residual, device
   return load_chunk_bits(RESIDUAL ? residual_out : x, c, n, vec);
 }
 
+// Adds d = e[i] * s - ks over a chunk's first `valid` values to sum, in order. A whole chunk (every chunk of a row
+// but its last partial one) takes the loop without a guard: a guard per value is a compare and a select for every
+// value of every chunk, to serve one chunk per row.
+template <int N>
+inline void add_shifted(thread const float* e, int valid, float s, float ks, thread float& sum) {
+  if (valid == N) {
+    for (int i = 0; i < N; i++) {
+      sum += fma(e[i], s, -ks);
+    }
+    return;
+  }
+  for (int i = 0; i < N; i++) {
+    if (i < valid) {
+      sum += fma(e[i], s, -ks);
+    }
+  }
+}
+
+// Adds (d - mean)^2 over a chunk's first `valid` values to m2, in order; whole chunks unguarded (add_shifted).
+template <int N>
+inline void add_squared_deviations(thread const float* e, int valid, float s, float ks, float mean,
+                                   thread float& m2) {
+  if (valid == N) {
+    for (int i = 0; i < N; i++) {
+      const float d = fma(e[i], s, -ks) - mean;
+      m2 += d * d;
+    }
+    return;
+  }
+  for (int i = 0; i < N; i++) {
+    if (i < valid) {
+      const float d = fma(e[i], s, -ks) - mean;
+      m2 += d * d;
+    }
+  }
+}
+
 // (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
 // is held chunk j: held_chunk), the rest comes through load_tail_chunk. Two reductions, through partials_a then
 // partials_b.
@@ -243,14 +280,9 @@ inline float2 row_moments(thread const H* v, const device T* x, const device T* 
   const uint P = slot.threads;
   float sum = 0.0f;
   for (int j = 0; j < NC; j++) {
-    const int valid = chunk_valid(slot.lid + j * P, n, N);
     float e[N];
     held_chunk<T>(v, j, e);
-    for (int i = 0; i < N; i++) {
-      if (i < valid) {
-        sum += fma(e[i], s, -ks);
-      }
-    }
+    add_shifted<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, sum);
   }
   TailMoments tail = {0.0f, 0.0f, 0.0f};
   for (uint c = slot.lid + NC * P; c < chunks; c += P) {
@@ -261,15 +293,9 @@ inline float2 row_moments(thread const H* v, const device T* x, const device T* 
 
   float m2 = 0.0f;
   for (int j = 0; j < NC; j++) {
-    const int valid = chunk_valid(slot.lid + j * P, n, N);
     float e[N];
     held_chunk<T>(v, j, e);
-    for (int i = 0; i < N; i++) {
-      if (i < valid) {
-        const float d = fma(e[i], s, -ks) - mean;
-        m2 += d * d;
-      }
-    }
+    add_squared_deviations<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, mean, m2);
   }
   if (tail.count > 0.0f) {
     const float e = tail.mean - mean;
