@@ -99,19 +99,10 @@ inline float row_max(float value, RowSlot s, threadgroup float* partials, uint s
   return threadgroup_max(value, partials, s.threads, simd_lane, simd_group);
 }
 
-// Chunk j of a thread's held chunks as fp32: from bits (rms_norm, layer_norm), or from an fp32 array holding
-// chunk j at v + j * N (group_norm).
+// Chunk j of a thread's held chunks (their bits, metal/chunk_bits.h) as fp32.
 template <typename T>
 inline void held_chunk(thread const uint4* v, int j, thread float* out) {
   unpack_chunk<T>(v[j], out);
-}
-
-template <typename T>
-inline void held_chunk(thread const float* v, int j, thread float* out) {
-  constexpr int N = ChunkOf<T>::N;
-  for (int i = 0; i < N; i++) {
-    out[i] = v[j * N + i];
-  }
 }
 
 // The residual sum of two chunks, each value rounded to T once (as the unfused `h = x + residual` in T).
@@ -270,8 +261,8 @@ inline void add_squared_deviations(thread const float* e, int valid, float s, fl
 // (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
 // is held chunk j: held_chunk), the rest comes through load_tail_chunk. Two reductions, through partials_a then
 // partials_b.
-template <typename T, int NC, bool RESIDUAL, typename H>
-inline float2 row_moments(thread const H* v, const device T* x, const device T* residual,
+template <typename T, int NC, bool RESIDUAL>
+inline float2 row_moments(thread const uint4* v, const device T* x, const device T* residual,
                           device T* residual_out, uint n, bool vec, RowSlot slot, bool first, float s, float ks,
                           uint simd_lane, uint simd_group, threadgroup float* partials_a,
                           threadgroup float* partials_b) {
@@ -305,8 +296,8 @@ inline float2 row_moments(thread const H* v, const device T* x, const device T* 
 }
 
 // Half the largest |v - k| over the row (halved so it cannot overflow), or inf if the row holds inf or NaN.
-template <typename T, int NC, bool RESIDUAL, typename H>
-inline float row_half_spread(thread const H* v, const device T* x, device T* residual_out, uint n, bool vec,
+template <typename T, int NC, bool RESIDUAL>
+inline float row_half_spread(thread const uint4* v, const device T* x, device T* residual_out, uint n, bool vec,
                              RowSlot slot, float k, uint simd_lane, uint simd_group, threadgroup float* partials) {
   constexpr int N = ChunkOf<T>::N;
   const uint chunks = (n + N - 1) / N;
@@ -347,8 +338,8 @@ struct RowStatistics {
 
 // The row's statistics (see the section comment): the ordinary pass, and the scaled one for rows whose fp32
 // sums overflow. partials_a and partials_b: one float per SIMD group each.
-template <typename T, int NC, bool RESIDUAL, typename H>
-inline RowStatistics row_statistics(thread const H* v, float k, const device T* x, const device T* residual,
+template <typename T, int NC, bool RESIDUAL>
+inline RowStatistics row_statistics(thread const uint4* v, float k, const device T* x, const device T* residual,
                                     device T* residual_out, uint n, bool vec, RowSlot slot, float eps,
                                     uint simd_lane, uint simd_group, threadgroup float* partials_a,
                                     threadgroup float* partials_b) {
