@@ -10,6 +10,7 @@ from mpskernels import ops, registry
 from mpskernels.kernels import quantized as qk
 from mpskernels.kernels.spec import TensorMeta
 from mpskernels.quantize import QuantizedLinear, quantize_weight
+from mpskernels.quantize.packing import pack
 from mpskernels.runtime import use_backend
 from mpskernels.tolerances import compare
 
@@ -105,21 +106,13 @@ def test_decode_with_and_without_the_k_split(split, bits, monkeypatch):
         check(args)
 
 
-def packed_words(codes, bits):
-    """int32 words of unsigned `bits`-bit codes [N, K] in the documented layout (lowest bits first)."""
-    per = 32 // bits
-    grouped = codes.reshape(codes.shape[0], -1, per).long()
-    words = sum(grouped[..., i] << (i * bits) for i in range(per))
-    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
 @pytest.mark.parametrize("bits", [4, 8])
 def test_decode_reads_every_code_in_every_position_of_a_word(bits, dtype):
     """qmv reads a word's values in two ways (in place for the low positions, after one shift for the high ones;
     metal/quantized.metal, dot_packed): each of the 2^bits codes, the extremes included, sits in every position of
-    word, and x holds both large (30 in fp16, whose outputs must stay finite; 10^30 otherwise) and small (10^-6)
-    values."""
+    a word (packed by the library's packer; the oracle reads the words itself), and x holds both large (30 in
+    fp16, whose outputs must stay finite; 10^30 otherwise) and small (10^-6) values."""
     n, k, group_size = 2 ** bits // 4 + 3, 2 * 32 * 128 // bits, 64
     per = 32 // bits
     codes = (torch.arange(k)[None, :] // per + torch.arange(k)[None, :] % per * 3 + torch.arange(n)[:, None]) % 2**bits
@@ -131,7 +124,7 @@ def test_decode_reads_every_code_in_every_position_of_a_word(bits, dtype):
     x = torch.randn(2, k, generator=gen)
     x[0, ::7] *= 30.0 if dtype == torch.float16 else 1e30
     x[1, ::5] = 1e-6
-    args = (x.to(dtype), packed_words(codes, bits), scales.to(dtype), biases.to(dtype), None, bits, group_size)
+    args = (x.to(dtype), pack(codes, bits), scales.to(dtype), biases.to(dtype), None, bits, group_size)
     assert all({int(c) for c in codes[:, i::per].flatten()} == set(range(2**bits)) for i in range(per))
     got = check(args)
     assert torch.isfinite(got).all()
