@@ -1,0 +1,93 @@
+"""Stage the anchor lane for a GPU machine that has no network and another torch: one folder holding the anchors'
+Metal sources (torch 2.13's MPS kernel headers, MLX's from the mlx-metal wheel), platformdirs, one source tree per
+commit to compare, and `run.sh`, which runs benches/anchor_lane.py in one of them with the environment the
+anchor_lane docstring names.
+
+    python benches/lane_stage.py --out .lane-staging A=9389ee6 B=HEAD [C=some-branch]
+    # there:  bash .lane-staging/run.sh B quant 150 --families quantized_linear --cases "x 1x"
+
+run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
+the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
+are not staged: commit them on a branch first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import platformdirs
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from mpskernels.anchors.sources import mlx_include_dir  # noqa: E402
+
+TORCH_HEADER_DIRS = (Path("ATen") / "native" / "mps" / "kernels", Path("c10") / "metal")
+
+RUN_SH = r"""#!/usr/bin/env bash
+# run.sh VARIANT NAME TIMEOUT [anchor_lane.py arguments]: one anchor-lane run in the staged tree VARIANT.
+S="$(cd "$(dirname "$0")" && pwd)"
+v=$1 name=$2 t=$3; shift 3
+export MPSKERNELS_TORCH_METAL_INCLUDE=$S/anchor-src/torch MPSKERNELS_TORCH_HEADERS_VERSION=__TORCH__
+export MPSKERNELS_ANCHOR_CACHE=$S/anchor-src/cache MPSKERNELS_CXX_KEY=0 PYTHONUNBUFFERED=1
+cd "$S/$v" || exit 1
+PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
+  python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.log" 2>&1
+echo "$name rc=$?"; tail -n 4 "$OUT/$name.log"
+rm -f rows.jsonl
+"""
+
+
+def stage_anchor_sources(out: Path) -> None:
+    include = Path(torch.__file__).resolve().parent / "include"
+    for sub in TORCH_HEADER_DIRS:
+        shutil.copytree(include / sub, out / "anchor-src" / "torch" / sub, dirs_exist_ok=True)
+    mlx_root = mlx_include_dir()  # downloads the wheel into the user's anchor cache once
+    shutil.copytree(mlx_root, out / "anchor-src" / "cache" / mlx_root.name, dirs_exist_ok=True)
+
+
+def stage_platformdirs(out: Path) -> None:
+    package = Path(platformdirs.__file__).resolve().parent
+    shutil.copytree(package, out / "pylib" / "platformdirs", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def stage_commit(out: Path, name: str, rev: str) -> str:
+    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    tree = out / name
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", sha, "src", "metal", "csrc", "benches"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "GIT_SHA").write_text(sha + "\n")
+    return sha
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / ".lane-staging")
+    parser.add_argument("variants", nargs="+", metavar="NAME=REV")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stage_anchor_sources(out)
+    stage_platformdirs(out)
+    for variant in args.variants:
+        name, _, rev = variant.partition("=")
+        if not name or not rev:
+            parser.error(f"variant {variant!r}: expected NAME=REV")
+        print(f"{name}: {stage_commit(out, name, rev)}")
+    (out / "run.sh").write_text(RUN_SH.replace("__TORCH__", torch.__version__.split("+")[0]))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"staged in {out}: {size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
