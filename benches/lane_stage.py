@@ -70,11 +70,11 @@ def stage_commit(out: Path, name: str, rev: str) -> str:
     return sha
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / ".lane-staging")
     parser.add_argument("variants", nargs="+", metavar="NAME=REV")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     stage_anchor_sources(out)

@@ -1,0 +1,47 @@
+"""benches/lane_stage.py: a folder that runs the anchor lane on a GPU machine with no network and another torch."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benches"))
+import lane_stage  # noqa: E402
+
+
+@pytest.fixture
+def fake_mlx(tmp_path, monkeypatch):
+    """MLX's headers as the anchor cache holds them, without downloading the wheel."""
+    root = tmp_path / "cache" / "mlx-metal-0.0"
+    (root / "mlx").mkdir(parents=True)
+    (root / "mlx" / "utils.h").write_text("// mlx\n")
+    monkeypatch.setattr(lane_stage, "mlx_include_dir", lambda: root)
+    return root
+
+
+def test_stages_each_commit_the_anchors_sources_and_the_runner(tmp_path, fake_mlx):
+    out = tmp_path / "stage"
+    lane_stage.main(["--out", str(out), "A=HEAD", "B=HEAD"])
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert (out / "A" / "GIT_SHA").read_text().strip() == head
+    for tree in ("A", "B"):  # what anchor_lane.py needs, and nothing else of the repository
+        assert (out / tree / "benches" / "anchor_lane.py").is_file()
+        assert (out / tree / "metal" / "rows.h").is_file()
+        assert (out / tree / "src" / "mpskernels" / "__init__.py").is_file()
+        assert not (out / tree / "tests").exists()
+    assert any((out / "anchor-src" / "torch" / "ATen" / "native" / "mps" / "kernels").glob("*.h"))
+    assert (out / "anchor-src" / "cache" / "mlx-metal-0.0" / "mlx" / "utils.h").is_file()
+    assert (out / "pylib" / "platformdirs" / "__init__.py").is_file()
+    run_sh = (out / "run.sh").read_text()
+    assert subprocess.run(["bash", "-n", str(out / "run.sh")]).returncode == 0
+    assert "MPSKERNELS_TORCH_METAL_INCLUDE=$S/anchor-src/torch" in run_sh
+    assert "MPSKERNELS_ANCHOR_CACHE=$S/anchor-src/cache" in run_sh
+    assert "__TORCH__" not in run_sh
+
+
+def test_a_variant_needs_a_name_and_a_revision(tmp_path, fake_mlx, capsys):
+    with pytest.raises(SystemExit):
+        lane_stage.main(["--out", str(tmp_path / "stage"), "HEAD"])
+    assert "expected NAME=REV" in capsys.readouterr().err
