@@ -25,7 +25,9 @@
 // metal/chunk_bits.h, as in the row kernels: this file's own copies (bfloat rounded by bit arithmetic, 8 integer
 // operations and a select per value) made the bf16 one-block kernel 1.39x slower on the lane (8 x 512 x 64 x 64
 // bf16 51.6 -> 37.1 us once packing used the language's conversion, fp16's time), and with them gone its worst
-// frame went from 96/108 B to 24/24 (ptxas; the lane time of that last step is not measured yet).
+// frame went from 96/108 B to 24/24 (ptxas). The statistics' chunk sums then took whole chunks without a guard per
+// value (metal/rows.h's add_shifted / add_squared_deviations, as layer_norm): bf16 one-block 24/24 -> 16/20 B,
+// fp16 partials 24/20 -> 16/16 (ptxas; the lane time of these two steps is not measured yet).
 // Apple GPUs have native 16-bit registers, so the raw form costs them no more than halves would; the per-thread
 // footprint is what sets how many threads a core keeps resident (lane figures are evidence, not Apple speeds).
 //
@@ -119,9 +121,7 @@ inline float chunk_sum(uint4 bits, int valid, float s, float ks) {
   float f[N];
   unpack_chunk<T>(bits, f);
   float sum = 0.0f;
-  for (int i = 0; i < N; i++) {
-    sum += i < valid ? fma(f[i], s, -ks) : 0.0f;
-  }
+  add_shifted<N>(f, valid, s, ks, sum);  // whole chunks without a guard per value (metal/rows.h)
   return sum;
 }
 
@@ -132,10 +132,7 @@ inline float chunk_m2(uint4 bits, int valid, float s, float ks, float mean) {
   float f[N];
   unpack_chunk<T>(bits, f);
   float m2 = 0.0f;
-  for (int i = 0; i < N; i++) {
-    const float e = fma(f[i], s, -ks) - mean;
-    m2 += i < valid ? e * e : 0.0f;
-  }
+  add_squared_deviations<N>(f, valid, s, ks, mean, m2);
   return m2;
 }
 
