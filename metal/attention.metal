@@ -66,6 +66,20 @@
 // reaching past the block's end checks it (a block is whole tiles, so that is the KV length's last tile). A full
 // row group (rows.count == ROWS, the usual GQA shape) runs without per-row checks. The SIMD groups' results merge
 // through threadgroup memory.
+// Short tiles (function constant decode_short_tiles, read by attention_decode_split alone; the host sets it where a
+// split grid stays latency-bound, below 512 threadgroups: attention.py, DECODE_SHORT_TILES_BELOW). A SIMD group's
+// serial loop is at least one tile per row, and a block at least 4 tiles (one per SIMD group), so with 32-key tiles B1
+// Hq32/Hk8 N512 could not use more than 128 threadgroups. Under the constant a tile is DECODE_SHORT_TILE = 8 keys:
+// STEPS = 8 / KPS of the same steps (every load still one 16-byte vector, a SIMD group's step still one 512-byte
+// contiguous run), the folds of those log2 STEPS levels, then a butterfly of 2 shuffles over the key's remaining
+// L / STEPS lanes (DecodeTile); a key's score sits in 4 lanes, one of which owns it for the softmax (the others hold
+// no key: no mask read, p = 0). The host then cuts blocks of 4 x 8 keys: 4 times as many threadgroups, each a quarter
+// of the serial loop. Why not 4 lanes per key each holding a quarter of the row: O lives in the lanes' key-row chunks,
+// so a quarter row per lane is D / 4 accumulators per row (128 registers for 4 fp32 rows at D = 128, against 16 here)
+// and per-lane strided loads; this layout changes only the number of steps. Cost: per (row, tile) STEPS E FMAs + 4
+// (STEPS - 1) folds + 4 (butterfly) + 22 + E softmax + STEPS (E + 1) for p v, over 8 keys: float D128 16.3, half D128
+// 14.3 per row and key against 13.7 and 11.3 with 32-key tiles; more work in total, spread over 4 times the SIMD
+// groups.
 // Instructions per key, counted from the code per lane (= SIMD-group issues), exp counted as one, for a full row
 // group, per query row and key (+ per key for all rows: loads, half/bfloat -> float conversions, addresses):
 //   before (one key per lane slot per step: E FMAs, log2 L shuffle-adds, a log2 KPS shuffle-max, max, a compare
@@ -90,6 +104,9 @@
 //   after (no-mask specialisation): half/bfloat D128 145-147 / 0 / 0, D80/D96 144-147 / 0 / 0, half D64 134-136 /
 //           0 / 0, bfloat D64 128 / 8 B / 8-12 B (a pressure spill, not an indexed array); float D128 118 / 0 / 0,
 //           D64-D96 111-128 / 0 / 0. More registers, no local traffic: fewer resident threads, nothing to memory.
+//   short tiles (decode_short_tiles; split kernel, worst over the masks): float 103-113 / 0 / 0, half/bfloat
+//           D64 127-128 / 0 / 0, D80-D128 126-128 / 48 B / 0 (the 16-bit carry's frame, smaller than the 32-key
+//           tile's 64-80 B). The 32-key specialisations are unchanged by the constant.
 // The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
@@ -111,6 +128,9 @@ using namespace metal;
 
 constant bool has_mask [[function_constant(0)]];       // an additive mask in T
 constant bool has_bool_mask [[function_constant(1)]];  // a boolean mask: true = attend (SDPA's bool attn_mask)
+// attention_decode_split's SIMD groups take tiles of DECODE_SHORT_TILE keys instead of DECODE_TILE: the host sets
+// it where the grid is latency-bound (attention.py: decode_grid); the branch on it folds away in the pipeline.
+constant bool decode_short_tiles [[function_constant(2)]];
 
 constant constexpr int FRAG = 8;                      // simdgroup matrix side
 constant constexpr float MASKED = -3.402823466e+38f;  // lowest finite float: the score of an invisible position
@@ -124,6 +144,7 @@ constant constexpr int TILE_LOAD_VEC = 4;                        // elements per
 constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode threadgroup (they split its block)
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
 constant constexpr int DECODE_TILE = 32;         // keys a SIMD group scores at once: one per lane, once folded
+constant constexpr int DECODE_SHORT_TILE = 8;    // the same under decode_short_tiles: one per 4 lanes
 constant constexpr int DECODE_ROWS = 4;          // query rows of a decode threadgroup (registers: see the header)
 constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
 static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
@@ -381,11 +402,26 @@ struct DecodeLayout {
   static constexpr int E = DECODE_VEC_BYTES / int(sizeof(T));  // elements of a key row per lane: 4 or 8
   static constexpr int CHUNKS = D / E;                          // 16-byte chunks in a row
   static constexpr int L = CHUNKS <= 8 ? 8 : (CHUNKS <= 16 ? 16 : 32);  // lanes per key (power of two)
-  static constexpr int LEVELS = L == 8 ? 3 : (L == 16 ? 4 : 5);  // log2 L: fold steps of a tile's scores
   static constexpr int KPS = 32 / L;                            // keys per SIMD group step
   static constexpr int ROWS = DECODE_ROWS;                      // query rows per threadgroup
   static constexpr bool FULL = L == CHUNKS;                     // every lane holds a chunk (D = 64, 128)
-  static_assert(KPS * L == DECODE_TILE, "a tile is L steps of KPS keys: one key per lane once folded");
+};
+
+// A SIMD group's tile of TILE keys (DECODE_TILE or DECODE_SHORT_TILE) in layout Lay: STEPS loads of KPS keys.
+// The reduce-scatter folds over the steps (FOLDS = log2 STEPS shuffles deep) leave lane (slot, chunk) the partial
+// score of step chunk % STEPS summed over STEPS of the key's L lanes; a butterfly over the lane offsets STEPS ..
+// L / 2 adds the other lanes' shares. Then each key's score sits in REPLICAS = L / STEPS = 32 / TILE lanes, and
+// the one with chunk < STEPS owns it (the others count as holding no key). DECODE_TILE: STEPS = L, no butterfly,
+// one key per lane. DECODE_SHORT_TILE: 2 (half D64), 4 (half D80-D128, float D64) or 8 (float D80-D128) steps,
+// 2 butterfly shuffles, 4 lanes per key.
+template <typename T, int D, int TILE>
+struct DecodeTile {
+  typedef DecodeLayout<T, D> Lay;
+  static constexpr int STEPS = TILE / Lay::KPS;
+  static constexpr int FOLDS = STEPS == 2 ? 1 : (STEPS == 4 ? 2 : (STEPS == 8 ? 3 : (STEPS == 16 ? 4 : 5)));
+  static constexpr int REPLICAS = Lay::L / STEPS;  // lanes holding one key's score after the butterfly
+  static_assert(STEPS * Lay::KPS == TILE && (1 << FOLDS) == STEPS && STEPS <= Lay::L,
+                "a tile is a power-of-two number of steps of KPS keys, at most one key per lane once folded");
 };
 
 // E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
@@ -401,10 +437,12 @@ inline void load_chunk(thread float* dst, const device T* p, bool ok) {
   }
 }
 
-// Sum over the key slots of a SIMD group (xor offsets L and up): the lanes that hold one chunk of different keys.
-template <int L>
-inline float step_sum(float x) {
-  for (ushort o = L; o < 32; o *= 2) {
+// Sum over the lanes that differ in lane bits FROM .. TO / 2 (xor offsets FROM, 2 FROM, .., < TO): with FROM = L,
+// TO = 32, the key slots (lanes holding one chunk of different keys); with FROM = STEPS, TO = L, the lanes of one
+// key that a short tile's folds left apart.
+template <int FROM, int TO>
+inline float lane_sum(float x) {
+  for (ushort o = FROM; o < TO; o *= 2) {
     x += simd_shuffle_xor(x, o);
   }
   return x;
@@ -429,27 +467,31 @@ struct DecodeRows {
   uint mask_off[ROWS];  // element offset of each row's mask row
 };
 
-// One tile of DECODE_TILE keys for one SIMD group: step i (i < L) reads keys tile0 + i * KPS + slot, K and V at
-// k_tile / v_tile (this lane's chunk of the tile's first keys). GUARD: the tile may reach past k_end (only the
-// block's last tile), so loads and visibility check it; a full tile has no per-key check. CHECK_ROWS: the row
-// group is partial (rows.count < ROWS), so every row loop stops at rows.count; a full row group has no row check.
+// One tile of TILE keys (DECODE_TILE or DECODE_SHORT_TILE) for one SIMD group: step i (i < STEPS) reads keys
+// tile0 + i * KPS + slot, K and V at k_tile / v_tile (this lane's chunk of the tile's first keys). GUARD: the
+// tile may reach past k_end (only the block's last tile), so loads and visibility check it; a full tile has no
+// per-key check. CHECK_ROWS: the row group is partial (rows.count < ROWS), so every row loop stops at rows.count;
+// a full row group has no row check.
 //   1. Scores: per step and row E FMAs; each new partial is folded into the pending ones like a binary counter
-//      (step i folds once per trailing one bit of i), so after the L steps this lane holds the full score of key
-//      tile0 + chunk * KPS + slot: L - 1 folds for L keys' sums instead of log2 L shuffles per key.
-//   2. Softmax, once per tile and row: the lanes' scores are 32 different keys, so mask, max (one simd_max),
-//      rescale of O and l, and exp are per tile or per lane, not per (lane, key).
-//   3. O += p v: step i broadcasts its keys' p from the lanes that hold them (one shuffle per row) to their V chunks.
-template <typename T, int D, bool GUARD, bool CHECK_ROWS>
+//      (step i folds once per trailing one bit of i), so after the STEPS steps this lane holds the score of key
+//      tile0 + (chunk % STEPS) * KPS + slot (a short tile adds its other lanes' shares: DecodeTile): STEPS - 1
+//      folds for STEPS keys' sums instead of log2 L shuffles per key.
+//   2. Softmax, once per tile and row: the owning lanes' scores are TILE different keys, so mask, max (one
+//      simd_max), rescale of O and l, and exp are per tile or per lane, not per (lane, key).
+//   3. O += p v: step i broadcasts its keys' p from the lanes that own them (one shuffle per row) to their V chunks.
+template <typename T, int D, int TILE, bool GUARD, bool CHECK_ROWS>
 inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const device T* v_tile, uint lane,
                         bool active, thread const float* q, thread float* o, thread float* m, thread float* l,
                         thread const DecodeRows<DECODE_ROWS>& rows, bool causal, const device T* mask,
                         const device bool* bool_mask, uint mask_stride_k, float score_scale, float p_scale) {
   typedef DecodeLayout<T, D> Lay;
-  constexpr int ROWS = Lay::ROWS, E = Lay::E, L = Lay::L, KPS = Lay::KPS;
+  typedef DecodeTile<T, D, TILE> Tile;
+  constexpr int ROWS = Lay::ROWS, E = Lay::E, L = Lay::L, KPS = Lay::KPS, STEPS = Tile::STEPS;
+  constexpr int FOLDS = Tile::FOLDS;
   const uint chunk = lane % L, slot = lane / L;
 
-  float pend[Lay::LEVELS + 1][ROWS];  // pend[j]: the partial of 2^j steps, summed over 2^j lanes
-  for (int i = 0; i < L; i++) {
+  float pend[FOLDS + 1][ROWS];  // pend[j]: the partial of 2^j steps, summed over 2^j lanes
+  for (int i = 0; i < STEPS; i++) {
     float kf[E];
     load_chunk<T, E>(kf, k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
     for (int r = 0; r < ROWS; r++) {
@@ -466,12 +508,14 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
       // data-dependent loop, which keeps pend in a frame (64-80 B) but the kernel at 121-128 registers, where the
       // compile-time levels took it to 145-147 and fewer threadgroups fit. On the H100 lane the 16-bit kernel ran
       // B4 N8192 D128 bf16 in 115 us this way against 150 us with the compile-time levels; fp32 B1 N8192 in 52 us
-      // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's).
+      // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's). Short tiles keep the
+      // choice: 16-bit 120-128 registers and a 48 B frame; the compile-time levels took them to 138-149 and no
+      // frame, 3 threadgroups per SM on the lane instead of 4, so B1 N512's 512 would no longer run in one wave.
       if (sizeof(T) == 4) {
         bool parked = false;
-        for (int j = 0; j <= Lay::LEVELS; j++) {
+        for (int j = 0; j <= FOLDS; j++) {
           if (!parked) {
-            if (j < Lay::LEVELS && ((i >> j) & 1)) {
+            if (j < FOLDS && ((i >> j) & 1)) {
               s = fold(pend[j][r], s, ushort(1 << j), lane);
             } else {
               pend[j][r] = s;
@@ -489,14 +533,15 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     }
   }
 
-  const uint key = tile0 + chunk * KPS + slot;  // this lane's key, whose score pend[LEVELS] holds
-  const bool in_range = !GUARD || key < k_end;
+  const uint key = tile0 + (chunk % STEPS) * KPS + slot;  // this lane's key, whose score pend[FOLDS] holds
+  const bool owner = Tile::REPLICAS == 1 || chunk < uint(STEPS);  // one lane per key counts it
+  const bool in_range = owner && (!GUARD || key < k_end);
   float p[ROWS];
   for (int r = 0; r < ROWS; r++) {
     if (CHECK_ROWS && uint(r) >= rows.count) {
       break;
     }
-    float s = pend[Lay::LEVELS][r] * score_scale;
+    float s = lane_sum<STEPS, L>(pend[FOLDS][r]) * score_scale;  // no shuffle for DECODE_TILE
     bool visible = in_range && (!causal || key <= rows.q_pos[r]);
     if (has_bool_mask && visible) {
       visible = bool_mask[rows.mask_off[r] + key * mask_stride_k];
@@ -516,7 +561,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     l[r] = l[r] * factor + p[r];  // this lane's keys' share; the lanes are summed at the end
   }
 
-  for (int i = 0; i < L; i++) {
+  for (int i = 0; i < STEPS; i++) {
     float vf[E];
     load_chunk<T, E>(vf, v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
     const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
@@ -529,6 +574,36 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
         o[r * E + e] += pi * vf[e];
       }
     }
+  }
+}
+
+// A SIMD group's share of the keys [k_begin, k_end) in tiles of TILE keys: SIMD group sg takes the tiles
+// k_begin + (i * DECODE_SIMD_GROUPS + sg) * TILE, i = 0, 1, ...; full tiles run unguarded, only a tile reaching
+// past k_end (the block's last: the host makes a block whole tiles) checks it.
+template <typename T, int D, int TILE>
+inline void decode_tiles(uint k_begin, uint k_end, uint sg, const device T* k_lane, const device T* v_lane,
+                         uint lane, bool active, thread const float* q, thread float* o, thread float* m,
+                         thread float* l, thread const DecodeRows<DECODE_ROWS>& rows, bool causal,
+                         const device T* mask, const device bool* bool_mask, uint mask_stride_k, float score_scale,
+                         float p_scale) {
+  constexpr int TG_TILES = DECODE_SIMD_GROUPS * TILE;
+  uint tile0 = k_begin + sg * TILE;
+  const bool all_rows = rows.count == uint(DECODE_ROWS);  // the usual GQA shape: no row checks in the tiles
+  for (; tile0 + TILE <= k_end; tile0 += TG_TILES) {
+    const device T* k_tile = k_lane + size_t(tile0) * D;
+    const device T* v_tile = v_lane + size_t(tile0) * D;
+    if (all_rows) {
+      decode_tile<T, D, TILE, false, false>(tile0, k_end, k_tile, v_tile, lane, active, q, o, m, l, rows, causal,
+                                            mask, bool_mask, mask_stride_k, score_scale, p_scale);
+    } else {
+      decode_tile<T, D, TILE, false, true>(tile0, k_end, k_tile, v_tile, lane, active, q, o, m, l, rows, causal,
+                                           mask, bool_mask, mask_stride_k, score_scale, p_scale);
+    }
+  }
+  if (tile0 < k_end) {  // the block's last tile reaches past its end: the one guarded tile
+    decode_tile<T, D, TILE, true, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane,
+                                        active, q, o, m, l, rows, causal, mask, bool_mask, mask_stride_k,
+                                        score_scale, p_scale);
   }
 }
 
@@ -584,26 +659,14 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
   const device T* k_lane = k + (kv_base + slot) * D + d0;
   const device T* v_lane = v + (kv_base + slot) * D + d0;
-  // SIMD group sg takes the tiles k_begin + (i * DECODE_SIMD_GROUPS + sg) * DECODE_TILE, i = 0, 1, ...; full
-  // tiles run unguarded, only a tile reaching past k_end (the block's last) checks it.
-  constexpr int TG_TILES = DECODE_SIMD_GROUPS * DECODE_TILE;
-  uint tile0 = k_begin + sg * DECODE_TILE;
-  const bool all_rows = rows.count == uint(ROWS);  // the usual GQA shape: no row checks in the tiles
-  for (; tile0 + DECODE_TILE <= k_end; tile0 += TG_TILES) {
-    const device T* k_tile = k_lane + size_t(tile0) * D;
-    const device T* v_tile = v_lane + size_t(tile0) * D;
-    if (all_rows) {
-      decode_tile<T, D, false, false>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
-                                      bool_mask, mask_strides.w, scales.y, p_scale);
-    } else {
-      decode_tile<T, D, false, true>(tile0, k_end, k_tile, v_tile, lane, active, q_reg, o, m, l, rows, causal, mask,
-                                     bool_mask, mask_strides.w, scales.y, p_scale);
-    }
-  }
-  if (tile0 < k_end) {  // the block's last tile reaches past its end: the one guarded tile
-    decode_tile<T, D, true, true>(tile0, k_end, k_lane + size_t(tile0) * D, v_lane + size_t(tile0) * D, lane,
-                                  active, q_reg, o, m, l, rows, causal, mask, bool_mask, mask_strides.w, scales.y,
-                                  p_scale);
+  // decode_short_tiles is a function constant: one of the two calls is compiled into the pipeline. The one-pass
+  // kernel ignores it: the host keeps one-pass plans on 32-key tiles (a shorter block would add the merge pass).
+  if (SPLIT && decode_short_tiles) {
+    decode_tiles<T, D, DECODE_SHORT_TILE>(k_begin, k_end, sg, k_lane, v_lane, lane, active, q_reg, o, m, l, rows,
+                                          causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
+  } else {
+    decode_tiles<T, D, DECODE_TILE>(k_begin, k_end, sg, k_lane, v_lane, lane, active, q_reg, o, m, l, rows, causal,
+                                    mask, bool_mask, mask_strides.w, scales.y, p_scale);
   }
 
   // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of
@@ -614,7 +677,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
     }
     l[r] = simd_sum(l[r]);
     for (int e = 0; e < E; e++) {
-      o[r * E + e] = step_sum<Lay::L>(o[r * E + e]);
+      o[r * E + e] = lane_sum<Lay::L, 32>(o[r * E + e]);
     }
   }
   if (lane == 0) {

@@ -26,7 +26,7 @@ def test_parse_ptxas_log_maps_symbols_and_frames():
 
 def test_specialisations_cover_every_boolean_constant():
     specs = specialisations("attention.metal")
-    assert len(specs) == 4 and (("has_bool_mask", True), ("has_mask", False)) in specs
+    assert len(specs) == 8 and (("decode_short_tiles", True), ("has_bool_mask", True), ("has_mask", False)) in specs
     assert specialisations("kv_cache.metal") == [()]
 
 

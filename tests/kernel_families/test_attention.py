@@ -110,8 +110,10 @@ def test_decode_layout_loads_16_bytes_per_lane():
     assert layout(torch.bfloat16, 64) == attn.DecodeLayout(8, 8, 4)  # four keys per step
     assert layout(torch.float16, 80) == attn.DecodeLayout(8, 16, 4)  # 10 of 16 lanes hold a chunk
     assert layout(torch.float32, 96) == attn.DecodeLayout(4, 32, 4)  # 24 of 32
-    # blocks are whole tiles of 32 keys (a SIMD group's L steps of 32 / L keys), whatever the layout
+    # blocks are whole tiles of 32 keys (a SIMD group's L steps of 32 / L keys), whatever the layout, or of 8 keys
+    # under decode_short_tiles
     assert layout(torch.float16, 128).step == layout(torch.float32, 64).step == attn.DECODE_TILE == 32
+    assert layout(torch.float32, 128, attn.DECODE_SHORT_TILE).step == attn.DECODE_SHORT_TILE == 8
 
 
 @pytest.mark.parametrize("kv_len, threadgroups, step, min_keys", [
@@ -158,14 +160,16 @@ def test_decode_plan_two_passes_with_declared_scratch():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("kv_len, rows", [(512, 1), (2048, 1), (8192, 4)])
-def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len, rows):
+@pytest.mark.parametrize("kv_len, rows, tile", [(512, 1, 8), (2048, 1, 32), (8192, 4, 32)])
+def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len, rows, tile):
     # B1 Hq32/Hk8 D128: blocks of 96 (bf16) or 64 (fp32) keys left 1 or 2 of a threadgroup's 4 SIMD groups idle.
-    # N512 and N2048 (32 and 128 threadgroups of 4 rows) take 1 row per threadgroup; N8192 (512) keeps 4.
+    # N512 and N2048 (32 and 128 threadgroups of 4 rows) take 1 row per threadgroup; N8192 (512) keeps 4. N512, still
+    # 128 threadgroups at 1 row, takes tiles of 8 keys.
     q, k = torch.empty(1, 32, 1, 128, dtype=dtype), torch.empty(1, 8, kv_len, 128, dtype=dtype)
     plan = kernel_for(q, k)
     blocks, block_len = plan.then[0].buffers[4].value, plan.buffers[16].value
-    assert block_len == attn.DECODE_SIMD_GROUPS * attn.DECODE_TILE  # one tile per SIMD group, none idle
+    assert plan.constants["decode_short_tiles"] == (tile == attn.DECODE_SHORT_TILE)
+    assert block_len == attn.DECODE_SIMD_GROUPS * tile  # one tile per SIMD group, none idle
     assert plan.buffers[17].value == rows
     assert blocks == kv_len // block_len and plan.threads == (blocks * (4 // rows) * attn.DECODE_THREADS, 8, 1)
 
@@ -182,7 +186,8 @@ def test_decode_rows_per_threadgroup_rule(batch, kv_heads, group_rows, n, dtype)
     if grid.rows_per_group < attn.DECODE_ROWS:  # halved: with twice the rows, the grid was small
         wider = -(-group_rows // (2 * grid.rows_per_group))
         min_keys = attn.decode_min_block_keys(min(2 * grid.rows_per_group, group_rows), 128, dtype)
-        blocks, _ = attn.decode_split(n, batch * kv_heads * wider, 32, min_keys)
+        tile = attn.DECODE_SHORT_TILE if grid.short_tiles else attn.DECODE_TILE
+        blocks, _ = attn.decode_split(n, batch * kv_heads * wider, tile, min_keys)
         assert blocks * wider * kv_heads * batch < attn.DECODE_ROW_SPLIT_BELOW
 
 
@@ -192,6 +197,7 @@ def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, star
     """Row groups of 2 (full, and 2 + 1 for 3 rows), of 1, and one partial group of 3 in 4, over a split."""
     monkeypatch.setattr(attn, "DECODE_ROWS", start_rows)  # the host's first choice; the kernel holds up to 4
     monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)  # keep it
+    monkeypatch.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)  # and tiles of 32 keys
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
@@ -203,7 +209,8 @@ def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, star
 
 @pytest.fixture
 def small_blocks(monkeypatch, fresh_plans):
-    """Blocks of one 32-key tile so that short KV lengths split."""
+    """Blocks of one 32-key tile so that short KV lengths split (their grids are small, but keep 32-key tiles)."""
+    monkeypatch.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
@@ -272,13 +279,19 @@ def test_one_pass_decode_over_several_tiles_per_simd_group(monkeypatch, fresh_pl
     assert got.isfinite().all()
 
 
-def test_decode_fully_masked_rows_and_blocks_over_a_split(small_blocks):
-    q, k, v = qkv(1, 4, 1, 2, 64, 64)
-    mask = randn(1, 4, 2, 64, seed=2)
+@pytest.mark.parametrize("tiles, kv_len, last_block", [("small_blocks", 64, 32), ("short_tiles", 150, 128)])
+def test_decode_fully_masked_rows_and_blocks_over_a_split(request, tiles, kv_len, last_block):
+    """32-key tiles in blocks of one, and 8-key tiles in blocks of 4 (short_tiles: below); the first block is 32
+    keys either way."""
+    request.getfixturevalue(tiles)
+    q, k, v = qkv(1, 4, 1, 2, kv_len, 64)
+    mask = randn(1, 4, 2, kv_len, seed=2)
     mask[0, 0, 1, :] = NEG_INF  # a whole row: NaN like softmax
-    mask[0, 1, :, :32] = NEG_INF  # every block but the last
+    mask[0, 1, :, :last_block] = NEG_INF  # every block but the last
     mask[0, 2, :, 32:] = NEG_INF  # every block but the first
-    assert len(kernel_for(q, k, mask).dispatches) == 2
+    mask[0, 3, :, 7::8] = NEG_INF  # the last key of every 8
+    plan = kernel_for(q, k, mask)
+    assert len(plan.dispatches) == 2 and plan.constants["decode_short_tiles"] == (tiles == "short_tiles")
     got, want = emulated(q, k, v, mask), expected(q, k, v, mask)
     assert got[0, 0, 1].isnan().all() and got.isnan().sum() == want.isnan().sum() == 64
     assert compare(got, want, q.dtype).ok
@@ -290,6 +303,158 @@ def test_decode_finfo_min_mask_over_a_split(small_blocks):
     mask[0, 0, :, 20:] = torch.finfo(torch.bfloat16).min  # visible keys only in the first block
     mask[0, 1] = torch.finfo(torch.bfloat16).min  # uniform weights over every key
     check(q, k, v, mask.to(torch.bfloat16), False, None, 60)
+
+
+# ---- short tiles (decode_short_tiles): split grids that stay small take tiles of 8 keys ----
+
+# Hq32/Hk8 D128: (batch, kv_len, dtype, threadgroups with 32-key tiles, threadgroups planned, 8-key tiles)
+TILE_PLANS = [
+    (1, 256, torch.bfloat16, 64, 256, True), (1, 512, torch.float32, 128, 512, True),
+    (1, 512, torch.bfloat16, 128, 512, True), (1, 1024, torch.float32, 256, 512, True),
+    (1, 1024, torch.float16, 256, 1024, True), (2, 512, torch.bfloat16, 256, 1024, True),
+    (4, 256, torch.float32, 256, 512, True),
+    (1, 128, torch.bfloat16, 32, 32, False),  # one pass: short tiles would add the merge dispatch
+    (1, 2048, torch.float32, 512, 512, False), (4, 512, torch.bfloat16, 512, 512, False),
+    (1, 8192, torch.float16, 512, 512, False), (8, 32768, torch.bfloat16, 1024, 1024, False)]
+
+
+@pytest.mark.parametrize("batch, kv_len, dtype, before, after, short", TILE_PLANS, ids=str)
+def test_decode_short_tile_plans(monkeypatch, batch, kv_len, dtype, before, after, short):
+    grid = attn.decode_grid(batch, 8, 4, kv_len, 128, dtype)
+    with monkeypatch.context() as m:
+        m.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
+        long = attn.decode_grid(batch, 8, 4, kv_len, 128, dtype)
+    assert not long.short_tiles and long.threadgroups(batch, 8) == before
+    assert grid.short_tiles == short and grid.threadgroups(batch, 8) == after
+    if not short:
+        assert grid == long
+
+
+def test_short_tiles_only_where_a_split_grid_stays_small(monkeypatch):
+    """Over batches, GQA shapes, KV lengths, dtypes and head dims: a plan takes 8-key tiles exactly where the
+    32-key plan splits yet stays below DECODE_SHORT_TILES_BELOW threadgroups; it then has more threadgroups, blocks
+    of whole 4-tile shares, and still splits. Every other plan is the 32-key one."""
+    shapes = [(b, hk, g, n, dtype, d) for b in (1, 2, 4, 8) for hk, g in ((8, 4), (32, 1), (2, 6), (1, 8))
+              for n in (40, 128, 129, 200, 512, 1000, 3000, 20000, 70000) for dtype in (torch.float32, torch.bfloat16)
+              for d in (64, 128)]
+    changed = 0
+    for batch, kv_heads, group_rows, n, dtype, head_dim in shapes:
+        grid = attn.decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype)
+        with monkeypatch.context() as m:
+            m.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
+            long = attn.decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype)
+        small = long.blocks > 1 and long.threadgroups(batch, kv_heads) < attn.DECODE_SHORT_TILES_BELOW
+        assert grid.short_tiles == small
+        if small:
+            changed += 1
+            assert grid.threadgroups(batch, kv_heads) > long.threadgroups(batch, kv_heads) and grid.blocks > 1
+            assert grid.block_len % (attn.DECODE_SHORT_TILE * attn.DECODE_BLOCK_TILES) == 0
+        else:
+            assert grid == long
+    assert 0 < changed < len(shapes)
+
+
+@pytest.fixture
+def short_tiles(monkeypatch, fresh_plans):
+    """8-key tiles on small grids, in blocks of 4 tiles (one per SIMD group) as planned: a KV length past 128 splits
+    (so does the 32-key plan, which short tiles need) into blocks of 32 keys."""
+    monkeypatch.setattr(attn, "DECODE_SHORT_TILES_BELOW", 1 << 30)
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
+    monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
+    monkeypatch.setattr(attn, "DECODE_TARGET_THREADGROUPS", 4096)
+
+
+def check_against_sdpa(q, k, v, mask, kv_len):
+    """check() against the float64 reference, then the same result against PyTorch's SDPA in float64 (not causal:
+    SDPA's is_causal puts the queries first)."""
+    got = check(q, k, v, mask, False, None, kv_len)
+    group = q.shape[1] // k.shape[1]
+    keys, values = (t[:, :, :kv_len].double().repeat_interleave(group, dim=1) for t in (k, v))
+    if mask is not None:
+        mask = mask[..., :kv_len] if mask.dtype == torch.bool else mask[..., :kv_len].double()
+    result = compare(got, F.scaled_dot_product_attention(q.double(), keys, values, attn_mask=mask), q.dtype)
+    assert result.ok, f"against SDPA: {result}"
+    return got
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("head_dim", attn.HEAD_DIMS)
+@pytest.mark.parametrize("kv_len", [135, 136, 137])
+@pytest.mark.parametrize("rows", [1, 4])
+def test_short_tiles_every_head_dim(short_tiles, monkeypatch, dtype, head_dim, kv_len, rows):
+    """5 blocks of 4 tiles of 8 keys, the last block 7, 8 or 9 keys (one partial tile; one full tile; a full tile
+    and a 1-key tile); 4 query heads of a KV head in one threadgroup (rows 4: no row checks) or one each (every
+    row loop checks); batch 2, an additive mask with -inf across a block boundary, a cache tail that poisons any
+    read past kv_len. Every layout: 2 (half D64), 4 (half D80-D128, float D64) and 8 steps (float D80-D128)."""
+    if rows == 4:
+        monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)
+    q, k, v = qkv(2, 4, 1, 1, 140, head_dim, dtype=dtype, seed=kv_len + head_dim)
+    k[:, :, kv_len:] = float("nan")
+    v[:, :, kv_len:] = float("inf")
+    plan = kernel_for(q, k, kv_len=kv_len)
+    assert plan.constants["decode_short_tiles"] and plan.kernel.startswith("attention_decode_split")
+    assert (plan.buffers[16].value, plan.buffers[17].value, plan.then[0].buffers[4].value) == (32, rows, 5)
+    mask = randn(2, 4, 1, 140, seed=3, dtype=dtype)
+    mask[..., 30:34] = NEG_INF
+    assert check_against_sdpa(q, k, v, mask, kv_len).isfinite().all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("kv_len", [136, 137])
+def test_short_tiles_with_boolean_masks(short_tiles, dtype, head_dim, kv_len):
+    q, k, v = qkv(2, 4, 1, 1, 140, head_dim, dtype=dtype, seed=kv_len)
+    keep = torch.rand(2, 1, 1, 140, generator=torch.Generator().manual_seed(kv_len)) > 0.3  # broadcast over heads
+    keep[..., :2] = True
+    keep[1, ..., 32:64] = False  # all of block 1
+    assert kernel_for(q, k, keep, kv_len).constants["decode_short_tiles"]
+    check_against_sdpa(q, k, v, keep, kv_len)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("q_heads, kv_heads, q_len, head_dim", [(2, 2, 1, 128), (8, 1, 1, 64), (3, 1, 2, 96),
+                                                                (8, 2, 3, 80)])
+def test_short_tiles_gqa_rows_and_causal(short_tiles, monkeypatch, dtype, q_heads, kv_heads, q_len, head_dim):
+    """GQA 1 and 8 (two row groups of 4), 2 tokens of 3 heads (6 rows: 4 + a partial 2) and 3 tokens of 4 heads
+    (12 rows: three groups), causal and with a mask and a scale."""
+    monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)
+    q, k, v = qkv(2, q_heads, kv_heads, q_len, 170, head_dim, dtype=dtype, seed=q_heads + head_dim)
+    assert kernel_for(q, k, kv_len=167).constants["decode_short_tiles"]
+    check(q, k, v, None, True, None, 167)
+    check(q, k, v, randn(2, q_heads, q_len, 170, seed=1, dtype=dtype), False, 0.3, 167)
+
+
+@pytest.mark.parametrize("dtype, head_dim", [(torch.float32, 128), (torch.bfloat16, 64), (torch.float16, 96)],
+                         ids=str)
+@pytest.mark.parametrize("kv_len", [199, 200, 201])
+def test_short_tiles_several_rounds_per_simd_group(short_tiles, monkeypatch, dtype, head_dim, kv_len):
+    """Blocks of 96 keys: each SIMD group loops over 3 full tiles; the last block holds 7, 8 or 9 keys."""
+    monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 64)
+    q, k, v = qkv(1, 4, 1, 1, 210, head_dim, dtype=dtype, seed=kv_len)
+    k[:, :, kv_len:] = float("nan")
+    v[:, :, kv_len:] = float("inf")
+    plan = kernel_for(q, k, kv_len=kv_len)
+    assert plan.constants["decode_short_tiles"]
+    assert (plan.buffers[16].value, plan.then[0].buffers[4].value) == (96, 3)
+    check_against_sdpa(q, k, v, randn(1, 4, 1, 210, seed=2, dtype=dtype), kv_len)
+
+
+def test_short_tile_decode_does_not_depend_on_lane_order(monkeypatch, short_tiles):
+    q, k, v = qkv(1, 4, 1, 2, 150, 128, dtype=torch.float16)
+    mask = randn(2, 150, seed=4, dtype=torch.float16)
+    assert kernel_for(q, k, mask, 145).constants["decode_short_tiles"]
+    fixed = check(q, k, v, mask, True, None, 145)
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
+    torch.testing.assert_close(emulated(q, k, v, mask, True, None, 145), fixed, rtol=0, atol=0)
+
+
+def test_b1_hq32_hk8_n512_runs_512_threadgroups_of_short_tiles():
+    """The shape the short tiles are for, as planned (no constant changed): 16 blocks of 32 keys x 4 rows x 8 KV
+    heads, one row per threadgroup."""
+    q, k, v = qkv(1, 32, 8, 1, 512, 64, dtype=torch.bfloat16, seed=9)
+    plan = kernel_for(q, k)
+    assert plan.constants["decode_short_tiles"] and plan.threads == (16 * 4 * attn.DECODE_THREADS, 8, 1)
+    check_against_sdpa(q, k, v, None, None)
 
 
 # ---- KV cache ----

@@ -39,6 +39,7 @@ MERGE_THREADS = 256  # MERGE_SIMD_GROUPS * 32
 DECODE_VEC_BYTES = 16  # a lane loads 16 bytes of a key row at a time
 DECODE_ROWS = 4  # query rows per decode threadgroup: DECODE_ROWS in metal/attention.metal
 DECODE_TILE = 32  # keys a decode SIMD group scores at once (one per lane): DECODE_TILE in metal/attention.metal
+DECODE_SHORT_TILE = 8  # the same under the decode_short_tiles constant: DECODE_SHORT_TILE in metal/attention.metal
 # The KV length is split into blocks until the decode grid has about this many threadgroups. A documented constant,
 # not the GPU's core count (PyTorch exposes no core count, and asking IOKit costs more than a decode step): 1024
 # threadgroups of 128 threads keep every core of the largest Apple GPUs (60-80 cores, each holding several such
@@ -63,6 +64,16 @@ DECODE_BLOCK_TILES = DECODE_SIMD_GROUPS
 # ncu, against MLX's 10.5 us for the whole op), the rows are halved until it has: more threadgroups, each with less
 # serial work, re-reading K and V from the cache.
 DECODE_ROW_SPLIT_BELOW = DECODE_TARGET_THREADGROUPS // 2
+# Where a split grid of 32-key tiles stays below DECODE_SHORT_TILES_BELOW threadgroups even after the row halving
+# above, SIMD groups take tiles of DECODE_SHORT_TILE keys instead (the kernels' decode_short_tiles constant): blocks
+# can then be 4 times shorter and 4 times as many, and a SIMD group's serial loop is one tile of 8 keys, not 32.
+# B1 Hq32/Hk8 N512 D128 ran 128 threadgroups of one 32-key tile per SIMD group and one row: 0.59x (fp32) and
+# 0.73x (16-bit) of MLX's sdpa_vector_2pass (~2048 SIMD groups of 8 keys) on the H100 lane. Plans that change
+# (Hq32/Hk8 D128; threadgroups with 32-key -> 8-key tiles): B1 N256 64 -> 256, N512 128 -> 512, N1024 256 -> 1024
+# (fp32: 512 of 2 rows); B2 N256 128 -> 512, N512 256 -> 1024 (fp32: 512); B4 N256 256 -> 1024 (fp32: 512). Kept:
+# grids already at DECODE_SHORT_TILES_BELOW (B1 N >= 2048, B2 N >= 1024, B4 N >= 512, B8), and one-pass plans
+# (N <= 128 here: shorter blocks would add the merge dispatch, whose cost against a shorter loop is unmeasured).
+DECODE_SHORT_TILES_BELOW = DECODE_ROW_SPLIT_BELOW
 
 
 def _kv_length(k: torch.Tensor | TensorMeta, kv_len: int | None) -> int:
@@ -106,24 +117,26 @@ def _mask_strides(mask: TensorMeta) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class DecodeLayout:
-    """The decode kernels' lane layout for a dtype and head dim (DecodeLayout in metal/attention.metal)."""
+    """The decode kernels' lane layout for a dtype and head dim (DecodeLayout in metal/attention.metal), and the
+    keys of a SIMD group's tile (DECODE_TILE, or DECODE_SHORT_TILE under decode_short_tiles)."""
 
     elements: int  # elements of a key row per lane (16 bytes)
     lanes_per_key: int
     rows: int  # query rows per threadgroup
+    tile: int = DECODE_TILE
 
     @classmethod
-    def of(cls, dtype: torch.dtype, head_dim: int) -> "DecodeLayout":
+    def of(cls, dtype: torch.dtype, head_dim: int, tile: int = DECODE_TILE) -> "DecodeLayout":
         elements = DECODE_VEC_BYTES // torch.empty((), dtype=dtype).element_size()
         chunks = head_dim // elements
         lanes = 8 if chunks <= 8 else 16 if chunks <= 16 else 32
-        return cls(elements, lanes, DECODE_ROWS)
+        return cls(elements, lanes, DECODE_ROWS, tile)
 
     @property
     def step(self) -> int:
-        """The granule of a block's length: a SIMD group's tile of DECODE_TILE keys, so that only a block's last
-        tile is partial (the kernel checks the block's end in that tile alone)."""
-        return DECODE_TILE
+        """The granule of a block's length: a SIMD group's tile, so that only a block's last tile is partial (the
+        kernel checks the block's end in that tile alone)."""
+        return self.tile
 
 
 def decode_min_block_keys(rows: int, head_dim: int, dtype: torch.dtype) -> int:
@@ -155,12 +168,26 @@ class DecodeGrid:
     row_groups: int  # threadgroups per KV head and block
     blocks: int
     block_len: int
+    short_tiles: bool = False  # tiles of DECODE_SHORT_TILE keys (the kernels' decode_short_tiles constant)
+
+    def threadgroups(self, batch: int, kv_heads: int) -> int:
+        return self.blocks * self.row_groups * kv_heads * batch
 
 
 def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: int, dtype: torch.dtype) -> DecodeGrid:
-    """The KV split and rows per threadgroup: DECODE_ROWS rows, halved while the grid stays below
-    DECODE_ROW_SPLIT_BELOW threadgroups."""
-    layout = DecodeLayout.of(dtype, head_dim)
+    """The tile, KV split and rows per threadgroup: tiles of DECODE_TILE keys unless that plan splits the KV length
+    yet stays below DECODE_SHORT_TILES_BELOW threadgroups (then DECODE_SHORT_TILE)."""
+    grid = _decode_grid_of(batch, kv_heads, group_rows, n, DecodeLayout.of(dtype, head_dim), head_dim, dtype)
+    if grid.blocks == 1 or grid.threadgroups(batch, kv_heads) >= DECODE_SHORT_TILES_BELOW:
+        return grid
+    short = DecodeLayout.of(dtype, head_dim, DECODE_SHORT_TILE)
+    return _decode_grid_of(batch, kv_heads, group_rows, n, short, head_dim, dtype)
+
+
+def _decode_grid_of(batch: int, kv_heads: int, group_rows: int, n: int, layout: DecodeLayout, head_dim: int,
+                    dtype: torch.dtype) -> DecodeGrid:
+    """The KV split and rows per threadgroup for the layout's tile: DECODE_ROWS rows, halved while the grid stays
+    below DECODE_ROW_SPLIT_BELOW threadgroups."""
     per_group = layout.rows
     while True:
         row_groups = -(-group_rows // per_group)
@@ -168,7 +195,7 @@ def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: in
         blocks, block_len = decode_split(n, batch * kv_heads * row_groups, layout.step, min_keys)
         if per_group == 1 or per_group >= 2 * group_rows or \
                 blocks * row_groups * kv_heads * batch >= DECODE_ROW_SPLIT_BELOW:
-            return DecodeGrid(per_group, row_groups, blocks, block_len)
+            return DecodeGrid(per_group, row_groups, blocks, block_len, layout.tile == DECODE_SHORT_TILE)
         per_group //= 2
 
 
@@ -180,6 +207,7 @@ def decode_plan(q: TensorMeta, k: TensorMeta, buffers: tuple, bool_mask: str | N
     kv_heads = k.shape[1]
     grid_of = decode_grid(batch, kv_heads, q_heads // kv_heads * q_len, n, head_dim, q.dtype)
     blocks, block_len = grid_of.blocks, grid_of.block_len
+    constants = {**constants, "decode_short_tiles": grid_of.short_tiles}
     per_group = Scalar(grid_of.rows_per_group, "uint")
     dtype = DTYPE_NAMES[q.dtype]
     grid = (blocks * grid_of.row_groups * DECODE_THREADS, kv_heads, batch)  # a block's row groups are neighbours
@@ -217,7 +245,8 @@ def plan(q: TensorMeta, k: TensorMeta, v: TensorMeta, mask: TensorMeta | None, c
         Scalar(capacity, "uint"), Scalar(n, "uint"), Scalar(bool(causal), "bool"),
         *(Scalar(s, "uint") for s in strides),
     )
-    constants = {"has_mask": mask is not None and not is_bool, "has_bool_mask": is_bool}
+    constants = {"has_mask": mask is not None and not is_bool, "has_bool_mask": is_bool,
+                 "decode_short_tiles": False}  # decode_plan sets it
     if q_len <= DECODE_MAX_QUERIES:
         return decode_plan(q, k, buffers, bool_mask, constants, n)
     return LaunchPlan(
