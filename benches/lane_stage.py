@@ -8,7 +8,9 @@ anchor_lane docstring names.
 
 run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
 the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
-are not staged: commit them on a branch first.
+are not staged: commit them on a branch first. TIMEOUT covers the NVRTC compiles of a fresh machine: attention's
+took over 75 s there (its runs stopped at 50-75 s), the row kernels' under 45 s; a later run of the same kernels
+reads CuPy's cache.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ cd "$S/$v" || exit 1
 PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
   python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.log" 2>&1
 echo "$name rc=$?"; tail -n 4 "$OUT/$name.log"
-rm -f rows.jsonl
 """
 
 
