@@ -67,7 +67,8 @@ def test_an_mpskernels_op_counts_once_and_not_its_internals(decode_step, emulato
 
 def test_optimize_cuts_small_ops_to_a_third(decode_step, emulator):
     """The issue's target on a small Llama: the whole decode step's small (non-matmul, non-attention) device ops
-    after optimize() are at most a third of eager's, matmuls and attention calls unchanged in number. Four layers:
+    after optimize() are at most a third of eager's, attention calls unchanged in number, and one matmul fewer per
+    layer (the MLP's gate and up projections as one, optimize/gate_up.py). Four layers:
     the ops outside the layers (rotary tables, the mask check) are a model's fixed cost, which a 2-layer model
     weighs as much as the layers (the real models have 16 to 26)."""
     layers = 4
@@ -77,7 +78,7 @@ def test_optimize_cuts_small_ops_to_a_third(decode_step, emulator):
     optimized = decode_step.count_step(model, step(decode_step, model))
     assert optimized.total("small") * 3 <= eager.total("small"), (eager.names, optimized.names)
     assert optimized.total("small", "layer") < eager.total("small", "layer")
-    assert optimized.total("matmul") == eager.total("matmul")
+    assert optimized.total("matmul") == eager.total("matmul") - layers
     assert optimized.total("attention") == eager.total("attention") == layers
     assert sum(v for (w, _), v in optimized.mpsk.items() if w == "layer") > 0
 
@@ -130,5 +131,6 @@ def test_optimize_cuts_gemma2s_small_ops_to_a_third_at_its_26_layers(decode_step
     optimized = decode_step.count_step(model, step(decode_step, model))
     row = decode_step.row_from_census(optimized, spec, LAYERS, "24 dynamic", "optimize")
     assert row.full("small") * 3 <= eager.full("small"), optimized.names
-    assert row.full("matmul") == eager.full("matmul")  # the stand-in's two matmuls replace the function's two
+    # the stand-in's two matmuls replace the function's two; the MLP's gate and up projections are one
+    assert row.full("matmul") == eager.full("matmul") - 26
     assert optimized.names[("layer", "mpskernels.softmax")] == LAYERS

@@ -42,7 +42,7 @@ def vit():
 # blocks keep their own forward, with SDPA and rotary calls routed: "rope+attention" is one LlamaAttention.
 MODELS = {
     # 2 norms per layer + final; gated MLPs; each decoder layer's two residual adds fused with the norm after them
-    "llama": (llama, {"rms_norm": 5, "swiglu": 2, "rope+attention": 2, "add_rms_norm": 2}),
+    "llama": (llama, {"rms_norm": 5, "swiglu_split": 2, "rope+attention": 2, "add_rms_norm": 2}),
     "gpt2": (gpt2, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # ln_1, ln_2 per layer + ln_f; NewGELU as gelu-tanh
     "bert": (bert, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # embeddings + 2 per layer; the activation
     "vit": (vit, {"layer_norm": 5, "gelu": 2, "attention": 2}),  # 2 per layer + final; the activation
@@ -113,6 +113,19 @@ def test_optimized_llama_decodes_through_its_kv_cache(emulator, monkeypatch):
     assert calls == {"attention": 8, "rope": 8}  # 2 layers x (prefill + 3 steps)
 
 
+def test_optimized_llama_saves_with_save_pretrained_and_loads_the_same(emulator, tmp_path):
+    """The MLPs' gate and up weights share one buffer after optimize() (optimize/gate_up.py): save_pretrained
+    (safetensors) writes them as separate tensors, and the loaded model computes what the optimised one does."""
+    torch.manual_seed(0)
+    model, inputs = llama()
+    mpskernels.optimize(model.eval(), example_inputs=inputs)
+    mlp = model.model.layers[0].mlp
+    assert mlp.gate_proj.weight.untyped_storage().data_ptr() == mlp.up_proj.weight.untyped_storage().data_ptr()
+    model.save_pretrained(tmp_path)
+    loaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(*inputs).logits, model(*inputs).logits)
+
+
 def gpt_neox():
     """Partial rotary: the first half of each head rotates, the rest passes through."""
     config = transformers.GPTNeoXConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=1,
@@ -144,7 +157,7 @@ def test_eager_attention_function_and_rotary_are_routed(emulator):
     torch.manual_seed(0)
     model, inputs = llama()
     model.config._attn_implementation = "eager"
-    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu": 2, "rope+softmax": 2, "add_rms_norm": 2})
+    check_optimize(model.eval(), inputs, {"rms_norm": 5, "swiglu_split": 2, "rope+softmax": 2, "add_rms_norm": 2})
     mpskernels.optimize(model)  # check_optimize restored it; without example inputs both are found too
     assert model.mpskernels_report.counts()["rope+softmax"] == 2
 
@@ -174,7 +187,7 @@ def test_gemma2_soft_capped_eager_attention_is_routed(emulator):
     torch.manual_seed(0)
     model, inputs = gemma2()
     # 4 norms per layer + final, less the two a residual add fuses into; the attention function with its cap
-    check_optimize(model.eval(), inputs, {"rms_norm": 9, "add_rms_norm": 2, "rope+softmax": 2, "geglu": 2})
+    check_optimize(model.eval(), inputs, {"rms_norm": 9, "add_rms_norm": 2, "rope+softmax": 2, "geglu_split": 2})
 
 
 def test_optimized_gemma2_generates_the_same_tokens(emulator, monkeypatch):

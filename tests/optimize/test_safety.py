@@ -208,7 +208,7 @@ def test_state_changed_after_optimize_is_seen(emulator):
     x = torch.randn(3, 8)
     model = nn.Sequential(HandRMSNorm(8), nn.GELU(), GatedMLP()).eval()
     optimize(model, example_inputs=(x,))
-    assert swapped_modules(model) == {"0": "rms_norm", "1": "gelu", "2": "swiglu"}
+    assert swapped_modules(model) == {"0": "rms_norm", "1": "gelu", "2": "swiglu_split"}
     model[0].eps, model[1].approximate = 10.0, "tanh"
     model[2].up_proj = Wrapped(model[2].up_proj)
     with torch.no_grad():

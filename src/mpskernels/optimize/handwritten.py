@@ -26,8 +26,8 @@ from torch import nn
 
 from .. import ops
 from . import pending
-from .matchers import (EPS_ATTRIBUTES, Replacement, _activation_kind, _gated_forward, _own_parameters, gated_projections,
-                       is_torch_builtin)
+from .matchers import (EPS_ATTRIBUTES, GATES, SPLIT_GATES, Replacement, _activation_kind, _own_parameters,
+                       gated_projections, gated_proposals, is_torch_builtin)
 from .rotary_module import recognise_rotary_module
 
 # Epsilons forwards hard-code (LLaMA 1e-6, PyTorch's LayerNorm 1e-5, BERT 1e-12, T5 1e-6, some 1e-8), tried in turn
@@ -160,20 +160,6 @@ def recognise_layer_norm(m: nn.Module) -> list[Replacement] | None:
 
 # ---- gated MLPs ----
 
-SPLIT_GATES: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
-    # (kind of the gate's activation, kernel, fused op on the projection's output [gate half first])
-    ("silu", "swiglu_split", lambda y: ops.swiglu_split(y)),
-    ("gelu", "geglu_split", lambda y: ops.geglu_split(y, "none")),
-    ("gelu_tanh", "geglu_split", lambda y: ops.geglu_split(y, "tanh")),
-]
-GATE_SECOND: dict[str, tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
-    # the gate is the second half: the two-input op on the halves, gate first
-    "silu": ("swiglu", lambda gate, up: ops.swiglu(gate, up)),
-    "gelu": ("geglu", lambda gate, up: ops.geglu(gate, up, "none")),
-    "gelu_tanh": ("geglu", lambda gate, up: ops.geglu(gate, up, "tanh")),
-}
-
-
 def _kinds(activation: str | None) -> list[str]:
     """The gate activations to try: the child's own, or all of them when it is hand-written or a function call."""
     return ["silu"] if activation == "silu" else ["gelu"] if activation == "gelu" else ["silu", "gelu", "gelu_tanh"]
@@ -199,7 +185,7 @@ def recognise_split_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     out = []
     for kind in _kinds(activation):
         for gate_first in (True, False):
-            kernel = next(k for g, k, _ in SPLIT_GATES if g == kind) if gate_first else GATE_SECOND[kind][0]
+            kernel = SPLIT_GATES[kind][0] if gate_first else GATES[kind][0]
             out.append(Replacement(kernel, _split_forward(m, up, down, kind, gate_first), "computation",
                                    probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)]))
     return out
@@ -208,8 +194,7 @@ def recognise_split_gated_mlp(m: nn.Module) -> list[Replacement] | None:
 def _split_forward(m: nn.Module, up: str, down: str, kind: str, gate_first: bool) -> Callable[[torch.Tensor], Any]:
     """The children looked up at call time: one replaced after optimize() (LoRA, quantisation) was not probed."""
     probed = dict(m._modules)
-    split = next(op for g, _, op in SPLIT_GATES if g == kind)
-    second = GATE_SECOND[kind][1]
+    split, second = SPLIT_GATES[kind][1], GATES[kind][1]
 
     def forward(x: torch.Tensor) -> Any:
         if len(m._modules) != len(probed) or any(m._modules.get(n) is not c for n, c in probed.items()):
@@ -233,15 +218,7 @@ def recognise_functional_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     roles = gated_projections(children)
     if roles is None:
         return None
-    first, second, down, d = roles
-    shapes = lambda mod: [(3, d), (2, 5, d)]  # noqa: E731
-    out = []
-    for kind in _kinds(None):
-        kernel, fused = GATE_SECOND[kind]
-        for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(kernel, _gated_forward(m, gate, up, down, fused), "computation",
-                                   probe_shapes=shapes))
-    return out
+    return gated_proposals(m, roles, _kinds(None))
 
 
 COMPUTATION_RECOGNISERS = [recognise_named_rms_norm, recognise_layer_norm, recognise_split_gated_mlp,

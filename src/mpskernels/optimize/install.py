@@ -1,5 +1,7 @@
 """Installing a swap: the module's `forward` replaced on the instance, so parameters, buffers and state-dict keys are
-untouched and `restore(model)` undoes every swap exactly. MPSKERNELS_DISABLE=1 makes every swapped forward run the
+untouched and `restore(model)` undoes every swap exactly (one thing stays: a gated MLP whose gate and up projections
+run as one matmul keeps their weights as the two halves of one buffer, the same parameters holding the same values;
+gate_up.py). MPSKERNELS_DISABLE=1 makes every swapped forward run the
 original again, also for models optimised earlier.
 
 The installed forward is a `SwappedForward` object, not a closure, so an optimised model can be deep-copied and

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from . import pending
+from . import gate_up, pending
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,12 @@ GATES: dict[str, tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     "gelu": ("geglu", lambda gate, up: ops.geglu(gate, up, "none")),
     "gelu_tanh": ("geglu", lambda gate, up: ops.geglu(gate, up, "tanh")),  # Gemma's gelu_pytorch_tanh
 }
+# activation of the gate -> (fused gated op, the op on one projection's output holding the gate half first)
+SPLIT_GATES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
+    "silu": ("swiglu_split", lambda y: ops.swiglu_split(y)),
+    "gelu": ("geglu_split", lambda y: ops.geglu_split(y, "none")),
+    "gelu_tanh": ("geglu_split", lambda y: ops.geglu_split(y, "tanh")),
+}
 
 
 def _activation_kind(m: nn.Module) -> str | None:
@@ -318,13 +324,23 @@ def recognise_gated_mlp(m: nn.Module) -> list[Replacement] | None:
     roles = gated_projections(linears)
     if roles is None:
         return None
+    return gated_proposals(m, roles, [kind] if kind != "unknown" else list(GATES))  # hand-written: probing decides
+
+
+def gated_proposals(m: nn.Module, roles: tuple[str, str, str, int], kinds: list[str]) -> list[Replacement]:
+    """down(act(gate(x)) * up(x)) for every activation kind and both ways round of the two d -> h projections:
+    first with the projections as one matmul (gate_up.py) where they are two plain Linear layers alike, then with
+    two (the kernels the first ones launch may be ruled out by the config)."""
     first, second, down, d = roles
+    shapes = lambda mod: [(3, d), (2, 5, d)]  # noqa: E731
+    orders = ((first, second), (second, first))
     out = []
-    for gate_kind in ([kind] if kind != "unknown" else list(GATES)):  # a hand-written activation: probing decides
-        kernel, fused = GATES[gate_kind]
-        for gate, up in ((first, second), (second, first)):
-            out.append(Replacement(kernel, _gated_forward(m, gate, up, down, fused), "computation",
-                                   probe_shapes=lambda mod, d=d: [(3, d), (2, 5, d)]))
+    if gate_up.fusable(m._modules[first], m._modules[second]):
+        detail = "the gate and up projections as one matmul (their weights made one buffer)"
+        out += [Replacement(SPLIT_GATES[kind][0], _gated_forward(m, gate, up, down, kind, fuse=True), "computation",
+                            probe_shapes=shapes, detail=detail) for kind in kinds for gate, up in orders]
+    out += [Replacement(GATES[kind][0], _gated_forward(m, gate, up, down, kind), "computation", probe_shapes=shapes)
+            for kind in kinds for gate, up in orders]
     return out
 
 
@@ -339,16 +355,22 @@ def gated_projections(linears: dict[str, nn.Linear]) -> tuple[str, str, str, int
     return first, second, downs[0], linears[downs[0]].out_features
 
 
-def _gated_forward(m: nn.Module, gate: str, up: str, down: str, fused: Callable) -> Callable[[torch.Tensor], Any]:
-    """down(fused(gate(x), up(x))) with the children looked up at call time: a child replaced after optimize() (a
-    LoRA or quantisation wrapper, another activation) is not the one probed, so the module's own forward runs."""
+def _gated_forward(m: nn.Module, gate: str, up: str, down: str, kind: str,
+                   fuse: bool = False) -> Callable[[torch.Tensor], Any]:
+    """down(act(gate(x)) * up(x)) with the children looked up at call time: a child replaced after optimize() (a
+    LoRA or quantisation wrapper, another activation) is not the one probed, so the module's own forward runs.
+    `fuse`: gate and up as one matmul, the gate half first, wherever gate_up.project takes the call."""
     probed = dict(m._modules)
+    two_inputs, split = GATES[kind][1], SPLIT_GATES[kind][1]
 
     def forward(x: torch.Tensor) -> Any:
         if any(m._modules.get(name) is not child for name, child in probed.items()) or len(m._modules) != len(probed):
             return NotImplemented
         children = m._modules
-        return children[down](fused(children[gate](x), children[up](x)))
+        projected = gate_up.project(x, children[gate], children[up]) if fuse else None
+        if projected is not None:
+            return children[down](split(projected))
+        return children[down](two_inputs(children[gate](x), children[up](x)))
 
     return forward
 
