@@ -92,16 +92,33 @@ inline size_t head_row(RopeDims d, uint h, uint b, uint s) {
                        : ((size_t(b) * d.k_heads + (h - d.q_heads)) * d.seq + s) * d.head_dim;
 }
 
+// Where rope_kv_append also stores a k head's rotated row: row cache_offset + s of that head in k_cache
+// [batch, k_heads, len, head_dim]. rope passes rows = nullptr with APPEND false, and the stores compile away.
+template <typename T>
+struct KCacheRows {
+  device T* rows;
+  uint len;
+  uint offset;
+};
+
+// Start of k head h's (h >= q_heads) cache row for token (b, s).
+template <typename T>
+inline size_t cache_row(RopeDims d, KCacheRows<T> cache, uint h, uint b, uint s) {
+  return ((size_t(b) * d.k_heads + (h - d.q_heads)) * cache.len + cache.offset + s) * d.head_dim;
+}
+
 // The work of one thread: unit gid.x (one 16-byte chunk of T, N elements) of the head rows of token (b, s) in heads
 // [gid.y * heads_per_thread, ...), with the tables' row pos. Units along a row:
 //   half-split:  unit u < ceil(R / 2 / N) rotates pairs j = u * N + i: chunk u of x[0, R/2) and of x[R/2, R);
 //   interleaved: unit u < ceil(R / N) rotates the N / 2 pairs in chunk u of x[0, R);
 //   then pass-through units: chunk u of x[R, head_dim), copied.
 // Whole chunks at 16-byte aligned addresses (checked per row and table row) are single vector accesses.
-template <typename T, typename CT>
+// APPEND (rope_kv_append): each k head's chunk, once stored to k_out, is stored again, the same values, to its
+// row in the k cache (its own alignment test: a cache row may be aligned where k_out's is not, or the reverse).
+template <typename T, typename CT, bool APPEND>
 inline void rope_unit(
     const device T* q, const device T* k, const device CT* cos_table, const device CT* sin_table,
-    device T* q_out, device T* k_out, RopeDims d, uint3 gid, uint b, uint s, uint pos) {
+    device T* q_out, device T* k_out, RopeDims d, uint3 gid, uint b, uint s, uint pos, KCacheRows<T> cache) {
   constexpr int N = ChunkOf<T>::N;
   const uint half_rot = d.rotary_dim / 2;
   const uint rot_span = interleaved ? d.rotary_dim : half_rot;  // elements each rotary chunk index runs over
@@ -147,6 +164,10 @@ inline void rope_unit(
           a[p + 1] = x1 * c[p + 1] + x0 * sn[p + 1];
         }
         store_chunk(out, u, rot_span, vec, a);
+        if (APPEND && h >= d.q_heads) {
+          device T* row = cache.rows + cache_row(d, cache, h, b, s);
+          store_chunk(row, u, rot_span, aligned16(row), a);
+        }
       } else {
         const bool vec = aligned16(x) && aligned16(out) && aligned16(x + half_rot) && aligned16(out + half_rot);
         float e[N], ca[N], sa[N], cb[N], sb[N];
@@ -162,8 +183,20 @@ inline void rope_unit(
           a[i] = x0 * ca[i] - x1 * sa[i];
           e[i] = x1 * cb[i] + x0 * sb[i];
         }
-        store_chunk(out, u, half_rot, vec, a);
-        store_chunk(out + half_rot, u, half_rot, vec, e);
+        if (APPEND && h >= d.q_heads) {
+          // Rounded to T once and held as bits (8 registers, not 16 fp32 values) for both destinations.
+          const uint4 first = pack_chunk<T>(a);
+          const uint4 second = pack_chunk<T>(e);
+          store_chunk_bits(out, u, half_rot, vec, first);
+          store_chunk_bits(out + half_rot, u, half_rot, vec, second);
+          device T* row = cache.rows + cache_row(d, cache, h, b, s);
+          const bool cvec = aligned16(row) && aligned16(row + half_rot);
+          store_chunk_bits(row, u, half_rot, cvec, first);
+          store_chunk_bits(row + half_rot, u, half_rot, cvec, second);
+        } else {
+          store_chunk(out, u, half_rot, vec, a);
+          store_chunk(out + half_rot, u, half_rot, vec, e);
+        }
       }
     }
   } else {
@@ -178,6 +211,10 @@ inline void rope_unit(
       float a[N];
       load_chunk(x, u, rest, vec, a);
       store_chunk(out, u, rest, vec, a);
+      if (APPEND && h >= d.q_heads) {
+        device T* row = cache.rows + cache_row(d, cache, h, b, s) + d.rotary_dim;
+        store_chunk(row, u, rest, aligned16(row), a);
+      }
     }
   }
 }
@@ -207,7 +244,8 @@ template <typename T, typename CT>
   const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
   const uint b = gid.z / seq;
   const uint s = gid.z - b * seq;
-  rope_unit<T, CT>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, offset + s);
+  rope_unit<T, CT, false>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, offset + s,
+                           KCacheRows<T>{nullptr, 0, 0});
 }
 
 // Positions from position_ids[b * positions_batch_stride + s] (int or long).
@@ -219,16 +257,103 @@ template <typename T, typename CT, typename IdT>
   const uint b = gid.z / seq;
   const uint s = gid.z - b * seq;
   const uint pos = table_row(long(positions[b * positions_batch_stride + s]), table_rows);
-  rope_unit<T, CT>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, pos);
+  rope_unit<T, CT, false>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, pos,
+                           KCacheRows<T>{nullptr, 0, 0});
 }
 
-// Host names: rope[_ids32|_ids64][_f32tables]_<dtype>; _f32tables reads float32 tables with half or bfloat q, k.
+// ---- rope_kv_append: rope's rotation of q and k, and the KV-cache append of the rotated k and of v, in one launch ----
+//
+// Grid: rope's grid (x = unit along a head row, y = block of heads, z = token b * seq + s, for z < batch * seq),
+// whose threads on k's heads store each rotated chunk to k_out and to the k cache row cache_offset + s of that
+// head; then v slices (z >= batch * seq) that copy v into v_cache as kv_cache_append does: a flat index over the
+// slices, c = ((z - batch * seq) * grid.y + y) * grid.x + x, is chunk c % chunks of (batch, head) c / chunks, where
+// a head's seq * v_dim new elements are contiguous both in v and in the cache (chunks = ceil(seq * v_dim / N);
+// 16-byte loads and stores of the raw bits where the head's source and destination are aligned, a guarded tail,
+// no conversion). Threads past the last chunk do nothing. k is read once and written twice (k_out, k cache), v
+// read once and written once: the minimum for what the op returns.
+#define ROPE_KV_APPEND_PARAMS                               \
+  ROPE_COMMON_PARAMS,                                       \
+  const device T* v [[buffer(16)]],                         \
+  device T* k_cache [[buffer(17)]],                         \
+  device T* v_cache [[buffer(18)]],                         \
+  constant uint& batch [[buffer(19)]],                      \
+  constant uint& v_dim [[buffer(20)]],                      \
+  constant uint& cache_len [[buffer(21)]],                  \
+  constant uint& cache_offset [[buffer(22)]]
+
+// Chunk c of the v slices (see above): v[b, h, :, :] -> v_cache[b, h, cache_offset : cache_offset + seq, :].
+template <typename T>
+inline void append_v_chunk(const device T* v, device T* v_cache, RopeDims d, uint batch, uint v_dim,
+                           uint cache_len, uint cache_offset, size_t c) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint per_head = d.seq * v_dim;  // new elements of one (batch, head)
+  const uint chunks = (per_head + N - 1) / N;
+  if (chunks == 0) {
+    return;
+  }
+  const size_t head = c / chunks;
+  if (head >= size_t(batch) * d.k_heads) {
+    return;
+  }
+  const uint j = uint(c - head * chunks);
+  const device T* src = v + head * per_head;
+  device T* dst = v_cache + (head * cache_len + cache_offset) * v_dim;
+  const bool vec = aligned16(src) && aligned16(dst);
+  store_chunk_bits(dst, j, per_head, vec, load_chunk_bits(src, j, per_head, vec));
+}
+
+// Positions offset + s.
+template <typename T, typename CT>
+[[kernel, max_total_threads_per_threadgroup(256)]] void rope_kv_append(ROPE_KV_APPEND_PARAMS,
+                                                                       uint3 gid [[thread_position_in_grid]],
+                                                                       uint3 grid [[threads_per_grid]]) {
+  const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
+  const uint tokens = batch * seq;
+  if (gid.z >= tokens) {
+    const size_t c = (size_t(gid.z - tokens) * grid.y + gid.y) * grid.x + gid.x;
+    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, c);
+    return;
+  }
+  const uint b = gid.z / seq;
+  const uint s = gid.z - b * seq;
+  rope_unit<T, CT, true>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, offset + s,
+                          KCacheRows<T>{k_cache, cache_len, cache_offset});
+}
+
+// Positions from position_ids[b * positions_batch_stride + s] (int or long), clamped as rope_ids does.
+template <typename T, typename CT, typename IdT>
+[[kernel, max_total_threads_per_threadgroup(256)]] void rope_kv_append_ids(ROPE_KV_APPEND_PARAMS,
+                                                                           const device IdT* positions [[buffer(23)]],
+                                                                           uint3 gid [[thread_position_in_grid]],
+                                                                           uint3 grid [[threads_per_grid]]) {
+  const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
+  const uint tokens = batch * seq;
+  if (gid.z >= tokens) {
+    const size_t c = (size_t(gid.z - tokens) * grid.y + gid.y) * grid.x + gid.x;
+    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, c);
+    return;
+  }
+  const uint b = gid.z / seq;
+  const uint s = gid.z - b * seq;
+  const uint pos = table_row(long(positions[b * positions_batch_stride + s]), table_rows);
+  rope_unit<T, CT, true>(q, k, cos_table, sin_table, q_out, k_out, d, gid, b, s, pos,
+                          KCacheRows<T>{k_cache, cache_len, cache_offset});
+}
+
+// Host names: rope[_ids32|_ids64][_f32tables]_<dtype> and rope_kv_append[_ids32|_ids64][_f32tables]_<dtype>;
+// _f32tables reads float32 tables with half or bfloat q, k.
 #define INSTANTIATE_ROPE(tables, name, T, CT)                                                         \
   template [[host_name("rope" tables "_" #name)]] [[kernel]] decltype(rope<T, CT>) rope<T, CT>;      \
   template [[host_name("rope_ids32" tables "_" #name)]] [[kernel]] decltype(rope_ids<T, CT, int>)   \
       rope_ids<T, CT, int>;                                                                           \
   template [[host_name("rope_ids64" tables "_" #name)]] [[kernel]] decltype(rope_ids<T, CT, long>)  \
-      rope_ids<T, CT, long>;
+      rope_ids<T, CT, long>;                                                                          \
+  template [[host_name("rope_kv_append" tables "_" #name)]] [[kernel]] decltype(rope_kv_append<T, CT>) \
+      rope_kv_append<T, CT>;                                                                          \
+  template [[host_name("rope_kv_append_ids32" tables "_" #name)]] [[kernel]]                         \
+      decltype(rope_kv_append_ids<T, CT, int>) rope_kv_append_ids<T, CT, int>;                        \
+  template [[host_name("rope_kv_append_ids64" tables "_" #name)]] [[kernel]]                         \
+      decltype(rope_kv_append_ids<T, CT, long>) rope_kv_append_ids<T, CT, long>;
 
 INSTANTIATE_ROPE("", float32, float, float)
 INSTANTIATE_ROPE("", float16, half, half)

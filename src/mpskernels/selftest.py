@@ -125,6 +125,16 @@ def model_cases(family: KernelFamily, dtype: torch.dtype, device: str) -> list[t
                                                                        dtype))
         return [(f"{label} x {n}x{HIDDEN}, W {MLP}x{HIDDEN} 4-bit g64", (r(n, HIDDEN), packed, scales, biases,
                                                                         None, 4, 64)) for label, n in rows]
+    if name == "rope_kv_append":
+        from .kernels.rope import tables
+
+        cos, sin = (t.to(device) for t in tables(CACHE, HEAD_DIM, False, dtype))
+        q, k, v = r(1, HEADS, 1, HEAD_DIM), r(1, KV_HEADS, 1, HEAD_DIM), r(1, KV_HEADS, 1, HEAD_DIM)
+        caches = (r(1, KV_HEADS, CACHE, HEAD_DIM), r(1, KV_HEADS, CACHE, HEAD_DIM))
+        return [(f"decode q 1x{HEADS}x1x{HEAD_DIM}, k, v 1x{KV_HEADS}x1x{HEAD_DIM} at {CACHE - 1} into "
+                 f"1x{KV_HEADS}x{CACHE}x{HEAD_DIM}",
+                 (torch.empty_like(q), torch.empty_like(k), *caches, q, k, v, cos, sin, None, CACHE - 1, False,
+                  CACHE - 1))]
     if name == "kv_cache_append":
         return [(f"decode 1 row into 1x{KV_HEADS}x{CACHE}x{HEAD_DIM}",
                  (r(1, KV_HEADS, CACHE, HEAD_DIM), r(1, KV_HEADS, CACHE, HEAD_DIM), r(1, KV_HEADS, 1, HEAD_DIM),

@@ -248,6 +248,20 @@ def _kv_cache_append(d: Draw, dtype, kind):
     return (kc, vc, k, v, offset)
 
 
+def _rope_kv_append(d: Draw, dtype, kind):
+    q, k, cos, sin, position_ids, offset, interleaved = _rope(d, dtype, kind)
+    batch, k_heads, seq, head_dim = k.shape
+    v_dim, cap = d.choice((head_dim, 5, 64)), seq + d.choice((0, 1, 6))
+    cache_offset = d.rng.randrange(cap - seq + 1)
+    kc, vc = d.values((batch, k_heads, cap, head_dim), dtype, "normal"), d.values((batch, k_heads, cap, v_dim), dtype,
+                                                                                 "normal")
+    if d.rng.random() < 0.3:  # a strided cache: the op writes through a contiguous copy and copies back
+        kc = d.view(kc, False)
+    q_out, k_out = (d.view(torch.full(t.shape, math.nan, dtype=dtype), False) for t in (q, k))
+    v = d.view(d.values((batch, k_heads, seq, v_dim), dtype, d.choice(KINDS)))
+    return (q_out, k_out, kc, vc, q, k, v, cos, sin, position_ids, offset, interleaved, cache_offset)
+
+
 def _quantized_linear(d: Draw, dtype, kind):
     from mpskernels.quantize.packing import quantize_weight
 
@@ -282,6 +296,7 @@ MAKERS: dict[str, Callable[[Draw, torch.dtype, str], tuple]] = {
     "attention": _attention,
     "rope": _rope,
     "kv_cache_append": _kv_cache_append,
+    "rope_kv_append": _rope_kv_append,
     "quantized_linear": _quantized_linear,
 }
 # rms_norm's contract stops short of fp32-overflowing sums of squares (values beyond ~1e19: docs/kernels.md).

@@ -257,6 +257,20 @@ def kv_cache_append(k_cache, v_cache, k, v, offset):
     return kc, vc
 
 
+def rope_kv_append(q_out, k_out, k_cache, v_cache, q, k, v, cos, sin, position_ids, offset, interleaved,
+                   cache_offset, magnitude=False):
+    """q_out, k_out, k_cache, v_cache after the call: the rotated q and k, and the caches with rows cache_offset ..
+    cache_offset + S - 1 replaced by the rotated k and by v. `magnitude`: rope's rounding scale for each (0 where
+    the values are copies)."""
+    q_rot, k_rot = rope(q, k, cos, sin, position_ids, offset, interleaved, magnitude)
+    if magnitude:
+        kc, vc = kv_cache_append(torch.zeros_like(f64(k_cache)), torch.zeros_like(f64(v_cache)), k_rot,
+                                 torch.zeros_like(f64(v)), cache_offset)
+    else:
+        kc, vc = kv_cache_append(k_cache, v_cache, k_rot, v, cache_offset)
+    return q_rot, k_rot, kc, vc
+
+
 def attention_unspecified_rows(q, k, v, mask, causal, scale=None, kv_len=None):
     """Rows outside attention's contract (docs/kernels.md): some key's fp32 dot product q . k may overflow on the
     way (sum |q_i k_i| * max(|scale|, 1) beyond FLT_MAX), so its score is inf or NaN depending on the order of the

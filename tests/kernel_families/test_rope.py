@@ -452,5 +452,7 @@ def test_every_rope_kernel_holds_its_tables_in_registers(interleaved):
     from mpskernels.cuda.registers import kernel_resources
 
     resources = kernel_resources("rope.metal", (("interleaved", interleaved),))
-    assert len(resources) == 5 * 3  # five dtype / table combinations, three position sources
+    # five dtype / table combinations, three position sources, for rope and for rope_kv_append
+    assert len(resources) == 5 * 3 * 2
+    assert sum(r.kernel.startswith("rope_kv_append") for r in resources) == 5 * 3
     assert all(r.in_registers for r in resources), [r for r in resources if not r.in_registers]

@@ -48,4 +48,9 @@ mask): such a row is NaN or the result without that key, depending on which bloc
 **kv_cache_append**: exact copies. Refused, naming the op and the argument: caches that share memory with each
 other, new rows that share memory with a cache, a cache with internal overlap (an expanded view), and a cache that
 requires grad while grad mode is on.
+
+**rope_kv_append**: rope's values (above) in q_out and k_out; the k cache rows hold exactly k_out's values, the v
+cache rows exact copies of v; nothing else in the caches changes. Refused like kv_cache_append, over every tensor
+it writes (q_out, k_out, k_cache, v_cache: internal overlap, requires grad under grad mode, two of them sharing
+memory) and every one it reads (q, k, v, cos, sin, position_ids sharing memory with one it writes).
 """

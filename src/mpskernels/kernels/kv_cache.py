@@ -42,30 +42,43 @@ def _share_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
-def check_memory(inputs) -> None:
-    """What the op refuses about memory (every backend alike, checked on every call): caches that share memory
-    with each other (on a GPU the two halves of one launch would race), new rows that share memory with a cache
-    (the copy would read rows it has already overwritten), a cache with internal overlap (two positions of one
-    element), and a cache that requires grad while grad mode is on (the op has no autograd formula; PyTorch
-    refuses in-place writes to leaves that require grad)."""
-    for name in ("k_cache", "v_cache"):
-        cache = inputs[name]
-        if torch._debug_has_internal_overlap(cache) == 1:
+def refuse_shared_memory(inputs, written: tuple[str, ...], read: tuple[str, ...]) -> None:
+    """What an op writing `written` in place while reading `read` refuses about memory (every backend alike, checked
+    on every call): a written tensor with internal overlap (two positions of one element), one that requires grad
+    while grad mode is on (no autograd formula; PyTorch refuses in-place writes to leaves that require grad), two
+    written tensors sharing memory (on a GPU the parts of one launch writing them would race), and a read tensor
+    sharing memory with a written one (the launch would read what it has already overwritten). None entries of
+    `read` (optional tensors left out) are skipped."""
+    for name in written:
+        t = inputs[name]
+        if torch._debug_has_internal_overlap(t) == 1:
             raise ValueError(f"{name} has internal overlap (several positions share one element: an expanded or "
-                             f"stride-0 view); pass a cache with its own memory")
-        if cache.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"{name} requires grad; the in-place append has no autograd formula (run it under "
-                             f"torch.no_grad(), or pass a cache that does not require grad)")
-    if _share_memory(inputs["k_cache"], inputs["v_cache"]):
-        raise ValueError("k_cache and v_cache share memory; pass two separate caches")
-    for new in ("k", "v"):
-        for cache in ("k_cache", "v_cache"):
-            if _share_memory(inputs[new], inputs[cache]):
-                raise ValueError(f"{new} shares memory with {cache}; pass {new}.clone()")
+                             f"stride-0 view); pass a {name} with its own memory")
+        if t.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"{name} requires grad; the in-place write has no autograd formula (run it under "
+                             f"torch.no_grad(), or pass a {name} that does not require grad)")
+    for i, first in enumerate(written):
+        for second in written[i + 1:]:
+            if _share_memory(inputs[first], inputs[second]):
+                raise ValueError(f"{first} and {second} share memory; pass separate tensors")
+    for new in read:
+        if inputs[new] is None:
+            continue
+        for target in written:
+            if _share_memory(inputs[new], inputs[target]):
+                raise ValueError(f"{new} shares memory with {target}; pass {new}.clone()")
 
 
-def validate(inputs) -> None:
-    k_cache, v_cache, k, v, offset = (inputs[n] for n in ("k_cache", "v_cache", "k", "v", "offset"))
+def check_memory(inputs) -> None:
+    """kv_cache_append's memory refusals: caches that share memory with each other or have internal overlap, new
+    rows that share memory with a cache, a cache that requires grad while grad mode is on (refuse_shared_memory)."""
+    refuse_shared_memory(inputs, ("k_cache", "v_cache"), ("k", "v"))
+
+
+def check_shapes(inputs, offset_name: str = "offset") -> None:
+    """Caches [B, H, S_max, Dk] / [B, H, S_max, Dv] and new rows [B, H, S_new, Dk] / [B, H, S_new, Dv] that fit at
+    inputs[offset_name]."""
+    k_cache, v_cache, k, v, offset = (inputs[n] for n in ("k_cache", "v_cache", "k", "v", offset_name))
     shapes = {n: tuple(inputs[n].shape) for n in ("k_cache", "v_cache", "k", "v")}
     if any(len(s) != 4 for s in shapes.values()):
         raise ValueError(f"caches and new entries must be [batch, heads, seq, head_dim], got {shapes}")
@@ -76,8 +89,12 @@ def validate(inputs) -> None:
     if k.shape[3] != k_cache.shape[3] or v.shape[3] != v_cache.shape[3]:
         raise ValueError(f"k and v must have their cache's head_dim, got {shapes}")
     if offset < 0 or offset + k.shape[2] > k_cache.shape[2]:
-        raise ValueError(f"offset {offset} + {k.shape[2]} new entries must fit the cache length "
+        raise ValueError(f"{offset_name} {offset} + {k.shape[2]} new entries must fit the cache length "
                          f"{k_cache.shape[2]}")
+
+
+def validate(inputs) -> None:
+    check_shapes(inputs)
 
 
 def per_head_fits_uint32(inputs) -> str | None:

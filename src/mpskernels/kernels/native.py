@@ -2,8 +2,9 @@
 
 Where PyTorch has one native op (F.rms_norm, F.scaled_dot_product_attention, ...) that is the baseline, since it
 is what a user's model runs without mpskernels; the gated and residual forms are the few native ops a model
-writes for them. Families without a native op (rope, kv_cache_append) are measured against their written-out
-reference, which is what PyTorch runs for them. Used by the anchor lane (benches/anchor_lane.py) and selftest.
+writes for them. Families without a native op (rope, kv_cache_append, rope_kv_append) are measured against their
+written-out reference, which is what PyTorch runs for them. Used by the anchor lane (benches/anchor_lane.py) and
+selftest.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ NATIVE: dict[str, Callable[..., Any] | None] = {
     # no single native op: the eager written-out form (several kernels) is what PyTorch runs
     "rope": None,
     "kv_cache_append": None,
+    "rope_kv_append": None,
 }
 
 

@@ -21,6 +21,8 @@ receives exactly these tensors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
@@ -159,8 +161,23 @@ def units_per_row(head_dim: int, rotary_dim: int, interleaved: bool, dtype: torc
     return -(-rotated // n) + -(-(head_dim - rotary_dim) // n)
 
 
-def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, position_ids: TensorMeta | None,
-         offset: int, interleaved: bool) -> LaunchPlan:
+@dataclass(frozen=True)
+class RopeGrid:
+    """rope's launch shape, shared with rope_kv_append (metal/rope.metal): the kernel variant, buffers 0-15
+    (ROPE_COMMON_PARAMS), units along a head row (grid x), blocks of heads (grid y), tokens (grid z) and the
+    threadgroup. A kernel's own buffers follow, then position_ids when given."""
+
+    variant: str  # the host name's tail: [_ids32|_ids64][_f32tables]_<dtype>
+    buffers: tuple[str | Scalar, ...]
+    units: int
+    head_blocks: int
+    tokens: int
+    group_size: tuple[int, int, int]
+    constants: dict
+
+
+def rope_grid(q: TensorMeta, k: TensorMeta, cos: TensorMeta, position_ids: TensorMeta | None, offset: int,
+              interleaved: bool) -> RopeGrid:
     batch, q_heads, seq, head_dim = q.shape
     k_heads = k.shape[1]
     rotary_dim, rows = cos.shape[-1], cos.shape[-2]
@@ -180,8 +197,8 @@ def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, positio
     ids_batch = ids.shape[0] if ids is not None and len(ids.shape) == 2 else 1
     source = "" if ids is None else "_ids32" if ids.dtype == torch.int32 else "_ids64"
     table_kind = "" if cos.dtype == q.dtype else "_f32tables"
-    return LaunchPlan(
-        kernel=f"rope{source}{table_kind}_{DTYPE_NAMES[q.dtype]}",
+    return RopeGrid(
+        variant=f"{source}{table_kind}_{DTYPE_NAMES[q.dtype]}",
         buffers=(
             "q", "k", "cos", "sin", "q_out", "k_out",
             Scalar(q_heads, "uint"), Scalar(k_heads, "uint"), Scalar(seq, "uint"), Scalar(head_dim, "uint"),
@@ -189,10 +206,24 @@ def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, positio
             Scalar(rows * rotary_dim if table_batch > 1 else 0, "uint"),
             Scalar(seq if ids_batch > 1 else 0, "uint"),
             Scalar(offset, "uint"), Scalar(per_thread, "uint"),
-        ) + (() if ids is None else ("position_ids",)),
-        threads=(units, head_blocks, batch * seq),
+        ),
+        units=units,
+        head_blocks=head_blocks,
+        tokens=batch * seq,
         group_size=(group_x, group_y, 1),
         constants={"interleaved": bool(interleaved)},
+    )
+
+
+def plan(q: TensorMeta, k: TensorMeta, cos: TensorMeta, sin: TensorMeta, position_ids: TensorMeta | None,
+         offset: int, interleaved: bool) -> LaunchPlan:
+    grid = rope_grid(q, k, cos, position_ids, offset, interleaved)
+    return LaunchPlan(
+        kernel=f"rope{grid.variant}",
+        buffers=grid.buffers + (() if position_ids is None else ("position_ids",)),
+        threads=(grid.units, grid.head_blocks, grid.tokens),
+        group_size=grid.group_size,
+        constants=grid.constants,
     )
 
 
