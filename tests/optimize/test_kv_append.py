@@ -111,11 +111,16 @@ def test_llama_generates_the_same_32_tokens_with_the_cache_appended_in_place(imp
     want = model.generate(prompt, **options)
     optimize(model, example_inputs=(prompt,))
     seen = {"append": 0, "buffer_reads": 0}
-    real_append, real_attention = mpskernels.ops.kv_cache_append, mpskernels.ops.attention
+    real_append, real_fused, real_attention = (mpskernels.ops.kv_cache_append, mpskernels.ops.rope_kv_append,
+                                               mpskernels.ops.attention)
 
     def append(*a):
         seen["append"] += 1
         return real_append(*a)
+
+    def rope_and_append(*a):  # later steps append with the rotation of the keys (rope_append.py)
+        seen["append"] += 1
+        return real_fused(*a)
 
     def attention(q, k, v, mask, causal, scale, kv_len):
         seen["buffer_reads"] += kv_len is not None and kv_len < k.shape[2]
@@ -123,6 +128,7 @@ def test_llama_generates_the_same_32_tokens_with_the_cache_appended_in_place(imp
 
     from mpskernels.optimize import kv_append, routes
     monkeypatch.setattr(kv_append.ops, "kv_cache_append", append)
+    monkeypatch.setattr(kv_append.ops, "rope_kv_append", rope_and_append)
     monkeypatch.setattr(routes.ops, "attention", attention)
     got = model.generate(prompt, **options)
     assert torch.equal(got, want)

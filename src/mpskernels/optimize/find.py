@@ -75,21 +75,23 @@ def routed_proposal(name: str, module: nn.Module, calls: dict[str, Any] | None,
 
 def routed_replacement(routed: RoutedForward, notes: str = "") -> Replacement:
     rebuild = functools.partial(rebuild_routed, routed.attention, tuple(routed.rotary),
-                                tuple(sorted(routed.functional)), kv_cache=routed.kv_cache, eager=tuple(routed.eager))
+                                tuple(sorted(routed.functional)), kv_cache=routed.kv_cache, eager=tuple(routed.eager),
+                                rope_append=routed.rope_append)
     detail = "; ".join(d for d in (routed.describe(), notes) if d)
     return Replacement("+".join(routed.kernels), routed, "computation", full_signature=True, keeps_children=True,
                        detail=detail, rebuild=rebuild)
 
 
 def rebuild_routed(attention: bool, rotary: tuple[str, ...], functional: tuple[str, ...],
-                   module: nn.Module, kv_cache: bool = True, eager: tuple[str, ...] = ()) -> Replacement | None:
+                   module: nn.Module, kv_cache: bool = True, eager: tuple[str, ...] = (),
+                   rope_append: bool = True) -> Replacement | None:
     """The same routes for a copy of the module they were found on."""
     found, _ = rotary_functions(module)
     eager_found = eager_functions(module, called_globals(type(module).forward)) if eager else {}
     if any(name not in found for name in rotary) or any(name not in eager_found for name in eager):
         return None
     routes = RoutedForward(module, attention, {name: found[name] for name in rotary}, frozenset(functional),
-                           kv_cache, {name: eager_found[name] for name in eager})
+                           kv_cache, {name: eager_found[name] for name in eager}, rope_append)
     return routed_replacement(routes)
 
 

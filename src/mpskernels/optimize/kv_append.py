@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .. import ops
 from ..kernels.spec import FLOAT_DTYPES
 from .pending import version
+from .rope_append import KERNEL as ROPE_KV_KERNEL, Deferrals
 
 KERNEL = "kv_cache_append"
+# (k_cache, v_cache, k, v, offset) -> None: writes the new rows k and v at row `offset` of both caches
+Append = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int], None]
 SPARE_ROWS = 256  # rows a buffer holds past the cache when it is made or grown, plus a quarter of the cache
 
 
@@ -86,7 +89,7 @@ def _new_buffers(keys: torch.Tensor, values: torch.Tensor, rows: int) -> _Grown:
     return _Grown(kb, vb, kb[:, :, :held], vb[:, :, :held])
 
 
-def dynamic_update(layer: Any, k: Any, v: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def dynamic_update(layer: Any, k: Any, v: Any, append: Append) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not layer.is_initialized or layer.keys is None or layer.keys.dim() != 4 or layer.keys.numel() == 0:
         return None  # the first update (prefill) is the layer's own; the buffer takes over from the next one
     keys, values = layer.keys, layer.values
@@ -98,14 +101,14 @@ def dynamic_update(layer: Any, k: Any, v: Any) -> tuple[torch.Tensor, torch.Tens
             held + new > grown.k_buffer.shape[2]:
         grown = _new_buffers(keys, values, held + new)
         _dynamic[layer] = grown
-    ops.kv_cache_append(grown.k_buffer, grown.v_buffer, k, v, held)
+    append(grown.k_buffer, grown.v_buffer, k, v, held)
     grown.keys = grown.k_buffer[:, :, : held + new]
     grown.values = grown.v_buffer[:, :, : held + new]
     layer.keys, layer.values = grown.keys, grown.values
     return grown.keys, grown.values
 
 
-def static_update(layer: Any, k: Any, v: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def static_update(layer: Any, k: Any, v: Any, append: Append) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not layer.is_initialized or not takes(k, v, layer.keys, layer.values):
         return None
     counter = layer.cumulative_length
@@ -116,14 +119,17 @@ def static_update(layer: Any, k: Any, v: Any) -> tuple[torch.Tensor, torch.Tenso
     offset = mirrored[0] if known else int(counter)  # unchanged since our last append: no read of the device
     if offset + k.shape[2] > layer.keys.shape[2]:
         return None  # past the end: the layer's own update says so
-    ops.kv_cache_append(layer.keys, layer.values, k, v, offset)
+    append(layer.keys, layer.values, k, v, offset)
     counter.add_(k.shape[2])
     _static[layer] = (offset + k.shape[2], version(counter))
     return layer.keys, layer.values
 
 
-def in_place_update(cache: Any, k: Any, v: Any, layer_idx: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The cache layer updated in place, or None when it is not a layer (or a call) this takes."""
+def in_place_update(cache: Any, k: Any, v: Any, layer_idx: Any,
+                    append: Append | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cache layer updated in place (its new rows written by `append`, kv_cache_append by default), or None
+    when it is not a layer (or a call) this takes."""
+    append = append or ops.kv_cache_append
     dynamic, static = _layer_classes()
     layers = getattr(cache, "layers", None)
     if dynamic is None or not isinstance(layer_idx, int) or not isinstance(layers, list) or \
@@ -131,9 +137,9 @@ def in_place_update(cache: Any, k: Any, v: Any, layer_idx: Any) -> tuple[torch.T
         return None
     layer = layers[layer_idx]
     if type(layer) is dynamic:
-        return dynamic_update(layer, k, v)
+        return dynamic_update(layer, k, v, append)
     if type(layer) is static:
-        return static_update(layer, k, v)
+        return static_update(layer, k, v, append)
     return None
 
 
@@ -160,11 +166,12 @@ class CacheView:
     """The cache, with `update` done in place where in_place_update takes the call; every other attribute is the
     cache's own (reads and writes), and isinstance sees the cache's class."""
 
-    __slots__ = ("_cache", "_stats")
+    __slots__ = ("_cache", "_stats", "_deferrals")
 
-    def __init__(self, cache: Any, stats: Any) -> None:
+    def __init__(self, cache: Any, stats: Any, deferrals: Deferrals | None = None) -> None:
         object.__setattr__(self, "_cache", cache)
         object.__setattr__(self, "_stats", stats)
+        object.__setattr__(self, "_deferrals", deferrals)
 
     @property
     def __class__(self):  # noqa: D401  (isinstance(view, DynamicCache) as for the cache itself)
@@ -189,10 +196,20 @@ class CacheView:
         return bool(object.__getattribute__(self, "_cache"))
 
     def update(self, key_states: Any, value_states: Any, layer_idx: Any, *args: Any, **kwargs: Any) -> Any:
+        """In place where in_place_update takes the call; with a rotation deferred for these keys (rope_append.py),
+        the rotation, its outputs and both caches' new rows in one rope_kv_append launch."""
         cache = object.__getattribute__(self, "_cache")
+        deferrals = object.__getattribute__(self, "_deferrals")
+        deferred = deferrals.take(key_states) if deferrals is not None and deferrals.pending else None
+        result = None
         if not torch.compiler.is_compiling():
-            result = in_place_update(cache, key_states, value_states, layer_idx)
-            if result is not None:
-                object.__getattribute__(self, "_stats").routed[KERNEL] += 1
-                return result
+            result = in_place_update(cache, key_states, value_states, layer_idx,
+                                     None if deferred is None else deferred.append)
+        if deferrals is not None:
+            deferrals.in_place = result is not None
+        if result is not None:
+            object.__getattribute__(self, "_stats").routed[KERNEL if deferred is None else ROPE_KV_KERNEL] += 1
+            return result
+        if deferred is not None:
+            deferred.rotate()  # the cache's own update reads the rotated keys
         return cache.update(key_states, value_states, layer_idx, *args, **kwargs)

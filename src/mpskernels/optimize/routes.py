@@ -43,6 +43,7 @@ from ..kernels.spec import FLOAT_DTYPES
 from ..registry import RUNNERS, unsupported_reason
 from . import eager_attention
 from .kv_append import KERNEL as KV_KERNEL, CacheView, buffer_of, is_hf_cache
+from .rope_append import KERNEL as ROPE_KV_KERNEL, Deferrals
 from .functional import FUNCTIONS, FunctionalRoute, bind_arguments, caller_frame, forward_codes, made_by
 
 SDPA = F.scaled_dot_product_attention
@@ -118,12 +119,17 @@ class RouteStats:
 
 
 class _SDPARoute(TorchFunctionMode):
-    def __init__(self, stats: RouteStats) -> None:
+    """SDPA calls to the attention op; and every torch call that is given a deferred rotation's tensors has the
+    rotation done first (rope_append.py)."""
+
+    def __init__(self, stats: RouteStats, deferrals: Deferrals | None = None) -> None:
         super().__init__()
-        self.stats = stats
+        self.stats, self.deferrals = stats, deferrals
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.deferrals is not None and self.deferrals.pending:
+            self.deferrals.rotate_touched(args, kwargs)
         if func is SDPA:
             bound = _sdpa_arguments(args, kwargs)
             result = sdpa_as_attention(*(bound[n] for n in SDPA_PARAMETERS)) if bound else "unknown arguments"
@@ -217,8 +223,10 @@ def rotary_form(f: Any) -> RotaryForm | None:
     return _rope_forms[f]
 
 
-def _rope_call(name: str, original: Callable, form: RotaryForm, stats: RouteStats) -> Callable:
-    """`original`'s stand-in: the rope op for calls shaped as it was probed, `original` for the others."""
+def _rope_call(name: str, original: Callable, form: RotaryForm, stats: RouteStats,
+               deferrals: Deferrals | None = None) -> Callable:
+    """`original`'s stand-in: the rope op for calls shaped as it was probed, `original` for the others. With
+    `deferrals`, the rotation may wait for the cache update that takes k (rope_append.py)."""
     signature = _signature(original)
     defaults = {n: p.default for n, p in list(signature.parameters.items())[4:]}
 
@@ -234,7 +242,8 @@ def _rope_call(name: str, original: Callable, form: RotaryForm, stats: RouteStat
             stats.not_routed[f"{name}: {reason}"] += 1
             return original(*args, **kwargs)
         stats.routed["rope"] += 1
-        return ops.rope(q, k, cos, sin, None, 0, form.interleaved)
+        deferred = deferrals.defer(q, k, cos, sin, form.interleaved) if deferrals is not None else None
+        return deferred if deferred is not None else ops.rope(q, k, cos, sin, None, 0, form.interleaved)
 
     return rope
 
@@ -367,17 +376,20 @@ class RoutedForward:
 
     def __init__(self, module: nn.Module, attention: bool, rotary: dict[str, tuple[Callable, RotaryForm]],
                  functional: frozenset[str] = frozenset(), kv_cache: bool = True,
-                 eager: dict[str, tuple[Callable, inspect.Signature]] | None = None) -> None:
+                 eager: dict[str, tuple[Callable, inspect.Signature]] | None = None, rope_append: bool = True) -> None:
         self.stats = RouteStats()
         self.module, self.attention, self._rotary, self._eager = module, attention, rotary, eager or {}
         # a Hugging Face cache argument's update, done in place: the attention it feeds reads the views it leaves
         self.kv_cache = kv_cache and (attention or bool(self._eager))
+        # the rotation and that update in one launch: only where the SDPA route's mode sees every torch call
+        self.rope_append = rope_append and self.kv_cache and attention and bool(rotary)
+        self.deferrals = Deferrals() if self.rope_append else None
         self.saw_cache = False
         self.functional = frozenset(functional)
         self.rotary, self.eager = sorted(rotary), sorted(self._eager)
         forward = self.original = own_forward(module)
         if rotary or self._eager:
-            names = {n: _rope_call(n, f, form, self.stats) for n, (f, form) in rotary.items()}
+            names = {n: _rope_call(n, f, form, self.stats, self.deferrals) for n, (f, form) in rotary.items()}
             names.update({n: eager_attention.stand_in(n, f, signature, self.stats)
                           for n, (f, signature) in self._eager.items()})
             forward = _retargeted(type(module).forward, names).__get__(module)
@@ -396,13 +408,22 @@ class RoutedForward:
 
     def _cache_view(self, cache: Any) -> CacheView:
         self.saw_cache = True  # for describe(): the route is named once a cache was passed
-        return CacheView(cache, self.stats)
+        return CacheView(cache, self.stats, self.deferrals)
 
     def _attention_routed(self, *args: Any, **kwargs: Any) -> Any:
         if not self.attention:
             return self.forward(*args, **kwargs)
-        with _SDPARoute(self.stats):
-            return self.forward(*args, **kwargs)
+        if self.deferrals is None:
+            with _SDPARoute(self.stats):
+                return self.forward(*args, **kwargs)
+        try:
+            with _SDPARoute(self.stats, self.deferrals):
+                result = self.forward(*args, **kwargs)
+        except BaseException:
+            self.deferrals.pending.clear()
+            raise
+        self.deferrals.rotate_all()  # outputs the forward returned without any torch call reading them
+        return result
 
     def narrowed(self) -> RoutedForward:
         """A fresh forward with only the routes that routed a call so far (on the example inputs): a route that
@@ -412,7 +433,7 @@ class RoutedForward:
         functional = frozenset(k for k in self.functional if self.stats.routed[k])
         # the cache route stays: the example's one update (the prefill) is the cache's own, decoding's are not
         narrowed = RoutedForward(self.module, self.attention and self.stats.routed["attention"] > 0, rotary,
-                                 functional, self.kv_cache, eager)
+                                 functional, self.kv_cache, eager, self.rope_append)
         narrowed.saw_cache = self.saw_cache
         return narrowed
 
@@ -430,7 +451,8 @@ class RoutedForward:
         if self.eager:
             parts.append(f"{', '.join(self.eager)} -> grouped matmuls around softmax (scale, soft-cap, mask)")
         if self.kv_cache and self.saw_cache:
-            parts.append("a Hugging Face cache's update -> kv_cache_append in place")
+            parts.append("a Hugging Face cache's update -> kv_cache_append in place" +
+                         (" (with the rotation of its keys: rope_kv_append)" if self.rope_append else ""))
         if self.functional:
             parts.append(f"functional calls -> {', '.join(sorted(self.functional))}")
         return "; ".join(parts)
@@ -466,7 +488,8 @@ def routed_forward(module: nn.Module, attention: bool, allowed: Callable[[str], 
         rotary, eager = {}, {}
     if not attention and not rotary and not functional and not eager:
         return "; ".join(reasons) if reasons else ""
-    return RoutedForward(module, attention, rotary, functional, allowed(KV_KERNEL) is None, eager)
+    return RoutedForward(module, attention, rotary, functional, allowed(KV_KERNEL) is None, eager,
+                         allowed(ROPE_KV_KERNEL) is None)
 
 
 # ---- which modules call attention (seen on the example inputs) ----
