@@ -303,6 +303,8 @@ def count_compiled(model: torch.nn.Module, kwargs: dict[str, Any]) -> Census:
 
 # ---- rows of the table ----
 
+IN_PLACE_APPENDS = ("mpskernels.kv_cache_append", "mpskernels.rope_kv_append")  # ops appending to a cache in place
+
 
 @dataclass
 class Row:
@@ -316,7 +318,8 @@ class Row:
     mpsk_per_layer: float = 0.0
     dispatches_per_token: float = 0.0
     mpsk_other: float = 0.0
-    in_place_cache: bool = False  # the KV cache was appended in place (kv_cache_append, or a StaticCache)
+    in_place_cache: bool = False  # the KV cache was appended in place (kv_cache_append or rope_kv_append, or a
+    # StaticCache)
 
     @property
     def mpsk_full(self) -> float:
@@ -336,7 +339,7 @@ def row_from_census(c: Census, spec: ModelSpec, layers: int, cache: str, mode: s
     disp = (sum(v for (w, _), v in c.dispatches.items() if w == "layer") / layers * spec.layers +
             sum(v for (w, _), v in c.dispatches.items() if w == "other"))
     mpsk_other = sum(v for (w, _), v in c.mpsk.items() if w == "other")
-    in_place = "static" in cache or any(n == "mpskernels.kv_cache_append" for _, n in c.names)
+    in_place = "static" in cache or any(n in IN_PLACE_APPENDS for _, n in c.names)
     return Row(spec.name, cache, mode, layers, spec.layers, per_layer, other, mpsk_layer, disp, mpsk_other, in_place)
 
 

@@ -81,6 +81,10 @@ def test_optimize_cuts_small_ops_to_a_third(decode_step, emulator):
     assert optimized.total("matmul") == eager.total("matmul") - layers
     assert optimized.total("attention") == eager.total("attention") == layers
     assert sum(v for (w, _), v in optimized.mpsk.items() if w == "layer") > 0
+    # the rotation and the cache append in one launch per layer, which the bytes model counts as in place
+    assert optimized.names[("layer", "mpskernels.rope_kv_append")] == layers
+    spec = decode_step.ModelSpec("tiny", lambda n, vocab: tiny_llama(n), 16, 64)
+    assert decode_step.row_from_census(optimized, spec, layers, "24 dynamic", "optimize").in_place_cache
 
 
 def test_rows_multiply_out_to_the_full_layer_count(decode_step, emulator):
