@@ -136,30 +136,6 @@ inline float chunk_m2(uint4 bits, int valid, float s, float ks, float mean) {
   return m2;
 }
 
-// Running count / mean / m2 of a thread's values past the held chunks (a constant span keeps mean = m2 = 0).
-struct SpanTail {
-  float count;
-  float mean;
-  float m2;
-};
-
-// Merges a chunk's first `valid` values into t (Chan et al.); returns their sum of d.
-template <typename T>
-inline float merge_span_chunk(thread SpanTail& t, uint4 bits, int valid, float s, float ks) {
-  if (valid == 0) {
-    return 0.0f;
-  }
-  const float c_sum = chunk_sum<T>(bits, valid, s, ks);
-  const float c_mean = c_sum / float(valid);
-  const float c_m2 = chunk_m2<T>(bits, valid, s, ks, c_mean);
-  const float merged = t.count + float(valid);
-  const float delta = c_mean - t.mean;
-  t.mean += delta * (float(valid) / merged);
-  t.m2 += c_m2 + delta * delta * (t.count * float(valid) / merged);
-  t.count = merged;
-  return c_sum;
-}
-
 // (mean, variance) of d = v * s - ks over the span: NC held chunks, the rest streamed BATCH chunks at a time.
 // Two reductions, through partials_a then partials_b.
 template <typename T, int NC>
@@ -173,7 +149,7 @@ inline float2 span_moments(thread const uint4* held, const device T* x, Span sp,
   for (int j = 0; j < NC; j++) {
     sum += chunk_sum<T>(held[j], chunk_valid(sp.lid + j * P, sp.n, N), s, ks);
   }
-  SpanTail tail = {0.0f, 0.0f, 0.0f};
+  TailMoments tail = {0.0f, 0.0f, 0.0f};  // metal/rows.h
   for (uint c = sp.lid + NC * P; c < chunks; c += BATCH * P) {
     uint4 b[BATCH];
     #pragma unroll
@@ -182,7 +158,10 @@ inline float2 span_moments(thread const uint4* held, const device T* x, Span sp,
     }
     #pragma unroll
     for (int k = 0; k < BATCH; k++) {
-      sum += merge_span_chunk<T>(tail, b[k], chunk_valid(c + k * P, sp.n, N), s, ks);
+      const int valid = chunk_valid(c + k * P, sp.n, N);
+      if (valid > 0) {  // the batch may reach past the span
+        sum += merge_tail_chunk<T>(tail, b[k], valid, s, ks);
+      }
     }
   }
   const float mean = threadgroup_sum(sum, partials_a, P, simd_lane, simd_group) / float(sp.n);
