@@ -681,8 +681,14 @@ def progress(row: Row, seconds: float) -> str:
             f"compile {t(row.torch_compile)} ({seconds:.1f} s)")
 
 
+def data_name(json_file: str | Path) -> str:
+    """How a page names its JSON: relative to the repository where it lies inside it (docs/anchor-lane.json)."""
+    path = Path(json_file).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
 def write(report: AnchorLaneReport, out: Path) -> None:
-    text = to_markdown(report)
+    text = to_markdown(report, data_name(out.with_suffix(".json")))
     data = json.dumps(to_json(report), indent=1)
     out.write_text(text)
     out.with_suffix(".json").write_text(data)
@@ -891,7 +897,7 @@ def main() -> int:
         return child(opts)
     out = Path(opts.out)
     if opts.render:
-        out.write_text(to_markdown(from_json(json.loads(Path(opts.render).read_text()))))
+        out.write_text(to_markdown(from_json(json.loads(Path(opts.render).read_text())), data_name(opts.render)))
         print(f"wrote {out}")
         return 0
     if not torch.cuda.is_available():

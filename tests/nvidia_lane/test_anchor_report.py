@@ -117,3 +117,8 @@ def test_the_family_bandwidth_figure_leaves_out_cases_that_fit_l2():
     text = to_markdown(AnchorLaneReport({}, GBPS, [big, small], []))
     big_pct = pct_copy(big.bytes_moved, 100.0, GBPS)
     assert f"| silu | 2 | — | — | — | — | {big_pct:.0f}% | 0 |" in text  # not the 8-row case's latency-bound 4%
+
+
+def test_the_page_names_where_its_data_is():
+    assert "the same data is in `docs/anchor-lane.json`" in to_markdown(sample())
+    assert "the same data is in `docs/run-2.json`" in to_markdown(sample(), "docs/run-2.json")

@@ -225,9 +225,10 @@ def problems(report: AnchorLaneReport, statuses: tuple[str, ...] = ("wrong", "er
     return lines
 
 
-def to_markdown(report: AnchorLaneReport) -> str:
+def to_markdown(report: AnchorLaneReport, data_file: str = "docs/anchor-lane.json") -> str:
+    """The report as Markdown; `data_file`: where the same data is, as JSON (the page names it)."""
     out = ["# The anchor lane: our kernels against the anchors' Metal kernels on one NVIDIA GPU", "",
-           "Written by `benches/anchor_lane.py` (issue 12); the same data is in `docs/anchor-lane.json`.", ""]
+           f"Written by `benches/anchor_lane.py` (issue 12); the same data is in `{data_file}`.", ""]
     out += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in report.machine.items()]
     if report.copy_gbps:
         out.append(f"| device copy bandwidth | {report.copy_gbps:.0f} GB/s (read + write, 1 GiB) |")
