@@ -15,20 +15,7 @@ from mpskernels.optimize.routes import RouteStats, _SDPARoute
 transformers = pytest.importorskip("transformers")
 from transformers import DynamicCache  # noqa: E402
 
-
-@pytest.fixture
-def emulator():
-    with mpskernels.use_backend("emulator"), torch.no_grad():
-        yield
-
-
-def config(layers=2):
-    return transformers.LlamaConfig(vocab_size=96, hidden_size=256, intermediate_size=256, num_hidden_layers=layers,
-                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-
-
-def rows(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+from .test_kv_append import config, emulator, rows  # noqa: E402, F401  (emulator: the fixture)
 
 
 def rotation(seed=0, new=1):
