@@ -37,7 +37,7 @@ def test_a_slice_of_the_suite_on_the_emulator():
         assert c.verdict["sizes"] == result.sizes
     kernels = [r.candidates[0].kernels for r in report.problems]
     assert kernels[0] == {"rms_norm": 1}
-    assert "swiglu" in kernels[1] and {"rms_norm", "swiglu"} <= set(kernels[2])
+    assert "swiglu_split" in kernels[1] and {"rms_norm", "swiglu_split"} <= set(kernels[2])  # gate, up: one matmul
     assert report.problems[0].candidates[0].verdict["launches"] > 0  # the kernels ran on the emulator
     text = markdown(report)
     assert "emulator backend" in text and "| optimize() | 3 | 3 (100%) | 0 | 0 | 0 | 0 | 0 | n/a |" in text
