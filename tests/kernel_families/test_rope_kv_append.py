@@ -126,6 +126,19 @@ def test_matches_float64_semantics_and_leaves_other_rows(dtype, config):
     check_against_semantics(c, q_out, k_out, c["k_cache"], c["v_cache"], dtype)
 
 
+@pytest.mark.parametrize("config", ["prefill-chunk", "interleaved-odd"])
+def test_does_not_depend_on_the_order_threads_run_in(monkeypatch, config):
+    """The emulator's threads in a shuffled order: a thread reading what another writes (a v slice and a rotating
+    thread sharing a cache row, say) would give another result."""
+    fixed = make(torch.float16, **CONFIGS[config])
+    want = call(fixed)
+    monkeypatch.setenv("MPSKERNELS_EMULATOR_ORDER", "shuffled")
+    shuffled = make(torch.float16, **CONFIGS[config])
+    for got, expected in zip((*call(shuffled), shuffled["k_cache"], shuffled["v_cache"]),
+                             (*want, fixed["k_cache"], fixed["v_cache"])):
+        assert torch.equal(got.view(torch.uint8), expected.view(torch.uint8))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_matches_pytorch_rotate_half_and_slice_assignment(dtype):
     """HF's apply_rotary_pos_emb (x * cos + rotate_half(x) * sin with per-token [B, S, D] tables) and the cache
