@@ -180,6 +180,17 @@ def test_forward_hooks_on_a_projection_still_run(emulator):
     handle.remove()
 
 
+def test_a_forward_set_on_a_projection_instance_still_runs(emulator):
+    """accelerate's offloading hooks and some adapters wrap a layer's forward on the instance."""
+    model = optimised()
+    original = model.up_proj.forward
+    model.up_proj.forward = lambda x: 2 * original(x)
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        got = model(x)
+    torch.testing.assert_close(got, model.down_proj(F.silu(model.gate_proj(x)) * 2 * original(x)))
+
+
 def test_a_projection_shared_by_two_mlps_is_fused_once(emulator):
     torch.manual_seed(0)
     first, second = MLP().eval(), MLP().eval()

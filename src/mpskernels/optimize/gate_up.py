@@ -10,7 +10,8 @@ fused form, and a deep copy or a loaded model (whose parameters have storages of
 its first call. The fused path is not taken, and the two Linear layers run as before:
 - while autograd records the call (the fused matmul reads the buffer, not the parameters, so their gradients
   would be lost), or under torch.compile;
-- when a projection is not a plain nn.Linear, has forward hooks (they would not run) or is the other one;
+- when a projection is not a plain nn.Linear, has forward hooks or a forward of its own on the instance (they
+  would not run), or is the other one;
 - when a weight (or bias) does not own its whole storage and is not already fused with the other: a view into a
   larger checkpoint buffer, or a parameter already fused with another module's (fusing it again would undo that
   one, and the two would take turns at every call). Fused with each other the other way round (optimize() probes
@@ -71,9 +72,10 @@ def _fused(first: nn.Linear, second: nn.Linear) -> bool:
 
 
 def _hooked(m: nn.Module) -> bool:
-    """Forward hooks that would run if the layer were called (its own or global ones)."""
+    """Something of its own would run if the layer were called: forward hooks (its own or global ones), or a
+    forward set on the instance (accelerate's offloading hooks and some adapters wrap it that way)."""
     return bool(m._forward_hooks or m._forward_pre_hooks or module_hooks._global_forward_hooks or
-                module_hooks._global_forward_pre_hooks)
+                module_hooks._global_forward_pre_hooks or "forward" in m.__dict__)
 
 
 def _owns_storage(t: torch.Tensor) -> bool:
