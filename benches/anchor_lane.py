@@ -867,7 +867,7 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
     return report
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="", help="comma-separated family names (default: all)")
     parser.add_argument("--dtypes", default="bfloat16,float16,float32")
@@ -875,6 +875,8 @@ def main() -> int:
     parser.add_argument("--cases", default="", help="only cases whose label contains one of these comma-separated "
                         "parts (e.g. 'decode B1 ,N512'): a side-by-side run of a few cases")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    parser.add_argument("--compile", dest="no_compile", action="store_false",
+                        help="time torch.compile after all (undoes an earlier --no-compile: lane_stage's run.sh)")
     parser.add_argument("--compile-budget", type=float, default=180.0, help="seconds of torch.compile at most")
     parser.add_argument("--budget", type=float, default=420.0, help="start no family after this many seconds")
     parser.add_argument("--out", default=str(ROOT / "docs" / "anchor-lane.md"))
@@ -890,7 +892,11 @@ def main() -> int:
     parser.add_argument("--jobs", help=argparse.SUPPRESS)
     parser.add_argument("--rows", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
-    opts = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    opts = arguments().parse_args()
     if opts.cases:
         os.environ[CASES_ENV] = opts.cases
     if opts.child:

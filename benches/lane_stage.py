@@ -6,6 +6,13 @@ anchor_lane docstring names.
     python benches/lane_stage.py --out .lane-staging A=9389ee6 B=HEAD [C=some-branch]
     # there:  bash .lane-staging/run.sh B quant 150 --families quantized_linear --cases "x 1x"
 
+A full run (every family and dtype, torch.compile included) in one device call of at most 600 s; name it
+anchor-lane and copy $OUT/anchor-lane.md and .json to docs/ (fc3448b's run, with a 180 s warm-up on a machine
+that had compiled only the row kernels before, ended after bf16: give the warm-up more of the budget):
+
+    bash .lane-staging/run.sh B anchor-lane 590 --compile --warm 13 --warm-budget 300 --budget 520 --grace 60 \
+        --compile-budget 90
+
 run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
 the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
 are not staged: commit them on a branch first. TIMEOUT covers the NVRTC compiles of a fresh machine: attention's
