@@ -281,11 +281,13 @@ template <typename T, typename CT, typename IdT>
   constant uint& cache_len [[buffer(21)]],                  \
   constant uint& cache_offset [[buffer(22)]]
 
-// Chunk c of the v slices (see above): v[b, h, :, :] -> v_cache[b, h, cache_offset : cache_offset + seq, :].
+// A v slice thread's (gid.z >= batch * seq) chunk c of the v slices (see above): v[b, h, :, :] ->
+// v_cache[b, h, cache_offset : cache_offset + seq, :].
 template <typename T>
 inline void append_v_chunk(const device T* v, device T* v_cache, RopeDims d, uint batch, uint v_dim,
-                           uint cache_len, uint cache_offset, size_t c) {
+                           uint cache_len, uint cache_offset, uint3 gid, uint3 grid) {
   constexpr int N = ChunkOf<T>::N;
+  const size_t c = (size_t(gid.z - batch * d.seq) * grid.y + gid.y) * grid.x + gid.x;
   const uint per_head = d.seq * v_dim;  // new elements of one (batch, head)
   const uint chunks = (per_head + N - 1) / N;
   if (chunks == 0) {
@@ -308,10 +310,8 @@ template <typename T, typename CT>
                                                                        uint3 gid [[thread_position_in_grid]],
                                                                        uint3 grid [[threads_per_grid]]) {
   const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
-  const uint tokens = batch * seq;
-  if (gid.z >= tokens) {
-    const size_t c = (size_t(gid.z - tokens) * grid.y + gid.y) * grid.x + gid.x;
-    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, c);
+  if (gid.z >= batch * seq) {
+    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, gid, grid);
     return;
   }
   const uint b = gid.z / seq;
@@ -327,10 +327,8 @@ template <typename T, typename CT, typename IdT>
                                                                            uint3 gid [[thread_position_in_grid]],
                                                                            uint3 grid [[threads_per_grid]]) {
   const RopeDims d = {q_heads, k_heads, seq, head_dim, rotary_dim, cos_batch_stride, heads_per_thread};
-  const uint tokens = batch * seq;
-  if (gid.z >= tokens) {
-    const size_t c = (size_t(gid.z - tokens) * grid.y + gid.y) * grid.x + gid.x;
-    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, c);
+  if (gid.z >= batch * seq) {
+    append_v_chunk(v, v_cache, d, batch, v_dim, cache_len, cache_offset, gid, grid);
     return;
   }
   const uint b = gid.z / seq;
