@@ -96,5 +96,59 @@ def test_every_family_example_maps_to_a_launch(family):
                 launch = plan_launch(entry, dispatch, {n: 4096 * (i + 1) for i, n in enumerate(sorted(names))})
                 assert len(launch.words) == entry.buffer_slots
                 threads = dispatch.threads
-                if 0 not in threads and threads[0] * threads[1] * threads[2] <= 65536:
+                if 0 in threads:
+                    continue
+                if entry.independent_threads:  # whole blocks over the grid; the entry returns past its edge
+                    assert launch.regions == regions(threads, dispatch.group_size, one_launch=True)
+                elif threads[0] * threads[1] * threads[2] <= 65536:
                     covered(launch.regions, threads, dispatch.group_size)
+
+
+@pytest.mark.parametrize("threads, group", [((1376, 8, 1), (256, 1, 1)), ((37, 5, 3), (8, 2, 2)),
+                                            ((8, 40, 8), (8, 32, 1)), ((1024, 1, 1), (256, 1, 1))])
+def test_threads_that_never_meet_take_one_launch_of_whole_blocks(threads, group):
+    (r,) = regions(threads, group, one_launch=True)
+    assert r.block == group and r.offset == (0, 0, 0)
+    assert all(b * g >= n > (b - 1) * g for b, g, n in zip(r.blocks, group, threads))  # padding < one block
+    assert regions((0, 4, 1), (256, 1, 1), one_launch=True) == ()  # an empty grid launches nothing
+
+
+def entries(source):
+    return cuda_source(source, ()).entries.values()
+
+
+@pytest.mark.parametrize("source", ["activations.metal", "epilogue.metal", "rope.metal", "kv_cache.metal"])
+def test_element_wise_kernels_are_independent_threads(source):
+    assert all(e.independent_threads for e in entries(source))
+    text = cuda_source(source, ()).text  # and each entry returns past the grid's edge before calling its kernel
+    assert text.count("if (!::mtlcuda::inside_grid(g)) return;") == len(entries(source))
+
+
+@pytest.mark.parametrize("source", ["rms_norm.metal", "softmax.metal", "attention.metal", "quantized.metal",
+                                    "group_norm.metal", "layer_norm.metal"])
+def test_kernels_with_barriers_or_simd_collectives_keep_their_regions(source):
+    assert not any(e.independent_threads for e in entries(source))
+    assert "inside_grid" not in cuda_source(source, ()).text
+    entry = next(iter(entries(source)))
+    ragged = LaunchPlan(entry.host_name, (), threads=(300, 1, 1), group_size=(32, 1, 1))
+    assert len(plan_launch(entry, ragged, {}).regions) == 2
+
+
+def test_position_builtins_alone_do_not_make_threads_independent():
+    """Only the whole unit's lack of threadgroup memory, barriers and SIMD functions does: positions.metal qualifies;
+    the same kernel beside a simd_sum does not, nor one taking a SIMD-lane builtin."""
+    from conftest import EMULATOR_MSL_DIR
+    from mpskernels.msl import Specialization, read_file, read_source
+    from mpskernels.cuda import to_cuda
+
+    def entry(u, name):
+        return to_cuda(u.text, u.program, Specialization()).entries[name]
+
+    assert entry(read_file(EMULATOR_MSL_DIR / "positions.metal"), "positions_3d").independent_threads
+    plain = "kernel void k(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]{extra}) {{ {body} }}"
+    cases = {"": ("o[i] = 1;", True), ", uint lane [[thread_index_in_simdgroup]]": ("o[i] = lane;", False),
+             " ": ("o[i] = simd_sum(1.0f);", False)}
+    for extra, (body, independent) in cases.items():
+        u = read_source("#include <metal_stdlib>\nusing namespace metal;\n" + plain.format(extra=extra, body=body),
+                        "k.metal")
+        assert entry(u, "k").independent_threads is independent, (extra, body)

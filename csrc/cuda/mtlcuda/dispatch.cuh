@@ -8,7 +8,11 @@
 // dispatchThreads semantics: the host splits a grid that is not a multiple of the threadgroup size into regions
 // launched separately, each with blockDim = the threadgroup size Metal would give (smaller at the edges), so
 // threads_per_threadgroup reports the reduced size and no out-of-grid thread exists. `offset` is the region's
-// first threadgroup position.
+// first threadgroup position. The exception is a kernel whose threads never meet (no threadgroup memory, barrier
+// or SIMD/quad collective anywhere in its translation unit, and only position builtins): Metal runs its ragged
+// grid as one dispatch, and so does the lane, as one launch of whole blocks whose threads past the grid's edge
+// return at once (translate.py emits the inside_grid test for those entries alone). threads_per_threadgroup is
+// worked out from the geometry, so it reports Metal's reduced edge size in either form of launch.
 #pragma once
 
 #include "matrix.cuh"
@@ -44,6 +48,19 @@ enum Builtin {
   kDispatchQuadgroupsPerThreadgroup,
 };
 
+// The extent of this block's threadgroup in dimension d: the nominal size, or what is left of the grid at its edge.
+inline unsigned group_extent(const Geometry& g, int d, unsigned block) {
+  const unsigned first = (block + g.offset[d]) * g.group[d];
+  return min(g.group[d], g.grid[d] - first);
+}
+
+// Whether this thread is one Metal would run (false only in a one-launch ragged grid's padding).
+inline bool inside_grid(const Geometry& g) {
+  return (blockIdx.x + g.offset[0]) * g.group[0] + threadIdx.x < g.grid[0] &&
+         (blockIdx.y + g.offset[1]) * g.group[1] + threadIdx.y < g.grid[1] &&
+         (blockIdx.z + g.offset[2]) * g.group[2] + threadIdx.z < g.grid[2];
+}
+
 inline unsigned linear_thread() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
 inline unsigned threads_in_group() { return blockDim.x * blockDim.y * blockDim.z; }
 
@@ -56,7 +73,8 @@ inline mtl_uint3 builtin_value(Builtin b, const Geometry& g) {
     case kThreadPositionInThreadgroup: return mtl_uint3(threadIdx.x, threadIdx.y, threadIdx.z);
     case kThreadgroupPositionInGrid:
       return mtl_uint3(blockIdx.x + g.offset[0], blockIdx.y + g.offset[1], blockIdx.z + g.offset[2]);
-    case kThreadsPerThreadgroup: return mtl_uint3(blockDim.x, blockDim.y, blockDim.z);
+    case kThreadsPerThreadgroup:
+      return mtl_uint3(group_extent(g, 0, blockIdx.x), group_extent(g, 1, blockIdx.y), group_extent(g, 2, blockIdx.z));
     case kThreadsPerGrid: return mtl_uint3(g.grid[0], g.grid[1], g.grid[2]);
     case kThreadgroupsPerGrid:
       return mtl_uint3((g.grid[0] + g.group[0] - 1) / g.group[0], (g.grid[1] + g.group[1] - 1) / g.group[1],

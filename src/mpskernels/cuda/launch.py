@@ -7,7 +7,10 @@ Metal's dispatchThreads runs a grid that need not be a multiple of the threadgro
 far edge are smaller, and their threads_per_threadgroup says so. CUDA blocks all have one size, so a plan is
 launched as up to 8 regions (full or edge, per dimension), each with the blockDim Metal would give its
 threadgroups and the position of its first threadgroup. No thread outside the grid exists, so barriers and SIMD
-collectives see exactly the threads Metal would run.
+collectives see exactly the threads Metal would run. Where the entry's threads never meet (no threadgroup memory,
+barrier or SIMD collective: CudaEntry.independent_threads), the grid is one launch of whole blocks and the padding
+threads return at once, as Metal runs it in one dispatch: separate launches would charge the lane's timings a
+launch that no Mac pays (a 2-D element-wise grid with a ragged row took twice its single launch's time).
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ class CudaLaunch:
         return self.words, small
 
 
-def regions(threads: tuple[int, int, int], group: tuple[int, int, int]) -> tuple[Region, ...]:
-    """The full-size and edge regions of a dispatchThreads grid."""
+def regions(threads: tuple[int, int, int], group: tuple[int, int, int], one_launch: bool = False
+            ) -> tuple[Region, ...]:
+    """The full-size and edge regions of a dispatchThreads grid; with `one_launch` (an entry whose threads never
+    meet: CudaEntry.independent_threads), one region of whole blocks covering it, padding threads included."""
+    if one_launch and min(threads) > 0:
+        return (Region(tuple(-(-n // g) for n, g in zip(threads, group)), tuple(group), (0, 0, 0)),)
     per_dim = []
     for n, g in zip(threads, group):
         parts = []
@@ -111,5 +118,6 @@ def plan_launch(entry: CudaEntry, plan: LaunchPlan | Dispatch, pointers: Mapping
         offsets.append(total)
         size = int(plan.threadgroup_memory.get(i, 0))
         total += -(-size // THREADGROUP_ALIGN) * THREADGROUP_ALIGN
-    return CudaLaunch(entry.symbol, regions(tuple(plan.threads), tuple(plan.group_size)), tuple(words), inline_mask,
+    grid = regions(tuple(plan.threads), tuple(plan.group_size), entry.independent_threads)
+    return CudaLaunch(entry.symbol, grid, tuple(words), inline_mask,
                       tuple(offsets), total, tuple(plan.threads), tuple(plan.group_size))

@@ -29,6 +29,20 @@ DEFAULT_MAX_THREADS = 1024  # Metal's and CUDA's limit: every entry is compiled 
 # thread_position_in_grid -> ::mtlcuda::kThreadPositionInGrid (dispatch.cuh's Builtin enum)
 BUILTIN_CODES = {name: "::mtlcuda::k" + "".join(w.title() for w in name.split("_")) for name in BUILTINS}
 
+# Builtins that only locate a thread. An entry taking no others, in a translation unit with no threadgroup memory,
+# barrier or SIMD/quad function, has threads that never meet, so padding threads past a ragged grid's edge (which
+# return at once) cannot change what the others compute.
+POSITION_BUILTINS = frozenset({"thread_position_in_grid", "threads_per_grid", "thread_position_in_threadgroup",
+                               "threadgroup_position_in_grid", "threadgroups_per_grid", "threads_per_threadgroup",
+                               "dispatch_threads_per_threadgroup"})
+_COOPERATION = re.compile(r"(simd_|quad_|simdgroup|threadgroup_barrier$|threadgroup$)")
+
+
+def threads_cooperate(program: Program) -> bool:
+    """Whether anything in the unit (headers included) lets a thread see another's work or wait for it."""
+    return any(t.kind == "id" and _COOPERATION.match(t.text) for t in program.tokens)
+
+
 # GNU line markers from the preprocessor (`# 12 "file" 1`) as #line directives, which every compiler accepts.
 _LINE_MARKER = re.compile(r'^#[ \t]+(\d+)[ \t]+("(?:[^"\\]|\\.)*")(?:[ \t]+\d+)*[ \t]*$', re.MULTILINE)
 
@@ -48,6 +62,7 @@ class CudaEntry:
     threadgroup_slots: int  # one 32-bit dynamic shared memory offset per [[threadgroup(i)]]
     max_threads: int  # max_total_threads_per_threadgroup, or DEFAULT_MAX_THREADS
     inline_slots: tuple[int, ...] = ()  # buffer slots declared `constant T&`: a Scalar may be passed inline there
+    independent_threads: bool = False  # threads never meet: a ragged grid may run as one launch (launch.py)
 
 
 @dataclass(frozen=True)
@@ -148,7 +163,8 @@ def to_cuda(text: str, program: Program, spec: Specialization) -> CudaSource:
     rewrite_tokens(edits, program, values, identifier, number=rename_in)
 
     body = _LINE_MARKER.sub(line_directive, edits.apply())
-    entries = {e.host_name: cuda_entry(n, e) for n, e in enumerate(program.entries)}
+    cooperate = threads_cooperate(program)
+    entries = {e.host_name: cuda_entry(n, e, cooperate) for n, e in enumerate(program.entries)}
     wrappers = "\n".join(entry_function(cuda, e) for cuda, e in zip(entries.values(), program.entries))
     header = f'#include "{SHIM_HEADER}"\n'
     trailer = f'\n#line 1 "<mpskernels cuda entries>"\n{wrappers}\n'
@@ -199,8 +215,9 @@ def entry_symbol(n: int, host_name: str) -> str:
     return f"mtl_entry_{n}_" + re.sub(r"[^A-Za-z0-9_]", "_", host_name)
 
 
-def cuda_entry(n: int, entry: Entry) -> CudaEntry:
+def cuda_entry(n: int, entry: Entry, threads_may_cooperate: bool = True) -> CudaEntry:
     params = entry.kernel.params
+    builtins = {p.builtin for p in params if p.role == "builtin"}
     buffers = [p.index for p in params if p.role == "buffer"]
     shared = [p.index for p in params if p.role == "threadgroup"]
     return CudaEntry(
@@ -210,6 +227,7 @@ def cuda_entry(n: int, entry: Entry) -> CudaEntry:
         threadgroup_slots=max(shared) + 1 if shared else 0,
         max_threads=entry.max_threads or DEFAULT_MAX_THREADS,
         inline_slots=tuple(p.index for p in params if p.role == "buffer" and takes_inline_scalar(p.type_text)),
+        independent_threads=not threads_may_cooperate and not shared and builtins <= POSITION_BUILTINS,
     )
 
 
@@ -244,6 +262,8 @@ def entry_function(cuda: CudaEntry, entry: Entry) -> str:
         f"  typedef decltype({address}) F;",
         "  const ::mtlcuda::Geometry g = {{gx, gy, gz}, {nx, ny, nz}, {ox, oy, oz}};",
         "  (void)g;",
+        *(["  if (!::mtlcuda::inside_grid(g)) return;  // padding of a one-launch ragged grid"]
+          if cuda.independent_threads else []),
         f"  {function}({', '.join(args)});",
         "}",
     ]
