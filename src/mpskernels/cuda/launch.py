@@ -55,9 +55,11 @@ class CudaLaunch:
 def regions(threads: tuple[int, int, int], group: tuple[int, int, int], one_launch: bool = False
             ) -> tuple[Region, ...]:
     """The full-size and edge regions of a dispatchThreads grid; with `one_launch` (an entry whose threads never
-    meet: CudaEntry.independent_threads), one region of whole blocks covering it, padding threads included."""
+    meet: CudaEntry.independent_threads), one region covering it: a dimension smaller than its threadgroup is one
+    block of its own size, as Metal's lone edge threadgroup is; the others take whole blocks, padding included."""
     if one_launch and min(threads) > 0:
-        return (Region(tuple(-(-n // g) for n, g in zip(threads, group)), tuple(group), (0, 0, 0)),)
+        block = tuple(min(n, g) for n, g in zip(threads, group))
+        return (Region(tuple(-(-n // b) for n, b in zip(threads, block)), block, (0, 0, 0)),)
     per_dim = []
     for n, g in zip(threads, group):
         parts = []
