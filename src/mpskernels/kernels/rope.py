@@ -30,6 +30,7 @@ from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, T
 GROUP = 256  # threads per threadgroup, split between the pair axis (x) and the head axis (y); metal/rope.metal
 # declares it as max_total_threads_per_threadgroup(256), so it can grow only with that declaration
 HEADS_PER_THREAD = 4  # heads sharing one table read when there is enough work to fill the GPU that way
+SIMD = 32  # threads of a SIMD group
 FILL_THREADS = 1 << 16  # fewer threads than this with HEADS_PER_THREAD: one head per thread instead
 
 
@@ -161,6 +162,14 @@ def units_per_row(head_dim: int, rotary_dim: int, interleaved: bool, dtype: torc
     return -(-rotated // n) + -(-(head_dim - rotary_dim) // n)
 
 
+def tokens_per_group(threads_per_token: int, tokens: int) -> int:
+    """Tokens a threadgroup takes: as many as GROUP threads hold, the most that fill whole SIMD groups where some
+    count does (80 threads a token: 2 tokens, 160 threads, rather than 3 with a half-empty SIMD group)."""
+    most = max(1, min(GROUP // threads_per_token, tokens))
+    whole = [z for z in range(most, 0, -1) if threads_per_token * z % SIMD == 0]
+    return whole[0] if whole else most
+
+
 @dataclass(frozen=True)
 class RopeGrid:
     """rope's launch shape, shared with rope_kv_append (metal/rope.metal): the kernel variant, buffers 0-15
@@ -186,12 +195,15 @@ def rope_grid(q: TensorMeta, k: TensorMeta, cos: TensorMeta, position_ids: Tenso
     units = units_per_row(head_dim, rotary_dim, interleaved, q.dtype)
     per_thread = HEADS_PER_THREAD if units * batch * seq * heads >= HEADS_PER_THREAD * FILL_THREADS else 1
     head_blocks = -(-heads // per_thread)
-    # A power of two along the row (a 128-wide bf16 half-split row is 8 units), the rest of GROUP over heads: the
-    # declared group is always GROUP threads, whole SIMD groups (edge groups of a smaller grid shrink).
+    # A power of two along the row (a 128-wide bf16 half-split row is 8 units), then the token's head blocks, then
+    # tokens. Taking only the head blocks that exist and filling the rest of GROUP with tokens keeps threadgroups
+    # large where a token has few head blocks (LLaMA-3's 32 + 8 heads, 4 a thread: 10 blocks), instead of one
+    # 80-thread group per token whose third SIMD group is half empty.
     group_x = 1
     while group_x < min(units, GROUP):
         group_x *= 2
-    group_y = GROUP // group_x
+    group_y = min(GROUP // group_x, head_blocks)
+    group_z = tokens_per_group(group_x * group_y, batch * seq)
 
     ids = position_ids
     ids_batch = ids.shape[0] if ids is not None and len(ids.shape) == 2 else 1
@@ -210,7 +222,7 @@ def rope_grid(q: TensorMeta, k: TensorMeta, cos: TensorMeta, position_ids: Tenso
         units=units,
         head_blocks=head_blocks,
         tokens=batch * seq,
-        group_size=(group_x, group_y, 1),
+        group_size=(group_x, group_y, group_z),
         constants={"interleaved": bool(interleaved)},
     )
 
