@@ -15,8 +15,9 @@
 // large inputs, 1 for decode-sized ones to keep enough threads). Whole chunks of rows whose buffers are 16-byte
 // aligned move as single 16-byte loads and stores (a 128-wide half-split bf16 head: 8 units, each two 16-byte
 // loads and two stores of x, four of the tables); a row's partial chunk, or an unaligned row (an odd rotary half,
-// a storage offset), goes element by element with a guard on each. Threadgroups of 256 threads (the host's GROUP,
-// whole SIMD groups along x, the rest over heads). The table row is position_ids[b, s] when given
+// a storage offset), goes element by element with a guard on each. Threadgroups of up to 256 threads (the host's GROUP:
+// a power of two along x, then the token's head blocks, then as many tokens as fit in whole SIMD groups, so a
+// token with few head blocks does not leave a threadgroup small with a half-empty SIMD group). The table row is position_ids[b, s] when given
 // (ids outside [0, table_rows) are clamped so a bad id cannot read out of bounds), else offset + s; a table may
 // carry a batch dimension (cos_batch_stride = table_rows * rotary_dim) or be shared across the batch (stride 0).
 // The position source is a kernel variant rather than a function constant, so each variant binds only the buffers
