@@ -66,7 +66,7 @@ def test_ours_is_wrong_where_an_anchor_is_loose_and_garbage_is_wrong_for_both(la
 
 
 def test_a_page_names_the_json_written_beside_it(lane, tmp_path):
-    assert lane.data_name(lane.ROOT / "docs" / "anchor-lane-partial.json") == "docs/anchor-lane-partial.json"
+    assert lane.data_name(lane.ROOT / "docs" / "anchor-lane-bf16.json") == "docs/anchor-lane-bf16.json"
     assert lane.data_name(tmp_path / "run.json") == "run.json"  # outside the repository: beside the page
 
 
