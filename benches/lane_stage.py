@@ -13,6 +13,11 @@ that had compiled only the row kernels before, ended after bf16: give the warm-u
     bash .lane-staging/run.sh B anchor-lane 590 --compile --warm 13 --warm-budget 300 --budget 520 --grace 60 \
         --compile-budget 90
 
+The lane's GPU tests run from the working tree in the same call, with the staged platformdirs on the path (the
+device has no pip; carry .lane-staging):
+
+    PYTHONPATH=src:$PWD/.lane-staging/pylib python3 -m pytest -q -p no:cacheprovider tests/nvidia_lane/test_gpu*.py
+
 run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
 the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
 are not staged: commit them on a branch first. TIMEOUT covers the NVRTC compiles of a fresh machine: attention's
