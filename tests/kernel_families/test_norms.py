@@ -674,3 +674,19 @@ def test_a_weight_offset_needs_a_weight():
         torch.ops.mpskernels.rms_norm(torch.randn(2, 8), None, 1e-6, 1.0)
     with pytest.raises(ValueError, match=r"mpskernels\.add_rms_norm: weight_offset 2\.0 needs a weight"):
         torch.ops.mpskernels.add_rms_norm(torch.randn(2, 8), torch.randn(2, 8), None, 1e-6, 2.0)
+
+
+@pytest.mark.parametrize("cols", [32768, 4096, 512])
+def test_layer_norm_16_bit_is_accurate_with_an_outlier_first_value(cols):
+    """The statistics shift every value by the row's first one: a first value far out in the row makes E[d^2] much
+    larger than the variance, the case where a one-pass E[d^2] - E[d]^2 loses up to log2(cols) bits (computed
+    that way at 32768 columns, the outlier's output was 1.64 off and the row's std 0.9% off)."""
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(2, cols, generator=gen)
+    x[:, 0] = 30000.0  # about sqrt(cols) standard deviations from the row's mean
+    x = x.half()
+    out = emulated("layer_norm", x, None, None, 1e-5).double()
+    want = ln.reference(x.double(), None, None, 1e-5)
+    assert (out[:, 0] - want[:, 0]).abs().max() < 0.05  # half an fp16 ulp of 181 is 0.0625
+    std = out.std(-1, unbiased=False)
+    torch.testing.assert_close(std, torch.ones_like(std), rtol=0, atol=1e-3)
