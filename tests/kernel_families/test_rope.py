@@ -188,6 +188,21 @@ def test_several_heads_per_thread(monkeypatch, q_heads, k_heads):
         assert_matches(g, want, torch.float32)
 
 
+@pytest.mark.parametrize("q_heads, k_heads, seq, group", [
+    (32, 8, 4096, (8, 10, 2)),   # LLaMA-3: 10 head blocks of 4, two tokens a group: 160 threads, 5 SIMD groups
+    (14, 2, 4096, (8, 4, 8)),    # Qwen2.5-0.5B: 4 head blocks, 8 tokens: 256 threads
+    (32, 32, 4096, (8, 16, 2)),  # LLaMA-2: 16 head blocks, 2 tokens
+    (32, 8, 1, (8, 32, 1)),      # decode: one head a thread, 40 blocks over groups of 32 (the edge group smaller)
+])
+def test_threadgroups_fill_whole_simd_groups_with_tokens(q_heads, k_heads, seq, group):
+    half = torch.bfloat16
+    metas = [TensorMeta(s, half) for s in ((1, q_heads, seq, 128), (1, k_heads, seq, 128), (4096, 128), (4096, 128))]
+    p = rope.plan(*metas, None, 0, False)
+    assert p.group_size == group
+    threads = group[0] * group[1] * group[2]
+    assert threads % 32 == 0 and threads <= rope.GROUP
+
+
 def test_plan_picks_variant_and_geometry():
     def plan_of(q, k, cos, ids=None, offset=0):
         metas = [TensorMeta(s, d) for s, d in (q, k, cos, cos)]
