@@ -22,15 +22,21 @@
 // Tried: one threadgroup for all M rows, the weights read once, with acc[8][QMV_ROWS] accumulators: NVRTC kept
 // acc in a 128-byte stack frame (the unrolled body is too large), so a batched-decode kernel needs M as a
 // compile-time constant (a function constant) to keep its accumulators in registers.
-// K is split across the 32 lanes: at each step lane l takes VALUES = 128 / BITS consecutive values of K (32 at 4
-// bits, 16 at 8), exactly one 16-byte vector of packed words per weight row, so a SIMD group reads 512 contiguous
-// bytes of each of its rows per step. VALUES divides 32 and so every group size: a lane's values share one scale
-// and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds per group instead
-// of one per value; sum(x * q) reads the packed values without integer-to-float conversions (dot_packed). The
-// lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES:
-// the last step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all
-// out). N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with
-// split_k every SIMD group reaches the exchange's barrier.
+// K is split across the 32 lanes: at each step lane l takes VALUES = 32 * WORDS / BITS consecutive values of K, one
+// vector of WORDS packed words per weight row (qmv_words: 4 words, one 16-byte uint4, so 32 values at 4 bits and 16 at
+// 8, except fp32 at 4 bits: 2 words, 16 values), so a SIMD group reads 512 (or 256) contiguous bytes of each of its
+// rows per step. Why 2 words for fp32 at 4 bits only: a lane then holds half the x values and packed words (88 -> 61
+// registers at 4 bits on the NVIDIA lane, ptxas), where Nsight Compute found the 16-byte kernel latency-bound at the
+// occupancy its registers allowed (docs/quantize.md). Side by side on the lane (H200, one session; NVIDIA times, not
+// Apple's), 8 bytes against 16: fp32 4-bit 1.15-1.34x faster (28672 x 8192: 92.9 -> 76.6 us, MLX's affine_qmv 144.2),
+// but fp32 8-bit 0.80-0.87x and bf16 0.76-0.95x (4-bit 0.89-0.95x, 8-bit 0.76-0.85x): there the wider load's bytes in
+// flight per lane count for more than the registers it holds. VALUES divides 32 and so every group size: a lane's
+// values share one scale and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds
+// per group instead of one per value; sum(x * q) reads the packed values without integer-to-float conversions
+// (dot_packed). The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES: the last
+// step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all out). N not a
+// multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with split_k every SIMD
+// group reaches the exchange's barrier.
 //
 // qmm (M > 8, prefill): a threadgroup of 4 SIMD groups computes a QMM_BM x QMM_BN tile of out. Per K step of
 // QMM_BK = 32 values it stages a tile of x and a dequantised tile of W in threadgroup memory (fp32), then each
@@ -70,7 +76,7 @@ inline float packed_value(const thread uint* w, int i) {
   return float((w[i / PER] >> ((i % PER) * BITS)) & ((1u << BITS) - 1u));
 }
 
-// sum(xv[i] * q_i) over the VALUES = 4 * (32 / BITS) values of four packed words, without converting an integer
+// sum(xv[i] * q_i) over the VALUES = WORDS * (32 / BITS) values of WORDS packed words, without converting an integer
 // to float. A value at bits [p * BITS, p * BITS + BITS) of a word that lies below bit 23, masked and ORed into the
 // bits of 1.0f, reads as the float 1 + q * 2^(p * BITS - 23), exactly; minus 1.0f (exact) it is q times a power
 // of two. Slot p's products are summed apart and scaled back by 2^(23 - p * BITS) once (exact). The words' first
@@ -82,20 +88,19 @@ inline float packed_value(const thread uint* w, int i) {
 // instructions per value become one shift per word, an eighth of one.
 // Numerics: every q and every scaling is exact; a product x * q * 2^(p * BITS - 23) underflows only where
 // |x * q| < 2^-103 (about 1e-31), a contribution far below the sum's rounding unless all of x is that small.
-template <int BITS>
-inline float dot_packed(const thread float* xv, uint4 words) {
+template <int BITS, int WORDS>
+inline float dot_packed(const thread float* xv, const thread uint* w) {
   constexpr int PER = 32 / BITS;
   constexpr int DIRECT = 23 / BITS;  // 5 slots at 4 bits, 2 at 8
   constexpr int SHIFT = (PER - DIRECT) * BITS;
   constexpr uint MASK = (1u << BITS) - 1u;
   constexpr uint ONE = 0x3f800000u;  // the bits of 1.0f
   static_assert(PER - DIRECT <= DIRECT, "the shifted values must land in the direct slots");
-  const uint w[4] = {words.x, words.y, words.z, words.w};
   float slot_sum[DIRECT];
   for (int p = 0; p < DIRECT; p++) {
     slot_sum[p] = 0.0f;
   }
-  for (int j = 0; j < 4; j++) {
+  for (int j = 0; j < WORDS; j++) {
     const uint shifted = w[j] >> SHIFT;
     for (int i = 0; i < PER; i++) {
       const int slot = i < DIRECT ? i : i - (PER - DIRECT);
@@ -133,6 +138,13 @@ inline void store_qmv_output(device T* out, const device T* bias, uint m, uint N
   out[size_t(m) * N + n] = T(y);
 }
 
+// Packed words of a weight row a qmv lane reads per step: 2 (8 bytes) for fp32 activations at 4 bits, else 4 (one
+// 16-byte uint4). See the header: the lane measured each choice both ways.
+template <typename T, int BITS>
+constexpr int qmv_words() {
+  return sizeof(T) == 4 && BITS == 4 ? 2 : 4;
+}
+
 template <typename T, int BITS>
 [[kernel, max_total_threads_per_threadgroup(64)]] void qmv(  // 64 = QMV_SIMD_GROUPS * SIMD
     const device T* x [[buffer(0)]],
@@ -147,7 +159,9 @@ template <typename T, int BITS>
     uint2 group_pos [[threadgroup_position_in_grid]],
     uint simd_lane [[thread_index_in_simdgroup]],
     uint simd_group [[simdgroup_index_in_threadgroup]]) {
-  constexpr int VALUES = 128 / BITS;  // values of K per lane per step: one uint4 of packed words
+  constexpr int WORDS = qmv_words<T, BITS>();   // packed words of each row a lane reads per step
+  constexpr int VALUES = WORDS * 32 / BITS;      // values of K per lane per step
+  typedef vec<uint, WORDS> Words;
   threadgroup float partials[QMV_SIMD_GROUPS][QMV_ROWS];
   const uint k_split = split_k ? QMV_SIMD_GROUPS : 1;  // SIMD groups per row set
   const uint row_sets = QMV_SIMD_GROUPS / k_split;  // sets of QMV_ROWS rows per threadgroup
@@ -162,9 +176,9 @@ template <typename T, int BITS>
   const uint m = group_pos.y;
   const uint words_per_row = K * BITS / 32;
   const uint groups_per_row = K / group_size;
-  const device uint4* w = reinterpret_cast<const device uint4*>(reinterpret_cast<const device uint*>(w_q) +
-                                                                 size_t(row0) * words_per_row);
-  const uint vectors_per_row = words_per_row / 4;
+  const device Words* w = reinterpret_cast<const device Words*>(reinterpret_cast<const device uint*>(w_q) +
+                                                                  size_t(row0) * words_per_row);
+  const uint vectors_per_row = words_per_row / WORDS;
   x += size_t(m) * K;
 
   float acc[QMV_ROWS] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -174,7 +188,7 @@ template <typename T, int BITS>
     const uint g = k / group_size;
     const uint vector = k / VALUES;
     // All rows' words are loaded before any is used, so the loads are in flight together.
-    uint4 words[QMV_ROWS];
+    Words words[QMV_ROWS];
     for (int r = 0; r < QMV_ROWS; r++) {
       if (row0 + r < N) {
         words[r] = w[size_t(r) * vectors_per_row + vector];
@@ -182,7 +196,11 @@ template <typename T, int BITS>
     }
     for (int r = 0; r < QMV_ROWS; r++) {
       if (row0 + r < N) {
-        const float dot = dot_packed<BITS>(xv, words[r]);
+        uint packed[WORDS];
+        for (int i = 0; i < WORDS; i++) {
+          packed[i] = words[r][i];
+        }
+        const float dot = dot_packed<BITS, WORDS>(xv, packed);
         const size_t gi = size_t(row0 + r) * groups_per_row + g;
         acc[r] += float(scales[gi]) * dot + float(biases[gi]) * x_sum;
       }
