@@ -99,6 +99,47 @@ inline float row_max(float value, RowSlot s, threadgroup float* partials, uint s
   return threadgroup_max(value, partials, s.threads, simd_lane, simd_group);
 }
 
+// Two sums over the threadgroup in one exchange: .x through partials_x, .y through partials_y (one barrier).
+inline float2 threadgroup_sum2(float2 value, threadgroup float* partials_x, threadgroup float* partials_y,
+                               uint threads, uint simd_lane, uint simd_group) {
+  value = float2(simd_sum(value.x), simd_sum(value.y));
+  if (simd_lane == 0) {
+    partials_x[simd_group] = value.x;
+    partials_y[simd_group] = value.y;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  const uint num_groups = (threads + SIMD_SIZE - 1) / SIMD_SIZE;
+  const uint lanes = min(uint(SIMD_SIZE), threads - simd_group * SIMD_SIZE);
+  float2 total = float2(0.0f);
+  for (uint i = simd_lane; i < num_groups; i += lanes) {
+    total += float2(partials_x[i], partials_y[i]);
+  }
+  return float2(simd_sum(total.x), simd_sum(total.y));
+}
+
+// row_sum of both components at once (threadgroup rows: one barrier for the two).
+inline float2 row_sum2(float2 value, RowSlot s, threadgroup float* partials_x, threadgroup float* partials_y,
+                       uint simd_lane, uint simd_group) {
+  if (row_shares_simd_group(s)) {
+    for (uint w = s.threads / 2; w > 0; w /= 2) {
+      value += float2(simd_shuffle_xor(value.x, ushort(w)), simd_shuffle_xor(value.y, ushort(w)));
+    }
+    return value;
+  }
+  if (s.threads <= SIMD_SIZE) {
+    return float2(simd_sum(value.x), simd_sum(value.y));
+  }
+  return threadgroup_sum2(value, partials_x, partials_y, s.threads, simd_lane, simd_group);
+}
+
+// Before a reduction reuses partials that threads may still be reading from the one before. Only a row that has
+// its threadgroup to itself reduces through threadgroup memory, so the barrier is uniform wherever it is taken.
+inline void partials_barrier(RowSlot s) {
+  if (!row_shares_simd_group(s) && s.threads > SIMD_SIZE) {
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+}
+
 // Chunk j of a thread's held chunks (their bits, metal/chunk_bits.h) as fp32.
 template <typename T>
 inline void held_chunk(thread const uint4* v, int j, thread float* out) {
@@ -239,6 +280,27 @@ inline void add_shifted(thread const float* e, int valid, float s, float ks, thr
   }
 }
 
+// add_shifted, also adding d^2 to squares.
+template <int N>
+inline void add_shifted_squares(thread const float* e, int valid, float s, float ks, thread float& sum,
+                                thread float& squares) {
+  if (valid == N) {
+    for (int i = 0; i < N; i++) {
+      const float d = fma(e[i], s, -ks);
+      sum += d;
+      squares = fma(d, d, squares);
+    }
+    return;
+  }
+  for (int i = 0; i < N; i++) {
+    if (i < valid) {
+      const float d = fma(e[i], s, -ks);
+      sum += d;
+      squares = fma(d, d, squares);
+    }
+  }
+}
+
 // Adds (d - mean)^2 over a chunk's first `valid` values to m2, in order; whole chunks unguarded (add_shifted).
 template <int N>
 inline void add_squared_deviations(thread const float* e, int valid, float s, float ks, float mean,
@@ -258,6 +320,61 @@ inline void add_squared_deviations(thread const float* e, int valid, float s, fl
   }
 }
 
+// E[d^2] - E[d]^2 loses log2(E[d^2] / variance) bits to cancellation; the shift by the row's first value keeps
+// that ratio 1 + z^2 for a first value z standard deviations from the mean, so rows accept the one-reduction
+// moments up to this ratio (at most 4 bits lost) and take the second pass over registers past it. Half rows only
+// (OneReductionMoments): their outputs keep 11 bits, far below fp32's 24 less 4; an fp32 output would show the loss
+// (measured on the emulator: 2.8e-6 absolute on a normalised value, past fp32's tolerance).
+constant constexpr float CANCELLATION_BOUND = 16.0f;
+
+// Whether rows of T held entirely in registers take held_row_moments: half only. bfloat keeps the two reductions:
+// on the NVIDIA lane (H200, side by side in one session; not an Apple GPU) its one-reduction form was mixed,
+// layer_norm 4096 x 4096 1.06x and 8 x 4096 1.14x but add_layer_norm 4096 x 4096 0.88x (46.9 -> 53.5 us), with
+// its local memory grown (ptxas: layer_norm 64 -> 172 B of spills, add_layer_norm 48 -> 160 B: the lane's bfloat
+// conversions), where half gained 1.05-1.17x in all four cases without any.
+template <typename T>
+struct OneReductionMoments {
+  static constexpr constant bool value = false;
+};
+template <>
+struct OneReductionMoments<half> {
+  static constexpr constant bool value = true;
+};
+
+// (mean, variance) of d = v * s - ks over a row held entirely in registers: sum and sum of squares in one pass and
+// one reduction where that is accurate (CANCELLATION_BOUND), else the sum of squared deviations from the mean in
+// a second pass over the registers. A constant row gives (0, 0) exactly either way.
+template <typename T, int NC>
+inline float2 held_row_moments(thread const uint4* v, uint n, RowSlot slot, float s, float ks, uint simd_lane,
+                               uint simd_group, threadgroup float* partials_a, threadgroup float* partials_b) {
+  constexpr int N = ChunkOf<T>::N;
+  const uint P = slot.threads;
+  float sum = 0.0f;
+  float squares = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    float e[N];
+    held_chunk<T>(v, j, e);
+    add_shifted_squares<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, sum, squares);
+  }
+  // Identical in every thread of the row (simd_sum, or a butterfly whose pairs add the same two values), so the
+  // choice below is uniform.
+  const float2 sums = row_sum2(float2(sum, squares), slot, partials_a, partials_b, simd_lane, simd_group);
+  const float mean = sums.x / float(n);
+  const float mean_square = sums.y / float(n);
+  const float variance = mean_square - mean * mean;
+  if (mean_square <= CANCELLATION_BOUND * variance) {  // false for NaN; a constant row: 0 <= 0
+    return float2(mean, variance);
+  }
+  float m2 = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    float e[N];
+    held_chunk<T>(v, j, e);
+    add_squared_deviations<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, mean, m2);
+  }
+  partials_barrier(slot);  // row_sum2's partials may still be being read
+  return float2(mean, row_sum(m2, slot, partials_a, simd_lane, simd_group) / float(n));
+}
+
 // (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
 // is held chunk j: held_chunk), the rest comes through load_tail_chunk. Two reductions, through partials_a then
 // partials_b.
@@ -269,6 +386,9 @@ inline float2 row_moments(thread const uint4* v, const device T* x, const device
   constexpr int N = ChunkOf<T>::N;
   const uint chunks = (n + N - 1) / N;
   const uint P = slot.threads;
+  if (OneReductionMoments<T>::value && NC * P >= chunks) {  // the whole row held (uniform over the row)
+    return held_row_moments<T, NC>(v, n, slot, s, ks, simd_lane, simd_group, partials_a, partials_b);
+  }
   float sum = 0.0f;
   for (int j = 0; j < NC; j++) {
     float e[N];
@@ -350,6 +470,7 @@ inline RowStatistics row_statistics(thread const uint4* v, float k, const device
   // lies in or below fp32's subnormal range (values spread over less than ~1e-15 at eps = 0: the variance
   // underflows to 0 and the normalised values to +-inf where the formula's are finite).
   if (is_nonfinite(moments.y) || moments.y + eps < 7.8886090522101181e-31f) {  // 2^-100
+    partials_barrier(slot);  // the moments' last reduction may have used either partials array
     const float half_spread = row_half_spread<T, NC, RESIDUAL>(v, x, residual_out, n, vec, slot, k, simd_lane,
                                                                simd_group, partials_a);
     if (is_nonfinite(half_spread)) {
@@ -359,6 +480,7 @@ inline RowStatistics row_statistics(thread const uint4* v, float k, const device
       // the sums of d * s and of its square neither overflow nor underflow.
       const uint e = (as_type<uint>(half_spread) >> 23) & 0xffu;
       s = as_type<float>(uint(clamp(273 - int(e), 1, 254)) << 23);
+      partials_barrier(slot);  // row_half_spread's partials may still be being read
       moments = row_moments<T, NC, RESIDUAL>(v, x, residual, residual_out, n, vec, slot, false, s, k * s,
                                              simd_lane, simd_group, partials_b, partials_a);
     }
