@@ -67,7 +67,8 @@
 // row group (rows.count == ROWS, the usual GQA shape) runs without per-row checks. The SIMD groups' results merge
 // through threadgroup memory.
 // Short tiles (function constant decode_short_tiles, read by attention_decode_split alone; the host sets it where a
-// split grid stays latency-bound, below 512 threadgroups: attention.py, DECODE_SHORT_TILES_BELOW). A SIMD group's
+// split grid stays latency-bound, below 512 threadgroups, or reaches them only with one query row per threadgroup:
+// attention.py, DECODE_SHORT_TILES_BELOW and short_tiles_pay). A SIMD group's
 // serial loop is at least one tile per row, and a block at least 4 tiles (one per SIMD group), so with 32-key tiles B1
 // Hq32/Hk8 N512 could not use more than 128 threadgroups. Under the constant a tile is DECODE_SHORT_TILE = 8 keys:
 // STEPS = 8 / KPS of the same steps (every load still one 16-byte vector, a SIMD group's step still one 512-byte
@@ -96,6 +97,10 @@
 // chunk (E), p per row after the fold (4, while the partials are dead): at most 68 (float) and 100 (half/bfloat)
 // live at D = 128, against 96 and 104 before the tiles (two steps' K and V chunks in flight).
 // ROWS is 4 in every dtype (it was 32 / E: 8 in float, where the fold's partials would push float to ~130).
+// Tried: ROWS = 2 (ptxas: float D128 split kernel 124 -> 77 registers, 16-bit unchanged at 118-128), so more
+// threadgroups fit a core, each KV head's rows in two threadgroups re-reading K and V from the cache. H200 lane, side
+// by side in one session (not an Apple GPU): 0.64-0.73x at N >= 2048 in both fp32 and bf16 (B8 N32768 D128 fp32
+// 1340 -> 2026 us), 1.01-1.12x only at N512: K and V read once per KV head matter more than the registers.
 // Local memory (NVIDIA lane, ptxas sm_90, benches/lane_registers.py; the same trade holds on Apple GPUs): the
 // fold's carry loop ran `for (j = 0; (i >> j) & 1; j++) fold(pend[j][r], ...)`, a bound the compiler cannot
 // resolve, so pend[][] was indexed at run time and lived in memory: every fold a local load and store. The carry

@@ -160,16 +160,17 @@ def test_decode_plan_two_passes_with_declared_scratch():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("kv_len, rows, tile", [(512, 1, 8), (2048, 1, 32), (8192, 4, 32)])
+@pytest.mark.parametrize("kv_len, rows, tile", [(512, 1, 8), (2048, 2, 8), (8192, 4, 32)])
 def test_decode_small_grids_give_every_simd_group_a_tile(dtype, kv_len, rows, tile):
     # B1 Hq32/Hk8 D128: blocks of 96 (bf16) or 64 (fp32) keys left 1 or 2 of a threadgroup's 4 SIMD groups idle.
-    # N512 and N2048 (32 and 128 threadgroups of 4 rows) take 1 row per threadgroup; N8192 (512) keeps 4. N512, still
-    # 128 threadgroups at 1 row, takes tiles of 8 keys.
+    # N512 and N2048 (32 and 128 threadgroups of 4 rows) take 1 row per threadgroup with 32-key tiles; N8192 (512)
+    # keeps 4. N512, still 128 threadgroups at 1 row, takes tiles of 8 keys, and so does N2048, whose one-row plan
+    # re-read K and V four times: on 8-key tiles it keeps 2 rows per threadgroup.
     q, k = torch.empty(1, 32, 1, 128, dtype=dtype), torch.empty(1, 8, kv_len, 128, dtype=dtype)
     plan = kernel_for(q, k)
     blocks, block_len = plan.then[0].buffers[4].value, plan.buffers[16].value
     assert plan.constants["decode_short_tiles"] == (tile == attn.DECODE_SHORT_TILE)
-    assert block_len == attn.DECODE_SIMD_GROUPS * tile  # one tile per SIMD group, none idle
+    assert block_len % (attn.DECODE_SIMD_GROUPS * tile) == 0  # whole tiles for every SIMD group, none idle
     assert plan.buffers[17].value == rows
     assert blocks == kv_len // block_len and plan.threads == (blocks * (4 // rows) * attn.DECODE_THREADS, 8, 1)
 
@@ -197,7 +198,7 @@ def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, star
     """Row groups of 2 (full, and 2 + 1 for 3 rows), of 1, and one partial group of 3 in 4, over a split."""
     monkeypatch.setattr(attn, "DECODE_ROWS", start_rows)  # the host's first choice; the kernel holds up to 4
     monkeypatch.setattr(attn, "DECODE_ROW_SPLIT_BELOW", 0)  # keep it
-    monkeypatch.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)  # and tiles of 32 keys
+    monkeypatch.setattr(attn, "short_tiles_pay", lambda *plan: False)  # and tiles of 32 keys
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
@@ -210,7 +211,7 @@ def test_decode_threadgroups_of_fewer_rows(monkeypatch, fresh_plans, dtype, star
 @pytest.fixture
 def small_blocks(monkeypatch, fresh_plans):
     """Blocks of one 32-key tile so that short KV lengths split (their grids are small, but keep 32-key tiles)."""
-    monkeypatch.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
+    monkeypatch.setattr(attn, "short_tiles_pay", lambda *plan: False)
     monkeypatch.setattr(attn, "DECODE_MIN_BLOCK_KEYS", 16)
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", 1)
     monkeypatch.setattr(attn, "DECODE_PARTIAL_SHARE", 1)
@@ -313,17 +314,18 @@ TILE_PLANS = [
     (1, 512, torch.bfloat16, 128, 512, True), (1, 1024, torch.float32, 256, 512, True),
     (1, 1024, torch.float16, 256, 1024, True), (2, 512, torch.bfloat16, 256, 1024, True),
     (4, 256, torch.float32, 256, 512, True),
+    # one row per threadgroup of the four a KV head has: 2 rows a threadgroup on short tiles, no fewer threadgroups
+    (1, 2048, torch.float32, 512, 1024, True), (4, 512, torch.bfloat16, 512, 512, True),
+    (1, 2048, torch.bfloat16, 512, 512, True), (8, 256, torch.float16, 512, 512, True),
     (1, 128, torch.bfloat16, 32, 32, False),  # one pass: short tiles would add the merge dispatch
-    (1, 2048, torch.float32, 512, 512, False), (4, 512, torch.bfloat16, 512, 512, False),
+    (4, 2048, torch.bfloat16, 512, 512, False), (8, 512, torch.float32, 512, 512, False),
     (1, 8192, torch.float16, 512, 512, False), (8, 32768, torch.bfloat16, 1024, 1024, False)]
 
 
 @pytest.mark.parametrize("batch, kv_len, dtype, before, after, short", TILE_PLANS, ids=str)
 def test_decode_short_tile_plans(monkeypatch, batch, kv_len, dtype, before, after, short):
     grid = attn.decode_grid(batch, 8, 4, kv_len, 128, dtype)
-    with monkeypatch.context() as m:
-        m.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
-        long = attn.decode_grid(batch, 8, 4, kv_len, 128, dtype)
+    long = attn.decode_grid(batch, 8, 4, kv_len, 128, dtype, attn.DECODE_TILE)
     assert not long.short_tiles and long.threadgroups(batch, 8) == before
     assert grid.short_tiles == short and grid.threadgroups(batch, 8) == after
     if not short:
@@ -332,22 +334,23 @@ def test_decode_short_tile_plans(monkeypatch, batch, kv_len, dtype, before, afte
 
 def test_short_tiles_only_where_a_split_grid_stays_small(monkeypatch):
     """Over batches, GQA shapes, KV lengths, dtypes and head dims: a plan takes 8-key tiles exactly where the
-    32-key plan splits yet stays below DECODE_SHORT_TILES_BELOW threadgroups; it then has more threadgroups, blocks
-    of whole 4-tile shares, and still splits. Every other plan is the 32-key one."""
+    32-key plan splits yet stays below DECODE_SHORT_TILES_BELOW threadgroups or left one row per threadgroup of a
+    KV head's several; it then has more threadgroups or fewer row groups, blocks of whole 4-tile shares, and still
+    splits. Every other plan is the 32-key one."""
     shapes = [(b, hk, g, n, dtype, d) for b in (1, 2, 4, 8) for hk, g in ((8, 4), (32, 1), (2, 6), (1, 8))
               for n in (40, 128, 129, 200, 512, 1000, 3000, 20000, 70000) for dtype in (torch.float32, torch.bfloat16)
               for d in (64, 128)]
     changed = 0
     for batch, kv_heads, group_rows, n, dtype, head_dim in shapes:
         grid = attn.decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype)
-        with monkeypatch.context() as m:
-            m.setattr(attn, "DECODE_SHORT_TILES_BELOW", 0)
-            long = attn.decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype)
-        small = long.blocks > 1 and long.threadgroups(batch, kv_heads) < attn.DECODE_SHORT_TILES_BELOW
+        long = attn.decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype, attn.DECODE_TILE)
+        one_row = long.rows_per_group == 1 and group_rows > 1
+        small = long.blocks > 1 and (long.threadgroups(batch, kv_heads) < attn.DECODE_SHORT_TILES_BELOW or one_row)
         assert grid.short_tiles == small
         if small:
             changed += 1
-            assert grid.threadgroups(batch, kv_heads) > long.threadgroups(batch, kv_heads) and grid.blocks > 1
+            more = grid.threadgroups(batch, kv_heads) > long.threadgroups(batch, kv_heads)
+            assert (more or grid.row_groups < long.row_groups) and grid.blocks > 1
             assert grid.block_len % (attn.DECODE_SHORT_TILE * attn.DECODE_BLOCK_TILES) == 0
         else:
             assert grid == long

@@ -75,6 +75,15 @@ DECODE_ROW_SPLIT_BELOW = DECODE_TARGET_THREADGROUPS // 2
 # (N <= 128 here: shorter blocks would add the merge dispatch, whose cost against a shorter loop is unmeasured).
 # Measured on the H100 lane, side by side: B1 N512 D128 bf16 14.1 -> 9.0 us, fp32 20.4 -> 9.8 us (1.13x and 1.19x
 # MLX's sdpa_vector_2pass in that run, from 0.72x and 0.58x). The other changed plans were not in that run.
+# The same holds where the row halving went down to one row per threadgroup to reach DECODE_ROW_SPLIT_BELOW (the
+# grid reached it, but each of a KV head's rows re-reads K and V in its own threadgroup): 8-key tiles give blocks
+# 4 times shorter, so the halving stops at 2 rows, with half the re-reads and the same longest serial loop (B4 N512
+# D128: 4 row groups x 4 blocks of 128 keys -> 2 x 8 of 64 in 16-bit, 2 x 16 of 32 in fp32). Plans that change
+# (Hq32/Hk8, D64 and D128): B1 N2048, B2 N1024, B4 N512, B8 N256. H200 lane, side by side in one device session
+# (not an Apple GPU): B4 N512 D128 bf16 16.6 -> 13.8 us, fp32 20.8 -> 17.9; B1 N2048 D128 bf16 16.8 -> 14.3, fp32
+# 21.0 -> 19.3; B1 N2048 D64 bf16 11.8 -> 10.8, fp32 13.8 -> 13.8. Tried in the same session and dropped: 8-key
+# tiles below 1024 threadgroups (the threshold doubled), which also took B4 N2048 (bf16 27.1 -> 41.9 us, fp32
+# 50.1 -> 54.5) and B8 N512 (bf16 19.2 -> 23.1, though fp32 27.4 -> 22.2) onto them.
 DECODE_SHORT_TILES_BELOW = DECODE_ROW_SPLIT_BELOW
 
 
@@ -176,14 +185,27 @@ class DecodeGrid:
         return self.blocks * self.row_groups * kv_heads * batch
 
 
-def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: int, dtype: torch.dtype) -> DecodeGrid:
-    """The tile, KV split and rows per threadgroup: tiles of DECODE_TILE keys unless that plan splits the KV length
-    yet stays below DECODE_SHORT_TILES_BELOW threadgroups (then DECODE_SHORT_TILE)."""
-    grid = _decode_grid_of(batch, kv_heads, group_rows, n, DecodeLayout.of(dtype, head_dim), head_dim, dtype)
-    if grid.blocks == 1 or grid.threadgroups(batch, kv_heads) >= DECODE_SHORT_TILES_BELOW:
+def decode_grid(batch: int, kv_heads: int, group_rows: int, n: int, head_dim: int, dtype: torch.dtype,
+                tile: int | None = None) -> DecodeGrid:
+    """The tile, KV split and rows per threadgroup: tiles of DECODE_TILE keys unless short_tiles_pay says that
+    plan would run better on DECODE_SHORT_TILE (`tile` forces one of the two)."""
+    if tile is not None:
+        return _decode_grid_of(batch, kv_heads, group_rows, n, DecodeLayout.of(dtype, head_dim, tile), head_dim,
+                               dtype)
+    grid = decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype, DECODE_TILE)
+    if not short_tiles_pay(grid, batch, kv_heads, group_rows):
         return grid
-    short = DecodeLayout.of(dtype, head_dim, DECODE_SHORT_TILE)
-    return _decode_grid_of(batch, kv_heads, group_rows, n, short, head_dim, dtype)
+    return decode_grid(batch, kv_heads, group_rows, n, head_dim, dtype, DECODE_SHORT_TILE)
+
+
+def short_tiles_pay(grid: DecodeGrid, batch: int, kv_heads: int, group_rows: int) -> bool:
+    """Whether a plan of 32-key tiles should take 8-key tiles instead: it splits the KV length, and it stays below
+    DECODE_SHORT_TILES_BELOW threadgroups or had to give each threadgroup a single one of several rows (see
+    DECODE_SHORT_TILES_BELOW)."""
+    if grid.blocks == 1:
+        return False
+    rows_exhausted = grid.rows_per_group == 1 and group_rows > 1
+    return grid.threadgroups(batch, kv_heads) < DECODE_SHORT_TILES_BELOW or rows_exhausted
 
 
 def _decode_grid_of(batch: int, kv_heads: int, group_rows: int, n: int, layout: DecodeLayout, head_dim: int,
