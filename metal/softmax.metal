@@ -36,9 +36,9 @@
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-// Measured (H100 lane, full run at 9b932c2, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
-// 32x2048x2048 76/76/96%, 2048 x 32000 62/60/68%, 262144 x 128 69/70/82%; log_softmax 83/81/83%, 77/76/65%,
-// 66/66/74%. Unmasked 16-bit rows of 32000 take softmax_wide (512 threads, WIDE_16BIT_FROM_CHUNKS; 50% of copy
+// Measured (H100 lane, full run at 91853cf, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
+// 32x2048x2048 76/77/96%, 2048 x 32000 64/61/69%, 262144 x 128 70/70/82%; log_softmax 85/83/83%, 78/77/65%,
+// 66/67/74%. Unmasked 16-bit rows of 32000 take softmax_wide (512 threads, WIDE_16BIT_FROM_CHUNKS; 50% of copy
 // as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of 32000 is still one 1000-thread
 // threadgroup of 8 chunks at the lane's 64-register bound: one row per core in flight, its read, reductions and
 // write in turn (issue 13).
