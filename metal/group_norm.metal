@@ -58,7 +58,10 @@
 //     which is when groups are few (1x320x128x128: 10.5 MB in bf16, 21 MB in fp32).
 // Lane (H200, before this change; % of copy bandwidth for 2E): 8x512x64x64 bf16 19%, fp16 37%, fp32 57%;
 // 1x320x128x128 bf16 19%, fp16 36%, fp32 53% (both cases took the split path then; 8x512x64x64 now takes the
-// one-block kernel: its 256 groups of 1024 threads fill the GPU, and a 16-bit group is held whole).
+// one-block kernel: its 256 groups of 1024 threads fill the GPU, and a 16-bit group is held whole). Now (H100 lane,
+// full run at 91853cf, docs/anchor-lane.md; bf16/fp16/fp32): 8x512x64x64 65/65/65%, below issue 13's 85%. Likely
+// why (not profiled): 1024 threads at the 64-register bound fill an H100 SM's 65536 registers, so an SM runs one
+// group at a time and its read, reductions and write take turns. 1x320x128x128 (fits the L2) 37/43/49%.
 // weight and bias: one value per channel (C/G per group), loaded per chunk where a chunk lies in one channel.
 // `has_weight` and `has_bias` are function constants: absent ones bind no buffer and cost no branch.
 #include <metal_stdlib>
