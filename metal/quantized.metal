@@ -25,18 +25,18 @@
 // K is split across the 32 lanes: at each step lane l takes VALUES = 32 * WORDS / BITS consecutive values of K, one
 // vector of WORDS packed words per weight row (qmv_words: 4 words, one 16-byte uint4, so 32 values at 4 bits and 16 at
 // 8, except fp32 at 4 bits: 2 words, 16 values), so a SIMD group reads 512 (or 256) contiguous bytes of each of its
-// rows per step. Why 2 words for fp32 at 4 bits only: a lane then holds half the x values and packed words (88 -> 61
-// registers at 4 bits on the NVIDIA lane, ptxas), where Nsight Compute found the 16-byte kernel latency-bound at the
-// occupancy its registers allowed (docs/quantize.md). Side by side on the lane (H200, one session; NVIDIA times, not
-// Apple's), 8 bytes against 16: fp32 4-bit 1.15-1.34x faster (28672 x 8192: 92.9 -> 76.6 us, MLX's affine_qmv 144.2),
-// but fp32 8-bit 0.80-0.87x and bf16 0.76-0.95x (4-bit 0.89-0.95x, 8-bit 0.76-0.85x): there the wider load's bytes in
-// flight per lane count for more than the registers it holds. VALUES divides 32 and so every group size: a lane's
-// values share one scale and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two fp32 multiply-adds
-// per group instead of one per value; sum(x * q) reads the packed values without integer-to-float conversions
-// (dot_packed). The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 * VALUES: the last
-// step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all out). N not a
-// multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with split_k every SIMD
-// group reaches the exchange's barrier.
+// rows per step. Why 2 words for fp32 at 4 bits only: a lane then holds half the x values and packed words (4 bits on
+// the NVIDIA lane, ptxas: bf16 88 -> 61 registers, fp32 64 with 8 bytes), where Nsight Compute found the 16-byte kernel
+// latency-bound at the occupancy its registers allowed (docs/quantize.md). Side by side on the lane (H200, one session;
+// NVIDIA times, not Apple's), 8 bytes against 16: fp32 4-bit 1.15-1.34x faster (28672 x 8192: 92.9 -> 76.6 us, MLX's
+// affine_qmv 144.2), but fp32 8-bit 0.80-0.87x and bf16 0.76-0.95x (4-bit 0.89-0.95x, 8-bit 0.76-0.85x): there the
+// wider load's bytes in flight per lane count for more than the registers it holds. VALUES divides 32 and so every
+// group size: a lane's values share one scale and one bias, and sum(x * (s * q + b)) = s * sum(x * q) + b * sum(x), two
+// fp32 multiply-adds per group instead of one per value; sum(x * q) reads the packed values without integer-to-float
+// conversions (dot_packed). The lanes' partial sums are reduced with simd_sum at the end. K not a multiple of 32 *
+// VALUES: the last step leaves the lanes past K idle (K is a multiple of 32, so a lane's VALUES are all in range or all
+// out). N not a multiple of QMV_ROWS: rows past N are skipped (the test is uniform across the SIMD group); with split_k
+// every SIMD group reaches the exchange's barrier.
 //
 // qmm (M > 8, prefill): a threadgroup of 4 SIMD groups computes a QMM_BM x QMM_BN tile of out. Per K step of
 // QMM_BK = 32 values it stages a tile of x and a dequantised tile of W in threadgroup memory (fp32), then each
