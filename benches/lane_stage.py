@@ -14,9 +14,11 @@ that had compiled only the row kernels before, ended after bf16: give the warm-u
         --compile-budget 90
 
 The lane's GPU tests run from the working tree in the same call, with the staged platformdirs on the path (the
-device has no pip; carry .lane-staging):
+device has no pip; carry .lane-staging) and the staged anchor sources that env.sh names, as run.sh does (without
+them the anchors' tests try to download mlx-metal and fail: a call on 2026-12-07 did):
 
-    PYTHONPATH=src:$PWD/.lane-staging/pylib python3 -m pytest -q -p no:cacheprovider tests/nvidia_lane/test_gpu*.py
+    . .lane-staging/env.sh
+    PYTHONPATH=src:$S/pylib python3 -m pytest -q -p no:cacheprovider tests/nvidia_lane/test_gpu*.py
 
 run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
 the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
@@ -43,12 +45,17 @@ from mpskernels.anchors.sources import mlx_include_dir  # noqa: E402
 
 TORCH_HEADER_DIRS = (Path("ATen") / "native" / "mps" / "kernels", Path("c10") / "metal")
 
-RUN_SH = r"""#!/usr/bin/env bash
-# run.sh VARIANT NAME TIMEOUT [anchor_lane.py arguments]: one anchor-lane run in the staged tree VARIANT.
-S="$(cd "$(dirname "$0")" && pwd)"
-v=$1 name=$2 t=$3; shift 3
+# Sourced by run.sh and by a shell that runs the lane's GPU tests: the staged anchor sources, and S = the folder.
+ENV_SH = r"""# . env.sh: the staged anchor sources for mpskernels (S = this folder; platformdirs is in $S/pylib).
+S="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export MPSKERNELS_TORCH_METAL_INCLUDE=$S/anchor-src/torch MPSKERNELS_TORCH_HEADERS_VERSION=__TORCH__
 export MPSKERNELS_ANCHOR_CACHE=$S/anchor-src/cache MPSKERNELS_CXX_KEY=0 PYTHONUNBUFFERED=1
+"""
+
+RUN_SH = r"""#!/usr/bin/env bash
+# run.sh VARIANT NAME TIMEOUT [anchor_lane.py arguments]: one anchor-lane run in the staged tree VARIANT.
+. "$(cd "$(dirname "$0")" && pwd)/env.sh"
+v=$1 name=$2 t=$3; shift 3
 cd "$S/$v" || exit 1
 PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
   python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.log" 2>&1
@@ -97,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         if not name or not rev:
             parser.error(f"variant {variant!r}: expected NAME=REV")
         print(f"{name}: {stage_commit(out, name, rev)}")
-    (out / "run.sh").write_text(RUN_SH.replace("__TORCH__", torch.__version__.split("+")[0]))
+    (out / "env.sh").write_text(ENV_SH.replace("__TORCH__", torch.__version__.split("+")[0]))
+    (out / "run.sh").write_text(RUN_SH)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"staged in {out}: {size / 2**20:.1f} MiB")
 

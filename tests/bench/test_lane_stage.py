@@ -34,11 +34,16 @@ def test_stages_each_commit_the_anchors_sources_and_the_runner(tmp_path, fake_ml
     assert any((out / "anchor-src" / "torch" / "ATen" / "native" / "mps" / "kernels").glob("*.h"))
     assert (out / "anchor-src" / "cache" / "mlx-metal-0.0" / "mlx" / "utils.h").is_file()
     assert (out / "pylib" / "platformdirs" / "__init__.py").is_file()
-    run_sh = (out / "run.sh").read_text()
-    assert subprocess.run(["bash", "-n", str(out / "run.sh")]).returncode == 0
-    assert "MPSKERNELS_TORCH_METAL_INCLUDE=$S/anchor-src/torch" in run_sh
-    assert "MPSKERNELS_ANCHOR_CACHE=$S/anchor-src/cache" in run_sh
-    assert "__TORCH__" not in run_sh
+    env_sh = (out / "env.sh").read_text()
+    for script in ("run.sh", "env.sh"):
+        assert subprocess.run(["bash", "-n", str(out / script)]).returncode == 0
+    assert "MPSKERNELS_TORCH_METAL_INCLUDE=$S/anchor-src/torch" in env_sh
+    assert "MPSKERNELS_ANCHOR_CACHE=$S/anchor-src/cache" in env_sh
+    assert "__TORCH__" not in env_sh and "/env.sh" in (out / "run.sh").read_text()
+    # Sourced from another directory, it names the staged folder and exports the anchor sources there.
+    shown = subprocess.run(["bash", "-c", f". {out / 'env.sh'} && echo $S && echo $MPSKERNELS_ANCHOR_CACHE"],
+                           cwd="/", capture_output=True, text=True, check=True).stdout.split()
+    assert shown == [str(out), str(out / "anchor-src" / "cache")]
 
 
 def test_a_variant_needs_a_name_and_a_revision(tmp_path, fake_mlx, capsys):
