@@ -377,7 +377,7 @@ inline float2 held_row_moments(thread const uint4* v, uint n, RowSlot slot, floa
 
 // (mean, variance) of d = v * s - ks over the row: v holds this thread's NC register chunks (chunk lid + j * P
 // is held chunk j: held_chunk), the rest comes through load_tail_chunk. Two reductions, through partials_a then
-// partials_b.
+// partials_b; one for rows OneReductionMoments takes whole in registers (held_row_moments).
 template <typename T, int NC, bool RESIDUAL>
 inline float2 row_moments(thread const uint4* v, const device T* x, const device T* residual,
                           device T* residual_out, uint n, bool vec, RowSlot slot, bool first, float s, float ks,
