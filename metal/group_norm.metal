@@ -44,11 +44,11 @@
 // anywhere in the group gives NaN throughout.
 //
 // Two plans (the host, src/mpskernels/kernels/group_norm.py, picks one):
-//   group_norm: one threadgroup per (sample, group), up to 1024 threads (Apple: SIMD width 32, at most 1024
-//     threads per threadgroup), each holding HELD_CHUNKS = 8 chunks (32 registers): 32768 floats or 65536 halves
-//     at 1024 threads. Past that, the statistics pass streams the rest (4 chunks in flight per thread) and the
-//     normalising pass reads it again right after, while the span (at most 256 KB per threadgroup) is still in
-//     the last-level cache (24-96 MB SLC on Apple GPUs, 50 MB L2 on the lane's H100/H200).
+//   group_norm: one threadgroup per (sample, group), up to 512 threads (the host's ONE_BLOCK_THREADS; Apple: SIMD
+//     width 32, at most 1024 threads per threadgroup), each holding HELD_CHUNKS = 8 chunks (32 registers): 16384
+//     floats or 32768 halves at 512 threads. Past that, the statistics pass streams the rest (4 chunks in flight
+//     per thread) and the normalising pass reads it again right after, while the span (256 KB for 65536 floats)
+//     is still in the last-level cache (24-96 MB SLC on Apple GPUs, 50 MB L2 on the lane's H100/H200).
 //     Bytes per element (E = sizeof(T)) from memory: 2E (read once, write once) wherever the group is held; the
 //     elements past it are read twice, the second time from cache. Taken wherever the groups fill the GPU.
 //   group_norm_partials + group_norm_apply (the split path, below): a group over blocks of 256 threads x 4 chunks
@@ -60,8 +60,10 @@
 // 1x320x128x128 bf16 19%, fp16 36%, fp32 53% (both cases took the split path then; 8x512x64x64 now takes the
 // one-block kernel: its 256 groups of 1024 threads fill the GPU, and a 16-bit group is held whole). Now (H100 lane,
 // full run at 91853cf, docs/anchor-lane.md; bf16/fp16/fp32): 8x512x64x64 65/65/65%, below issue 13's 85%. Likely
-// why (not profiled): 1024 threads at the 64-register bound fill an H100 SM's 65536 registers, so an SM runs one
-// group at a time and its read, reductions and write take turns. 1x320x128x128 (fits the L2) 37/43/49%.
+// why (not profiled): its groups of 65536 elements are held only in part (half in 16-bit, a quarter in fp32; the
+// rest read twice, the second time from the L2), and 512 threads at 100-128 registers (ptxas) take 51200-65536 of
+// an H100 SM's 65536, so an SM runs one group at a time and its reads, reductions and write take turns.
+// 1x320x128x128 (fits the L2) 37/43/49%.
 // weight and bias: one value per channel (C/G per group), loaded per chunk where a chunk lies in one channel.
 // `has_weight` and `has_bias` are function constants: absent ones bind no buffer and cost no branch.
 #include <metal_stdlib>
