@@ -690,3 +690,23 @@ def test_layer_norm_16_bit_is_accurate_with_an_outlier_first_value(cols):
     assert (out[:, 0] - want[:, 0]).abs().max() < 0.05  # half an fp16 ulp of 181 is 0.0625
     std = out.std(-1, unbiased=False)
     torch.testing.assert_close(std, torch.ones_like(std), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("z", [0.0, 3.0, 3.8, 3.95, -3.8])
+@pytest.mark.parametrize("cols", [4096, 32768])
+def test_layer_norm_half_rows_near_the_one_reduction_bound(z, cols):
+    """Half rows held in registers take mean and variance from one reduction of the values shifted by the first
+    one while E[d^2] <= 16 variance (metal/rows.h, CANCELLATION_BOUND: a first value within ~3.9 standard deviations
+    of the mean); 3.95 is just past it and takes the second pass. Either side stays within fp16's tolerance of the
+    float64 normalisation written from its definition, (x - mean) / sqrt(var + eps) with the biased variance."""
+    gen = torch.Generator().manual_seed(int(cols + 100 * z))
+    x = torch.randn(3, cols, generator=gen, dtype=torch.float64) * 2.0 + 5.0
+    x[:, 0] = x[:, 1:].mean(-1) + z * x[:, 1:].std(-1)
+    x = x.half()
+    out = emulated("layer_norm", x, None, None, 1e-5)
+    v = x.double()
+    mean = v.mean(-1, keepdim=True)
+    want = (v - mean) / torch.sqrt(((v - mean) ** 2).mean(-1, keepdim=True) + 1e-5)
+    result = compare(out, want, torch.float16)
+    assert result.ok, f"z {z}: {result}"
+    assert compare(out, F.layer_norm(v, (cols,), eps=1e-5), torch.float16).ok
