@@ -332,6 +332,17 @@ def test_decode_short_tile_plans(monkeypatch, batch, kv_len, dtype, before, afte
         assert grid == long
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_decode_on_short_tiles_where_one_row_per_threadgroup_was_planned(dtype):
+    """B1 Hq32/Hk8 N2048 D64: the 32-key plan reaches its 512 threadgroups only at one row each, so the plan takes
+    8-key tiles with 2 rows per threadgroup (short_tiles_pay); the result, at the plan as shipped, against float64
+    and PyTorch's SDPA."""
+    q, k, v = qkv(1, 32, 8, 1, 2048, 64, dtype=dtype, seed=5)
+    plan = kernel_for(q, k)
+    assert plan.constants["decode_short_tiles"] and plan.buffers[17].value == 2
+    check_against_sdpa(q, k, v, None, 2048)
+
+
 def test_short_tiles_only_where_a_split_grid_stays_small(monkeypatch):
     """Over batches, GQA shapes, KV lengths, dtypes and head dims: a plan takes 8-key tiles exactly where the
     32-key plan splits yet stays below DECODE_SHORT_TILES_BELOW threadgroups or left one row per threadgroup of a
