@@ -122,7 +122,11 @@
 // docs/anchor-lane.md; decode Hq32/Hk8 D64/D128, batch 1/4/8, KV 512-32768, 16 points a dtype): bf16 0.96-1.70x
 // the fastest anchor (below 1.0x at 1 point: B4 N512 D128 0.96x), fp16 0.98-1.77x (2 points), fp32 0.81-1.21x
 // (12 points; B8 N32768 D128 1394 us against MLX's sdpa_vector 1298); past the L2 cache 32-46% of copy bandwidth
-// in 16-bit, 42-53% in fp32, the fastest anchor 19-43% and 37-56%.
+// in 16-bit, 42-53% in fp32, the fastest anchor 19-43% and 37-56%. Registers (ptxas sm_90, no-mask
+// specialisations): MLX's sdpa_vector D128 32 a thread in every dtype (1024-thread threadgroups: a full SM, 64
+// warps), its 2-pass first kernel 14, its GQA 2-pass kernel 64; ours 118-128 (16 warps an SM). MLX's kernels
+// hide latency with resident threads where ours spend registers to do fewer instructions per key; in fp32, where
+// the lane adds no bfloat conversions to MLX's per-query-head loads, theirs wins at 12 of 16 points.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
