@@ -320,6 +320,19 @@ inline void add_squared_deviations(thread const float* e, int valid, float s, fl
   }
 }
 
+// Sum of (d - mean)^2 over this thread's NC held chunks of the row (held_chunk), d = v * s - ks.
+template <typename T, int NC>
+inline float held_squared_deviations(thread const uint4* v, uint n, RowSlot slot, float s, float ks, float mean) {
+  constexpr int N = ChunkOf<T>::N;
+  float m2 = 0.0f;
+  for (int j = 0; j < NC; j++) {
+    float e[N];
+    held_chunk<T>(v, j, e);
+    add_squared_deviations<N>(e, chunk_valid(slot.lid + j * slot.threads, n, N), s, ks, mean, m2);
+  }
+  return m2;
+}
+
 // E[d^2] - E[d]^2 loses log2(E[d^2] / variance) bits to cancellation; the shift by the row's first value keeps
 // that ratio 1 + z^2 for a first value z standard deviations from the mean, so rows accept the one-reduction
 // moments up to this ratio (at most 4 bits lost) and take the second pass over registers past it. Half rows only
@@ -365,12 +378,7 @@ inline float2 held_row_moments(thread const uint4* v, uint n, RowSlot slot, floa
   if (mean_square <= CANCELLATION_BOUND * variance) {  // false for NaN; a constant row: 0 <= 0
     return float2(mean, variance);
   }
-  float m2 = 0.0f;
-  for (int j = 0; j < NC; j++) {
-    float e[N];
-    held_chunk<T>(v, j, e);
-    add_squared_deviations<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, mean, m2);
-  }
+  const float m2 = held_squared_deviations<T, NC>(v, n, slot, s, ks, mean);
   partials_barrier(slot);  // row_sum2's partials may still be being read
   return float2(mean, row_sum(m2, slot, partials_a, simd_lane, simd_group) / float(n));
 }
@@ -402,12 +410,7 @@ inline float2 row_moments(thread const uint4* v, const device T* x, const device
   }
   const float mean = row_sum(sum, slot, partials_a, simd_lane, simd_group) / float(n);
 
-  float m2 = 0.0f;
-  for (int j = 0; j < NC; j++) {
-    float e[N];
-    held_chunk<T>(v, j, e);
-    add_squared_deviations<N>(e, chunk_valid(slot.lid + j * P, n, N), s, ks, mean, m2);
-  }
+  float m2 = held_squared_deviations<T, NC>(v, n, slot, s, ks, mean);
   if (tail.count > 0.0f) {
     const float e = tail.mean - mean;
     m2 += tail.m2 + tail.count * e * e;
