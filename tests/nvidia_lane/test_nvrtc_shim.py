@@ -66,3 +66,20 @@ def test_half_arithmetic_in_constant_expressions():
         constant constexpr half scale = half(0.5f) + half(0.25f);
         kernel void k(device half* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = o[i] * scale; }
     """)
+
+
+@pytest.mark.parametrize("elem", ["half", "bfloat"])
+def test_a_converted_vector_operand_is_loaded_whole(elem):
+    # Metal loads float4(h[i]) for a device half4* h with one 8-byte access. The shim's converting constructor read
+    # the operand's components one by one, so the lane issued four 2-byte loads: no wrong value, but a kernel (ours
+    # or an anchor's) that converts vectors straight from memory moved its bytes in quarter-size accesses.
+    ptx = ptx_of(f"""
+        #include <metal_stdlib>
+        using namespace metal;
+        kernel void k(device float4* o [[buffer(0)]], const device {elem}4* h [[buffer(1)]],
+                      uint i [[thread_position_in_grid]]) {{
+          o[i] = float4(h[i]);
+        }}
+    """)
+    assert re.search(r"ld\.global(\.nc)?\.v4\.u16", ptx)
+    assert not re.search(r"ld\.global(\.nc)?\.u16", ptx)

@@ -277,7 +277,8 @@ template <class T, int N> struct vec : vec_storage<T, N> {
   }
   template <class U>
   constexpr explicit vec(const vec<U, N>& o) : vec_storage<T, N>{} {
-    for (int i = 0; i < N; ++i) this->v[i] = T(o.v[i]);
+    const vec<U, N> whole = o;  // one access of the whole vector, as Metal loads a vector operand
+    for (int i = 0; i < N; ++i) this->v[i] = T(whole.v[i]);
   }
   template <class X, typename enable_if<swizzle_of<X>::value && lane_count<X>::value == N, int>::type = 0>
   constexpr explicit vec(const X& o) : vec_storage<T, N>{} {  // half2(v.wz)
