@@ -1,10 +1,13 @@
 """Registers and local memory of every shipped kernel on the NVIDIA lane (sm_90, from ptxas; no GPU needed).
 
     python benches/lane_registers.py [--sources rms_norm.metal,...] [--all]
+    python benches/lane_registers.py --loops attention.metal:attention_decode_split_d128_float32 [--constant has_mask]
 
 One line per kernel: its registers per thread and the worst local-memory frame and spill over the file's
 function-constant specialisations. Kernels that keep everything in registers are left out unless --all.
 Why it matters, and what it says about Apple GPUs: src/mpskernels/cuda/registers.py.
+--loops: one kernel's loops in its machine code with their global loads by width (src/mpskernels/cuda/sass.py:
+what a loop keeps in flight), under the function constants named by --constant (the others false).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mpskernels._paths import metal_dir
 from mpskernels.cuda.registers import kernel_resources, specialisations
+from mpskernels.cuda.sass import kernel_loops
 
 
 def worst_per_kernel(source: str) -> dict[str, tuple[int, int, int]]:
@@ -29,11 +33,24 @@ def worst_per_kernel(source: str) -> dict[str, tuple[int, int, int]]:
     return worst
 
 
+def print_loops(target: str, true_constants: list[str]) -> int:
+    source, kernel = target.split(":")
+    names = {name for spec in specialisations(source) for name, _ in spec}
+    constants = tuple((name, name in true_constants) for name in sorted(names))
+    for loop in kernel_loops(source, kernel, constants):
+        print(loop.describe())
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", help="comma-separated .metal files (default: every shipped one)")
     parser.add_argument("--all", action="store_true", help="also list kernels held entirely in registers")
+    parser.add_argument("--loops", metavar="SOURCE:KERNEL", help="one kernel's loops and their loads instead")
+    parser.add_argument("--constant", action="append", default=[], help="a boolean function constant set true")
     opts = parser.parse_args()
+    if opts.loops:
+        return print_loops(opts.loops, opts.constant)
     sources = opts.sources.split(",") if opts.sources else sorted(p.name for p in metal_dir().glob("*.metal"))
     in_memory = 0
     for source in sources:

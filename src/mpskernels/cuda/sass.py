@@ -1,0 +1,104 @@
+"""How a shipped kernel's loops load memory on the NVIDIA lane, read from its machine code (sm_90 SASS, through
+`ptxas` and `nvdisasm`, no GPU needed): for every loop, its instructions and its global loads by width.
+
+Why: a memory-bound loop whose body issues one load and consumes it at once keeps one access in flight per SIMD
+group, and then its bandwidth is set by latency, not by the bytes. The fp32 decode attention kernel was such a loop
+(its 32 K steps rolled, one 16-byte load an iteration), and the 16-bit kernels loaded 16-byte chunks as eight 2-byte
+loads (LDG.E.U16), which the PTX alone does not show as clearly. The widths are evidence about the Metal code only
+where the lane translates an access as Metal would (docs/trust.md, "Vector operands"); the loop structure is the
+NVIDIA compiler's, not Apple's, so a rolled loop here is a reason to look at the Metal code, not proof about Apple.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .nvrtc import compile_to_ptx
+from .registers import ARCH, ptxas
+from .source import cuda_source, nvrtc_options
+
+_LABEL = re.compile(r"^\s*(\.L_x_\d+):")
+_INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+_BRANCH = re.compile(r"\bBRA(?:\.\w+)*\s+(?:\w+,\s*)?`\((\.L_x_\d+)\)")
+_LOAD = re.compile(r"\bLDG(?:\.\w+)*")
+
+
+@dataclass(frozen=True)
+class Loop:
+    start: int  # address of the branch target (the loop's first instruction)
+    end: int  # address of the backward branch
+    instructions: int
+    loads: dict = field(default_factory=dict)  # LDG form (LDG.E.128, LDG.E.U16, ..) -> count in the body
+    stores: int = 0  # STG instructions in the body
+
+    def describe(self) -> str:
+        loads = ", ".join(f"{n} {k}" for k, n in sorted(self.loads.items())) or "no loads"
+        return f"{self.start:#07x}-{self.end:#07x}: {self.instructions:5d} instructions, {loads}, {self.stores} stores"
+
+
+def nvdisasm() -> str | None:
+    """The nvdisasm executable: on PATH, or from the nvidia-cuda-nvdisasm wheel."""
+    found = shutil.which("nvdisasm")
+    if found:
+        return found
+    try:
+        import nvidia  # namespace package of the pip wheels
+
+        for root in nvidia.__path__:
+            for candidate in sorted(Path(root).glob("*/bin/nvdisasm")):
+                return str(candidate)
+    except ImportError:
+        pass
+    return None
+
+
+def loops(listing: str) -> list[Loop]:
+    """The loops of an nvdisasm listing: every backward branch, with the instructions from its target to it."""
+    labels: dict[str, int] = {}
+    pending: list[str] = []
+    code: list[tuple[int, str]] = []
+    for line in listing.splitlines():
+        if m := _LABEL.match(line):
+            pending.append(m.group(1))
+        elif m := _INSTRUCTION.search(line):
+            address = int(m.group(1), 16)
+            labels.update((name, address) for name in pending)
+            pending = []
+            code.append((address, m.group(2)))
+    found = []
+    for address, text in code:
+        m = _BRANCH.search(text)
+        if not m or labels.get(m.group(1), address) >= address:
+            continue
+        start = labels[m.group(1)]
+        body = [t for a, t in code if start <= a <= address]
+        loads: dict[str, int] = {}
+        for t in body:
+            if lm := _LOAD.search(t):
+                loads[lm.group(0)] = loads.get(lm.group(0), 0) + 1
+        found.append(Loop(start, address, len(body), loads, sum(" STG" in f" {t}" for t in body)))
+    return found
+
+
+def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
+    """The loops of one kernel (its host name) of metal/<source> under one function-constant specialisation."""
+    tool, disassembler = ptxas(), nvdisasm()
+    if tool is None or disassembler is None:
+        raise FileNotFoundError("needs ptxas and nvdisasm (a CUDA toolkit, or the nvidia-cuda-nvcc-cu12 and "
+                                "nvidia-cuda-nvdisasm wheels)")
+    translated = cuda_source(source, constants)
+    symbols = [entry.symbol for name, entry in translated.entries.items() if name == kernel]
+    if not symbols:
+        raise KeyError(f"{source} has no kernel {kernel!r}; it has {sorted(translated.entries)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ptx, cubin = Path(tmp) / "kernels.ptx", Path(tmp) / "kernel.cubin"
+        ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
+        subprocess.run([tool, f"-arch={ARCH}", "-e", symbols[0], "-o", str(cubin), str(ptx)], check=True,
+                       capture_output=True, text=True)
+        listing = subprocess.run([disassembler, "-c", str(cubin)], check=True, capture_output=True, text=True).stdout
+    return loops(listing)
