@@ -126,7 +126,12 @@
 // specialisations): MLX's sdpa_vector D128 32 a thread in every dtype (1024-thread threadgroups: a full SM, 64
 // warps), its 2-pass first kernel 14, its GQA 2-pass kernel 64; ours 118-128 (16 warps an SM). MLX's kernels
 // hide latency with resident threads where ours spend registers to do fewer instructions per key; in fp32, where
-// the lane adds no bfloat conversions to MLX's per-query-head loads, theirs wins at 12 of 16 points.
+// the lane adds no bfloat conversions to MLX's per-query-head loads, theirs wins at 12 of 16 points. Read since
+// (SASS, benches/lane_registers.py --loops): our fp32 split kernel runs a tile's 32 K steps as a rolled loop with one
+// 16-byte load an iteration, so a SIMD group keeps one K load in flight, where MLX keeps 64 warps an SM with one
+// each; and that run's 16-bit figures are of K and V loaded in 2-byte pieces (a lane shim defect, fixed since:
+// docs/trust.md, "Vector operands"; MLX's sdpa_vector loads scalars and was not affected). The variant that issues
+// 4 steps' loads together waits for a lane A/B: benches/pending 0003.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
