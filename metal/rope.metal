@@ -38,7 +38,12 @@
 // packing shrinks). Lane after: 0 stack, 0 spill for every kernel and layout (32-71 registers). These are lane
 // figures about the code's footprint, not Apple timings. Timed (H100 lane, full run at 91853cf, docs/anchor-lane.md):
 // q 1x32x4096x128 with k 1x8x4096x128 at 76/68/92% of copy bandwidth (bf16/fp16/fp32; the registers of the q
-// case's kernels, 53/69/46, follow the same order).
+// case's kernels, 53/69/46, follow the same order). Why the order, read from the lane's SASS (benches/lane_registers.py
+// --loops rope.metal:rope_bfloat16): the loop over a thread's heads is rolled, each iteration issuing its two 16-byte
+// x loads and waiting on them before its stores, so a warp keeps one head's loads in flight and the bytes in flight
+// per core follow the warps resident: 256-thread threadgroups at 46/53/69 registers (allocated 48/56/72) fit
+// 5/4/3 a core on the lane, 40/32/24 warps, the order of the three figures. Next step (not written): load the block's
+// heads (up to heads_per_thread = 4) before rotating the first, as qmv loads its rows' words.
 #include <metal_stdlib>
 using namespace metal;
 
