@@ -42,8 +42,11 @@
 // --loops rope.metal:rope_bfloat16): the loop over a thread's heads is rolled, each iteration issuing its two 16-byte
 // x loads and waiting on them before its stores, so a warp keeps one head's loads in flight and the bytes in flight
 // per core follow the warps resident: 256-thread threadgroups at 46/53/69 registers (allocated 48/56/72) fit
-// 5/4/3 a core on the lane, 40/32/24 warps, the order of the three figures. Next step (not written): load the block's
-// heads (up to heads_per_thread = 4) before rotating the first, as qmv loads its rows' words.
+// 5/4/3 a core on the lane, 40/32/24 warps, the order of the three figures. Tried and not timed: loading a block's
+// 4 heads' x chunks (as raw bits) before rotating the first; to keep the batch in registers the head loop must
+// unroll, and ptxas (sm_90, half-split) then gave 89/109/120 registers (fp32/bf16/fp16, from 46/53/69) and a
+// 128 B frame in 12 kv_append kernels: fewer warps holding more loads each, with spills. A lighter form (2 heads,
+// or the tables' registers freed first) is the next thing to try.
 #include <metal_stdlib>
 using namespace metal;
 
