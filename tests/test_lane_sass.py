@@ -42,7 +42,7 @@ needs_tools = pytest.mark.skipif(ptxas() is None or nvdisasm() is None or nvrtc.
 @needs_tools
 def test_qmv_loads_its_rows_words_together():
     # quantized.metal's qmv loads the packed words of its QMV_ROWS = 4 weight rows before using any: one loop over K
-    # whose body issues at least 4 16-byte loads (x's chunks add more), and no weight word in 2-byte pieces.
+    # whose body issues at least 4 16-byte loads (x's chunks add more; the rows' bf16 scales and biases are 2-byte).
     (k_loop,) = [loop for loop in kernel_loops("quantized.metal", "quantized_qmv_4bit_bfloat16",
                                                (("has_bias", False), ("split_k", False))) if loop.loads]
     assert k_loop.loads.get("LDG.E.128", 0) >= 4

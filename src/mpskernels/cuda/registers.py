@@ -39,21 +39,42 @@ class Resources:
         return self.stack_bytes == 0 and self.spill_bytes == 0
 
 
-def ptxas() -> str | None:
-    """The ptxas executable: on PATH, or from the nvidia-cuda-nvcc wheel."""
-    found = shutil.which("ptxas")
+def cuda_tool(name: str) -> str | None:
+    """A CUDA toolkit executable: on PATH, or from an NVIDIA pip wheel (nvidia/<package>/bin/<name>: ptxas from
+    nvidia-cuda-nvcc-cu12, nvdisasm from nvidia-cuda-nvdisasm)."""
+    found = shutil.which(name)
     if found:
         return found
     try:
-        import nvidia.cuda_nvcc  # namespace package of the pip wheel
+        import nvidia  # namespace package of the pip wheels
 
-        for root in nvidia.cuda_nvcc.__path__:
-            candidate = Path(root) / "bin" / "ptxas"
-            if candidate.is_file():
+        for root in nvidia.__path__:
+            for candidate in sorted(Path(root).glob(f"*/bin/{name}")):
                 return str(candidate)
     except ImportError:
         pass
     return None
+
+
+def ptxas() -> str | None:
+    """The ptxas executable (cuda_tool)."""
+    return cuda_tool("ptxas")
+
+
+def assemble(source: str, constants: tuple, out_dir: Path, *ptxas_args: str):
+    """metal/<source> under one specialisation through NVRTC to PTX, then ptxas for ARCH with ptxas_args (writing
+    out_dir/out.cubin). Returns the translation and ptxas's completed process (its log on stderr)."""
+    tool = ptxas()
+    if tool is None:
+        raise FileNotFoundError("no ptxas found (install a CUDA toolkit or the nvidia-cuda-nvcc-cu12 wheel)")
+    translated = cuda_source(source, constants)
+    ptx = out_dir / "kernels.ptx"
+    ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
+    run = subprocess.run([tool, f"-arch={ARCH}", *ptxas_args, "-o", str(out_dir / "out.cubin"), str(ptx)],
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"ptxas failed on {source}: {run.stderr[-2000:]}")
+    return translated, run
 
 
 def specialisations(source: str) -> list[tuple]:
@@ -83,16 +104,7 @@ def parse_ptxas_log(log: str, names: dict[str, str], constants: tuple) -> list[R
 
 def kernel_resources(source: str, constants: tuple = ()) -> list[Resources]:
     """Registers and local memory of every kernel in metal/<source> under one specialisation."""
-    tool = ptxas()
-    if tool is None:
-        raise FileNotFoundError("no ptxas found (install a CUDA toolkit or the nvidia-cuda-nvcc-cu12 wheel)")
-    translated = cuda_source(source, constants)
-    names = {entry.symbol: name for name, entry in translated.entries.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        ptx = Path(tmp) / "kernels.ptx"
-        ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
-        run = subprocess.run([tool, f"-arch={ARCH}", "-v", "-o", str(Path(tmp) / "out.cubin"), str(ptx)],
-                             capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        raise RuntimeError(f"ptxas failed on {source}: {run.stderr[-2000:]}")
+        translated, run = assemble(source, constants, Path(tmp), "-v")
+    names = {entry.symbol: name for name, entry in translated.entries.items()}
     return parse_ptxas_log(run.stderr, names, constants)

@@ -12,15 +12,13 @@ NVIDIA compiler's, not Apple's, so a rolled loop here is a reason to look at the
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .nvrtc import compile_to_ptx
-from .registers import ARCH, ptxas
-from .source import cuda_source, nvrtc_options
+from .registers import assemble, cuda_tool
+from .source import cuda_source
 
 _LABEL = re.compile(r"^\s*(\.L_x_\d+):")
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
@@ -42,19 +40,8 @@ class Loop:
 
 
 def nvdisasm() -> str | None:
-    """The nvdisasm executable: on PATH, or from the nvidia-cuda-nvdisasm wheel."""
-    found = shutil.which("nvdisasm")
-    if found:
-        return found
-    try:
-        import nvidia  # namespace package of the pip wheels
-
-        for root in nvidia.__path__:
-            for candidate in sorted(Path(root).glob("*/bin/nvdisasm")):
-                return str(candidate)
-    except ImportError:
-        pass
-    return None
+    """The nvdisasm executable (cuda_tool: PATH, or the nvidia-cuda-nvdisasm wheel)."""
+    return cuda_tool("nvdisasm")
 
 
 def loops(listing: str) -> list[Loop]:
@@ -87,18 +74,14 @@ def loops(listing: str) -> list[Loop]:
 
 def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
     """The loops of one kernel (its host name) of metal/<source> under one function-constant specialisation."""
-    tool, disassembler = ptxas(), nvdisasm()
-    if tool is None or disassembler is None:
-        raise FileNotFoundError("needs ptxas and nvdisasm (a CUDA toolkit, or the nvidia-cuda-nvcc-cu12 and "
-                                "nvidia-cuda-nvdisasm wheels)")
-    translated = cuda_source(source, constants)
-    symbols = [entry.symbol for name, entry in translated.entries.items() if name == kernel]
-    if not symbols:
-        raise KeyError(f"{source} has no kernel {kernel!r}; it has {sorted(translated.entries)}")
+    disassembler = nvdisasm()
+    if disassembler is None:
+        raise FileNotFoundError("no nvdisasm found (install a CUDA toolkit or the nvidia-cuda-nvdisasm wheel)")
+    symbols = {name: entry.symbol for name, entry in cuda_source(source, constants).entries.items()}
+    if kernel not in symbols:
+        raise KeyError(f"{source} has no kernel {kernel!r}; it has {sorted(symbols)}")
     with tempfile.TemporaryDirectory() as tmp:
-        ptx, cubin = Path(tmp) / "kernels.ptx", Path(tmp) / "kernel.cubin"
-        ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
-        subprocess.run([tool, f"-arch={ARCH}", "-e", symbols[0], "-o", str(cubin), str(ptx)], check=True,
-                       capture_output=True, text=True)
-        listing = subprocess.run([disassembler, "-c", str(cubin)], check=True, capture_output=True, text=True).stdout
+        assemble(source, constants, Path(tmp), "-e", symbols[kernel])
+        listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
+                                 capture_output=True, text=True).stdout
     return loops(listing)
