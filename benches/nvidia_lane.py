@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 import mpskernels  # noqa: F401  (registers the ops; the lane reuses their checks, allocation and plans)
-from mpskernels.cuda import runner, timing
+from mpskernels.cuda import runner
+from mpskernels.cuda import timing as lane_timing
 import json
 
 from mpskernels.cuda.report import Check, LaneReport, SanitizerRun, Timing, from_json, merge, to_json, to_markdown
@@ -200,7 +201,7 @@ def check(family, dtype: torch.dtype, label: str, args: tuple, own_dtype_too: bo
 
 def median_us(fn, batches: int = 7, warmup: int = 3, batch_ms: float = 2.0) -> float:
     """The lane's timing rule (mpskernels.cuda.timing) with three warm-up calls and batches of up to 20 calls."""
-    return timing.median_us(fn, batches, warmup, batch_ms, max_batch=20)
+    return lane_timing.median_us(fn, batches, warmup, batch_ms, max_batch=20)
 
 
 def copy_bandwidth_gbps(nbytes: int = 2**30) -> float:
@@ -219,7 +220,7 @@ def minimum_bytes(call: runner.PreparedCall) -> int:
     return total
 
 
-def timing(family, dtype: torch.dtype, case: LargeCase) -> Timing | None:
+def time_case(family, dtype: torch.dtype, case: LargeCase) -> Timing | None:
     call = runner.prepare(family, case.args, poison=False)
     if call.plan is None:
         return None
@@ -393,7 +394,7 @@ def main() -> int:
                 report.checks.append(result)
                 if result.ok and not opts.no_timing and dtype in TIMED_DTYPES:
                     try:
-                        t = timing(family, dtype, case)
+                        t = time_case(family, dtype, case)
                         if t is not None:
                             report.timings.append(t)
                     except Exception as e:  # noqa: BLE001

@@ -114,7 +114,16 @@
 //   short tiles (decode_short_tiles; split kernel, worst over the masks): float 103-113 / 0 / 0, half/bfloat
 //           D64 127-128 / 0 / 0, D80-D128 126-128 / 48 B / 0 (the 16-bit carry's frame, smaller than the 32-key
 //           tile's 64-80 B). The 32-key specialisations are unchanged by the constant.
-// The head dim is a template constant, so every loop over E, ROWS, the steps and the folds unrolls.
+// The head dim is a template constant, so the loops over E and ROWS unroll. The loop over a tile's steps need not:
+// the lane's SASS (nvdisasm, sm_90) showed the fp32 D128 kernel's 32 K steps as a rolled loop, one 16-byte load
+// per iteration consumed at once by the next FMAs, so each SIMD group had one K load in flight, and its V steps
+// at most two; the 16-bit kernels' K and V chunks went as 2-byte loads (a shim defect, fixed: docs/trust.md,
+// "Vector operands"). Batched loads: a SIMD group issues the loads of DECODE_LOADS = 4 steps (4 x 512 contiguous
+// bytes) before using the first, K and V alike, each one 16-byte load kept as raw bits (uint4) until its step
+// converts it (unpack_vector), so a batch costs 16 registers whatever the dtype. ptxas (sm_90, 32-key tiles, no
+// mask): float D128 124 -> 117 registers, D64 104 -> 119; half/bfloat D128 128 / 118 -> 128, bfloat D64 118 (64 B
+// frame) -> 152 (no frame: with a batch the steps unroll, so the carry's levels are constants); short tiles float
+// D128 117, half/bfloat D128 139-145 (no frame). Batches of 2: 106-136; of 8: 128-162 with a 176 B frame in fp32.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
 // N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
@@ -146,6 +155,8 @@
 #include <metal_stdlib>
 using namespace metal;
 
+#include "chunk_io.h"
+
 constant bool has_mask [[function_constant(0)]];       // an additive mask in T
 constant bool has_bool_mask [[function_constant(1)]];  // a boolean mask: true = attend (SDPA's bool attn_mask)
 // attention_decode_split's SIMD groups take tiles of DECODE_SHORT_TILE keys instead of DECODE_TILE: the host sets
@@ -165,6 +176,7 @@ constant constexpr int DECODE_SIMD_GROUPS = 4;   // SIMD groups of a decode thre
 constant constexpr int DECODE_VEC_BYTES = 16;    // bytes of a key row per lane: one 16-byte load
 constant constexpr int DECODE_TILE = 32;         // keys a SIMD group scores at once: one per lane, once folded
 constant constexpr int DECODE_SHORT_TILE = 8;    // the same under decode_short_tiles: one per 4 lanes
+constant constexpr int DECODE_LOADS = 4;         // K or V steps a lane loads before using the first
 constant constexpr int DECODE_ROWS = 4;          // query rows of a decode threadgroup (registers: see the header)
 constant constexpr int MERGE_SIMD_GROUPS = 8;    // SIMD groups of a merge threadgroup (they split the blocks)
 static_assert(PREFILL_SIMD_GROUPS * 32 == 128 && DECODE_SIMD_GROUPS * 32 == 128 && MERGE_SIMD_GROUPS * 32 == 256,
@@ -444,17 +456,11 @@ struct DecodeTile {
                 "a tile is a power-of-two number of steps of KPS keys, at most one key per lane once folded");
 };
 
-// E consecutive elements at p (16 bytes, as whole vec<T, 4> loads) in fp32; zeros when !ok.
-template <typename T, int E>
-inline void load_chunk(thread float* dst, const device T* p, bool ok) {
-  const device vec<T, 4>* p4 = reinterpret_cast<const device vec<T, 4>*>(p);
-  for (int c = 0; c < E / 4; c++) {
-    const float4 x = ok ? float4(p4[c]) : float4(0.0f);
-    dst[4 * c + 0] = x.x;
-    dst[4 * c + 1] = x.y;
-    dst[4 * c + 2] = x.z;
-    dst[4 * c + 3] = x.w;
-  }
+// This lane's 16 bytes of a q, K or V row at p (E elements as stored: one 16-byte load; unpack_vector makes them
+// fp32); zeros when !ok. The host requires q, k and v 16-byte aligned, and every row is whole 16-byte chunks.
+template <typename T>
+inline uint4 load_bits(const device T* p, bool ok) {
+  return ok ? *reinterpret_cast<const device uint4*>(p) : uint4(0);
 }
 
 // Sum over the lanes that differ in lane bits FROM .. TO / 2 (xor offsets FROM, 2 FROM, .., < TO): with FROM = L,
@@ -508,47 +514,59 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
   typedef DecodeTile<T, D, TILE> Tile;
   constexpr int ROWS = Lay::ROWS, E = Lay::E, L = Lay::L, KPS = Lay::KPS, STEPS = Tile::STEPS;
   constexpr int FOLDS = Tile::FOLDS;
+  // Steps whose loads are issued together. 16-bit short tiles load one step at a time: batched, they took 139-145
+  // registers (126-128 unbatched) and ran 0.86-0.92x the unbatched kernel on the lane (see the header).
+  constexpr int LOADS = sizeof(T) == 2 && TILE == DECODE_SHORT_TILE ? 1 : DECODE_LOADS;
+  constexpr int BATCH = STEPS < LOADS ? STEPS : LOADS;
   const uint chunk = lane % L, slot = lane / L;
 
   float pend[FOLDS + 1][ROWS];  // pend[j]: the partial of 2^j steps, summed over 2^j lanes
-  for (int i = 0; i < STEPS; i++) {
-    float kf[E];
-    load_chunk<T, E>(kf, k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
-    for (int r = 0; r < ROWS; r++) {
-      if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
-        break;
-      }
-      float s = 0.0f;
-      for (int e = 0; e < E; e++) {
-        s += q[r * E + e] * kf[e];
-      }
-      // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
-      // clear bit. fp32: j runs over compile-time levels, so pend stays in registers (118-128 registers at D128,
-      // no local memory; the data-dependent loop kept it in a 96-112 B frame with spills). 16-bit: the
-      // data-dependent loop, which keeps pend in a frame (64-80 B) but the kernel at 121-128 registers, where the
-      // compile-time levels took it to 145-147 and fewer threadgroups fit. On the H100 lane the 16-bit kernel ran
-      // B4 N8192 D128 bf16 in 115 us this way against 150 us with the compile-time levels; fp32 B1 N8192 in 52 us
-      // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's). Short tiles keep the
-      // choice: 16-bit 120-128 registers and a 48 B frame; the compile-time levels took them to 138-149 and no
-      // frame, 3 threadgroups per SM on the lane instead of 4, so B1 N512's 512 would no longer run in one wave.
-      if (sizeof(T) == 4) {
-        bool parked = false;
-        for (int j = 0; j <= FOLDS; j++) {
-          if (!parked) {
-            if (j < FOLDS && ((i >> j) & 1)) {
-              s = fold(pend[j][r], s, ushort(1 << j), lane);
-            } else {
-              pend[j][r] = s;
-              parked = true;
+  for (int i0 = 0; i0 < STEPS; i0 += BATCH) {
+    uint4 k_bits[BATCH];  // the batch's loads, all issued before the first is used
+    for (int b = 0; b < BATCH; b++) {
+      const int i = i0 + b;
+      k_bits[b] = load_bits(k_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    }
+    for (int b = 0; b < BATCH; b++) {
+      const int i = i0 + b;
+      float kf[E];
+      unpack_vector<T>(k_bits[b], kf);
+      for (int r = 0; r < ROWS; r++) {
+        if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
+          break;
+        }
+        float s = 0.0f;
+        for (int e = 0; e < E; e++) {
+          s += q[r * E + e] * kf[e];
+        }
+        // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
+        // clear bit. fp32: j runs over compile-time levels, so pend stays in registers (118-128 registers at D128,
+        // no local memory; the data-dependent loop kept it in a 96-112 B frame with spills). 16-bit: the
+        // data-dependent loop, which keeps pend in a frame (64-80 B) but the kernel at 121-128 registers, where the
+        // compile-time levels took it to 145-147 and fewer threadgroups fit. On the H100 lane the 16-bit kernel ran
+        // B4 N8192 D128 bf16 in 115 us this way against 150 us with the compile-time levels; fp32 B1 N8192 in 52 us
+        // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's). Short tiles keep the
+        // choice: 16-bit 120-128 registers and a 48 B frame; the compile-time levels took them to 138-149 and no
+        // frame, 3 threadgroups per SM on the lane instead of 4, so B1 N512's 512 would no longer run in one wave.
+        if (sizeof(T) == 4) {
+          bool parked = false;
+          for (int j = 0; j <= FOLDS; j++) {
+            if (!parked) {
+              if (j < FOLDS && ((i >> j) & 1)) {
+                s = fold(pend[j][r], s, ushort(1 << j), lane);
+              } else {
+                pend[j][r] = s;
+                parked = true;
+              }
             }
           }
+        } else {
+          int j = 0;
+          for (; (i >> j) & 1; j++) {
+            s = fold(pend[j][r], s, ushort(1 << j), lane);
+          }
+          pend[j][r] = s;
         }
-      } else {
-        int j = 0;
-        for (; (i >> j) & 1; j++) {
-          s = fold(pend[j][r], s, ushort(1 << j), lane);
-        }
-        pend[j][r] = s;
       }
     }
   }
@@ -581,17 +599,25 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     l[r] = l[r] * factor + p[r];  // this lane's keys' share; the lanes are summed at the end
   }
 
-  for (int i = 0; i < STEPS; i++) {
-    float vf[E];
-    load_chunk<T, E>(vf, v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
-    const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
-    for (int r = 0; r < ROWS; r++) {
-      if (CHECK_ROWS && uint(r) >= rows.count) {
-        break;
-      }
-      const float pi = simd_shuffle(p[r], src);
-      for (int e = 0; e < E; e++) {
-        o[r * E + e] += pi * vf[e];
+  for (int i0 = 0; i0 < STEPS; i0 += BATCH) {
+    uint4 v_bits[BATCH];
+    for (int b = 0; b < BATCH; b++) {
+      const int i = i0 + b;
+      v_bits[b] = load_bits(v_tile + size_t(i * KPS) * D, active && (!GUARD || tile0 + i * KPS + slot < k_end));
+    }
+    for (int b = 0; b < BATCH; b++) {
+      const int i = i0 + b;
+      float vf[E];
+      unpack_vector<T>(v_bits[b], vf);
+      const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
+      for (int r = 0; r < ROWS; r++) {
+        if (CHECK_ROWS && uint(r) >= rows.count) {
+          break;
+        }
+        const float pi = simd_shuffle(p[r], src);
+        for (int e = 0; e < E; e++) {
+          o[r * E + e] += pi * vf[e];
+        }
       }
     }
   }
@@ -666,7 +692,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const float p_scale = probability_scale(kv_len);
   float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
   for (int r = 0; r < ROWS; r++) {
-    load_chunk<T, E>(q_reg + r * E, q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active);
+    unpack_vector<T>(load_bits(q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active), q_reg + r * E);
     for (int e = 0; e < E; e++) {
       q_reg[r * E + e] *= scales.x;
       o[r * E + e] = 0.0f;
