@@ -123,7 +123,8 @@
 // converts it (unpack_vector), so a batch costs 16 registers whatever the dtype. ptxas (sm_90, 32-key tiles, no
 // mask): float D128 124 -> 117 registers, D64 104 -> 119; half/bfloat D128 128 / 118 -> 128, bfloat D64 118 (64 B
 // frame) -> 152 (no frame: with a batch the steps unroll, so the carry's levels are constants); short tiles float
-// D128 117, half/bfloat D128 139-145 (no frame). Batches of 2: 106-136; of 8: 128-162 with a 176 B frame in fp32.
+// D128 117, half/bfloat D128 139-145 batched (no frame), so 16-bit short tiles stay unbatched (LOADS = 1).
+// Batches of 2: 106-136 registers; of 8: 128-162 with a 176 B frame in fp32.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
 // N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
@@ -139,8 +140,14 @@
 // (SASS, benches/lane_registers.py --loops): our fp32 split kernel runs a tile's 32 K steps as a rolled loop with one
 // 16-byte load an iteration, so a SIMD group keeps one K load in flight, where MLX keeps 64 warps an SM with one
 // each; and that run's 16-bit figures are of K and V loaded in 2-byte pieces (a lane shim defect, fixed since:
-// docs/trust.md, "Vector operands"; MLX's sdpa_vector loads scalars and was not affected). The variant that issues
-// 4 steps' loads together waits for a lane A/B: benches/pending 0003.
+// docs/trust.md, "Vector operands"; MLX's sdpa_vector loads scalars and was not affected). Batched loads, timed
+// side by side with the one-step loads (H100 lane, 2026-12-07, shim fixed in both; NVIDIA times, not Apple's):
+// 1.28-1.71x in 16-bit D128 from B8 N512 on (B8 N32768 bf16 802 -> 470 us), 1.03-1.16x at fp16 D64, 1.11-1.95x in
+// fp32 (B8 N32768 D128 1393 -> 714 us); 16-bit short tiles lost (0.86-0.92x at B1/B4 N512, B1 N2048), so they
+// load one step at a time (0.97-1.01x the one-step kernel). Against the fastest anchor in the same runs: bf16
+// D128 1.03-1.78x, fp16 0.93-1.95x (below 1.0x at B1 N2048 D64), fp32 1.03-1.97x; past the L2 cache 52-76% of
+// copy bandwidth in 16-bit D128, 65-100% in fp32, the fastest anchor 18-55%. Prefill, K/V tile chunks copied
+// as raw bits in the same run: 0.93-1.03x, not kept.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is

@@ -19,6 +19,12 @@
 // 31.7-41.1 -> 24.5-30.5 us, 4096 x 4096 8-bit up to 1.28x, 4-bit 1.01-1.05x; splitting at 11008 x 4096 too
 // measured 4-bit up to 1.11x but 8-bit 0.83-0.89x, though with x summed once per row (see the early return in
 // qmv; docs/quantize.md).
+// Loads in flight: a step loads every row's packed words, scale and bias before it uses any (the lane's SASS had
+// issued rows 1-3's scale and bias after the previous row's dot product). Side by side on the lane (H100,
+// 2026-12-07, M = 1, LLaMA-7B/70B shapes; NVIDIA times, not Apple's): 1.01-1.20x in every dtype and width but one
+// point (bf16 4-bit 4096 x 11008 0.99x), 28672 x 8192 4-bit 1.17-1.20x (bf16 71.4 -> 60.5 us, fp32 82.7 -> 69.2).
+// Tried and dropped in the same session: software pipelining, the next step's words loaded before this step's
+// are used (ptxas 4-bit 16-bit 88 -> 115 registers): fp32 0.70-1.00x (8-bit 11008 x 4096 22.0 -> 31.5 us).
 // Tried: one threadgroup for all M rows, the weights read once, with acc[8][QMV_ROWS] accumulators: NVRTC kept
 // acc in a 128-byte stack frame (the unrolled body is too large), so a batched-decode kernel needs M as a
 // compile-time constant (a function constant) to keep its accumulators in registers.
