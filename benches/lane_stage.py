@@ -7,8 +7,9 @@ anchor_lane docstring names.
     # there:  bash .lane-staging/run.sh B quant 150 --families quantized_linear --cases "x 1x"
 
 A full run (every family and dtype, torch.compile included) in one device call of at most 600 s; name it
-anchor-lane and copy $OUT/anchor-lane.md and .json to docs/ (fc3448b's run, with a 180 s warm-up on a machine
-that had compiled only the row kernels before, ended after bf16: give the warm-up more of the budget):
+anchor-lane, copy $OUT/anchor-lane.json to docs/ and render docs/anchor-lane.md from it (fc3448b's run, with a 180 s
+warm-up on a machine that had compiled only the row kernels before, ended after bf16: give the warm-up more of the
+budget):
 
     bash .lane-staging/run.sh B anchor-lane 590 --compile --warm 13 --warm-budget 300 --budget 520 --grace 60 \
         --compile-budget 90
@@ -20,11 +21,13 @@ them the anchors' tests try to download mlx-metal and fail: a call on 2026-12-07
     . .lane-staging/env.sh
     PYTHONPATH=src:$S/pylib python3 -m pytest -q -p no:cacheprovider tests/nvidia_lane/test_gpu*.py
 
-run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it writes $OUT/NAME.md, .json and .log. Put
-the folder in .git/info/exclude and carry it. Commits are exported with `git archive`, so uncommitted changes
-are not staged: commit them on a branch first. TIMEOUT covers the NVRTC compiles of a fresh machine: attention's
-took over 75 s there (its runs stopped at 50-75 s), the row kernels' under 45 s; a later run of the same kernels
-reads CuPy's cache.
+run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it leaves $OUT/NAME.json and appends its output to
+$OUT/lane.log, so one call of seven runs still returns every result (a device call returns at most 8 files: one on
+2026-12-07 lost two runs' results when each run left three). Here, `python benches/anchor_lane.py --render NAME.json
+--out NAME.md` writes the Markdown. Put the folder in .git/info/exclude and carry it. Commits are exported with `git
+archive`, so uncommitted changes are not staged: commit them on a branch first. TIMEOUT covers the NVRTC compiles of
+a fresh machine: attention's took over 75 s there (its runs stopped at 50-75 s), the row kernels' under 45 s; a
+later run of the same kernels reads CuPy's cache.
 """
 
 from __future__ import annotations
@@ -57,9 +60,13 @@ RUN_SH = r"""#!/usr/bin/env bash
 . "$(cd "$(dirname "$0")" && pwd)/env.sh"
 v=$1 name=$2 t=$3; shift 3
 cd "$S/$v" || exit 1
+log="$OUT/lane.log"  # every run's output, one file: a device call returns at most 8 files
+echo "== $name ($v, $(cat GIT_SHA)): anchor_lane.py $*" >> "$log"
 PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
-  python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.log" 2>&1
-echo "$name rc=$?"; tail -n 4 "$OUT/$name.log"
+  python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.tmp" 2>&1
+rc=$?
+cat "$OUT/$name.tmp" >> "$log"; echo "$name rc=$rc"; tail -n 4 "$OUT/$name.tmp"
+rm -f "$OUT/$name.tmp" "$OUT/$name.md" "$OUT/$name.rows.jsonl"  # the .md renders from the .json
 """
 
 

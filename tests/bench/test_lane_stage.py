@@ -50,3 +50,31 @@ def test_a_variant_needs_a_name_and_a_revision(tmp_path, fake_mlx, capsys):
     with pytest.raises(SystemExit):
         lane_stage.main(["--out", str(tmp_path / "stage"), "HEAD"])
     assert "expected NAME=REV" in capsys.readouterr().err
+
+
+FAKE_LANE = """import sys
+from pathlib import Path
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+out.write_text("# table")
+out.with_suffix(".json").write_text("{}")
+out.with_suffix(".rows.jsonl").write_text("{}")
+print("ran with", " ".join(sys.argv[1:]))
+"""
+
+
+def test_run_sh_leaves_one_json_per_run_and_one_shared_log(tmp_path, fake_mlx):
+    # A device call returns at most 8 files: each run leaves its JSON only (the Markdown renders from it), and
+    # every run's output goes to one log.
+    out = tmp_path / "stage"
+    lane_stage.main(["--out", str(out), "A=HEAD"])
+    (out / "A" / "benches" / "anchor_lane.py").write_text(FAKE_LANE)
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("first", "second"):
+        run = subprocess.run(["bash", str(out / "run.sh"), "A", name, "30", "--families", "silu"],
+                             env={"OUT": str(results), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                             capture_output=True, text=True)
+        assert run.returncode == 0 and f"{name} rc=0" in run.stdout, run.stdout + run.stderr
+    assert sorted(p.name for p in results.iterdir()) == ["first.json", "lane.log", "second.json"]
+    log = (results / "lane.log").read_text()
+    assert log.count("ran with") == 2 and "== second (A, " in log and "--families silu" in log
