@@ -120,7 +120,7 @@
 // at most two; the 16-bit kernels' K and V chunks went as 2-byte loads (a shim defect, fixed: docs/trust.md,
 // "Vector operands"). Batched loads: a SIMD group issues the loads of DECODE_LOADS = 4 steps (4 x 512 contiguous
 // bytes) before using the first, K and V alike, each one 16-byte load kept as raw bits (uint4) until its step
-// converts it (unpack_vector), so a batch costs 16 registers whatever the dtype. ptxas (sm_90, 32-key tiles, no
+// converts it (unpack_chunk, metal/chunk_bits.h), so a batch costs 16 registers whatever the dtype. ptxas (sm_90, 32-key tiles, no
 // mask): float D128 124 -> 117 registers, D64 104 -> 119; half/bfloat D128 128 / 118 -> 128, bfloat D64 118 (64 B
 // frame) -> 152 (no frame: with a batch the steps unroll, so the carry's levels are constants); short tiles float
 // D128 117, half/bfloat D128 139-145 batched (no frame), so 16-bit short tiles stay unbatched (LOADS = 1).
@@ -162,7 +162,7 @@
 #include <metal_stdlib>
 using namespace metal;
 
-#include "chunk_io.h"
+#include "chunk_bits.h"
 
 constant bool has_mask [[function_constant(0)]];       // an additive mask in T
 constant bool has_bool_mask [[function_constant(1)]];  // a boolean mask: true = attend (SDPA's bool attn_mask)
@@ -463,7 +463,7 @@ struct DecodeTile {
                 "a tile is a power-of-two number of steps of KPS keys, at most one key per lane once folded");
 };
 
-// This lane's 16 bytes of a q, K or V row at p (E elements as stored: one 16-byte load; unpack_vector makes them
+// This lane's 16 bytes of a q, K or V row at p (E elements as stored: one 16-byte load; unpack_chunk makes them
 // fp32); zeros when !ok. The host requires q, k and v 16-byte aligned, and every row is whole 16-byte chunks.
 template <typename T>
 inline uint4 load_bits(const device T* p, bool ok) {
@@ -537,7 +537,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     for (int b = 0; b < BATCH; b++) {
       const int i = i0 + b;
       float kf[E];
-      unpack_vector<T>(k_bits[b], kf);
+      unpack_chunk<T>(k_bits[b], kf);
       for (int r = 0; r < ROWS; r++) {
         if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
           break;
@@ -615,7 +615,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
     for (int b = 0; b < BATCH; b++) {
       const int i = i0 + b;
       float vf[E];
-      unpack_vector<T>(v_bits[b], vf);
+      unpack_chunk<T>(v_bits[b], vf);
       const ushort src = ushort(slot * L + i);  // the lane holding key tile0 + i * KPS + slot after the fold
       for (int r = 0; r < ROWS; r++) {
         if (CHECK_ROWS && uint(r) >= rows.count) {
@@ -699,7 +699,7 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const float p_scale = probability_scale(kv_len);
   float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
   for (int r = 0; r < ROWS; r++) {
-    unpack_vector<T>(load_bits(q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active), q_reg + r * E);
+    unpack_chunk<T>(load_bits(q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active), q_reg + r * E);
     for (int e = 0; e < E; e++) {
       q_reg[r * E + e] *= scales.x;
       o[r * E + e] = 0.0f;

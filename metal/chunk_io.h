@@ -39,30 +39,16 @@ inline void store_vector(device float* p, const thread float* v) {
   *reinterpret_cast<device float4*>(p) = float4(v[0], v[1], v[2], v[3]);
 }
 
-// A chunk's 16 bytes as loaded (one uint4), to fp32: for kernels that issue several chunks' loads before using any.
-// 16-bit types: two 4-vectors of T.
+// 16-bit types: one 16-byte access, split into two 4-vectors of T.
 template <typename T>
-inline void unpack_vector(uint4 bits, thread float* v) {
+inline void load_vector(const device T* p, thread float* v) {
+  const uint4 bits = *reinterpret_cast<const device uint4*>(p);
   const float4 lo = float4(as_type<vec<T, 4>>(uint2(bits.x, bits.y)));
   const float4 hi = float4(as_type<vec<T, 4>>(uint2(bits.z, bits.w)));
   for (int i = 0; i < 4; i++) {
     v[i] = lo[i];
     v[4 + i] = hi[i];
   }
-}
-
-template <>
-inline void unpack_vector<float>(uint4 bits, thread float* v) {
-  const float4 a = as_type<float4>(bits);
-  for (int i = 0; i < 4; i++) {
-    v[i] = a[i];
-  }
-}
-
-// 16-bit types: one 16-byte access, split into two 4-vectors of T.
-template <typename T>
-inline void load_vector(const device T* p, thread float* v) {
-  unpack_vector<T>(*reinterpret_cast<const device uint4*>(p), v);
 }
 
 template <typename T>
