@@ -8,6 +8,7 @@ the ones the test suite builds (tests/models), with random weights; kernels run 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -78,6 +79,7 @@ def models():
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options: --help says what it does
     print(f"{'model':<22} {'eligible':>8} {'swapped':>8} {'share':>6}  not swapped")
     for name, build in models().items():
         torch.manual_seed(0)

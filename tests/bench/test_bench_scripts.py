@@ -4,6 +4,8 @@ check of them is checked here."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,11 @@ def test_no_function_or_class_shadows_an_imported_name(script):
     tree = ast.parse(script.read_text(), filename=str(script))
     defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     assert not defined & _imported_names(tree), f"{script.name} redefines imported names"
+
+
+@pytest.mark.parametrize("script", BENCHES, ids=lambda p: p.name)
+def test_script_imports_and_parses_its_arguments(script):
+    # Everything a script imports must import on a machine without a GPU, or its first device call fails at start.
+    run = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage:" in run.stdout
