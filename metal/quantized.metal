@@ -24,7 +24,8 @@
 // 2026-12-07, M = 1, LLaMA-7B/70B shapes; NVIDIA times, not Apple's): 1.01-1.20x in every dtype and width but one
 // point (bf16 4-bit 4096 x 11008 0.99x), 28672 x 8192 4-bit 1.17-1.20x (bf16 71.4 -> 60.5 us, fp32 82.7 -> 69.2).
 // Tried and dropped in the same session: software pipelining, the next step's words loaded before this step's
-// are used (ptxas 4-bit 16-bit 88 -> 115 registers): fp32 0.70-1.00x (8-bit 11008 x 4096 22.0 -> 31.5 us).
+// are used (ptxas 4-bit 16-bit 88 -> 115 registers): 0.70-1.00x at the three fp32 rows whose figures came back
+// from the device (8-bit 11008 x 4096 22.0 -> 31.5 us, 28672 x 8192 4-bit 82.8 -> 88.6).
 // Tried: one threadgroup for all M rows, the weights read once, with acc[8][QMV_ROWS] accumulators: NVRTC kept
 // acc in a 128-byte stack frame (the unrolled body is too large), so a batched-decode kernel needs M as a
 // compile-time constant (a function constant) to keep its accumulators in registers.
