@@ -120,11 +120,11 @@
 // at most two; the 16-bit kernels' K and V chunks went as 2-byte loads (a shim defect, fixed: docs/trust.md,
 // "Vector operands"). Batched loads: a SIMD group issues the loads of DECODE_LOADS = 4 steps (4 x 512 contiguous
 // bytes) before using the first, K and V alike, each one 16-byte load kept as raw bits (uint4) until its step
-// converts it (unpack_chunk, metal/chunk_bits.h), so a batch costs 16 registers whatever the dtype. ptxas (sm_90, 32-key tiles, no
-// mask): float D128 124 -> 117 registers, D64 104 -> 119; half/bfloat D128 128 / 118 -> 128, bfloat D64 118 (64 B
-// frame) -> 152 (no frame: with a batch the steps unroll, so the carry's levels are constants); short tiles float
-// D128 117, half/bfloat D128 139-145 batched (no frame), so 16-bit short tiles stay unbatched (LOADS = 1).
-// Batches of 2: 106-136 registers; of 8: 128-162 with a 176 B frame in fp32.
+// converts it (unpack_chunk, metal/chunk_bits.h), so a batch costs 16 registers whatever the dtype. ptxas (sm_90,
+// 32-key tiles, no mask): float D128 124 -> 117 registers, D64 104 -> 119; half/bfloat D128 128 / 118 -> 128,
+// bfloat D64 118 (64 B frame) -> 152 (no frame: with a batch the steps unroll, so the carry's levels are
+// constants); short tiles float D128 117, half/bfloat D128 139-145 batched (no frame), so 16-bit short tiles stay
+// unbatched (LOADS = 1). Batches of 2: 106-136 registers; of 8: 128-162 with a 176 B frame in fp32.
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
 // N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
@@ -146,8 +146,9 @@
 // fp32 (B8 N32768 D128 1393 -> 714 us); 16-bit short tiles lost (0.86-0.92x at B1/B4 N512, B1 N2048), so they
 // load one step at a time (0.97-1.01x the one-step kernel). Against the fastest anchor in the same runs: bf16
 // D128 1.03-1.78x, fp16 0.93-1.95x (below 1.0x at B1 N2048 D64), fp32 1.03-1.97x; past the L2 cache 52-76% of
-// copy bandwidth in 16-bit D128, 65-100% in fp32, the fastest anchor 18-55%. Prefill, K/V tile chunks copied
-// as raw bits in the same run: 0.93-1.03x, not kept.
+// copy bandwidth in 16-bit D128, 65-100% in fp32, the fastest anchor 18-55%; the decode run at 8029641
+// (docs/anchor-lane-decode.md) agrees. Prefill, K/V tile chunks copied as raw bits in the same session:
+// 0.93-1.03x, not kept.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
