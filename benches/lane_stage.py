@@ -66,7 +66,9 @@ PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
   python3 benches/anchor_lane.py --no-compile --warm 15 --grace 10 --out "$OUT/$name.md" "$@" > "$OUT/$name.tmp" 2>&1
 rc=$?
 cat "$OUT/$name.tmp" >> "$log"; echo "$name rc=$rc"; tail -n 4 "$OUT/$name.tmp"
-rm -f "$OUT/$name.tmp" "$OUT/$name.md" "$OUT/$name.rows.jsonl"  # the .md renders from the .json
+rm -f "$OUT/$name.tmp" "$OUT/$name.md"  # the .md renders from the .json
+# A run stopped by TIMEOUT keeps the rows its .json may not have caught up with yet.
+[ "$rc" = 0 ] && rm -f "$OUT/$name.rows.jsonl"
 """
 
 
