@@ -68,7 +68,7 @@ rc=$?
 cat "$OUT/$name.tmp" >> "$log"; echo "$name rc=$rc"; tail -n 4 "$OUT/$name.tmp"
 rm -f "$OUT/$name.tmp" "$OUT/$name.md"  # the .md renders from the .json
 # A run stopped by TIMEOUT keeps the rows its .json may not have caught up with yet.
-[ "$rc" = 0 ] && rm -f "$OUT/$name.rows.jsonl"
+if [ "$rc" = 0 ]; then rm -f "$OUT/$name.rows.jsonl"; fi
 """
 
 
