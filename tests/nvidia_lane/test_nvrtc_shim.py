@@ -83,3 +83,22 @@ def test_a_converted_vector_operand_is_loaded_whole(elem):
     """)
     assert re.search(r"ld\.global(\.nc)?\.v4\.u16", ptx)
     assert not re.search(r"ld\.global(\.nc)?\.u16", ptx)
+
+
+def test_a_vector_operand_of_arithmetic_is_loaded_whole():
+    # Metal reads a device float4 operand of `m * a[i] + a[j]` (and of `o[i] += a[i]`) as whole 16-byte accesses.
+    # The shim's operators took vectors by reference and read them lane by lane: four 4-byte loads each (the
+    # decode merge's o_row[b] on the lane), where by value the operand is copied whole.
+    ptx = ptx_of("""
+        #include <metal_stdlib>
+        using namespace metal;
+        kernel void k(device float4* o [[buffer(0)]], const device float4* a [[buffer(1)]],
+                      const device float* m [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+          o[i] = m[i] * a[i] + a[i + 64];
+          o[i + 64] += a[i + 128];
+        }
+    """)
+    assert len(re.findall(r"ld\.global(\.nc)?\.v4\.f32", ptx)) == 4  # a[i], a[i + 64], a[i + 128], o[i + 64]
+    assert len(re.findall(r"ld\.global(\.nc)?\.f32", ptx)) == 1  # m[i] alone
+    assert len(re.findall(r"st\.global\.v4\.[fu]32", ptx)) == 2  # each result stored as one 16-byte access
+    assert not re.search(r"st\.global\.[fu]32", ptx)

@@ -319,29 +319,30 @@ MTL_SWIZZLE_BINARY(>)
 MTL_SWIZZLE_BINARY(>=)
 #undef MTL_SWIZZLE_BINARY
 
+// Vector operands are taken by value: an operand in device memory is then read as one access of the whole vector,
+// as Metal loads it (by reference, `m * a[i]` for a device float4* a read four 4-byte scalars). Compound
+// assignment computes on a copy and stores the vector whole.
 #define MTL_VEC_ARITH(op)                                                                                 \
-  template <class T, int N> vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {               \
+  template <class T, int N> vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {               \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                             \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {     \
+  template <class T, int N> vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {     \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                  \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N> operator op(typename identity<T>::type s, const vec<T, N>& a) {     \
+  template <class T, int N> vec<T, N> operator op(typename identity<T>::type s, vec<T, N> a) {     \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(s op a.v[i]);                                                  \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                 \
-    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op b.v[i]);                                             \
-    return a;                                                                                             \
+  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                 \
+    return a = a op b;                                                                                    \
   }                                                                                                       \
   template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, typename identity<T>::type s) {       \
-    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op s);                                                  \
-    return a;                                                                                             \
+    return a = a op s;                                                                                    \
   }
 MTL_VEC_ARITH(+)
 MTL_VEC_ARITH(-)
@@ -349,7 +350,7 @@ MTL_VEC_ARITH(*)
 MTL_VEC_ARITH(/)
 #undef MTL_VEC_ARITH
 
-template <class T, int N> vec<T, N> operator-(const vec<T, N>& a) {
+template <class T, int N> vec<T, N> operator-(vec<T, N> a) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r.v[i] = T(-a.v[i]);
   return r;
@@ -358,26 +359,24 @@ template <class T, int N> vec<T, N> operator-(const vec<T, N>& a) {
 // Integer-only operators (lane by lane), as MSL defines them for integer vectors.
 #define MTL_VEC_INT_ARITH(op)                                                                                  \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                                              \
+  vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {                                              \
     vec<T, N> r;                                                                                               \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                                  \
     return r;                                                                                                  \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {                                    \
+  vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {                                    \
     vec<T, N> r;                                                                                               \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                       \
     return r;                                                                                                  \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                                                \
-    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op b.v[i]);                                                  \
-    return a;                                                                                                  \
+  vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                                                      \
+    return a = a op b;                                                                                         \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
   vec<T, N>& operator op##=(vec<T, N>& a, typename identity<T>::type s) {                                      \
-    for (int i = 0; i < N; ++i) a.v[i] = T(a.v[i] op s);                                                       \
-    return a;                                                                                                  \
+    return a = a op s;                                                                                         \
   }
 MTL_VEC_INT_ARITH(%)
 MTL_VEC_INT_ARITH(&)
@@ -386,7 +385,7 @@ MTL_VEC_INT_ARITH(^)
 MTL_VEC_INT_ARITH(<<)
 MTL_VEC_INT_ARITH(>>)
 #undef MTL_VEC_INT_ARITH
-template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0> vec<T, N> operator~(const vec<T, N>& a) {
+template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0> vec<T, N> operator~(vec<T, N> a) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r.v[i] = T(~a.v[i]);
   return r;
@@ -394,17 +393,17 @@ template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0> ve
 
 // Comparisons give a bool vector (lane by lane); a scalar operand is compared with every lane.
 #define MTL_VEC_COMPARE(op)                                                                                    \
-  template <class T, int N> vec<bool, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                 \
+  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, vec<T, N> b) {                 \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op b.v[i];                                                     \
     return r;                                                                                                  \
   }                                                                                                            \
-  template <class T, int N> vec<bool, N> operator op(const vec<T, N>& a, typename identity<T>::type s) {       \
+  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, typename identity<T>::type s) {       \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op s;                                                          \
     return r;                                                                                                  \
   }                                                                                                            \
-  template <class T, int N> vec<bool, N> operator op(typename identity<T>::type s, const vec<T, N>& a) {       \
+  template <class T, int N> vec<bool, N> operator op(typename identity<T>::type s, vec<T, N> a) {       \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = s op a.v[i];                                                          \
     return r;                                                                                                  \
@@ -418,7 +417,7 @@ MTL_VEC_COMPARE(>=)
 MTL_VEC_COMPARE(&&)
 MTL_VEC_COMPARE(||)
 #undef MTL_VEC_COMPARE
-template <class T, int N> vec<bool, N> operator!(const vec<T, N>& a) {
+template <class T, int N> vec<bool, N> operator!(vec<T, N> a) {
   vec<bool, N> r;
   for (int i = 0; i < N; ++i) r.v[i] = !a.v[i];
   return r;
