@@ -236,6 +236,14 @@ def test_decode_split_boundaries(small_blocks, kv_len, blocks, block_len):
     check(q, k, v, mask, False, None, kv_len)
 
 
+def test_decode_merge_of_many_blocks(small_blocks):
+    # 35 blocks: more than the merge's 8 SIMD groups take in 4 rounds, so each sums 4 or 5 of them in turn.
+    q, k, v = qkv(1, 4, 1, 1, 1100, 64, seed=11)
+    plan = kernel_for(q, k, kv_len=1100)
+    assert (plan.buffers[16].value, plan.then[0].buffers[4].value) == (32, 35)
+    check(q, k, v, randn(1, 4, 1, 1100, seed=12), False, None, 1100)
+
+
 def test_decode_blocks_of_four_tiles_with_a_short_last_block(small_blocks, monkeypatch):
     # blocks of 4 tiles (one per SIMD group); the last holds 44 keys: a partial tile and two idle SIMD groups
     monkeypatch.setattr(attn, "DECODE_BLOCK_TILES", attn.DECODE_SIMD_GROUPS)
