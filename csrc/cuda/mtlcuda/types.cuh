@@ -323,22 +323,22 @@ MTL_SWIZZLE_BINARY(>=)
 // as Metal loads it (by reference, `m * a[i]` for a device float4* a read four 4-byte scalars). Compound
 // assignment computes on a copy and stores the vector whole.
 #define MTL_VEC_ARITH(op)                                                                                 \
-  template <class T, int N> vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {               \
+  template <class T, int N> vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {                             \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                             \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {     \
+  template <class T, int N> vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {            \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                  \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N> operator op(typename identity<T>::type s, vec<T, N> a) {     \
+  template <class T, int N> vec<T, N> operator op(typename identity<T>::type s, vec<T, N> a) {            \
     vec<T, N> r;                                                                                          \
     for (int i = 0; i < N; ++i) r.v[i] = T(s op a.v[i]);                                                  \
     return r;                                                                                             \
   }                                                                                                       \
-  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                 \
+  template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                        \
     return a = a op b;                                                                                    \
   }                                                                                                       \
   template <class T, int N> vec<T, N>& operator op##=(vec<T, N>& a, typename identity<T>::type s) {       \
@@ -359,19 +359,19 @@ template <class T, int N> vec<T, N> operator-(vec<T, N> a) {
 // Integer-only operators (lane by lane), as MSL defines them for integer vectors.
 #define MTL_VEC_INT_ARITH(op)                                                                                  \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {                                              \
+  vec<T, N> operator op(vec<T, N> a, vec<T, N> b) {                                                            \
     vec<T, N> r;                                                                                               \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op b.v[i]);                                                  \
     return r;                                                                                                  \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {                                    \
+  vec<T, N> operator op(vec<T, N> a, typename identity<T>::type s) {                                           \
     vec<T, N> r;                                                                                               \
     for (int i = 0; i < N; ++i) r.v[i] = T(a.v[i] op s);                                                       \
     return r;                                                                                                  \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
-  vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                                                      \
+  vec<T, N>& operator op##=(vec<T, N>& a, vec<T, N> b) {                                                       \
     return a = a op b;                                                                                         \
   }                                                                                                            \
   template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0>                                \
@@ -393,17 +393,17 @@ template <class T, int N, typename enable_if<is_intlike<T>::value>::type = 0> ve
 
 // Comparisons give a bool vector (lane by lane); a scalar operand is compared with every lane.
 #define MTL_VEC_COMPARE(op)                                                                                    \
-  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, vec<T, N> b) {                 \
+  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, vec<T, N> b) {                               \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op b.v[i];                                                     \
     return r;                                                                                                  \
   }                                                                                                            \
-  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, typename identity<T>::type s) {       \
+  template <class T, int N> vec<bool, N> operator op(vec<T, N> a, typename identity<T>::type s) {              \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = a.v[i] op s;                                                          \
     return r;                                                                                                  \
   }                                                                                                            \
-  template <class T, int N> vec<bool, N> operator op(typename identity<T>::type s, vec<T, N> a) {       \
+  template <class T, int N> vec<bool, N> operator op(typename identity<T>::type s, vec<T, N> a) {              \
     vec<bool, N> r;                                                                                            \
     for (int i = 0; i < N; ++i) r.v[i] = s op a.v[i];                                                          \
     return r;                                                                                                  \
