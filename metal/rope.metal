@@ -45,8 +45,12 @@
 // 5/4/3 a core on the lane, 40/32/24 warps, the order of the three figures. Tried and not timed: loading a block's
 // 4 heads' x chunks (as raw bits) before rotating the first; to keep the batch in registers the head loop must
 // unroll, and ptxas (sm_90, half-split) then gave 89/109/120 registers (fp32/bf16/fp16, from 46/53/69) and a
-// 128 B frame in 12 kv_append kernels: fewer warps holding more loads each, with spills. A lighter form (2 heads,
-// or the tables' registers freed first) is the next thing to try.
+// 128 B frame in 12 kv_append kernels: fewer warps holding more loads each, with spills. The lighter form here:
+// the loop stays rolled and loads head h + 1's x chunks (raw bits) before rotating and storing head h, so a
+// thread keeps two heads' loads in flight. ptxas (sm_90, worst over the layouts): rope 46/53/69 -> 57/63/79
+// registers (fp32/bf16/fp16), kv_append 53/79/88 -> 59/76/93, f32tables 70-80 -> 80, no frame: on the lane bf16
+// and fp16 keep their 4 and 3 threadgroups a core with twice the loads in flight, fp32 drops from 5 to 4
+// (untimed: benches/pending).
 #include <metal_stdlib>
 using namespace metal;
 
@@ -118,6 +122,34 @@ inline size_t cache_row(RopeDims d, KCacheRows<T> cache, uint h, uint b, uint s)
   return ((size_t(b) * d.k_heads + (h - d.q_heads)) * cache.len + cache.offset + s) * d.head_dim;
 }
 
+// Unit u of head h's x row as loaded (raw bits, metal/chunk_bits.h): interleaved, chunk u of x[0, R) in `first`;
+// half-split, chunk u of x[0, R/2) in `first` and of x[R/2, R) in `second`. `vec`: x's and out's rows are 16-byte
+// aligned (both halves, half-split), so whole chunks move as single 16-byte accesses.
+struct HeadChunks {
+  uint4 first;
+  uint4 second;
+  bool vec;
+};
+
+template <typename T>
+inline HeadChunks load_head_chunks(const device T* q, const device T* k, device T* q_out, device T* k_out,
+                                   RopeDims d, uint h, uint b, uint s, uint u, uint rot_span, uint half_rot) {
+  const size_t base = head_row(d, h, b, s);
+  const device T* x = (h < d.q_heads ? q : k) + base;
+  const device T* out = (h < d.q_heads ? q_out : k_out) + base;
+  HeadChunks c;
+  if (interleaved) {
+    c.vec = aligned16(x) && aligned16(out);
+    c.first = load_chunk_bits(x, u, rot_span, c.vec);
+    c.second = uint4(0);
+  } else {
+    c.vec = aligned16(x) && aligned16(out) && aligned16(x + half_rot) && aligned16(out + half_rot);
+    c.first = load_chunk_bits(x, u, half_rot, c.vec);
+    c.second = load_chunk_bits(x + half_rot, u, half_rot, c.vec);
+  }
+  return c;
+}
+
 // The work of one thread: unit gid.x (one 16-byte chunk of T, N elements) of the head rows of token (b, s) in heads
 // [gid.y * heads_per_thread, ...), with the tables' row pos. Units along a row:
 //   half-split:  unit u < ceil(R / 2 / N) rotates pairs j = u * N + i: chunk u of x[0, R/2) and of x[R/2, R);
@@ -157,15 +189,20 @@ inline void rope_unit(
       s1 = load_span<CT, N>(sin_row + half_rot, u, half_rot, tvec);
     }
 
+    // Head h + 1's x chunks are loaded (as raw bits) before head h is rotated and stored, so a thread keeps two
+    // heads' loads in flight, not one (see the header: the rolled loop waited on each head's loads in turn).
+    HeadChunks next = load_head_chunks(q, k, q_out, k_out, d, head_begin, b, s, u, rot_span, half_rot);
     for (uint h = head_begin; h < head_end; h++) {
+      const HeadChunks cur = next;
+      if (h + 1 < head_end) {
+        next = load_head_chunks(q, k, q_out, k_out, d, h + 1, b, s, u, rot_span, half_rot);
+      }
       const size_t base = head_row(d, h, b, s);
-      const device T* x = (h < d.q_heads ? q : k) + base;
       device T* out = (h < d.q_heads ? q_out : k_out) + base;
       float a[N];
+      unpack_chunk<T>(cur.first, a);
       if (interleaved) {
-        const bool vec = aligned16(x) && aligned16(out);
         float c[N], sn[N];
-        load_chunk(x, u, rot_span, vec, a);
         span_values<CT, N>(c0, c);
         span_values<CT, N>(s0, sn);
         for (int p = 0; p < N; p += 2) {
@@ -174,16 +211,14 @@ inline void rope_unit(
           a[p] = x0 * c[p] - x1 * sn[p];
           a[p + 1] = x1 * c[p + 1] + x0 * sn[p + 1];
         }
-        store_chunk(out, u, rot_span, vec, a);
+        store_chunk(out, u, rot_span, cur.vec, a);
         if (APPEND && h >= d.q_heads) {
           device T* row = cache.rows + cache_row(d, cache, h, b, s);
           store_chunk(row, u, rot_span, aligned16(row), a);
         }
       } else {
-        const bool vec = aligned16(x) && aligned16(out) && aligned16(x + half_rot) && aligned16(out + half_rot);
         float e[N], ca[N], sa[N], cb[N], sb[N];
-        load_chunk(x, u, half_rot, vec, a);
-        load_chunk(x + half_rot, u, half_rot, vec, e);
+        unpack_chunk<T>(cur.second, e);
         span_values<CT, N>(c0, ca);
         span_values<CT, N>(s0, sa);
         span_values<CT, N>(c1, cb);
@@ -198,15 +233,15 @@ inline void rope_unit(
           // Rounded to T once and held as bits (8 registers, not 16 fp32 values) for both destinations.
           const uint4 first = pack_chunk<T>(a);
           const uint4 second = pack_chunk<T>(e);
-          store_chunk_bits(out, u, half_rot, vec, first);
-          store_chunk_bits(out + half_rot, u, half_rot, vec, second);
+          store_chunk_bits(out, u, half_rot, cur.vec, first);
+          store_chunk_bits(out + half_rot, u, half_rot, cur.vec, second);
           device T* row = cache.rows + cache_row(d, cache, h, b, s);
           const bool cvec = aligned16(row) && aligned16(row + half_rot);
           store_chunk_bits(row, u, half_rot, cvec, first);
           store_chunk_bits(row + half_rot, u, half_rot, cvec, second);
         } else {
-          store_chunk(out, u, half_rot, vec, a);
-          store_chunk(out + half_rot, u, half_rot, vec, e);
+          store_chunk(out, u, half_rot, cur.vec, a);
+          store_chunk(out + half_rot, u, half_rot, cur.vec, e);
         }
       }
     }
