@@ -609,15 +609,18 @@ def minimum_bytes(family, args: tuple, want: tuple, dtype: torch.dtype) -> int:
     return read + sum(w.numel() * e for w in want)
 
 
-def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Compiled | None) -> Row:
+def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Compiled | None,
+             with_torch: bool = True) -> Row:
+    """One case: ours, each anchor kernel, and (with_torch) PyTorch's native op and torch.compile."""
     want = expected(family, case.args, dtype)
     moved = case.bytes_moved if case.bytes_moved != -1 else minimum_bytes(family, case.args, want, dtype)
     row = Row(family.name, str(dtype).replace("torch.", ""), case.label, moved, ours(family, case.args, want, dtype),
               fits_l2=footprint(case.args, want) <= l2_bytes())
     for name, op, extra in anchor_entries(anchors):
         row.anchors[name] = anchor(family, op, case.args, want, dtype, extra)
-    fn, note = native_fn(family)
-    row.torch_native = torch_result(family, fn, case.args, want, dtype, note)
+    if with_torch:
+        fn, note = native_fn(family)
+        row.torch_native = torch_result(family, fn, case.args, want, dtype, note)
     if compiled is not None:
         row.torch_compile = compiled.result(family, case.args, want, dtype)
     del want
@@ -716,7 +719,7 @@ def child(opts) -> int:
     global CHECK_ONLY
     CHECK_ONLY = opts.check_only
     family_of = {f.name: f for f in FAMILIES}
-    compiled = None if opts.no_compile else Compiled(opts.compile_budget)
+    compiled = None if opts.no_compile or opts.ours_only else Compiled(opts.compile_budget)
     notes: list[str] = []
     with open(opts.rows, "a") as log:
         def emit(**record):
@@ -729,7 +732,7 @@ def child(opts) -> int:
             if time.time() > opts.deadline:
                 emit(done=job, not_run=f"{name} {dtype_name}: time budget spent")
                 continue
-            anchors = anchors_for(name, notes)
+            anchors = [] if opts.ours_only else anchors_for(name, notes)
             print(f"{name} {dtype_name} (anchors: {', '.join(n for n, _, _ in anchor_entries(anchors)) or 'none'})",
                   flush=True)
             try:
@@ -741,7 +744,7 @@ def child(opts) -> int:
                 emit(start=case.label)
                 t0 = time.perf_counter()
                 try:
-                    row = run_case(family, dtype, case, anchors, compiled)
+                    row = run_case(family, dtype, case, anchors, compiled, with_torch=not opts.ours_only)
                 except Exception as e:  # noqa: BLE001  (the oracle itself failed: say so, go on)
                     row = Row(name, dtype_name, case.label, None,
                               Result(None, None, "error", f"oracle: {type(e).__name__}: {e}"[:400]))
@@ -808,6 +811,11 @@ def write_partial(report: AnchorLaneReport, rows_file: Path, out: Path | None) -
                            report.not_run + done.not_run + ["(a partial report: the run was still going)"]), out)
 
 
+def child_flags(opts) -> list[str]:
+    """The options a child process (timed or warm-up) takes over from the parent's command line."""
+    return ["--quick"] * opts.quick + ["--ours-only"] * opts.ours_only
+
+
 def warm_caches(opts, stop_at: float) -> float:
     """Compiles every kernel the run will time, in `opts.warm` processes at once, so the timed run finds them in
     CuPy's disk cache: NVRTC compiles one translation unit on one core, and PyTorch's prefill header alone takes
@@ -821,7 +829,7 @@ def warm_caches(opts, stop_at: float) -> float:
         command = [sys.executable, str(Path(__file__).resolve()), "--child", "--check-only", "--no-compile",
                    "--rows", str(scratch / f"anchor-lane-warm-{i}.jsonl"), "--jobs", ",".join(jobs[i::opts.warm]),
                    "--deadline", str(stop_at)]
-        command += ["--quick"] * opts.quick
+        command += child_flags(opts)
         procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
     for proc in procs:
         watch(proc, stop_at, lambda: None)
@@ -832,6 +840,8 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
     """Runs the jobs in a child process; a child that dies (a CUDA error is sticky: one bad kernel would fail every
     later row) or hangs is replaced by a fresh one for the jobs left, and the case it died in says so."""
     report = AnchorLaneReport(machine())
+    if opts.ours_only:
+        report.machine["timed"] = "our kernels only (--ours-only: one side of an A/B, benches/lane_compare.py)"
     started = time.time()
     report.copy_gbps = copy_bandwidth_gbps()
     torch.cuda.empty_cache()
@@ -851,7 +861,7 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
         command = [sys.executable, str(Path(__file__).resolve()), "--child", "--rows", str(rows_file),
                    "--jobs", ",".join(f"{d}:{f}" for d, f in pending), "--deadline", str(deadline),
                    "--compile-budget", str(max(0.0, opts.compile_budget - compile_spent))]
-        command += ["--quick"] * opts.quick + ["--no-compile"] * opts.no_compile
+        command += child_flags(opts) + ["--no-compile"] * opts.no_compile
         proc = subprocess.Popen(command)
         code = watch(proc, deadline + opts.grace, lambda: write_partial(report, rows_file, out))
         done = read_rows(rows_file)
@@ -894,6 +904,9 @@ def arguments() -> argparse.ArgumentParser:
                         help="first compile every kernel in N processes at once (no timing), then time them in one")
     parser.add_argument("--warm-budget", type=float, default=240.0,
                         help="seconds the warm-up pass may take (counted in --budget)")
+    parser.add_argument("--ours-only", action="store_true",
+                        help="time and check our kernels only, no anchor, torch or torch.compile: one side of an A/B "
+                             "of two staged trees (benches/lane_compare.py), in a fraction of a full run's time")
     parser.add_argument("--check-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", help=argparse.SUPPRESS)

@@ -4,7 +4,10 @@ commit to compare, and `run.sh`, which runs benches/anchor_lane.py in one of the
 anchor_lane docstring names.
 
     python benches/lane_stage.py --out .lane-staging A=9389ee6 B=HEAD [C=some-branch]
-    # there:  bash .lane-staging/run.sh B quant 150 --families quantized_linear --cases "x 1x"
+    # there:  bash .lane-staging/run.sh B quant 150 --families quantized_linear --cases "x 1x" --ours-only
+
+An A/B of two trees needs only our kernels' times (--ours-only: no anchor, torch or torch.compile, so far fewer
+kernels to compile and launches to time; a decode A/B with the anchors on 2026-12-07 timed 2 of 16 cases in 125 s).
 
 A full run (every family and dtype, torch.compile included) in one device call of at most 600 s; name it
 anchor-lane, copy $OUT/anchor-lane.json to docs/ and render docs/anchor-lane.md from it (fc3448b's run, with a 180 s

@@ -75,3 +75,34 @@ def test_compile_undoes_an_earlier_no_compile(lane):
     assert lane.arguments().parse_args(["--no-compile"]).no_compile
     assert not lane.arguments().parse_args(["--no-compile", "--compile"]).no_compile
     assert not lane.arguments().parse_args([]).no_compile
+
+
+def test_ours_only_reaches_every_child_and_times_only_our_kernel(lane, monkeypatch, tmp_path):
+    """--ours-only (one side of an A/B): the timed and warm-up children get it, and a child running it asks for no
+    anchor, no torch.compile and no native op, and still checks our kernel against float64."""
+    assert lane.child_flags(lane.arguments().parse_args(["--ours-only", "--quick"])) == ["--quick", "--ours-only"]
+    assert lane.child_flags(lane.arguments().parse_args([])) == []
+
+    def no_anchors(*_):
+        raise AssertionError("an --ours-only child looked up the anchors")
+
+    def no_native(*_):
+        raise AssertionError("an --ours-only case timed torch's native op")
+
+    family, args = rms_norm_case(torch.float32)
+    checked = []
+    monkeypatch.setattr(lane, "anchors_for", no_anchors)
+    monkeypatch.setattr(lane, "torch_result", no_native)
+    monkeypatch.setattr(lane, "selected_cases", lambda name, dtype, quick: [lane.Case("x 64x512", args)])
+    monkeypatch.setattr(lane, "ours", lambda fam, a, want, dtype: checked.append(want) or lane.Result(1.0, "t", "ok"))
+    monkeypatch.setattr(lane, "footprint", lambda *_: 0)
+    monkeypatch.setattr(lane, "l2_bytes", lambda: 1)  # no CUDA device here
+    rows = tmp_path / "rows.jsonl"
+    opts = lane.arguments().parse_args(["--child", "--ours-only", "--rows", str(rows), "--jobs",
+                                        "float32:rms_norm", "--deadline", "1e12"])
+    assert lane.child(opts) == 0
+    done = lane.read_rows(rows)
+    assert done.rows[0].ours.status == "ok", done.rows[0].ours.note
+    assert [r.case for r in done.rows] == ["x 64x512"] and done.rows[0].anchors == {}
+    assert done.rows[0].torch_native is None and done.rows[0].torch_compile is None
+    assert len(checked) == 1 and checked[0][0].dtype == torch.float64  # our result held to the float64 oracle
