@@ -6,7 +6,7 @@ import pytest
 
 from mpskernels.cuda import nvrtc
 from mpskernels.cuda.registers import ptxas
-from mpskernels.cuda.sass import Loop, kernel_loops, loops, nvdisasm
+from mpskernels.cuda.sass import Loop, kernel_loops, loads_before_first_use, loops, nvdisasm
 
 # A rolled loop with one 16-byte load consumed at once, a forward branch out of it (not a loop), and a second loop
 # whose body holds a guarded 2-byte load and a store.
@@ -29,10 +29,27 @@ LISTING = """
 
 def test_loops_are_backward_branches_with_their_loads_by_width():
     assert loops(LISTING) == [
-        Loop(0x10, 0x50, 5, {"LDG.E.128": 1}, 0),
-        Loop(0x60, 0x80, 3, {"LDG.E.U16": 1}, 1),
+        Loop(0x10, 0x50, 5, {"LDG.E.128": 1}, 0, 1),
+        Loop(0x60, 0x80, 3, {"LDG.E.U16": 1}, 1, 1),
     ]
-    assert loops(LISTING)[0].describe() == "0x00010-0x00050:     5 instructions, 1 LDG.E.128, 0 stores"
+    assert loops(LISTING)[0].describe() == ("0x00010-0x00050:     5 instructions, 1 LDG.E.128, 0 stores, "
+                                            "1 loads before the first use")
+
+
+def test_loads_before_the_first_use_follow_the_first_loads_registers():
+    batch = [
+        "LDG.E R3, desc[UR4][R8.64]",  # the first load: R3
+        "@!P0 LDG.E.128 R12, desc[UR4][R10.64]",  # R12-R15, predicated: still issued before any use
+        "IADD3 R8, P1, R8, 0x4, RZ",  # writes R8 (an address register), reads no loaded value
+        "LDG.E.64 R16, desc[UR4][R8.64]",
+        "FADD R5, R15, R4",  # reads the second load's R15: not the first's
+        "FMUL R4, R3, R3",  # the first use of R3
+        "LDG.E R20, desc[UR4][R8.64]",
+    ]
+    assert loads_before_first_use(batch) == 3
+    assert loads_before_first_use(["LDG.E.128 R4, desc[UR4][R2.64]", "STG.E desc[UR4][R6.64], R7"]) == 1
+    assert loads_before_first_use(["LDG.E.128 R4, desc[UR4][R2.64]", "LDG.E R9, desc[UR4][R2.64+0x10]"]) == 2
+    assert loads_before_first_use(["IADD3 R2, R2, 0x200, RZ"]) == 0
 
 
 needs_tools = pytest.mark.skipif(ptxas() is None or nvdisasm() is None or nvrtc.library() is None,
@@ -49,11 +66,18 @@ def test_qmv_loads_its_rows_words_together():
 
 
 @needs_tools
-def test_decode_attention_issues_a_batch_of_key_and_value_loads():
-    # attention.metal's decode kernel loads DECODE_LOADS = 4 steps of K (and of V) before using the first, so every
-    # loop that loads K or V chunks issues at least 4 16-byte loads. The loop it replaced issued one per iteration
-    # (one K load in flight per SIMD group: measured 1.11-1.95x slower in fp32 on the lane, metal/attention.metal).
+def test_decode_attention_loads_in_batches():
+    """Both decode kernels, from one compile of attention.metal (NVRTC takes 40 s on it):
+    - the split kernel loads DECODE_LOADS = 4 steps of K (and of V) before using the first, so every loop that loads
+      K or V chunks issues at least 4 16-byte loads. The loop it replaced issued one per iteration (one K load in
+      flight per SIMD group: measured 1.11-1.95x slower in fp32 on the lane, metal/attention.metal);
+    - the merge loads MERGE_LOADS = 4 blocks' m and O before the first exp(m - m_all): in every loop that loads O
+      rows (16-byte loads) at least 4 loads go out before the first one's value is used. The loop it replaced used
+      each block's m and O right after loading them (2 loads out at a time; measured 1.02-1.06x slower at batch 1)."""
     specialisation = (("decode_short_tiles", False), ("has_bool_mask", False), ("has_mask", False))
-    loads = [loop.loads["LDG.E.128"] for loop in kernel_loops("attention.metal", "attention_decode_split_d128_float32",
-                                                               specialisation) if "LDG.E.128" in loop.loads]
-    assert loads and min(loads) >= 4, loads
+    split = kernel_loops("attention.metal", "attention_decode_split_d128_float32", specialisation)
+    chunk_loads = [loop.loads["LDG.E.128"] for loop in split if "LDG.E.128" in loop.loads]
+    assert chunk_loads and min(chunk_loads) >= 4, chunk_loads
+    merge = kernel_loops("attention.metal", "attention_decode_merge_d128_float32", specialisation)
+    before_use = [loop.loads_before_use for loop in merge if "LDG.E.128" in loop.loads]
+    assert before_use and min(before_use) >= 4, before_use

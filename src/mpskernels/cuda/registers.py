@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .nvrtc import compile_to_ptx
@@ -61,15 +62,23 @@ def ptxas() -> str | None:
     return cuda_tool("ptxas")
 
 
+@lru_cache(maxsize=8)
+def translated_ptx(source: str, constants: tuple):
+    """metal/<source> under one specialisation: its CUDA translation and NVRTC's PTX for ARCH. Cached: NVRTC takes
+    40 s on attention.metal, and one test or report reads several kernels of one specialisation."""
+    translated = cuda_source(source, constants)
+    return translated, compile_to_ptx(translated.text, nvrtc_options(ARCH))
+
+
 def assemble(source: str, constants: tuple, out_dir: Path, *ptxas_args: str):
     """metal/<source> under one specialisation through NVRTC to PTX, then ptxas for ARCH with ptxas_args (writing
     out_dir/out.cubin). Returns the translation and ptxas's completed process (its log on stderr)."""
     tool = ptxas()
     if tool is None:
         raise FileNotFoundError("no ptxas found (install a CUDA toolkit or the nvidia-cuda-nvcc-cu12 wheel)")
-    translated = cuda_source(source, constants)
+    translated, text = translated_ptx(source, constants)
     ptx = out_dir / "kernels.ptx"
-    ptx.write_text(compile_to_ptx(translated.text, nvrtc_options(ARCH)))
+    ptx.write_text(text)
     run = subprocess.run([tool, f"-arch={ARCH}", *ptxas_args, "-o", str(out_dir / "out.cubin"), str(ptx)],
                          capture_output=True, text=True, check=False)
     if run.returncode != 0:

@@ -17,13 +17,59 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .registers import assemble, cuda_tool
-from .source import cuda_source
+from .registers import assemble, cuda_tool, translated_ptx
 
 _LABEL = re.compile(r"^\s*(\.L_x_\d+):")
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 _BRANCH = re.compile(r"\bBRA(?:\.\w+)*\s+(?:\w+,\s*)?`\((\.L_x_\d+)\)")
 _LOAD = re.compile(r"\bLDG(?:\.\w+)*")
+_REGISTER = re.compile(r"\bR(\d+)(?:\.64)?\b")
+_WIDTH = re.compile(r"\.(64|128)\b")  # a load's width in bits where it is wider than one register
+
+
+def _opcode_and_operands(text: str) -> tuple[str, str]:
+    parts = text.split()
+    if parts and parts[0].startswith("@"):  # a predicate guard
+        parts = parts[1:]
+    return (parts[0], " ".join(parts[1:])) if parts else ("", "")
+
+
+def _registers(operands: str) -> set[int]:
+    regs: set[int] = set()
+    for m in _REGISTER.finditer(operands):
+        r = int(m.group(1))
+        regs.update((r, r + 1) if m.group(0).endswith(".64") else (r,))
+    return regs
+
+
+def _destination(load: str) -> set[int]:
+    """The registers an LDG writes: its first operand and, for 64- and 128-bit loads, the ones after it."""
+    opcode, operands = _opcode_and_operands(load)
+    first = int(_REGISTER.search(operands).group(1))
+    width = _WIDTH.search(opcode)
+    return set(range(first, first + (int(width.group(1)) // 32 if width else 1)))
+
+
+def _reads(text: str) -> set[int]:
+    """The registers an instruction reads: its register operands after the destination (all of a store's)."""
+    opcode, operands = _opcode_and_operands(text)
+    if not opcode.startswith(("STG", "STS", "STL", "ST.", "RED", "ATOM")):
+        operands = operands.split(",", 1)[1] if "," in operands else ""
+    return _registers(operands)
+
+
+def loads_before_first_use(body: list[str]) -> int:
+    """Global loads in `body` (instruction texts in order) issued before the first one's destination is read."""
+    first = next((i for i, t in enumerate(body) if _LOAD.search(t)), None)
+    if first is None:
+        return 0
+    written = _destination(body[first])
+    count = 1
+    for text in body[first + 1:]:
+        if _reads(text) & written:
+            break
+        count += bool(_LOAD.search(text))
+    return count
 
 
 @dataclass(frozen=True)
@@ -33,10 +79,14 @@ class Loop:
     instructions: int
     loads: dict = field(default_factory=dict)  # LDG form (LDG.E.128, LDG.E.U16, ..) -> count in the body
     stores: int = 0  # STG instructions in the body
+    # Global loads the body issues before its first load's value is first used (0 without loads): 1 where each
+    # load is consumed at once, the whole batch where a batch of loads goes out before any is used.
+    loads_before_use: int = 0
 
     def describe(self) -> str:
         loads = ", ".join(f"{n} {k}" for k, n in sorted(self.loads.items())) or "no loads"
-        return f"{self.start:#07x}-{self.end:#07x}: {self.instructions:5d} instructions, {loads}, {self.stores} stores"
+        return (f"{self.start:#07x}-{self.end:#07x}: {self.instructions:5d} instructions, {loads}, {self.stores} stores, "
+                f"{self.loads_before_use} loads before the first use")
 
 
 def nvdisasm() -> str | None:
@@ -68,7 +118,8 @@ def loops(listing: str) -> list[Loop]:
         for t in body:
             if lm := _LOAD.search(t):
                 loads[lm.group(0)] = loads.get(lm.group(0), 0) + 1
-        found.append(Loop(start, address, len(body), loads, sum(" STG" in f" {t}" for t in body)))
+        found.append(Loop(start, address, len(body), loads, sum(" STG" in f" {t}" for t in body),
+                          loads_before_first_use(body)))
     return found
 
 
@@ -77,7 +128,7 @@ def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
     disassembler = nvdisasm()
     if disassembler is None:
         raise FileNotFoundError("no nvdisasm found (install a CUDA toolkit or the nvidia-cuda-nvdisasm wheel)")
-    symbols = {name: entry.symbol for name, entry in cuda_source(source, constants).entries.items()}
+    symbols = {name: entry.symbol for name, entry in translated_ptx(source, constants)[0].entries.items()}
     if kernel not in symbols:
         raise KeyError(f"{source} has no kernel {kernel!r}; it has {sorted(symbols)}")
     with tempfile.TemporaryDirectory() as tmp:
