@@ -65,7 +65,8 @@ def ptxas() -> str | None:
 @lru_cache(maxsize=8)
 def translated_ptx(source: str, constants: tuple):
     """metal/<source> under one specialisation: its CUDA translation and NVRTC's PTX for ARCH. Cached: NVRTC takes
-    40 s on attention.metal, and one test or report reads several kernels of one specialisation."""
+    40 s on attention.metal, and one test or report reads several kernels of one specialisation (a process reads
+    the .metal files as they are when first asked; they do not change under a test run or a report)."""
     translated = cuda_source(source, constants)
     return translated, compile_to_ptx(translated.text, nvrtc_options(ARCH))
 

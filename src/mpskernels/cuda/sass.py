@@ -51,7 +51,9 @@ def _destination(load: str) -> set[int]:
 
 
 def _reads(text: str) -> set[int]:
-    """The registers an instruction reads: its register operands after the destination (all of a store's)."""
+    """The registers an instruction reads: its register operands after the destination (all of a store's). A
+    heuristic: where an instruction writes two results (SHFL: a predicate, then a register), the second counts as
+    read, which can only end a loads_before_first_use count early, never extend it."""
     opcode, operands = _opcode_and_operands(text)
     if not opcode.startswith(("STG", "STS", "STL", "ST.", "RED", "ATOM")):
         operands = operands.split(",", 1)[1] if "," in operands else ""
