@@ -719,7 +719,7 @@ def child(opts) -> int:
     global CHECK_ONLY
     CHECK_ONLY = opts.check_only
     family_of = {f.name: f for f in FAMILIES}
-    compiled = None if opts.no_compile or opts.ours_only else Compiled(opts.compile_budget)
+    compiled = Compiled(opts.compile_budget) if times_compile(opts) else None
     notes: list[str] = []
     with open(opts.rows, "a") as log:
         def emit(**record):
@@ -811,6 +811,11 @@ def write_partial(report: AnchorLaneReport, rows_file: Path, out: Path | None) -
                            report.not_run + done.not_run + ["(a partial report: the run was still going)"]), out)
 
 
+def times_compile(opts) -> bool:
+    """Whether the run times torch.compile: not with --no-compile, nor in an --ours-only A/B."""
+    return not (opts.no_compile or opts.ours_only)
+
+
 def child_flags(opts) -> list[str]:
     """The options a child process (timed or warm-up) takes over from the parent's command line."""
     return ["--quick"] * opts.quick + ["--ours-only"] * opts.ours_only
@@ -878,7 +883,7 @@ def run(opts, out: Path | None = None) -> AnchorLaneReport:
             pending.remove(crashed)
         if out is not None:
             write(report, out)
-    if not opts.no_compile:
+    if times_compile(opts):
         report.machine["torch.compile time"] = f"{compile_spent:.0f} s (budget {opts.compile_budget:.0f} s)"
     report.machine["lane wall time"] = f"{time.time() - started:.0f} s"
     return report
