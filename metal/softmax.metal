@@ -38,10 +38,12 @@
 //                  Pass 2 reads the row again and writes it.
 // Measured (H100 lane, full run at 91853cf, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
 // 32x2048x2048 76/77/96%, 2048 x 32000 64/61/69%, 262144 x 128 70/70/82%; log_softmax 85/83/83%, 78/77/65%,
-// 66/67/74%. Unmasked 16-bit rows of 32000 take softmax_wide (512 threads, WIDE_16BIT_FROM_CHUNKS; 50% of copy
-// as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of 32000 is still one 1000-thread
-// threadgroup of 8 chunks at the lane's 64-register bound: one row per core in flight, its read, reductions and
-// write in turn (issue 13).
+// 66/67/74%; since then rows of exactly row_lanes x 4 whole aligned chunks (128 or 512 elements: 262144 x 128
+// and the masked 512-wide rows) take full_simd_row, 94.5-99.5% of copy in both ops and every dtype (an A/B in one
+// device call, figures at full_simd_row). Unmasked 16-bit rows of 32000 take softmax_wide (512 threads,
+// WIDE_16BIT_FROM_CHUNKS; 50% of copy as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of
+// 32000 is still one 1000-thread threadgroup of 8 chunks at the lane's 64-register bound: one row per core in
+// flight, its read, reductions and write in turn (issue 13).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
@@ -151,12 +153,17 @@ inline float exp_sum(thread float* v, uint c, uint n, float row_max) {
 
 // Writes chunk c once the row's max and sum are known: `e` holds exp(v - max) for softmax and v for log_softmax.
 template <typename T, bool LOG>
-inline void store_probs(device T* out, thread float* e, uint c, uint n, bool vec, float row_max, float row_sum) {
+inline void probs_of(thread float* e, float row_max, float row_sum) {
   const float inv_sum = 1.0f / row_sum;
   const float log_sum = LOG ? metal::precise::log(row_sum) : 0.0f;
   for (int i = 0; i < ChunkOf<T>::N; i++) {
     e[i] = LOG ? (e[i] - row_max) - log_sum : e[i] * inv_sum;
   }
+}
+
+template <typename T, bool LOG>
+inline void store_probs(device T* out, thread float* e, uint c, uint n, bool vec, float row_max, float row_sum) {
+  probs_of<T, LOG>(e, row_max, row_sum);
   store_chunk(out, c, n, vec, e);
 }
 
@@ -234,6 +241,59 @@ inline float lanes_sum(float v, uint lanes) {
   return v;
 }
 
+// A row of exactly lanes * ROW_CHUNKS whole chunks whose buffers are 16-byte aligned (a power-of-two row: 128 or
+// 512 floats, 128 or 512 halves): every chunk a lane takes is whole and inside the row, so it moves as one vector
+// access and no element is guarded. Same operations in the same order as the guarded path, so the same results.
+// Why (H100 lane, Nsight Compute, 262144 x 128 fp32 on main at 7d58542): DRAM throughput 76% of peak, 0.6
+// instructions issued per cycle and scheduler, 17.7 cycles between a warp's instructions (10.9 of them waiting on
+// loads) and about 714 instructions per warp (45 per element): a warp's lifetime, not the bytes in flight, set the
+// time. The guarded path spends a compare and a select per element on each of its two guards and a branch per
+// chunk between the vector and the element-wise access; this path is about 330 instructions a thread (SASS,
+// sm_90), at 56 registers where the guarded kernel takes 42 (ptxas, CUDA 13.0, softmax_simd_float32).
+// Measured side by side in one device call (H100 lane, 2026-12-07, main at 58b434e against this path; NVIDIA
+// times, not Apple's), softmax and log_softmax, bf16 / fp16 / fp32: 262144 x 128 1.09-1.43x (softmax bf16 64.2 ->
+// 47.3 us, fp32 100.3 -> 92.0), the masked 8 x 32 x 512 x 512 rows 1.23-1.52x (softmax bf16 134.6 -> 91.6, fp32
+// 223.1 -> 180.9; log_softmax fp16 2.72x against a slow 250.7 us on main); every one of the 12 rows now moves its
+// minimum bytes at 94.5-99.5% of that run's copy bandwidth (64-89% before; 36% for that fp16 row).
+// Tried for the block and wide variants too (ptxas only): rows of whole chunks in general (any length a multiple
+// of the chunk, one guard per chunk) took softmax_block_float32 from 40 to 60 registers and gave
+// softmax_wide_float32 a 112-byte stack frame; exact full rows only (threads x K chunks) 40 -> 54, an 8-byte frame
+// in the 16-bit block kernels (at 64) and a 72-byte one in softmax_wide_float32; the one block row that would gain
+// (32 x 2048 x 2048, fp32 at 96% of copy on the lane) gains least, so the block variants keep the guarded path.
+template <typename T, bool LOG>
+inline void full_simd_row(const device T* x, const device T* mask, device T* out, uint lane, uint lanes, float scale) {
+  constexpr int N = ChunkOf<T>::N;
+  float v[ROW_CHUNKS * N];
+  float m = -INFINITY;
+  for (int k = 0; k < ROW_CHUNKS; k++) {
+    const uint base = (lane + k * lanes) * N;
+    load_vector(x + base, v + k * N);
+    float mv[N];
+    if (has_mask) {
+      load_vector(mask + base, mv);
+    }
+    m = max(m, chunk_logits(v + k * N, mv, N, 0, N, scale));  // first 0, n N: no element past the end
+  }
+  const float row_max = lanes_max(m, lanes);
+  float s = 0.0f;
+  for (int k = 0; k < ROW_CHUNKS; k++) {
+    float chunk_sum = 0.0f;
+    for (int i = 0; i < N; i++) {
+      const float e = metal::precise::exp(v[k * N + i] - row_max);
+      chunk_sum += e;
+      if (!LOG) {
+        v[k * N + i] = e;
+      }
+    }
+    s += chunk_sum;
+  }
+  const float row_sum = lanes_sum(s, lanes);
+  for (int k = 0; k < ROW_CHUNKS; k++) {
+    probs_of<T, LOG>(v + k * N, row_max, row_sum);
+    store_vector(out + (lane + k * lanes) * N, v + k * N);
+  }
+}
+
 // Rows of at most 32 * ROW_CHUNKS chunks: `row_lanes` lanes per row (a power of two <= 32), 32 / row_lanes rows
 // per SIMD group, each lane ROW_CHUNKS chunks. The grid has rows * row_lanes threads, so a row's lanes are
 // consecutive threads of one SIMD group.
@@ -252,13 +312,17 @@ template <typename T, bool LOG>
     constant uint& stride1 [[buffer(10)]],
     constant uint& row_lanes [[buffer(11)]],
     uint gid [[thread_position_in_grid]]) {
-  const uint row = gid / row_lanes;
-  const uint lane = gid % row_lanes;
+  const uint row = gid >> ctz(row_lanes);  // row_lanes is a power of two
+  const uint lane = gid & (row_lanes - 1);
   const device T* row_mask = row_mask_of(x, mask, row, axis_size, div0, mod0, stride0, div1, mod1, stride1);
   x += size_t(row) * axis_size;
   out += size_t(row) * axis_size;
   const bool vec = aligned16(x) && aligned16(out) && (!has_mask || aligned16(row_mask));
 
+  if (vec && axis_size == row_lanes * (ROW_CHUNKS * ChunkOf<T>::N)) {
+    full_simd_row<T, LOG>(x, row_mask, out, lane, row_lanes, scale);
+    return;
+  }
   float v[ROW_CHUNKS * ChunkOf<T>::N];
   const float row_max = lanes_max(load_row(x, row_mask, lane, row_lanes, axis_size, scale, vec, v), row_lanes);
   const float row_sum = lanes_sum(exp_sum_row<T, LOG>(v, lane, row_lanes, axis_size, row_max), row_lanes);

@@ -350,6 +350,29 @@ def test_fast_path_and_tail(dtype, bounds, monkeypatch):
     assert launches.count() == before + len(chunk_counts) * 4 * 2 * len(OPS)  # no call fell back
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_full_simd_rows(dtype):
+    """Rows of exactly row_lanes x ROW_CHUNKS whole chunks take softmax_simd's path without a guard per
+    element (metal/softmax.metal, full_simd_row) when aligned, and the guarded path at an element offset: 1, 4 and
+    32 lanes a row, without a mask and with one broadcast over the leading dimension, in both ops, against float64
+    written from the ops' definitions (torch's op in float64) and the family's reference."""
+    n = 16 // torch.empty((), dtype=dtype).element_size()
+    before = launches.count()
+    for lanes in (1, 4, 32):
+        cols = lanes * sm.ROW_CHUNKS * n
+        assert sm.variant_for(cols, dtype) == "simd" and sm.row_lanes(cols, dtype) == lanes
+        x = randn(3, 2, cols, seed=lanes, dtype=dtype) * 4
+        mask = randn(2, cols, seed=lanes + 1, dtype=dtype)
+        for offset in (0, 1):
+            xs = offset_view(x, offset)
+            for m in (None, mask):
+                logits = xs.double() * 0.5 + (0 if m is None else m.double())
+                for op in OPS:
+                    got = check(op, xs, m, 0.5)
+                    assert compare(got, getattr(torch, op)(logits, -1).to(dtype), dtype).ok, (op, cols, offset)
+    assert launches.count() == before + 3 * 2 * 2 * len(OPS)  # no call fell back
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_unmasked_16bit_rows_held_as_bits(dtype):
     """16-bit rows without a mask are held as their loaded bits and turned into logits again at each use
