@@ -63,7 +63,11 @@
 // why (not profiled): its groups of 65536 elements are held only in part (half in 16-bit, a quarter in fp32; the
 // rest read twice, the second time from the L2), and 512 threads at 100-128 registers (ptxas) take 51200-65536 of
 // an H100 SM's 65536, so an SM runs one group at a time and its reads, reductions and write take turns.
-// 1x320x128x128 (fits the L2) 37/43/49%.
+// 1x320x128x128 (fits the L2) 37/43/49%. Tried (H100 lane, 2026-12-07, side by side in one device call): the
+// one-block kernel at 256 threads (two groups an SM at 128/111/99 registers, each holding half as much and reading
+// the rest twice): 8x512x64x64 0.90-0.92x (bf16 34.7 -> 38.0 us, fp32 69.6 -> 77.4), 1x320x128x128 (the split
+// path, unchanged) 1.00-1.01x: not kept. So two resident groups do not pay for the second read of the part not
+// held; the time is not the one-group-at-a-time of the reading above alone (still not profiled).
 // weight and bias: one value per channel (C/G per group), loaded per chunk where a chunk lies in one channel.
 // `has_weight` and `has_bias` are function constants: absent ones bind no buffer and cost no branch.
 #include <metal_stdlib>
