@@ -106,3 +106,17 @@ def test_ours_only_reaches_every_child_and_times_only_our_kernel(lane, monkeypat
     assert [r.case for r in done.rows] == ["x 64x512"] and done.rows[0].anchors == {}
     assert done.rows[0].torch_native is None and done.rows[0].torch_compile is None
     assert len(checked) == 1 and checked[0][0].dtype == torch.float64  # our result held to the float64 oracle
+
+
+@pytest.mark.parametrize("stream_times, want", [
+    ([251.2, 32.0], (31.9, "graph x62")),  # a slow first stretch: timed again, then as a graph
+    ([300.0, 320.0], (300.0, "stream")),  # long either way: the lower stream time
+    ([40.0], (31.9, "graph x50")),  # short at once: one stream timing picks the graph's size
+])
+def test_measure_times_a_long_stream_result_again(lane, monkeypatch, stream_times, want):
+    times = iter(stream_times)
+    monkeypatch.setattr(lane, "stream_us", lambda fn: next(times))
+    monkeypatch.setattr(lane, "graph_us", lambda fn, n: 31.9)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    assert lane.measure(lambda: None) == want
+    assert next(times, None) is None  # every stream timing asked for was used, and no more
