@@ -36,14 +36,14 @@
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-// Measured (H100 lane, full run at 91853cf, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax
-// 32x2048x2048 76/77/96%, 2048 x 32000 64/61/69%, 262144 x 128 70/70/82%; log_softmax 85/83/83%, 78/77/65%,
-// 66/67/74%; since then rows of exactly row_lanes x 4 whole aligned chunks (128 or 512 elements: 262144 x 128
-// and the masked 512-wide rows) take full_simd_row, 94.5-99.5% of copy in both ops and every dtype (an A/B in one
+// Measured (H100 lane, full run at 91853cf, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax 32x2048x2048
+// 76/77/96%, 2048 x 32000 64/61/69%, 262144 x 128 70/70/82%; log_softmax 85/83/83%, 78/77/65%, 66/67/74%; since then
+// rows of exactly row_lanes x 4 whole aligned chunks (powers of two from 16 floats or 32 halves: 262144 x 128 and the
+// masked 512-wide rows among them) take full_simd_row, 94.5-99.5% of copy in both ops and every dtype (an A/B in one
 // device call, figures at full_simd_row). Unmasked 16-bit rows of 32000 take softmax_wide (512 threads,
-// WIDE_16BIT_FROM_CHUNKS; 50% of copy as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of
-// 32000 is still one 1000-thread threadgroup of 8 chunks at the lane's 64-register bound: one row per core in
-// flight, its read, reductions and write in turn (issue 13).
+// WIDE_16BIT_FROM_CHUNKS; 50% of copy as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of 32000 is
+// still one 1000-thread threadgroup of 8 chunks at the lane's 64-register bound: one row per core in flight, its read,
+// reductions and write in turn (issue 13).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
@@ -241,9 +241,10 @@ inline float lanes_sum(float v, uint lanes) {
   return v;
 }
 
-// A row of exactly lanes * ROW_CHUNKS whole chunks whose buffers are 16-byte aligned (a power-of-two row: 128 or
-// 512 floats, 128 or 512 halves): every chunk a lane takes is whole and inside the row, so it moves as one vector
-// access and no element is guarded. Same operations in the same order as the guarded path, so the same results.
+// A row of exactly lanes * ROW_CHUNKS whole chunks whose buffers are 16-byte aligned (a power-of-two row of 4 to 128
+// chunks: 16 to 512 floats, 32 to 1024 halves): every chunk a lane takes is whole and inside the row, so it moves as
+// one vector access and no element is guarded. Same operations in the same order as the guarded path, so the same
+// results.
 // Why (H100 lane, Nsight Compute, 262144 x 128 fp32 on main at 7d58542): DRAM throughput 76% of peak, 0.6
 // instructions issued per cycle and scheduler, 17.7 cycles between a warp's instructions (10.9 of them waiting on
 // loads) and about 714 instructions per warp (45 per element): a warp's lifetime, not the bytes in flight, set the
