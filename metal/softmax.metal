@@ -250,7 +250,12 @@ inline float lanes_sum(float v, uint lanes) {
 // loads) and about 714 instructions per warp (45 per element): a warp's lifetime, not the bytes in flight, set the
 // time. The guarded path spends a compare and a select per element on each of its two guards and a branch per
 // chunk between the vector and the element-wise access; this path is about 330 instructions a thread (SASS,
-// sm_90), at 56 registers where the guarded kernel takes 42 (ptxas, CUDA 13.0, softmax_simd_float32).
+// sm_90). Its cost (ptxas, CUDA 13.0, worst over the function-constant specialisations, benches/lane_registers.py
+// --all; registers, then stack frame / spill stores): softmax_simd_float32 59 -> 60, log_softmax_simd_float32 63 -> 59,
+// no frame either way; the 16-bit kernels stay at the 64-register bound, softmax_simd_bfloat16 0 / 0 -> 8 / 4 B,
+// _float16 8 / 4 -> 8 / 12 B, log_softmax_simd_bfloat16 0 / 0 -> 112 / 160 B, _float16 8 / 0 -> 112 / 160 B. The lane
+// measured those kernels 1.36x faster or more all the same (below); an Apple GPU's register file is not NVIDIA's, so the
+// spills are lane figures only.
 // Measured side by side in one device call (H100 lane, 2026-12-07, main at 58b434e against this path; NVIDIA
 // times, not Apple's), softmax and log_softmax, bf16 / fp16 / fp32: 262144 x 128 1.09-1.43x (softmax bf16 64.2 ->
 // 47.3 us, fp32 100.3 -> 92.0), the masked 8 x 32 x 512 x 512 rows 1.23-1.52x (softmax bf16 134.6 -> 91.6, fp32
@@ -278,15 +283,7 @@ inline void full_simd_row(const device T* x, const device T* mask, device T* out
   const float row_max = lanes_max(m, lanes);
   float s = 0.0f;
   for (int k = 0; k < ROW_CHUNKS; k++) {
-    float chunk_sum = 0.0f;
-    for (int i = 0; i < N; i++) {
-      const float e = metal::precise::exp(v[k * N + i] - row_max);
-      chunk_sum += e;
-      if (!LOG) {
-        v[k * N + i] = e;
-      }
-    }
-    s += chunk_sum;
+    s += exp_sum<T, LOG>(v + k * N, 0, N, row_max);  // chunk 0 of an N-element span: no element past the end
   }
   const float row_sum = lanes_sum(s, lanes);
   for (int k = 0; k < ROW_CHUNKS; k++) {
