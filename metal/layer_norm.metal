@@ -23,7 +23,8 @@
 // and a 16-bit row has as many threads, and the same fp32 arithmetic per thread, as an fp32 row; only rows past
 // 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. From MANY_ROWS rows
 // on a 16-bit row past 512 elements holds 32 elements per thread, half the threads (kernels/rms_norm.py,
-// MANY_ROWS: 4096 x 4096 bf16 on the H100 lane 38.6 -> 30.8 us). Before (H200 lane,
+// MANY_ROWS: 4096 x 4096 bf16 on the H100 lane 38.6 -> 30.8 us); below FEW_ROWS rows (decode) a row past 512
+// elements holds 8, twice the threads (FEW_ROWS: 8 x 4096 1.07-1.14x on the H100 lane). Before (H200 lane,
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): layer_norm 4096 x 4096 bf16 25%, fp16 49%, fp32 80%; add_layer_norm
 //   35/35/86%. Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): layer_norm 71/70/81%, add_layer_norm

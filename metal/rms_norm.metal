@@ -29,7 +29,9 @@
 // 1024 * 16 elements hold up to N_CHUNKS = 4 chunks per thread (32768 halves) before looping. From MANY_ROWS rows
 // on (prefill, batches; not decode) a 16-bit row past 512 elements holds 32 elements per thread (4 chunks, 64
 // bytes, as fp32), half the threads: more rows in flight per core (the host's reasons and lane figures:
-// kernels/rms_norm.py, MANY_ROWS). Before (H200 lane,
+// kernels/rms_norm.py, MANY_ROWS); below FEW_ROWS rows (decode) it holds 8 elements per thread in every dtype,
+// twice the threads, so each thread's part of a lone row's chain is shorter (kernels/rms_norm.py, FEW_ROWS).
+// Before (H200 lane,
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
 //   4096 x 4096 40/40/89%. Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): rms_norm 4096 x 4096

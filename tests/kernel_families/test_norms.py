@@ -170,18 +170,22 @@ def vector_width_cols(dtype):
     return sorted({c + d for c in (simd_row, group_row) for d in (-1, 0, 1, n // 2)})
 
 
-@pytest.mark.parametrize("layout", ["as-shipped", "many-rows"])
+@pytest.mark.parametrize("layout", ["as-shipped", "middle-rows", "many-rows"])
 @pytest.mark.parametrize("kernel", ["rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
 def test_row_kernels_fast_path_and_tail(kernel, dtype, layout, monkeypatch):
     """Plans as shipped, at column counts that hit the 16-byte fast path, the element-wise tail and rows that
     are not 16-byte aligned; on the emulator's guarded copies (which end at a page, so their alignment follows
     their size) and on the tensors' own memory, also bound at an element offset (never 16-byte aligned).
-    many-rows: the layout of MANY_ROWS rows and more (16-bit rows at 32 elements a thread) at these few rows."""
+    These row counts are below FEW_ROWS (8 elements a thread past 512 columns); middle-rows: the layout of FEW_ROWS
+    to MANY_ROWS rows (16 elements a thread); many-rows: the layout of MANY_ROWS rows and more (16-bit rows at 32
+    elements a thread), both at these few rows."""
     if layout == "many-rows":
         if dtype == torch.float32:
             pytest.skip("fp32 rows keep 16 elements a thread at any row count")
         monkeypatch.setattr(rn, "MANY_ROWS", 1)
+    if layout != "as-shipped":
+        monkeypatch.setattr(rn, "FEW_ROWS", 1)
     family = {"rms_norm": rn.RMS_NORM, "add_rms_norm": rn.ADD_RMS_NORM,
               "layer_norm": ln.LAYER_NORM, "add_layer_norm": ln.ADD_LAYER_NORM}[kernel]
     residual_op, layer = kernel.startswith("add_"), "layer" in kernel
@@ -352,7 +356,7 @@ def test_group_norm_split_path_edge_values():
 def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
     for dtype, capacity in ((torch.float32, 16384), (torch.float16, 32768), (torch.bfloat16, 32768)):
         for cols in (1, 31, 33, 100, 4096, 4097, capacity, capacity + 1, 100000):
-            p = rn.threads_per_row(cols, dtype)
+            p = rn.threads_per_row(cols, dtype, rn.FEW_ROWS)
             assert p % 32 == 0 and 32 <= p <= 1024
             held = p * rn.N_CHUNKS * rn.chunk_elements(dtype)
             assert (held >= cols) == (cols <= capacity)
@@ -369,11 +373,16 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
     # 16-bit rows past a SIMD group's 512 elements hold 32 elements a thread from MANY_ROWS rows on (4 chunks,
     # as fp32 at 16), 16 below; fp32 and short rows the same at any row count
     for dtype in (torch.float16, torch.bfloat16):
-        assert rn.threads_per_row(4096, dtype, rn.MANY_ROWS) == 128 and rn.threads_per_row(4096, dtype, 8) == 256
-        assert rn.threads_per_row(520, dtype, rn.MANY_ROWS) == 32 and rn.threads_per_row(520, dtype, 8) == 64
+        assert rn.threads_per_row(4096, dtype, rn.MANY_ROWS) == 128 and rn.threads_per_row(4096, dtype, 64) == 256
+        assert rn.threads_per_row(520, dtype, rn.MANY_ROWS) == 32 and rn.threads_per_row(520, dtype, 64) == 64
         assert rn.threads_per_row(100000, dtype, rn.MANY_ROWS) == 1024
         assert rn.row_launch(512, 4096, dtype) == rn.row_launch(512, 8 * 512, dtype)  # short rows: W x R
-    assert rn.threads_per_row(4096, torch.float32, 4096) == rn.threads_per_row(4096, torch.float32, 8) == 256
+    assert rn.threads_per_row(4096, torch.float32, 4096) == rn.threads_per_row(4096, torch.float32, rn.FEW_ROWS) == 256
+    # below FEW_ROWS rows (decode) a row past 512 elements holds 8 elements a thread in every dtype, twice the threads
+    for dtype in DTYPES:
+        assert rn.threads_per_row(4096, dtype, 8) == 512 and rn.threads_per_row(4096, dtype, rn.FEW_ROWS - 1) == 512
+        assert rn.threads_per_row(520, dtype, 1) == 96 and rn.threads_per_row(512, dtype, 1) == 32
+        assert rn.threads_per_row(100000, dtype, 1) == 1024
     assert rn.row_launch(128, 4096, torch.float16) == ((8 * 4096 // 32, 32, 1), (8, 32, 1))  # QK-norm rows
     assert rn.row_launch(128, 6, torch.float16) == ((32 * 3, 2, 1), (32, 2, 1))  # 8 x 2 < a SIMD group
     p = gn.plan(TensorMeta((64, 320, 16, 16), torch.float16), 32, None, None, 1e-5)  # 2048 groups of 2560

@@ -34,15 +34,26 @@ HELD_ELEMENTS = 16
 # rms_norm 2.5 -> 2.9 us. The threshold sits between those two measured points: 512 rows of 256 threads are
 # about four threadgroups per core of the largest Apple GPUs (80 cores), not a measured crossover.
 MANY_ROWS = 512
+# Below this many rows (decode: a batch of tokens) a row past SIMD * HELD_ELEMENTS elements takes half the elements
+# per thread and twice the threads (one 16-byte chunk in 16-bit, two in fp32): the rows are fewer than a large GPU's
+# cores, so the kernel's time is one threadgroup's chain of loads, reduction and stores, and more threads per row
+# shorten each thread's part of it. Lane, H100, side by side in one device call (NVIDIA times, not Apple's), 8 x 4096
+# at 8 elements a thread against 16: rms_norm 1.04-1.11x (fp32 2.9 -> 2.6 us), add_rms_norm 1.05-1.18x (fp32 3.8 ->
+# 3.2), layer_norm 1.07-1.09x, add_layer_norm 1.09-1.14x (fp16 4.5 -> 4.0); 4096 x 4096 and 512 x 32768 unchanged
+# (0.99-1.01x). 64 is a round number below the largest Apple GPUs' 80 cores (fewer rows than cores: one threadgroup
+# each), not a measured crossover.
+FEW_ROWS = 64
 
 
-def threads_per_row(cols: int, dtype: torch.dtype, rows: int = 1) -> int:
+def threads_per_row(cols: int, dtype: torch.dtype, rows: int) -> int:
     """P: one SIMD group for rows of at most SIMD * HELD_ELEMENTS elements, else enough whole SIMD groups that each
-    thread holds HELD_ELEMENTS, or twice that for 16-bit rows from MANY_ROWS rows on (at most MAX_GROUP threads,
-    each holding up to N_CHUNKS chunks; longer rows loop)."""
+    thread holds HELD_ELEMENTS, twice that for 16-bit rows from MANY_ROWS rows on, half that below FEW_ROWS rows
+    (at most MAX_GROUP threads, each holding up to N_CHUNKS chunks; longer rows loop)."""
     held = HELD_ELEMENTS
     if cols > SIMD * HELD_ELEMENTS and rows >= MANY_ROWS and torch.empty((), dtype=dtype).element_size() == 2:
         held = 2 * HELD_ELEMENTS
+    elif cols > SIMD * HELD_ELEMENTS and rows < FEW_ROWS:
+        held = HELD_ELEMENTS // 2
     threads = -(-cols // held)
     return min(MAX_GROUP, -(-threads // SIMD) * SIMD)
 
@@ -172,7 +183,8 @@ def grid_fits_uint32(inputs) -> str | None:
     if x.dim() == 0 or x.numel() == 0:
         return None
     cols = x.shape[-1]
-    threads = x.numel() // cols * threads_per_row(cols, x.dtype)
+    rows = x.numel() // cols
+    threads = rows * threads_per_row(cols, x.dtype, rows)
     return f"the launch needs {threads} threads, more than 32-bit indexing covers" if threads >= 2**32 else None
 
 
