@@ -14,6 +14,10 @@ import torch.nn.functional as F
 from .spec import DTYPE_NAMES, FLOAT_DTYPES, KernelFamily, LaunchPlan, Scalar, TensorMeta, fits_uint32, like
 
 CHUNK_BYTES = 16  # a thread moves one 16-byte chunk (metal/chunk_io.h): 4 floats or 8 halves / bfloats
+# Tried (H100 lane, 2026-12-07, side by side in one device call): a grid of fewer than 160 threadgroups of 256 (8 x
+# 11008, where torch's native ops and torch.compile take 1.4-1.6 us to our 1.6-1.9) halving its threadgroups down to
+# one SIMD group so that it reaches more cores: 0.98-1.05x over the 24 small cases, geomean 1.007. Not kept: at these
+# sizes the time is the launch and one round trip to memory, not the cores reached.
 GROUP = 256  # threads per threadgroup
 GELU_APPROXIMATIONS = ("none", "tanh")  # torch.nn.GELU's `approximate`
 

@@ -84,6 +84,10 @@ DECODE_ROW_SPLIT_BELOW = DECODE_TARGET_THREADGROUPS // 2
 # 21.0 -> 19.3; B1 N2048 D64 bf16 11.8 -> 10.8, fp32 13.8 -> 13.8. Tried in the same session and dropped: 8-key
 # tiles below 1024 threadgroups (the threshold doubled), which also took B4 N2048 (bf16 27.1 -> 41.9 us, fp32
 # 50.1 -> 54.5) and B8 N512 (bf16 19.2 -> 23.1, though fp32 27.4 -> 22.2) onto them.
+# Tried (H100 lane, 2026-12-07, side by side in one device call, --ours-only): fp32 split plans on 8-key tiles at every
+# grid size (ptxas: 103-113 registers against 124), for more SIMD groups resident per core: 0.90-1.20x over the 16
+# fp32 decode points, geomean 0.99 (B8 N512 D128 17.2 -> 14.3 us; B1 N8192 D128 33.4 -> 37.0, B1 N32768 D64 60.8 ->
+# 66.7, B8 N32768 D64 383.6 -> 417.6): the 8-key tile's extra folds cost more than the registers save. Not kept.
 DECODE_SHORT_TILES_BELOW = DECODE_ROW_SPLIT_BELOW
 
 
