@@ -43,7 +43,7 @@
 // 107 us, torch's native op 60 us); gelu tanh 67 / 78 / 96; mish 65 / 76 / 94; hardswish 69 / 80 / 94; geglu
 // 56 / 60 / 98; geglu_split (4096 x 22016) 51 / 54 / 92; swiglu 89 / 93 / 101; swiglu_split 79 / 85 / 98. Part of
 // the 16-bit gap is the lane's own (bfloat <-> float takes a few integer ops there; Apple GPUs convert natively).
-// Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): 98-102% of copy for every activation and gated unit
+// Now (H100 lane, full run at f11f7ae, docs/anchor-lane.md): 96-101% of copy for every activation and gated unit
 // in every dtype at 4096 x 11008 (4096 x 22016 split).
 //
 // The instantiations are skipped when MPSK_ACTIVATION_FUNCTIONS_ONLY is defined: metal/epilogue.metal includes

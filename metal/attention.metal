@@ -128,8 +128,8 @@
 // Lane figures before this layout (H200 anchor lane, not an Apple GPU; Hq32/Hk8, batch 1/4/8, KV 512-32768): fp32
 // 0.89-1.3x the fastest anchor (MLX's and PyTorch's sdpa_vector / sdpa_vector_2pass), fp16/bf16 0.65-0.85x; B8
 // N32768 D128 fp32 1216 us (2.15 GB of K and V: 1.8 TB/s, 42% of the lane's copy bandwidth), bf16 1120 us (MLX
-// 2-pass 873 us): bound by instructions per key, not by memory. After (H100 lane, full run at 91853cf,
-// docs/anchor-lane.md; decode Hq32/Hk8 D64/D128, batch 1/4/8, KV 512-32768, 16 points a dtype): bf16 0.96-1.70x
+// 2-pass 873 us): bound by instructions per key, not by memory. After (H100 lane, full run at 91853cf;
+// decode Hq32/Hk8 D64/D128, batch 1/4/8, KV 512-32768, 16 points a dtype): bf16 0.96-1.70x
 // the fastest anchor (below 1.0x at 1 point: B4 N512 D128 0.96x), fp16 0.98-1.77x (2 points), fp32 0.81-1.21x
 // (12 points; B8 N32768 D128 1394 us against MLX's sdpa_vector 1298); past the L2 cache 32-46% of copy bandwidth
 // in 16-bit, 42-53% in fp32, the fastest anchor 19-43% and 37-56%. Registers (ptxas sm_90, no-mask
@@ -146,9 +146,17 @@
 // fp32 (B8 N32768 D128 1393 -> 714 us); 16-bit short tiles lost (0.86-0.92x at B1/B4 N512, B1 N2048), so they
 // load one step at a time (0.97-1.01x the one-step kernel). Against the fastest anchor in the same runs: bf16
 // D128 1.03-1.78x, fp16 0.93-1.95x (below 1.0x at B1 N2048 D64), fp32 1.03-1.97x; past the L2 cache 52-76% of
-// copy bandwidth in 16-bit D128, 65-100% in fp32, the fastest anchor 18-55%; the decode run at 8029641
-// (docs/anchor-lane-decode.md) agrees. Prefill, K/V tile chunks copied as raw bits in the same session:
-// 0.93-1.03x, not kept.
+// copy bandwidth in 16-bit D128, 65-100% in fp32, the fastest anchor 18-55%. Prefill, K/V tile chunks copied as
+// raw bits in the same session: 0.93-1.03x, not kept.
+// The full run at f11f7ae (H100 lane, docs/anchor-lane.md; batched loads and merge in): decode against the fastest
+// anchor bf16 0.87-2.00x (below 1.0x at B1 N2048 D64), fp16 0.73-2.06x, fp32 1.09-2.05x (B8 N32768 D128 745 us
+// against MLX's sdpa_vector 1306); past the L2 cache 37-73% of copy in bf16, 38-74% in fp16, 65-96% in fp32, the
+// fastest anchor 18-55%; prefill 1.05-1.34x the fastest anchor. fp16 is below 1.0x at B1 N512 D128, B4 N512
+// D128 and B1 N2048 D128 (0.73-0.97x: 11.3 / 18.4 / 18.2 us where bf16 took 8.6 / 12.2 / 12.1 in the same run), as
+// in the partial run at 58b434e (11.2 / 18.1 / 18.1 against 8.9 / 12.2 / 12.2): the three points that take short
+// tiles in 16-bit, the same code in both types but for the conversion, with ptxas footprints within 2 registers
+// and SASS loops of the same loads (lane_registers.py --loops). Reproduced in two runs, so not the lane's noise;
+// the cause is open (benches/pending/README.md).
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is

@@ -19,7 +19,7 @@
 // GELU no longer branches (it diverged within SIMD groups on ordinary data, paying for both of erf's regimes).
 // Before (the anchor lane on an NVIDIA H200, not an Apple GPU; % of the lane's copy bandwidth, 4246 GB/s, for the
 // minimum bytes, bf16 / fp16 / fp32): rows 4096 x 11008 gelu 35 / 39 / 67; channels 8 x 320 x 64 x 64 silu
-// 59 / 68 / 86. Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): rows 93 / 94 / 86; channels fp32 93
+// 59 / 68 / 86. Now (H100 lane, full run at f11f7ae, docs/anchor-lane.md): rows 92 / 92 / 84; channels fp32 92
 // (the 16-bit channel case fits the L2).
 #include <metal_stdlib>
 using namespace metal;

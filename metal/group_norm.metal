@@ -59,7 +59,7 @@
 // Lane (H200, before this change; % of copy bandwidth for 2E): 8x512x64x64 bf16 19%, fp16 37%, fp32 57%;
 // 1x320x128x128 bf16 19%, fp16 36%, fp32 53% (both cases took the split path then; 8x512x64x64 now takes the
 // one-block kernel: its 256 groups of 1024 threads fill the GPU, and a 16-bit group is held whole). Now (H100 lane,
-// full run at 91853cf, docs/anchor-lane.md; bf16/fp16/fp32): 8x512x64x64 65/65/65%, below issue 13's 85%. Likely
+// full run at f11f7ae, docs/anchor-lane.md; bf16/fp16/fp32): 8x512x64x64 64/64/64%, below issue 13's 85%. Likely
 // why (not profiled): its groups of 65536 elements are held only in part (half in 16-bit, a quarter in fp32; the
 // rest read twice, the second time from the L2), and 512 threads at 100-128 registers (ptxas) take 51200-65536 of
 // an H100 SM's 65536, so an SM runs one group at a time and its reads, reductions and write take turns.

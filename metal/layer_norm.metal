@@ -27,8 +27,8 @@
 // elements holds 8, twice the threads (FEW_ROWS: 8 x 4096 1.07-1.14x on the H100 lane). Before (H200 lane,
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): layer_norm 4096 x 4096 bf16 25%, fp16 49%, fp32 80%; add_layer_norm
-//   35/35/86%. Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): layer_norm 71/70/81%, add_layer_norm
-//   76/84/94%: below the 85% target in 16-bit (issue 13).
+//   35/35/86%. Now (H100 lane, full run at f11f7ae, docs/anchor-lane.md): layer_norm 70/69/80%, add_layer_norm
+//   74/83/93%: below the 85% target in 16-bit and fp32 layer_norm (issue 13).
 // Held chunks (metal/rows.h): a thread keeps its N_CHUNKS chunks as the 16 bytes it loaded (a uint4, 4 registers
 // for 4 floats or 8 halves / bfloats) and converts a chunk to fp32 where the statistics or the store use it,
 // instead of float[4 * 8] for a 16-bit row (32 registers); values and numerics are unchanged. The final store loop

@@ -34,8 +34,8 @@
 // Before (H200 lane,
 // % of copy bandwidth for the minimum bytes; 16-bit rows then had 4 chunks = 32 elements per thread and half the
 // threads): rms_norm 4096 x 4096 bf16 57%, fp16 65%, fp32 76%; 512 x 32768 53/60/67%; add_rms_norm
-//   4096 x 4096 40/40/89%. Now (H100 lane, full run at 91853cf, docs/anchor-lane.md): rms_norm 4096 x 4096
-//   86/86/93%, 512 x 32768 85/85/91%; add_rms_norm 4096 x 4096 91/91/96%.
+//   4096 x 4096 40/40/89%. Now (H100 lane, full run at f11f7ae, docs/anchor-lane.md): rms_norm 4096 x 4096
+//   85/84/92%, 512 x 32768 84/84/90%; add_rms_norm 4096 x 4096 89/90/95%.
 // Held chunks (metal/rows.h): a thread keeps its N_CHUNKS chunks as the 16 bytes it loaded (a uint4, 4 registers
 // for 4 floats or 8 halves / bfloats) and converts a chunk to fp32 where it is used, instead of float[4][8] for a
 // 16-bit row (32 registers). The values are identical (T -> fp32 is exact), so numerics are unchanged. NVIDIA lane

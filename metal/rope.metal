@@ -36,8 +36,8 @@
 // kernels declare the 256 threads per threadgroup the host launches (GROUP in src/mpskernels/kernels/rope.py),
 // which leaves the compiler room for the float32 tables of the _f32tables variants (32 fp32 values, which no
 // packing shrinks). Lane after: 0 stack, 0 spill for every kernel and layout (32-71 registers). These are lane
-// figures about the code's footprint, not Apple timings. Timed (H100 lane, full run at 91853cf, docs/anchor-lane.md):
-// q 1x32x4096x128 with k 1x8x4096x128 at 76/68/92% of copy bandwidth (bf16/fp16/fp32; the registers of the q
+// figures about the code's footprint, not Apple timings. Timed (H100 lane, full run at 91853cf, docs/anchor-lane.md
+// then): q 1x32x4096x128 with k 1x8x4096x128 at 76/68/92% of copy bandwidth (bf16/fp16/fp32; the registers of the q
 // case's kernels, 53/69/46, follow the same order). Why the order, read from the lane's SASS (benches/lane_registers.py
 // --loops rope.metal:rope_bfloat16): the loop over a thread's heads is rolled, each iteration issuing its two 16-byte
 // x loads and waiting on them before its stores, so a warp keeps one head's loads in flight and the bytes in flight
@@ -54,7 +54,7 @@
 // bf16 36.9 -> 32.4 us, fp16 41.9 -> 33.5, fp32 61.4 -> 62.1 (the decode rows 2.0-2.5 us either way); fp32 lost
 // a threadgroup a core and gained about as much as that cost. The row's minimum bytes (85.6 MB in 16-bit, q, k, out
 // and the tables) over B's time and its run's copy bandwidth (3020 GB/s): about 87/85/91% of copy (bf16 87.5, fp16
-// 84.6, fp32 91.3).
+// 84.6, fp32 91.3). In the full run at f11f7ae (docs/anchor-lane.md): 85/83/91% (bf16/fp16/fp32).
 #include <metal_stdlib>
 using namespace metal;
 

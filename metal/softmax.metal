@@ -36,7 +36,7 @@
 //                  4 chunks per thread: each thread keeps a running max m and a sum s of exp(v - m), rescaling s
 //                  by exp(m_old - m_new) when m grows; the threads' (m, s) pairs combine across the threadgroup.
 //                  Pass 2 reads the row again and writes it.
-// Measured (H100 lane, full run at 91853cf, docs/anchor-lane.md; % of copy, bf16/fp16/fp32): softmax 32x2048x2048
+// Measured (H100 lane, full run at 91853cf; % of copy, bf16/fp16/fp32): softmax 32x2048x2048
 // 76/77/96%, 2048 x 32000 64/61/69%, 262144 x 128 70/70/82%; log_softmax 85/83/83%, 78/77/65%, 66/67/74%; since then
 // rows of exactly row_lanes x 4 whole aligned chunks (powers of two from 16 floats or 32 halves: 262144 x 128 and the
 // masked 512-wide rows among them) take full_simd_row, 94.5-99.5% of copy in both ops and every dtype (an A/B in one
@@ -44,6 +44,9 @@
 // WIDE_16BIT_FROM_CHUNKS; 50% of copy as one 1000-thread threadgroup in the run at c5f06f2); an fp32 row of 32000 is
 // still one 1000-thread threadgroup of 8 chunks at the lane's 64-register bound: one row per core in flight, its read,
 // reductions and write in turn (issue 13).
+// The full run at f11f7ae (docs/anchor-lane.md), same order: softmax 75/75/95%, 62/59/68%, 94/94/84%, masked
+// 91/97/99%; log_softmax 81/81/83%, 76/76/64%, 93/94/84%, masked 97/97/99% (fp32 262144 x 128 at 84% there against
+// 92-97% in the A/B: run-to-run spread on the same code).
 // Memory traffic per output element, with b = bytes per element (4 for fp32, 2 for fp16/bf16). The minimum is
 // 2b without a mask (read x, write out) and 3b with one (read x and mask, write out):
 //   simd, block:  x and mask read once, out written once: 2b (3b with a mask), the minimum.
