@@ -44,7 +44,7 @@
 // Tried (H100 lane, 2026-12-07, side by side in one device call): the store as fma(d, inv_std, -mean * inv_std) and
 // one fma for weight and bias (SASS, fp16 with weight and bias: FMUL 54 -> 15, FFMA 1162 -> 1202, one operation an
 // element fewer): 0.99-1.02x over 27 norm cases, geomean 1.003 (4096 x 4096 fp16 29.0 -> 29.1 us). Not kept: the
-// store's arithmetic is not what holds 16-bit layer_norm at 70% of copy where rms_norm reaches 86%.
+// store's arithmetic is not what holds 16-bit layer_norm at 70% of copy where rms_norm reaches 84-85%.
 // Statistics in fp32, stably (metal/rows.h, row_statistics): every value is shifted by
 // the row's first value k (a constant row then normalises to exactly 0, NaN at eps = 0, as PyTorch);
 //   1. sum of (v - k) -> mean of the shifted row (whole chunks unguarded, the row's last partial chunk guarded);

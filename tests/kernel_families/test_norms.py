@@ -371,13 +371,14 @@ def test_plans_use_whole_simd_groups_and_hold_rows_of_64_kib_in_registers():
                     assert w & (w - 1) == 0 and w * rn.HELD_ELEMENTS >= cols and w * r <= 256
                     assert (w * r) % 32 == 0 or (w == 32 and r == 1)
     # 16-bit rows past a SIMD group's 512 elements hold 32 elements a thread from MANY_ROWS rows on (4 chunks,
-    # as fp32 at 16), 16 below; fp32 and short rows the same at any row count
+    # as fp32 at 16), 16 from FEW_ROWS to MANY_ROWS; fp32 16 from FEW_ROWS on; short rows the same at any row count
     for dtype in (torch.float16, torch.bfloat16):
         assert rn.threads_per_row(4096, dtype, rn.MANY_ROWS) == 128 and rn.threads_per_row(4096, dtype, 64) == 256
         assert rn.threads_per_row(520, dtype, rn.MANY_ROWS) == 32 and rn.threads_per_row(520, dtype, 64) == 64
         assert rn.threads_per_row(100000, dtype, rn.MANY_ROWS) == 1024
         assert rn.row_launch(512, 4096, dtype) == rn.row_launch(512, 8 * 512, dtype)  # short rows: W x R
-    assert rn.threads_per_row(4096, torch.float32, 4096) == rn.threads_per_row(4096, torch.float32, rn.FEW_ROWS) == 256
+    assert rn.threads_per_row(4096, torch.float32, 4096) == 256
+    assert rn.threads_per_row(4096, torch.float32, rn.FEW_ROWS) == 256
     # below FEW_ROWS rows (decode) a row past 512 elements holds 8 elements a thread in every dtype, twice the threads
     for dtype in DTYPES:
         assert rn.threads_per_row(4096, dtype, 8) == 512 and rn.threads_per_row(4096, dtype, rn.FEW_ROWS - 1) == 512

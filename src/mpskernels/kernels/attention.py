@@ -371,7 +371,8 @@ def examples(dtype: torch.dtype):
     q, k, v = qkv(2, 1, 1, 31, 70, 80)
     cases.append((q, k, v, _randn(gen, 2, 1, 31, 70).to(dtype), True, None, 67))
     # prefill, not causal, 40 queries over 37 keys, mask with -inf over a whole key block, D=96 (fully masked rows
-    # give NaN, which the generic non-contiguous test cannot compare: tests/kernel_families/test_attention.py covers them)
+    # give NaN, which the generic non-contiguous test cannot compare: tests/kernel_families/test_attention.py covers
+    # them)
     q, k, v = qkv(1, 2, 2, 40, 37, 96)
     m = _randn(gen, 1, 2, 40, 37)
     m[0, 0, 5:, :32] = float("-inf")
