@@ -50,10 +50,11 @@ def threads_per_row(cols: int, dtype: torch.dtype, rows: int) -> int:
     thread holds HELD_ELEMENTS, twice that for 16-bit rows from MANY_ROWS rows on, half that below FEW_ROWS rows
     (at most MAX_GROUP threads, each holding up to N_CHUNKS chunks; longer rows loop)."""
     held = HELD_ELEMENTS
-    if cols > SIMD * HELD_ELEMENTS and rows >= MANY_ROWS and torch.empty((), dtype=dtype).element_size() == 2:
-        held = 2 * HELD_ELEMENTS
-    elif cols > SIMD * HELD_ELEMENTS and rows < FEW_ROWS:
-        held = HELD_ELEMENTS // 2
+    if cols > SIMD * HELD_ELEMENTS:  # shorter rows are one SIMD group whatever the count
+        if rows >= MANY_ROWS and torch.empty((), dtype=dtype).element_size() == 2:
+            held = 2 * HELD_ELEMENTS
+        elif rows < FEW_ROWS:
+            held = HELD_ELEMENTS // 2
     threads = -(-cols // held)
     return min(MAX_GROUP, -(-threads // SIMD) * SIMD)
 
