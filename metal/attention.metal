@@ -154,9 +154,9 @@
 // fastest anchor 18-55%; prefill 1.05-1.34x the fastest anchor. fp16 is below 1.0x at B1 N512 D128, B4 N512
 // D128 and B1 N2048 D128 (0.73-0.97x: 11.3 / 18.4 / 18.2 us where bf16 took 8.6 / 12.2 / 12.1 in the same run), as
 // in the partial run at 58b434e (11.2 / 18.1 / 18.1 against 8.9 / 12.2 / 12.2): the three points that take short
-// tiles in 16-bit, the same code in both types but for the conversion, with ptxas footprints within 2 registers
-// and SASS loops of the same loads (lane_registers.py --loops). Reproduced in two runs, so not the lane's noise;
-// the cause is open (benches/pending/README.md).
+// tiles in 16-bit. The cause is the footprint (Nsight Compute, B4 N512 D128): fp16's split kernel takes 142
+// registers, 3 threadgroups an SM, so its 512 threadgroups run in 1.29 waves of 132 SMs; bf16's 128 (and a 16 B
+// frame), 4 an SM, 0.97 waves. A fix waits for the lane (benches/pending, 0011).
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is
