@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mpskernels.cuda import nvrtc
-from mpskernels.cuda.registers import Resources, kernel_resources, parse_ptxas_log, ptxas, specialisations
+from mpskernels.cuda.registers import (Resources, kernel_resources, named_specialisation, parse_ptxas_log, ptxas,
+                                       specialisations)
 
 LOG = """ptxas info    : Compiling entry function 'mtl_entry_1' for 'sm_90'
 ptxas info    : Function properties for mtl_entry_1
@@ -28,6 +29,14 @@ def test_specialisations_cover_every_boolean_constant():
     specs = specialisations("attention.metal")
     assert len(specs) == 8 and (("decode_short_tiles", True), ("has_bool_mask", True), ("has_mask", False)) in specs
     assert specialisations("kv_cache.metal") == [()]
+
+
+def test_named_specialisation_sets_the_named_constants_and_clears_the_others():
+    assert named_specialisation("attention.metal", ["decode_short_tiles"]) == (
+        ("decode_short_tiles", True), ("has_bool_mask", False), ("has_mask", False))
+    assert named_specialisation("kv_cache.metal", []) == ()
+    with pytest.raises(ValueError, match="attention.metal has no boolean function constant short_tiles"):
+        named_specialisation("attention.metal", ["short_tiles"])
 
 
 needs_tools = pytest.mark.skipif(ptxas() is None or nvrtc.library() is None, reason="needs NVRTC and ptxas")

@@ -93,6 +93,17 @@ def specialisations(source: str) -> list[tuple]:
     return [tuple(zip(names, values)) for values in itertools.product((False, True), repeat=len(names))]
 
 
+def named_specialisation(source: str, true_constants: list[str]) -> tuple:
+    """The specialisation of metal/<source> with the boolean constants named true and the others false (the lane
+    times one such specialisation; a worst over all of them can hide the one it times)."""
+    names = {name for spec in specialisations(source) for name, _ in spec}
+    unknown = sorted(set(true_constants) - names)
+    if unknown:
+        raise ValueError(f"{source} has no boolean function constant {', '.join(unknown)} (it has: "
+                         f"{', '.join(sorted(names)) or 'none'})")
+    return tuple((name, name in true_constants) for name in sorted(names))
+
+
 _ENTRY = re.compile(r"Compiling entry function '(\w+)'")
 _FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores")
 _REGISTERS = re.compile(r"Used (\d+) registers")
