@@ -5,9 +5,9 @@
 
 One line per kernel: its registers per thread and the worst local-memory frame and spill over the file's
 function-constant specialisations, or with --constant those of the one specialisation with the constants named true
-and the others false (the worst can hide the specialisation the lane times: fp16's short-tile decode at 142
-registers was reported as 146-148, like bf16's at 128). Kernels that keep everything in registers are left out
-unless --all.
+and the others false (the worst can hide the specialisation the lane times: the split decode kernels at D128
+read fp16 146 and bf16 148 registers, where the no-mask short-tile kernels the lane timed take 142 and 128).
+Kernels that keep everything in registers are left out unless --all.
 Why it matters, and what it says about Apple GPUs: src/mpskernels/cuda/registers.py.
 --loops: one kernel's loops in its machine code with their global loads by width (src/mpskernels/cuda/sass.py:
 what a loop keeps in flight), under the function constants named by --constant (the others false).
