@@ -87,21 +87,26 @@ def assemble(source: str, constants: tuple, out_dir: Path, *ptxas_args: str):
     return translated, run
 
 
+def boolean_constants(source: str) -> list[str]:
+    """The names of metal/<source>'s boolean function constants, sorted."""
+    return sorted(name for name, c in unit(source).program.constants.items() if c.type_text == "bool")
+
+
 def specialisations(source: str) -> list[tuple]:
     """Every combination of the file's boolean function constants (one empty specialisation without any)."""
-    names = sorted(name for name, c in unit(source).program.constants.items() if c.type_text == "bool")
+    names = boolean_constants(source)
     return [tuple(zip(names, values)) for values in itertools.product((False, True), repeat=len(names))]
 
 
 def named_specialisation(source: str, true_constants: list[str]) -> tuple:
     """The specialisation of metal/<source> with the boolean constants named true and the others false (the lane
     times one such specialisation; a worst over all of them can hide the one it times)."""
-    names = {name for spec in specialisations(source) for name, _ in spec}
-    unknown = sorted(set(true_constants) - names)
+    names = boolean_constants(source)
+    unknown = sorted(set(true_constants) - set(names))
     if unknown:
         raise ValueError(f"{source} has no boolean function constant {', '.join(unknown)} (it has: "
-                         f"{', '.join(sorted(names)) or 'none'})")
-    return tuple((name, name in true_constants) for name in sorted(names))
+                         f"{', '.join(names) or 'none'})")
+    return tuple((name, name in true_constants) for name in names)
 
 
 _ENTRY = re.compile(r"Compiling entry function '(\w+)'")
