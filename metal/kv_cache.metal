@@ -9,8 +9,9 @@
 // and store; the head's last partial chunk, or an unaligned head, goes element by element with a guard on each.
 // Threadgroups of 256 threads (the host's GROUP): 8 SIMD groups, no threadgroup memory, several per core.
 // Elements are copied bit for bit, no conversion. Memory traffic per new element: one read, one write (the
-// minimum); the rest of the cache is not touched. H100 lane (full runs at 91853cf and f11f7ae, docs/anchor-lane.md): 512 new rows
-// of 1x32x128 in 4.5 / 4.6 / 9.4 us (bf16 / fp16 / fp32; in the L2 cache), one new row of 8x8x128 in 1.6 us.
+// minimum); the rest of the cache is not touched. H100 lane (full runs at 91853cf and f11f7ae,
+// docs/anchor-lane.md): 512 new rows of 1x32x128 in 4.5 / 4.6 / 9.4 us (bf16 / fp16 / fp32; in the L2 cache), one
+// new row of 8x8x128 in 1.6 us.
 #include <metal_stdlib>
 using namespace metal;
 
