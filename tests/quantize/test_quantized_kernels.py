@@ -176,14 +176,19 @@ def test_module_runs_the_kernel_in_fp16_activations_of_an_fp32_model():
     (lambda a: (a[0], a[1].float(), *a[2:]), ValueError, r"w_q must be a 2-D int32 tensor"),
     (lambda a: (*a[:5], 5, a[6]), ValueError, r"bits must be one of \(4, 8\), got 5"),
     (lambda a: (*a[:6], 16), ValueError, r"group_size must be one of \(32, 64, 128\), got 16"),
-    (lambda a: (a[0][..., :40], *a[1:]), ValueError, r"x's last dimension 40 .* not a multiple of group_size 32"),
-    (lambda a: (a[0], a[1][:, :4], *a[2:]), ValueError, r"w_q must have shape \(7, 8\)"),
+    (lambda a: (a[0][..., :40], *a[1:]), ValueError,
+     r"x's last dimension 40 does not match w_q: w_q of shape \(7, 8\) holds 64 weights a row \(in_features\) "
+     r"at 4 bits"),
+    (lambda a: (a[0], a[1][:, :4], *a[2:]), ValueError, r"x's last dimension 64 does not match w_q: w_q of shape "
+     r"\(7, 4\) holds 32 weights a row \(in_features\) at 4 bits"),
+    (lambda a: (a[0][..., :40], a[1][:, :5], *a[2:]), ValueError,
+     r"in_features 40 \(x's last dimension\) is not a multiple of group_size 32"),
     (lambda a: (a[0], a[1], a[2][:, :1], *a[3:]), ValueError, r"scales must have shape \(7, 2\)"),
     (lambda a: (*a[:4], a[4][:3], *a[5:]), ValueError, r"bias must have shape \(7,\)"),
     (lambda a: (a[0].double(), *a[1:]), TypeError, r"x has dtype torch\.float64"),
     (lambda a: (a[0], a[1], a[2].half(), *a[3:]), TypeError, r"all tensors must have one dtype"),
     (lambda a: (*a[:5], 4.0, a[6]), TypeError, r"bits must be an int, got float"),
-], ids=["w_q-dtype", "bits", "group_size", "k", "w_q-shape", "scales-shape", "bias-shape", "float64", "mixed",
+], ids=["w_q-dtype", "bits", "group_size", "x-k", "w_q-shape", "k-groups", "scales-shape", "bias-shape", "float64", "mixed",
         "bits-type"])
 def test_bad_arguments_name_the_op_and_the_argument(mutate, error, pattern, backend):
     args = mutate(case((2,), 7, 64, 4, 32, torch.float32))

@@ -73,11 +73,11 @@ def validate(inputs) -> None:
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension (its last is in_features)")
     n, k = w_q.shape[0], x.shape[-1]
+    if w_q.shape[1] * 32 != k * bits:  # a wrong x (a layer called on the wrong input) or a wrong w_q: name both
+        raise ValueError(f"x's last dimension {k} does not match w_q: w_q of shape {tuple(w_q.shape)} holds "
+                         f"{w_q.shape[1] * 32 // bits} weights a row (in_features) at {bits} bits")
     if k % group_size:
-        raise ValueError(f"x's last dimension {k} (in_features) is not a multiple of group_size {group_size}")
-    if w_q.shape[1] * 32 != k * bits:
-        raise ValueError(f"w_q must have shape ({n}, {k * bits // 32}) for in_features {k} at {bits} bits, got "
-                         f"{tuple(w_q.shape)}")
+        raise ValueError(f"in_features {k} (x's last dimension) is not a multiple of group_size {group_size}")
     for name, t in (("scales", scales), ("biases", biases)):
         if tuple(t.shape) != (n, k // group_size):
             raise ValueError(f"{name} must have shape ({n}, {k // group_size}), got {tuple(t.shape)}")
