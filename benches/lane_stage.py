@@ -24,6 +24,12 @@ them the anchors' tests try to download mlx-metal and fail: a call on 2026-12-07
     . .lane-staging/env.sh
     PYTHONPATH=src:$S/pylib python3 -m pytest -q -p no:cacheprovider tests/nvidia_lane/test_gpu*.py
 
+Nsight Compute on one kernel of one case, our kernels only (profile.sh: the details page and the executed SASS by
+instruction in $OUT/NAME.txt; `python benches/lane_opcodes.py NAME.txt [OTHER.txt]` sums them by opcode here):
+
+    bash .lane-staging/profile.sh A ln '^mtl_entry_[0-9]+_layer_norm_float16' 200 --families layer_norm --dtypes float16 \
+        --cases "x 4096x4096"
+
 run.sh takes VARIANT NAME TIMEOUT and anchor_lane.py's arguments; it leaves $OUT/NAME.json and appends its output to
 $OUT/lane.log, so one call of seven runs still returns every result (a device call returns at most 8 files: one on
 2026-12-07 lost two runs' results when each run left three). Here, `python benches/anchor_lane.py --render NAME.json
@@ -74,6 +80,25 @@ rm -f "$OUT/$name.tmp" "$OUT/$name.md"  # the .md renders from the .json
 if [ "$rc" = 0 ]; then rm -f "$OUT/$name.rows.jsonl"; fi
 """
 
+# profile.sh VARIANT NAME KERNEL_REGEX TIMEOUT [anchor_lane.py arguments]: Nsight Compute on the first launch of a
+# kernel matching KERNEL_REGEX (the lane's entries are mtl_entry_<n>_<host name>) in one anchor-lane run, our kernels
+# only. Leaves $OUT/NAME.txt: the report's details page, then after a line "== sass" its source page as CSV (every
+# SASS instruction with its execution counts; benches/lane_opcodes.py sums them by opcode).
+PROFILE_SH = r"""#!/usr/bin/env bash
+. "$(cd "$(dirname "$0")" && pwd)/env.sh"
+v=$1 name=$2 kernel=$3 t=$4; shift 4
+cd "$S/$v" || exit 1
+log="$OUT/lane.log" rep="/tmp/profile-$name"
+echo "== $name ($v, $(cat GIT_SHA)): ncu on regex:$kernel, anchor_lane.py $*" >> "$log"
+PYTHONPATH=$PWD/src:$S/pylib MPSKERNELS_GIT_COMMIT=$(cat GIT_SHA) timeout "$t" \
+  ncu --target-processes all --kernel-name "regex:$kernel" --launch-count 1 --set full --import-source yes -f \
+  -o "$rep" python3 benches/anchor_lane.py --no-compile --ours-only --out "/tmp/profile-$name.md" "$@" >> "$log" 2>&1
+echo "$name rc=$?"
+{ ncu -i "$rep.ncu-rep" --page details --print-details all; echo "== sass"
+  ncu -i "$rep.ncu-rep" --page source --print-source sass --csv; } > "$OUT/$name.txt" 2>&1
+tail -n 3 "$OUT/$name.txt"
+"""
+
 
 def stage_anchor_sources(out: Path) -> None:
     include = Path(torch.__file__).resolve().parent / "include"
@@ -118,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {stage_commit(out, name, rev)}")
     (out / "env.sh").write_text(ENV_SH.replace("__TORCH__", torch.__version__.split("+")[0]))
     (out / "run.sh").write_text(RUN_SH)
+    (out / "profile.sh").write_text(PROFILE_SH)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"staged in {out}: {size / 2**20:.1f} MiB")
 

@@ -78,3 +78,49 @@ def test_run_sh_leaves_one_json_per_run_and_one_shared_log(tmp_path, fake_mlx):
     assert sorted(p.name for p in results.iterdir()) == ["first.json", "lane.log", "second.json"]
     log = (results / "lane.log").read_text()
     assert log.count("ran with") == 2 and "== second (A, " in log and "--families silu" in log
+
+
+FAKE_NCU = """#!/usr/bin/env bash
+# Stands in for Nsight Compute: a profiling run runs its program; -i prints a details page or a SASS table.
+if [ "$1" = -i ]; then
+  case "$*" in
+    *"--page details"*) echo "  Registers Per Thread    register/thread    64" ;;
+    *"--page source"*) printf '%s\\n' '"# Address","Source","Instructions Executed"' \\
+        '"0","FFMA R1, R2, R3, R4 ;","4,096"' '"10","@!P0 FADD.FTZ R1, R1, R2 ;","2048"' \\
+        '"20","FFMA R5, R2, R3, R4 ;","1024"' ;;
+  esac
+  exit 0
+fi
+echo "ncu $*" >> "$OUT/ncu-args"
+while [ "$1" != python3 ]; do shift; done
+"$@"
+"""
+
+
+def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_path, fake_mlx):
+    out = tmp_path / "stage"
+    lane_stage.main(["--out", str(out), "A=HEAD"])
+    (out / "A" / "benches" / "anchor_lane.py").write_text(FAKE_LANE)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ncu").write_text(FAKE_NCU)
+    (bin_dir / "ncu").chmod(0o755)
+    results = tmp_path / "results"
+    results.mkdir()
+    run = subprocess.run(["bash", str(out / "profile.sh"), "A", "ln", "^mtl_entry_[0-9]+_layer_norm_float16", "30",
+                          "--families", "layer_norm"],
+                         env={"OUT": str(results), "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)},
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "ln rc=0" in run.stdout, run.stdout + run.stderr
+    args = (results / "ncu-args").read_text()
+    assert "--kernel-name regex:^mtl_entry_[0-9]+_layer_norm_float16 --launch-count 1" in args
+    assert "--ours-only" in args and "--families layer_norm" in args
+    assert "ran with" in (results / "lane.log").read_text()
+    report = (results / "ln.txt").read_text()
+    assert report.startswith("  Registers Per Thread") and "\n== sass\n" in report
+
+    import lane_opcodes
+    assert lane_opcodes.executed_by_opcode(report) == {"FFMA": 5120, "FADD": 2048}
+    assert lane_opcodes.executed_by_opcode(report, full=True)["FADD.FTZ"] == 2048
+    with pytest.raises(ValueError, match="no '== sass' line"):
+        lane_opcodes.executed_by_opcode("  Registers Per Thread 64\n")
