@@ -62,14 +62,21 @@ print("ran with", " ".join(sys.argv[1:]))
 """
 
 
-def test_run_sh_leaves_one_json_per_run_and_one_shared_log(tmp_path, fake_mlx):
-    # A device call returns at most 8 files: each run leaves its JSON only (the Markdown renders from it), and
-    # every run's output goes to one log.
+@pytest.fixture
+def staged_fake_lane(tmp_path, fake_mlx):
+    """A staged variant A whose anchor_lane.py is FAKE_LANE, and an empty $OUT: (staged folder, $OUT)."""
     out = tmp_path / "stage"
     lane_stage.main(["--out", str(out), "A=HEAD"])
     (out / "A" / "benches" / "anchor_lane.py").write_text(FAKE_LANE)
     results = tmp_path / "results"
     results.mkdir()
+    return out, results
+
+
+def test_run_sh_leaves_one_json_per_run_and_one_shared_log(tmp_path, staged_fake_lane):
+    # A device call returns at most 8 files: each run leaves its JSON only (the Markdown renders from it), and
+    # every run's output goes to one log.
+    out, results = staged_fake_lane
     for name in ("first", "second"):
         run = subprocess.run(["bash", str(out / "run.sh"), "A", name, "30", "--families", "silu"],
                              env={"OUT": str(results), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
@@ -97,16 +104,12 @@ while [ "$1" != python3 ]; do shift; done
 """
 
 
-def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_path, fake_mlx):
-    out = tmp_path / "stage"
-    lane_stage.main(["--out", str(out), "A=HEAD"])
-    (out / "A" / "benches" / "anchor_lane.py").write_text(FAKE_LANE)
+def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_path, staged_fake_lane):
+    out, results = staged_fake_lane
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "ncu").write_text(FAKE_NCU)
     (bin_dir / "ncu").chmod(0o755)
-    results = tmp_path / "results"
-    results.mkdir()
     run = subprocess.run(["bash", str(out / "profile.sh"), "A", "ln", "^mtl_entry_[0-9]+_layer_norm_float16", "30",
                           "--families", "layer_norm"],
                          env={"OUT": str(results), "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)},
