@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benches"))
+import lane_opcodes  # noqa: E402
 import lane_stage  # noqa: E402
 
 
@@ -122,7 +123,6 @@ def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_pat
     report = (results / "ln.txt").read_text()
     assert report.startswith("  Registers Per Thread") and "\n== sass\n" in report
 
-    import lane_opcodes
     assert lane_opcodes.executed_by_opcode(report) == {"FFMA": 5120, "FADD": 2048}
     assert lane_opcodes.executed_by_opcode(report, full=True)["FADD.FTZ"] == 2048
     with pytest.raises(ValueError, match="no '== sass' line"):
