@@ -1,13 +1,14 @@
 """Executed SASS instructions by opcode, from the Nsight Compute profiles that .lane-staging/profile.sh leaves
 (benches/lane_stage.py): one column per profile, so two kernels' instruction mixes read side by side.
 
-    python benches/lane_opcodes.py ln.txt rms.txt [--top 30] [--full-opcodes]
+    python benches/lane_opcodes.py ln.txt rms.txt [--top 30] [--full-opcodes] [--stalls]
 
 Why: layer_norm and rms_norm ran at the same occupancy and issue rate on the lane while layer_norm executed 1.5x the
 instructions (13.1 M against 8.5 M at fp16 4096 x 4096); which instructions make the difference (arithmetic per
 element, the shim's collectives: SHFL, WARPSYNC, VOTE, barriers) says whether the gap is in the Metal code or in
 the lane's translation of it. The counts are NVIDIA's machine code, not Apple's.
-Opcodes are counted without their modifiers (FADD.FTZ -> FADD) unless --full-opcodes.
+Opcodes are counted without their modifiers (FADD.FTZ -> FADD) unless --full-opcodes. With --stalls the table sums
+the PC-sampling stall samples instead (where warps waited, by opcode), followed by the samples by stall reason.
 """
 
 from __future__ import annotations
@@ -22,19 +23,31 @@ from pathlib import Path
 SASS_MARKER = "== sass"
 SOURCE_COLUMN = "Source"
 EXECUTED_COLUMN = "Instructions Executed"  # warp-level: one per warp that issued the instruction
+STALLS_COLUMN = "Warp Stall Sampling (All Samples)"  # PC samples of warps at the instruction, issued or not
+STALL_REASON_PREFIX = "stall_"  # one column per reason (stall_long_sb, stall_barrier, ...): samples at the line
 
 
-def sass_rows(text: str) -> list[dict[str, str]]:
-    """The source page's CSV rows that follow the marker line."""
+def sass_rows(text: str, column: str = EXECUTED_COLUMN) -> list[dict[str, str]]:
+    """The source page's CSV rows after the marker line, keyed by the header row (the first row naming the Source
+    column: ncu may print a 'Kernel Name' row above it)."""
     head, marker, tail = text.partition(SASS_MARKER + "\n")
     if not marker:
         raise ValueError(f"no '{SASS_MARKER}' line: not a profile.sh report")
-    lines = [line for line in tail.splitlines() if line.startswith('"')]  # ncu's own notes are not quoted
-    rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
-    if not rows or SOURCE_COLUMN not in rows[0] or EXECUTED_COLUMN not in rows[0]:
-        found = ", ".join(rows[0]) if rows else "no rows"
-        raise ValueError(f"the SASS table lacks '{SOURCE_COLUMN}' or '{EXECUTED_COLUMN}' (found: {found})")
-    return rows
+    quoted = [line for line in tail.splitlines() if line.startswith('"')]  # ncu's own notes are not quoted
+    records = list(csv.reader(io.StringIO("\n".join(quoted))))
+    header = next((r for r in records if SOURCE_COLUMN in r), None)
+    if header is None or column not in header:
+        found = ", ".join(header) if header else "no header row"
+        raise ValueError(f"the SASS table lacks '{SOURCE_COLUMN}' or '{column}' (found: {found})")
+    body = records[records.index(header) + 1:]
+    return [dict(zip(header, r)) for r in body if len(r) == len(header) and r != header]
+
+
+def count(value: str) -> int:
+    """A table cell as a count: '4,096' -> 4096, '' -> 0; ValueError for text (a header repeated for another
+    function of the report)."""
+    value = value.replace(",", "").strip()
+    return int(float(value)) if value else 0
 
 
 def opcode(instruction: str, full: bool = False) -> str:
@@ -47,24 +60,41 @@ def opcode(instruction: str, full: bool = False) -> str:
     return parts[0].rstrip(";") if full else parts[0].rstrip(";").split(".")[0]
 
 
-def executed_by_opcode(text: str, full: bool = False) -> Counter:
+def by_opcode(text: str, column: str = EXECUTED_COLUMN, full: bool = False) -> Counter:
+    """`column` (executed instructions, or stall samples) summed over the instructions of each opcode."""
     counts: Counter = Counter()
-    for row in sass_rows(text):
-        executed = row[EXECUTED_COLUMN].replace(",", "").strip()
+    for row in sass_rows(text, column):
         try:
-            counts[opcode(row[SOURCE_COLUMN], full)] += int(float(executed)) if executed else 0
-        except ValueError:  # a header repeated for another function of the report
+            counts[opcode(row[SOURCE_COLUMN], full)] += count(row[column])
+        except ValueError:
             continue
     return counts
 
 
-def table(profiles: dict[str, Counter], top: int) -> str:
+def executed_by_opcode(text: str, full: bool = False) -> Counter:
+    return by_opcode(text, EXECUTED_COLUMN, full)
+
+
+def stall_reasons(text: str) -> Counter:
+    """PC samples by stall reason over the whole kernel (the stall_* columns summed; 'stall_' dropped)."""
+    counts: Counter = Counter()
+    for row in sass_rows(text, SOURCE_COLUMN):
+        for name, value in row.items():
+            if name.startswith(STALL_REASON_PREFIX):
+                try:
+                    counts[name[len(STALL_REASON_PREFIX):]] += count(value)
+                except ValueError:
+                    continue
+    return counts
+
+
+def table(profiles: dict[str, Counter], top: int, label: str = "opcode") -> str:
     names = list(profiles)
     total = Counter()
     for counts in profiles.values():
         total.update(counts)
-    width = max([len("opcode")] + [len(op) for op in total])
-    lines = [f"{'opcode':<{width}}" + "".join(f"  {name:>16}" for name in names)]
+    width = max([len(label)] + [len(op) for op in total])
+    lines = [f"{label:<{width}}" + "".join(f"  {name:>16}" for name in names)]
     rows = [("all", {n: sum(c.values()) for n, c in profiles.items()})]
     rows += [(op, {n: profiles[n][op] for n in names}) for op, _ in total.most_common(top)]
     for op, by_name in rows:
@@ -77,12 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("reports", nargs="+", type=Path, help="NAME.txt files from profile.sh")
     parser.add_argument("--top", type=int, default=30, help="opcodes listed, most executed first over all reports")
     parser.add_argument("--full-opcodes", action="store_true", help="keep modifiers (FADD.FTZ, LDG.E.128)")
+    parser.add_argument("--stalls", action="store_true",
+                        help=f"sum '{STALLS_COLUMN}' by opcode instead of executed instructions, then list the "
+                             "samples by stall reason")
     opts = parser.parse_args(argv)
+    column = STALLS_COLUMN if opts.stalls else EXECUTED_COLUMN
     try:
-        profiles = {p.stem: executed_by_opcode(p.read_text(), opts.full_opcodes) for p in opts.reports}
+        texts = {p.stem: p.read_text() for p in opts.reports}
+        profiles = {name: by_opcode(text, column, opts.full_opcodes) for name, text in texts.items()}
+        reasons = {name: stall_reasons(text) for name, text in texts.items()} if opts.stalls else {}
     except (OSError, ValueError) as error:
         parser.error(str(error))
     print(table(profiles, opts.top))
+    if reasons:
+        print()
+        print(table(reasons, opts.top, label="stall reason"))
     return 0
 
 
