@@ -501,6 +501,52 @@ inline float fold(float a, float b, ushort o, uint lane) {
   return keep + simd_shuffle_xor(send, o);
 }
 
+// How a decode lane holds its chunk of a query row (E elements) in tiles of TILE keys. fp32 copies (`word` float,
+// E of them) times q's share of the scale: a bfloat q . k can overflow fp32 where (q * q_scale) . k does not
+// (split_scale). half in short tiles keeps the chunk as loaded (`word` uint4, one: 4 registers a row where the
+// copies take 8), converted where a score uses it; its scores take the whole scale, as |q . k| <= D * 65504^2
+// cannot overflow fp32. Why only there (ptxas sm_90, no mask): half short tiles at D128 fit 128 registers this way
+// (decode_tile's carry), where 32-key tiles held as bits took 148 (168 with the compile-time carry) against 128.
+template <typename T, int TILE>
+struct HeldQuery {
+  typedef float word;
+  static constexpr int constant WORDS = DECODE_VEC_BYTES / int(sizeof(T));
+};
+template <>
+struct HeldQuery<half, DECODE_SHORT_TILE> {
+  typedef uint4 word;
+  static constexpr int constant WORDS = 1;
+};
+
+// A row chunk loaded as `bits`, in its held form: fp32 copies times q_scale, or the bits themselves.
+template <typename T>
+inline void hold_query(uint4 bits, float q_scale, thread float* q) {
+  unpack_chunk<T>(bits, q);
+  for (int e = 0; e < ChunkOf<T>::N; e++) {
+    q[e] *= q_scale;
+  }
+}
+template <typename T>
+inline void hold_query(uint4 bits, float, thread uint4* q) {
+  *q = bits;
+}
+
+// One row's partial score on this lane: its held query chunk times the key chunk kf (E fp32 values), in order.
+template <typename T, int E>
+inline float query_dot(thread const float* q, thread const float* kf) {
+  float s = 0.0f;
+  for (int e = 0; e < E; e++) {
+    s += q[e] * kf[e];
+  }
+  return s;
+}
+template <typename T, int E>
+inline float query_dot(thread const uint4* q, thread const float* kf) {
+  float qf[E];
+  unpack_chunk<T>(*q, qf);
+  return query_dot<T, E>(qf, kf);
+}
+
 // What a decode threadgroup knows about its query rows.
 template <int ROWS>
 struct DecodeRows {
@@ -524,8 +570,9 @@ struct DecodeRows {
 //   3. O += p v: step i broadcasts its keys' p from the lanes that own them (one shuffle per row) to their V chunks.
 template <typename T, int D, int TILE, bool GUARD, bool CHECK_ROWS>
 inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const device T* v_tile, uint lane,
-                        bool active, thread const float* q, thread float* o, thread float* m, thread float* l,
-                        thread const DecodeRows<DECODE_ROWS>& rows, bool causal, const device T* mask,
+                        bool active, thread const typename HeldQuery<T, TILE>::word* q, thread float* o,
+                        thread float* m, thread float* l, thread const DecodeRows<DECODE_ROWS>& rows, bool causal,
+                        const device T* mask,
                         const device bool* bool_mask, uint mask_stride_k, float score_scale, float p_scale) {
   typedef DecodeLayout<T, D> Lay;
   typedef DecodeTile<T, D, TILE> Tile;
@@ -552,10 +599,7 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
         if (CHECK_ROWS && uint(r) >= rows.count) {  // uniform over the threadgroup
           break;
         }
-        float s = 0.0f;
-        for (int e = 0; e < E; e++) {
-          s += q[r * E + e] * kf[e];
-        }
+        float s = query_dot<T, E>(q + r * HeldQuery<T, TILE>::WORDS, kf);
         // Carry like a binary counter: fold into pend[j] while bit j of i is set, then park the sum at the first
         // clear bit. fp32: j runs over compile-time levels, so pend stays in registers (118-128 registers at D128,
         // no local memory; the data-dependent loop kept it in a 96-112 B frame with spills). 16-bit: the
@@ -563,9 +607,13 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
         // compile-time levels took it to 145-147 and fewer threadgroups fit. On the H100 lane the 16-bit kernel ran
         // B4 N8192 D128 bf16 in 115 us this way against 150 us with the compile-time levels; fp32 B1 N8192 in 52 us
         // with them against 97 us before (docs/anchor-lane.md; NVIDIA times, not Apple's). Short tiles keep the
-        // choice: 16-bit 120-128 registers and a 48 B frame; the compile-time levels took them to 138-149 and no
-        // frame, 3 threadgroups per SM on the lane instead of 4, so B1 N512's 512 would no longer run in one wave.
-        if (sizeof(T) == 4) {
+        // choice for bfloat: 128 registers and a 16 B frame (ptxas sm_90, no mask). half short tiles hold their
+        // query as bits (HeldQuery) and take the compile-time levels: D128 128 registers, no frame (with the
+        // data-dependent loop 125 and a 48 B frame). Float query copies gave 142 and no frame (ptxas unrolled the
+        // four steps and resolved the loop's levels), 3 threadgroups per SM on the lane instead of 4: B1 and
+        // B4 N512 D128's 512 threadgroups ran in 1.29 waves of 132 SMs, bfloat's in 0.97 (Nsight Compute), and fp16
+        // took 11.0 / 17.9 / 18.0 us at B1 N512 / B4 N512 / B1 N2048 D128 where bf16 took 8.1 / 11.9 / 11.8.
+        if (sizeof(T) == 4 || HeldQuery<T, TILE>::WORDS == 1) {
           bool parked = false;
           for (int j = 0; j <= FOLDS; j++) {
             if (!parked) {
@@ -642,13 +690,23 @@ inline void decode_tile(uint tile0, uint k_end, const device T* k_tile, const de
 
 // A SIMD group's share of the keys [k_begin, k_end) in tiles of TILE keys: SIMD group sg takes the tiles
 // k_begin + (i * DECODE_SIMD_GROUPS + sg) * TILE, i = 0, 1, ...; full tiles run unguarded, only a tile reaching
-// past k_end (the block's last: the host makes a block whole tiles) checks it.
+// past k_end (the block's last: the host makes a block whole tiles) checks it. q_lane is this lane's chunk of the
+// row group's first query row; the lane holds its rows' chunks as HeldQuery says.
 template <typename T, int D, int TILE>
-inline void decode_tiles(uint k_begin, uint k_end, uint sg, const device T* k_lane, const device T* v_lane,
-                         uint lane, bool active, thread const float* q, thread float* o, thread float* m,
+inline void decode_tiles(uint k_begin, uint k_end, uint sg, const device T* q_lane, const device T* k_lane,
+                         const device T* v_lane, uint lane, bool active, thread float* o, thread float* m,
                          thread float* l, thread const DecodeRows<DECODE_ROWS>& rows, bool causal,
-                         const device T* mask, const device bool* bool_mask, uint mask_stride_k, float score_scale,
+                         const device T* mask, const device bool* bool_mask, uint mask_stride_k, float scale,
                          float p_scale) {
+  typedef HeldQuery<T, TILE> Held;
+  // (q's factor, the scores' factor); a query held as loaded leaves the whole scale to the scores.
+  const float2 scales = Held::WORDS == 1 ? float2(1.0f, scale) : split_scale(scale);
+  const float score_scale = scales.y;
+  typename Held::word q[DECODE_ROWS * Held::WORDS];  // row r's at [r * WORDS, r * WORDS + WORDS)
+  for (int r = 0; r < DECODE_ROWS; r++) {
+    const uint4 bits = load_bits(q_lane + min(uint(r), rows.count - 1) * D, active);
+    hold_query<T>(bits, scales.x, q + r * Held::WORDS);
+  }
   constexpr int TG_TILES = DECODE_SIMD_GROUPS * TILE;
   uint tile0 = k_begin + sg * TILE;
   const bool all_rows = rows.count == uint(DECODE_ROWS);  // the usual GQA shape: no row checks in the tiles
@@ -705,19 +763,17 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   const uint chunk = lane % Lay::L, slot = lane / Lay::L;
   const uint d0 = chunk * E;
   const bool active = Lay::FULL || int(chunk) < Lay::CHUNKS;
-  const float2 scales = split_scale(scale);  // (q's factor, the scores' factor)
   const float p_scale = probability_scale(kv_len);
-  float q_reg[ROWS * E], o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
+  float o[ROWS * E], m[ROWS], l[ROWS];  // row r's elements at [r * E, r * E + E)
   for (int r = 0; r < ROWS; r++) {
-    unpack_chunk<T>(load_bits(q + (rows.first + min(uint(r), rows.count - 1)) * D + d0, active), q_reg + r * E);
     for (int e = 0; e < E; e++) {
-      q_reg[r * E + e] *= scales.x;
       o[r * E + e] = 0.0f;
     }
     m[r] = MASKED;
     l[r] = 0.0f;
   }
 
+  const device T* q_lane = q + rows.first * D + d0;
   const size_t kv_base = (size_t(batch) * num_kv_heads + kv_head) * kv_capacity;
   const uint k_begin = block * block_len, k_end = min(kv_len, k_begin + block_len);
   const device T* k_lane = k + (kv_base + slot) * D + d0;
@@ -725,11 +781,11 @@ inline void decode_block(const device T* q, const device T* k, const device T* v
   // decode_short_tiles is a function constant: one of the two calls is compiled into the pipeline. The one-pass
   // kernel ignores it: the host keeps one-pass plans on 32-key tiles (a shorter block would add the merge pass).
   if (SPLIT && decode_short_tiles) {
-    decode_tiles<T, D, DECODE_SHORT_TILE>(k_begin, k_end, sg, k_lane, v_lane, lane, active, q_reg, o, m, l, rows,
-                                          causal, mask, bool_mask, mask_strides.w, scales.y, p_scale);
+    decode_tiles<T, D, DECODE_SHORT_TILE>(k_begin, k_end, sg, q_lane, k_lane, v_lane, lane, active, o, m, l, rows,
+                                          causal, mask, bool_mask, mask_strides.w, scale, p_scale);
   } else {
-    decode_tiles<T, D, DECODE_TILE>(k_begin, k_end, sg, k_lane, v_lane, lane, active, q_reg, o, m, l, rows, causal,
-                                    mask, bool_mask, mask_strides.w, scales.y, p_scale);
+    decode_tiles<T, D, DECODE_TILE>(k_begin, k_end, sg, q_lane, k_lane, v_lane, lane, active, o, m, l, rows, causal,
+                                    mask, bool_mask, mask_strides.w, scale, p_scale);
   }
 
   // Sum l over the lanes (each holds its own keys' share) and O over the key slots (lanes holding one chunk of
