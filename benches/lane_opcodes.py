@@ -25,6 +25,7 @@ SOURCE_COLUMN = "Source"
 EXECUTED_COLUMN = "Instructions Executed"  # warp-level: one per warp that issued the instruction
 STALLS_COLUMN = "Warp Stall Sampling (All Samples)"  # PC samples of warps at the instruction, issued or not
 STALL_REASON_PREFIX = "stall_"  # one column per reason (stall_long_sb, stall_barrier, ...): samples at the line
+NOT_ISSUED_SUFFIX = "(Not Issued)"  # 'stall_wait (Not Issued)': a subset of 'stall_wait', not counted twice
 
 
 def sass_rows(text: str, column: str = EXECUTED_COLUMN) -> list[dict[str, str]]:
@@ -76,11 +77,12 @@ def executed_by_opcode(text: str, full: bool = False) -> Counter:
 
 
 def stall_reasons(text: str) -> Counter:
-    """PC samples by stall reason over the whole kernel (the stall_* columns summed; 'stall_' dropped)."""
+    """PC samples by stall reason over the whole kernel (the stall_* columns summed, 'stall_' dropped; their
+    '(Not Issued)' subsets left out)."""
     counts: Counter = Counter()
     for row in sass_rows(text, SOURCE_COLUMN):
         for name, value in row.items():
-            if name.startswith(STALL_REASON_PREFIX):
+            if name.startswith(STALL_REASON_PREFIX) and not name.endswith(NOT_ISSUED_SUFFIX):
                 try:
                     counts[name[len(STALL_REASON_PREFIX):]] += count(value)
                 except ValueError:

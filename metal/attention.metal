@@ -156,7 +156,13 @@
 // in the partial run at 58b434e (11.2 / 18.1 / 18.1 against 8.9 / 12.2 / 12.2): the three points that take short
 // tiles in 16-bit. The cause is the footprint (Nsight Compute, B4 N512 D128): fp16's split kernel takes 142
 // registers, 3 threadgroups an SM, so its 512 threadgroups run in 1.29 waves of 132 SMs; bf16's 128 (and a 16 B
-// frame), 4 an SM, 0.97 waves. A fix waits for the lane (benches/pending, 0011).
+// frame), 4 an SM, 0.97 waves. Fixed: half short tiles hold their query rows as loaded bits and carry on
+// compile-time levels (HeldQuery; ptxas D128 142 -> 128 registers, no frame, D64 130 -> 118). Side by side (H100 lane,
+// 2026-12-07, --ours-only, one device call; NVIDIA times, not Apple's): fp16 B1 N512 D128 11.0 -> 7.9 us, B4 N512
+// D128 17.9 -> 11.7, B1 N2048 D128 17.8 -> 11.6, B1 N2048 D64 15.1 -> 10.1; bf16 B1 N2048 D64 15.1 -> 10.3 (bf16
+// D128 1.01-1.03x); every other decode point 0.99-1.01x in every dtype (one fp32 point 0.91x, B8 N512 D128 15.6 ->
+// 17.2 us, 17.1 in the full run at f11f7ae), geomean 1.04 over the 48. Against the anchor times of the full run at
+// f11f7ae (not the same run): fp16 1.13-1.39x at those four points, bf16 B1 N2048 D64 1.27x.
 // Why these sizes on Apple GPUs: SIMD width 32 -> 16-byte lane loads make one SIMD group load one 512-byte
 // contiguous run, and a tile of 32 keys gives each lane one key after the fold; 4 SIMD groups (128 threads) per
 // threadgroup keep the merge cheap and let a core hold several threadgroups; threadgroup memory is

@@ -94,9 +94,9 @@ if [ "$1" = -i ]; then
   case "$*" in
     *"--page details"*) echo "  Registers Per Thread    register/thread    64" ;;
     *"--page source"*) printf '%s\\n' '"Kernel Name","mtl_entry_2_layer_norm_float16"' \\
-        '"# Address","Source","Instructions Executed","Warp Stall Sampling (All Samples)","stall_long_sb","stall_wait"' \\
-        '"0","FFMA R1, R2, R3, R4 ;","4,096","10","0","7"' '"10","@!P0 FADD.FTZ R1, R1, R2 ;","2048","","",""' \\
-        '"20","LDG.E.128 R4, desc[UR4][R2.64] ;","1024","90","80","3"' ;;
+        '"# Address","Source","Instructions Executed","Warp Stall Sampling (All Samples)","stall_long_sb","stall_long_sb (Not Issued)","stall_wait"' \\
+        '"0","FFMA R1, R2, R3, R4 ;","4,096","10","0","0","7"' '"10","@!P0 FADD.FTZ R1, R1, R2 ;","2048","","","",""' \\
+        '"20","LDG.E.128 R4, desc[UR4][R2.64] ;","1024","90","80","60","3"' ;;
   esac
   exit 0
 fi
