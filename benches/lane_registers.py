@@ -2,6 +2,7 @@
 
     python benches/lane_registers.py [--sources rms_norm.metal,...] [--all] [--constant decode_short_tiles]
     python benches/lane_registers.py --loops attention.metal:attention_decode_split_d128_float32 [--constant has_mask]
+    python benches/lane_registers.py --code-size [--sources layer_norm.metal] [--constant has_weight]
 
 One line per kernel: its registers per thread and the worst local-memory frame and spill over the file's
 function-constant specialisations, or with --constant those of the one specialisation with the constants named true
@@ -11,6 +12,8 @@ Kernels that keep everything in registers are left out unless --all.
 Why it matters, and what it says about Apple GPUs: src/mpskernels/cuda/registers.py.
 --loops: one kernel's loops in its machine code with their global loads by width (src/mpskernels/cuda/sass.py:
 what a loop keeps in flight), under the function constants named by --constant (the others false).
+--code-size: each kernel's machine code in instructions, the largest over the specialisations or the one named by
+--constant (src/mpskernels/cuda/sass.py, kernel_code_sizes: why the size of a kernel's code matters).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mpskernels._paths import metal_dir
 from mpskernels.cuda.registers import kernel_resources, named_specialisation, specialisations
-from mpskernels.cuda.sass import kernel_loops
+from mpskernels.cuda.sass import kernel_code_sizes, kernel_loops
 
 
 def worst_per_kernel(source: str) -> dict[str, tuple[int, int, int]]:
@@ -42,6 +45,18 @@ def one_specialisation(source: str, true_constants: list[str]) -> dict[str, tupl
     return {r.kernel: (r.registers, r.stack_bytes, r.spill_bytes) for r in resources}
 
 
+def code_sizes(source: str, true_constants: list[str]) -> dict[str, int]:
+    """kernel -> machine-code instructions under the named specialisation, or the largest over all of them."""
+    if true_constants:
+        return kernel_code_sizes(source, named_specialisation(source, true_constants))
+    largest: dict[str, int] = {}
+    with ThreadPoolExecutor() as pool:
+        for sizes in pool.map(lambda c: kernel_code_sizes(source, c), specialisations(source)):
+            for kernel, n in sizes.items():
+                largest[kernel] = max(largest.get(kernel, 0), n)
+    return largest
+
+
 def print_loops(target: str, true_constants: list[str]) -> int:
     source, kernel = target.split(":")
     for loop in kernel_loops(source, kernel, named_specialisation(source, true_constants)):
@@ -49,8 +64,19 @@ def print_loops(target: str, true_constants: list[str]) -> int:
     return 0
 
 
+def chosen_sources(opts: argparse.Namespace) -> list[str]:
+    return opts.sources.split(",") if opts.sources else sorted(p.name for p in metal_dir().glob("*.metal"))
+
+
+def print_code_sizes(opts: argparse.Namespace) -> int:
+    for source in chosen_sources(opts):
+        for kernel, n in sorted(code_sizes(source, opts.constant).items()):
+            print(f"{source:20s} {kernel:48s} instructions {n:6d}")
+    return 0
+
+
 def print_table(opts: argparse.Namespace) -> int:
-    sources = opts.sources.split(",") if opts.sources else sorted(p.name for p in metal_dir().glob("*.metal"))
+    sources = chosen_sources(opts)
     in_memory = 0
     for source in sources:
         table = one_specialisation(source, opts.constant) if opts.constant else worst_per_kernel(source)
@@ -68,10 +94,13 @@ def main() -> int:
     parser.add_argument("--sources", help="comma-separated .metal files (default: every shipped one)")
     parser.add_argument("--all", action="store_true", help="also list kernels held entirely in registers")
     parser.add_argument("--loops", metavar="SOURCE:KERNEL", help="one kernel's loops and their loads instead")
+    parser.add_argument("--code-size", action="store_true", help="each kernel's machine code in instructions instead")
     parser.add_argument("--constant", action="append", default=[], help="a boolean function constant set true")
     opts = parser.parse_args()
     try:
-        return print_loops(opts.loops, opts.constant) if opts.loops else print_table(opts)
+        if opts.loops:
+            return print_loops(opts.loops, opts.constant)
+        return print_code_sizes(opts) if opts.code_size else print_table(opts)
     except ValueError as error:  # a --constant the file does not declare
         parser.error(str(error))
 

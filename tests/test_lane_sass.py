@@ -6,7 +6,8 @@ import pytest
 
 from mpskernels.cuda import nvrtc
 from mpskernels.cuda.registers import ptxas
-from mpskernels.cuda.sass import Loop, kernel_loops, loads_before_first_use, loops, nvdisasm
+from mpskernels.cuda.sass import (Loop, function_sizes, kernel_code_sizes, kernel_loops, loads_before_first_use, loops,
+                                  nvdisasm)
 
 # A rolled loop with one 16-byte load consumed at once, a forward branch out of it (not a loop), and a second loop
 # whose body holds a guarded 2-byte load and a store.
@@ -52,6 +53,12 @@ def test_loads_before_the_first_use_follow_the_first_loads_registers():
     assert loads_before_first_use(["IADD3 R2, R2, 0x200, RZ"]) == 0
 
 
+def test_function_sizes_count_each_sections_instructions():
+    listing = ".text.mtl_entry_0_copy_float32:\n" + LISTING + ".text._Z6helperv:\n" + "        /*0000*/  RET.ABS R20 ;\n"
+    assert function_sizes(listing) == {"mtl_entry_0_copy_float32": 10, "_Z6helperv": 1}
+    assert function_sizes(LISTING) == {}  # instructions outside any section are nobody's
+
+
 needs_tools = pytest.mark.skipif(ptxas() is None or nvdisasm() is None or nvrtc.library() is None,
                                  reason="needs NVRTC, ptxas and nvdisasm")
 
@@ -81,3 +88,11 @@ def test_decode_attention_loads_in_batches():
     merge = kernel_loops("attention.metal", "attention_decode_merge_d128_float32", specialisation)
     before_use = [loop.loads_before_use for loop in merge if "LDG.E.128" in loop.loads]
     assert before_use and min(before_use) >= 4, before_use
+
+
+@needs_tools
+def test_code_sizes_name_every_kernel_of_the_file():
+    sizes = kernel_code_sizes("rms_norm.metal", (("has_weight", True), ("has_weight_offset", False)))
+    assert set(sizes) == {f"{op}_{dtype}" for op in ("rms_norm", "add_rms_norm")
+                          for dtype in ("float32", "float16", "bfloat16")}
+    assert min(sizes.values()) > 100, sizes  # a row norm's loads, reductions and stores: not an empty section

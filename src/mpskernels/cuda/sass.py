@@ -20,6 +20,7 @@ from pathlib import Path
 from .registers import assemble, cuda_tool, translated_ptx
 
 _LABEL = re.compile(r"^\s*(\.L_x_\d+):")
+_FUNCTION = re.compile(r"^\.text\.([\w$.]+):")  # a function's section in an nvdisasm listing
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 _BRANCH = re.compile(r"\bBRA(?:\.\w+)*\s+(?:\w+,\s*)?`\((\.L_x_\d+)\)")
 _LOAD = re.compile(r"\bLDG(?:\.\w+)*")
@@ -138,3 +139,35 @@ def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
         listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
                                  capture_output=True, text=True).stdout
     return loops(listing)
+
+
+def function_sizes(listing: str) -> dict[str, int]:
+    """Instructions per function (its symbol) of an nvdisasm listing: the lines of its `.text.<symbol>:` section."""
+    sizes: dict[str, int] = {}
+    current = None
+    for line in listing.splitlines():
+        if m := _FUNCTION.match(line):
+            current = m.group(1)
+            sizes[current] = 0
+        elif current is not None and _INSTRUCTION.search(line):
+            sizes[current] += 1
+    return sizes
+
+
+def kernel_code_sizes(source: str, constants: tuple = ()) -> dict[str, int]:
+    """Machine-code instructions of each kernel of metal/<source> (host names) under one specialisation: its own
+    section, not the functions ptxas left out of line.
+    Why: a kernel's executed path can be short and still slow where it is spread over a large body of code. The
+    lane's layer_norm_float16 executed 801 instructions a warp, straight-line, over 189 KB of its 17.2 k
+    instructions, and waited on instruction fetch 1.81 cycles an instruction against rms_norm's 0.50 (3.1 k;
+    Nsight Compute, benches/pending/README.md). The sizes are NVIDIA's machine code (and the lane shim's), not
+    Apple's; a large one says where to look in the Metal code."""
+    disassembler = nvdisasm()
+    if disassembler is None:
+        raise FileNotFoundError("no nvdisasm found (install a CUDA toolkit or the nvidia-cuda-nvdisasm wheel)")
+    with tempfile.TemporaryDirectory() as tmp:
+        translated, _ = assemble(source, constants, Path(tmp))
+        listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
+                                 capture_output=True, text=True).stdout
+    sizes = function_sizes(listing)
+    return {name: sizes[entry.symbol] for name, entry in translated.entries.items() if entry.symbol in sizes}
