@@ -94,9 +94,10 @@ if [ "$1" = -i ]; then
   case "$*" in
     *"--page details"*) echo "  Registers Per Thread    register/thread    64" ;;
     *"--page source"*) printf '%s\\n' '"Kernel Name","mtl_entry_2_layer_norm_float16"' \\
-        '"# Address","Source","Instructions Executed","Warp Stall Sampling (All Samples)","stall_long_sb","stall_long_sb (Not Issued)","stall_wait"' \\
-        '"0","FFMA R1, R2, R3, R4 ;","4,096","10","0","0","7"' '"10","@!P0 FADD.FTZ R1, R1, R2 ;","2048","","","",""' \\
-        '"20","LDG.E.128 R4, desc[UR4][R2.64] ;","1024","90","80","60","3"' ;;
+        '"Address","Source","Instructions Executed","Warp Stall Sampling (All Samples)","stall_long_sb","stall_long_sb (Not Issued)","stall_wait"' \\
+        '"0x7f00","FFMA R1, R2, R3, R4 ;","4,096","10","0","0","7"' \\
+        '"0x7f10","@!P0 FADD.FTZ R1, R1, R2 ;","2048","","","",""' '"0x7f20","BRA 0x8000 ;","0","0","0","0","0"' \\
+        '"0x8000","LDG.E.128 R4, desc[UR4][R2.64] ;","1024","90","80","60","3"' ;;
   esac
   exit 0
 fi
@@ -124,13 +125,15 @@ def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_pat
     report = (results / "ln.txt").read_text()
     assert report.startswith("  Registers Per Thread") and "\n== sass\n" in report
 
-    assert lane_opcodes.executed_by_opcode(report) == {"FFMA": 4096, "FADD": 2048, "LDG": 1024}
+    assert lane_opcodes.executed_by_opcode(report) == {"FFMA": 4096, "FADD": 2048, "BRA": 0, "LDG": 1024}
     assert lane_opcodes.executed_by_opcode(report, full=True)["FADD.FTZ"] == 2048
-    assert lane_opcodes.by_opcode(report, lane_opcodes.STALLS_COLUMN) == {"FFMA": 10, "FADD": 0, "LDG": 90}
+    assert lane_opcodes.by_opcode(report, lane_opcodes.STALLS_COLUMN) == {"FFMA": 10, "FADD": 0, "BRA": 0, "LDG": 90}
     assert lane_opcodes.stall_reasons(report) == {"long_sb": 80, "wait": 10}
+    assert lane_opcodes.executed_span(report) == (3, 0x100)  # the BRA never ran; the LDG lies past it
     assert lane_opcodes.main([str(results / "ln.txt"), "--stalls"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[1].split() == ["all", "100"] and printed[2].split() == ["LDG", "90"]
     assert "stall reason" in printed[-4] and printed[-2].split() == ["long_sb", "80"]
+    assert "ln: 3 instructions executed, over 256 bytes of machine code" in printed
     with pytest.raises(ValueError, match="no '== sass' line"):
         lane_opcodes.executed_by_opcode("  Registers Per Thread 64\n")
