@@ -94,7 +94,7 @@ if [ "$1" = -i ]; then
   case "$*" in
     *"--page details"*) echo "  Registers Per Thread    register/thread    64" ;;
     *"--page source"*) printf '%s\\n' '"Kernel Name","mtl_entry_2_layer_norm_float16"' \\
-        '"Address","Source","Instructions Executed","Warp Stall Sampling (All Samples)","stall_long_sb","stall_long_sb (Not Issued)","stall_wait"' \\
+        '@HEADER@' \\
         '"0x7f00","FFMA R1, R2, R3, R4 ;","4,096","10","0","0","7"' \\
         '"0x7f10","@!P0 FADD.FTZ R1, R1, R2 ;","2048","","","",""' '"0x7f20","BRA 0x8000 ;","0","0","0","0","0"' \\
         '"0x8000","LDG.E.128 R4, desc[UR4][R2.64] ;","1024","90","80","60","3"' ;;
@@ -104,7 +104,9 @@ fi
 echo "ncu $*" >> "$OUT/ncu-args"
 while [ "$1" != python3 ]; do shift; done
 "$@"
-"""
+""".replace("@HEADER@", ",".join(f'"{column}"' for column in (
+    "Address", "Source", "Instructions Executed", "Warp Stall Sampling (All Samples)", "stall_long_sb",
+    "stall_long_sb (Not Issued)", "stall_wait")))  # the real source page's columns: a few of its stall reasons
 
 
 def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_path, staged_fake_lane, capsys):
