@@ -30,18 +30,19 @@ STALL_REASON_PREFIX = "stall_"  # one column per reason (stall_long_sb, stall_ba
 NOT_ISSUED_SUFFIX = "(Not Issued)"  # 'stall_wait (Not Issued)': a subset of 'stall_wait', not counted twice
 
 
-def sass_rows(text: str, column: str = EXECUTED_COLUMN) -> list[dict[str, str]]:
+def sass_rows(text: str, *columns: str) -> list[dict[str, str]]:
     """The source page's CSV rows after the marker line, keyed by the header row (the first row naming the Source
-    column: ncu may print a 'Kernel Name' row above it)."""
+    column: ncu may print a 'Kernel Name' row above it). ValueError where the header lacks one of `columns`."""
     head, marker, tail = text.partition(SASS_MARKER + "\n")
     if not marker:
         raise ValueError(f"no '{SASS_MARKER}' line: not a profile.sh report")
     quoted = [line for line in tail.splitlines() if line.startswith('"')]  # ncu's own notes are not quoted
     records = list(csv.reader(io.StringIO("\n".join(quoted))))
     header = next((r for r in records if SOURCE_COLUMN in r), None)
-    if header is None or column not in header:
+    missing = [SOURCE_COLUMN] if header is None else [c for c in columns if c not in header]
+    if missing:
         found = ", ".join(header) if header else "no header row"
-        raise ValueError(f"the SASS table lacks '{SOURCE_COLUMN}' or '{column}' (found: {found})")
+        raise ValueError(f"the SASS table lacks {', '.join(repr(c) for c in missing)} (found: {found})")
     body = records[records.index(header) + 1:]
     return [dict(zip(header, r)) for r in body if len(r) == len(header) and r != header]
 
@@ -74,15 +75,11 @@ def by_opcode(text: str, column: str = EXECUTED_COLUMN, full: bool = False) -> C
     return counts
 
 
-def executed_by_opcode(text: str, full: bool = False) -> Counter:
-    return by_opcode(text, EXECUTED_COLUMN, full)
-
-
 def stall_reasons(text: str) -> Counter:
     """PC samples by stall reason over the whole kernel (the stall_* columns summed, 'stall_' dropped; their
     '(Not Issued)' subsets left out)."""
     counts: Counter = Counter()
-    for row in sass_rows(text, SOURCE_COLUMN):
+    for row in sass_rows(text):
         for name, value in row.items():
             if name.startswith(STALL_REASON_PREFIX) and not name.endswith(NOT_ISSUED_SUFFIX):
                 try:
@@ -97,11 +94,11 @@ def executed_span(text: str) -> tuple[int, int]:
     path over a long span jumps across code it does not run: layer_norm_float16's 801 executed instructions lay
     over 189 KB, and its warps waited on instruction fetch (benches/pending/README.md)."""
     addresses = []
-    for row in sass_rows(text, ADDRESS_COLUMN):
+    for row in sass_rows(text, ADDRESS_COLUMN, EXECUTED_COLUMN):
         try:
             if count(row[EXECUTED_COLUMN]) > 0:
                 addresses.append(int(row[ADDRESS_COLUMN], 16))
-        except (KeyError, ValueError):
+        except ValueError:
             continue
     return (len(addresses), max(addresses) - min(addresses)) if addresses else (0, 0)
 

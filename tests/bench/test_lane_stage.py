@@ -127,8 +127,8 @@ def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_pat
     report = (results / "ln.txt").read_text()
     assert report.startswith("  Registers Per Thread") and "\n== sass\n" in report
 
-    assert lane_opcodes.executed_by_opcode(report) == {"FFMA": 4096, "FADD": 2048, "BRA": 0, "LDG": 1024}
-    assert lane_opcodes.executed_by_opcode(report, full=True)["FADD.FTZ"] == 2048
+    assert lane_opcodes.by_opcode(report) == {"FFMA": 4096, "FADD": 2048, "BRA": 0, "LDG": 1024}
+    assert lane_opcodes.by_opcode(report, full=True)["FADD.FTZ"] == 2048
     assert lane_opcodes.by_opcode(report, lane_opcodes.STALLS_COLUMN) == {"FFMA": 10, "FADD": 0, "BRA": 0, "LDG": 90}
     assert lane_opcodes.stall_reasons(report) == {"long_sb": 80, "wait": 10}
     assert lane_opcodes.executed_span(report) == (3, 0x100)  # the BRA never ran; the LDG lies past it
@@ -137,5 +137,7 @@ def test_profile_sh_leaves_the_details_and_the_executed_sass_in_one_file(tmp_pat
     assert printed[1].split() == ["all", "100"] and printed[2].split() == ["LDG", "90"]
     assert "stall reason" in printed[-4] and printed[-2].split() == ["long_sb", "80"]
     assert "ln: 3 instructions executed, over 256 bytes of machine code" in printed
+    with pytest.raises(ValueError, match="lacks 'stall_barrier' \\(found: Address, Source, "):
+        lane_opcodes.sass_rows(report, lane_opcodes.EXECUTED_COLUMN, "stall_barrier")
     with pytest.raises(ValueError, match="no '== sass' line"):
-        lane_opcodes.executed_by_opcode("  Registers Per Thread 64\n")
+        lane_opcodes.by_opcode("  Registers Per Thread 64\n")
