@@ -126,19 +126,25 @@ def loops(listing: str) -> list[Loop]:
     return found
 
 
-def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
-    """The loops of one kernel (its host name) of metal/<source> under one function-constant specialisation."""
+def disassemble(source: str, constants: tuple, *ptxas_args: str):
+    """metal/<source> under one specialisation through ptxas (with ptxas_args) and nvdisasm: (its translation, the
+    listing)."""
     disassembler = nvdisasm()
     if disassembler is None:
         raise FileNotFoundError("no nvdisasm found (install a CUDA toolkit or the nvidia-cuda-nvdisasm wheel)")
+    with tempfile.TemporaryDirectory() as tmp:
+        translated, _ = assemble(source, constants, Path(tmp), *ptxas_args)
+        listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
+                                 capture_output=True, text=True).stdout
+    return translated, listing
+
+
+def kernel_loops(source: str, kernel: str, constants: tuple = ()) -> list[Loop]:
+    """The loops of one kernel (its host name) of metal/<source> under one function-constant specialisation."""
     symbols = {name: entry.symbol for name, entry in translated_ptx(source, constants)[0].entries.items()}
     if kernel not in symbols:
         raise KeyError(f"{source} has no kernel {kernel!r}; it has {sorted(symbols)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        assemble(source, constants, Path(tmp), "-e", symbols[kernel])
-        listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
-                                 capture_output=True, text=True).stdout
-    return loops(listing)
+    return loops(disassemble(source, constants, "-e", symbols[kernel])[1])
 
 
 def function_sizes(listing: str) -> dict[str, int]:
@@ -162,12 +168,6 @@ def kernel_code_sizes(source: str, constants: tuple = ()) -> dict[str, int]:
     instructions, and waited on instruction fetch 1.81 cycles an instruction against rms_norm's 0.50 (3.1 k;
     Nsight Compute, benches/pending/README.md). The sizes are NVIDIA's machine code (and the lane shim's), not
     Apple's; a large one says where to look in the Metal code."""
-    disassembler = nvdisasm()
-    if disassembler is None:
-        raise FileNotFoundError("no nvdisasm found (install a CUDA toolkit or the nvidia-cuda-nvdisasm wheel)")
-    with tempfile.TemporaryDirectory() as tmp:
-        translated, _ = assemble(source, constants, Path(tmp))
-        listing = subprocess.run([disassembler, "-c", str(Path(tmp) / "out.cubin")], check=True,
-                                 capture_output=True, text=True).stdout
+    translated, listing = disassemble(source, constants)
     sizes = function_sizes(listing)
     return {name: sizes[entry.symbol] for name, entry in translated.entries.items() if entry.symbol in sizes}
