@@ -27,33 +27,26 @@ from mpskernels.cuda.registers import kernel_resources, named_specialisation, sp
 from mpskernels.cuda.sass import kernel_code_sizes, kernel_loops
 
 
-def worst_per_kernel(source: str) -> dict[str, tuple[int, int, int]]:
-    """kernel -> (registers, stack bytes, spill bytes), the maximum of each over the specialisations."""
-    worst: dict[str, tuple[int, int, int]] = {}
-    with ThreadPoolExecutor() as pool:
-        runs = pool.map(lambda c: kernel_resources(source, c), specialisations(source))
-        for resources in runs:
-            for r in resources:
-                old = worst.get(r.kernel, (0, 0, 0))
-                worst[r.kernel] = (max(old[0], r.registers), max(old[1], r.stack_bytes), max(old[2], r.spill_bytes))
-    return worst
+def register_figures(source: str, constants: tuple) -> dict[str, tuple[int, ...]]:
+    """kernel -> (registers, stack bytes, spill bytes) under one specialisation."""
+    return {r.kernel: (r.registers, r.stack_bytes, r.spill_bytes) for r in kernel_resources(source, constants)}
 
 
-def one_specialisation(source: str, true_constants: list[str]) -> dict[str, tuple[int, int, int]]:
-    """kernel -> (registers, stack bytes, spill bytes) under named_specialisation(source, true_constants)."""
-    resources = kernel_resources(source, named_specialisation(source, true_constants))
-    return {r.kernel: (r.registers, r.stack_bytes, r.spill_bytes) for r in resources}
+def code_size_figures(source: str, constants: tuple) -> dict[str, tuple[int, ...]]:
+    """kernel -> (machine-code instructions,) under one specialisation."""
+    return {kernel: (n,) for kernel, n in kernel_code_sizes(source, constants).items()}
 
 
-def code_sizes(source: str, true_constants: list[str]) -> dict[str, int]:
-    """kernel -> machine-code instructions under the named specialisation, or the largest over all of them."""
+def per_kernel(source: str, true_constants: list[str], figures) -> dict[str, tuple[int, ...]]:
+    """kernel -> figures(source, specialisation) under the specialisation with true_constants set (the others
+    clear), or without any named, each figure's maximum over all the specialisations."""
     if true_constants:
-        return kernel_code_sizes(source, named_specialisation(source, true_constants))
-    largest: dict[str, int] = {}
+        return figures(source, named_specialisation(source, true_constants))
+    largest: dict[str, tuple[int, ...]] = {}
     with ThreadPoolExecutor() as pool:
-        for sizes in pool.map(lambda c: kernel_code_sizes(source, c), specialisations(source)):
-            for kernel, n in sizes.items():
-                largest[kernel] = max(largest.get(kernel, 0), n)
+        for table in pool.map(lambda c: figures(source, c), specialisations(source)):
+            for kernel, values in table.items():
+                largest[kernel] = tuple(map(max, largest.get(kernel, values), values))
     return largest
 
 
@@ -70,7 +63,7 @@ def chosen_sources(opts: argparse.Namespace) -> list[str]:
 
 def print_code_sizes(opts: argparse.Namespace) -> int:
     for source in chosen_sources(opts):
-        for kernel, n in sorted(code_sizes(source, opts.constant).items()):
+        for kernel, (n,) in sorted(per_kernel(source, opts.constant, code_size_figures).items()):
             print(f"{source:20s} {kernel:48s} instructions {n:6d}")
     return 0
 
@@ -79,7 +72,7 @@ def print_table(opts: argparse.Namespace) -> int:
     sources = chosen_sources(opts)
     in_memory = 0
     for source in sources:
-        table = one_specialisation(source, opts.constant) if opts.constant else worst_per_kernel(source)
+        table = per_kernel(source, opts.constant, register_figures)
         for kernel, (registers, stack, spill) in sorted(table.items()):
             if stack or spill:
                 in_memory += 1
