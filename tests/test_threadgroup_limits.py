@@ -10,6 +10,7 @@ threads); the plans are computed from shapes alone, so the shapes can be model-s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -25,6 +26,7 @@ FAMILY = {f.name: f for f in FAMILIES}
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+@functools.lru_cache(maxsize=None)
 def declared_limits(source: str) -> dict[str, int | None]:
     """host name -> max_total_threads_per_threadgroup of each kernel of metal/<source> (None where undeclared)."""
     unit = read_file(metal_dir() / source, include_dirs=[metal_dir()])
@@ -52,11 +54,10 @@ def row_cases(dtype: torch.dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
 def test_every_threadgroup_fits_its_kernels_declared_limit(dtype):
-    limits: dict[str, dict[str, int | None]] = {}
     checked = set()
     for name, args in row_cases(dtype):
         family = FAMILY[name]
-        table = limits.setdefault(family.source, declared_limits(family.source))
+        table = declared_limits(family.source)
         for d in family.plan(**args).dispatches:
             threads = math.prod(d.group_size)
             limit = table[d.kernel]
