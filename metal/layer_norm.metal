@@ -162,7 +162,7 @@ inline void layer_norm_row(
 }
 
 template <typename T>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void layer_norm(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void layer_norm(  // 1024: the host's MAX_GROUP
     const device T* x [[buffer(0)]],
     const device T* weight [[buffer(1), function_constant(has_weight)]],
     const device T* bias [[buffer(2), function_constant(has_bias)]],
@@ -183,7 +183,7 @@ template <typename T>
 }
 
 template <typename T>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void add_layer_norm(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void add_layer_norm(  // 1024: the host's MAX_GROUP
     const device T* x [[buffer(0)]],
     const device T* residual [[buffer(1)]],
     const device T* weight [[buffer(2), function_constant(has_weight)]],

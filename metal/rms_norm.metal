@@ -168,7 +168,7 @@ inline void rms_norm_row(
 }
 
 template <typename T>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void rms_norm(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void rms_norm(  // 1024: the host's MAX_GROUP
     const device T* x [[buffer(0)]],
     const device T* weight [[buffer(1), function_constant(has_weight)]],
     device T* out [[buffer(2)]],
@@ -187,7 +187,7 @@ template <typename T>
 }
 
 template <typename T>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void add_rms_norm(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void add_rms_norm(  // 1024: the host's MAX_GROUP
     const device T* x [[buffer(0)]],
     const device T* residual [[buffer(1)]],
     const device T* weight [[buffer(2), function_constant(has_weight)]],

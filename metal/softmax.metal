@@ -397,7 +397,7 @@ inline void block_row_held_bits(const device T* x, device T* out, uint lid, uint
 // One threadgroup per row, K chunks per thread (threads * K chunks >= the row; K = 4: block, 8: wide): every element
 // stays in a register between the read and the write.
 template <typename T, bool LOG, int K>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void softmax_block(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void softmax_block(  // 1024: the host's MAX_GROUP
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
     device T* out [[buffer(2)]],
@@ -439,7 +439,7 @@ template <typename T, bool LOG, int K>
 // One threadgroup per row of any length: online max and sum, then a second pass that writes. Thread lid takes
 // chunks lid, lid + threads, ... (a SIMD group moves one contiguous span per step).
 template <typename T, bool LOG>
-[[kernel, max_total_threads_per_threadgroup(1024)]] void softmax_looped(
+[[kernel, max_total_threads_per_threadgroup(1024)]] void softmax_looped(  // 1024: the host's LOOPED_GROUP
     const device T* x [[buffer(0)]],
     const device T* mask [[buffer(1), function_constant(has_mask)]],
     device T* out [[buffer(2)]],
