@@ -63,7 +63,7 @@ def test_every_threadgroup_fits_its_kernels_declared_limit(dtype):
             limit = table[d.kernel]
             if limit is None:
                 assert threads <= UNDECLARED_LIMIT, (
-                    f"{d.kernel} launches {threads} threads a threadgroup ({name} {args['x'].shape if 'x' in args else ''}) "
+                    f"{d.kernel} launches {threads} threads a threadgroup ({name} {args['x'].shape}) "
                     f"without max_total_threads_per_threadgroup: Apple GPUs promise no more than {UNDECLARED_LIMIT}")
             else:
                 assert threads <= limit, f"{d.kernel}: {threads} threads a threadgroup over its declared {limit}"
