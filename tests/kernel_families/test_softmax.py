@@ -224,6 +224,22 @@ def test_rows_far_below_zero_do_not_underflow(op, cols, dtype, low, spread):
     assert got.isfinite().all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cols", [120, 1500, 16387, 32771], ids=lambda c: sm.variant_for(c))
+def test_16bit_probabilities_far_below_the_max_keep_their_relative_accuracy(cols, dtype):
+    # Every probability that is a normal number of the dtype, down to e^-87 in bf16, keeps the dtype's relative
+    # accuracy: a cutoff or flush to zero in the exponentials (a faster exp for 16-bit rows, say) that reached
+    # into that range would fail here, where a tolerance scaled to the row's largest values would not see it.
+    low = 1.4 * math.log(torch.finfo(dtype).tiny)  # bf16 -122, fp16 -13.6
+    x = torch.linspace(0.0, low, cols).to(dtype).repeat(2, 1)
+    got = emulated("softmax", x).double()
+    want = expected("softmax", x)
+    normal = want.abs() >= torch.finfo(dtype).tiny
+    assert normal.float().mean() > 0.1  # the sum of a long row shifts some of its tail below the normals
+    rel = ((got - want).abs() / want.abs())[normal]
+    assert rel.max() <= torch.finfo(dtype).eps, rel.max()  # rounding once to the dtype: eps / 2
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_near_constant_and_negative_rows(op):
     x = torch.full((2, 700), -3.0)
