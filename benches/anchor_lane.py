@@ -178,22 +178,42 @@ def cache_cases(name: str, dtype: torch.dtype) -> list[Case]:
 
 DECODE_GRID = [(b, n, 128) for n in (512, 2048, 8192, 32768) for b in (1, 4, 8)] + [
     (b, n, 64) for n in (2048, 32768) for b in (1, 8)]
-PREFILL_GRID = [(512, 128), (2048, 128), (8192, 128), (2048, 64)]
+# Several new tokens a step (speculative decoding, a chunk of a prompt): (batch, tokens, N, D). The tokens see the
+# cache and, causally, each other, through a boolean mask as transformers builds one for SDPA (PyTorch's is_causal
+# is upper-left, which is not a decode step's causality once the cache is longer than the tokens).
+MULTI_TOKEN_DECODE_GRID = [(1, 4, 8192, 128), (1, 8, 8192, 128), (4, 8, 32768, 128)]
+PREFILL_GRID = [(512, 128), (2048, 128), (8192, 128), (2048, 64), (2048, 80), (2048, 96)]
+MASKED_PREFILL = (2048, 128)  # an additive causal mask (finfo.min above the diagonal) in place of is_causal
+
+
+def decode_step_mask(tokens: int, n: int) -> torch.Tensor:
+    """True where token i of the `tokens` newest (the last positions of a cache of n) may see key j: j <= n - tokens + i."""
+    keys = torch.arange(n, device=DEVICE)
+    last_visible = n - tokens + torch.arange(tokens, device=DEVICE)
+    return (keys[None, :] <= last_visible[:, None])[None, None]
 
 
 def attention_cases(dtype: torch.dtype) -> list[Case]:
-    """Decode: 32 query heads over 8 KV heads (GQA), one new token over a cache of exactly N keys. Prefill: causal,
-    same heads. Decode reads K and V once: memory-bound; prefill is not."""
+    """Decode: 32 query heads over 8 KV heads (GQA), one new token (or a few, masked) over a cache of exactly N keys.
+    Prefill: causal (or an additive mask), same heads. Decode reads K and V once: memory-bound; prefill is not."""
     randn, _, _ = _gen(dtype)
     cases = []
     for b, n, d in DECODE_GRID:
         q, k, v = randn(b, 32, 1, d), randn(b, 8, n, d), randn(b, 8, n, d)
         cases.append(Case(f"decode B{b} H32/8 N{n} D{d}", (q, k, v, None, False, None, None),
                           quick=(b, n, d) == (4, 8192, 128)))
+    for b, t, n, d in MULTI_TOKEN_DECODE_GRID:
+        q, k, v = randn(b, 32, t, d), randn(b, 8, n, d), randn(b, 8, n, d)
+        cases.append(Case(f"decode B{b} H32/8 Sq{t} N{n} D{d}, causal bool mask",
+                          (q, k, v, decode_step_mask(t, n), False, None, None)))
     for s, d in PREFILL_GRID:
         q, k, v = randn(1, 32, s, d), randn(1, 8, s, d), randn(1, 8, s, d)
         cases.append(Case(f"prefill causal B1 H32/8 S{s} D{d}", (q, k, v, None, True, None, None), None,
                           quick=(s, d) == (2048, 128)))
+    s, d = MASKED_PREFILL
+    q, k, v = randn(1, 32, s, d), randn(1, 8, s, d), randn(1, 8, s, d)
+    mask = torch.full((s, s), torch.finfo(dtype).min, device=DEVICE).triu(1).to(dtype)[None, None]
+    cases.append(Case(f"prefill additive mask B1 H32/8 S{s} D{d}", (q, k, v, mask, False, None, None), None))
     return cases
 
 
@@ -431,6 +451,8 @@ def run_checked(launch: Callable[[], Any], results: Callable[[Any], tuple], want
 def attention_call(op, args: tuple) -> tuple[tuple, dict]:
     """PyTorch's ops take (query, key, value, attn_mask, *, is_causal, scale), MLX's (q, k, v, *, mask, causal,
     scale). The decode kernels run query lengths up to 8, the prefill ones longer: the other cases are n/a."""
+    from mpskernels.anchors.mlx.attention import STEEL_HEAD_DIMS
+
     q, k, v, mask, causal, scale, kv_len = args
     if kv_len is not None:
         k, v = k[:, :, :kv_len], v[:, :, :kv_len]
@@ -438,6 +460,8 @@ def attention_call(op, args: tuple) -> tuple[tuple, dict]:
     if decode_op != (q.shape[2] <= 8):
         raise NotImplementedError(f"{'decode' if decode_op else 'prefill'} kernel; this case is "
                                   f"{'decode' if q.shape[2] <= 8 else 'prefill'}")
+    if op.name == "mlx.steel_attention" and q.shape[-1] not in STEEL_HEAD_DIMS:
+        raise NotImplementedError(f"instantiated here for head dims {STEEL_HEAD_DIMS}, as MLX's own kernel file")
     params = {} if scale is None else {"scale": scale}
     if op.anchor == "torch":
         return (q, k, v) + ((mask,) if mask is not None else ()), {**params, "is_causal": causal}

@@ -91,7 +91,7 @@ def test_sdpa_vector_2pass_gqa_first_pass(d):
 
 
 @dtypes
-@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("d", [64, 80, 128])
 @pytest.mark.parametrize("lq, n", [(64, 64), (40, 50)], ids=["aligned", "tails"])
 def test_steel_attention(dtype, d, lq, n):
     q, k, v = inputs(1, 4, 2, lq, n, d, dtype, seed=12)

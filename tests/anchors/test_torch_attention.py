@@ -187,6 +187,8 @@ def test_decode_refuses_what_it_has_no_kernel_for():
     (1, 2, 2, 33, 33, 64, torch.float16, None, True),
     (1, 4, 2, 20, 30, 128, torch.bfloat16, torch.bool, False),  # GQA, BQ 32 / BK 16 for head dim 128
     (2, 1, 1, 12, 40, 64, torch.float32, torch.float32, True),  # causal with more keys than queries, and a mask
+    (1, 2, 1, 40, 40, 80, torch.float16, torch.float16, False),  # head dims 80 and 96 (BQ 32 / BK 32), an additive
+    (1, 2, 1, 40, 40, 96, torch.bfloat16, None, True),  # mask and causal: the anchor lane's prefill rows
 ])
 def test_prefill_attention(batch, heads, kv_heads, q_len, kv_len, dim, dtype, mask, causal):
     q, k, v = qkv(batch, heads, kv_heads, q_len, kv_len, dim, dtype, seed=5)

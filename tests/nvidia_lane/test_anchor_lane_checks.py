@@ -120,3 +120,24 @@ def test_measure_times_a_long_stream_result_again(lane, monkeypatch, stream_time
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
     assert lane.measure(lambda: None) == want
     assert next(times, None) is None  # every stream timing asked for was used, and no more
+
+
+def test_a_decode_step_sees_the_cache_and_the_earlier_new_tokens(lane, monkeypatch):
+    # The multi-token decode rows' mask: token i of the newest t sits at position n - t + i (bottom-right, as a
+    # decode step needs; PyTorch's is_causal would be top-left).
+    monkeypatch.setattr(lane, "DEVICE", "cpu")
+    mask = lane.decode_step_mask(3, 7)
+    assert mask.shape == (1, 1, 3, 7) and mask.dtype == torch.bool
+    assert mask[0, 0].int().tolist() == [[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1]]
+
+
+def test_mlx_prefill_rows_are_na_at_head_dims_its_kernel_file_does_not_instantiate(lane):
+    from mpskernels.anchors.op import for_family
+
+    steel = next(op for op in for_family("attention") if op.name == "mlx.steel_attention")
+    q, k = torch.zeros(1, 4, 64, 96), torch.zeros(1, 2, 64, 96)
+    with pytest.raises(NotImplementedError, match="head dims"):
+        lane.attention_call(steel, (q, k, k, None, True, None, None))
+    q, k = torch.zeros(1, 4, 64, 80), torch.zeros(1, 2, 64, 80)
+    inputs, params = lane.attention_call(steel, (q, k, k, None, True, None, None))
+    assert len(inputs) == 3 and params == {"causal": True}

@@ -13,6 +13,8 @@
 #define mpsk_attention_type(tname, type)                 \
   mpsk_attention(tname, type, 32, 64, tname, type)       \
   mpsk_attention(tname, type, 32, 64, bool_, bool)       \
+  mpsk_attention(tname, type, 32, 80, tname, type)       \
+  mpsk_attention(tname, type, 32, 80, bool_, bool)       \
   mpsk_attention(tname, type, 16, 128, tname, type)      \
   mpsk_attention(tname, type, 16, 128, bool_, bool)
 

@@ -22,7 +22,7 @@ from .launch import FLOATS, TYPE_NAME, TYPE_STRING, check_dtype, in_order, launc
 # class: 'g' base, 'p' Pro, 's' Max, 'd' Ultra). The default is an M4 Max, the largest single-die part.
 DEFAULT_ARCH = "applegpu_g16s"
 VECTOR_HEAD_DIMS = (64, 128)  # instantiated in anchors/metal/mlx_sdpa_vector.metal
-STEEL_HEAD_DIMS = (64, 128)  # instantiated in anchors/metal/mlx_steel_attention.metal
+STEEL_HEAD_DIMS = (64, 80, 128)  # instantiated in anchors/metal/mlx_steel_attention.metal, as MLX's own file does
 
 
 @dataclass(frozen=True)
