@@ -26,6 +26,7 @@ which is one process, does not wait on NVRTC one translation unit at a time.
 
     python benches/anchor_lane.py [--families rms_norm,attention] [--dtypes bfloat16] [--quick] [--out FILE.md]
     python benches/anchor_lane.py --render docs/anchor-lane.json   # the Markdown again, no GPU
+    python benches/anchor_lane.py --render all.json attention.json  # two calls' runs of one commit, merged
 
 On a machine whose torch is not 2.13 and that cannot download, the anchors' sources travel with the checkout:
 MPSKERNELS_TORCH_METAL_INCLUDE=<copy of torch 2.13's include/ holding ATen/native/mps/kernels and c10/metal>,
@@ -55,8 +56,8 @@ import torch
 import mpskernels  # noqa: F401  (registers the ops: schema defaults, checks, allocation)
 from mpskernels import registry
 from mpskernels.cuda import runner, timing
-from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, row_from_json, row_json, to_json,
-                                           to_markdown)
+from mpskernels.cuda.anchor_report import (AnchorLaneReport, Result, Row, from_json, merge_reports, row_from_json,
+                                           row_json, to_json, to_markdown)
 from mpskernels.kernels import FAMILIES
 from mpskernels.kernels.native import native_fn
 from mpskernels.kernels.rope import tables
@@ -930,7 +931,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--compile-budget", type=float, default=180.0, help="seconds of torch.compile at most")
     parser.add_argument("--budget", type=float, default=420.0, help="start no family after this many seconds")
     parser.add_argument("--out", default=str(ROOT / "docs" / "anchor-lane.md"))
-    parser.add_argument("--render", metavar="JSON", help="write the Markdown from an earlier run's JSON; runs nothing")
+    parser.add_argument("--render", metavar="JSON", nargs="+",
+                        help="write the Markdown from an earlier run's JSON; runs nothing. Several runs of one commit "
+                             "are merged (a later run's rows replace an earlier's) and their JSON written beside it")
     parser.add_argument("--grace", type=float, default=150.0,
                         help="seconds a child may run past the budget (its last family) before it is stopped")
     parser.add_argument("--warm", type=int, default=0, metavar="N",
@@ -956,7 +959,11 @@ def main() -> int:
         return child(opts)
     out = Path(opts.out)
     if opts.render:
-        out.write_text(to_markdown(from_json(json.loads(Path(opts.render).read_text())), data_name(opts.render)))
+        reports = [from_json(json.loads(Path(f).read_text())) for f in opts.render]
+        if len(reports) == 1:
+            out.write_text(to_markdown(reports[0], data_name(opts.render[0])))
+        else:
+            write(merge_reports(reports), out)
         print(f"wrote {out}")
         return 0
     if not torch.cuda.is_available():

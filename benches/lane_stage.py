@@ -17,6 +17,10 @@ budget):
     bash .lane-staging/run.sh B anchor-lane 590 --compile --warm 13 --warm-budget 300 --budget 520 --grace 60 \
         --compile-budget 90
 
+A family that the full run's budget left out (its rows under "Not run") can be timed in a second call with
+`--families NAME` and merged: `python benches/anchor_lane.py --render anchor-lane.json NAME.json --out
+docs/anchor-lane.md` (runs of one staged commit only).
+
 The lane's GPU tests run from the working tree in the same call, with the staged platformdirs on the path (the
 device has no pip; carry .lane-staging) and the staged anchor sources that env.sh names, as run.sh does (without
 them the anchors' tests try to download mlx-metal and fail: a call on 2026-12-07 did):

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from mpskernels.cuda.anchor_report import (SPEEDUP_RULE, AnchorLaneReport, Result, Row, from_json, geomean, pct_copy,
-                                           row_json, to_json, to_markdown)
+from mpskernels.cuda.anchor_report import (SPEEDUP_RULE, AnchorLaneReport, Result, Row, from_json, geomean,
+                                           merge_reports, pct_copy, row_json, to_json, to_markdown)
 
 GBPS = 4000.0
 MIB = 2**20
@@ -122,3 +122,38 @@ def test_the_family_bandwidth_figure_leaves_out_cases_that_fit_l2():
 def test_the_page_names_where_its_data_is():
     assert "the same data is in `docs/anchor-lane.json`" in to_markdown(sample())
     assert "the same data is in `docs/run-2.json`" in to_markdown(sample(), "docs/run-2.json")
+
+
+def run_of(rows, copy_gbps, date, commit="abc1234", not_run=()):
+    return AnchorLaneReport({"GPU": "Test GPU", "mpskernels commit": commit, "date (UTC)": date}, copy_gbps, rows,
+                            list(not_run))
+
+
+def test_merged_runs_replace_rows_and_keep_each_runs_copy_bandwidth():
+    # Run 1 timed softmax and attention (the latter budget-cut to one case), run 2 attention again on its own.
+    soft = Row("softmax", "float16", "x 2048x32000", 256 * MIB, Result(100.0, 1e-3))
+    attn_old = Row("attention", "float16", "decode B1", 64 * MIB, Result(50.0, 1e-3))
+    attn_new = Row("attention", "float16", "decode B1", 64 * MIB, Result(40.0, 1e-3))
+    attn_more = Row("attention", "float16", "decode B1 Sq4", 64 * MIB, Result(45.0, 1e-3))
+    soft32 = Row("softmax", "float32", "x 2048x32000", 512 * MIB, Result(200.0, 1e-6))
+    first = run_of([soft, attn_old, soft32], 4000.0, "day 1", not_run=["attention float32: time budget spent"])
+    second = run_of([attn_new, attn_more], 2000.0, "day 2")
+    merged = from_json(to_json(merge_reports([first, second])))
+    assert [(r.family, r.dtype, r.case) for r in merged.rows] == [
+        ("softmax", "float16", "x 2048x32000"), ("attention", "float16", "decode B1"),
+        ("attention", "float16", "decode B1 Sq4"), ("softmax", "float32", "x 2048x32000")]
+    by_case = {(r.dtype, r.case): row_json(r, merged.copy_gbps) for r in merged.rows}
+    assert by_case[("float16", "decode B1")]["ours_us"] == 40.0  # the later run's
+    assert by_case[("float16", "decode B1")]["pct_copy"] == pytest.approx(pct_copy(64 * MIB, 40.0, 2000.0))
+    assert by_case[("float16", "x 2048x32000")]["pct_copy"] == pytest.approx(pct_copy(256 * MIB, 100.0, 4000.0))
+    assert merged.not_run == ["attention float32: time budget spent"]  # run 2 timed float16 only
+    assert "day 1: 3 rows, copy 4000 GB/s; day 2: 2 rows, copy 2000 GB/s" in to_markdown(merged)
+
+
+def test_runs_of_different_commits_or_gpus_are_not_merged():
+    with pytest.raises(ValueError, match="mpskernels commit"):
+        merge_reports([run_of([], 1.0, "a"), run_of([], 1.0, "b", commit="def5678")])
+    other_gpu = run_of([], 1.0, "b")
+    other_gpu.machine["GPU"] = "Other GPU"
+    with pytest.raises(ValueError, match="GPU"):
+        merge_reports([run_of([], 1.0, "a"), other_gpu])

@@ -9,7 +9,7 @@ measurement (each anchor's too), so the Markdown can be rendered again from it w
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SPEEDUP_RULE = "speedup = other's time / our time: above 1.0 means ours is faster, below 1.0 means ours is slower"
@@ -55,6 +55,7 @@ class Row:
     torch_native: Result | None = None
     torch_compile: Result | None = None
     fits_l2: bool = False  # inputs and outputs fit the GPU's L2 cache: back-to-back launches may read from it
+    copy_gbps: float | None = None  # its run's copy bandwidth, where it differs from the report's (merge_reports)
 
     def best_anchor(self) -> tuple[str | None, Result | None]:
         """The fastest anchor that ran correctly; else the first one that did not (its reason goes in the row)."""
@@ -99,9 +100,10 @@ def row_json(row: Row, copy_gbps: float | None) -> dict[str, Any]:
         "torch_native_us": native.us if native is not None and native.ok else None,
         "torch_compile_us": compiled.us if compiled is not None and compiled.ok else None,
         "speedup_vs_torch": speedup(row.best_torch(), row.ours),
-        "pct_copy": pct_copy(row.bytes_moved, row.ours.us if row.ours.ok else None, copy_gbps),
-        "anchor_pct_copy": pct_copy(row.bytes_moved, best.us if best is not None and best.ok else None, copy_gbps),
-        "bytes_moved": row.bytes_moved, "fits_l2": row.fits_l2,
+        "pct_copy": pct_copy(row.bytes_moved, row.ours.us if row.ours.ok else None, row.copy_gbps or copy_gbps),
+        "anchor_pct_copy": pct_copy(row.bytes_moved, best.us if best is not None and best.ok else None,
+                                    row.copy_gbps or copy_gbps),
+        "bytes_moved": row.bytes_moved, "fits_l2": row.fits_l2, "copy_gbps": row.copy_gbps,
         "ours": asdict(row.ours),
         "anchors": {k: asdict(v) for k, v in row.anchors.items()},
         "torch_native": asdict(native) if native is not None else None,
@@ -118,7 +120,7 @@ def _result(d: dict | None) -> Result | None:
 def row_from_json(d: dict[str, Any]) -> Row:
     return Row(d["family"], d["dtype"], d["case"], d["bytes_moved"], _result(d["ours"]),
                {k: _result(v) for k, v in d["anchors"].items()}, _result(d["torch_native"]),
-               _result(d["torch_compile"]), d.get("fits_l2", False))
+               _result(d["torch_compile"]), d.get("fits_l2", False), d.get("copy_gbps"))
 
 
 @dataclass
@@ -137,6 +139,32 @@ def to_json(report: AnchorLaneReport) -> dict[str, Any]:
 def from_json(d: dict[str, Any]) -> AnchorLaneReport:
     return AnchorLaneReport(d["machine"], d.get("copy_gbps"), [row_from_json(r) for r in d["rows"]],
                             list(d.get("not_run", [])))
+
+
+def merge_reports(reports: list[AnchorLaneReport]) -> AnchorLaneReport:
+    """Runs of one commit on one kind of GPU as one report: a later run's row replaces an earlier run's row of the
+    same family, dtype and case, and each row keeps its own run's copy bandwidth for its % of copy.
+    Why: a full run must fit one device call (600 s), and a family timed in a call of its own (attention's whole
+    grid compiles for minutes) joins the rest here. Ratios stay within one run: a row's times all come from one."""
+    for key in ("mpskernels commit", "GPU"):
+        values = {str(r.machine.get(key)) for r in reports}
+        if len(values) > 1:
+            raise ValueError(f"runs to merge must share the {key}; these have {', '.join(sorted(values))}")
+    rows: dict[tuple[str, str, str], Row] = {}
+    for report in reports:
+        for row in report.rows:
+            rows[(row.family, row.dtype, row.case)] = replace(row, copy_gbps=row.copy_gbps or report.copy_gbps)
+    # The page's tables read in blocks of one dtype and family, in the order the runs first met them.
+    dtypes = list(dict.fromkeys(r.dtype for r in rows.values()))
+    families = list(dict.fromkeys(r.family for r in rows.values()))
+    merged_rows = sorted(rows.values(), key=lambda r: (dtypes.index(r.dtype), families.index(r.family)))
+    timed = {f"{r.family} {r.dtype}" for r in merged_rows}
+    not_run = [n for r in reports for n in r.not_run if n.split(":")[0] not in timed]
+    machine = dict(reports[0].machine)
+    machine["merged runs"] = "; ".join(
+        f"{r.machine.get('date (UTC)', '?')}: {len(r.rows)} rows, copy {r.copy_gbps or 0:.0f} GB/s" for r in reports
+    ) + " (each row's % of copy is against its own run's copy bandwidth)"
+    return AnchorLaneReport(machine, reports[0].copy_gbps, merged_rows, not_run)
 
 
 # ---- Markdown ----
