@@ -141,3 +141,65 @@ def test_mlx_prefill_rows_are_na_at_head_dims_its_kernel_file_does_not_instantia
     q, k = torch.zeros(1, 4, 64, 80), torch.zeros(1, 2, 64, 80)
     inputs, params = lane.attention_call(steel, (q, k, k, None, True, None, None))
     assert len(inputs) == 3 and params == {"causal": True}
+
+
+def small_attention_cases(lane, dtype):
+    """The anchor lane's attention case kinds at emulator sizes: decode of several tokens under the bottom-right
+    boolean mask, prefill under an additive causal mask, causal prefill at head dims 80 and 96."""
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g).to(dtype)
+
+    mask = torch.full((40, 40), torch.finfo(dtype).min).triu(1).to(dtype)[None, None]
+    cases = [(f"decode Sq{t}", (r(1, 32, t, 64), r(1, 8, n, 64), r(1, 8, n, 64), lane.decode_step_mask(t, n), False,
+                                 None, None)) for t, n in ((4, 200), (8, 300))]
+    cases.append(("prefill additive mask", (r(1, 32, 40, 64), r(1, 8, 40, 64), r(1, 8, 40, 64), mask, False, None,
+                                            None)))
+    cases += [(f"prefill D{d}", (r(1, 4, 40, d), r(1, 2, 40, d), r(1, 2, 40, d), None, True, None, None))
+              for d in (80, 96)]
+    return cases
+
+
+def test_the_attention_case_kinds_run_ours_and_every_anchor_on_the_emulator(lane, monkeypatch):
+    # The lane's adapter (attention_call) and the anchors' host logic meet these inputs first on the device, where a
+    # refusal costs a run; here each kind runs on the emulator against float64, and each anchor either runs within
+    # the tolerance or says why it does not cover the case.
+    import torch.nn.functional as F
+
+    from mpskernels import registry
+    from mpskernels.anchors.op import for_family
+    from mpskernels.runtime import use_backend
+
+    monkeypatch.setattr(lane, "DEVICE", "cpu")
+    family = next(f for f in FAMILIES if f.name == "attention")
+    dtype = torch.float16
+    ran = {}
+    for label, args in small_attention_cases(lane, dtype):
+        q, k, v, mask, causal = args[:5]
+        rep = q.shape[1] // k.shape[1]
+        m = mask if mask is None or mask.dtype == torch.bool else mask.double()
+        want = F.scaled_dot_product_attention(q.double(), k.double().repeat_interleave(rep, 1),
+                                              v.double().repeat_interleave(rep, 1), attn_mask=m, is_causal=causal)
+        bound = 4 * tolerance_for(dtype).atol + 4 * tolerance_for(dtype).rtol * want.abs().max().item()
+        with use_backend("emulator"):
+            ours = registry.op("attention")(*args[:6])
+        assert (ours.double() - want).abs().max() <= bound, label
+        for op in for_family("attention"):
+            if op.name in lane.EXCLUDED:
+                continue
+            try:
+                inputs, params = lane.anchor_call(family, op, args)
+            except NotImplementedError:
+                continue
+            prepared = op.prepare(*inputs, backend="emulator", **params)
+            prepared.launch()
+            assert (prepared.out.double() - want).abs().max() <= bound, (label, op.name)
+            ran.setdefault(label, []).append(op.name)
+    assert ran == {"decode Sq4": ["mlx.sdpa_vector", "mlx.sdpa_vector_2pass", "torch.sdpa_vector",
+                                  "torch.sdpa_vector_2pass"],
+                   "decode Sq8": ["mlx.sdpa_vector", "mlx.sdpa_vector_2pass", "torch.sdpa_vector",
+                                  "torch.sdpa_vector_2pass"],
+                   "prefill additive mask": ["mlx.steel_attention", "torch.prefill_attention"],
+                   "prefill D80": ["mlx.steel_attention", "torch.prefill_attention"],
+                   "prefill D96": ["torch.prefill_attention"]}
