@@ -188,7 +188,8 @@ MASKED_PREFILL = (2048, 128)  # an additive causal mask (finfo.min above the dia
 
 
 def decode_step_mask(tokens: int, n: int) -> torch.Tensor:
-    """True where token i of the `tokens` newest (the last positions of a cache of n) may see key j: j <= n - tokens + i."""
+    """True where token i of the `tokens` newest (the last positions of a cache of n) may see key j:
+    j <= n - tokens + i."""
     keys = torch.arange(n, device=DEVICE)
     last_visible = n - tokens + torch.arange(tokens, device=DEVICE)
     return (keys[None, :] <= last_visible[:, None])[None, None]
