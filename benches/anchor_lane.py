@@ -639,13 +639,30 @@ def minimum_bytes(family, args: tuple, want: tuple, dtype: torch.dtype) -> int:
     return read + sum(w.numel() * e for w in want)
 
 
+SAME_SIZE_COPY_US: dict[int, float] = {}  # bytes -> µs, one timing per size in a process
+
+
+def same_size_copy_us(nbytes: int) -> float | None:
+    """A device copy of `nbytes` (half read, half written) timed as the kernels are (measure: warm, a CUDA graph for
+    short ones); None in the warm-up pass, which times nothing."""
+    if CHECK_ONLY or nbytes < 2:
+        return None
+    if nbytes not in SAME_SIZE_COPY_US:
+        src = torch.empty(nbytes // 2, dtype=torch.uint8, device=DEVICE)
+        dst = torch.empty_like(src)
+        SAME_SIZE_COPY_US[nbytes] = measure(lambda: dst.copy_(src))[0]
+        del src, dst
+    return SAME_SIZE_COPY_US[nbytes]
+
+
 def run_case(family, dtype: torch.dtype, case: Case, anchors: list, compiled: Compiled | None,
              with_torch: bool = True) -> Row:
     """One case: ours, each anchor kernel, and (with_torch) PyTorch's native op and torch.compile."""
     want = expected(family, case.args, dtype)
     moved = case.bytes_moved if case.bytes_moved != -1 else minimum_bytes(family, case.args, want, dtype)
     row = Row(family.name, str(dtype).replace("torch.", ""), case.label, moved, ours(family, case.args, want, dtype),
-              fits_l2=footprint(case.args, want) <= l2_bytes())
+              fits_l2=footprint(case.args, want) <= l2_bytes(),
+              same_size_copy_us=same_size_copy_us(moved) if moved else None)
     for name, op, extra in anchor_entries(anchors):
         row.anchors[name] = anchor(family, op, case.args, want, dtype, extra)
     if with_torch:

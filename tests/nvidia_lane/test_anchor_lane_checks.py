@@ -97,6 +97,7 @@ def test_ours_only_reaches_every_child_and_times_only_our_kernel(lane, monkeypat
     monkeypatch.setattr(lane, "ours", lambda fam, a, want, dtype: checked.append(want) or lane.Result(1.0, "t", "ok"))
     monkeypatch.setattr(lane, "footprint", lambda *_: 0)
     monkeypatch.setattr(lane, "l2_bytes", lambda: 1)  # no CUDA device here
+    monkeypatch.setattr(lane, "same_size_copy_us", lambda nbytes: None)
     rows = tmp_path / "rows.jsonl"
     opts = lane.arguments().parse_args(["--child", "--ours-only", "--rows", str(rows), "--jobs",
                                         "float32:rms_norm", "--deadline", "1e12"])
@@ -203,3 +204,15 @@ def test_the_attention_case_kinds_run_ours_and_every_anchor_on_the_emulator(lane
                    "prefill additive mask": ["mlx.steel_attention", "torch.prefill_attention"],
                    "prefill D80": ["mlx.steel_attention", "torch.prefill_attention"],
                    "prefill D96": ["torch.prefill_attention"]}
+
+
+def test_each_memory_bound_row_times_a_copy_of_its_bytes_once(lane, monkeypatch):
+    timed = []
+    monkeypatch.setattr(lane, "DEVICE", "cpu")
+    monkeypatch.setattr(lane, "SAME_SIZE_COPY_US", {})
+    monkeypatch.setattr(lane, "measure", lambda fn: (fn(), timed.append(1), (3.0, "stream"))[-1])
+    monkeypatch.setattr(lane, "CHECK_ONLY", True)
+    assert lane.same_size_copy_us(1 << 20) is None  # the warm-up pass times nothing
+    monkeypatch.setattr(lane, "CHECK_ONLY", False)
+    assert lane.same_size_copy_us(1 << 20) == 3.0 and lane.same_size_copy_us(1 << 20) == 3.0
+    assert len(timed) == 1 and list(lane.SAME_SIZE_COPY_US) == [1 << 20]

@@ -116,7 +116,22 @@ def test_the_family_bandwidth_figure_leaves_out_cases_that_fit_l2():
     small = Row("silu", "float32", "x 8x11008", 2 * 8 * 11008 * 4, Result(2.0, 1e-7), fits_l2=True)
     text = to_markdown(AnchorLaneReport({}, GBPS, [big, small], []))
     big_pct = pct_copy(big.bytes_moved, 100.0, GBPS)
-    assert f"| silu | 2 | — | — | — | — | {big_pct:.0f}% | 0 |" in text  # not the 8-row case's latency-bound 4%
+    assert f"| silu | 2 | — | — | — | — | {big_pct:.0f}% | — | 0 |" in text  # not the 8-row case's latency-bound 4%
+
+
+def test_a_row_is_also_set_against_a_copy_of_its_own_bytes():
+    # An L2-resident 8-row case: 9% of the 1 GiB copy's bandwidth, but a copy of its 0.7 MB takes 1.5 us of its 2.
+    small = Row("silu", "float32", "x 8x11008", 2 * 8 * 11008 * 4, Result(2.0, 1e-7), fits_l2=True,
+                same_size_copy_us=1.5)
+    slow = Row("silu", "float32", "x 4096x11008", 2 * 4096 * 11008 * 4, Result(None, 0.5, "wrong", "bad"),
+               same_size_copy_us=90.0)
+    report = AnchorLaneReport({}, GBPS, [small, slow], [])
+    assert row_json(small, GBPS)["pct_same_size_copy"] == pytest.approx(75.0)
+    assert row_json(slow, GBPS)["pct_same_size_copy"] is None  # a wrong result has no time to set against it
+    text = to_markdown(report)
+    assert "| silu | float32 | x 8x11008 (L2) | 2.0 | 9% | 75% |" in text
+    assert re.search(r"\| silu \| 2 \|[^\n]*\| 75% \| 1 \|", text)  # the family's minimum, over every row
+    assert from_json(to_json(report)).rows[0].same_size_copy_us == 1.5
 
 
 def test_the_page_names_where_its_data_is():
