@@ -195,6 +195,11 @@ def decode_step_mask(tokens: int, n: int) -> torch.Tensor:
     return (keys[None, :] <= last_visible[:, None])[None, None]
 
 
+def additive_causal_mask(s: int, dtype: torch.dtype) -> torch.Tensor:
+    """0 where query i may see key j (j <= i), finfo.min above the diagonal: the eager path's causal mask."""
+    return torch.full((s, s), torch.finfo(dtype).min, device=DEVICE).triu(1).to(dtype)[None, None]
+
+
 def attention_cases(dtype: torch.dtype) -> list[Case]:
     """Decode: 32 query heads over 8 KV heads (GQA), one new token (or a few, masked) over a cache of exactly N keys.
     Prefill: causal (or an additive mask), same heads. Decode reads K and V once: memory-bound; prefill is not."""
@@ -214,8 +219,8 @@ def attention_cases(dtype: torch.dtype) -> list[Case]:
                           quick=(s, d) == (2048, 128)))
     s, d = MASKED_PREFILL
     q, k, v = randn(1, 32, s, d), randn(1, 8, s, d), randn(1, 8, s, d)
-    mask = torch.full((s, s), torch.finfo(dtype).min, device=DEVICE).triu(1).to(dtype)[None, None]
-    cases.append(Case(f"prefill additive mask B1 H32/8 S{s} D{d}", (q, k, v, mask, False, None, None), None))
+    cases.append(Case(f"prefill additive mask B1 H32/8 S{s} D{d}", (q, k, v, additive_causal_mask(s, dtype), False,
+                                                                        None, None), None))
     return cases
 
 

@@ -152,7 +152,7 @@ def small_attention_cases(lane, dtype):
     def r(*shape):
         return torch.randn(*shape, generator=g).to(dtype)
 
-    mask = torch.full((40, 40), torch.finfo(dtype).min).triu(1).to(dtype)[None, None]
+    mask = lane.additive_causal_mask(40, dtype)
     cases = [(f"decode Sq{t}", (r(1, 32, t, 64), r(1, 8, n, 64), r(1, 8, n, 64), lane.decode_step_mask(t, n), False,
                                  None, None)) for t, n in ((4, 200), (8, 300))]
     cases.append(("prefill additive mask", (r(1, 32, 40, 64), r(1, 8, 40, 64), r(1, 8, 40, 64), mask, False, None,
