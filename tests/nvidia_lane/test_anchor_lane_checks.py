@@ -164,28 +164,24 @@ def small_attention_cases(lane, dtype):
 
 def test_the_attention_case_kinds_run_ours_and_every_anchor_on_the_emulator(lane, monkeypatch):
     # The lane's adapter (attention_call) and the anchors' host logic meet these inputs first on the device, where a
-    # refusal costs a run; here each kind runs on the emulator against float64, and each anchor either runs within
-    # the tolerance or says why it does not cover the case.
-    import torch.nn.functional as F
-
+    # refusal costs a run; here each kind runs on the emulator and is held to the lane's own rule (its float64
+    # oracle and run_checked), and each anchor either passes it or says why it does not cover the case.
     from mpskernels import registry
     from mpskernels.anchors.op import for_family
     from mpskernels.runtime import use_backend
 
     monkeypatch.setattr(lane, "DEVICE", "cpu")
+    monkeypatch.setattr(lane, "CHECK_ONLY", True)  # checked, not timed
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)  # the results are on the CPU
     family = next(f for f in FAMILIES if f.name == "attention")
     dtype = torch.float16
     ran = {}
     for label, args in small_attention_cases(lane, dtype):
-        q, k, v, mask, causal = args[:5]
-        rep = q.shape[1] // k.shape[1]
-        m = mask if mask is None or mask.dtype == torch.bool else mask.double()
-        want = F.scaled_dot_product_attention(q.double(), k.double().repeat_interleave(rep, 1),
-                                              v.double().repeat_interleave(rep, 1), attn_mask=m, is_causal=causal)
-        bound = 4 * tolerance_for(dtype).atol + 4 * tolerance_for(dtype).rtol * want.abs().max().item()
+        want = lane.expected(family, args, dtype)
         with use_backend("emulator"):
             ours = registry.op("attention")(*args[:6])
-        assert (ours.double() - want).abs().max() <= bound, label
+        result = lane.run_checked(lambda: None, lambda _: (ours,), want, dtype)
+        assert result.status == "ok", (label, result.note)
         for op in for_family("attention"):
             if op.name in lane.EXCLUDED:
                 continue
@@ -194,8 +190,8 @@ def test_the_attention_case_kinds_run_ours_and_every_anchor_on_the_emulator(lane
             except NotImplementedError:
                 continue
             prepared = op.prepare(*inputs, backend="emulator", **params)
-            prepared.launch()
-            assert (prepared.out.double() - want).abs().max() <= bound, (label, op.name)
+            result = lane.run_checked(prepared.launch, lambda _: (prepared.out,), want, dtype, anchor=True)
+            assert result.status == "ok", (label, op.name, result.note)
             ran.setdefault(label, []).append(op.name)
     assert ran == {"decode Sq4": ["mlx.sdpa_vector", "mlx.sdpa_vector_2pass", "torch.sdpa_vector",
                                   "torch.sdpa_vector_2pass"],
